@@ -1,0 +1,424 @@
+//! Reading journals: JSON Lines files into typed records, with a warning for every line that is not
+//! one.
+//!
+//! This module owns the record types and the line-by-line reading. It does not aggregate (that is
+//! [`crate::report`]) and does not print (the caller decides where warnings go). A line that cannot
+//! be used — torn, invalid JSON, not UTF-8, from another program or another schema — becomes a
+//! [`Warning`] with its line number, and reading goes on: a journal is evidence, and one bad line
+//! must not hide the rest.
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+
+/// The only journal schema this version reads.
+pub const SCHEMA: u64 = 1;
+
+/// What happened to one test in its pod (the contract's outcome table).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    // Not a value of `--fail-on`: passing is never a reason to stop a deployment.
+    #[value(skip)]
+    Pass,
+    Fail,
+    Crash,
+    Timeout,
+    Error,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Pass,
+        Outcome::Fail,
+        Outcome::Crash,
+        Outcome::Timeout,
+        Outcome::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Crash => "crash",
+            Outcome::Timeout => "timeout",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `kind: "test"` record: one finished test. Fields the report does not need are optional, so
+/// a record from a runtime that leaves one out is still counted.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct TestRecord {
+    #[serde(default)]
+    pub time: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub pid: Option<u64>,
+    #[serde(default)]
+    pub pod: Option<String>,
+    #[serde(default)]
+    pub site: Option<String>,
+    pub function: String,
+    pub test: String,
+    #[serde(default)]
+    pub phase: Option<String>,
+    pub outcome: Outcome,
+    pub duration_us: u64,
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    #[serde(default)]
+    pub signal: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub output: String,
+    #[serde(default)]
+    pub changed: Vec<String>,
+    #[serde(default)]
+    pub isolation: Option<String>,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// Tests turned away at one site, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Skipped {
+    #[serde(default)]
+    pub concurrency: u64,
+    #[serde(default)]
+    pub budget: u64,
+    #[serde(default)]
+    pub in_pod: u64,
+}
+
+impl Skipped {
+    pub fn total(&self) -> u64 {
+        self.concurrency + self.budget + self.in_pod
+    }
+
+    pub fn add(&mut self, other: &Skipped) {
+        self.concurrency += other.concurrency;
+        self.budget += other.budget;
+        self.in_pod += other.in_pod;
+    }
+}
+
+/// One entry of a summary's `sites`: the counters of one (function, test) site.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SiteCounts {
+    pub function: String,
+    /// Absent in a runtime that counts per function only; the report then shows the skips on a
+    /// row of their own with test `*`.
+    #[serde(default)]
+    pub test: Option<String>,
+    #[serde(default)]
+    pub site: Option<String>,
+    #[serde(default)]
+    pub calls: u64,
+    #[serde(default)]
+    pub sampled: u64,
+    #[serde(default)]
+    pub started: u64,
+    #[serde(default)]
+    pub skipped: Skipped,
+}
+
+/// A `kind: "summary"` record: a process's counters, cumulative since it started.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub time: Option<String>,
+    pub host: Option<String>,
+    pub pid: Option<u64>,
+    pub sites: Vec<SiteCounts>,
+}
+
+/// Where a record came from: the journal and line, and its position among everything read.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+    /// Increases with every record read, across files: "later in the input".
+    pub seq: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A line that was not used, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: warning: {}", self.file, self.line, self.message)
+    }
+}
+
+/// One parsed record.
+#[derive(Clone, Debug)]
+pub enum Record {
+    Test(Box<TestRecord>),
+    Summary(Summary),
+}
+
+/// Everything read from one or more journals.
+#[derive(Default)]
+pub struct Journal {
+    pub tests: Vec<(Origin, TestRecord)>,
+    pub summaries: Vec<(Origin, Summary)>,
+    pub warnings: Vec<Warning>,
+    seq: usize,
+}
+
+impl Journal {
+    /// Reads one journal; `-` is standard input.
+    pub fn read_path(&mut self, path: &Path) -> Result<(), Error> {
+        let mut bytes = Vec::new();
+        let name = path.display().to_string();
+        if name == "-" {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|source| Error::Read {
+                    path: "standard input".into(),
+                    source,
+                })?;
+            self.read_bytes("<stdin>", &bytes);
+        } else {
+            bytes = std::fs::read(path).map_err(|source| Error::Read {
+                path: path.into(),
+                source,
+            })?;
+            self.read_bytes(&name, &bytes);
+        }
+        Ok(())
+    }
+
+    /// Reads the lines of one journal already in memory, named `file` in warnings.
+    pub fn read_bytes(&mut self, file: &str, bytes: &[u8]) {
+        let mut lines = bytes.split(|&b| b == b'\n').enumerate().peekable();
+        while let Some((index, line)) = lines.next() {
+            let last = lines.peek().is_none();
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let origin = Origin {
+                file: file.to_string(),
+                line: index + 1,
+                seq: self.seq,
+            };
+            self.seq += 1;
+            match parse_line(line) {
+                Ok(Record::Test(test)) => self.tests.push((origin, *test)),
+                Ok(Record::Summary(summary)) => self.summaries.push((origin, summary)),
+                Err(message) => {
+                    // The runtime ends every record with a newline in the same write, so a last
+                    // line without one was cut short (a full disk, a copy taken mid-write).
+                    let message = if last && matches!(message, LineError::Json(_)) {
+                        format!(
+                            "torn line: no newline at the end of the file and not complete \
+                             JSON ({} bytes); ignored",
+                            line.len()
+                        )
+                    } else {
+                        format!("{message}; line ignored")
+                    };
+                    self.warnings.push(Warning {
+                        file: file.to_string(),
+                        line: index + 1,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Why a line is not a record.
+#[derive(Debug)]
+pub enum LineError {
+    NotUtf8,
+    Json(serde_json::Error),
+    Foreign(String),
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineError::NotUtf8 => f.write_str("not UTF-8"),
+            LineError::Json(e) => write!(f, "invalid JSON (torn or corrupt line): {e}"),
+            LineError::Foreign(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Parses one journal line.
+pub fn parse_line(line: &[u8]) -> Result<Record, LineError> {
+    let text = std::str::from_utf8(line).map_err(|_| LineError::NotUtf8)?;
+    let value: Value = serde_json::from_str(text).map_err(LineError::Json)?;
+    parse_value(value).map_err(LineError::Foreign)
+}
+
+/// Checks `schema` and `kind` and types the record. Also used for a kept pod's `record.json`.
+pub fn parse_value(value: Value) -> Result<Record, String> {
+    let Value::Object(object) = value else {
+        return Err(format!(
+            "not an invite record: a JSON {}, not an object",
+            type_name(&value)
+        ));
+    };
+    match object.get("schema") {
+        None => return Err("not an invite record: no `schema` field".into()),
+        Some(Value::Number(n)) if n.as_u64() == Some(SCHEMA) => {}
+        Some(other) => {
+            return Err(format!(
+                "schema {other} is not supported (this invite reads schema {SCHEMA})"
+            ))
+        }
+    }
+    let kind = match object.get("kind") {
+        Some(Value::String(kind)) => kind.clone(),
+        Some(other) => return Err(format!("`kind` is {other}, not a string")),
+        None => return Err("no `kind` field".into()),
+    };
+    match kind.as_str() {
+        "test" => serde_json::from_value(Value::Object(object))
+            .map(|t| Record::Test(Box::new(t)))
+            .map_err(|e| format!("test record: {e}")),
+        "summary" => parse_summary(object).map(Record::Summary),
+        other => Err(format!("unknown kind {other:?}")),
+    }
+}
+
+fn parse_summary(mut object: Map<String, Value>) -> Result<Summary, String> {
+    let string = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let time = string(object.get("time"));
+    let host = string(object.get("host"));
+    let pid = object.get("pid").and_then(Value::as_u64);
+    // `sites` is keyed by site; each entry carries its own function and test. An array of entries
+    // is read the same way, and a key may hold an array when several tests share a site.
+    let mut entries = Vec::new();
+    match object.remove("sites") {
+        Some(Value::Object(sites)) => {
+            for (key, value) in sites {
+                match value {
+                    Value::Array(list) => {
+                        entries.extend(list.into_iter().map(|v| (key.clone(), v)))
+                    }
+                    value => entries.push((key, value)),
+                }
+            }
+        }
+        Some(Value::Array(list)) => entries.extend(list.into_iter().map(|v| (String::new(), v))),
+        None => {}
+        Some(other) => {
+            return Err(format!(
+                "summary record: `sites` is a JSON {}",
+                type_name(&other)
+            ))
+        }
+    }
+    let mut sites = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        let mut counts: SiteCounts = serde_json::from_value(value)
+            .map_err(|e| format!("summary record: site {key:?}: {e}"))?;
+        if counts.site.is_none() && !key.is_empty() {
+            counts.site = Some(key);
+        }
+        sites.push(counts);
+    }
+    Ok(Summary {
+        time,
+        host,
+        pid,
+        sites,
+    })
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Journal {
+        let mut journal = Journal::default();
+        journal.read_bytes("j", text.as_bytes());
+        journal
+    }
+
+    #[test]
+    fn foreign_and_torn_lines_are_warnings_with_line_numbers() {
+        let good = r#"{"schema":1,"kind":"test","function":"f","test":"t","outcome":"pass","duration_us":5}"#;
+        let text = format!(
+            "{good}\n[1,2]\n{{\"kind\":\"test\"}}\n{{\"schema\":2,\"kind\":\"test\"}}\n\
+             {{\"schema\":1,\"kind\":\"metric\"}}\n\n{good}\n{{\"schema\":1,\"ki"
+        );
+        let journal = read(&text);
+        assert_eq!(journal.tests.len(), 2);
+        let lines: Vec<usize> = journal.warnings.iter().map(|w| w.line).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 8]);
+        assert!(journal.warnings[4].message.starts_with("torn line"));
+    }
+
+    #[test]
+    fn summary_sites_may_be_keyed_or_listed() {
+        let journal = read(concat!(
+            r#"{"schema":1,"kind":"summary","pid":1,"sites":{"a.c:3":{"function":"f","test":"t","skipped":{"budget":2}}}}"#,
+            "\n",
+            r#"{"schema":1,"kind":"summary","pid":2,"sites":[{"function":"f","test":"t","site":"a.c:3","skipped":{"in_pod":1}}]}"#,
+            "\n"
+        ));
+        assert!(journal.warnings.is_empty(), "{:?}", journal.warnings);
+        let sites: Vec<_> = journal
+            .summaries
+            .iter()
+            .map(|(_, s)| (s.sites[0].site.clone(), s.sites[0].skipped.total()))
+            .collect();
+        assert_eq!(
+            sites,
+            [(Some("a.c:3".into()), 2), (Some("a.c:3".into()), 1)]
+        );
+    }
+}

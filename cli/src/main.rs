@@ -1,0 +1,51 @@
+//! `invite`: reports from in vivo test journals, and kept pods.
+//!
+//! The flow of `invite report`: `journal` (read lines into records, warn about the rest) →
+//! `report` (aggregate per function and test) → `render` (table or JSON). `invite pods` reads the
+//! kept-pod directories through `pods`. Each subcommand's arguments and entry point live in
+//! `cmd/`.
+//!
+//! Exit status: 0 on success, 1 when `report --fail-on` found a listed outcome, 2 on an error
+//! (a missing journal, a pod that does not exist, a usage error).
+
+mod cmd;
+mod error;
+mod journal;
+mod pods;
+mod render;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "invite",
+    version,
+    about = "Reports from in vivo test journals, and the pods kept after tests."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One row per function and test: runs, outcomes, skipped, median and p99 duration.
+    Report(cmd::report::Args),
+    /// Kept pods (INVITE_KEEP_PODS): their outcome and the files they changed.
+    Pods(cmd::pods::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Report(args) => cmd::report::run(args),
+        Command::Pods(args) => cmd::pods::run(args),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("invite: error: {e}");
+        ExitCode::from(2)
+    })
+}

@@ -23,7 +23,9 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "invite",
     version,
-    about = "Reports from in vivo test journals, and the pods kept after tests."
+    about = "Reports from in vivo test journals, and the pods kept after tests.",
+    after_help = "Exit status: 0 on success; 1 when `report --fail-on` found a listed outcome; \
+                  2 on an error (a missing journal, an unknown pod, a usage error)."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -56,6 +56,9 @@ pub enum Error {
         target: String,
     },
 
+    #[error("{path} in pod {pod} is a directory; name a file in it")]
+    Directory { pod: String, path: String },
+
     #[error("{path:?} is not an absolute path without `..` (give the path as the pod saw it, for example /etc/app.conf)")]
     BadPath { path: String },
 

@@ -327,8 +327,8 @@ fn parse_summary(mut object: Map<String, Value>) -> Result<Summary, String> {
     let time = string(object.get("time"));
     let host = string(object.get("host"));
     let pid = object.get("pid").and_then(Value::as_u64);
-    // `sites` is keyed by site; each entry carries its own function and test. An array of entries
-    // is read the same way, and a key may hold an array when several tests share a site.
+    // The runtime writes `sites` as an array of entries, each naming its site, function and test.
+    // An object keyed by site is read too, a key holding one entry or an array of them.
     let mut entries = Vec::new();
     match object.remove("sites") {
         Some(Value::Object(sites)) => {

@@ -99,6 +99,10 @@ impl KeptPod {
                     target,
                 })
             }
+            Ok(meta) if meta.is_dir() => Err(Error::Directory {
+                pod: self.id.clone(),
+                path: shown,
+            }),
             Ok(_) => {
                 // A symbolic link in a parent directory would lead out of the pod's changes.
                 let inside = fs::canonicalize(&file)

@@ -7,8 +7,9 @@
 //! the latest summary of each process, keyed by (host, pid), is counted — a process that writes a
 //! summary on demand and again at exit is not counted twice. "Latest" is the greatest `time`, and
 //! among equal times the one later in the input. Each summary site entry names its `function` and
-//! `test`, and its `skipped` counts are added to that row; an entry without `test` goes to a row
-//! of its own, test `*`.
+//! `test` (the join is on those, not on `site`, which the tests of one function share), and its
+//! `skipped` counts are added to that row; an entry without `test` goes to a row of its own,
+//! test `*`.
 
 use std::collections::{BTreeMap, HashMap};
 

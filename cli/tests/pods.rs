@@ -209,6 +209,11 @@ fn cat_does_not_follow_a_link_the_test_made() {
         run.stderr,
         "invite: error: /tmp/link in pod 7.1 is a symbolic link to /etc/hostname; not following it\n"
     );
+    let run = invite(dir.path(), &["pods", "cat", "7.1", "/tmp"]);
+    assert_eq!(
+        run.stderr,
+        "invite: error: /tmp in pod 7.1 is a directory; name a file in it\n"
+    );
     // A link in a parent directory does not lead out of the pod either.
     std::os::unix::fs::symlink("/etc", pods.join("7.1/changes/var")).unwrap();
     let run = invite(dir.path(), &["pods", "cat", "7.1", "/var/hostname"]);

@@ -232,6 +232,12 @@ fn invite_journal_names_the_default_journal() {
 
 #[test]
 fn skipped_comes_from_the_latest_summary_of_each_process() {
+    // A summary for a site that did not name its test.
+    let mut anonymous = summary("2026-05-01T12:00:05Z", 3, &[("g", "x", [0, 0, 7])]);
+    anonymous["sites"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("test");
     let dir = journal_dir(&[
         record("f", "t", "pass", 1),
         // pid 1 writes a summary on demand, then again at exit: only the last one counts.
@@ -243,22 +249,8 @@ fn skipped_comes_from_the_latest_summary_of_each_process() {
         ),
         // Another process adds its own.
         summary("2026-05-01T12:00:05Z", 2, &[("f", "t", [0, 10, 0])]),
+        anonymous,
     ]);
-    // A summary for a site that did not name its test.
-    let mut anonymous = summary("2026-05-01T12:00:05Z", 3, &[("g", "x", [0, 0, 7])]);
-    let site = anonymous["sites"]
-        .as_object_mut()
-        .unwrap()
-        .values_mut()
-        .next()
-        .unwrap();
-    site.as_object_mut().unwrap().remove("test");
-    let path = dir.path().join("invite.jsonl");
-    fs::write(
-        &path,
-        fs::read_to_string(&path).unwrap() + &lines(&[anonymous]),
-    )
-    .unwrap();
 
     let run = invite(dir.path(), &["report"]);
     assert_eq!(run.code, 0, "{}", run.stderr);

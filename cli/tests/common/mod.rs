@@ -48,21 +48,20 @@ pub fn record(function: &str, test: &str, outcome: &str, duration_us: u64) -> Va
     })
 }
 
-/// A summary record with one site entry per `(function, test, skipped)`.
+/// A summary record, as the runtime writes it, with one site entry per
+/// `(function, test, [concurrency, budget, in_pod])`.
 pub fn summary(time: &str, pid: u64, sites: &[(&str, &str, [u64; 3])]) -> Value {
-    let mut map = serde_json::Map::new();
-    for (i, (function, test, [concurrency, budget, in_pod])) in sites.iter().enumerate() {
-        let site = format!("app.c:{}", 10 + i);
-        map.insert(
-            site.clone(),
+    let sites: Vec<Value> = sites
+        .iter()
+        .map(|(function, test, [concurrency, budget, in_pod])| {
             json!({
-                "function": function, "test": test, "site": site, "calls": 1000, "sampled": 10,
-                "started": 10 - concurrency - budget - in_pod,
+                "site": "app.c:10", "function": function, "test": test, "calls": 1000,
+                "sampled": 10, "started": 10 - concurrency - budget - in_pod,
                 "skipped": {"concurrency": concurrency, "budget": budget, "in_pod": in_pod}
-            }),
-        );
-    }
-    json!({"schema": 1, "kind": "summary", "time": time, "host": "web1", "pid": pid, "sites": map})
+            })
+        })
+        .collect();
+    json!({"schema": 1, "kind": "summary", "time": time, "host": "web1", "pid": pid, "sites": sites})
 }
 
 /// JSON Lines text: one line per value.

@@ -1,0 +1,90 @@
+//! Step 1, `parse`: read the `.c` file and the `.ic` file into structures the plan can use.
+//!
+//! - [`scan`] finds, in one fast lexical pass over the whole `.c` file, where the functions named
+//!   in the `.ic` could be defined (a multi-megabyte file is never handed to tree-sitter whole).
+//! - [`c`] parses each such region with tree-sitter-c into a [`c::FunctionDef`].
+//! - [`ic`] parses the `.ic` file (the 2008 Invite format plus extensions, docs/ic-format.md).
+//! - [`decl`] reads C declarators (names, parameters) from tree-sitter nodes, for both.
+//!
+//! This step owns no decisions about phases or output; it only says what is there and where.
+
+pub mod c;
+pub mod decl;
+pub mod ic;
+pub mod scan;
+
+use crate::error::{Diagnostic, Location};
+use std::sync::OnceLock;
+
+/// A source file held as bytes (C sources need not be UTF-8), with its display name.
+pub struct Source {
+    pub name: String,
+    pub text: Vec<u8>,
+    line_starts: OnceLock<Vec<usize>>,
+}
+
+impl Source {
+    pub fn new(name: impl Into<String>, text: Vec<u8>) -> Self {
+        Source { name: name.into(), text, line_starts: OnceLock::new() }
+    }
+
+    fn line_starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
+            let mut starts = vec![0];
+            starts.extend(
+                self.text.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i + 1),
+            );
+            starts
+        })
+    }
+
+    /// 1-based line of a byte offset.
+    pub fn line(&self, offset: usize) -> usize {
+        match self.line_starts().binary_search(&offset) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        }
+    }
+
+    /// 1-based byte column of a byte offset.
+    pub fn column(&self, offset: usize) -> usize {
+        let line = self.line(offset);
+        offset - self.line_starts()[line - 1] + 1
+    }
+
+    pub fn location(&self, offset: usize) -> Location {
+        Location { file: self.name.clone(), line: self.line(offset), column: self.column(offset) }
+    }
+
+    pub fn error(&self, offset: usize, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(self.location(offset), message)
+    }
+
+    pub fn slice(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.text[range]
+    }
+
+    pub fn str(&self, range: std::ops::Range<usize>) -> String {
+        String::from_utf8_lossy(&self.text[range]).into_owned()
+    }
+
+    /// Refuse inputs that are not C text at all: empty, or binary (a NUL byte).
+    pub fn check_text(&self, what: &str) -> Result<(), Diagnostic> {
+        if self.text.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(self.error(0, format!("{what} file is empty")));
+        }
+        if let Some(at) = self.text.iter().position(|&b| b == 0) {
+            return Err(self.error(at, format!("{what} file is binary (NUL byte at offset {at})")));
+        }
+        Ok(())
+    }
+}
+
+/// Is `b` a byte that can continue a C identifier? (`$` is a common extension.)
+pub(crate) fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+pub(crate) fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b == b'$' || b >= 0x80
+}

@@ -1,0 +1,355 @@
+//! One lexical pass over the whole `.c` file: where could the functions named in the `.ic` be
+//! defined?
+//!
+//! tree-sitter parses C at roughly the speed of `gcc -fsyntax-only`; this pass is an order of
+//! magnitude faster. It skips comments, string and character literals and preprocessor lines,
+//! counts braces, and reports each place where a wanted name appears outside any brace pair
+//! followed by `(` or `)` (a declarator: `foo(`, `(foo)(`, `MACRO(foo)(`) and later reaches a `{`.
+//! The region from the end of the previous top-level item to the matching `}` is a
+//! [`Candidate`]; [`super::c`] parses only those regions with tree-sitter and decides.
+//!
+//! Conditional compilation: like ctags, each `#elif`/`#else` branch restarts at the brace depth
+//! of its `#if`, so definitions whose heads differ between branches do not unbalance the count.
+
+use super::is_ident_byte;
+use super::is_ident_start;
+use std::collections::HashSet;
+
+/// A region of the file that may hold a definition of a wanted function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Offset of the wanted name.
+    pub name_at: usize,
+    /// Start of the top-level item that contains the name.
+    pub item_start: usize,
+    /// One past the `}` that closes the item's body.
+    pub item_end: usize,
+    /// Inside `#if`/`#ifdef`/`#ifndef`.
+    pub in_conditional: bool,
+}
+
+/// What the pass found: candidates, and the first structural problem (unbalanced braces, an
+/// unterminated comment), which explains a function that was not found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub candidates: Vec<Candidate>,
+    pub problem: Option<(usize, String)>,
+}
+
+struct Pending {
+    name_at: usize,
+    item_start: usize,
+    in_conditional: bool,
+    semicolons: u32,
+}
+
+/// K&R definitions put parameter declarations (`int a;`) between `)` and `{`; allow this many.
+const MAX_KR_DECLARATIONS: u32 = 32;
+
+pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
+    let n = text.len();
+    let mut out = Scan::default();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut open: Vec<Pending> = Vec::new();
+    let mut depth: i64 = 0;
+    let mut paren: i64 = 0;
+    let mut last_boundary = 0usize;
+    let mut prev: u8 = b';';
+    let mut outer_open_at = 0usize;
+    let mut outer_is_body = false;
+    let mut conditionals: Vec<i64> = Vec::new();
+    let mut line_start = true;
+    let mut i = 0usize;
+
+    let problem = |out: &mut Scan, at: usize, msg: &str| {
+        if out.problem.is_none() {
+            out.problem = Some((at, msg.to_string()));
+        }
+    };
+
+    while i < n {
+        let b = text[i];
+        match b {
+            b'\n' => {
+                line_start = true;
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' | 0x0b | 0x0c => {
+                i += 1;
+                continue;
+            }
+            b'\\' if text.get(i + 1) == Some(&b'\n') => {
+                i += 2;
+                continue;
+            }
+            b'#' if line_start => {
+                let (end, keyword) = directive(text, i);
+                match keyword {
+                    b"if" | b"ifdef" | b"ifndef" => conditionals.push(depth),
+                    b"elif" | b"else" | b"elifdef" | b"elifndef" => {
+                        if let Some(&d) = conditionals.last() {
+                            depth = d;
+                            if depth == 0 {
+                                paren = 0;
+                            }
+                        }
+                    }
+                    b"endif" => {
+                        conditionals.pop();
+                    }
+                    _ => {}
+                }
+                if depth == 0 {
+                    last_boundary = end;
+                    prev = b';';
+                }
+                i = end;
+                continue;
+            }
+            b'/' if text.get(i + 1) == Some(&b'/') => {
+                i = line_comment_end(text, i);
+                continue;
+            }
+            b'/' if text.get(i + 1) == Some(&b'*') => {
+                match find(text, i + 2, b"*/") {
+                    Some(e) => i = e + 2,
+                    None => {
+                        problem(&mut out, i, "unterminated comment");
+                        break;
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        line_start = false;
+        match b {
+            b'"' | b'\'' => {
+                i = literal_end(text, i);
+                if depth == 0 {
+                    prev = b'"';
+                }
+            }
+            b'{' => {
+                if depth == 0 {
+                    outer_open_at = i;
+                    outer_is_body = matches!(prev, b')' | b';');
+                    open.append(&mut pending);
+                }
+                depth += 1;
+                i += 1;
+            }
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    if outer_is_body {
+                        last_boundary = i + 1;
+                    }
+                    prev = b'}';
+                    for p in open.drain(..) {
+                        out.candidates.push(Candidate {
+                            name_at: p.name_at,
+                            item_start: p.item_start,
+                            item_end: i + 1,
+                            in_conditional: p.in_conditional,
+                        });
+                    }
+                } else if depth < 0 {
+                    problem(&mut out, i, "`}` without a matching `{`");
+                    depth = 0;
+                }
+                i += 1;
+            }
+            _ if depth > 0 => {
+                // Inside a body: only braces, comments, literals and directives matter.
+                if is_ident_start(b) || b.is_ascii_digit() {
+                    i += 1;
+                    while i < n && is_ident_byte(text[i]) {
+                        i += 1;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            b'(' => {
+                paren += 1;
+                prev = b'(';
+                i += 1;
+            }
+            b')' => {
+                paren = (paren - 1).max(0);
+                prev = b')';
+                i += 1;
+            }
+            b';' => {
+                if paren == 0 {
+                    last_boundary = i + 1;
+                    let after_paren = prev == b')';
+                    pending.retain_mut(|p| {
+                        p.semicolons += 1;
+                        !after_paren && p.semicolons <= MAX_KR_DECLARATIONS
+                    });
+                }
+                prev = b';';
+                i += 1;
+            }
+            b'=' if paren == 0 => {
+                pending.clear();
+                prev = b'=';
+                i += 1;
+            }
+            _ if is_ident_start(b) => {
+                let start = i;
+                while i < n && is_ident_byte(text[i]) {
+                    i += 1;
+                }
+                if names.contains(&text[start..i]) {
+                    let mut k = i;
+                    while k < n && text[k].is_ascii_whitespace() {
+                        k += 1;
+                    }
+                    if k < n && (text[k] == b'(' || text[k] == b')') {
+                        pending.push(Pending {
+                            name_at: start,
+                            item_start: last_boundary,
+                            in_conditional: !conditionals.is_empty(),
+                            semicolons: 0,
+                        });
+                    }
+                }
+                prev = b'a';
+            }
+            _ if b.is_ascii_digit() => {
+                i = number_end(text, i);
+                prev = b'0';
+            }
+            _ => {
+                prev = b;
+                i += 1;
+            }
+        }
+    }
+    if depth > 0 {
+        problem(&mut out, outer_open_at, "this `{` is never closed");
+    }
+    out
+}
+
+/// End (offset of the terminating newline, or EOF) of the directive starting at `#`, and its
+/// keyword (`if`, `include`, ...).
+pub(crate) fn directive(text: &[u8], hash: usize) -> (usize, &[u8]) {
+    let n = text.len();
+    let mut j = hash + 1;
+    while j < n && (text[j] == b' ' || text[j] == b'\t') {
+        j += 1;
+    }
+    let kw_start = j;
+    while j < n && text[j].is_ascii_alphanumeric() {
+        j += 1;
+    }
+    let keyword = &text[kw_start..j];
+    while j < n {
+        match text[j] {
+            b'\n' => break,
+            b'\\' if text.get(j + 1) == Some(&b'\n') => j += 2,
+            b'\\' if text.get(j + 1) == Some(&b'\r') && text.get(j + 2) == Some(&b'\n') => j += 3,
+            b'/' if text.get(j + 1) == Some(&b'*') => match find(text, j + 2, b"*/") {
+                Some(e) => j = e + 2,
+                None => return (n, keyword),
+            },
+            b'/' if text.get(j + 1) == Some(&b'/') => return (line_comment_end(text, j), keyword),
+            b'"' | b'\'' => j = literal_end(text, j),
+            _ => j += 1,
+        }
+    }
+    (j, keyword)
+}
+
+/// Offset of the newline that ends a `//` comment (continuations with `\` included).
+pub(crate) fn line_comment_end(text: &[u8], start: usize) -> usize {
+    let mut j = start;
+    while j < text.len() {
+        if text[j] == b'\n' && !(j > 0 && text[j - 1] == b'\\') {
+            return j;
+        }
+        j += 1;
+    }
+    j
+}
+
+/// One past the closing quote of a string or character literal; a literal left open ends at the
+/// newline (as in `#error don't`), which it does not consume.
+pub(crate) fn literal_end(text: &[u8], start: usize) -> usize {
+    let quote = text[start];
+    let mut j = start + 1;
+    while j < text.len() {
+        match text[j] {
+            b'\\' => j += 2,
+            b'\n' => return j,
+            c if c == quote => return j + 1,
+            _ => j += 1,
+        }
+    }
+    text.len()
+}
+
+/// One past a preprocessing number (`1.0`, `0x1f`, `1e-4`, `500ms`).
+pub(crate) fn number_end(text: &[u8], start: usize) -> usize {
+    let mut j = start;
+    while j < text.len() {
+        let c = text[j];
+        if matches!(c, b'+' | b'-') && j > start && matches!(text[j - 1], b'e' | b'E' | b'p' | b'P')
+        {
+            j += 1;
+        } else if is_ident_byte(c) || c == b'.' {
+            j += 1;
+        } else {
+            break;
+        }
+    }
+    j
+}
+
+pub(crate) fn find(text: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    if from > text.len() {
+        return None;
+    }
+    text[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&'static str]) -> HashSet<&'static [u8]> {
+        v.iter().map(|s| s.as_bytes()).collect()
+    }
+
+    #[test]
+    fn finds_definitions_not_declarations_or_calls() {
+        let src = b"int foo(int);\nint x = foo(1);\n/* foo( */\nint foo(int a)\n{ return foo(a); }\n";
+        let s = scan(src, &names(&["foo"]));
+        assert_eq!(s.candidates.len(), 1);
+        let c = &s.candidates[0];
+        assert_eq!(c.item_start, 29);
+        assert!(src[c.item_start..c.item_end].ends_with(b"int foo(int a)\n{ return foo(a); }"));
+        assert!(s.problem.is_none());
+    }
+
+    #[test]
+    fn macro_around_name_kr_and_conditionals() {
+        let src = b"#ifdef X\nint BZ_API(foo)(int a) { return a; }\n#endif\nint kr(a) int a; { return a; }\n";
+        let s = scan(src, &names(&["foo", "kr"]));
+        assert_eq!(s.candidates.len(), 2);
+        assert!(s.candidates[0].in_conditional);
+        assert!(!s.candidates[1].in_conditional);
+    }
+
+    #[test]
+    fn reports_unclosed_brace() {
+        let s = scan(b"int f(void) {\n", &names(&["f"]));
+        assert!(s.candidates.is_empty());
+        assert_eq!(s.problem.unwrap().0, 12);
+    }
+}

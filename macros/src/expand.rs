@@ -1,0 +1,329 @@
+//! Code generation: the function under test, wrapped.
+//!
+//! The user's body is never parsed into statements or rewritten: it is emitted as the same tokens,
+//! inside a block (pre tests only) or a closure / async block (when there are post tests, which
+//! need its value), so `return`, `?`, labels and `.await` keep their meaning and rustc's errors
+//! still point into it. What this module adds around it, per test:
+//!
+//! ```text
+//! static SITE: Site = Site::new(function, test, file, line, phase, probability, timeout_ms);
+//! if SITE.sample() && enter(&SITE, owner) { run_test(move || test(args...)) }   // returns `!`
+//! ```
+//!
+//! With the `enabled` feature off, the same test calls are emitted in `if false` branches that
+//! never run: the tests are type-checked and count as used, and no runtime code is left.
+
+use crate::attr::{Args, TestRef};
+use proc_macro2::{Delimiter, Group, Ident, Literal, Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::{Attribute, FnArg, Pat, ReturnType, Signature, Token, Type, Visibility};
+
+/// A function with a body, kept as tokens: `attrs vis sig { body }`.
+pub(crate) struct InVivoFn {
+    pub attrs: Vec<Attribute>,
+    pub vis: Visibility,
+    pub sig: Signature,
+    pub body: Group,
+}
+
+impl Parse for InVivoFn {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        let sig: Signature = input.parse()?;
+        if input.peek(Token![;]) {
+            let semi: Token![;] = input.parse()?;
+            return Err(syn::Error::new(
+                semi.span,
+                "#[in_vivo] needs a function body: put it on the implementation, not on the \
+                 declaration",
+            ));
+        }
+        let body: Group = input.parse()?;
+        if body.delimiter() != Delimiter::Brace {
+            return Err(syn::Error::new(body.span(), "expected the function body"));
+        }
+        Ok(InVivoFn {
+            attrs,
+            vis,
+            sig,
+            body,
+        })
+    }
+}
+
+/// How a method takes `self`, which decides what its post tests receive.
+#[derive(Clone, Copy, PartialEq)]
+enum Receiver {
+    None,
+    /// `&self`, `&mut self`, `self: &Self`, ...: post tests get it before `&R`.
+    Ref,
+    /// `self`, `mut self`, `self: Box<Self>`, ...: consumed by the body, so post tests only get `&R`.
+    Value,
+}
+
+/// The function's parameters as the tests see them.
+struct Params {
+    receiver: Receiver,
+    /// Each parameter's name, in order, after the receiver; patterns get hidden names.
+    names: Vec<Ident>,
+    /// `let pattern = hidden;` for each parameter whose pattern was replaced by a hidden name.
+    rebinds: Vec<TokenStream>,
+}
+
+/// Rewrite parameters that are patterns (`(a, b): (u8, u8)`, `_`) to hidden names so they can be
+/// passed on whole; the body gets the pattern back through a `let`.
+fn params(sig: &mut Signature) -> Params {
+    let mut receiver = Receiver::None;
+    let mut names = Vec::new();
+    let mut rebinds = Vec::new();
+    for (i, input) in sig.inputs.iter_mut().enumerate() {
+        match input {
+            FnArg::Receiver(r) => {
+                receiver = if matches!(&*r.ty, Type::Reference(_)) {
+                    Receiver::Ref
+                } else {
+                    Receiver::Value
+                };
+            }
+            FnArg::Typed(pt) => match &*pt.pat {
+                Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                    names.push(p.ident.clone());
+                }
+                _ => {
+                    // Call-site hygiene, as if the user had written the name: a name from another
+                    // context would make rustc report a test's type error at the whole attribute.
+                    let hidden = format_ident!("__invite_arg{}", i, span = Span::call_site());
+                    let pat =
+                        std::mem::replace(&mut *pt.pat, Pat::Verbatim(hidden.to_token_stream()));
+                    rebinds.push(quote!(let #pat = #hidden;));
+                    names.push(hidden);
+                }
+            },
+        }
+    }
+    Params {
+        receiver,
+        names,
+        rebinds,
+    }
+}
+
+/// Where in vivo testing cannot apply, an error on the token that says why.
+fn check(args: &Args, sig: &Signature) -> syn::Result<()> {
+    let mut errors: Vec<syn::Error> = Vec::new();
+    if let Some(c) = &sig.constness {
+        errors.push(syn::Error::new(
+            c.span,
+            "#[in_vivo] cannot apply to a `const fn`: its tests start pods at run time",
+        ));
+    }
+    if let Some(v) = &sig.variadic {
+        errors.push(syn::Error::new(
+            v.span(),
+            "#[in_vivo] cannot pass C variadic arguments on to a test",
+        ));
+    }
+    if let ReturnType::Type(_, ty) = &sig.output {
+        if matches!(**ty, Type::Never(_)) {
+            for t in &args.post {
+                errors.push(syn::Error::new(
+                    t.path.span(),
+                    "a post test needs a return value, and this function never returns",
+                ));
+            }
+        }
+    }
+    match errors.into_iter().reduce(|mut a, b| {
+        a.combine(b);
+        a
+    }) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Generate the wrapped function. `enabled` is the crate feature of the same name.
+pub(crate) fn expand(args: &Args, f: InVivoFn, enabled: bool) -> syn::Result<TokenStream> {
+    check(args, &f.sig)?;
+    let InVivoFn {
+        attrs,
+        vis,
+        mut sig,
+        body,
+    } = f;
+    let p = params(&mut sig);
+    let ret_ty = nameable_return(&sig.output);
+    let ret = Ident::new("__invite_ret", Span::call_site());
+
+    let pre_calls: Vec<_> = args.pre.iter().map(|t| call(t, &p, None)).collect();
+    let post_calls: Vec<_> = args.post.iter().map(|t| call(t, &p, Some(&ret))).collect();
+    let rebinds = &p.rebinds;
+
+    let new_body = if enabled {
+        let site = Sites::new(args, &sig, p.receiver);
+        let pre = args
+            .pre
+            .iter()
+            .zip(&pre_calls)
+            .map(|(t, c)| site.guard(t, c, quote!(Pre)));
+        let post: Vec<_> = args
+            .post
+            .iter()
+            .zip(&post_calls)
+            .map(|(t, c)| site.guard(t, c, quote!(Post)))
+            .collect();
+        if post.is_empty() {
+            quote!({ #(#pre)* #(#rebinds)* #body })
+        } else {
+            let annot = ret_ty.as_ref().map(|t| quote!(: #t));
+            let value = if sig.asyncness.is_some() {
+                match &annot {
+                    Some(a) => quote!(async { let #ret #a = #body; #ret }.await),
+                    None => quote!(async #body.await),
+                }
+            } else {
+                // Passing the closure where `FnOnce` is expected makes it `FnOnce`, so a body
+                // that returns a reborrow of `&mut self` still compiles.
+                quote!({
+                    #[inline(always)]
+                    fn __invite_once<R, F: ::core::ops::FnOnce() -> R>(f: F) -> R { f() }
+                    __invite_once(|| #body)
+                })
+            };
+            quote!({
+                #(#pre)*
+                #(#rebinds)*
+                let #ret #annot = #value;
+                #(#post)*
+                #ret
+            })
+        }
+    } else {
+        let pre = pre_calls.iter().map(
+            |c| quote!(#[allow(unreachable_code)] if false { let _ = #c; ::core::unreachable!() }),
+        );
+        // A post test can only be checked against a return type that can be written down.
+        let ret = &ret;
+        let post = ret_ty.iter().flat_map(|t| {
+            post_calls.iter().map(move |c| {
+                quote!(#[allow(unreachable_code)] if false {
+                    let #ret: #t = ::core::unreachable!();
+                    let _ = #c;
+                })
+            })
+        });
+        quote!({ #(#pre)* #(#post)* #(#rebinds)* #body })
+    };
+    Ok(quote!(#(#attrs)* #vis #sig #new_body))
+}
+
+/// `test(args...)`, spanned at the test's path so a signature that does not fit is reported there.
+fn call(t: &TestRef, p: &Params, ret: Option<&Ident>) -> TokenStream {
+    let span = t.path.span();
+    let here = |id: &Ident| {
+        let mut id = id.clone();
+        id.set_span(span);
+        id
+    };
+    let this = Ident::new("self", span);
+    let mut args = Vec::new();
+    match ret {
+        None => {
+            if p.receiver != Receiver::None {
+                args.push(this.to_token_stream());
+            }
+            args.extend(p.names.iter().map(|n| here(n).to_token_stream()));
+        }
+        Some(r) => {
+            if p.receiver == Receiver::Ref {
+                args.push(this.to_token_stream());
+            }
+            let r = here(r);
+            args.push(quote_spanned!(span=> &#r));
+        }
+    }
+    let path = &t.path;
+    quote_spanned!(span=> #path(#(#args),*))
+}
+
+/// What every site of one function shares.
+struct Sites {
+    function: String,
+    line: TokenStream,
+    owner: TokenStream,
+    probability: Literal,
+    timeout_ms: Literal,
+}
+
+impl Sites {
+    fn new(args: &Args, sig: &Signature, receiver: Receiver) -> Sites {
+        let owner = if receiver != Receiver::None || mentions_self(sig.to_token_stream()) {
+            quote!(::core::option::Option::Some(
+                ::core::any::type_name::<Self>()
+            ))
+        } else {
+            quote!(::core::option::Option::None)
+        };
+        Sites {
+            function: sig.ident.unraw().to_string(),
+            line: quote_spanned!(sig.ident.span()=> ::core::line!()),
+            owner,
+            probability: Literal::f64_suffixed(args.probability),
+            timeout_ms: Literal::u32_suffixed(args.timeout_ms),
+        }
+    }
+
+    /// The site record of one test and the branch that starts it.
+    fn guard(&self, t: &TestRef, call: &TokenStream, phase: TokenStream) -> TokenStream {
+        let Sites {
+            function,
+            line,
+            owner,
+            probability,
+            timeout_ms,
+        } = self;
+        let site = Ident::new("__INVITE_SITE", Span::mixed_site());
+        let test = format!("{}\0", t.name);
+        let span = t.path.span();
+        let run = quote_spanned!(span=> ::invite::__private::run_test(move || #call));
+        quote!({
+            static #site: ::invite::__private::Site = ::invite::__private::Site::new(
+                ::core::concat!(::core::module_path!(), "::", #function, "\0"),
+                #test,
+                ::core::concat!(::core::file!(), "\0"),
+                #line,
+                ::invite::__private::Phase::#phase,
+                #probability,
+                #timeout_ms,
+            );
+            if #site.sample() && ::invite::__private::enter(&#site, #owner) {
+                #run;
+            }
+        })
+    }
+}
+
+/// The return type as a type that can be written in a `let`: not when it contains `impl Trait`.
+fn nameable_return(output: &ReturnType) -> Option<TokenStream> {
+    match output {
+        ReturnType::Default => Some(quote!(())),
+        ReturnType::Type(_, ty) if has_ident(ty.to_token_stream(), "impl") => None,
+        ReturnType::Type(_, ty) => Some(ty.to_token_stream()),
+    }
+}
+
+fn mentions_self(tokens: TokenStream) -> bool {
+    has_ident(tokens, "Self")
+}
+
+fn has_ident(tokens: TokenStream, name: &str) -> bool {
+    tokens.into_iter().any(|t| match t {
+        TokenTree::Ident(i) => i == name,
+        TokenTree::Group(g) => has_ident(g.stream(), name),
+        _ => false,
+    })
+}

@@ -1,0 +1,224 @@
+//! Run-pass tests of `#[in_vivo]` through the real runtime.
+//!
+//! `bodies_keep_their_meaning` calls every supported kind of function (`shapes`) and checks what
+//! the host gets back. `tests_run_in_pods_and_see_the_calls` runs the same scenario in a child
+//! process with `INVITE_PROBABILITY=1` and a private journal, then reads the journal: every test
+//! (`checks`) ran in a pod, under the function's Rust path, and passed, which each one only does
+//! when it saw the arguments or return value the scenario passed; the three tests that fail on
+//! purpose fail with their messages.
+
+mod checks;
+mod shapes;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Set in the child process that runs the scenario with in vivo testing on.
+const CHILD: &str = "INVITE_MACROS_RUN_PASS_CHILD";
+
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+
+/// In the child: wait until the journal holds the `k` tests the last call started, so one call's
+/// pods are done before the next call (no test is turned away by the concurrency cap).
+pub fn settle(k: usize) {
+    let Some(journal) = std::env::var_os("INVITE_JOURNAL").filter(|_| in_child()) else {
+        return;
+    };
+    let want = STARTED.fetch_add(k, Ordering::Relaxed) + k;
+    wait_for(Path::new(&journal), want);
+}
+
+fn in_child() -> bool {
+    std::env::var_os(CHILD).is_some()
+}
+
+/// The journal's records of one kind.
+fn records(journal: &Path, kind: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(journal).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["kind"] == kind)
+        .collect()
+}
+
+/// The test records once there are `n` (or after a generous wait: the comparison then says what
+/// is missing).
+fn wait_for(journal: &Path, n: usize) -> Vec<Value> {
+    for _ in 0..600 {
+        let found = records(journal, "test");
+        if found.len() >= n {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    records(journal, "test")
+}
+
+#[test]
+fn bodies_keep_their_meaning() {
+    if !in_child() {
+        shapes::scenario();
+    }
+}
+
+/// The scenario, run only as the child of `tests_run_in_pods_and_see_the_calls`.
+#[test]
+fn child_scenario() {
+    if in_child() {
+        shapes::scenario();
+    }
+}
+
+/// (function, test, phase, outcome, message, how many).
+type Expected = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    usize,
+);
+
+const EXPECTED: &[Expected] = &[
+    ("add", "add_pre", "pre", "pass", None, 1),
+    ("add", "add_post", "post", "pass", None, 1),
+    ("largest", "largest_pre", "pre", "pass", None, 1),
+    ("largest", "largest_post", "post", "pass", None, 1),
+    ("longest", "longest_post", "post", "pass", None, 1),
+    ("evens", "evens_pre", "pre", "pass", None, 1),
+    ("evens", "evens_post", "post", "pass", None, 1),
+    ("swap", "swap_pre", "pre", "pass", None, 1),
+    ("swap", "swap_post", "post", "pass", None, 1),
+    ("Counter::bump", "bump_pre", "pre", "pass", None, 1),
+    ("Counter::bump", "bump_post", "post", "pass", None, 1),
+    ("Counter::get", "get_post", "post", "pass", None, 1),
+    ("Counter::name", "name_post", "post", "pass", None, 1),
+    ("Counter::slot", "slot_pre", "pre", "pass", None, 1),
+    ("Counter::fetch", "fetch_pre", "pre", "pass", None, 2),
+    ("Counter::fetch", "fetch_post", "post", "pass", None, 2),
+    (
+        "Counter::into_doubled",
+        "doubled_pre",
+        "pre",
+        "pass",
+        None,
+        1,
+    ),
+    (
+        "Counter::into_doubled",
+        "doubled_post",
+        "post",
+        "pass",
+        None,
+        1,
+    ),
+    ("Counter::unbox", "unbox_pre", "pre", "pass", None, 1),
+    ("Square::area", "area_pre", "pre", "pass", None, 1),
+    ("Square::area", "area_post", "post", "pass", None, 1),
+    ("Square::describe", "describe_post", "post", "pass", None, 1),
+    ("read", "read_pre", "pre", "pass", None, 1),
+    ("read", "read_post", "post", "pass", None, 1),
+    ("twice", "twice_pre", "pre", "pass", None, 1),
+    ("twice", "twice_post", "post", "pass", None, 1),
+    ("fact", "fact_pre", "pre", "pass", None, 5),
+    ("fact", "fact_post", "post", "pass", None, 5),
+    ("parse_sum", "parse_pre", "pre", "pass", None, 3),
+    ("parse_sum", "parse_post", "post", "pass", None, 3),
+    ("log", "unit_pre", "pre", "pass", None, 1),
+    ("log", "unit_post", "post", "pass", None, 1),
+    (
+        "half",
+        "half_is_exact",
+        "post",
+        "fail",
+        Some("test returned false"),
+        1,
+    ),
+    (
+        "half",
+        "half_is_err",
+        "post",
+        "fail",
+        Some("\"half of 7 came out 3\""),
+        1,
+    ),
+    (
+        "half",
+        "half_panics",
+        "post",
+        "fail",
+        Some("panicked: half of 7 is not 3"),
+        1,
+    ),
+];
+
+type Key = (String, String, String, String, Option<String>);
+
+#[test]
+fn tests_run_in_pods_and_see_the_calls() {
+    if in_child() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("invite.jsonl");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_scenario",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .env("INVITE_PROBABILITY", "1")
+        .env("INVITE_JOURNAL", &journal)
+        .env_remove("INVITE")
+        .env_remove("INVITE_RATES")
+        .env_remove("INVITE_SHARD")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the scenario failed in the child:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut want: BTreeMap<Key, usize> = BTreeMap::new();
+    for &(function, test, phase, outcome, message, n) in EXPECTED {
+        let key = (
+            format!("run_pass::shapes::{function}"),
+            format!("checks::{test}"),
+            phase.to_string(),
+            outcome.to_string(),
+            message.map(str::to_string),
+        );
+        *want.entry(key).or_default() += n;
+    }
+    let total = want.values().sum();
+    let found = wait_for(&journal, total);
+
+    let mut got: BTreeMap<Key, usize> = BTreeMap::new();
+    for r in &found {
+        let text = |k: &str| r[k].as_str().unwrap_or("<missing>").to_string();
+        assert!(!text("pod").is_empty(), "a test ran outside a pod: {r}");
+        assert!(text("site").contains("shapes.rs:"), "site: {r}");
+        let key = (
+            text("function"),
+            text("test"),
+            text("phase"),
+            text("outcome"),
+            r["message"].as_str().map(str::to_string),
+        );
+        *got.entry(key).or_default() += 1;
+    }
+    assert_eq!(
+        got,
+        want,
+        "journal records (left) differ from the expected ones (right); summary: {:?}",
+        records(&journal, "summary")
+    );
+}

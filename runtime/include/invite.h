@@ -1,0 +1,106 @@
+/*
+ * invite.h — in vivo testing for C.
+ *
+ * Two layers:
+ *   1. ckpt(): the seed's contract. Checkpoint the calling process into an isolated pod.
+ *   2. The call-site API used by code that invite-precompile generates (and by hand-written wrappers).
+ *
+ * Link with `invite-precompile --libs` (static by default). See README.md for the full contract.
+ */
+#ifndef INVITE_H
+#define INVITE_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- ckpt() ------------------------------------------------------------------------------
+ * Returns < 0: a negative errno, no pod was started (see invite_last_error()).
+ *           0: in the original process, which goes on as if nothing happened.
+ *         > 0: in the pod; the value is its child id: 1, 2, 3 for the first, second, third pod
+ *              this process started. The pod ends when its code exits; exit status 0 is `pass`,
+ *              any other status `fail`, death by a signal `crash` (SIGABRT: `fail`).
+ * The macro records the caller's file:line as the pod's site; (ckpt)() calls the function itself.
+ */
+int ckpt(void);
+int invite_ckpt_at(const char *file, int line, const char *function);
+#define ckpt() invite_ckpt_at(__FILE__, __LINE__, __func__)
+
+/* The message of the last failure of ckpt() in this thread (a static string; never NULL). */
+const char *invite_last_error(void);
+
+/* End the current in vivo test as `fail` with a message (printf format). Outside a pod this only
+ * prints the message to stderr and returns, so the host program keeps running. */
+void invite_fail_str(const char *message);
+static inline void invite_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void invite_fail(const char *fmt, ...) {
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    invite_fail_str(buf);
+}
+
+/* Write the summary record to the journal now (it is also written when the process exits). */
+void invite_flush_summary(void);
+
+/* ---- call-site API ------------------------------------------------------------------------
+ * One static `invite_site` per (function under test, test). The fast path, invite_sample(), is a
+ * relaxed load and store of the site's countdown: no lock, syscall or allocation. When the
+ * countdown runs out the runtime decides (probability, concurrency, budget) whether to start a pod.
+ *
+ *   static invite_site site = INVITE_SITE("withdraw", "check_funds", "bank.c", 42, INVITE_PRE, 0.2, 0);
+ *   if (invite_sample(&site) && invite_pod_enter(&site)) {
+ *       check_funds(a, amount);            // runs in the pod, on the live state
+ *       invite_pod_exit(1);                // never returns
+ *   }
+ */
+enum invite_phase { INVITE_PRE = 1, INVITE_POST = 2 };
+
+typedef struct invite_site {
+    long long countdown;       /* runtime-owned: calls left before the next sample; 0 = unregistered */
+    const char *function;      /* function under test, e.g. "account_withdraw" */
+    const char *test;          /* test name, e.g. "check_funds" */
+    const char *file;          /* file of the function under test */
+    unsigned line;             /* line of the function under test */
+    unsigned phase;            /* INVITE_PRE or INVITE_POST */
+    double probability;        /* compiled-in probability, 0.0 ..= 1.0 */
+    unsigned timeout_ms;       /* per-site deadline; 0 = INVITE_TIMEOUT_MS */
+    unsigned index;            /* runtime-owned */
+    void *next;                /* runtime-owned */
+} invite_site;
+
+#define INVITE_SITE(function, test, file, line, phase, probability, timeout_ms) \
+    { 0, (function), (test), (file), (line), (phase), (probability), (timeout_ms), 0, 0 }
+
+/* Slow path: registers the site on first use, draws the next countdown, and returns 1 when a pod
+ * should be started now (admission already granted), else 0. */
+int invite_sample_slow(invite_site *site);
+
+static inline int invite_sample(invite_site *site) {
+    long long c = __atomic_load_n(&site->countdown, __ATOMIC_RELAXED);
+    if (__builtin_expect(c > 1, 1)) {
+        __atomic_store_n(&site->countdown, c - 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    return invite_sample_slow(site);
+}
+
+/* Start a pod for a sampled site. Returns 1 in the pod (run the test, then invite_pod_exit), 0 in
+ * the original (also when no pod could be started: that is journaled or counted, never fatal). */
+int invite_pod_enter(invite_site *site);
+
+/* End the test in the pod: passed != 0 is `pass`, 0 is `fail`. Never returns. */
+void invite_pod_exit(int passed) __attribute__((noreturn));
+
+/* Non-zero inside a pod. */
+int invite_in_pod(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* INVITE_H */

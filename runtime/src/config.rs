@@ -1,0 +1,341 @@
+//! Configuration from the environment, read once with `secure_getenv`.
+//!
+//! A bad value turns in vivo testing off for the whole process and prints one line naming the
+//! variable and the accepted form; the host program runs normally.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// How a pod is isolated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// Namespaces, overlays, descriptor and memory hygiene, limits.
+    Pod,
+    /// The 2008 behaviour: a bare fork, memory-only isolation. Recorded as such.
+    Fork,
+}
+
+impl Isolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Pod => "pod",
+            Isolation::Fork => "fork",
+        }
+    }
+}
+
+/// Which pods keep their changed files after they end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    None,
+    Failed,
+    All,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub enabled: bool,
+    pub probability: Option<f64>,
+    pub rates: Vec<(String, f64)>,
+    pub seed: Option<u64>,
+    pub max_concurrent: u32,
+    /// Percent; `None` is unlimited.
+    pub max_overhead: Option<f64>,
+    pub timeout_ms: u64,
+    pub drain_ms: u64,
+    pub isolation: Isolation,
+    pub keep_pods: Keep,
+    pub pod_dir: PathBuf,
+    pub shard: Option<(u64, u64)>,
+    pub fleet: Option<u64>,
+    pub journal: PathBuf,
+}
+
+pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
+pub const DEFAULT_MAX_OVERHEAD: f64 = 10.0;
+pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_DRAIN_MS: u64 = 2_000;
+
+/// A bad configuration value: the variable, what it held, and the accepted form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invite: {}={:?} is not valid: expected {}; in vivo testing is off",
+            self.var, self.value, self.expected
+        )
+    }
+}
+
+impl Config {
+    /// Reads the configuration; `cwd` is the working directory at start-up (default paths).
+    pub fn from_env(
+        get: impl Fn(&str) -> Option<String>,
+        cwd: &Path,
+    ) -> Result<Config, ConfigError> {
+        let var = |name: &'static str| get(name).map(|v| (name, v));
+        let enabled = match var("INVITE") {
+            None => true,
+            Some((_, v)) if v == "on" || v == "1" => true,
+            Some((_, v)) if v == "off" || v == "0" => false,
+            Some((n, v)) => return Err(bad(n, v, "on or off")),
+        };
+        let probability = match var("INVITE_PROBABILITY") {
+            None => None,
+            Some((n, v)) => Some(parse_probability(&v).ok_or_else(|| bad(n, v, PROB))?),
+        };
+        let rates = match var("INVITE_RATES") {
+            None => Vec::new(),
+            Some((n, v)) => parse_rates(&v).ok_or_else(|| bad(n, v, RATES))?,
+        };
+        let seed = parse_opt(var("INVITE_SEED"), "an unsigned integer", |s| s.parse().ok())?;
+        let max_concurrent = parse_opt(var("INVITE_MAX_CONCURRENT"), "an integer from 1 to 1024", |s| {
+            s.parse::<u32>().ok().filter(|n| (1..=1024).contains(n))
+        })?
+        .unwrap_or(DEFAULT_MAX_CONCURRENT);
+        let max_overhead = match var("INVITE_MAX_OVERHEAD") {
+            None => Some(DEFAULT_MAX_OVERHEAD),
+            Some((_, v)) if v == "off" || v == "unlimited" => None,
+            Some((n, v)) => Some(
+                v.trim_end_matches('%')
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| p.is_finite() && *p >= 0.0)
+                    .ok_or_else(|| bad(n, v, "a percentage such as 5 or 5%, or off"))?,
+            ),
+        };
+        let ms = "milliseconds, an integer from 1 to 86400000";
+        let ms_range = |s: &str| s.parse::<u64>().ok().filter(|n| (1..=86_400_000).contains(n));
+        let timeout_ms = parse_opt(var("INVITE_TIMEOUT_MS"), ms, ms_range)?.unwrap_or(DEFAULT_TIMEOUT_MS);
+        let drain_ms = parse_opt(var("INVITE_DRAIN_MS"), "milliseconds, an integer from 0 to 86400000", |s| {
+            s.parse::<u64>().ok().filter(|n| *n <= 86_400_000)
+        })?
+        .unwrap_or(DEFAULT_DRAIN_MS);
+        let isolation = match var("INVITE_ISOLATION") {
+            None => Isolation::Pod,
+            Some((_, v)) if v == "pod" => Isolation::Pod,
+            Some((_, v)) if v == "fork" => Isolation::Fork,
+            Some((n, v)) => return Err(bad(n, v, "pod or fork")),
+        };
+        let keep_pods = match var("INVITE_KEEP_PODS") {
+            None => Keep::None,
+            Some((_, v)) if v == "none" => Keep::None,
+            Some((_, v)) if v == "failed" => Keep::Failed,
+            Some((_, v)) if v == "all" => Keep::All,
+            Some((n, v)) => return Err(bad(n, v, "none, failed or all")),
+        };
+        let pod_dir = path_var(var("INVITE_POD_DIR"), cwd, "invite-pods")?;
+        let journal = path_var(var("INVITE_JOURNAL"), cwd, "invite.jsonl")?;
+        let shard = parse_opt(var("INVITE_SHARD"), "k/N with 1 <= k <= N, such as 2/8", parse_shard)?;
+        let fleet = parse_opt(var("INVITE_FLEET"), "a fleet size, an integer from 1", |s| {
+            s.parse::<u64>().ok().filter(|n| *n >= 1)
+        })?;
+        Ok(Config {
+            enabled,
+            probability,
+            rates,
+            seed,
+            max_concurrent,
+            max_overhead,
+            timeout_ms,
+            drain_ms,
+            isolation,
+            keep_pods,
+            pod_dir,
+            shard,
+            fleet,
+            journal,
+        })
+    }
+
+    /// The probability a site runs with: `INVITE_PROBABILITY` beats `INVITE_RATES`, which beats
+    /// the compiled-in value; `INVITE_FLEET` divides it; `INVITE_SHARD` zeroes other shards' sites.
+    pub fn probability_for(&self, file: &str, function: &str, test: &str, compiled: f64) -> f64 {
+        if !self.enabled {
+            return 0.0;
+        }
+        if let Some((k, n)) = self.shard {
+            if shard_of(function, test, n) != k {
+                return 0.0;
+            }
+        }
+        let base = self.probability.unwrap_or_else(|| {
+            let base_name = Path::new(file).file_name().and_then(|f| f.to_str()).unwrap_or(file);
+            let short = function.rsplit("::").next().unwrap_or(function);
+            self.rates
+                .iter()
+                .rev()
+                .find(|(name, _)| rate_matches(name, file, base_name, function, short))
+                .map(|(_, p)| *p)
+                .unwrap_or(compiled)
+        });
+        let p = base / self.fleet.unwrap_or(1) as f64;
+        if p.is_finite() {
+            p.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+const PROB: &str = "a probability from 0 to 1, such as 0.01";
+const RATES: &str = "NAME=P[,NAME=P...] with NAME a function or file.c:function and P from 0 to 1";
+
+fn bad(var: &'static str, value: String, expected: &'static str) -> ConfigError {
+    ConfigError { var, value, expected }
+}
+
+fn parse_opt<T>(
+    v: Option<(&'static str, String)>,
+    expected: &'static str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, ConfigError> {
+    match v {
+        None => Ok(None),
+        Some((n, v)) => parse(v.trim()).map(Some).ok_or_else(|| bad(n, v, expected)),
+    }
+}
+
+fn path_var(v: Option<(&'static str, String)>, cwd: &Path, default: &str) -> Result<PathBuf, ConfigError> {
+    match v {
+        None => Ok(cwd.join(default)),
+        Some((n, v)) if v.is_empty() || v.contains('\0') => Err(bad(n, v, "a file path")),
+        Some((_, v)) => Ok(cwd.join(v)),
+    }
+}
+
+pub fn parse_probability(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|p| (0.0..=1.0).contains(p))
+}
+
+/// `NAME` in `INVITE_RATES`: a Rust path (`bank::Account::withdraw`), `file.c:function`, or a
+/// bare function name (which also matches the last segment of a Rust path).
+fn rate_matches(name: &str, file: &str, base_name: &str, function: &str, short: &str) -> bool {
+    if name.contains("::") {
+        return name == function;
+    }
+    match name.split_once(':') {
+        Some((f, func)) => (f == file || f == base_name) && func == function,
+        None => name == function || name == short,
+    }
+}
+
+fn parse_rates(s: &str) -> Option<Vec<(String, f64)>> {
+    s.split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            let (name, p) = part.split_once('=')?;
+            let name = name.trim();
+            if name.is_empty() {
+                return None;
+            }
+            Some((name.to_string(), parse_probability(p)?))
+        })
+        .collect()
+}
+
+fn parse_shard(s: &str) -> Option<(u64, u64)> {
+    let (k, n) = s.split_once('/')?;
+    let (k, n) = (k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?);
+    (k >= 1 && k <= n).then_some((k, n))
+}
+
+/// The shard (1..=n) a site belongs to: FNV-1a 64 of `function` + "\0" + `test`, mod n, plus 1.
+/// The same function serves C and Rust sites, so a fleet mixing both agrees.
+pub fn shard_of(function: &str, test: &str, n: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in function.bytes().chain(std::iter::once(0)).chain(test.bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h % n + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_env(|k| m.get(k).cloned(), Path::new("/srv/app"))
+    }
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let c = cfg(&[]).unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.max_concurrent, DEFAULT_MAX_CONCURRENT);
+        assert_eq!(c.max_overhead, Some(DEFAULT_MAX_OVERHEAD));
+        assert_eq!(c.journal, PathBuf::from("/srv/app/invite.jsonl"));
+        assert_eq!(c.pod_dir, PathBuf::from("/srv/app/invite-pods"));
+        assert_eq!(c.isolation, Isolation::Pod);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_form() {
+        for (k, v) in [
+            ("INVITE", "maybe"),
+            ("INVITE_PROBABILITY", "1.5"),
+            ("INVITE_PROBABILITY", "abc"),
+            ("INVITE_RATES", "foo"),
+            ("INVITE_RATES", "foo=2"),
+            ("INVITE_MAX_CONCURRENT", "0"),
+            ("INVITE_MAX_OVERHEAD", "-3"),
+            ("INVITE_TIMEOUT_MS", "soon"),
+            ("INVITE_ISOLATION", "vm"),
+            ("INVITE_KEEP_PODS", "some"),
+            ("INVITE_SHARD", "3/2"),
+            ("INVITE_SHARD", "0/2"),
+            ("INVITE_FLEET", "0"),
+            ("INVITE_SEED", "-1"),
+            ("INVITE_JOURNAL", ""),
+        ] {
+            let e = cfg(&[(k, v)]).unwrap_err();
+            assert_eq!(e.var, k);
+            let line = e.to_string();
+            assert!(line.contains(k) && line.contains("expected") && !line.contains('\n'), "{line}");
+        }
+    }
+
+    #[test]
+    fn probability_precedence_fleet_and_shard() {
+        let c = cfg(&[("INVITE_RATES", "withdraw=0.5,bank.c:deposit=0.25")]).unwrap();
+        assert_eq!(c.probability_for("src/bank.c", "withdraw", "t", 0.1), 0.5);
+        assert_eq!(c.probability_for("src/bank.c", "deposit", "t", 0.1), 0.25);
+        assert_eq!(c.probability_for("other.c", "deposit", "t", 0.1), 0.1);
+        let c = cfg(&[("INVITE_RATES", "withdraw=0.5"), ("INVITE_PROBABILITY", "1")]).unwrap();
+        assert_eq!(c.probability_for("bank.c", "withdraw", "t", 0.1), 1.0);
+        let c = cfg(&[("INVITE_PROBABILITY", "1"), ("INVITE_FLEET", "4")]).unwrap();
+        assert_eq!(c.probability_for("bank.c", "withdraw", "t", 0.1), 0.25);
+        let c = cfg(&[("INVITE_RATES", "bank::Account::withdraw=0.5")]).unwrap();
+        assert_eq!(c.probability_for("src/lib.rs", "bank::Account::withdraw", "t", 0.1), 0.5);
+        // Exactly one shard of N runs each site.
+        for (f, t) in [("a", "x"), ("withdraw", "check"), ("bank::Account::deposit", "inv")] {
+            let hits = (1..=5)
+                .filter(|k| {
+                    let s = format!("{k}/5");
+                    cfg(&[("INVITE_SHARD", &s), ("INVITE_PROBABILITY", "1")])
+                        .unwrap()
+                        .probability_for("f.c", f, t, 1.0)
+                        > 0.0
+                })
+                .count();
+            assert_eq!(hits, 1);
+        }
+    }
+
+    #[test]
+    fn off_switch() {
+        let c = cfg(&[("INVITE", "off"), ("INVITE_PROBABILITY", "1")]).unwrap();
+        assert_eq!(c.probability_for("a.c", "f", "t", 1.0), 0.0);
+    }
+}

@@ -1,0 +1,273 @@
+//! The journal: JSON Lines, one object per line, each line one `write` on an `O_APPEND`
+//! descriptor and at most 64 KiB (longer records lose output first, then changed paths, and say
+//! `"truncated": true`). Written only outside pods: by supervisors and the host itself.
+
+use crate::sys;
+use std::fmt::Write as _;
+use std::os::fd::RawFd;
+use std::path::Path;
+
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Open (create 0600, append, never through a symlink) the journal file.
+pub fn open(path: &Path) -> std::io::Result<RawFd> {
+    let c = sys::cstring(&path.to_string_lossy())?;
+    sys::open(
+        &c,
+        libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        0o600,
+    )
+}
+
+/// One finished test.
+pub struct TestRecord<'a> {
+    pub time_ns: u128,
+    pub host: &'a str,
+    pub pid: i32,
+    pub pod: &'a str,
+    pub site: &'a str,
+    pub function: &'a str,
+    pub test: &'a str,
+    pub phase: &'a str,
+    pub outcome: &'a str,
+    pub duration_us: u64,
+    pub exit_code: Option<i32>,
+    pub signal: Option<&'a str>,
+    pub message: Option<&'a str>,
+    pub output: &'a str,
+    pub changed: &'a [String],
+    pub isolation: &'a str,
+}
+
+impl TestRecord<'_> {
+    /// The record as one line (with its newline), cut to fit `MAX_LINE`.
+    pub fn to_line(&self) -> String {
+        let mut output = self.output;
+        let mut changed = self.changed;
+        let mut truncated = false;
+        loop {
+            let line = self.render(output, changed, truncated);
+            if line.len() <= MAX_LINE {
+                return line;
+            }
+            truncated = true;
+            let excess = line.len() - MAX_LINE + 64;
+            if !output.is_empty() {
+                // Keep the tail: it is what ended the test.
+                let mut cut = excess.min(output.len());
+                while !output.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                output = &output[cut..];
+            } else if !changed.is_empty() {
+                changed = &changed[..changed.len() / 2];
+            } else {
+                // Only the message can still be long: render without it.
+                return TestRecord { message: Some("(message cut)"), ..*self }.render("", &[], true);
+            }
+        }
+    }
+
+    fn render(&self, output: &str, changed: &[String], truncated: bool) -> String {
+        let mut s = String::with_capacity(256 + output.len());
+        s.push_str("{\"schema\":1,\"kind\":\"test\",\"time\":");
+        string(&mut s, &rfc3339(self.time_ns));
+        field_str(&mut s, "host", self.host);
+        let _ = write!(s, ",\"pid\":{}", self.pid);
+        field_str(&mut s, "pod", self.pod);
+        field_str(&mut s, "site", self.site);
+        field_str(&mut s, "function", self.function);
+        field_str(&mut s, "test", self.test);
+        field_str(&mut s, "phase", self.phase);
+        field_str(&mut s, "outcome", self.outcome);
+        let _ = write!(s, ",\"duration_us\":{}", self.duration_us);
+        match self.exit_code {
+            Some(c) => {
+                let _ = write!(s, ",\"exit_code\":{c}");
+            }
+            None => s.push_str(",\"exit_code\":null"),
+        }
+        field_opt(&mut s, "signal", self.signal);
+        field_opt(&mut s, "message", self.message);
+        field_str(&mut s, "output", output);
+        s.push_str(",\"changed\":[");
+        for (i, c) in changed.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            string(&mut s, c);
+        }
+        s.push(']');
+        field_str(&mut s, "isolation", self.isolation);
+        if truncated {
+            s.push_str(",\"truncated\":true");
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+/// Per-site counters for the summary record.
+pub struct SiteSummary {
+    pub site: String,
+    pub function: String,
+    pub test: String,
+    pub calls: u64,
+    pub sampled: u64,
+    pub started: u64,
+    pub skipped_concurrency: u64,
+    pub skipped_budget: u64,
+    pub skipped_in_pod: u64,
+}
+
+pub fn summary_line(time_ns: u128, host: &str, pid: i32, sites: &[SiteSummary]) -> String {
+    let mut s = String::from("{\"schema\":1,\"kind\":\"summary\",\"time\":");
+    string(&mut s, &rfc3339(time_ns));
+    field_str(&mut s, "host", host);
+    let _ = write!(s, ",\"pid\":{pid},\"sites\":[");
+    for (i, t) in sites.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str("{\"site\":");
+        string(&mut s, &t.site);
+        field_str(&mut s, "function", &t.function);
+        field_str(&mut s, "test", &t.test);
+        let _ = write!(
+            s,
+            ",\"calls\":{},\"sampled\":{},\"started\":{},\"skipped\":{{\"concurrency\":{},\"budget\":{},\"in_pod\":{}}}}}",
+            t.calls, t.sampled, t.started, t.skipped_concurrency, t.skipped_budget, t.skipped_in_pod
+        );
+    }
+    s.push_str("]}\n");
+    s
+}
+
+/// Append one line with a single `write`.
+pub fn append(fd: RawFd, line: &str) -> std::io::Result<()> {
+    let n = sys::write(fd, line.as_bytes())?;
+    if n != line.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::EIO));
+    }
+    Ok(())
+}
+
+fn field_str(s: &mut String, name: &str, v: &str) {
+    let _ = write!(s, ",\"{name}\":");
+    string(s, v);
+}
+
+fn field_opt(s: &mut String, name: &str, v: Option<&str>) {
+    match v {
+        Some(v) => field_str(s, name, v),
+        None => {
+            let _ = write!(s, ",\"{name}\":null");
+        }
+    }
+}
+
+/// A JSON string literal.
+pub fn string(s: &mut String, v: &str) {
+    s.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(s, "\\u{:04x}", c as u32);
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` from nanoseconds since the epoch.
+pub fn rfc3339(ns: u128) -> String {
+    let secs = (ns / 1_000_000_000) as i64;
+    let micros = (ns / 1_000 % 1_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+pub fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec<'a>(output: &'a str, changed: &'a [String]) -> TestRecord<'a> {
+        TestRecord {
+            time_ns: 1_764_000_000_123_456_789,
+            host: "h",
+            pid: 7,
+            pod: "2/1",
+            site: "bank.c:12",
+            function: "withdraw",
+            test: "check \"funds\"",
+            phase: "pre",
+            outcome: "fail",
+            duration_us: 42,
+            exit_code: None,
+            signal: Some("SIGABRT"),
+            message: None,
+            output,
+            changed,
+            isolation: "pod",
+        }
+    }
+
+    #[test]
+    fn record_is_one_valid_json_line() {
+        let changed = vec!["/tmp/a\nb".to_string()];
+        let line = rec("out\u{1}put\n", &changed).to_line();
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["test"], "check \"funds\"");
+        assert_eq!(v["output"], "out\u{1}put\n");
+        assert_eq!(v["changed"][0], "/tmp/a\nb");
+        assert_eq!(v["exit_code"], serde_json::Value::Null);
+        assert_eq!(v["time"], "2025-11-24T16:00:00.123456Z");
+    }
+
+    #[test]
+    fn long_records_are_cut_to_64k_keeping_the_tail() {
+        let big = "x".repeat(200_000) + "THE END";
+        let changed: Vec<String> = (0..10_000).map(|i| format!("/tmp/file-{i}")).collect();
+        let line = rec(&big, &changed).to_line();
+        assert!(line.len() <= MAX_LINE, "{}", line.len());
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["truncated"], true);
+        assert!(v["output"].as_str().unwrap().is_empty() || v["output"].as_str().unwrap().ends_with("THE END"));
+    }
+}

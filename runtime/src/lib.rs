@@ -1,0 +1,52 @@
+//! # invite — in vivo testing for C and Rust
+//!
+//! In vivo testing runs tests *inside a deployed program*, against the live state it reached in real
+//! use. Now and then, when an instrumented function is called, the program checkpoints itself into
+//! an isolated **pod** (a copy-on-write fork inside fresh Linux namespaces, with an overlay over every
+//! writable file system), runs the test there, journals the outcome, and the original goes on as if
+//! nothing happened.
+//!
+//! The flow of one test, a module per step:
+//!
+//! ```text
+//! site ─▶ sample ─▶ admit ─▶ snapshot (fork) ─▶ pod (isolate) ─▶ run ─▶ supervise ─▶ journal
+//! ```
+//!
+//! * [`site`] — the static record of a call site and its one-nanosecond fast path.
+//! * `sample`, `admit` — probability countdown, concurrency cap, CPU budget.
+//! * `snapshot` — the fork of the host (the only pause it sees) and the supervisor.
+//! * `pod` — the isolation steps run in the child, planned beforehand by `plan`.
+//! * `supervise` — deadline, output capture, changed files, the outcome.
+//! * `journal` — JSON Lines records, one `write` each.
+//!
+//! Rust code uses [`ckpt()`] directly or the [`in_vivo`] attribute; C code uses `invite.h`
+//! (implemented in `capi`).
+
+mod admit;
+mod capi;
+mod config;
+mod journal;
+mod keep;
+mod outcome;
+mod plan;
+mod pod;
+mod runtime;
+mod sample;
+pub mod site;
+mod snapshot;
+mod supervise;
+mod sys;
+mod test_api;
+
+pub use invite_macros::in_vivo;
+pub use outcome::Outcome;
+pub use snapshot::{ckpt, Ckpt, CkptError};
+pub use test_api::{fail, in_pod, TestResult};
+
+/// The call-site API used by code that `#[in_vivo]` generates. Not for direct use; it may change
+/// without notice between versions.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::site::{Phase, Site};
+    pub use crate::test_api::{enter, run_test, TestResult};
+}

@@ -1,0 +1,135 @@
+//! Inherited descriptors. Every inherited regular file or directory shares its open file
+//! description (offset, status flags) with the host, and writes through it reach the host's
+//! file; sockets, pipes and event descriptors lead out of the pod. So, planned in the supervisor
+//! (which still sees the host's paths) and applied in the test (inside the overlay):
+//!
+//! - regular files and directories are reopened by path in the overlay, same number, flags and
+//!   offset, after checking the inode is the one the host had open;
+//! - a file open for writing above `MAX_WRITABLE_COPY` is reopened read-only (a write would copy
+//!   it up whole), and the record says so;
+//! - deleted files, memfds and everything that is not a file or a harmless character device
+//!   (sockets, pipes, FIFOs, epoll, eventfd, timerfd, signalfd, inotify, pidfd, io_uring, ...)
+//!   are replaced by /dev/null;
+//! - the runtime's own descriptors (journal, namespaces) are closed.
+
+use super::{SetupError, Step};
+use crate::sys;
+use std::ffi::CString;
+use std::os::fd::RawFd;
+
+/// Above this size, a file the host has open for writing is reopened read-only in the pod.
+pub const MAX_WRITABLE_COPY: u64 = 64 << 20;
+
+#[derive(Debug)]
+enum Action {
+    Reopen { path: CString, flags: i32, cloexec: bool, offset: i64, ino: u64, dir: bool },
+    Null,
+    Keep,
+}
+
+/// What to do with each inherited descriptor.
+#[derive(Debug, Default)]
+pub struct FdPlan {
+    entries: Vec<(RawFd, Action)>,
+    /// Notes for the record (files made read-only, descriptors cut).
+    pub notes: Vec<String>,
+}
+
+const HARMLESS_DEV: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+
+/// Plan the descriptors of the calling process (the supervisor, right after the fork: the same
+/// table as the host's). `own` are the runtime's descriptors, to be closed.
+pub fn scan(own: &[RawFd]) -> FdPlan {
+    let mut plan = FdPlan::default();
+    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else { return plan };
+    let mut fds: Vec<RawFd> = rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+    fds.sort_unstable();
+    for fd in fds {
+        if fd <= 2 || own.contains(&fd) {
+            continue;
+        }
+        let Ok(st) = sys::fstat(fd) else { continue };
+        let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let fmt = st.st_mode & libc::S_IFMT;
+        let action = if fmt == libc::S_IFREG || fmt == libc::S_IFDIR {
+            reopen_action(fd, &st, &target, &mut plan.notes)
+        } else if fmt == libc::S_IFCHR && HARMLESS_DEV.contains(&target.as_str()) {
+            Action::Keep
+        } else {
+            plan.notes.push(format!("fd {fd} ({target}) replaced by /dev/null"));
+            Action::Null
+        };
+        plan.entries.push((fd, action));
+    }
+    plan
+}
+
+fn reopen_action(fd: RawFd, st: &libc::stat, target: &str, notes: &mut Vec<String>) -> Action {
+    if !target.starts_with('/') || target.ends_with(" (deleted)") || target.starts_with("/memfd:") {
+        notes.push(format!("fd {fd} ({target}) has no path in the pod; replaced by /dev/null"));
+        return Action::Null;
+    }
+    let Ok(path) = CString::new(target) else { return Action::Null };
+    let fl = sys::get_fl(fd).unwrap_or(libc::O_RDONLY);
+    let cloexec = sys::get_fd_flags(fd).map(|f| f & libc::FD_CLOEXEC != 0).unwrap_or(false);
+    let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let mut flags = fl & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_NOCTTY);
+    if !dir && fl & libc::O_ACCMODE != libc::O_RDONLY && st.st_size as u64 > MAX_WRITABLE_COPY {
+        flags = (flags & !libc::O_ACCMODE) | libc::O_RDONLY;
+        notes.push(format!("fd {fd} ({target}) is larger than {} MiB: read-only in the pod", MAX_WRITABLE_COPY >> 20));
+    }
+    let offset = if dir { 0 } else { sys::lseek(fd, 0, libc::SEEK_CUR).unwrap_or(0) };
+    Action::Reopen { path, flags, cloexec, offset, ino: st.st_ino, dir }
+}
+
+impl FdPlan {
+    /// Descriptors that stay open in the test (reopened, replaced or kept).
+    pub fn kept(&self) -> Vec<RawFd> {
+        let mut v: Vec<RawFd> = vec![0, 1, 2];
+        v.extend(self.entries.iter().map(|(fd, _)| *fd));
+        v
+    }
+}
+
+/// In the test, after chroot: reopen, replace, keep.
+pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
+    for (fd, action) in &plan.entries {
+        match action {
+            Action::Keep => {}
+            Action::Null => sys::dup2(null, *fd).step("replace a descriptor by /dev/null")?,
+            Action::Reopen { path, flags, cloexec, offset, ino, dir } => {
+                match reopen(path, *flags, *ino, *dir) {
+                    Some(new) => {
+                        sys::dup2(new, *fd).step("reopen an inherited file")?;
+                        sys::close(new);
+                        if !*cloexec {
+                            sys::set_fd_flags(*fd, 0).step("restore close-on-exec")?;
+                        }
+                        if *offset > 0 {
+                            let _ = sys::lseek(*fd, *offset, libc::SEEK_SET);
+                        }
+                    }
+                    None => sys::dup2(null, *fd).step("replace a descriptor by /dev/null")?,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Open `path` in the overlay if it is still the inode the host has open (checked read-only
+/// first, so a file replaced since is never copied up).
+fn reopen(path: &CString, flags: i32, ino: u64, dir: bool) -> Option<RawFd> {
+    let probe_flags = if dir { libc::O_RDONLY | libc::O_DIRECTORY } else { libc::O_RDONLY | libc::O_NONBLOCK };
+    let probe = sys::open(path, probe_flags | libc::O_CLOEXEC, 0).ok()?;
+    let same = sys::fstat(probe).map(|st| st.st_ino == ino).unwrap_or(false);
+    if !same {
+        sys::close(probe);
+        return None;
+    }
+    if flags & libc::O_ACCMODE == libc::O_RDONLY {
+        return Some(probe);
+    }
+    sys::close(probe);
+    sys::open(path, flags | libc::O_CLOEXEC, 0).ok()
+}

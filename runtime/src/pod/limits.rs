@@ -1,0 +1,42 @@
+//! Limits on what a test may consume: CPU time (a backstop behind the deadline), address space
+//! relative to what it inherited, processes, no core files, lowest CPU priority, and first in
+//! line for the OOM killer so the kernel kills the pod, not the host.
+
+use super::{SetupError, Step};
+use crate::sys;
+
+/// Address space a test may add to what it inherited.
+pub const EXTRA_ADDRESS_SPACE: u64 = 1 << 30;
+/// Processes (RLIMIT_NPROC; uid 0 is exempt, where the per-namespace pid_max bounds a pod).
+pub const MAX_PROCESSES: u64 = 256;
+
+pub fn apply(timeout_ms: u64) -> Result<(), SetupError> {
+    let cpu_s = timeout_ms.div_ceil(1000) + 1;
+    sys::setrlimit(libc::RLIMIT_CPU, cpu_s, cpu_s + 1).step("limit CPU time")?;
+    sys::setrlimit(libc::RLIMIT_CORE, 0, 0).step("disable core files")?;
+    let vm = inherited_address_space();
+    if vm > 0 {
+        let (_, hard) = sys::getrlimit(libc::RLIMIT_AS);
+        let lim = (vm + EXTRA_ADDRESS_SPACE).min(hard);
+        sys::setrlimit(libc::RLIMIT_AS, lim, lim).step("limit address space")?;
+    }
+    let (_, nproc_hard) = sys::getrlimit(libc::RLIMIT_NPROC);
+    let n = MAX_PROCESSES.min(nproc_hard);
+    sys::setrlimit(libc::RLIMIT_NPROC, n, n).step("limit processes")?;
+    let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
+    lower_priority();
+    Ok(())
+}
+
+pub fn lower_priority() {
+    sys::lowest_priority();
+}
+
+fn inherited_address_space() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}

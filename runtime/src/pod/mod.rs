@@ -1,0 +1,250 @@
+//! The pod: the isolation steps, run in the child after the fork, in order. Each step has a name;
+//! a step that fails stops the pod before user code runs, and the supervisor journals the step
+//! and the OS error as outcome `error`.
+//!
+//! Process tree (isolation `pod`):
+//!
+//! ```text
+//! host ──fork──▶ supervisor ──fork──▶ pod init (PID 1) ──fork──▶ test (PID 2)
+//!                 host PID ns,          new PID/mount/IPC/UTS namespaces, the shared
+//!                 private mount ns      empty network namespace; chroot into the overlay
+//!                 with the scratch
+//! ```
+//!
+//! Steps, checkable against the isolation table in README.md:
+//!
+//! | where | step |
+//! |---|---|
+//! | supervisor | join the user namespace (not root), join the empty network namespace |
+//! | supervisor | unshare mount, IPC, UTS, PID namespaces; make every mount private |
+//! | supervisor | mount the scratch tmpfs; overlay every writable mount on it; minimal /dev; read-only binds |
+//! | init | fresh /proc; pid_max; chroot into the overlay, same working directory |
+//! | test | new session; stdin /dev/null, stdout/stderr to the capture pipe |
+//! | test | reopen inherited files by path in the overlay; cut sockets, pipes, event fds |
+//! | test | remap every MAP_SHARED mapping private with its contents |
+//! | test | limits (CPU, address space, processes, core 0), lowest priority, OOM first |
+//! | test | no_new_privs, drop every capability |
+
+mod fds;
+mod limits;
+mod mounts;
+mod ns;
+mod shm;
+
+pub use fds::{scan as scan_fds, FdPlan};
+pub use ns::make_namespaces;
+
+use crate::config::Isolation;
+use crate::plan::Plan;
+use crate::sys;
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+
+/// A setup step that failed, with the OS error.
+#[derive(Debug)]
+pub struct SetupError {
+    pub step: &'static str,
+    pub err: io::Error,
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pod setup failed at step \"{}\": {}", self.step, self.err)
+    }
+}
+
+pub(crate) trait Step<T> {
+    fn step(self, name: &'static str) -> Result<T, SetupError>;
+}
+
+impl<T> Step<T> for io::Result<T> {
+    fn step(self, step: &'static str) -> Result<T, SetupError> {
+        self.map_err(|err| SetupError { step, err })
+    }
+}
+
+/// The supervisor's ends of the pod's channels, and the pod's.
+pub struct Channels {
+    pub status_r: RawFd,
+    pub status_w: RawFd,
+    pub out_r: RawFd,
+    pub out_w: RawFd,
+}
+
+impl Channels {
+    pub fn new() -> io::Result<Channels> {
+        let (status_r, status_w) = sys::pipe()?;
+        let (out_r, out_w) = sys::pipe()?;
+        Ok(Channels { status_r, status_w, out_r, out_w })
+    }
+}
+
+/// What the pod's test needs to know.
+pub struct PodSpec<'a> {
+    pub isolation: Isolation,
+    pub plan: Option<&'a Plan>,
+    pub fds: &'a FdPlan,
+    pub cwd: Option<std::ffi::CString>,
+    pub timeout_ms: u64,
+}
+
+/// Which process returned from `build`.
+pub enum Side {
+    /// The supervisor, with its direct child (pod init, or the test under `fork` isolation) and
+    /// the scratch whose upper layers list the changed files.
+    Supervisor { child: libc::pid_t, scratch: Option<mounts::Scratch> },
+    /// The test process, fully isolated.
+    Test,
+}
+
+pub use mounts::Scratch;
+
+/// Build the pod below the calling supervisor. Returns in the supervisor and in the test.
+pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
+    let Some(plan) = spec.plan.filter(|_| spec.isolation == Isolation::Pod) else {
+        return match sys::fork().step("fork the test")? {
+            sys::Forked::Parent(child) => Ok(Side::Supervisor { child, scratch: None }),
+            sys::Forked::Child => {
+                set_report_fd(ch.status_w);
+                in_test(|| test_steps(spec, ch, false));
+                Ok(Side::Test)
+            }
+        };
+    };
+    if let Some(userns) = plan.userns_fd {
+        sys::setns(userns, libc::CLONE_NEWUSER).step("join the user namespace")?;
+    }
+    sys::setns(plan.netns_fd, libc::CLONE_NEWNET).step("join the network namespace")?;
+    sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWPID)
+        .step("unshare mount, IPC, UTS and PID namespaces")?;
+    let scratch = mounts::prepare(plan)?;
+    match sys::fork().step("fork the pod init")? {
+        sys::Forked::Parent(child) => Ok(Side::Supervisor { child, scratch: Some(scratch) }),
+        sys::Forked::Child => match in_test(|| {
+            set_report_fd(ch.status_w);
+            init_steps(spec, ch, &scratch)
+        }) {
+            InitSide::Init(test_pid) => init_loop(ch, test_pid),
+            InitSide::Test => Ok(Side::Test),
+        },
+    }
+}
+
+/// Run setup steps in a child: on failure, tell the supervisor which step failed and exit.
+fn in_test<T>(steps: impl FnOnce() -> Result<T, SetupError>) -> T {
+    match steps() {
+        Ok(t) => t,
+        Err(e) => {
+            report_frame(b'E', e.to_string().as_bytes());
+            sys::exit_now(127)
+        }
+    }
+}
+
+enum InitSide {
+    Init(libc::pid_t),
+    Test,
+}
+
+/// Pod init (PID 1 of the pod): parent-death signal, fresh /proc, chroot, then fork the test,
+/// which finishes its own steps and returns as `InitSide::Test`.
+fn init_steps(spec: &PodSpec, ch: &Channels, scratch: &Scratch) -> Result<InitSide, SetupError> {
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).step("set the parent-death signal")?;
+    mounts::enter_root(scratch, spec.cwd.as_deref())?;
+    match sys::fork().step("fork the test")? {
+        sys::Forked::Parent(pid) => {
+            sys::set_name(c"invite-pod-init");
+            Ok(InitSide::Init(pid))
+        }
+        sys::Forked::Child => {
+            test_steps(spec, ch, true)?;
+            Ok(InitSide::Test)
+        }
+    }
+}
+
+fn init_loop(ch: &Channels, test_pid: libc::pid_t) -> ! {
+    sys::close_all_except(3, &[ch.status_w]);
+    loop {
+        match sys::wait4(-1, 0) {
+            Ok((pid, status, _)) if pid == test_pid => {
+                let ru = sys::rusage_children();
+                let cpu_ns = tv_ns(ru.ru_utime) + tv_ns(ru.ru_stime);
+                let mut payload = Vec::with_capacity(12);
+                payload.extend_from_slice(&status.to_le_bytes());
+                payload.extend_from_slice(&cpu_ns.to_le_bytes());
+                report_frame_on(ch.status_w, b'W', &payload);
+                sys::exit_now(0);
+            }
+            Ok(_) => {}
+            Err(_) => sys::exit_now(0),
+        }
+    }
+}
+
+pub fn tv_ns(tv: libc::timeval) -> u64 {
+    tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000
+}
+
+/// The test's own steps, after init has entered the pod's root.
+fn test_steps(spec: &PodSpec, ch: &Channels, isolated: bool) -> Result<(), SetupError> {
+    sys::setsid();
+    let null = sys::open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0).step("open /dev/null")?;
+    sys::dup2(null, 0).step("stdin from /dev/null")?;
+    sys::dup2(ch.out_w, 1).step("stdout to the capture pipe")?;
+    sys::dup2(ch.out_w, 2).step("stderr to the capture pipe")?;
+    if isolated {
+        fds::apply(spec.fds, null)?;
+    }
+    let mut keep = spec.fds.kept();
+    keep.push(ch.status_w);
+    sys::close_all_except(3, &keep);
+    if isolated {
+        shm::privatize()?;
+        limits::apply(spec.timeout_ms)?;
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
+        sys::drop_capabilities().step("drop capabilities")?;
+    } else {
+        limits::lower_priority();
+    }
+    Ok(())
+}
+
+static REPORT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+fn set_report_fd(fd: RawFd) {
+    REPORT_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn report_frame(tag: u8, payload: &[u8]) {
+    report_frame_on(REPORT_FD.load(std::sync::atomic::Ordering::Relaxed), tag, payload);
+}
+
+/// One frame on the status pipe: tag, little-endian length, payload; one `write`.
+pub fn report_frame_on(fd: RawFd, tag: u8, payload: &[u8]) {
+    if fd < 0 {
+        return;
+    }
+    let mut buf = Vec::with_capacity(5 + payload.len());
+    buf.push(tag);
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(payload);
+    let _ = sys::write_all(fd, &buf);
+}
+
+/// End the test in this pod with a verdict. Never returns.
+pub fn finish(passed: bool, message: Option<&str>) -> ! {
+    let mut payload = vec![passed as u8];
+    if let Some(m) = message {
+        payload.extend_from_slice(m.as_bytes());
+    }
+    report_frame(b'V', &payload);
+    sys::exit_now(0)
+}
+
+/// A journal line from a pod nested in this one, relayed through this pod's supervisor.
+pub fn relay_record(line: &str) {
+    report_frame(b'R', line.as_bytes());
+}
+

@@ -1,0 +1,83 @@
+//! The namespaces made once per process: one empty network namespace that every pod joins (no
+//! interfaces up, so no route out, not even to the host's loopback), and, when not root, the user
+//! namespace that owns it, with the caller's own uid and gid mapped to themselves.
+//!
+//! A helper child creates them and parks while the host opens `/proc/<helper>/ns/*`; then it is
+//! killed and reaped. Joining later costs ~5 µs per pod instead of ~350 µs for a fresh netns.
+
+use crate::sys;
+use std::os::fd::RawFd;
+
+pub fn make_namespaces() -> Result<(RawFd, Option<RawFd>), String> {
+    let root = crate::plan::is_root();
+    let (uid, gid) = (sys::geteuid(), sys::getegid());
+    let (ready_r, ready_w) = sys::pipe().map_err(|e| format!("isolation unavailable: pipe: {e}"))?;
+    let (go_r, go_w) = sys::pipe().map_err(|e| format!("isolation unavailable: pipe: {e}"))?;
+    let flags = if root { libc::CLONE_NEWNET } else { libc::CLONE_NEWUSER | libc::CLONE_NEWNET };
+    let child = match sys::fork() {
+        Err(e) => return Err(format!("isolation unavailable: fork: {e}")),
+        Ok(sys::Forked::Child) => {
+            let r = sys::unshare(flags);
+            let byte = [if r.is_ok() { 0u8 } else { r.unwrap_err().raw_os_error().unwrap_or(1) as u8 }];
+            let _ = sys::write(ready_w, &byte);
+            let mut b = [0u8; 1];
+            let _ = sys::read(go_r, &mut b);
+            sys::exit_now(0);
+        }
+        Ok(sys::Forked::Parent(pid)) => pid,
+    };
+    sys::close(ready_w);
+    sys::close(go_r);
+    let finish = |res: Result<(RawFd, Option<RawFd>), String>| {
+        sys::close(go_w);
+        sys::close(ready_r);
+        sys::kill(child, libc::SIGKILL);
+        let _ = sys::wait4(child, 0);
+        res
+    };
+    let mut b = [0u8; 1];
+    match sys::read(ready_r, &mut b) {
+        Ok(1) if b[0] == 0 => {}
+        Ok(1) => {
+            let e = std::io::Error::from_raw_os_error(b[0] as i32);
+            let what = if root {
+                "network namespaces (unshare CLONE_NEWNET)"
+            } else {
+                "unprivileged user namespaces (unshare CLONE_NEWUSER); see /proc/sys/user/max_user_namespaces and kernel.unprivileged_userns_clone"
+            };
+            return finish(Err(format!("isolation unavailable: {what}: {e}")));
+        }
+        _ => return finish(Err("isolation unavailable: namespace helper died".into())),
+    }
+    let proc = format!("/proc/{child}");
+    if !root {
+        let maps = [
+            ("setgroups", "deny".to_string()),
+            ("uid_map", format!("{uid} {uid} 1")),
+            ("gid_map", format!("{gid} {gid} 1")),
+        ];
+        for (f, v) in maps {
+            if let Err(e) = std::fs::write(format!("{proc}/{f}"), v) {
+                return finish(Err(format!("isolation unavailable: writing {proc}/{f}: {e}")));
+            }
+        }
+    }
+    let open = |ns: &str| {
+        let p = sys::cstring(&format!("{proc}/ns/{ns}")).map_err(|e| e.to_string())?;
+        sys::open(&p, libc::O_RDONLY | libc::O_CLOEXEC, 0)
+            .map_err(|e| format!("isolation unavailable: open {proc}/ns/{ns}: {e}"))
+    };
+    let net = match open("net") {
+        Ok(fd) => fd,
+        Err(e) => return finish(Err(e)),
+    };
+    let user = if root {
+        None
+    } else {
+        match open("user") {
+            Ok(fd) => Some(fd),
+            Err(e) => return finish(Err(e)),
+        }
+    };
+    finish(Ok((net, user)))
+}

@@ -1,0 +1,45 @@
+//! Shared memory. MAP_SHARED mappings (anonymous, file-backed, /dev/shm, SysV segments) stay
+//! shared after fork: a test writing them would write the host's memory. Each is replaced by a
+//! private anonymous mapping holding its current contents, at the same address and protection.
+//! The contents are read through /proc/self/mem, so pages past the end of a file read as zeros
+//! instead of raising SIGBUS. The host's flock/fcntl locks are untouched: they belong to its
+//! open file descriptions, which the pod no longer holds.
+
+use super::{SetupError, Step};
+use crate::sys;
+
+pub fn privatize() -> Result<(), SetupError> {
+    let maps = std::fs::read_to_string("/proc/self/maps").step("read /proc/self/maps")?;
+    let mut shared = Vec::new();
+    for line in maps.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(range), Some(perms)) = (it.next(), it.next()) else { continue };
+        if perms.as_bytes().get(3) != Some(&b's') {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else { continue };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else { continue };
+        let p = perms.as_bytes();
+        let mut prot = 0;
+        if p[0] == b'r' {
+            prot |= libc::PROT_READ;
+        }
+        if p[1] == b'w' {
+            prot |= libc::PROT_WRITE;
+        }
+        if p[2] == b'x' {
+            prot |= libc::PROT_EXEC;
+        }
+        shared.push((a, b - a, prot));
+    }
+    if shared.is_empty() {
+        return Ok(());
+    }
+    let mem = sys::open(c"/proc/self/mem", libc::O_RDONLY | libc::O_CLOEXEC, 0).step("open /proc/self/mem")?;
+    let result = shared
+        .iter()
+        .try_for_each(|&(addr, len, prot)| sys::privatize_mapping(mem, addr, len, prot))
+        .step("remap shared memory private");
+    sys::close(mem);
+    result
+}

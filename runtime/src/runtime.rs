@@ -1,0 +1,256 @@
+//! The process-wide state of the runtime, built lazily on first use, and the exit handler that
+//! drains running pods and writes the summary record.
+//!
+//! The host owns: the configuration, the journal descriptor, the site registry, the id counter,
+//! and a shared page of counters that supervisors update (pods running, overhead spent). Inside a
+//! pod the same state is re-pointed: ids restart at 1 under the pod's path, records travel to the
+//! pod's supervisor instead of the journal file, and no site tests start.
+
+use crate::config::{Config, Isolation};
+use crate::journal;
+use crate::plan::Plan;
+use crate::site::Site;
+use crate::sys;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// Counters shared (MAP_SHARED) between the host and its supervisors.
+#[repr(C)]
+pub struct Shared {
+    /// Pods started and not yet finished (slots reserved by admission included).
+    pub running: AtomicU32,
+    /// Host pauses plus finished pods' CPU time, in nanoseconds.
+    pub overhead_ns: AtomicU64,
+    /// Finished pods and their total CPU time, for the estimate of a running pod's cost.
+    pub pods_finished: AtomicU64,
+    pub pod_cpu_ns: AtomicU64,
+}
+
+/// Per-site counters for the summary.
+#[derive(Default)]
+pub struct SiteStats {
+    pub cycles_calls: AtomicU64,
+    pub current_draw: AtomicU64,
+    pub sampled: AtomicU64,
+    pub started: AtomicU64,
+    pub skipped_concurrency: AtomicU64,
+    pub skipped_budget: AtomicU64,
+    pub skipped_in_pod: AtomicU64,
+}
+
+pub struct Runtime {
+    /// `None` when in vivo testing is off because of a bad configuration or an unusable journal.
+    pub config: Option<Config>,
+    pub host: String,
+    pub pid: i32,
+    pub sites: Mutex<Vec<(&'static Site, &'static SiteStats)>>,
+    plan: OnceLock<Result<Plan, String>>,
+    journal_fd: AtomicI32,
+    shared: AtomicPtr<Shared>,
+    next_id: AtomicU32,
+    prefix: Mutex<String>,
+    children: Mutex<Vec<libc::pid_t>>,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static IN_POD: AtomicBool = AtomicBool::new(false);
+static START_CWD: OnceLock<PathBuf> = OnceLock::new();
+
+/// Remember the working directory at start-up (default journal and pod paths are relative to it).
+extern "C" fn capture_start_cwd() {
+    if let Ok(cwd) = std::env::current_dir() {
+        let _ = START_CWD.set(cwd);
+    }
+}
+
+#[used]
+#[link_section = ".init_array"]
+static CAPTURE_CWD: extern "C" fn() = capture_start_cwd;
+
+pub fn get() -> &'static Runtime {
+    RUNTIME.get_or_init(Runtime::init)
+}
+
+pub fn in_pod() -> bool {
+    IN_POD.load(Ordering::Relaxed)
+}
+
+impl Runtime {
+    fn init() -> Runtime {
+        let cwd = START_CWD
+            .get()
+            .cloned()
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let mut config = match Config::from_env(sys::secure_getenv_str, &cwd) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("{e}");
+                None
+            }
+        };
+        let mut journal_fd = -1;
+        if let Some(c) = config.as_ref().filter(|c| c.enabled) {
+            match journal::open(&c.journal) {
+                Ok(fd) => journal_fd = fd,
+                Err(e) => {
+                    eprintln!(
+                        "invite: INVITE_JOURNAL: cannot open {}: {e}; in vivo testing is off",
+                        c.journal.display()
+                    );
+                    config = None;
+                }
+            }
+        }
+        let shared = new_shared();
+        sys::at_exit(on_exit);
+        Runtime {
+            config,
+            host: sys::hostname(),
+            pid: sys::getpid(),
+            sites: Mutex::new(Vec::new()),
+            plan: OnceLock::new(),
+            journal_fd: AtomicI32::new(journal_fd),
+            shared: AtomicPtr::new(shared),
+            next_id: AtomicU32::new(0),
+            prefix: Mutex::new(String::new()),
+            children: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn shared(&self) -> &Shared {
+        // SAFETY: the pointer is a live MAP_SHARED page for the life of the process (replaced,
+        // never unmapped, when a pod re-points its state).
+        unsafe { &*self.shared.load(Ordering::Relaxed) }
+    }
+
+    pub fn journal_fd(&self) -> RawFd {
+        self.journal_fd.load(Ordering::Relaxed)
+    }
+
+    /// The isolation plan, built once (the start-up probe). `Err` names the missing piece.
+    pub fn plan(&self) -> Result<&Plan, String> {
+        self.plan.get_or_init(Plan::build).as_ref().map_err(Clone::clone)
+    }
+
+    pub fn isolation(&self) -> Isolation {
+        self.config.as_ref().map_or(Isolation::Pod, |c| c.isolation)
+    }
+
+    /// The next pod's id and path (`"3"`, or `"2/1"` inside pod 2).
+    pub fn next_pod(&self) -> (u32, String) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let prefix = self.prefix.lock().unwrap_or_else(|e| e.into_inner());
+        (id, format!("{prefix}{id}"))
+    }
+
+    /// Remember a supervisor we forked, to reap it later without blocking.
+    pub fn note_child(&self, pid: libc::pid_t) {
+        let mut kids = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        kids.retain(|&k| !reaped(k));
+        kids.push(pid);
+    }
+
+    pub fn reap_children(&self) {
+        let mut kids = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        kids.retain(|&k| !reaped(k));
+    }
+
+    /// In the test process of a new pod: re-point the runtime at the pod.
+    pub fn become_pod(&self, path: &str) {
+        IN_POD.store(true, Ordering::Relaxed);
+        self.journal_fd.store(-1, Ordering::Relaxed);
+        self.shared.store(new_shared(), Ordering::Relaxed);
+        self.next_id.store(0, Ordering::Relaxed);
+        *self.prefix.lock().unwrap_or_else(|e| e.into_inner()) = format!("{path}/");
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Write a finished record: to the journal file in the host, or relayed through the pod's
+    /// supervisor when this process is itself a pod.
+    pub fn write_record(&self, line: &str) {
+        let fd = self.journal_fd();
+        if fd >= 0 {
+            if let Err(e) = journal::append(fd, line) {
+                eprintln!("invite: journal write failed: {e}");
+            }
+        } else if in_pod() {
+            crate::pod::relay_record(line);
+        }
+    }
+
+    /// Wait up to `INVITE_DRAIN_MS` for running pods to finish.
+    pub fn drain(&self) {
+        let drain_ms = self.config.as_ref().map_or(0, |c| c.drain_ms);
+        let deadline = sys::monotonic_ns() + drain_ms * 1_000_000;
+        while self.shared().running.load(Ordering::Acquire) > 0 && sys::monotonic_ns() < deadline {
+            self.reap_children();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.reap_children();
+    }
+
+    pub fn write_summary(&self) {
+        if in_pod() || self.journal_fd() < 0 {
+            return;
+        }
+        let sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
+        let rows: Vec<journal::SiteSummary> = sites
+            .iter()
+            .map(|(site, st)| {
+                let c = site.countdown.load(Ordering::Relaxed).max(0) as u64;
+                let in_cycle = st.current_draw.load(Ordering::Relaxed).saturating_sub(c);
+                journal::SiteSummary {
+                    site: format!("{}:{}", site.file(), site.line),
+                    function: site.function().to_string(),
+                    test: site.test().to_string(),
+                    calls: st.cycles_calls.load(Ordering::Relaxed) + in_cycle,
+                    sampled: st.sampled.load(Ordering::Relaxed),
+                    started: st.started.load(Ordering::Relaxed),
+                    skipped_concurrency: st.skipped_concurrency.load(Ordering::Relaxed),
+                    skipped_budget: st.skipped_budget.load(Ordering::Relaxed),
+                    skipped_in_pod: st.skipped_in_pod.load(Ordering::Relaxed),
+                }
+            })
+            .collect();
+        let line = journal::summary_line(journal::now_ns(), &self.host, self.pid, &rows);
+        self.write_record(&line);
+    }
+}
+
+fn reaped(pid: libc::pid_t) -> bool {
+    match sys::wait4(pid, libc::WNOHANG) {
+        Ok((0, _, _)) => false,
+        // Reaped now, or already reaped by the host's own child handling (ECHILD): not an error.
+        _ => true,
+    }
+}
+
+fn new_shared() -> *mut Shared {
+    match sys::map_shared_page(sys::page_size()) {
+        Ok(p) => p.cast(),
+        // Without a shared page supervisors cannot report back; a private page keeps the
+        // counters coherent within the host at least.
+        Err(_) => Box::into_raw(Box::new(Shared {
+            running: AtomicU32::new(0),
+            overhead_ns: AtomicU64::new(0),
+            pods_finished: AtomicU64::new(0),
+            pod_cpu_ns: AtomicU64::new(0),
+        })),
+    }
+}
+
+extern "C" fn on_exit() {
+    let Some(rt) = RUNTIME.get() else { return };
+    rt.drain();
+    rt.write_summary();
+}
+
+/// `invite_flush_summary()`.
+pub fn flush_summary() {
+    if let Some(rt) = RUNTIME.get() {
+        rt.write_summary();
+    }
+}

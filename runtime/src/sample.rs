@@ -1,0 +1,140 @@
+//! The slow path of a site: registration on first use, the geometric countdown, and the hand-off
+//! to admission when a call is sampled.
+//!
+//! Sampling by countdown (as allocation samplers do): instead of a random draw per call, draw the
+//! number of calls until the next sample from a geometric distribution with the site's
+//! probability. The fast path only decrements. Draws use a per-thread generator, seeded from
+//! `INVITE_SEED` when it is set, so runs are reproducible.
+
+use crate::admit;
+use crate::runtime::{self, SiteStats};
+use crate::site::Site;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Countdown of a site that never samples (probability 0, testing off). Calls still count down.
+pub const NEVER: i64 = i64::MAX;
+
+/// Called by `Site::sample` when the countdown is 0 (unregistered) or 1 (this call is sampled).
+#[cold]
+#[inline(never)]
+pub fn sample_slow(site: &'static Site) -> bool {
+    let rt = runtime::get();
+    let (p, stats) = register(rt, site);
+    let c = site.countdown.load(Ordering::Relaxed);
+    if c > 1 {
+        // Registered by this call (or by a racing thread): count this call and go on.
+        site.countdown.store(c - 1, Ordering::Relaxed);
+        return false;
+    }
+    // This call is sampled: close the cycle, draw the next one.
+    stats.cycles_calls.fetch_add(stats.current_draw.load(Ordering::Relaxed), Ordering::Relaxed);
+    let next = draw(p);
+    stats.current_draw.store(next as u64, Ordering::Relaxed);
+    site.countdown.store(next, Ordering::Relaxed);
+    if p <= 0.0 {
+        return false;
+    }
+    stats.sampled.fetch_add(1, Ordering::Relaxed);
+    admit::admit(rt, stats)
+}
+
+/// Register `site` once: give it an index, its effective probability and a first countdown.
+fn register(rt: &'static runtime::Runtime, site: &'static Site) -> (f64, &'static SiteStats) {
+    let mut sites = rt.sites.lock().unwrap_or_else(|e| e.into_inner());
+    let idx = site.index.load(Ordering::Relaxed);
+    let stats = if idx == 0 {
+        let stats: &'static SiteStats = Box::leak(Box::default());
+        sites.push((site, stats));
+        site.index.store(sites.len() as u32, Ordering::Relaxed);
+        let p = probability(rt, site);
+        let first = draw(p);
+        stats.current_draw.store(first as u64, Ordering::Relaxed);
+        site.countdown.store(first, Ordering::Relaxed);
+        stats
+    } else {
+        sites[idx as usize - 1].1
+    };
+    (probability(rt, site), stats)
+}
+
+fn probability(rt: &runtime::Runtime, site: &Site) -> f64 {
+    match &rt.config {
+        Some(c) => c.probability_for(site.file(), site.function(), site.test(), site.probability),
+        None => 0.0,
+    }
+}
+
+/// Calls until the next sample (>= 1): geometric with success probability `p`.
+pub fn draw(p: f64) -> i64 {
+    if p.is_nan() || p <= 0.0 {
+        return NEVER;
+    }
+    if p >= 1.0 {
+        return 1;
+    }
+    // u in (0, 1]
+    let u = ((next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+    let k = (u.ln() / (1.0 - p).ln()).floor();
+    if !k.is_finite() || k >= (NEVER / 2) as f64 {
+        return NEVER / 2;
+    }
+    k as i64 + 1
+}
+
+static THREADS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+fn next_u64() -> u64 {
+    RNG.with(|r| {
+        let mut x = r.get();
+        if x == 0 {
+            x = seed_for_thread();
+        }
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        r.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    })
+}
+
+fn seed_for_thread() -> u64 {
+    let ordinal = THREADS.fetch_add(1, Ordering::Relaxed) + 1;
+    let base = runtime::get()
+        .config
+        .as_ref()
+        .and_then(|c| c.seed)
+        .unwrap_or_else(|| crate::sys::monotonic_ns() ^ ((crate::sys::getpid() as u64) << 32));
+    splitmix(base ^ ordinal.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draw_has_the_right_mean() {
+        assert_eq!(draw(0.0), NEVER);
+        assert_eq!(draw(1.0), 1);
+        for p in [0.5, 0.1, 0.01] {
+            let n = 20_000;
+            let sum: f64 = (0..n).map(|_| draw(p) as f64).sum();
+            let mean = sum / n as f64;
+            let expected = 1.0 / p;
+            assert!((mean - expected).abs() < expected * 0.1, "p={p} mean={mean}");
+            assert!((0..1000).all(|_| draw(p) >= 1));
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The snapshot: the fork of the host, the only pause the host sees.
+//!
+//! The host forks once through glibc (so malloc and stdio locks are reset in the child) and goes
+//! on. The child becomes the pod's supervisor, builds the pod below itself and never returns,
+//! except in the pod's test process, which returns from `ckpt()` with its id.
+
+use crate::runtime::{self, Runtime};
+use crate::site::Site;
+use crate::supervise::{self, PodInfo};
+use crate::sys;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+/// Which side of a checkpoint this process is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ckpt {
+    /// The original process, which goes on as if nothing happened.
+    Original,
+    /// Inside the pod: the k-th pod this process started (1, 2, 3, ...).
+    Pod(u32),
+}
+
+/// Why no pod was started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CkptError {
+    /// A positive errno value.
+    pub errno: i32,
+    /// What was missing or failed, in words.
+    pub message: String,
+}
+
+impl fmt::Display for CkptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CkptError {}
+
+static LAST_ERROR: Mutex<String> = Mutex::new(String::new());
+
+pub fn last_error() -> String {
+    LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn fail(errno: i32, message: String) -> CkptError {
+    *LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = message.clone();
+    CkptError { errno, message }
+}
+
+/// What a pod is for.
+#[derive(Clone, Copy)]
+pub enum PodKind {
+    /// An in vivo test at a site; the test body runs in the pod, then `finish` ends it.
+    Site { site: &'static Site, owner: Option<&'static str> },
+    /// An explicit `ckpt()`: the pod goes on from the call and ends when its code exits.
+    Manual { file: &'static str, line: u32, function: &'static str },
+}
+
+/// Checkpoint the calling process into an isolated pod.
+///
+/// Returns `Ckpt::Original` in the original, `Ckpt::Pod(k)` in the k-th pod. The pod is
+/// supervised like an in vivo test (deadline `INVITE_TIMEOUT_MS`, journal record with phase
+/// `manual`); it ends when its code exits: status 0 is `pass`, another status `fail`.
+#[track_caller]
+pub fn ckpt() -> Result<Ckpt, CkptError> {
+    let loc = std::panic::Location::caller();
+    start(PodKind::Manual { file: loc.file(), line: loc.line(), function: "ckpt" })
+}
+
+/// The call-site entry: start a pod for a site already admitted by `Site::sample`.
+pub fn enter_site(site: &'static Site, owner: Option<&'static str>) -> bool {
+    match start(PodKind::Site { site, owner }) {
+        Ok(Ckpt::Pod(_)) => true,
+        Ok(Ckpt::Original) => false,
+        Err(e) => {
+            supervise::journal_start_failure(site, owner, &e.message);
+            false
+        }
+    }
+}
+
+pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
+    let rt = runtime::get();
+    let reserved = matches!(kind, PodKind::Site { .. });
+    let release = |rt: &Runtime| {
+        if reserved {
+            rt.shared().running.fetch_sub(1, Ordering::AcqRel);
+        }
+    };
+    let Some(cfg) = rt.config.as_ref() else {
+        release(rt);
+        return Err(fail(libc::ECANCELED, "in vivo testing is off: bad configuration (see stderr)".into()));
+    };
+    if !cfg.enabled {
+        release(rt);
+        return Err(fail(libc::ECANCELED, "in vivo testing is off (INVITE=off)".into()));
+    }
+    let plan = match cfg.isolation {
+        crate::config::Isolation::Pod => match rt.plan() {
+            Ok(p) => Some(p),
+            Err(m) => {
+                release(rt);
+                return Err(fail(libc::ENOTSUP, m));
+            }
+        },
+        crate::config::Isolation::Fork => None,
+    };
+    rt.reap_children();
+    let (id, path) = rt.next_pod();
+    let info = PodInfo::new(rt, kind, id, path);
+    if !reserved {
+        rt.shared().running.fetch_add(1, Ordering::AcqRel);
+    }
+    let t0 = sys::monotonic_ns();
+    match sys::fork() {
+        Err(e) => {
+            rt.shared().running.fetch_sub(1, Ordering::AcqRel);
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            Err(fail(errno, format!("fork: {e}")))
+        }
+        Ok(sys::Forked::Parent(pid)) => {
+            let pause = sys::monotonic_ns() - t0;
+            rt.shared().overhead_ns.fetch_add(pause, Ordering::Relaxed);
+            rt.note_child(pid);
+            Ok(Ckpt::Original)
+        }
+        Ok(sys::Forked::Child) => {
+            // Supervisor: returns only in the pod's test process.
+            supervise::supervisor(rt, plan, info);
+            Ok(Ckpt::Pod(id))
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Helpers for the integration tests: build the runtime, compile C fixtures, read journals.

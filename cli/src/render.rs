@@ -100,6 +100,16 @@ pub fn pod_id(pid: Option<u64>, pod: Option<&str>) -> Option<String> {
     })
 }
 
+/// The outcome with what ended the pod: `crash (SIGSEGV)`, `error (exit 3)`. An exit status of 0
+/// says nothing (a failing test's pod may still exit 0), so it is left out.
+pub fn outcome_text(outcome: Outcome, signal: Option<&str>, exit_code: Option<i64>) -> String {
+    match (signal, exit_code) {
+        (Some(signal), _) => format!("{outcome} ({signal})"),
+        (None, Some(code)) if code != 0 => format!("{outcome} (exit {code})"),
+        _ => outcome.to_string(),
+    }
+}
+
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -184,16 +194,7 @@ pub fn report_text(report: &Report) -> String {
 }
 
 fn failure_text(f: &Failure, out: &mut String) {
-    let mut how = f.outcome.to_string();
-    match (&f.signal, f.exit_code) {
-        (Some(signal), _) => {
-            let _ = write!(how, " ({signal})");
-        }
-        (None, Some(code)) => {
-            let _ = write!(how, " (exit {code})");
-        }
-        _ => {}
-    }
+    let how = outcome_text(f.outcome, f.signal.as_deref(), f.exit_code);
     let _ = writeln!(out, "{how}  {} / {}", f.function, f.test);
     let mut whence = Vec::new();
     if let Some(id) = pod_id(f.pid, f.pod.as_deref()) {
@@ -221,6 +222,11 @@ fn failure_text(f: &Failure, out: &mut String) {
         let _ = writeln!(out, "    output (last lines{cut}):");
         for line in &f.output_tail {
             let _ = writeln!(out, "    | {line}");
+            if line.is_empty() {
+                // No trailing space after the bar of an empty line.
+                out.truncate(out.len() - 2);
+                out.push('\n');
+            }
         }
     }
 }

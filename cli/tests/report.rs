@@ -293,8 +293,10 @@ fn recent_failures_show_message_and_output_tail_newest_first() {
     let mut older = record("parse_config", "rejects_empty", "fail", 10);
     older["time"] = json!("2026-05-01T12:00:01Z");
     older["pod"] = json!("3");
+    // The runtime's pod may exit 0 and still fail: the status says nothing then.
+    older["exit_code"] = json!(0);
     older["message"] = json!("expected 0 entries, got 2");
-    older["output"] = json!("line 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\n");
+    older["output"] = json!("line 1\nline 2\nline 3\nline 4\n\nline 6\nline 7\n");
     let mut newer = record("cache_put", "keeps_order", "crash", 10);
     newer["time"] = json!("2026-05-01T12:00:02Z");
     newer["pod"] = json!("2/1");
@@ -317,13 +319,13 @@ crash (SIGSEGV)  cache_put / keeps_order
     output (last lines, cut to fit the journal):
     | {}
 
-fail (exit 1)  parse_config / rejects_empty
+fail  parse_config / rejects_empty
     pod 4242.3 on web1 at 2026-05-01T12:00:01Z (invite.jsonl:1)
     expected 0 entries, got 2
     output (last lines):
     | line 3
     | line 4
-    | line 5
+    |
     | line 6
     | line 7
 ",

@@ -172,11 +172,7 @@ fn show_text(pod: &KeptPod) -> String {
     field("function", Some(r.function.clone()));
     field("test", Some(r.test.clone()));
     field("phase", r.phase.clone());
-    let how = match (&r.signal, r.exit_code) {
-        (Some(signal), _) => format!("{} ({signal})", r.outcome),
-        (None, Some(code)) => format!("{} (exit {code})", r.outcome),
-        (None, None) => r.outcome.to_string(),
-    };
+    let how = render::outcome_text(r.outcome, r.signal.as_deref(), r.exit_code);
     field("outcome", Some(how));
     field("site", r.site.clone());
     field("time", r.time.clone());

@@ -40,6 +40,12 @@ struct Arg {
 impl Parse for Arg {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let key: Ident = input.parse()?;
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(
+                key.span(),
+                format!("expected `{key} = ...`: every argument has a value"),
+            ));
+        }
         input.parse::<Token![=]>()?;
         let value: Expr = input.parse()?;
         Ok(Arg { key, value })

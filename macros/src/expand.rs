@@ -180,19 +180,32 @@ pub(crate) fn expand(args: &Args, f: InVivoFn, enabled: bool) -> syn::Result<Tok
             quote!({ #(#pre)* #(#rebinds)* #body })
         } else {
             let annot = ret_ty.as_ref().map(|t| quote!(: #t));
-            let value = if sig.asyncness.is_some() {
-                match &annot {
-                    Some(a) => quote!(async { let #ret #a = #body; #ret }.await),
-                    None => quote!(async #body.await),
+            // The return type is written into the closure (or, for an async block, fixed by a
+            // first `return` that never runs) so that a wrong `return` in the body is reported
+            // in the body, not at the attribute.
+            let value = match (&ret_ty, sig.asyncness.is_some()) {
+                (Some(t), true) => {
+                    let typed = quote_spanned!(return_span(&sig.output)=>
+                        ::core::option::Option::<#t>::None.unwrap()
+                    );
+                    quote!(async {
+                        if false {
+                            return #typed;
+                        }
+                        #body
+                    }.await)
                 }
-            } else {
-                // Passing the closure where `FnOnce` is expected makes it `FnOnce`, so a body
-                // that returns a reborrow of `&mut self` still compiles.
-                quote!({
-                    #[inline(always)]
-                    fn __invite_once<R, F: ::core::ops::FnOnce() -> R>(f: F) -> R { f() }
-                    __invite_once(|| #body)
-                })
+                (None, true) => quote!(async #body.await),
+                (t, false) => {
+                    let arrow = t.as_ref().map(|t| quote!(-> #t));
+                    // Passing the closure where `FnOnce` is expected makes it `FnOnce`, so a body
+                    // that returns a reborrow of `&mut self` still compiles.
+                    quote!({
+                        #[inline(always)]
+                        fn __invite_once<R, F: ::core::ops::FnOnce() -> R>(f: F) -> R { f() }
+                        __invite_once(|| #arrow #body)
+                    })
+                }
             };
             quote!({
                 #(#pre)*
@@ -313,6 +326,14 @@ fn nameable_return(output: &ReturnType) -> Option<TokenStream> {
         ReturnType::Default => Some(quote!(())),
         ReturnType::Type(_, ty) if has_ident(ty.to_token_stream(), "impl") => None,
         ReturnType::Type(_, ty) => Some(ty.to_token_stream()),
+    }
+}
+
+/// Where the declared return type is written (its first token: spans do not join on stable).
+fn return_span(output: &ReturnType) -> Span {
+    match output {
+        ReturnType::Default => Span::call_site(),
+        ReturnType::Type(_, ty) => ty.span(),
     }
 }
 

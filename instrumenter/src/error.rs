@@ -31,7 +31,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(location: Location, message: impl Into<String>) -> Self {
-        Diagnostic { location, message: message.into(), notes: Vec::new() }
+        Diagnostic {
+            location,
+            message: message.into(),
+            notes: Vec::new(),
+        }
     }
 
     pub fn note(mut self, location: Location, message: impl Into<String>) -> Self {
@@ -80,7 +84,11 @@ impl From<Diagnostic> for Error {
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, what: &'static str, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), what, source }
+        Error::Io {
+            path: path.into(),
+            what,
+            source,
+        }
     }
 
     /// The diagnostic, when this is an input error.

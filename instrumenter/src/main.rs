@@ -1,1 +1,83 @@
-fn main() {}
+//! `invite-precompile`: the command line of the C precompiler. See the library docs and
+//! docs/ic-format.md.
+
+use clap::Parser;
+use invite_instrumenter::{instrument_dir, instrument_file, instrument_to_vec, Error, Runtime};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Rewrite FILE.c so the functions named in FILE.ic run in vivo tests.
+#[derive(Parser, Debug)]
+#[command(name = "invite-precompile", version, about, long_about = None)]
+struct Args {
+    /// The C file to instrument.
+    #[arg(required_unless_present_any = ["dir", "cflags", "libs", "pkg_config"], conflicts_with = "dir")]
+    file: Option<PathBuf>,
+    /// The tests (default: FILE.c with the extension .ic).
+    ic: Option<PathBuf>,
+    /// Write the output here (atomically) instead of to stdout.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Instrument every x.c under SRC that has an x.ic beside it ...
+    #[arg(long, value_name = "SRC", requires = "out")]
+    dir: Option<PathBuf>,
+    /// ... into the same relative path under DST.
+    #[arg(long, value_name = "DST", requires = "dir")]
+    out: Option<PathBuf>,
+    /// Print the flags that compile instrumented C against the runtime.
+    #[arg(long)]
+    cflags: bool,
+    /// Print the flags that link against the runtime (static; put them after the objects).
+    #[arg(long)]
+    libs: bool,
+    /// Print an invite.pc for pkg-config (`> DIR/invite.pc`, then PKG_CONFIG_PATH=DIR).
+    #[arg(long)]
+    pkg_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Error> {
+    if args.cflags || args.libs || args.pkg_config {
+        let rt = Runtime::locate()?;
+        let mut line = Vec::new();
+        if args.pkg_config {
+            print!("{}", rt.pkg_config()?);
+            return Ok(());
+        }
+        if args.cflags {
+            line.push(rt.cflags());
+        }
+        if args.libs {
+            line.push(rt.libs()?);
+        }
+        println!("{}", line.join(" "));
+        return Ok(());
+    }
+    if let (Some(src), Some(dst)) = (&args.dir, &args.out) {
+        instrument_dir(src, dst)?;
+        return Ok(());
+    }
+    let file = args.file.expect("clap requires FILE");
+    match &args.output {
+        Some(out) => instrument_file(&file, args.ic.as_deref(), out),
+        None => {
+            let bytes = instrument_to_vec(&file, args.ic.as_deref())?;
+            std::io::stdout().write_all(&bytes).map_err(|e| Error::Io {
+                path: "<stdout>".into(),
+                what: "cannot write",
+                source: e,
+            })
+        }
+    }
+}

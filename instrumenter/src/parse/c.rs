@@ -45,21 +45,32 @@ pub fn find_definitions(src: &Source, wanted: &[&str]) -> Definitions {
     let names: HashSet<&[u8]> = wanted.iter().map(|n| n.as_bytes()).collect();
     let scan = scan::scan(&src.text, &names);
     let mut parser = Parser::new();
-    parser.set_language(&tree_sitter_c::LANGUAGE.into()).expect("tree-sitter-c grammar matches the tree-sitter version");
+    parser
+        .set_language(&tree_sitter_c::LANGUAGE.into())
+        .expect("tree-sitter-c grammar matches the tree-sitter version");
     let mut defs: Vec<FunctionDef> = Vec::new();
     let mut unparsed = Vec::new();
     for cand in &scan.candidates {
         let base = cand.item_start;
         let region = &src.text[base..cand.item_end];
         let name_end = cand.name_at
-            + src.text[cand.name_at..].iter().take_while(|&&b| super::is_ident_byte(b)).count();
+            + src.text[cand.name_at..]
+                .iter()
+                .take_while(|&&b| super::is_ident_byte(b))
+                .count();
         let name = &src.text[cand.name_at..name_end];
-        let Some(tree) = parser.parse(region, None) else { continue };
+        let Some(tree) = parser.parse(region, None) else {
+            continue;
+        };
         let root = tree.root_node();
         let mut found = false;
         for def in definitions(root) {
-            let Some(declarator) = def.child_by_field_name("declarator") else { continue };
-            let Some(fd) = decl::function_declarator(declarator) else { continue };
+            let Some(declarator) = def.child_by_field_name("declarator") else {
+                continue;
+            };
+            let Some(fd) = decl::function_declarator(declarator) else {
+                continue;
+            };
             if fd.name.start_byte() + base != cand.name_at || decl::text(fd.name, region) != name {
                 continue;
             }
@@ -71,14 +82,20 @@ pub fn find_definitions(src: &Source, wanted: &[&str]) -> Definitions {
             break;
         }
         if !found && root.has_error() {
-            let at = decl::first_error(root).map(|e| e.start_byte() + base).unwrap_or(cand.name_at);
+            let at = decl::first_error(root)
+                .map(|e| e.start_byte() + base)
+                .unwrap_or(cand.name_at);
             let what = decl::first_error(root)
                 .map(|e| decl::describe_error(e, region))
                 .unwrap_or_else(|| "syntax error".into());
             unparsed.push((String::from_utf8_lossy(name).into_owned(), at, what));
         }
     }
-    Definitions { defs, unparsed, scan }
+    Definitions {
+        defs,
+        unparsed,
+        scan,
+    }
 }
 
 /// Function definitions at the top level of a region (also inside `#if` blocks and `ERROR`s).
@@ -108,15 +125,18 @@ fn build(
     in_conditional: bool,
     name: &[u8],
 ) -> FunctionDef {
-    let declarator = def.child_by_field_name("declarator").expect("checked by caller");
+    let declarator = def
+        .child_by_field_name("declarator")
+        .expect("checked by caller");
     let body = def.child_by_field_name("body");
     let (mut params, variadic) = decl::parameters(fd.params, region);
     for p in &mut params {
         p.at += base;
     }
-    let returns_void = def.child_by_field_name("type").is_some_and(|t| {
-        t.kind() == "primitive_type" && decl::text(t, region) == b"void"
-    }) && fd.owner.id() == declarator.id();
+    let returns_void = def
+        .child_by_field_name("type")
+        .is_some_and(|t| t.kind() == "primitive_type" && decl::text(t, region) == b"void")
+        && fd.owner.id() == declarator.id();
     let mut is_static = false;
     let mut extern_kw = None;
     let mut inline_kw = Vec::new();
@@ -178,8 +198,15 @@ mod tests {
                     int kr(a, b) int a; char *b; { return a; }\n\
                     static inline void nothing(int a[10], int (*cb)(int)) { cb(a[0]); }\n\
                     int var(int a, ...) { return a; }\n";
-        let d = defs(code, &["foo", "bz", "paren", "handler", "kr", "nothing", "var"]);
-        let by = |n: &str| d.iter().find(|f| f.name == n).unwrap_or_else(|| panic!("{n} not found"));
+        let d = defs(
+            code,
+            &["foo", "bz", "paren", "handler", "kr", "nothing", "var"],
+        );
+        let by = |n: &str| {
+            d.iter()
+                .find(|f| f.name == n)
+                .unwrap_or_else(|| panic!("{n} not found"))
+        };
         assert!(by("foo").syntax_error.is_none());
         assert_eq!(by("bz").params.len(), 2);
         assert_eq!(by("paren").params[0].name.as_deref(), Some("a"));
@@ -187,7 +214,13 @@ mod tests {
         assert!(by("kr").kr);
         let n = by("nothing");
         assert!(n.returns_void && n.is_static && n.inline_kw.len() == 1);
-        assert_eq!(n.params.iter().map(|p| p.name.clone().unwrap()).collect::<Vec<_>>(), ["a", "cb"]);
+        assert_eq!(
+            n.params
+                .iter()
+                .map(|p| p.name.clone().unwrap())
+                .collect::<Vec<_>>(),
+            ["a", "cb"]
+        );
         assert!(by("var").variadic);
     }
 }

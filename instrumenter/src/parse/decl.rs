@@ -28,7 +28,9 @@ pub fn function_declarator<'t>(declarator: Node<'t>) -> Option<FnDeclarator<'t>>
                 node = node.child_by_field_name("declarator")?;
             }
             "pointer_declarator" | "attributed_declarator" => {
-                node = node.child_by_field_name("declarator").or_else(|| first_named(node))?;
+                node = node
+                    .child_by_field_name("declarator")
+                    .or_else(|| first_named(node))?;
             }
             "parenthesized_declarator" => node = first_named(node)?,
             "identifier" => break,
@@ -39,20 +41,32 @@ pub fn function_declarator<'t>(declarator: Node<'t>) -> Option<FnDeclarator<'t>>
     let params = inner.child_by_field_name("parameters")?;
     if chain.len() >= 2 {
         let outer = chain[chain.len() - 2];
-        let direct = outer.child_by_field_name("declarator").is_some_and(|d| d.id() == inner.id());
+        let direct = outer
+            .child_by_field_name("declarator")
+            .is_some_and(|d| d.id() == inner.id());
         if let (true, Some(name)) = (direct, bare_name(params)) {
             let params = outer.child_by_field_name("parameters")?;
-            return Some(FnDeclarator { name, params, owner: outer });
+            return Some(FnDeclarator {
+                name,
+                params,
+                owner: outer,
+            });
         }
     }
-    Some(FnDeclarator { name: node, params, owner: inner })
+    Some(FnDeclarator {
+        name: node,
+        params,
+        owner: inner,
+    })
 }
 
 fn bare_name(params: Node<'_>) -> Option<Node<'_>> {
     let kids = named_children(params);
     match kids.as_slice() {
         [p] if p.kind() == "identifier" => Some(*p),
-        [p] if p.kind() == "parameter_declaration" && p.child_by_field_name("declarator").is_none() => {
+        [p] if p.kind() == "parameter_declaration"
+            && p.child_by_field_name("declarator").is_none() =>
+        {
             let inner = named_children(*p);
             match inner.as_slice() {
                 [t] if t.kind() == "type_identifier" => Some(*t),
@@ -79,18 +93,29 @@ pub fn parameters(params: Node<'_>, src: &[u8]) -> (Vec<Param>, bool) {
     for kid in &kids {
         match kid.kind() {
             "variadic_parameter" => variadic = true,
-            "identifier" => out.push(Param { name: Some(text_string(*kid, src)), at: kid.start_byte() }),
+            "identifier" => out.push(Param {
+                name: Some(text_string(*kid, src)),
+                at: kid.start_byte(),
+            }),
             "parameter_declaration" => {
                 let declarator = kid.child_by_field_name("declarator");
-                let is_void = kid.child_by_field_name("type").is_some_and(|t| text(t, src) == b"void");
+                let is_void = kid
+                    .child_by_field_name("type")
+                    .is_some_and(|t| text(t, src) == b"void");
                 if is_void && declarator.is_none() && kids.len() == 1 {
                     break;
                 }
                 let name = declarator.and_then(|d| declarator_name(d, src));
-                out.push(Param { name, at: kid.start_byte() });
+                out.push(Param {
+                    name,
+                    at: kid.start_byte(),
+                });
             }
             "comment" => {}
-            _ => out.push(Param { name: None, at: kid.start_byte() }),
+            _ => out.push(Param {
+                name: None,
+                at: kid.start_byte(),
+            }),
         }
     }
     if kids.iter().any(|k| k.kind() == "...") || has_ellipsis(params) {
@@ -118,7 +143,10 @@ pub fn declarator_name(mut node: Node<'_>, src: &[u8]) -> Option<String> {
 
 pub fn named_children(node: Node<'_>) -> Vec<Node<'_>> {
     let mut cursor = node.walk();
-    let kids = node.named_children(&mut cursor).filter(|c| c.kind() != "comment").collect();
+    let kids = node
+        .named_children(&mut cursor)
+        .filter(|c| c.kind() != "comment")
+        .collect();
     kids
 }
 
@@ -148,7 +176,9 @@ pub fn first_error(node: Node<'_>) -> Option<Node<'_>> {
         let macro_only = node
             .parent()
             .is_some_and(|p| matches!(p.kind(), "function_definition" | "declaration"))
-            && named_children(node).iter().all(|c| c.kind() == "identifier")
+            && named_children(node)
+                .iter()
+                .all(|c| c.kind() == "identifier")
             && node.child_count() == named_children(node).len();
         if !macro_only {
             return Some(node);
@@ -166,6 +196,9 @@ pub fn describe_error(node: Node<'_>, src: &[u8]) -> String {
         return format!("expected `{}`", node.kind());
     }
     let t = text(node, src);
-    let shown: String = String::from_utf8_lossy(&t[..t.len().min(40)]).split_whitespace().collect::<Vec<_>>().join(" ");
+    let shown: String = String::from_utf8_lossy(&t[..t.len().min(40)])
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     format!("syntax error at `{shown}`")
 }

@@ -25,14 +25,22 @@ pub struct Source {
 
 impl Source {
     pub fn new(name: impl Into<String>, text: Vec<u8>) -> Self {
-        Source { name: name.into(), text, line_starts: OnceLock::new() }
+        Source {
+            name: name.into(),
+            text,
+            line_starts: OnceLock::new(),
+        }
     }
 
     fn line_starts(&self) -> &[usize] {
         self.line_starts.get_or_init(|| {
             let mut starts = vec![0];
             starts.extend(
-                self.text.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i + 1),
+                self.text
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &b)| b == b'\n')
+                    .map(|(i, _)| i + 1),
             );
             starts
         })
@@ -53,7 +61,11 @@ impl Source {
     }
 
     pub fn location(&self, offset: usize) -> Location {
-        Location { file: self.name.clone(), line: self.line(offset), column: self.column(offset) }
+        Location {
+            file: self.name.clone(),
+            line: self.line(offset),
+            column: self.column(offset),
+        }
     }
 
     pub fn error(&self, offset: usize, message: impl Into<String>) -> Diagnostic {
@@ -74,7 +86,10 @@ impl Source {
             return Err(self.error(0, format!("{what} file is empty")));
         }
         if let Some(at) = self.text.iter().position(|&b| b == 0) {
-            return Err(self.error(at, format!("{what} file is binary (NUL byte at offset {at})")));
+            return Err(self.error(
+                at,
+                format!("{what} file is binary (NUL byte at offset {at})"),
+            ));
         }
         Ok(())
     }

@@ -299,10 +299,10 @@ pub(crate) fn number_end(text: &[u8], start: usize) -> usize {
     let mut j = start;
     while j < text.len() {
         let c = text[j];
-        if matches!(c, b'+' | b'-') && j > start && matches!(text[j - 1], b'e' | b'E' | b'p' | b'P')
-        {
-            j += 1;
-        } else if is_ident_byte(c) || c == b'.' {
+        let sign = matches!(c, b'+' | b'-')
+            && j > start
+            && matches!(text[j - 1], b'e' | b'E' | b'p' | b'P');
+        if sign || is_ident_byte(c) || c == b'.' {
             j += 1;
         } else {
             break;
@@ -315,7 +315,10 @@ pub(crate) fn find(text: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     if from > text.len() {
         return None;
     }
-    text[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    text[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
 }
 
 #[cfg(test)]
@@ -328,7 +331,8 @@ mod tests {
 
     #[test]
     fn finds_definitions_not_declarations_or_calls() {
-        let src = b"int foo(int);\nint x = foo(1);\n/* foo( */\nint foo(int a)\n{ return foo(a); }\n";
+        let src =
+            b"int foo(int);\nint x = foo(1);\n/* foo( */\nint foo(int a)\n{ return foo(a); }\n";
         let s = scan(src, &names(&["foo"]));
         assert_eq!(s.candidates.len(), 1);
         let c = &s.candidates[0];

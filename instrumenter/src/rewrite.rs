@@ -1,0 +1,283 @@
+//! Step 3, `rewrite`: produce the instrumented translation unit.
+//!
+//! Output shape, for each wrapped function `foo`:
+//! 1. `#include "invite.h"` first (the header includes nothing, so it cannot disturb feature
+//!    macros such as `_GNU_SOURCE` that the file defines before its own includes).
+//! 2. Where `foo` was defined: a declaration made from the definition's own head, then the `.ic`
+//!    prototype under `#line` into the `.ic` (a type mismatch is a "conflicting types" error at
+//!    the `.ic` line), then the definition itself, renamed `_foo` and made `static`. A definition
+//!    inside `#if` also defines a marker macro, so code at the end sees whether it was compiled.
+//! 3. At the end of the file (tests see file-static state): the `.ic` code and tests, `static`,
+//!    with `-Wunused-parameter` silenced; then the wrapper `foo` with the original head.
+//!
+//! Every piece carries `#line` so diagnostics and debuggers point at the `.c` and `.ic` lines.
+
+use crate::parse::c::FunctionDef;
+use crate::parse::ic::{IcFile, Item, Phase};
+use crate::parse::Source;
+use crate::plan::{Plan, Target};
+use std::fmt::Write as _;
+
+pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(c.text.len() + 4096);
+    let c_name = c_string(&c.name);
+    let ic_name = c_string(&ic_src.name);
+    out.extend_from_slice(format!("#include \"invite.h\"\n#line 1 {c_name}\n").as_bytes());
+
+    let mut defs: Vec<(&Target, usize, &FunctionDef)> = plan
+        .targets
+        .iter()
+        .flat_map(|t| t.defs.iter().enumerate().map(move |(k, d)| (t, k, d)))
+        .collect();
+    defs.sort_by_key(|(_, _, d)| d.start);
+    let mut cursor = 0;
+    for (target, k, def) in defs {
+        if def.start < cursor {
+            continue; // overlapping regions cannot happen for distinct definitions; be safe.
+        }
+        out.extend_from_slice(&c.text[cursor..def.start]);
+        if c.column(def.start) != 1 {
+            out.push(b'\n');
+        }
+        let line = c.line(def.start);
+        if !def.kr {
+            let mut head = c.text[def.start..def.declarator_end].to_vec();
+            blank_inline(&mut head, def);
+            push_line(&mut out, line, &c_name);
+            out.extend_from_slice(&head);
+            out.extend_from_slice(b";\n");
+        }
+        for &b in &target.blocks {
+            let Item::Block(block) = &ic.items[b] else {
+                continue;
+            };
+            push_line(&mut out, ic_src.line(block.proto.start), &ic_name);
+            if def.is_static && !block.is_static {
+                out.extend_from_slice(b"static ");
+            }
+            out.extend_from_slice(&ic_src.text[block.proto.clone()]);
+            out.extend_from_slice(b";\n");
+        }
+        if !def.is_static && def.extern_kw.is_none() {
+            out.extend_from_slice(b"static\n");
+        }
+        push_line(&mut out, line, &c_name);
+        pad(&mut out, c.column(def.start));
+        let mut body = c.text[def.start..def.end].to_vec();
+        if let Some(e) = &def.extern_kw {
+            body[e.start - def.start..e.end - def.start].copy_from_slice(b"static");
+        }
+        let at = def.name_range.start - def.start;
+        body.insert(at, b'_');
+        out.extend_from_slice(&body);
+        cursor = def.end;
+        if def.in_conditional {
+            out.extend_from_slice(format!("\n#define {} 1\n", marker(target, k)).as_bytes());
+            push_line(&mut out, c.line(def.end), &c_name);
+            pad(&mut out, c.column(def.end));
+        }
+    }
+    out.extend_from_slice(&c.text[cursor..]);
+    if !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+
+    // The .ic code and tests.
+    out.extend_from_slice(b"\n/* ---- in vivo tests (invite-precompile) ---- */\n#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wunused-parameter\"\n");
+    let test_target = |item: usize| {
+        plan.targets
+            .iter()
+            .find(|t| t.tests.iter().any(|p| p.item == item))
+    };
+    for (i, item) in ic.items.iter().enumerate() {
+        match item {
+            Item::Block(_) => {}
+            Item::Code(range) => {
+                push_line(&mut out, ic_src.line(range.start), &ic_name);
+                pad(&mut out, ic_src.column(range.start));
+                out.extend_from_slice(&ic_src.text[range.clone()]);
+                out.push(b'\n');
+            }
+            Item::Test(test) => {
+                let guard = test_target(i).and_then(guard_all);
+                if let Some(g) = &guard {
+                    out.extend_from_slice(format!("#if {g}\n").as_bytes());
+                }
+                if !test.is_static {
+                    out.extend_from_slice(b"static\n");
+                }
+                push_line(&mut out, ic_src.line(test.start), &ic_name);
+                pad(&mut out, ic_src.column(test.start));
+                out.extend_from_slice(&ic_src.text[test.start..test.params_end]);
+                // The probability, phase and timeout are ours, not C: blank them, keep lines.
+                out.extend(
+                    ic_src.text[test.params_end..test.body.start]
+                        .iter()
+                        .map(|&b| if b == b'\n' { b'\n' } else { b' ' }),
+                );
+                out.extend_from_slice(&ic_src.text[test.body.clone()]);
+                out.push(b'\n');
+                if guard.is_some() {
+                    out.extend_from_slice(b"#endif\n");
+                }
+            }
+        }
+    }
+    out.extend_from_slice(b"#pragma GCC diagnostic pop\n");
+
+    for target in &plan.targets {
+        for (k, def) in target.defs.iter().enumerate() {
+            wrapper(&mut out, c, ic_src, ic, target, k, def);
+        }
+    }
+    out
+}
+
+/// The macro a definition inside `#if` defines after itself.
+fn marker(target: &Target, k: usize) -> String {
+    format!("INVITE_DEFINED_{}_{}", target.name, k + 1)
+}
+
+/// `#if` condition under which the target's tests compile, when every definition is conditional.
+fn guard_all(target: &Target) -> Option<String> {
+    if target.defs.iter().any(|d| !d.in_conditional) {
+        return None;
+    }
+    Some(
+        (0..target.defs.len())
+            .map(|k| format!("defined({})", marker(target, k)))
+            .collect::<Vec<_>>()
+            .join(" || "),
+    )
+}
+
+fn wrapper(
+    out: &mut Vec<u8>,
+    c: &Source,
+    ic_src: &Source,
+    ic: &IcFile,
+    target: &Target,
+    k: usize,
+    def: &FunctionDef,
+) {
+    let c_name = c_string(&c.name);
+    let ic_name = c_string(&ic_src.name);
+    if def.in_conditional {
+        out.extend_from_slice(format!("#ifdef {}\n", marker(target, k)).as_bytes());
+    }
+    let line = c.line(def.name_range.start);
+    let mut head = c.text[def.start..def.body_start].to_vec();
+    blank_inline(&mut head, def);
+    push_line(out, c.line(def.start), &c_name);
+    pad(out, c.column(def.start));
+    out.extend_from_slice(&head);
+    out.extend_from_slice(b"{\n");
+    let args: Vec<&str> = def
+        .params
+        .iter()
+        .map(|p| p.name.as_deref().unwrap_or(""))
+        .collect();
+    let args = args.join(", ");
+    let original = format!("_{}({args})", target.name);
+    let mut s = String::new();
+    let mut site = 0usize;
+    let mut emit_tests = |s: &mut String, phase: Phase| {
+        for t in target.tests.iter().filter(|t| t.phase == phase) {
+            let Item::Test(test) = &ic.items[t.item] else {
+                continue;
+            };
+            let id = format!("invite_site_{site}");
+            site += 1;
+            let _ = writeln!(s, "#line {line} {c_name}");
+            let _ = writeln!(
+                s,
+                "    static invite_site {id} = INVITE_SITE({}, {}, {c_name}, {line}, {}, {:?}, {});",
+                c_string(&target.name),
+                c_string(&t.name),
+                if phase == Phase::Pre { "INVITE_PRE" } else { "INVITE_POST" },
+                t.probability,
+                t.timeout_ms
+            );
+            let mut call_args = args.clone();
+            if phase == Phase::Post && !def.returns_void {
+                call_args = if call_args.is_empty() {
+                    "invite_ret".into()
+                } else {
+                    format!("{call_args}, invite_ret")
+                };
+            }
+            let call = format!("{}({call_args})", t.name);
+            let body = if t.returns_int {
+                format!("invite_pod_exit({call} != 0);")
+            } else {
+                format!("{call}; invite_pod_exit(1);")
+            };
+            let _ = writeln!(s, "#line {} {ic_name}", ic_src.line(test.name_at));
+            let _ = writeln!(
+                s,
+                "    if (invite_sample(&{id}) && invite_pod_enter(&{id})) {{ {body} }}"
+            );
+        }
+    };
+    emit_tests(&mut s, Phase::Pre);
+    let _ = writeln!(s, "#line {line} {c_name}");
+    if def.returns_void {
+        let _ = writeln!(s, "    {original};");
+    } else {
+        let _ = writeln!(s, "    __typeof__({original}) invite_ret = {original};");
+    }
+    emit_tests(&mut s, Phase::Post);
+    let _ = writeln!(s, "#line {line} {c_name}");
+    if def.returns_void {
+        s.push_str("}\n");
+    } else {
+        s.push_str("    return invite_ret;\n}\n");
+    }
+    out.extend_from_slice(s.as_bytes());
+    if def.in_conditional {
+        out.extend_from_slice(b"#endif\n");
+    }
+}
+
+/// A non-static `inline` wrapper could not hold its `static` sites (C99 6.7.4p3), so the
+/// wrapper and its declaration drop `inline`; the renamed original keeps it.
+fn blank_inline(head: &mut [u8], def: &FunctionDef) {
+    if def.is_static {
+        return;
+    }
+    for r in &def.inline_kw {
+        if r.end <= def.start + head.len() {
+            head[r.start - def.start..r.end - def.start].fill(b' ');
+        }
+    }
+}
+
+fn push_line(out: &mut Vec<u8>, line: usize, file: &str) {
+    if !out.ends_with(b"\n") && !out.is_empty() {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(format!("#line {line} {file}\n").as_bytes());
+}
+
+/// Spaces that put the next byte in `column` (1-based), so columns in diagnostics stay right.
+fn pad(out: &mut Vec<u8>, column: usize) {
+    out.extend(std::iter::repeat_n(b' ', column.saturating_sub(1)));
+}
+
+/// A C string literal for a file or function name.
+pub fn c_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\{:03o}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -12,7 +12,9 @@ use crate::sys;
 use std::sync::atomic::Ordering;
 
 pub fn admit(rt: &Runtime, stats: &SiteStats) -> bool {
-    let Some(cfg) = rt.config.as_ref() else { return false };
+    let Some(cfg) = rt.config.as_ref() else {
+        return false;
+    };
     if runtime::in_pod() {
         stats.skipped_in_pod.fetch_add(1, Ordering::Relaxed);
         return false;
@@ -27,7 +29,11 @@ pub fn admit(rt: &Runtime, stats: &SiteStats) -> bool {
     }
     if let Some(max) = cfg.max_overhead {
         let finished = shared.pods_finished.load(Ordering::Relaxed);
-        let estimate = shared.pod_cpu_ns.load(Ordering::Relaxed).checked_div(finished).unwrap_or(0);
+        let estimate = shared
+            .pod_cpu_ns
+            .load(Ordering::Relaxed)
+            .checked_div(finished)
+            .unwrap_or(0);
         let spent = shared.overhead_ns.load(Ordering::Relaxed) + estimate * running as u64;
         let allowed = sys::process_cpu_ns() as f64 * max / 100.0;
         if spent as f64 > allowed {

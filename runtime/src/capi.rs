@@ -18,8 +18,16 @@ pub extern "C" fn ckpt() -> c_int {
 /// `file` and `function` are null or NUL-terminated strings that live for the whole program
 /// (the macro passes `__FILE__` and `__func__`).
 #[no_mangle]
-pub unsafe extern "C" fn invite_ckpt_at(file: *const c_char, line: c_int, function: *const c_char) -> c_int {
-    manual(static_str(file, "?"), line.max(0) as u32, static_str(function, "?"))
+pub unsafe extern "C" fn invite_ckpt_at(
+    file: *const c_char,
+    line: c_int,
+    function: *const c_char,
+) -> c_int {
+    manual(
+        static_str(file, "?"),
+        line.max(0) as u32,
+        static_str(function, "?"),
+    )
 }
 
 fn static_str(p: *const c_char, default: &'static str) -> &'static str {
@@ -27,11 +35,17 @@ fn static_str(p: *const c_char, default: &'static str) -> &'static str {
         return default;
     }
     // SAFETY: the caller promises a NUL-terminated string with static lifetime.
-    unsafe { CStr::from_ptr::<'static>(p) }.to_str().unwrap_or(default)
+    unsafe { CStr::from_ptr::<'static>(p) }
+        .to_str()
+        .unwrap_or(default)
 }
 
 fn manual(file: &'static str, line: u32, function: &'static str) -> c_int {
-    match snapshot::start(PodKind::Manual { file, line, function }) {
+    match snapshot::start(PodKind::Manual {
+        file,
+        line,
+        function,
+    }) {
         Ok(Ckpt::Original) => 0,
         Ok(Ckpt::Pod(id)) => id as c_int,
         Err(e) => -e.errno.max(1),

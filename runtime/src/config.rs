@@ -95,10 +95,14 @@ impl Config {
             None => Vec::new(),
             Some((n, v)) => parse_rates(&v).ok_or_else(|| bad(n, v, RATES))?,
         };
-        let seed = parse_opt(var("INVITE_SEED"), "an unsigned integer", |s| s.parse().ok())?;
-        let max_concurrent = parse_opt(var("INVITE_MAX_CONCURRENT"), "an integer from 1 to 1024", |s| {
-            s.parse::<u32>().ok().filter(|n| (1..=1024).contains(n))
-        })?
+        let seed = parse_opt(var("INVITE_SEED"), "an unsigned integer", |s| {
+            s.parse().ok()
+        })?;
+        let max_concurrent = parse_opt(
+            var("INVITE_MAX_CONCURRENT"),
+            "an integer from 1 to 1024",
+            |s| s.parse::<u32>().ok().filter(|n| (1..=1024).contains(n)),
+        )?
         .unwrap_or(DEFAULT_MAX_CONCURRENT);
         let max_overhead = match var("INVITE_MAX_OVERHEAD") {
             None => Some(DEFAULT_MAX_OVERHEAD),
@@ -112,11 +116,18 @@ impl Config {
             ),
         };
         let ms = "milliseconds, an integer from 1 to 86400000";
-        let ms_range = |s: &str| s.parse::<u64>().ok().filter(|n| (1..=86_400_000).contains(n));
-        let timeout_ms = parse_opt(var("INVITE_TIMEOUT_MS"), ms, ms_range)?.unwrap_or(DEFAULT_TIMEOUT_MS);
-        let drain_ms = parse_opt(var("INVITE_DRAIN_MS"), "milliseconds, an integer from 0 to 86400000", |s| {
-            s.parse::<u64>().ok().filter(|n| *n <= 86_400_000)
-        })?
+        let ms_range = |s: &str| {
+            s.parse::<u64>()
+                .ok()
+                .filter(|n| (1..=86_400_000).contains(n))
+        };
+        let timeout_ms =
+            parse_opt(var("INVITE_TIMEOUT_MS"), ms, ms_range)?.unwrap_or(DEFAULT_TIMEOUT_MS);
+        let drain_ms = parse_opt(
+            var("INVITE_DRAIN_MS"),
+            "milliseconds, an integer from 0 to 86400000",
+            |s| s.parse::<u64>().ok().filter(|n| *n <= 86_400_000),
+        )?
         .unwrap_or(DEFAULT_DRAIN_MS);
         let isolation = match var("INVITE_ISOLATION") {
             None => Isolation::Pod,
@@ -133,10 +144,16 @@ impl Config {
         };
         let pod_dir = path_var(var("INVITE_POD_DIR"), cwd, "invite-pods")?;
         let journal = path_var(var("INVITE_JOURNAL"), cwd, "invite.jsonl")?;
-        let shard = parse_opt(var("INVITE_SHARD"), "k/N with 1 <= k <= N, such as 2/8", parse_shard)?;
-        let fleet = parse_opt(var("INVITE_FLEET"), "a fleet size, an integer from 1", |s| {
-            s.parse::<u64>().ok().filter(|n| *n >= 1)
-        })?;
+        let shard = parse_opt(
+            var("INVITE_SHARD"),
+            "k/N with 1 <= k <= N, such as 2/8",
+            parse_shard,
+        )?;
+        let fleet = parse_opt(
+            var("INVITE_FLEET"),
+            "a fleet size, an integer from 1",
+            |s| s.parse::<u64>().ok().filter(|n| *n >= 1),
+        )?;
         Ok(Config {
             enabled,
             probability,
@@ -167,7 +184,10 @@ impl Config {
             }
         }
         let base = self.probability.unwrap_or_else(|| {
-            let base_name = Path::new(file).file_name().and_then(|f| f.to_str()).unwrap_or(file);
+            let base_name = Path::new(file)
+                .file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or(file);
             let short = function.rsplit("::").next().unwrap_or(function);
             self.rates
                 .iter()
@@ -189,7 +209,11 @@ const PROB: &str = "a probability from 0 to 1, such as 0.01";
 const RATES: &str = "NAME=P[,NAME=P...] with NAME a function or file.c:function and P from 0 to 1";
 
 fn bad(var: &'static str, value: String, expected: &'static str) -> ConfigError {
-    ConfigError { var, value, expected }
+    ConfigError {
+        var,
+        value,
+        expected,
+    }
 }
 
 fn parse_opt<T>(
@@ -203,7 +227,11 @@ fn parse_opt<T>(
     }
 }
 
-fn path_var(v: Option<(&'static str, String)>, cwd: &Path, default: &str) -> Result<PathBuf, ConfigError> {
+fn path_var(
+    v: Option<(&'static str, String)>,
+    cwd: &Path,
+    default: &str,
+) -> Result<PathBuf, ConfigError> {
     match v {
         None => Ok(cwd.join(default)),
         Some((n, v)) if v.is_empty() || v.contains('\0') => Err(bad(n, v, "a file path")),
@@ -212,7 +240,10 @@ fn path_var(v: Option<(&'static str, String)>, cwd: &Path, default: &str) -> Res
 }
 
 pub fn parse_probability(s: &str) -> Option<f64> {
-    s.trim().parse::<f64>().ok().filter(|p| (0.0..=1.0).contains(p))
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|p| (0.0..=1.0).contains(p))
 }
 
 /// `NAME` in `INVITE_RATES`: a Rust path (`bank::Account::withdraw`), `file.c:function`, or a
@@ -251,7 +282,11 @@ fn parse_shard(s: &str) -> Option<(u64, u64)> {
 /// The same function serves C and Rust sites, so a fleet mixing both agrees.
 pub fn shard_of(function: &str, test: &str, n: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in function.bytes().chain(std::iter::once(0)).chain(test.bytes()) {
+    for b in function
+        .bytes()
+        .chain(std::iter::once(0))
+        .chain(test.bytes())
+    {
         h ^= b as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -264,8 +299,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_env(|k| m.get(k).cloned(), Path::new("/srv/app"))
     }
 
@@ -302,7 +339,10 @@ mod tests {
             let e = cfg(&[(k, v)]).unwrap_err();
             assert_eq!(e.var, k);
             let line = e.to_string();
-            assert!(line.contains(k) && line.contains("expected") && !line.contains('\n'), "{line}");
+            assert!(
+                line.contains(k) && line.contains("expected") && !line.contains('\n'),
+                "{line}"
+            );
         }
     }
 
@@ -312,14 +352,25 @@ mod tests {
         assert_eq!(c.probability_for("src/bank.c", "withdraw", "t", 0.1), 0.5);
         assert_eq!(c.probability_for("src/bank.c", "deposit", "t", 0.1), 0.25);
         assert_eq!(c.probability_for("other.c", "deposit", "t", 0.1), 0.1);
-        let c = cfg(&[("INVITE_RATES", "withdraw=0.5"), ("INVITE_PROBABILITY", "1")]).unwrap();
+        let c = cfg(&[
+            ("INVITE_RATES", "withdraw=0.5"),
+            ("INVITE_PROBABILITY", "1"),
+        ])
+        .unwrap();
         assert_eq!(c.probability_for("bank.c", "withdraw", "t", 0.1), 1.0);
         let c = cfg(&[("INVITE_PROBABILITY", "1"), ("INVITE_FLEET", "4")]).unwrap();
         assert_eq!(c.probability_for("bank.c", "withdraw", "t", 0.1), 0.25);
         let c = cfg(&[("INVITE_RATES", "bank::Account::withdraw=0.5")]).unwrap();
-        assert_eq!(c.probability_for("src/lib.rs", "bank::Account::withdraw", "t", 0.1), 0.5);
+        assert_eq!(
+            c.probability_for("src/lib.rs", "bank::Account::withdraw", "t", 0.1),
+            0.5
+        );
         // Exactly one shard of N runs each site.
-        for (f, t) in [("a", "x"), ("withdraw", "check"), ("bank::Account::deposit", "inv")] {
+        for (f, t) in [
+            ("a", "x"),
+            ("withdraw", "check"),
+            ("bank::Account::deposit", "inv"),
+        ] {
             let hits = (1..=5)
                 .filter(|k| {
                     let s = format!("{k}/5");

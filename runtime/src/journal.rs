@@ -37,6 +37,8 @@ pub struct TestRecord<'a> {
     pub output: &'a str,
     pub changed: &'a [String],
     pub isolation: &'a str,
+    /// What the pod could not carry over faithfully (files read-only or cut); omitted if empty.
+    pub notes: &'a [String],
 }
 
 impl TestRecord<'_> {
@@ -63,7 +65,11 @@ impl TestRecord<'_> {
                 changed = &changed[..changed.len() / 2];
             } else {
                 // Only the message can still be long: render without it.
-                return TestRecord { message: Some("(message cut)"), ..*self }.render("", &[], true);
+                return TestRecord {
+                    message: Some("(message cut)"),
+                    ..*self
+                }
+                .render("", &[], true);
             }
         }
     }
@@ -99,6 +105,16 @@ impl TestRecord<'_> {
         }
         s.push(']');
         field_str(&mut s, "isolation", self.isolation);
+        if !self.notes.is_empty() {
+            s.push_str(",\"notes\":[");
+            for (i, n) in self.notes.iter().enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                string(&mut s, n);
+            }
+            s.push(']');
+        }
         if truncated {
             s.push_str(",\"truncated\":true");
         }
@@ -243,6 +259,7 @@ mod tests {
             output,
             changed,
             isolation: "pod",
+            notes: &[],
         }
     }
 
@@ -268,6 +285,9 @@ mod tests {
         assert!(line.len() <= MAX_LINE, "{}", line.len());
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["truncated"], true);
-        assert!(v["output"].as_str().unwrap().is_empty() || v["output"].as_str().unwrap().ends_with("THE END"));
+        assert!(
+            v["output"].as_str().unwrap().is_empty()
+                || v["output"].as_str().unwrap().ends_with("THE END")
+        );
     }
 }

@@ -15,16 +15,30 @@ pub fn open_dir(dir: &Path) -> Option<RawFd> {
     sys::open(&c, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0).ok()
 }
 
-pub fn keep_pod(dir_fd: RawFd, path: &str, pid: i32, record: &str, changed: &[String], scratch: Option<&Scratch>) {
-    let base = PathBuf::from(format!("/proc/self/fd/{dir_fd}/{pid}.{}", path.replace('/', ".")));
+pub fn keep_pod(
+    dir_fd: RawFd,
+    path: &str,
+    pid: i32,
+    record: &str,
+    changed: &[String],
+    scratch: Option<&Scratch>,
+) {
+    let base = PathBuf::from(format!(
+        "/proc/self/fd/{dir_fd}/{pid}.{}",
+        path.replace('/', ".")
+    ));
     if std::fs::create_dir_all(&base).is_err() {
         return;
     }
     let _ = std::fs::write(base.join("record.json"), record);
     let Some(scratch) = scratch else { return };
     for p in changed {
-        let Some(src) = scratch.upper_path(p) else { continue };
-        let Ok(meta) = std::fs::symlink_metadata(&src) else { continue };
+        let Some(src) = scratch.upper_path(p) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(&src) else {
+            continue;
+        };
         let dst = base.join("changes").join(p.trim_start_matches('/'));
         if meta.is_dir() {
             let _ = std::fs::create_dir_all(&dst);

@@ -27,10 +27,21 @@ pub enum MountAction {
 pub struct PodMount {
     pub path: String,
     pub action: MountAction,
+    /// False for the extra overlays of `own_trees` (not a mount of the host).
+    pub host_mount: bool,
+}
+
+/// A top-level entry of the host's `/` (used when the pod root cannot be one overlay).
+#[derive(Clone, Debug)]
+pub struct RootEntry {
+    pub name: String,
+    pub is_dir: bool,
+    pub link: Option<String>,
 }
 
 pub struct Plan {
     pub mounts: Vec<PodMount>,
+    pub root_entries: Vec<RootEntry>,
     pub netns_fd: RawFd,
     /// Set when not root: the user namespace that owns `netns_fd`, joined first.
     pub userns_fd: Option<RawFd>,
@@ -46,12 +57,17 @@ impl Plan {
     pub fn build() -> Result<Plan, String> {
         let info = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("isolation unavailable: cannot read /proc/self/mountinfo: {e}"))?;
-        let mounts = classify(&info);
+        let mut mounts = classify(&info);
+        if !is_root() {
+            own_trees(&mut mounts);
+        }
         if !std::path::Path::new("/sys/module/overlay").exists() {
             // The module may still load on demand; the first mount will tell. Only a hint here.
             let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
             if !fs.contains("overlay") {
-                let _ = std::process::Command::new("modprobe").arg("overlay").status();
+                let _ = std::process::Command::new("modprobe")
+                    .arg("overlay")
+                    .status();
             }
         }
         let (netns_fd, userns_fd) = crate::pod::make_namespaces()?;
@@ -60,7 +76,19 @@ impl Plan {
             .find(|p| std::path::Path::new(p).is_dir())
             .unwrap_or("/")
             .to_string();
-        Ok(Plan { mounts, netns_fd, userns_fd, scratch_mountpoint, scratch_bytes: SCRATCH_BYTES })
+        let root_entries = if is_root() {
+            Vec::new()
+        } else {
+            root_entries()
+        };
+        Ok(Plan {
+            mounts,
+            root_entries,
+            netns_fd,
+            userns_fd,
+            scratch_mountpoint,
+            scratch_bytes: SCRATCH_BYTES,
+        })
     }
 
     /// Descriptors of the runtime that pods must not inherit.
@@ -71,7 +99,10 @@ impl Plan {
     }
 }
 
-const OVERLAY_FS: &[&str] = &["ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "overlay", "f2fs", "reiserfs", "jfs", "zfs", "bcachefs", "ramfs"];
+const OVERLAY_FS: &[&str] = &[
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "overlay", "f2fs", "reiserfs", "jfs", "zfs",
+    "bcachefs", "ramfs",
+];
 
 /// Turn `/proc/self/mountinfo` into the pod's mount actions, parents before children; the top
 /// mount wins where several are stacked on one path.
@@ -79,7 +110,9 @@ pub fn classify(mountinfo: &str) -> Vec<PodMount> {
     let mut out: Vec<PodMount> = Vec::new();
     let mut covered: Vec<String> = Vec::new(); // trees handled as a whole (bind -r, /proc, /dev)
     for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
         let l: Vec<&str> = left.split(' ').collect();
         let r: Vec<&str> = right.split(' ').collect();
         if l.len() < 6 || r.is_empty() {
@@ -108,26 +141,44 @@ pub fn classify(mountinfo: &str) -> Vec<PodMount> {
             Some(MountAction::BindReadOnly)
         } else if OVERLAY_FS.contains(&fstype) {
             Some(MountAction::Overlay)
-        } else if fstype.starts_with("fuse") || ["nfs", "nfs4", "cifs", "smb3", "9p", "virtiofs"].contains(&fstype) {
+        } else if fstype.starts_with("fuse")
+            || ["nfs", "nfs4", "cifs", "smb3", "9p", "virtiofs"].contains(&fstype)
+        {
             Some(MountAction::BindReadOnly)
         } else {
             None // cgroup, bpf, tracefs, debugfs, securityfs, autofs, ...: absent in the pod
         };
         out.retain(|m| m.path != path && !is_under(&m.path, &path));
         if let Some(action) = action {
-            if matches!(action, MountAction::Proc | MountAction::Dev | MountAction::BindReadOnly) {
+            if matches!(
+                action,
+                MountAction::Proc | MountAction::Dev | MountAction::BindReadOnly
+            ) {
                 covered.push(path.clone());
             }
-            out.push(PodMount { path, action });
+            out.push(PodMount {
+                path,
+                action,
+                host_mount: true,
+            });
         }
     }
     // Parents before children, so mounting in order works.
-    out.sort_by_key(|m| if m.path == "/" { 0 } else { m.path.matches('/').count() });
+    out.sort_by_key(|m| {
+        if m.path == "/" {
+            0
+        } else {
+            m.path.matches('/').count()
+        }
+    });
     out
 }
 
 fn is_under(path: &str, dir: &str) -> bool {
-    dir != "/" && path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+    dir != "/"
+        && path.len() > dir.len()
+        && path.starts_with(dir)
+        && path.as_bytes()[dir.len()] == b'/'
 }
 
 /// mountinfo escapes space, tab, newline and backslash as octal.
@@ -136,7 +187,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -145,6 +199,72 @@ fn unescape(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// In a user namespace, overlay copy-up cannot recreate directories owned by unmapped users
+/// (root), so a write below a root-owned directory would fail. The trees the user owns around
+/// the working directory and home get overlays of their own, rooted at the topmost directory
+/// the user owns, so copy-up never needs a foreign owner.
+fn own_trees(mounts: &mut Vec<PodMount>) {
+    use std::os::unix::fs::MetadataExt;
+    let uid = sys::geteuid();
+    let mut starts: Vec<std::path::PathBuf> = Vec::new();
+    starts.extend(std::env::current_dir().ok());
+    starts.extend(std::env::var_os("HOME").map(std::path::PathBuf::from));
+    for start in starts {
+        let owned = |p: &std::path::Path| {
+            std::fs::metadata(p)
+                .map(|m| m.uid() == uid && m.is_dir())
+                .unwrap_or(false)
+        };
+        if !owned(&start) {
+            continue;
+        }
+        let mut top = start.clone();
+        while let Some(parent) = top.parent() {
+            if parent == std::path::Path::new("/") || !owned(parent) {
+                break;
+            }
+            top = parent.to_path_buf();
+        }
+        let path = top.to_string_lossy().into_owned();
+        if path != "/" && !mounts.iter().any(|m| m.path == path) {
+            mounts.push(PodMount {
+                path,
+                action: MountAction::Overlay,
+                host_mount: false,
+            });
+        }
+    }
+    mounts.sort_by_key(|m| {
+        if m.path == "/" {
+            0
+        } else {
+            m.path.matches('/').count()
+        }
+    });
+}
+
+fn root_entries() -> Vec<RootEntry> {
+    let Ok(rd) = std::fs::read_dir("/") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let ft = e.file_type().ok()?;
+            let link = ft
+                .is_symlink()
+                .then(|| std::fs::read_link(e.path()).ok())
+                .flatten();
+            let link = link.map(|l| l.to_string_lossy().into_owned());
+            Some(RootEntry {
+                name,
+                is_dir: ft.is_dir(),
+                link,
+            })
+        })
+        .collect()
 }
 
 /// True when the process may build pods as root (no user namespace needed).

@@ -132,7 +132,10 @@ impl Runtime {
 
     /// The isolation plan, built once (the start-up probe). `Err` names the missing piece.
     pub fn plan(&self) -> Result<&Plan, String> {
-        self.plan.get_or_init(Plan::build).as_ref().map_err(Clone::clone)
+        self.plan
+            .get_or_init(Plan::build)
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     pub fn isolation(&self) -> Isolation {
@@ -165,7 +168,10 @@ impl Runtime {
         self.shared.store(new_shared(), Ordering::Relaxed);
         self.next_id.store(0, Ordering::Relaxed);
         *self.prefix.lock().unwrap_or_else(|e| e.into_inner()) = format!("{path}/");
-        self.children.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Write a finished record: to the journal file in the host, or relayed through the pod's

@@ -28,7 +28,10 @@ pub fn sample_slow(site: &'static Site) -> bool {
         return false;
     }
     // This call is sampled: close the cycle, draw the next one.
-    stats.cycles_calls.fetch_add(stats.current_draw.load(Ordering::Relaxed), Ordering::Relaxed);
+    stats.cycles_calls.fetch_add(
+        stats.current_draw.load(Ordering::Relaxed),
+        Ordering::Relaxed,
+    );
     let next = draw(p);
     stats.current_draw.store(next as u64, Ordering::Relaxed);
     site.countdown.store(next, Ordering::Relaxed);
@@ -133,7 +136,10 @@ mod tests {
             let sum: f64 = (0..n).map(|_| draw(p) as f64).sum();
             let mean = sum / n as f64;
             let expected = 1.0 / p;
-            assert!((mean - expected).abs() < expected * 0.1, "p={p} mean={mean}");
+            assert!(
+                (mean - expected).abs() < expected * 0.1,
+                "p={p} mean={mean}"
+            );
             assert!((0..1000).all(|_| draw(p) >= 1));
         }
     }

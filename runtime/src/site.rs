@@ -9,7 +9,7 @@
 //! The layout is `#[repr(C)]` and shared with `invite_site` in `invite.h`.
 
 use std::ffi::{c_char, c_void};
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, Ordering};
 
 /// When a test runs relative to the call of the function under test.
 #[repr(u32)]

@@ -53,9 +53,16 @@ fn fail(errno: i32, message: String) -> CkptError {
 #[derive(Clone, Copy)]
 pub enum PodKind {
     /// An in vivo test at a site; the test body runs in the pod, then `finish` ends it.
-    Site { site: &'static Site, owner: Option<&'static str> },
+    Site {
+        site: &'static Site,
+        owner: Option<&'static str>,
+    },
     /// An explicit `ckpt()`: the pod goes on from the call and ends when its code exits.
-    Manual { file: &'static str, line: u32, function: &'static str },
+    Manual {
+        file: &'static str,
+        line: u32,
+        function: &'static str,
+    },
 }
 
 /// Checkpoint the calling process into an isolated pod.
@@ -66,7 +73,11 @@ pub enum PodKind {
 #[track_caller]
 pub fn ckpt() -> Result<Ckpt, CkptError> {
     let loc = std::panic::Location::caller();
-    start(PodKind::Manual { file: loc.file(), line: loc.line(), function: "ckpt" })
+    start(PodKind::Manual {
+        file: loc.file(),
+        line: loc.line(),
+        function: "ckpt",
+    })
 }
 
 /// The call-site entry: start a pod for a site already admitted by `Site::sample`.
@@ -91,13 +102,22 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     };
     let Some(cfg) = rt.config.as_ref() else {
         release(rt);
-        return Err(fail(libc::ECANCELED, "in vivo testing is off: bad configuration (see stderr)".into()));
+        return Err(fail(
+            libc::ECANCELED,
+            "in vivo testing is off: bad configuration (see stderr)".into(),
+        ));
     };
     if !cfg.enabled {
         release(rt);
-        return Err(fail(libc::ECANCELED, "in vivo testing is off (INVITE=off)".into()));
+        return Err(fail(
+            libc::ECANCELED,
+            "in vivo testing is off (INVITE=off)".into(),
+        ));
     }
+    // Inside a pod, a nested pod is a fork within the pod's own isolation (its namespaces and
+    // overlay), which already separates it from the host.
     let plan = match cfg.isolation {
+        _ if runtime::in_pod() => None,
         crate::config::Isolation::Pod => match rt.plan() {
             Ok(p) => Some(p),
             Err(m) => {

@@ -41,11 +41,23 @@ impl PodInfo {
                 site.test().to_string(),
                 format!("{}:{}", site.file(), site.line),
                 site.phase().as_str(),
-                if site.timeout_ms > 0 { site.timeout_ms as u64 } else { default_timeout },
+                if site.timeout_ms > 0 {
+                    site.timeout_ms as u64
+                } else {
+                    default_timeout
+                },
             ),
-            PodKind::Manual { file, line, function } => {
-                (function.to_string(), "ckpt".to_string(), format!("{file}:{line}"), "manual", default_timeout)
-            }
+            PodKind::Manual {
+                file,
+                line,
+                function,
+            } => (
+                function.to_string(),
+                "ckpt".to_string(),
+                format!("{file}:{line}"),
+                "manual",
+                default_timeout,
+            ),
         };
         PodInfo {
             kind,
@@ -81,6 +93,7 @@ struct Ending {
     timed_out: bool,
     host_died: bool,
     output: Vec<u8>,
+    notes: Vec<String>,
 }
 
 /// In the supervisor (the host's child). Returns only in the pod's test process.
@@ -92,14 +105,36 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
     let mut own = plan.map(Plan::own_fds).unwrap_or_default();
     own.push(rt.journal_fd());
     own.extend(host_pidfd);
+    own.push(pod::report_fd());
     let fds = pod::scan_fds(&own);
     let keep_dir = keep_dir(rt);
     let ch = match Channels::new() {
         Ok(ch) => ch,
-        Err(e) => end(rt, &info, None, Ending { setup_error: Some(format!("pod setup failed at step \"create pipes\": {e}")), ..Ending::default() }),
+        Err(e) => end(
+            rt,
+            &info,
+            None,
+            Ending {
+                setup_error: Some(format!("pod setup failed at step \"create pipes\": {e}")),
+                ..Ending::default()
+            },
+        ),
     };
-    let cwd = std::env::current_dir().ok().and_then(|p| std::ffi::CString::new(p.into_os_string().into_encoded_bytes()).ok());
-    let spec = PodSpec { isolation: info.isolation, plan, fds: &fds, cwd, timeout_ms: info.timeout_ms };
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|p| std::ffi::CString::new(p.into_os_string().into_encoded_bytes()).ok());
+    let isolation = if plan.is_some() {
+        info.isolation
+    } else {
+        Isolation::Fork
+    };
+    let spec = PodSpec {
+        isolation,
+        plan,
+        fds: &fds,
+        cwd,
+        timeout_ms: info.timeout_ms,
+    };
     match pod::build(&spec, &ch) {
         Ok(Side::Test) => {
             rt.become_pod(&info.path);
@@ -109,27 +144,39 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
             sys::set_name(c"invite-supervisor");
             sys::close(ch.status_w);
             sys::close(ch.out_w);
-            let mut ending = watch(rt, &info, &ch, child, host_pidfd);
-            if !fds.notes.is_empty() {
-                let notes = fds.notes.join("; ");
-                ending.output.extend_from_slice(format!("\n[invite: {notes}]\n").as_bytes());
-            }
+            let direct = scratch.is_none();
+            let mut ending = watch(rt, &info, &ch, child, host_pidfd, direct);
+            ending.notes = fds.notes.clone();
             let changed = scratch.as_ref().map(|s| s.changed()).unwrap_or_default();
             finish_record(rt, &info, ending, changed, scratch.as_ref(), keep_dir)
         }
-        Err(e) => end(rt, &info, None, Ending { setup_error: Some(e.to_string()), ..Ending::default() }),
+        Err(e) => end(
+            rt,
+            &info,
+            None,
+            Ending {
+                setup_error: Some(e.to_string()),
+                ..Ending::default()
+            },
+        ),
     }
 }
 
 /// Poll the pod's channels, its direct child and the host until the pod is over.
-fn watch(rt: &Runtime, info: &PodInfo, ch: &Channels, child: libc::pid_t, host: Option<i32>) -> Ending {
+fn watch(
+    rt: &Runtime,
+    info: &PodInfo,
+    ch: &Channels,
+    child: libc::pid_t,
+    host: Option<i32>,
+    direct: bool,
+) -> Ending {
     let _ = sys::set_nonblock(ch.status_r);
     let _ = sys::set_nonblock(ch.out_r);
     let child_fd = sys::pidfd_open(child).ok();
     let deadline = info.started_ns + info.timeout_ms * 1_000_000;
     let mut e = Ending::default();
     let mut frames = Vec::new();
-    let direct = info.isolation == Isolation::Fork || rt.plan().is_err();
     let mut child_done = false;
     let mut fds = vec![ch.status_r, ch.out_r];
     fds.extend(child_fd);
@@ -141,7 +188,11 @@ fn watch(rt: &Runtime, info: &PodInfo, ch: &Channels, child: libc::pid_t, host: 
             e.timed_out = true;
             sys::kill(child, libc::SIGKILL);
         }
-        let wait_ms = if e.timed_out { 50 } else { ((deadline - now) / 1_000_000).clamp(1, 1000) as i32 };
+        let wait_ms = if e.timed_out {
+            50
+        } else {
+            ((deadline - now) / 1_000_000).clamp(1, 1000) as i32
+        };
         let _ = sys::poll_in(&fds, wait_ms, &mut rev);
         read_output(ch.out_r, &mut e.output);
         read_frames(ch.status_r, &mut frames);
@@ -167,12 +218,15 @@ fn watch(rt: &Runtime, info: &PodInfo, ch: &Channels, child: libc::pid_t, host: 
     for (tag, payload) in parse_frames(&frames) {
         match tag {
             b'V' if !payload.is_empty() => {
-                let msg = (payload.len() > 1).then(|| String::from_utf8_lossy(&payload[1..]).into_owned());
+                let msg = (payload.len() > 1)
+                    .then(|| String::from_utf8_lossy(&payload[1..]).into_owned());
                 e.verdict = Some((payload[0] != 0, msg));
             }
             b'E' => e.setup_error = Some(String::from_utf8_lossy(payload).into_owned()),
             b'W' if payload.len() == 12 && !direct => {
-                e.status = Some(i32::from_le_bytes(payload[..4].try_into().unwrap_or([0; 4])));
+                e.status = Some(i32::from_le_bytes(
+                    payload[..4].try_into().unwrap_or([0; 4]),
+                ));
                 e.cpu_ns = u64::from_le_bytes(payload[4..].try_into().unwrap_or([0; 8]));
             }
             b'R' => relay(rt, info, payload),
@@ -185,10 +239,16 @@ fn watch(rt: &Runtime, info: &PodInfo, ch: &Channels, child: libc::pid_t, host: 
 /// A record from a pod nested in this one: passed on if it is one well-formed line that names
 /// a pod below this one.
 fn relay(rt: &Runtime, info: &PodInfo, line: &[u8]) {
-    let Ok(s) = std::str::from_utf8(line) else { return };
+    let Ok(s) = std::str::from_utf8(line) else {
+        return;
+    };
     let below = format!("\"pod\":\"{}/", info.path);
     let one_line = s.ends_with('\n') && s.matches('\n').count() == 1;
-    if one_line && s.len() <= journal::MAX_LINE && s.starts_with("{\"schema\":1,\"kind\":\"test\"") && s.contains(&below) {
+    if one_line
+        && s.len() <= journal::MAX_LINE
+        && s.starts_with("{\"schema\":1,\"kind\":\"test\"")
+        && s.contains(&below)
+    {
         rt.write_record(s);
     }
 }
@@ -236,28 +296,66 @@ fn decide(info: &PodInfo, e: &Ending) -> (Outcome, Option<i32>, Option<String>, 
         return (Outcome::Error, None, None, Some(m.clone()));
     }
     if e.timed_out {
-        return (Outcome::Timeout, None, None, Some(format!("killed after the {} ms deadline", info.timeout_ms)));
+        return (
+            Outcome::Timeout,
+            None,
+            None,
+            Some(format!("killed after the {} ms deadline", info.timeout_ms)),
+        );
     }
     if e.host_died {
-        return (Outcome::Error, None, None, Some("the host process exited while the pod ran".into()));
+        return (
+            Outcome::Error,
+            None,
+            None,
+            Some("the host process exited while the pod ran".into()),
+        );
     }
     let Some(status) = e.status else {
-        return (Outcome::Error, None, None, Some("the pod ended without a status (killed from outside)".into()));
+        return (
+            Outcome::Error,
+            None,
+            None,
+            Some("the pod ended without a status (killed from outside)".into()),
+        );
     };
     if libc::WIFSIGNALED(status) {
         let sig = libc::WTERMSIG(status);
         let name = signal_name(sig);
-        let outcome = if sig == libc::SIGABRT { Outcome::Fail } else { Outcome::Crash };
-        let msg = e.verdict.as_ref().and_then(|v| v.1.clone()).unwrap_or_else(|| format!("killed by {name}"));
+        let outcome = if sig == libc::SIGABRT {
+            Outcome::Fail
+        } else {
+            Outcome::Crash
+        };
+        let msg = e
+            .verdict
+            .as_ref()
+            .and_then(|v| v.1.clone())
+            .unwrap_or_else(|| format!("killed by {name}"));
         return (outcome, None, Some(name), Some(msg));
     }
     let code = libc::WEXITSTATUS(status);
     match (&e.verdict, manual) {
         (Some((true, m)), _) => (Outcome::Pass, Some(code), None, m.clone()),
-        (Some((false, m)), _) => (Outcome::Fail, Some(code), None, m.clone().or(Some("test failed".into()))),
+        (Some((false, m)), _) => (
+            Outcome::Fail,
+            Some(code),
+            None,
+            m.clone().or(Some("test failed".into())),
+        ),
         (None, true) if code == 0 => (Outcome::Pass, Some(0), None, None),
-        (None, true) => (Outcome::Fail, Some(code), None, Some(format!("pod exited with status {code}"))),
-        (None, false) => (Outcome::Error, Some(code), None, Some(format!("the test called exit({code}) before returning"))),
+        (None, true) => (
+            Outcome::Fail,
+            Some(code),
+            None,
+            Some(format!("pod exited with status {code}")),
+        ),
+        (None, false) => (
+            Outcome::Error,
+            Some(code),
+            None,
+            Some(format!("the test called exit({code}) before returning")),
+        ),
     }
 }
 
@@ -271,8 +369,12 @@ fn finish_record(
 ) -> ! {
     let (outcome, exit_code, signal, message) = decide(info, &ending);
     let shared = rt.shared();
-    shared.overhead_ns.fetch_add(ending.cpu_ns, Ordering::Relaxed);
-    shared.pod_cpu_ns.fetch_add(ending.cpu_ns, Ordering::Relaxed);
+    shared
+        .overhead_ns
+        .fetch_add(ending.cpu_ns, Ordering::Relaxed);
+    shared
+        .pod_cpu_ns
+        .fetch_add(ending.cpu_ns, Ordering::Relaxed);
     shared.pods_finished.fetch_add(1, Ordering::Relaxed);
     let output = tail_utf8(&ending.output);
     let rec = TestRecord {
@@ -292,6 +394,7 @@ fn finish_record(
         output: &output,
         changed: &changed,
         isolation: info.isolation.as_str(),
+        notes: &ending.notes,
     };
     let line = rec.to_line();
     if let Some((dir_fd, mode)) = keep {
@@ -346,6 +449,7 @@ pub fn journal_start_failure(site: &'static Site, owner: Option<&'static str>, m
         output: "",
         changed: &[],
         isolation: rt.isolation().as_str(),
+        notes: &[],
     };
     rt.write_record(&rec.to_line());
 }

@@ -72,7 +72,8 @@ pub fn mount(
 ) -> io::Result<()> {
     let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
     // SAFETY: every pointer is null or a valid NUL-terminated string that outlives the call.
-    check(unsafe { libc::mount(p(src), target.as_ptr(), p(fstype), flags, p(data).cast()) }).map(drop)
+    check(unsafe { libc::mount(p(src), target.as_ptr(), p(fstype), flags, p(data).cast()) })
+        .map(drop)
 }
 
 /// `mount_setattr(AT_RECURSIVE)` to make a whole bind tree read-only (Linux 5.12+).
@@ -86,7 +87,12 @@ pub fn make_tree_readonly(target: &CStr) -> io::Result<()> {
     }
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
     const AT_RECURSIVE: libc::c_int = 0x8000;
-    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     // SAFETY: the path is a valid C string and attr a valid struct of the size passed.
     let r = unsafe {
         libc::syscall(
@@ -121,7 +127,13 @@ pub fn mkdir(path: &CStr, mode: libc::mode_t) -> io::Result<()> {
 
 pub fn mknod_file(path: &CStr) -> io::Result<()> {
     // SAFETY: valid C string; creates an empty regular file as a bind-mount target.
-    let fd = check(unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) })?;
+    let fd = check(unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o644,
+        )
+    })?;
     close(fd);
     Ok(())
 }
@@ -173,7 +185,6 @@ pub fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
     // SAFETY: plain syscall on fds.
     check(unsafe { libc::dup2(from, to) }).map(drop)
 }
-
 
 pub fn get_fl(fd: RawFd) -> io::Result<libc::c_int> {
     // SAFETY: plain fcntl.
@@ -268,8 +279,14 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<RawFd> {
 
 /// Poll `fds` (events POLLIN) for up to `timeout_ms`; returns the revents per fd.
 pub fn poll_in(fds: &[RawFd], timeout_ms: i32, revents: &mut [i16]) -> io::Result<usize> {
-    let mut pfds: Vec<libc::pollfd> =
-        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     // SAFETY: pfds is a valid array of the length passed.
     let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
     if r < 0 {
@@ -286,7 +303,10 @@ pub fn poll_in(fds: &[RawFd], timeout_ms: i32, revents: &mut [i16]) -> io::Resul
 }
 
 /// Wait for a child; returns (pid, wait status, rusage). `pid` -1 waits for any.
-pub fn wait4(pid: libc::pid_t, flags: libc::c_int) -> io::Result<(libc::pid_t, libc::c_int, libc::rusage)> {
+pub fn wait4(
+    pid: libc::pid_t,
+    flags: libc::c_int,
+) -> io::Result<(libc::pid_t, libc::c_int, libc::rusage)> {
     let mut status = 0;
     // SAFETY: zeroed rusage is a valid out-parameter.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -335,7 +355,16 @@ pub fn setsid() {
 
 pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
     // SAFETY: the options used take integer arguments only.
-    check(unsafe { libc::prctl(option, arg, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) }).map(drop)
+    check(unsafe {
+        libc::prctl(
+            option,
+            arg,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
+    .map(drop)
 }
 
 pub fn set_name(name: &CStr) {
@@ -353,7 +382,15 @@ pub fn drop_capabilities() -> io::Result<()> {
         }
     }
     // SAFETY: integer-only prctl.
-    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     #[repr(C)]
     struct Header {
         version: u32,
@@ -365,21 +402,41 @@ pub fn drop_capabilities() -> io::Result<()> {
         permitted: u32,
         inheritable: u32,
     }
-    let hdr = Header { version: 0x2008_0522, pid: 0 };
-    let data = [Data { effective: 0, permitted: 0, inheritable: 0 }, Data { effective: 0, permitted: 0, inheritable: 0 }];
+    let hdr = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+    ];
     // SAFETY: header and a two-element data array, as _LINUX_CAPABILITY_VERSION_3 requires.
     let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) };
     check_long(r).map(drop)
 }
 
 pub fn setrlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> io::Result<()> {
-    let rl = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    let rl = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
     // SAFETY: rl is a valid rlimit.
     check(unsafe { libc::setrlimit(resource, &rl) }).map(drop)
 }
 
 pub fn getrlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: rl is a valid out-parameter.
     unsafe { libc::getrlimit(resource, &mut rl) };
     (rl.rlim_cur, rl.rlim_max)
@@ -394,7 +451,6 @@ pub fn lowest_priority() {
     }
 }
 
-
 pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
@@ -404,7 +460,10 @@ pub fn process_cpu_ns() -> u64 {
 }
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid out-parameter.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -423,7 +482,14 @@ pub fn rusage_children() -> libc::rusage {
 pub fn map_shared_page(len: usize) -> io::Result<*mut u8> {
     // SAFETY: anonymous mapping; no existing memory is touched.
     let p = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
     if p == libc::MAP_FAILED {
         Err(io::Error::last_os_error())
@@ -437,7 +503,14 @@ pub fn map_shared_page(len: usize) -> io::Result<*mut u8> {
 pub fn privatize_mapping(mem: RawFd, addr: usize, len: usize, prot: libc::c_int) -> io::Result<()> {
     // SAFETY: a fresh anonymous private mapping.
     let tmp = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
     if tmp == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
@@ -446,7 +519,14 @@ pub fn privatize_mapping(mem: RawFd, addr: usize, len: usize, prot: libc::c_int)
     let mut off = 0;
     while off < len {
         // SAFETY: tmp is mapped writable for `len` bytes; pread writes at most len - off there.
-        let r = unsafe { libc::pread(mem, tmp.cast::<u8>().add(off).cast(), len - off, (addr + off) as libc::off_t) };
+        let r = unsafe {
+            libc::pread(
+                mem,
+                tmp.cast::<u8>().add(off).cast(),
+                len - off,
+                (addr + off) as libc::off_t,
+            )
+        };
         if r > 0 {
             off += r as usize;
         } else {
@@ -457,7 +537,14 @@ pub fn privatize_mapping(mem: RawFd, addr: usize, len: usize, prot: libc::c_int)
     // SAFETY: MAP_FIXED over a range this process mapped; the runtime holds no references into
     // the host's shared mappings here (the pod's test code has not run yet).
     let p = unsafe {
-        libc::mmap(addr as *mut libc::c_void, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED, -1, 0)
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
     };
     if p == libc::MAP_FAILED {
         let e = io::Error::last_os_error();
@@ -479,7 +566,6 @@ pub fn page_size() -> usize {
     // SAFETY: always succeeds.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
-
 
 /// Register a function to run when the process exits normally.
 pub fn at_exit(f: extern "C" fn()) {
@@ -510,5 +596,3 @@ pub fn hostname() -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
-
-

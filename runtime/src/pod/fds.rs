@@ -22,7 +22,14 @@ pub const MAX_WRITABLE_COPY: u64 = 64 << 20;
 
 #[derive(Debug)]
 enum Action {
-    Reopen { path: CString, flags: i32, cloexec: bool, offset: i64, ino: u64, dir: bool },
+    Reopen {
+        path: CString,
+        flags: i32,
+        cloexec: bool,
+        offset: i64,
+        ino: u64,
+        dir: bool,
+    },
     Null,
     Keep,
 }
@@ -31,32 +38,44 @@ enum Action {
 #[derive(Debug, Default)]
 pub struct FdPlan {
     entries: Vec<(RawFd, Action)>,
-    /// Notes for the record (files made read-only, descriptors cut).
+    /// Notes for the record: files the pod sees read-only or not at all.
     pub notes: Vec<String>,
 }
 
-const HARMLESS_DEV: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+const HARMLESS_DEV: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
 
 /// Plan the descriptors of the calling process (the supervisor, right after the fork: the same
 /// table as the host's). `own` are the runtime's descriptors, to be closed.
 pub fn scan(own: &[RawFd]) -> FdPlan {
     let mut plan = FdPlan::default();
-    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else { return plan };
-    let mut fds: Vec<RawFd> = rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else {
+        return plan;
+    };
+    let mut fds: Vec<RawFd> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
     fds.sort_unstable();
     for fd in fds {
         if fd <= 2 || own.contains(&fd) {
             continue;
         }
         let Ok(st) = sys::fstat(fd) else { continue };
-        let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let target = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let fmt = st.st_mode & libc::S_IFMT;
         let action = if fmt == libc::S_IFREG || fmt == libc::S_IFDIR {
             reopen_action(fd, &st, &target, &mut plan.notes)
         } else if fmt == libc::S_IFCHR && HARMLESS_DEV.contains(&target.as_str()) {
             Action::Keep
         } else {
-            plan.notes.push(format!("fd {fd} ({target}) replaced by /dev/null"));
             Action::Null
         };
         plan.entries.push((fd, action));
@@ -66,20 +85,40 @@ pub fn scan(own: &[RawFd]) -> FdPlan {
 
 fn reopen_action(fd: RawFd, st: &libc::stat, target: &str, notes: &mut Vec<String>) -> Action {
     if !target.starts_with('/') || target.ends_with(" (deleted)") || target.starts_with("/memfd:") {
-        notes.push(format!("fd {fd} ({target}) has no path in the pod; replaced by /dev/null"));
+        notes.push(format!(
+            "fd {fd} ({target}) has no path in the pod; replaced by /dev/null"
+        ));
         return Action::Null;
     }
-    let Ok(path) = CString::new(target) else { return Action::Null };
+    let Ok(path) = CString::new(target) else {
+        return Action::Null;
+    };
     let fl = sys::get_fl(fd).unwrap_or(libc::O_RDONLY);
-    let cloexec = sys::get_fd_flags(fd).map(|f| f & libc::FD_CLOEXEC != 0).unwrap_or(false);
+    let cloexec = sys::get_fd_flags(fd)
+        .map(|f| f & libc::FD_CLOEXEC != 0)
+        .unwrap_or(false);
     let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
     let mut flags = fl & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_NOCTTY);
     if !dir && fl & libc::O_ACCMODE != libc::O_RDONLY && st.st_size as u64 > MAX_WRITABLE_COPY {
         flags = (flags & !libc::O_ACCMODE) | libc::O_RDONLY;
-        notes.push(format!("fd {fd} ({target}) is larger than {} MiB: read-only in the pod", MAX_WRITABLE_COPY >> 20));
+        notes.push(format!(
+            "fd {fd} ({target}) is larger than {} MiB: read-only in the pod",
+            MAX_WRITABLE_COPY >> 20
+        ));
     }
-    let offset = if dir { 0 } else { sys::lseek(fd, 0, libc::SEEK_CUR).unwrap_or(0) };
-    Action::Reopen { path, flags, cloexec, offset, ino: st.st_ino, dir }
+    let offset = if dir {
+        0
+    } else {
+        sys::lseek(fd, 0, libc::SEEK_CUR).unwrap_or(0)
+    };
+    Action::Reopen {
+        path,
+        flags,
+        cloexec,
+        offset,
+        ino: st.st_ino,
+        dir,
+    }
 }
 
 impl FdPlan {
@@ -97,21 +136,26 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
         match action {
             Action::Keep => {}
             Action::Null => sys::dup2(null, *fd).step("replace a descriptor by /dev/null")?,
-            Action::Reopen { path, flags, cloexec, offset, ino, dir } => {
-                match reopen(path, *flags, *ino, *dir) {
-                    Some(new) => {
-                        sys::dup2(new, *fd).step("reopen an inherited file")?;
-                        sys::close(new);
-                        if !*cloexec {
-                            sys::set_fd_flags(*fd, 0).step("restore close-on-exec")?;
-                        }
-                        if *offset > 0 {
-                            let _ = sys::lseek(*fd, *offset, libc::SEEK_SET);
-                        }
+            Action::Reopen {
+                path,
+                flags,
+                cloexec,
+                offset,
+                ino,
+                dir,
+            } => match reopen(path, *flags, *ino, *dir) {
+                Some(new) => {
+                    sys::dup2(new, *fd).step("reopen an inherited file")?;
+                    sys::close(new);
+                    if !*cloexec {
+                        sys::set_fd_flags(*fd, 0).step("restore close-on-exec")?;
                     }
-                    None => sys::dup2(null, *fd).step("replace a descriptor by /dev/null")?,
+                    if *offset > 0 {
+                        let _ = sys::lseek(*fd, *offset, libc::SEEK_SET);
+                    }
                 }
-            }
+                None => sys::dup2(null, *fd).step("replace a descriptor by /dev/null")?,
+            },
         }
     }
     Ok(())
@@ -120,9 +164,15 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
 /// Open `path` in the overlay if it is still the inode the host has open (checked read-only
 /// first, so a file replaced since is never copied up).
 fn reopen(path: &CString, flags: i32, ino: u64, dir: bool) -> Option<RawFd> {
-    let probe_flags = if dir { libc::O_RDONLY | libc::O_DIRECTORY } else { libc::O_RDONLY | libc::O_NONBLOCK };
+    let probe_flags = if dir {
+        libc::O_RDONLY | libc::O_DIRECTORY
+    } else {
+        libc::O_RDONLY | libc::O_NONBLOCK
+    };
     let probe = sys::open(path, probe_flags | libc::O_CLOEXEC, 0).ok()?;
-    let same = sys::fstat(probe).map(|st| st.st_ino == ino).unwrap_or(false);
+    let same = sys::fstat(probe)
+        .map(|st| st.st_ino == ino)
+        .unwrap_or(false);
     if !same {
         sys::close(probe);
         return None;

@@ -50,7 +50,11 @@ pub struct SetupError {
 
 impl fmt::Display for SetupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pod setup failed at step \"{}\": {}", self.step, self.err)
+        write!(
+            f,
+            "pod setup failed at step \"{}\": {}",
+            self.step, self.err
+        )
     }
 }
 
@@ -76,7 +80,12 @@ impl Channels {
     pub fn new() -> io::Result<Channels> {
         let (status_r, status_w) = sys::pipe()?;
         let (out_r, out_w) = sys::pipe()?;
-        Ok(Channels { status_r, status_w, out_r, out_w })
+        Ok(Channels {
+            status_r,
+            status_w,
+            out_r,
+            out_w,
+        })
     }
 }
 
@@ -93,7 +102,10 @@ pub struct PodSpec<'a> {
 pub enum Side {
     /// The supervisor, with its direct child (pod init, or the test under `fork` isolation) and
     /// the scratch whose upper layers list the changed files.
-    Supervisor { child: libc::pid_t, scratch: Option<mounts::Scratch> },
+    Supervisor {
+        child: libc::pid_t,
+        scratch: Option<mounts::Scratch>,
+    },
     /// The test process, fully isolated.
     Test,
 }
@@ -104,7 +116,10 @@ pub use mounts::Scratch;
 pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
     let Some(plan) = spec.plan.filter(|_| spec.isolation == Isolation::Pod) else {
         return match sys::fork().step("fork the test")? {
-            sys::Forked::Parent(child) => Ok(Side::Supervisor { child, scratch: None }),
+            sys::Forked::Parent(child) => Ok(Side::Supervisor {
+                child,
+                scratch: None,
+            }),
             sys::Forked::Child => {
                 set_report_fd(ch.status_w);
                 in_test(|| test_steps(spec, ch, false));
@@ -120,7 +135,10 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
         .step("unshare mount, IPC, UTS and PID namespaces")?;
     let scratch = mounts::prepare(plan)?;
     match sys::fork().step("fork the pod init")? {
-        sys::Forked::Parent(child) => Ok(Side::Supervisor { child, scratch: Some(scratch) }),
+        sys::Forked::Parent(child) => Ok(Side::Supervisor {
+            child,
+            scratch: Some(scratch),
+        }),
         sys::Forked::Child => match in_test(|| {
             set_report_fd(ch.status_w);
             init_steps(spec, ch, &scratch)
@@ -150,7 +168,8 @@ enum InitSide {
 /// Pod init (PID 1 of the pod): parent-death signal, fresh /proc, chroot, then fork the test,
 /// which finishes its own steps and returns as `InitSide::Test`.
 fn init_steps(spec: &PodSpec, ch: &Channels, scratch: &Scratch) -> Result<InitSide, SetupError> {
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).step("set the parent-death signal")?;
+    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+        .step("set the parent-death signal")?;
     mounts::enter_root(scratch, spec.cwd.as_deref())?;
     match sys::fork().step("fork the test")? {
         sys::Forked::Parent(pid) => {
@@ -217,8 +236,17 @@ fn set_report_fd(fd: RawFd) {
     REPORT_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// In a pod: the descriptor on which it reports to its supervisor (-1 elsewhere).
+pub fn report_fd() -> RawFd {
+    REPORT_FD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn report_frame(tag: u8, payload: &[u8]) {
-    report_frame_on(REPORT_FD.load(std::sync::atomic::Ordering::Relaxed), tag, payload);
+    report_frame_on(
+        REPORT_FD.load(std::sync::atomic::Ordering::Relaxed),
+        tag,
+        payload,
+    );
 }
 
 /// One frame on the status pipe: tag, little-endian length, payload; one `write`.
@@ -247,4 +275,3 @@ pub fn finish(passed: bool, message: Option<&str>) -> ! {
 pub fn relay_record(line: &str) {
     report_frame(b'R', line.as_bytes());
 }
-

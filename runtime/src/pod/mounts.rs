@@ -25,84 +25,210 @@ fn c(s: &str) -> Result<CString, SetupError> {
     sys::cstring(s).step("path with a NUL byte")
 }
 
-pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
-    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None).step("make mounts private")?;
-    // Lower layers, opened before the scratch can cover anything.
-    let mut lowers = Vec::new();
-    for m in plan.mounts.iter().filter(|m| m.action == MountAction::Overlay) {
-        let fd = sys::open(&c(&m.path)?, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
-            .step("open an overlay's lower layer")?;
-        lowers.push(fd);
+/// One mount of the pod, in order, parents first.
+struct PodStep {
+    path: String,
+    action: MountAction,
+    /// Descriptor of an overlay's lower layer or a bind's source, opened before the scratch is
+    /// mounted (which may cover its path).
+    source: Option<i32>,
+}
+
+/// The mounts to make. As root, `/` is one overlay. In a user namespace the host's `/` has
+/// locked submounts and cannot be an overlay's lower layer, so the pod root is the scratch
+/// itself, with each top-level directory of the host overlaid (or bound read-only when it has
+/// mounts below it), and top-level links recreated.
+fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
+    let mut out = Vec::new();
+    let per_entry = plan.userns_fd.is_some();
+    for m in &plan.mounts {
+        if per_entry && m.path == "/" {
+            for e in &plan.root_entries {
+                let path = format!("/{}", e.name);
+                if plan.mounts.iter().any(|p| p.path == path) {
+                    continue;
+                }
+                let action = if e.is_dir {
+                    let has_mounts_below = plan
+                        .mounts
+                        .iter()
+                        .any(|p| p.host_mount && p.path.starts_with(&format!("{path}/")));
+                    if has_mounts_below {
+                        MountAction::BindReadOnly
+                    } else {
+                        MountAction::Overlay
+                    }
+                } else {
+                    continue; // links and files: see `root_links`
+                };
+                out.push(PodStep {
+                    path,
+                    action,
+                    source: None,
+                });
+            }
+            continue;
+        }
+        out.push(PodStep {
+            path: m.path.clone(),
+            action: m.action.clone(),
+            source: None,
+        });
     }
+    out.sort_by_key(|s| {
+        if s.path == "/" {
+            0
+        } else {
+            s.path.matches('/').count()
+        }
+    });
+    for s in out
+        .iter_mut()
+        .filter(|s| matches!(s.action, MountAction::Overlay | MountAction::BindReadOnly))
+    {
+        // A path that cannot be opened is left out of the pod below.
+        s.source = sys::open(&c(&s.path)?, libc::O_PATH | libc::O_CLOEXEC, 0).ok();
+    }
+    Ok(out)
+}
+
+pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
+    sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None)
+        .step("make mounts private")?;
+    let steps = steps(plan)?;
     let base = plan.scratch_mountpoint.clone();
-    let opts = c(&format!("size={},mode=0700", plan.scratch_bytes))?;
-    sys::mount(Some(c"invite-scratch"), &c(&base)?, Some(c"tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&opts))
-        .step("mount the scratch tmpfs")?;
+    let opts = c(&format!("size={},mode=0755", plan.scratch_bytes))?;
+    sys::mount(
+        Some(c"invite-scratch"),
+        &c(&base)?,
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(&opts),
+    )
+    .step("mount the scratch tmpfs")?;
     let root = format!("{base}/root");
     sys::mkdir(&c(&root)?, 0o755).step("create the pod root")?;
     sys::mkdir(&c(&format!("{base}/u"))?, 0o700).step("create the upper directories")?;
     sys::mkdir(&c(&format!("{base}/w"))?, 0o700).step("create the work directories")?;
     let userns = plan.userns_fd.is_some();
+    if userns {
+        root_links(plan, &root);
+    }
     let mut uppers = Vec::new();
     let mut has_proc = false;
-    let mut li = 0;
-    for (i, m) in plan.mounts.iter().enumerate() {
-        let target = if m.path == "/" { root.clone() } else { format!("{root}{}", m.path) };
+    for (i, m) in steps.iter().enumerate() {
+        let target = if m.path == "/" {
+            root.clone()
+        } else {
+            format!("{root}{}", m.path)
+        };
         let ct = c(&target)?;
+        if m.path != "/" && sys::mkdir(&ct, 0o755).is_err() {
+            continue; // no mount point in the pod's tree (e.g. below a read-only bind)
+        }
         match m.action {
             MountAction::Overlay => {
                 let (upper, work) = (format!("{base}/u/{i}"), format!("{base}/w/{i}"));
                 sys::mkdir(&c(&upper)?, 0o755).step("create an upper directory")?;
                 sys::mkdir(&c(&work)?, 0o700).step("create a work directory")?;
-                let mut o = format!("lowerdir=/proc/self/fd/{},upperdir={upper},workdir={work},volatile", lowers[li]);
+                let Some(lower) = m.source else { continue };
+                let mut o = format!(
+                    "lowerdir=/proc/self/fd/{lower},upperdir={upper},workdir={work},volatile"
+                );
                 if userns {
                     o.push_str(",userxattr");
                 }
-                li += 1;
-                if let Err(e) = sys::mount(Some(c"invite-pod"), &ct, Some(c"overlay"), 0, Some(&c(&o)?)) {
-                    if m.path == "/" {
-                        return Err(SetupError { step: "mount the overlay on /", err: e });
+                match sys::mount(Some(c"invite-pod"), &ct, Some(c"overlay"), 0, Some(&c(&o)?)) {
+                    Ok(()) => uppers.push((m.path.clone(), upper)),
+                    Err(e) if m.path == "/" => {
+                        return Err(SetupError {
+                            step: "mount the overlay on /",
+                            err: e,
+                        })
                     }
-                    // A mount point the root overlay cannot show (e.g. made after the fact):
-                    // leave it out rather than fail the pod.
-                    continue;
+                    // Cannot be overlaid (locked mounts below it, an exotic file system):
+                    // read-only is the safe fallback.
+                    Err(_) => bind_readonly(lower, &ct)?,
                 }
-                uppers.push((m.path.clone(), upper));
             }
             MountAction::Proc => has_proc = true,
             MountAction::Dev => dev(&ct, &target)?,
             MountAction::BindReadOnly => {
-                let src = c(&m.path)?;
-                if sys::mount(Some(&src), &ct, None, libc::MS_BIND | libc::MS_REC, None).is_ok()
-                    && sys::make_tree_readonly(&ct).is_err()
-                {
-                    sys::mount(None, &ct, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY, None)
-                        .step("make a bind mount read-only")?;
+                if let Some(src) = m.source {
+                    bind_readonly(src, &ct)?;
                 }
             }
         }
     }
-    for fd in lowers {
+    for fd in steps.iter().filter_map(|s| s.source) {
         sys::close(fd);
     }
-    Ok(Scratch { root: c(&root)?, uppers, has_proc })
+    Ok(Scratch {
+        root: c(&root)?,
+        uppers,
+        has_proc,
+    })
+}
+
+/// Top-level symbolic links of the host (`/bin -> usr/bin` on merged-/usr systems), recreated
+/// in a pod root that is not an overlay.
+fn root_links(plan: &Plan, root: &str) {
+    for e in plan.root_entries.iter().filter(|e| !e.is_dir) {
+        if let (Some(t), Ok(link)) = (&e.link, c(&format!("{root}/{}", e.name))) {
+            if let Ok(t) = c(t) {
+                let _ = sys::symlink(&t, &link);
+            }
+        }
+    }
+}
+
+fn bind_readonly(src_fd: i32, target: &CStr) -> Result<(), SetupError> {
+    let src = c(&format!("/proc/self/fd/{src_fd}"))?;
+    if sys::mount(Some(&src), target, None, libc::MS_BIND | libc::MS_REC, None).is_err() {
+        return Ok(()); // absent in the pod rather than writable
+    }
+    if sys::make_tree_readonly(target).is_err() {
+        sys::mount(
+            None,
+            target,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+            None,
+        )
+        .step("make a bind mount read-only")?;
+    }
+    Ok(())
 }
 
 /// A minimal /dev: a small tmpfs with the harmless character devices bound in.
 fn dev(ct: &CStr, target: &str) -> Result<(), SetupError> {
-    sys::mount(Some(c"invite-dev"), ct, Some(c"tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some(c"size=64k,mode=0755"))
-        .step("mount the pod's /dev")?;
+    sys::mount(
+        Some(c"invite-dev"),
+        ct,
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some(c"size=64k,mode=0755"),
+    )
+    .step("mount the pod's /dev")?;
     for n in DEV_NODES {
         let node = c(&format!("{target}/{n}"))?;
         sys::mknod_file(&node).step("create a /dev node")?;
         let host = c(&format!("/dev/{n}"))?;
         if let Err(e) = sys::mount(Some(&host), &node, None, libc::MS_BIND, None) {
             if *n != "tty" {
-                return Err(SetupError { step: "bind a /dev node", err: e });
+                return Err(SetupError {
+                    step: "bind a /dev node",
+                    err: e,
+                });
             }
         }
     }
-    for (name, to) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    for (name, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         let _ = sys::symlink(&c(to)?, &c(&format!("{target}/{name}"))?);
     }
     for d in ["shm", "pts", "mqueue"] {
@@ -117,8 +243,14 @@ pub fn enter_root(s: &Scratch, cwd: Option<&CStr>) -> Result<(), SetupError> {
     let root = s.root.to_str().unwrap_or("/");
     if s.has_proc {
         let proc_dir = c(&format!("{root}/proc"))?;
-        sys::mount(Some(c"proc"), &proc_dir, Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
-            .step("mount a fresh /proc")?;
+        sys::mount(
+            Some(c"proc"),
+            &proc_dir,
+            Some(c"proc"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            None,
+        )
+        .step("mount a fresh /proc")?;
         // Linux 6.14+: pid_max per PID namespace bounds a fork bomb to this pod.
         let _ = std::fs::write(format!("{root}/proc/sys/kernel/pid_max"), "512");
     }
@@ -137,7 +269,10 @@ impl Scratch {
             .iter()
             .filter(|(m, _)| m == "/" || path == m || path.starts_with(&format!("{m}/")))
             .max_by_key(|(m, _)| m.len())
-            .map(|(m, upper)| std::path::Path::new(upper).join(path[if m == "/" { 0 } else { m.len() }..].trim_start_matches('/')))
+            .map(|(m, upper)| {
+                std::path::Path::new(upper)
+                    .join(path[if m == "/" { 0 } else { m.len() }..].trim_start_matches('/'))
+            })
     }
 
     /// The paths the pod created, changed or removed, from the overlays' upper layers.
@@ -152,11 +287,17 @@ impl Scratch {
 }
 
 fn walk(dir: &std::path::Path, prefix: &str, out: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        let path = if prefix == "/" { format!("/{name}") } else { format!("{prefix}/{name}") };
+        let path = if prefix == "/" {
+            format!("/{name}")
+        } else {
+            format!("{prefix}/{name}")
+        };
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
             let before = out.len();
@@ -171,4 +312,3 @@ fn walk(dir: &std::path::Path, prefix: &str, out: &mut Vec<String>) {
         }
     }
 }
-

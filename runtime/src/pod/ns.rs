@@ -11,14 +11,23 @@ use std::os::fd::RawFd;
 pub fn make_namespaces() -> Result<(RawFd, Option<RawFd>), String> {
     let root = crate::plan::is_root();
     let (uid, gid) = (sys::geteuid(), sys::getegid());
-    let (ready_r, ready_w) = sys::pipe().map_err(|e| format!("isolation unavailable: pipe: {e}"))?;
+    let (ready_r, ready_w) =
+        sys::pipe().map_err(|e| format!("isolation unavailable: pipe: {e}"))?;
     let (go_r, go_w) = sys::pipe().map_err(|e| format!("isolation unavailable: pipe: {e}"))?;
-    let flags = if root { libc::CLONE_NEWNET } else { libc::CLONE_NEWUSER | libc::CLONE_NEWNET };
+    let flags = if root {
+        libc::CLONE_NEWNET
+    } else {
+        libc::CLONE_NEWUSER | libc::CLONE_NEWNET
+    };
     let child = match sys::fork() {
         Err(e) => return Err(format!("isolation unavailable: fork: {e}")),
         Ok(sys::Forked::Child) => {
             let r = sys::unshare(flags);
-            let byte = [if r.is_ok() { 0u8 } else { r.unwrap_err().raw_os_error().unwrap_or(1) as u8 }];
+            let byte = [if r.is_ok() {
+                0u8
+            } else {
+                r.unwrap_err().raw_os_error().unwrap_or(1) as u8
+            }];
             let _ = sys::write(ready_w, &byte);
             let mut b = [0u8; 1];
             let _ = sys::read(go_r, &mut b);
@@ -58,7 +67,9 @@ pub fn make_namespaces() -> Result<(RawFd, Option<RawFd>), String> {
         ];
         for (f, v) in maps {
             if let Err(e) = std::fs::write(format!("{proc}/{f}"), v) {
-                return finish(Err(format!("isolation unavailable: writing {proc}/{f}: {e}")));
+                return finish(Err(format!(
+                    "isolation unavailable: writing {proc}/{f}: {e}"
+                )));
             }
         }
     }

@@ -13,12 +13,18 @@ pub fn privatize() -> Result<(), SetupError> {
     let mut shared = Vec::new();
     for line in maps.lines() {
         let mut it = line.split_whitespace();
-        let (Some(range), Some(perms)) = (it.next(), it.next()) else { continue };
+        let (Some(range), Some(perms)) = (it.next(), it.next()) else {
+            continue;
+        };
         if perms.as_bytes().get(3) != Some(&b's') {
             continue;
         }
-        let Some((a, b)) = range.split_once('-') else { continue };
-        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else { continue };
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            continue;
+        };
         let p = perms.as_bytes();
         let mut prot = 0;
         if p[0] == b'r' {
@@ -35,7 +41,8 @@ pub fn privatize() -> Result<(), SetupError> {
     if shared.is_empty() {
         return Ok(());
     }
-    let mem = sys::open(c"/proc/self/mem", libc::O_RDONLY | libc::O_CLOEXEC, 0).step("open /proc/self/mem")?;
+    let mem = sys::open(c"/proc/self/mem", libc::O_RDONLY | libc::O_CLOEXEC, 0)
+        .step("open /proc/self/mem")?;
     let result = shared
         .iter()
         .try_for_each(|&(addr, len, prot)| sys::privatize_mapping(mem, addr, len, prot))

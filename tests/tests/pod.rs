@@ -1,0 +1,213 @@
+//! The pod (issue 2): the seed's programs, the escape battery as root and unprivileged, fork
+//! isolation, and configuration errors. Real C programs built with the project's flags.
+
+use invite_tests::*;
+use std::path::Path;
+
+fn build(name: &str, src: &str, dir: &Path) -> std::path::PathBuf {
+    let out = dir.join(name);
+    compile_c(&[fixture(src)], &out);
+    out
+}
+
+#[test]
+fn seed_testckpt_parent_and_child_each_write_their_own_file() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let d = scratch();
+    let bin = build("testckpt", "c/seed/testckpt.c", d.path());
+    let pods = d.path().join("kept");
+    let o = run(
+        &bin,
+        &[],
+        d.path(),
+        &[
+            ("INVITE_KEEP_PODS", "all"),
+            ("INVITE_POD_DIR", pods.to_str().unwrap()),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("Parent_Output")).unwrap(),
+        "I am the Parent\n"
+    );
+    assert!(
+        !d.path().join("Child_Output").exists(),
+        "the child's file reached the host"
+    );
+    let j = journal(&d.path().join("invite.jsonl"));
+    let r = record_for(&j, "1");
+    assert_eq!(r["outcome"], "pass", "{r}");
+    assert_eq!(r["phase"], "manual");
+    assert_eq!(r["isolation"], "pod");
+    assert!(r["output"].as_str().unwrap().contains("I am the Child # 1"));
+    let child_output = d.path().join("Child_Output");
+    assert!(
+        r["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == child_output.to_str().unwrap()),
+        "{r}"
+    );
+    // As in the seed's demo, the child's output file is read from the pod after the run.
+    let pid = r["pid"].as_i64().unwrap();
+    let kept = pods
+        .join(format!("{pid}.1/changes"))
+        .join(child_output.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        "I am the Child # 1\n"
+    );
+    assert!(pods.join(format!("{pid}.1/record.json")).exists());
+    // A summary closes the journal.
+    assert_eq!(j.last().unwrap()["kind"], "summary");
+}
+
+#[test]
+fn seed_treeckpt_builds_a_tree_of_pods() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let d = scratch();
+    let bin = build("treeckpt", "c/seed/treeckpt.c", d.path());
+    let o = run(&bin, &[], d.path(), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "top=0 bottom=0\n");
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("Tree_Output")).unwrap(),
+        "top=0 bottom=0\n"
+    );
+    let j = journal(&d.path().join("invite.jsonl"));
+    for (pod, line) in [
+        ("1", "top=1 bottom=0"),
+        ("2", "top=0 bottom=2"),
+        ("1/1", "top=1 bottom=1"),
+    ] {
+        let r = record_for(&j, pod);
+        assert_eq!(r["outcome"], "pass", "{r}");
+        assert!(
+            r["output"].as_str().unwrap().contains(line),
+            "pod {pod}: {r}"
+        );
+    }
+    assert_eq!(tests_of(&j).len(), 3);
+}
+
+fn escape_battery(as_nobody: bool) {
+    let d = scratch();
+    let bin = build("escape", "c/escape.c", d.path());
+    let work = d.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let o = if as_nobody {
+        std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
+        run_as_nobody(&bin, &[], &work, &[])
+    } else {
+        run(&bin, &[], &work, &[])
+    };
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("escape: 0 breaches"),
+        "{}",
+        text(&o)
+    );
+    // The attempts really ran in a pod and really wrote: the pod's changes list them.
+    let j = journal(&work.join("invite.jsonl"));
+    let r = record_for(&j, "1");
+    assert_eq!(r["outcome"], "pass", "{r}");
+    let changed: Vec<&str> = r["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for f in [
+        "path-write.txt",
+        "path-append.txt",
+        "path-trunc.txt",
+        "path-unlink.txt",
+        "renamed.txt",
+        "created-by-pod.txt",
+        "w.txt",
+        "a.txt",
+        "rw.txt",
+    ] {
+        let p = work.join(f);
+        assert!(
+            changed.contains(&p.to_str().unwrap()),
+            "{f} not changed in the pod: {changed:?}"
+        );
+    }
+    let log = r["output"].as_str().unwrap();
+    assert!(
+        log.contains("connect to host listener: Network is unreachable"),
+        "{log}"
+    );
+    assert!(log.contains("ptrace host: No such process"), "{log}");
+    assert!(log.contains("umount /: Operation not permitted"), "{log}");
+}
+
+#[test]
+fn escape_battery_as_root() {
+    if require_root("the escape battery as root") {
+        escape_battery(false);
+    }
+}
+
+#[test]
+fn escape_battery_as_an_unprivileged_user() {
+    if require_root("switching to uid 65534 to run the battery unprivileged") {
+        escape_battery(true);
+    }
+}
+
+#[test]
+fn fork_isolation_is_memory_only_and_says_so() {
+    let d = scratch();
+    let bin = build("testckpt", "c/seed/testckpt.c", d.path());
+    let o = run(&bin, &[], d.path(), &[("INVITE_ISOLATION", "fork")]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j = journal(&d.path().join("invite.jsonl"));
+    let r = record_for(&j, "1");
+    assert_eq!(r["isolation"], "fork");
+    assert_eq!(r["outcome"], "pass");
+    // Memory-only: the child's file write reaches the host, as the 2008 tool did.
+    for _ in 0..200 {
+        if d.path().join("Child_Output").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(d.path().join("Child_Output").exists());
+}
+
+#[test]
+fn bad_configuration_turns_testing_off_and_names_the_variable() {
+    let d = scratch();
+    let bin = build("testckpt", "c/seed/testckpt.c", d.path());
+    let o = run(&bin, &[], d.path(), &[("INVITE_TIMEOUT_MS", "soon")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let first = err.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("invite: INVITE_TIMEOUT_MS=\"soon\" is not valid: expected milliseconds"),
+        "{err}"
+    );
+    // ckpt() fails closed (the fixture exits 2 and says why); no pod, no journal.
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(err.contains("ckpt failed"), "{err}");
+    assert!(!d.path().join("invite.jsonl").exists());
+    assert!(!d.path().join("Child_Output").exists());
+}
+
+#[test]
+fn invite_off_means_no_pods() {
+    let d = scratch();
+    let bin = build("rogue", "c/rogue.c", d.path());
+    let o = run(&bin, &["pass", "5"], d.path(), &[("INVITE", "off")]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !d.path().join("invite.jsonl").exists()
+            || tests_of(&journal(&d.path().join("invite.jsonl"))).is_empty()
+    );
+}

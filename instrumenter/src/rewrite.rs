@@ -1,14 +1,14 @@
 //! Step 3, `rewrite`: produce the instrumented translation unit.
 //!
 //! Output shape, for each wrapped function `foo`:
-//! 1. `#include "invite.h"` first (the header includes nothing, so it cannot disturb feature
-//!    macros such as `_GNU_SOURCE` that the file defines before its own includes).
-//! 2. Where `foo` was defined: a declaration made from the definition's own head, then the `.ic`
+//! 1. Where `foo` was defined: a declaration made from the definition's own head, then the `.ic`
 //!    prototype under `#line` into the `.ic` (a type mismatch is a "conflicting types" error at
 //!    the `.ic` line), then the definition itself, renamed `_foo` and made `static`. A definition
 //!    inside `#if` also defines a marker macro, so code at the end sees whether it was compiled.
-//! 3. At the end of the file (tests see file-static state): the `.ic` code and tests, `static`,
-//!    with `-Wunused-parameter` silenced; then the wrapper `foo` with the original head.
+//! 2. At the end of the file (tests see file-static state): `#include "invite.h"` (here, not at
+//!    the top: the header includes system headers, which must not come before the file's own
+//!    feature macros such as `_GNU_SOURCE`), the `.ic` code and tests, `static`, with
+//!    `-Wunused-parameter` silenced; then the wrapper `foo` with the original head.
 //!
 //! Every piece carries `#line` so diagnostics and debuggers point at the `.c` and `.ic` lines.
 
@@ -22,7 +22,7 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
     let mut out: Vec<u8> = Vec::with_capacity(c.text.len() + 4096);
     let c_name = c_string(&c.name);
     let ic_name = c_string(&ic_src.name);
-    out.extend_from_slice(format!("#include \"invite.h\"\n#line 1 {c_name}\n").as_bytes());
+    out.extend_from_slice(format!("#line 1 {c_name}\n").as_bytes());
 
     let mut defs: Vec<(&Target, usize, &FunctionDef)> = plan
         .targets
@@ -83,7 +83,7 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
     }
 
     // The .ic code and tests.
-    out.extend_from_slice(b"\n/* ---- in vivo tests (invite-precompile) ---- */\n#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wunused-parameter\"\n");
+    out.extend_from_slice(b"\n/* ---- in vivo tests (invite-precompile) ---- */\n#include \"invite.h\"\n#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wunused-parameter\"\n");
     let test_target = |item: usize| {
         plan.targets
             .iter()

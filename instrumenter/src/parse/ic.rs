@@ -243,7 +243,8 @@ pub fn parse(src: &Source) -> Result<IcFile, Diagnostic> {
                     let close = matching_brace(&toks, i)
                         .ok_or_else(|| src.error(t.start, "this `{` is never closed"))?;
                     let clause = last_close.map(|c| &toks[c + 1..i]).unwrap_or(&[]);
-                    let function_like = last_close.is_some() && !clause.iter().any(|c| is(c, b'='));
+                    let function_like =
+                        last_close.is_some() && !clause.first().is_some_and(|c| is(c, b'='));
                     if function_like && clause.is_empty() {
                         // A function definition: helper code, unless it looks like a test
                         // that lost its probability.

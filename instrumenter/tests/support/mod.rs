@@ -1,0 +1,102 @@
+//! Shared helpers for the instrumenter's tests: run the real binary, compile with the real
+//! compilers, run the program.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const STDS: [&str; 6] = ["c99", "gnu99", "c11", "gnu11", "c17", "gnu17"];
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn fixtures() -> PathBuf {
+    workspace().join("fixtures/c")
+}
+
+pub fn include_dir() -> PathBuf {
+    workspace().join("runtime/include")
+}
+
+pub fn stub_runtime() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/stub_runtime.c")
+}
+
+pub fn precompile(args: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_invite-precompile"))
+        .args(args)
+        .output()
+        .expect("run invite-precompile")
+}
+
+/// Compilers present on this machine (gcc is required; clang is used when installed).
+pub fn compilers() -> Vec<&'static str> {
+    let mut out = vec!["gcc"];
+    if Command::new("clang")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        out.push("clang");
+    } else {
+        eprintln!("note: clang is not installed; only gcc is checked");
+    }
+    out
+}
+
+/// Compile and link `sources` into `exe` with the stub runtime; Err(compiler output).
+pub fn build(
+    cc: &str,
+    std: &str,
+    sources: &[&Path],
+    exe: &Path,
+    extra: &[&str],
+) -> Result<(), String> {
+    let out = Command::new(cc)
+        .arg(format!("-std={std}"))
+        .args(["-Wall", "-Wextra", "-Werror", "-g"])
+        .arg("-I")
+        .arg(include_dir())
+        .args(extra)
+        .args(sources)
+        .arg("-o")
+        .arg(exe)
+        .output()
+        .expect("run the C compiler");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+pub fn run(exe: &Path) -> String {
+    let out = Command::new(exe).output().expect("run the program");
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        exe.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The program's own output (without the stub's `[invite]` lines) and the `[invite]` lines.
+pub fn split(stdout: &str) -> (String, Vec<String>) {
+    let mut own = String::new();
+    let mut invite = Vec::new();
+    for line in stdout.lines() {
+        match line.strip_prefix("[invite] ") {
+            Some(rest) => invite.push(rest.to_string()),
+            None => {
+                own.push_str(line);
+                own.push('\n');
+            }
+        }
+    }
+    (own, invite)
+}

@@ -1,13 +1,13 @@
 //! Admission: whether a sampled call may start a pod now. Turned-away calls are counted per
 //! reason for the summary, never journaled one by one.
 //!
-//! - No site tests start inside a pod (an explicit `ckpt()` still works).
+//! - (No site tests start inside a pod: `sample` turns them away before admission.)
 //! - At most `INVITE_MAX_CONCURRENT` pods run at once; admission reserves the slot.
 //! - CPU budget: host pauses plus pods' CPU time (finished pods measured by rusage, running pods
 //!   estimated by the mean so far) stay at or below `INVITE_MAX_OVERHEAD` percent of the process's
 //!   own CPU time.
 
-use crate::runtime::{self, Runtime, SiteStats};
+use crate::runtime::{Runtime, SiteStats};
 use crate::sys;
 use std::sync::atomic::Ordering;
 
@@ -15,15 +15,10 @@ pub fn admit(rt: &Runtime, stats: &SiteStats) -> bool {
     let Some(cfg) = rt.config.as_ref() else {
         return false;
     };
-    if runtime::in_pod() {
-        stats.skipped_in_pod.fetch_add(1, Ordering::Relaxed);
-        return false;
-    }
     let shared = rt.shared();
     let running = shared.running.fetch_add(1, Ordering::AcqRel) + 1;
     if running > cfg.max_concurrent {
         shared.running.fetch_sub(1, Ordering::AcqRel);
-        rt.reap_children();
         stats.skipped_concurrency.fetch_add(1, Ordering::Relaxed);
         return false;
     }

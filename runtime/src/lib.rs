@@ -30,6 +30,7 @@ mod keep;
 mod outcome;
 mod plan;
 mod pod;
+mod reap;
 mod runtime;
 mod sample;
 pub mod site;

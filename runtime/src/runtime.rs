@@ -50,8 +50,9 @@ pub struct Runtime {
     journal_fd: AtomicI32,
     shared: AtomicPtr<Shared>,
     next_id: AtomicU32,
-    prefix: Mutex<String>,
-    children: Mutex<Vec<libc::pid_t>>,
+    /// The pod path prefix of pods started here ("" in the host, "2/" in pod 2). Changed only
+    /// in a freshly forked, single-threaded pod, so no lock (which a fork could leave held).
+    prefix: AtomicPtr<String>,
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -115,8 +116,7 @@ impl Runtime {
             journal_fd: AtomicI32::new(journal_fd),
             shared: AtomicPtr::new(shared),
             next_id: AtomicU32::new(0),
-            prefix: Mutex::new(String::new()),
-            children: Mutex::new(Vec::new()),
+            prefix: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
@@ -145,20 +145,10 @@ impl Runtime {
     /// The next pod's id and path (`"3"`, or `"2/1"` inside pod 2).
     pub fn next_pod(&self) -> (u32, String) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let prefix = self.prefix.lock().unwrap_or_else(|e| e.into_inner());
+        let p = self.prefix.load(Ordering::Acquire);
+        // SAFETY: null or a leaked, never-freed String (set in `become_pod`).
+        let prefix = unsafe { p.as_ref() }.map_or("", String::as_str);
         (id, format!("{prefix}{id}"))
-    }
-
-    /// Remember a supervisor we forked, to reap it later without blocking.
-    pub fn note_child(&self, pid: libc::pid_t) {
-        let mut kids = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        kids.retain(|&k| !reaped(k));
-        kids.push(pid);
-    }
-
-    pub fn reap_children(&self) {
-        let mut kids = self.children.lock().unwrap_or_else(|e| e.into_inner());
-        kids.retain(|&k| !reaped(k));
     }
 
     /// In the test process of a new pod: re-point the runtime at the pod.
@@ -167,11 +157,11 @@ impl Runtime {
         self.journal_fd.store(-1, Ordering::Relaxed);
         self.shared.store(new_shared(), Ordering::Relaxed);
         self.next_id.store(0, Ordering::Relaxed);
-        *self.prefix.lock().unwrap_or_else(|e| e.into_inner()) = format!("{path}/");
-        self.children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.prefix.store(
+            Box::into_raw(Box::new(format!("{path}/"))),
+            Ordering::Release,
+        );
+        crate::reap::forget();
     }
 
     /// Write a finished record: to the journal file in the host, or relayed through the pod's
@@ -192,10 +182,8 @@ impl Runtime {
         let drain_ms = self.config.as_ref().map_or(0, |c| c.drain_ms);
         let deadline = sys::monotonic_ns() + drain_ms * 1_000_000;
         while self.shared().running.load(Ordering::Acquire) > 0 && sys::monotonic_ns() < deadline {
-            self.reap_children();
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        self.reap_children();
     }
 
     pub fn write_summary(&self) {
@@ -223,14 +211,6 @@ impl Runtime {
             .collect();
         let line = journal::summary_line(journal::now_ns(), &self.host, self.pid, &rows);
         self.write_record(&line);
-    }
-}
-
-fn reaped(pid: libc::pid_t) -> bool {
-    match sys::wait4(pid, libc::WNOHANG) {
-        Ok((0, _, _)) => false,
-        // Reaped now, or already reaped by the host's own child handling (ECHILD): not an error.
-        _ => true,
     }
 }
 

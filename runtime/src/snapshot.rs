@@ -127,7 +127,6 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         },
         crate::config::Isolation::Fork => None,
     };
-    rt.reap_children();
     let (id, path) = rt.next_pod();
     let info = PodInfo::new(rt, kind, id, path);
     if !reserved {
@@ -143,7 +142,7 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         Ok(sys::Forked::Parent(pid)) => {
             let pause = sys::monotonic_ns() - t0;
             rt.shared().overhead_ns.fetch_add(pause, Ordering::Relaxed);
-            rt.note_child(pid);
+            crate::reap::watch(pid);
             Ok(Ckpt::Original)
         }
         Ok(sys::Forked::Child) => {

@@ -562,6 +562,12 @@ pub fn privatize_mapping(mem: RawFd, addr: usize, len: usize, prot: libc::c_int)
     check(unsafe { libc::mprotect(addr as *mut libc::c_void, len, prot) }).map(drop)
 }
 
+/// `fflush(NULL)`: write out every C stdio buffer of this process.
+pub fn flush_c_stdio() {
+    // SAFETY: fflush(NULL) flushes all open output streams; no pointer is dereferenced by us.
+    unsafe { libc::fflush(std::ptr::null_mut()) };
+}
+
 pub fn page_size() -> usize {
     // SAFETY: always succeeds.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }

@@ -267,8 +267,17 @@ pub fn finish(passed: bool, message: Option<&str>) -> ! {
     if let Some(m) = message {
         payload.extend_from_slice(m.as_bytes());
     }
+    flush_stdio();
     report_frame(b'V', &payload);
     sys::exit_now(0)
+}
+
+/// The test's buffered output belongs in the capture: flush C stdio and Rust's stdout.
+fn flush_stdio() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    sys::flush_c_stdio();
 }
 
 /// A journal line from a pod nested in this one, relayed through this pod's supervisor.

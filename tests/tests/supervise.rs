@@ -1,0 +1,280 @@
+//! Supervision and the journal (issue 3): rogue tests get the right outcome and leave the host
+//! unharmed; a host with its own child handling loses nothing; concurrent pods from several
+//! processes never tear a line; a host killed mid-test leaves nothing behind.
+
+use invite_tests::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn rogue(dir: &Path) -> PathBuf {
+    let out = dir.join("rogue");
+    compile_c(&[fixture("c/rogue.c")], &out);
+    out
+}
+
+/// Run one rogue mode; return the single test record.
+fn rogue_record(mode: &str, env: &[(&str, &str)]) -> Value {
+    let d = scratch();
+    let bin = rogue(d.path());
+    let mut all = vec![("INVITE_DRAIN_MS", "20000"), ("INVITE_MAX_OVERHEAD", "off")];
+    all.extend_from_slice(env);
+    let o = run(&bin, &[mode], d.path(), &all);
+    assert!(o.status.success(), "{mode}: {}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "host ok\n",
+        "{mode}: the host was harmed"
+    );
+    assert!(!d.path().join("fill.bin").exists());
+    let j = journal(&d.path().join("invite.jsonl"));
+    let t = tests_of(&j);
+    assert_eq!(t.len(), 1, "{mode}: {j:#?}");
+    let r = t[0].clone();
+    assert_eq!(r["function"], "work");
+    assert_eq!(r["test"], "rogue_test");
+    assert_eq!(r["phase"], "pre");
+    assert_eq!(r["site"], "rogue.c:28");
+    r
+}
+
+#[test]
+fn outcomes_of_well_behaved_and_failing_tests() {
+    if !require_root("pods as root") {
+        return;
+    }
+    assert_eq!(rogue_record("pass", &[])["outcome"], "pass");
+    let r = rogue_record("fail", &[]);
+    assert_eq!(r["outcome"], "fail");
+    let r = rogue_record("message", &[]);
+    assert_eq!(
+        (r["outcome"].as_str(), r["message"].as_str()),
+        (Some("fail"), Some("balance is -5, expected 0"))
+    );
+    let r = rogue_record("abort", &[]);
+    assert_eq!(
+        (r["outcome"].as_str(), r["signal"].as_str()),
+        (Some("fail"), Some("SIGABRT"))
+    );
+    let r = rogue_record("segv", &[]);
+    assert_eq!(
+        (r["outcome"].as_str(), r["signal"].as_str()),
+        (Some("crash"), Some("SIGSEGV"))
+    );
+    let r = rogue_record("exit0", &[]);
+    assert_eq!(r["outcome"], "error");
+    assert!(r["message"].as_str().unwrap().contains("exit(0)"), "{r}");
+}
+
+#[test]
+fn an_endless_loop_times_out() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let r = rogue_record("loop", &[("INVITE_TIMEOUT_MS", "300")]);
+    assert_eq!(r["outcome"], "timeout", "{r}");
+    assert!(r["duration_us"].as_u64().unwrap() >= 300_000);
+}
+
+#[test]
+fn a_fork_bomb_is_contained() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let r = rogue_record("forkbomb", &[("INVITE_TIMEOUT_MS", "1000")]);
+    assert_eq!(r["outcome"], "timeout", "{r}");
+}
+
+#[test]
+fn unbounded_allocation_hits_the_address_space_limit() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let r = rogue_record("alloc", &[("INVITE_TIMEOUT_MS", "20000")]);
+    // malloc fails at the limit and the test aborts: fail, not a host OOM.
+    assert_eq!(
+        (r["outcome"].as_str(), r["signal"].as_str()),
+        (Some("fail"), Some("SIGABRT")),
+        "{r}"
+    );
+}
+
+#[test]
+fn filling_the_disk_fills_only_the_scratch() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let r = rogue_record("filldisk", &[]);
+    assert_eq!(r["outcome"], "pass", "{r}");
+    assert!(r["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c.as_str().unwrap().ends_with("/fill.bin")));
+}
+
+#[test]
+fn printing_a_gigabyte_keeps_only_the_tail() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let r = rogue_record("print", &[("INVITE_TIMEOUT_MS", "60000")]);
+    assert_eq!(r["outcome"], "pass", "{r}");
+    let out = r["output"].as_str().unwrap();
+    assert!(
+        out.ends_with("THE END\n"),
+        "{}",
+        &out[out.len().saturating_sub(100)..]
+    );
+    assert!(out.len() < 20 * 1024, "{}", out.len());
+    assert!(out.starts_with("[... "), "the cut is marked");
+}
+
+#[test]
+fn a_host_with_its_own_sigchld_handler_and_workers_loses_nothing() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let d = scratch();
+    let bin = d.path().join("sigchld_host");
+    compile_c(&[fixture("c/sigchld_host.c")], &bin);
+    let o = run(
+        &bin,
+        &[],
+        d.path(),
+        &[
+            ("INVITE_MAX_OVERHEAD", "off"),
+            ("INVITE_MAX_CONCURRENT", "32"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("workers ok"),
+        "{}",
+        text(&o)
+    );
+    let j = journal(&d.path().join("invite.jsonl"));
+    let summary = j.iter().find(|v| v["kind"] == "summary").expect("summary");
+    let started = summary["sites"][0]["started"].as_u64().unwrap();
+    let tests = tests_of(&j);
+    assert!(started > 0);
+    assert_eq!(
+        tests.len() as u64,
+        started,
+        "every started pod is journaled"
+    );
+    assert!(tests.iter().all(|t| t["outcome"] == "pass"), "{tests:#?}");
+}
+
+#[test]
+fn concurrent_pods_from_several_processes_never_tear_the_journal() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let d = scratch();
+    let bin = rogue(d.path());
+    let journal_path = d.path().join("shared.jsonl");
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            let dir = d.path().join(format!("p{i}"));
+            std::fs::create_dir(&dir).unwrap();
+            Command::new(&bin)
+                .args(["print-small", "40"])
+                .current_dir(&dir)
+                .env("INVITE_JOURNAL", &journal_path)
+                .env("INVITE_MAX_OVERHEAD", "off")
+                .env("INVITE_MAX_CONCURRENT", "8")
+                .env("INVITE_DRAIN_MS", "20000")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let j = journal(&journal_path); // panics on any torn or interleaved line
+    let summaries: Vec<&Value> = j.iter().filter(|v| v["kind"] == "summary").collect();
+    assert_eq!(summaries.len(), 4);
+    let started: u64 = summaries
+        .iter()
+        .map(|s| s["sites"][0]["started"].as_u64().unwrap())
+        .sum();
+    assert_eq!(tests_of(&j).len() as u64, started);
+    assert!(started >= 4);
+}
+
+fn processes_running(bin: &Path) -> Vec<i32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
+            if exe == bin {
+                v.push(pid);
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn a_host_killed_mid_test_leaves_nothing_behind_and_keeps_finished_outcomes() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let d = scratch();
+    let bin = rogue(d.path());
+    let mut child = Command::new(&bin)
+        .args(["passloop", "3"])
+        .current_dir(d.path())
+        .env("INVITE_TIMEOUT_MS", "60000")
+        .env("INVITE_MAX_OVERHEAD", "off")
+        .spawn()
+        .unwrap();
+    // Wait for the first (passing) test's record, then for the hanging one to start.
+    let journal_path = d.path().join("invite.jsonl");
+    let t0 = Instant::now();
+    while tests_of(&journal(&journal_path)).is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the first test never finished"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Every process of the tree (supervisors, pod init, tests) is gone shortly after.
+    let t0 = Instant::now();
+    while !processes_running(&bin).is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "left behind: {:?}",
+            processes_running(&bin)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let j = journal(&journal_path);
+    let t = tests_of(&j);
+    assert_eq!(
+        t[0]["outcome"], "pass",
+        "the finished outcome is kept: {j:#?}"
+    );
+    assert!(t.iter().skip(1).all(|r| r["outcome"] == "error"), "{j:#?}");
+    assert!(
+        t.len() >= 2,
+        "the killed pod is journaled as an error: {j:#?}"
+    );
+    // No mounts leak into the host: pods' mounts live in their own namespaces.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("invite-"), "{mounts}");
+    // No scratch directories either: the scratch is a tmpfs in the supervisor's namespace.
+    let leftovers: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 2, "{leftovers:?}"); // rogue and invite.jsonl
+}

@@ -1,6 +1,8 @@
 /* A stand-in for libinvite.a, for the instrumenter's tests only: every sampled site forks; the
  * child runs the test and exits with its verdict, the parent prints one line per test:
  *   [invite] FUNCTION TEST pre|post pass|fail|crash
+ * on stdout, or appended to the file $INVITE_STUB_LOG when that is set (bzip2 writes its
+ * compressed data to stdout).
  * It implements exactly the call-site API of invite.h, so the generated code is checked against
  * the real header without needing the real runtime. */
 #include "invite.h"
@@ -27,8 +29,12 @@ int invite_pod_enter(invite_site *site) {
     waitpid(pid, &status, 0);
     const char *outcome = WIFEXITED(status) ? (WEXITSTATUS(status) == 0 ? "pass" : "fail")
                           : (WIFSIGNALED(status) && WTERMSIG(status) == 6) ? "fail" : "crash";
-    printf("[invite] %s %s %s %s\n", site->function, site->test,
-           site->phase == INVITE_PRE ? "pre" : "post", outcome);
+    const char *log = getenv("INVITE_STUB_LOG");
+    FILE *to = log ? fopen(log, "a") : stdout;
+    if (!to) abort();
+    fprintf(to, "[invite] %s %s %s %s\n", site->function, site->test,
+            site->phase == INVITE_PRE ? "pre" : "post", outcome);
+    if (to != stdout) fclose(to);
     return 0;
 }
 

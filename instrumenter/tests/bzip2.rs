@@ -126,6 +126,43 @@ fn bzip2_make_test_runs_in_vivo_tests_and_output_is_identical() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
+    // The instrumented bzlib.c adds no warning to those bzip2's own code has.
+    std::fs::copy(src.join("bzlib.c"), plain.join("bzlib_copy.c")).unwrap();
+    for cc in compilers() {
+        for std in ["c99", "gnu17"] {
+            let warnings = |dir: &Path, file: &str| {
+                let o = Command::new(cc)
+                    .args([
+                        &format!("-std={std}"),
+                        "-Wall",
+                        "-Wextra",
+                        "-c",
+                        file,
+                        "-o",
+                        "/dev/null",
+                        "-I",
+                    ])
+                    .arg(include_dir())
+                    .current_dir(dir)
+                    .output()
+                    .unwrap();
+                assert!(
+                    o.status.success(),
+                    "{cc} -std={std} {file}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                String::from_utf8_lossy(&o.stderr)
+                    .matches("warning:")
+                    .count()
+            };
+            assert_eq!(
+                warnings(&build, "bzlib.c"),
+                warnings(&plain, "bzlib_copy.c"),
+                "{cc} -std={std}"
+            );
+        }
+    }
+
     // The runtime: the real one when built, else the stub.
     let runtime = invite_instrumenter::Runtime::locate()
         .ok()

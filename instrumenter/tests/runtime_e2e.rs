@@ -1,38 +1,39 @@
-//! End to end with the real runtime (`libinvite.a`, linked with `--cflags`/`--libs`): the legacy
-//! bank example's post test catches the overdraft, and the journal says so. Skipped, with a
-//! note, while `libinvite.a` has not been built (`cargo build -p invite --release`).
+//! End to end with the real runtime (`libinvite.a`, linked with `--cflags`/`--libs`): the
+//! fixtures' tests run in pods and the journal records them. Skipped, with a note, while
+//! `libinvite.a` has not been built (`cargo build -p invite --release`).
 
 mod support;
 use std::process::Command;
 use support::*;
 
-#[test]
-fn bank_overdraft_is_journaled_as_a_failure() {
+/// Instrument fixtures/c/DIR/NAME.c, build it against the runtime, run it with every test
+/// sampled; returns (stdout, the journal's `kind:"test"` lines, the whole journal).
+fn run_fixture(dir: &str, name: &str) -> Option<(String, Vec<String>, String)> {
     let Some(rt) = invite_instrumenter::Runtime::locate()
         .ok()
         .filter(|r| r.library.is_some())
     else {
         eprintln!("note: skipped: libinvite.a not built (cargo build -p invite --release)");
-        return;
+        return None;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("bank.c");
+    let out = tmp.path().join(format!("{name}.c"));
     let o = Command::new(env!("CARGO_BIN_EXE_invite-precompile"))
-        .args(["bank.c", "-o"])
+        .arg(format!("{name}.c"))
+        .arg("-o")
         .arg(&out)
-        .current_dir(fixtures().join("legacy"))
+        .current_dir(fixtures().join(dir))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let exe = tmp.path().join("bank");
-    let libs = rt.libs().unwrap();
+    let exe = tmp.path().join(name);
     let mut cmd = Command::new("gcc");
-    cmd.args(["-std=c99", "-Wall", "-Wextra", "-Werror"])
+    cmd.args(["-std=gnu99", "-Wall", "-Wextra", "-Werror"])
         .arg(rt.cflags())
         .arg(&out)
         .arg("-o")
         .arg(&exe);
-    cmd.args(libs.split_whitespace());
+    cmd.args(rt.libs().unwrap().split_whitespace());
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let journal = tmp.path().join("invite.jsonl");
@@ -45,30 +46,52 @@ fn bank_overdraft_is_journaled_as_a_failure() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout),
-        "ada: balance -1 after 3 transactions\n"
-    );
     let text = std::fs::read_to_string(&journal).unwrap();
-    let tests: Vec<&str> = text
+    let tests = text
         .lines()
         .filter(|l| l.contains("\"kind\":\"test\""))
+        .map(String::from)
         .collect();
-    let has = |test: &str, outcome: &str| {
-        tests.iter().any(|l| {
-            l.contains(&format!("\"test\":\"{test}\""))
-                && l.contains(&format!("\"outcome\":\"{outcome}\""))
-        })
+    assert!(
+        text.lines().any(|l| l.contains("\"kind\":\"summary\"")),
+        "{text}"
+    );
+    Some((String::from_utf8(o.stdout).unwrap(), tests, text))
+}
+
+fn has(tests: &[String], test: &str, outcome: &str) -> bool {
+    tests.iter().any(|l| {
+        l.contains(&format!("\"test\":\"{test}\""))
+            && l.contains(&format!("\"outcome\":\"{outcome}\""))
+    })
+}
+
+#[test]
+fn bank_overdraft_is_journaled_as_a_failure() {
+    let Some((stdout, tests, text)) = run_fixture("legacy", "bank") else {
+        return;
     };
-    assert!(has("check_after", "fail"), "{text}");
-    assert!(has("check_funds", "pass"), "{text}");
-    assert!(has("deposit_sane", "pass"), "{text}");
+    assert_eq!(stdout, "ada: balance -1 after 3 transactions\n");
+    assert!(has(&tests, "check_after", "fail"), "{text}");
+    assert!(has(&tests, "check_funds", "pass"), "{text}");
+    assert!(has(&tests, "deposit_sane", "pass"), "{text}");
     assert!(
         tests.iter().all(|l| l.contains("\"site\":\"bank.c:")),
         "{text}"
     );
+}
+
+#[test]
+fn seed_demo_tests_pass_in_pods() {
+    let Some((stdout, tests, text)) = run_fixture("seed", "testinviteckpt") else {
+        return;
+    };
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    for t in ["sum_pre", "sum_post", "max_is_bound", "sorted"] {
+        assert!(has(&tests, t, "pass"), "{t}: {text}");
+    }
     assert!(
-        text.lines().any(|l| l.contains("\"kind\":\"summary\"")),
+        tests.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
         "{text}"
     );
 }

@@ -135,9 +135,7 @@ pub fn classify(mountinfo: &str) -> Vec<PodMount> {
             Some(MountAction::Overlay)
         } else if path.starts_with("/dev/") || path.starts_with("/proc/") {
             None
-        } else if fstype == "sysfs" {
-            Some(MountAction::BindReadOnly)
-        } else if readonly {
+        } else if fstype == "sysfs" || readonly {
             Some(MountAction::BindReadOnly)
         } else if OVERLAY_FS.contains(&fstype) {
             Some(MountAction::Overlay)

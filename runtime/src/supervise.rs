@@ -137,10 +137,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
         timeout_ms: info.timeout_ms,
     };
     match pod::build(&spec, &ch) {
-        Ok(Side::Test) => {
-            rt.become_pod(&info.path);
-            return;
-        }
+        Ok(Side::Test) => rt.become_pod(&info.path),
         Ok(Side::Supervisor { child, scratch }) => {
             sys::set_name(c"invite-supervisor");
             sys::close(ch.status_w);

@@ -22,12 +22,11 @@ pub fn make_namespaces() -> Result<(RawFd, Option<RawFd>), String> {
     let child = match sys::fork() {
         Err(e) => return Err(format!("isolation unavailable: fork: {e}")),
         Ok(sys::Forked::Child) => {
-            let r = sys::unshare(flags);
-            let byte = [if r.is_ok() {
-                0u8
-            } else {
-                r.unwrap_err().raw_os_error().unwrap_or(1) as u8
-            }];
+            let code = match sys::unshare(flags) {
+                Ok(()) => 0,
+                Err(e) => e.raw_os_error().unwrap_or(1) as u8,
+            };
+            let byte = [code];
             let _ = sys::write(ready_w, &byte);
             let mut b = [0u8; 1];
             let _ = sys::read(go_r, &mut b);

@@ -93,11 +93,17 @@ struct Ending {
     timed_out: bool,
     host_died: bool,
     output: Vec<u8>,
+    /// Output bytes dropped from the front to keep the tail.
+    output_cut: u64,
     notes: Vec<String>,
 }
 
 /// In the supervisor (the host's child). Returns only in the pod's test process.
 pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
+    // The host's signal handlers are not the supervisor's (its SIGCHLD handler would reap our
+    // test), but they are the pod's: saved here, restored in the test.
+    let signals = sys::save_signal_state();
+    sys::reset_signal_handlers();
     let host_pidfd = sys::pidfd_open(info.host_pid).ok();
     if sys::getppid() != info.host_pid {
         sys::exit_now(0); // the host is already gone
@@ -135,6 +141,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
         fds: &fds,
         cwd,
         timeout_ms: info.timeout_ms,
+        signals: &signals,
     };
     match pod::build(&spec, &ch) {
         Ok(Side::Test) => rt.become_pod(&info.path),
@@ -142,8 +149,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
             sys::set_name(c"invite-supervisor");
             sys::close(ch.status_w);
             sys::close(ch.out_w);
-            let direct = scratch.is_none();
-            let mut ending = watch(rt, &info, &ch, child, host_pidfd, direct);
+            let mut ending = watch(rt, &info, &ch, child, host_pidfd);
             ending.notes = fds.notes.clone();
             let changed = scratch.as_ref().map(|s| s.changed()).unwrap_or_default();
             finish_record(rt, &info, ending, changed, scratch.as_ref(), keep_dir)
@@ -167,7 +173,6 @@ fn watch(
     ch: &Channels,
     child: libc::pid_t,
     host: Option<i32>,
-    direct: bool,
 ) -> Ending {
     let _ = sys::set_nonblock(ch.status_r);
     let _ = sys::set_nonblock(ch.out_r);
@@ -192,7 +197,7 @@ fn watch(
             ((deadline - now) / 1_000_000).clamp(1, 1000) as i32
         };
         let _ = sys::poll_in(&fds, wait_ms, &mut rev);
-        read_output(ch.out_r, &mut e.output);
+        read_output(ch.out_r, &mut e.output, &mut e.output_cut);
         read_frames(ch.status_r, &mut frames);
         if host.is_some() && rev.get(fds.len() - 1).is_some_and(|r| *r != 0) && !e.host_died {
             e.host_died = true;
@@ -201,17 +206,15 @@ fn watch(
         if let Ok((pid, status, ru)) = sys::wait4(child, libc::WNOHANG) {
             if pid == child {
                 child_done = true;
-                if direct {
-                    e.status = Some(status);
-                    e.cpu_ns = pod::tv_ns(ru.ru_utime) + pod::tv_ns(ru.ru_stime);
-                }
+                e.status = Some(status);
+                e.cpu_ns = pod::tv_ns(ru.ru_utime) + pod::tv_ns(ru.ru_stime);
             }
         } else {
             child_done = true;
         }
     }
     // The pod is gone; whatever it wrote is in the pipes.
-    read_output(ch.out_r, &mut e.output);
+    read_output(ch.out_r, &mut e.output, &mut e.output_cut);
     read_frames(ch.status_r, &mut frames);
     for (tag, payload) in parse_frames(&frames) {
         match tag {
@@ -221,11 +224,13 @@ fn watch(
                 e.verdict = Some((payload[0] != 0, msg));
             }
             b'E' => e.setup_error = Some(String::from_utf8_lossy(payload).into_owned()),
-            b'W' if payload.len() == 12 && !direct => {
-                e.status = Some(i32::from_le_bytes(
-                    payload[..4].try_into().unwrap_or([0; 4]),
-                ));
-                e.cpu_ns = u64::from_le_bytes(payload[4..].try_into().unwrap_or([0; 8]));
+            // The test, as PID 1, died of a signal it reported itself: as if killed by it
+            // (a wait status whose low bits are the signal number).
+            b'K' if payload.len() == 4 => {
+                let sig = i32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                if (1..64).contains(&sig) {
+                    e.status = Some(sig);
+                }
             }
             b'R' => relay(rt, info, payload),
             _ => {}
@@ -251,7 +256,7 @@ fn relay(rt: &Runtime, info: &PodInfo, line: &[u8]) {
     }
 }
 
-fn read_output(fd: i32, out: &mut Vec<u8>) {
+fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) {
     let mut buf = [0u8; 16 * 1024];
     while let Ok(n) = sys::read(fd, &mut buf) {
         if n == 0 {
@@ -259,7 +264,9 @@ fn read_output(fd: i32, out: &mut Vec<u8>) {
         }
         out.extend_from_slice(&buf[..n]);
         if out.len() > 2 * OUTPUT_TAIL {
-            out.drain(..out.len() - OUTPUT_TAIL);
+            let drop = out.len() - OUTPUT_TAIL;
+            *cut += drop as u64;
+            out.drain(..drop);
         }
     }
 }
@@ -374,7 +381,7 @@ fn finish_record(
         .pod_cpu_ns
         .fetch_add(ending.cpu_ns, Ordering::Relaxed);
     shared.pods_finished.fetch_add(1, Ordering::Relaxed);
-    let output = tail_utf8(&ending.output);
+    let output = tail_utf8(&ending.output, ending.output_cut);
     let rec = TestRecord {
         time_ns: journal::now_ns(),
         host: &rt.host,
@@ -417,11 +424,12 @@ fn keep_dir(rt: &Runtime) -> Option<(i32, Keep)> {
     crate::keep::open_dir(&c.pod_dir).map(|fd| (fd, c.keep_pods))
 }
 
-fn tail_utf8(b: &[u8]) -> String {
+fn tail_utf8(b: &[u8], already_cut: u64) -> String {
     let start = b.len().saturating_sub(OUTPUT_TAIL);
     let s = String::from_utf8_lossy(&b[start..]).into_owned();
-    if start > 0 {
-        format!("[... {start} bytes cut ...]\n{s}")
+    let cut = already_cut + start as u64;
+    if cut > 0 {
+        format!("[... {cut} bytes cut ...]\n{s}")
     } else {
         s
     }

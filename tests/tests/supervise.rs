@@ -62,6 +62,15 @@ fn outcomes_of_well_behaved_and_failing_tests() {
         (r["outcome"].as_str(), r["signal"].as_str()),
         (Some("crash"), Some("SIGSEGV"))
     );
+    // The pod keeps the host's signal handlers; a default-action signal still ends the test even
+    // though the test is PID 1 of its namespace.
+    assert_eq!(rogue_record("handler", &[])["outcome"], "pass");
+    let r = rogue_record("term", &[]);
+    assert_eq!(
+        (r["outcome"].as_str(), r["signal"].as_str()),
+        (Some("crash"), Some("SIGTERM")),
+        "{r}"
+    );
     let r = rogue_record("exit0", &[]);
     assert_eq!(r["outcome"], "error");
     assert!(r["message"].as_str().unwrap().contains("exit(0)"), "{r}");

@@ -5,7 +5,7 @@
 //! Process tree (isolation `pod`):
 //!
 //! ```text
-//! host ──fork──▶ supervisor ──fork──▶ pod init (PID 1) ──fork──▶ test (PID 2)
+//! host ──fork──▶ supervisor ──fork──▶ test (PID 1 of the pod)
 //!                 host PID ns,          new PID/mount/IPC/UTS namespaces, the shared
 //!                 private mount ns      empty network namespace; chroot into the overlay
 //!                 with the scratch
@@ -18,7 +18,8 @@
 //! | supervisor | join the user namespace (not root), join the empty network namespace |
 //! | supervisor | unshare mount, IPC, UTS, PID namespaces; make every mount private |
 //! | supervisor | mount the scratch tmpfs; overlay every writable mount on it; minimal /dev; read-only binds |
-//! | init | fresh /proc; pid_max; chroot into the overlay, same working directory |
+//! | test | fresh /proc; pid_max; chroot into the overlay, same working directory |
+//! | test | as PID 1, report default-action signals (PID 1 would ignore them) |
 //! | test | new session; stdin /dev/null, stdout/stderr to the capture pipe |
 //! | test | reopen inherited files by path in the overlay; cut sockets, pipes, event fds |
 //! | test | remap every MAP_SHARED mapping private with its contents |
@@ -29,6 +30,7 @@ mod fds;
 mod limits;
 mod mounts;
 mod ns;
+mod pid1;
 mod shm;
 
 pub use fds::{scan as scan_fds, FdPlan};
@@ -96,12 +98,14 @@ pub struct PodSpec<'a> {
     pub fds: &'a FdPlan,
     pub cwd: Option<std::ffi::CString>,
     pub timeout_ms: u64,
+    /// The host's signal dispositions and mask, which the test gets back.
+    pub signals: &'a sys::SignalState,
 }
 
 /// Which process returned from `build`.
 pub enum Side {
-    /// The supervisor, with its direct child (pod init, or the test under `fork` isolation) and
-    /// the scratch whose upper layers list the changed files.
+    /// The supervisor, with its direct child (the test) and the scratch whose upper layers list
+    /// the changed files.
     Supervisor {
         child: libc::pid_t,
         scratch: Option<mounts::Scratch>,
@@ -134,18 +138,21 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
     sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWPID)
         .step("unshare mount, IPC, UTS and PID namespaces")?;
     let scratch = mounts::prepare(plan)?;
-    match sys::fork().step("fork the pod init")? {
+    match sys::fork().step("fork the test")? {
         sys::Forked::Parent(child) => Ok(Side::Supervisor {
             child,
             scratch: Some(scratch),
         }),
-        sys::Forked::Child => match in_test(|| {
+        sys::Forked::Child => {
             set_report_fd(ch.status_w);
-            init_steps(spec, ch, &scratch)
-        }) {
-            InitSide::Init(test_pid) => init_loop(ch, test_pid),
-            InitSide::Test => Ok(Side::Test),
-        },
+            in_test(|| {
+                sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+                    .step("set the parent-death signal")?;
+                mounts::enter_root(&scratch, spec.cwd.as_deref())?;
+                test_steps(spec, ch, true)
+            });
+            Ok(Side::Test)
+        }
     }
 }
 
@@ -160,54 +167,13 @@ fn in_test<T>(steps: impl FnOnce() -> Result<T, SetupError>) -> T {
     }
 }
 
-enum InitSide {
-    Init(libc::pid_t),
-    Test,
-}
-
-/// Pod init (PID 1 of the pod): parent-death signal, fresh /proc, chroot, then fork the test,
-/// which finishes its own steps and returns as `InitSide::Test`.
-fn init_steps(spec: &PodSpec, ch: &Channels, scratch: &Scratch) -> Result<InitSide, SetupError> {
-    sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
-        .step("set the parent-death signal")?;
-    mounts::enter_root(scratch, spec.cwd.as_deref())?;
-    match sys::fork().step("fork the test")? {
-        sys::Forked::Parent(pid) => {
-            sys::set_name(c"invite-pod-init");
-            Ok(InitSide::Init(pid))
-        }
-        sys::Forked::Child => {
-            test_steps(spec, ch, true)?;
-            Ok(InitSide::Test)
-        }
-    }
-}
-
-fn init_loop(ch: &Channels, test_pid: libc::pid_t) -> ! {
-    sys::close_all_except(3, &[ch.status_w]);
-    loop {
-        match sys::wait4(-1, 0) {
-            Ok((pid, status, _)) if pid == test_pid => {
-                let ru = sys::rusage_children();
-                let cpu_ns = tv_ns(ru.ru_utime) + tv_ns(ru.ru_stime);
-                let mut payload = Vec::with_capacity(12);
-                payload.extend_from_slice(&status.to_le_bytes());
-                payload.extend_from_slice(&cpu_ns.to_le_bytes());
-                report_frame_on(ch.status_w, b'W', &payload);
-                sys::exit_now(0);
-            }
-            Ok(_) => {}
-            Err(_) => sys::exit_now(0),
-        }
-    }
-}
-
 pub fn tv_ns(tv: libc::timeval) -> u64 {
     tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1_000
 }
 
 /// The test's own steps, after init has entered the pod's root.
 fn test_steps(spec: &PodSpec, ch: &Channels, isolated: bool) -> Result<(), SetupError> {
+    sys::restore_signal_state(spec.signals);
     sys::setsid();
     let null = sys::open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0).step("open /dev/null")?;
     sys::dup2(null, 0).step("stdin from /dev/null")?;
@@ -220,6 +186,7 @@ fn test_steps(spec: &PodSpec, ch: &Channels, isolated: bool) -> Result<(), Setup
     keep.push(ch.status_w);
     sys::close_all_except(3, &keep);
     if isolated {
+        pid1::report_default_signals().step("install PID 1 signal reporting")?;
         shm::privatize()?;
         limits::apply(spec.timeout_ms)?;
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
@@ -247,6 +214,17 @@ fn report_frame(tag: u8, payload: &[u8]) {
         tag,
         payload,
     );
+}
+
+/// From a signal handler: the test died of `sig` (see `pid1`). One `write` of a fixed frame on
+/// the stack: async-signal-safe.
+pub fn report_signal(sig: libc::c_int) {
+    let fd = REPORT_FD.load(std::sync::atomic::Ordering::Relaxed);
+    let b = (sig as u32).to_le_bytes();
+    let frame = [b'K', 4, 0, 0, 0, b[0], b[1], b[2], b[3]];
+    if fd >= 0 {
+        let _ = sys::write(fd, &frame);
+    }
 }
 
 /// One frame on the status pipe: tag, little-endian length, payload; one `write`.

@@ -1,0 +1,48 @@
+//! The test is PID 1 of its pod (one fork fewer than an init + test pair). PID 1 of a PID
+//! namespace ignores signals whose action is the default, unless the kernel forces them (faults,
+//! SIGKILL): `abort()` or `raise(SIGTERM)` would not end it. So, for every signal whose default
+//! action terminates and whose disposition is still the default, a handler reports the signal to
+//! the supervisor and exits: the outcome is the same as for a process killed by it.
+//!
+//! The handler is async-signal-safe: one `write` of a fixed frame, then `_exit`. Dying with a
+//! PID 1 also ends every other process of the pod (the kernel kills the namespace).
+
+use crate::sys;
+use std::io;
+
+const TERMINATING: &[libc::c_int] = &[
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGILL,
+    libc::SIGTRAP,
+    libc::SIGABRT,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGUSR1,
+    libc::SIGSEGV,
+    libc::SIGUSR2,
+    libc::SIGPIPE,
+    libc::SIGALRM,
+    libc::SIGTERM,
+    libc::SIGSTKFLT,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGSYS,
+    libc::SIGIO,
+    libc::SIGPWR,
+];
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    super::report_signal(sig);
+    sys::exit_now(128 + sig);
+}
+
+pub fn report_default_signals() -> io::Result<()> {
+    for &sig in TERMINATING {
+        sys::handle_if_default(sig, on_signal)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+/* Parent pause per ckpt() against a raw fork() at one resident size (issue 2).
+ *
+ * usage: INVITE_JOURNAL=FILE pause MB RUNS
+ *
+ * Each round, interleaved, with the process MB MiB bigger (every page written):
+ *  - ckpt():  the time the host spends in ckpt() (the whole call, not only its fork). The pod
+ *             exits at once; the host waits for its journal record before the next round, so
+ *             pods never overlap the next measurement.
+ *  - fork, child lives on (THE BASELINE): the time fork() takes to return in the parent while the
+ *             child stays alive for a while, as a pod's supervisor does (it forks twice more,
+ *             builds the pod, waits for the test); the parent reaps it after it exits.
+ *  - fork, waited: the child _exit()s at once and the parent waitpid()s it right away; reported
+ *             both as the fork() pause and as the whole fork-to-reaped cycle. */
+#include "bench.h"
+#include <sys/wait.h>
+#include <unistd.h>
+#include "invite.h"
+
+static void wait_records(const char *journal, long want) {
+    double deadline = now_us() + 30e6;
+    while (count_lines(journal) < want) {
+        if (now_us() > deadline) {
+            fprintf(stderr, "pause: no journal record after 30 s\n");
+            exit(1);
+        }
+        usleep(200);
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *journal = getenv("INVITE_JOURNAL");
+    if (argc < 3 || !journal) {
+        fprintf(stderr, "usage: INVITE_JOURNAL=FILE pause MB RUNS\n");
+        return 2;
+    }
+    size_t mb = atol(argv[1]);
+    int n = atoi(argv[2]);
+    char *heap = grow_resident(mb);
+    /* How long the baseline's child lives: about as long as a pod at this size. */
+    useconds_t live = 2000 + (useconds_t)mb * 40;
+    double *ck = calloc(n, 8), *fl = calloc(n, 8), *fw = calloc(n, 8), *fwc = calloc(n, 8);
+    long records = count_lines(journal);
+    for (int i = 0; i < n; i++) {
+        /* Touch the heap again so every round starts from the same state: pages written since
+         * the last fork are private again. */
+        for (size_t off = 0; off < (mb << 20); off += 4096) heap[off]++;
+
+        double t0 = now_us();
+        int id = ckpt();
+        if (id > 0) _exit(0);
+        ck[i] = now_us() - t0;
+        if (id < 0) {
+            fprintf(stderr, "pause: ckpt() failed: %s\n", invite_last_error());
+            return 1;
+        }
+        wait_records(journal, ++records);
+
+        for (size_t off = 0; off < (mb << 20); off += 4096) heap[off]++;
+        t0 = now_us();
+        pid_t p = fork();
+        if (p == 0) {
+            usleep(live);
+            _exit(0);
+        }
+        fl[i] = now_us() - t0;
+        waitpid(p, NULL, 0);
+
+        for (size_t off = 0; off < (mb << 20); off += 4096) heap[off]++;
+        t0 = now_us();
+        p = fork();
+        if (p == 0) _exit(0);
+        fw[i] = now_us() - t0;
+        waitpid(p, NULL, 0);
+        fwc[i] = now_us() - t0;
+    }
+    double first = ck[0]; /* includes the runtime's one-time plan (mount table, netns helper) */
+    double c = median(ck, n), l = median(fl, n), w = median(fw, n), wc = median(fwc, n);
+    printf("# %zu MiB: ckpt() pause %.1f us, fork pause (child lives on) %.1f us (x%.2f), "
+           "fork pause (waited) %.1f us, fork..waitpid %.1f us; medians of %d\n",
+           mb, c, l, c / l, w, wc, n);
+    char key[64];
+    snprintf(key, sizeof key, "pause_%zumb", mb);
+    row(key, c, l, "us", n);
+    snprintf(key, sizeof key, "pause_%zumb_first_ckpt", mb);
+    info(key, first, "us", 1);
+    snprintf(key, sizeof key, "pause_%zumb_fork_waited", mb);
+    info(key, w, "us", n);
+    snprintf(key, sizeof key, "pause_%zumb_fork_wait_cycle", mb);
+    info(key, wc, "us", n);
+    return 0;
+}

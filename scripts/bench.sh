@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The benchmark suite (issue 7): every performance figure against its baseline, measured in the
+# same run, printed as one Markdown table. Timings never gate anything.
+#
+#   scripts/bench.sh            the full suite (about 4 minutes on 2 cores)
+#   scripts/bench.sh --quick    each benchmark for a moment: checks that every row is produced
+#   scripts/bench.sh --no-build use what is already built in $CARGO_TARGET_DIR/release (or
+#                               $INVITE_BENCH_PROFILE_DIR); the Rust fast-path row needs cargo
+#                               bench, so it is "not run" in this mode
+#
+# Harnesses are in bench/c (see bench/README.md); the Rust fast path is the macro crate's
+# criterion bench (macros/benches/fast_path.rs) and the precompiler figure is the instrumenter's
+# precompile_bench example. Pods need root (or unprivileged user namespaces).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+QUICK=0 BUILD=1
+for a in "$@"; do
+    case "$a" in
+    --quick) QUICK=1 ;;
+    --no-build) BUILD=0 ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $a (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+PROFILE=${INVITE_BENCH_PROFILE_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
+if [ "$BUILD" = 1 ]; then
+    cargo build --release -q -p invite
+    cargo build --release -q -p invite-instrumenter --bin invite-precompile --example precompile_bench
+fi
+for f in libinvite.a invite-precompile examples/precompile_bench; do
+    [ -e "$PROFILE/$f" ] || { echo "bench.sh: $PROFILE/$f is missing (build first)" >&2; exit 1; }
+done
+
+W=$(mktemp -d /tmp/invite-bench.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+chmod 755 "$W"
+CC=${CC:-gcc}
+CFLAGS="-O2 -Wall -Wextra -Werror -I$ROOT/runtime/include -I$ROOT/bench/c"
+LIBS="$PROFILE/libinvite.a -lgcc_s -lutil -lrt -lpthread -lm -ldl"
+PRE=$PROFILE/invite-precompile
+S=$ROOT/bench/c
+
+# ---- build the harnesses ------------------------------------------------------------------------
+"$PRE" "$S/fastpath_target.c" "$S/fastpath_target.ic" -o "$W/fastpath_target.invite.c"
+$CC $CFLAGS -c "$W/fastpath_target.invite.c" -o "$W/fp_wrapped.o"
+$CC $CFLAGS -Dfp_work=fp_plain -c "$S/fastpath_target.c" -o "$W/fp_plain.o"
+$CC $CFLAGS "$S/fastpath.c" "$W/fp_wrapped.o" "$W/fp_plain.o" $LIBS -o "$W/fastpath"
+for h in pause latency throughput; do $CC $CFLAGS "$S/$h.c" $LIBS -o "$W/$h"; done
+"$PRE" "$S/e2e_work.c" "$S/e2e_work.ic" -o "$W/e2e_work.invite.c"
+$CC $CFLAGS "$S/e2e.c" "$W/e2e_work.invite.c" $LIBS -o "$W/e2e_instrumented"
+$CC $CFLAGS "$S/e2e.c" "$S/e2e_work.c" -o "$W/e2e_plain"
+
+# ---- run ----------------------------------------------------------------------------------------
+if [ "$QUICK" = 1 ]; then
+    FP="3 1000000" PAUSE_RUNS="3 3 2" LAT_RUNS=5 TPUT_S=0.5 E2E_RUNS=1 E2E_S=0.3 PRE_RUNS=1
+else
+    FP="41 20000000" PAUSE_RUNS="101 51 21" LAT_RUNS=201 TPUT_S=10 E2E_RUNS=7 E2E_S=3 PRE_RUNS=7
+fi
+R=$W/results
+: >"$R"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# Every harness runs in the scratch dir with a clean invite environment and its own journal.
+clean_env() { env $(env | sed -n 's/^\(INVITE[A-Z_]*\)=.*/-u \1/p') "$@"; }
+inv() { (cd "$W" && clean_env INVITE_JOURNAL="$W/journal.jsonl" "$@"); }
+step() { echo "== $*" >&2; }
+
+step "fast path, C wrapper vs plain"
+inv "$W/fastpath" $FP | tee -a "$R" >&2
+
+step "parent pause, ckpt() vs fork()"
+set -- $PAUSE_RUNS
+for mb_runs in "0 $1" "100 $2" "1024 $3"; do
+    rm -f "$W/journal.jsonl"
+    inv INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=64 "$W/pause" $mb_runs | tee -a "$R" >&2
+done
+
+step "ckpt() to the pod's code vs raw fork vs naive unshare"
+rm -f "$W/journal.jsonl"
+inv INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=64 "$W/latency" $LAT_RUNS | tee -a "$R" >&2
+
+step "sustained pod tests per second"
+rm -f "$W/journal.jsonl"
+inv INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} INVITE_DRAIN_MS=60000 \
+    "$W/throughput" $TPUT_S | tee -a "$R" >&2
+
+step "end to end, INVITE_MAX_OVERHEAD=5 vs uninstrumented"
+e2e() { # KEY HEAP_MB
+    local plain=() inst=() pods=0 i p
+    for ((i = 0; i < E2E_RUNS; i++)); do
+        rm -f "$W/journal.jsonl"
+        if ((i % 2)); then
+            p=$(inv INVITE_MAX_OVERHEAD=5 "$W/e2e_instrumented" $E2E_S $2 | awk '/calls_per_s/{print $2}'); inst+=("$p")
+            plain+=("$(inv "$W/e2e_plain" $E2E_S $2 | awk '/calls_per_s/{print $2}')")
+        else
+            plain+=("$(inv "$W/e2e_plain" $E2E_S $2 | awk '/calls_per_s/{print $2}')")
+            p=$(inv INVITE_MAX_OVERHEAD=5 "$W/e2e_instrumented" $E2E_S $2 | awk '/calls_per_s/{print $2}'); inst+=("$p")
+        fi
+        pods=$((pods + $(grep -c '"kind":"test"' "$W/journal.jsonl" || true)))
+    done
+    local mi mp
+    mi=$(printf '%s\n' "${inst[@]}" | sort -g | awk '{v[NR]=$1} END{print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}')
+    mp=$(printf '%s\n' "${plain[@]}" | sort -g | awk '{v[NR]=$1} END{print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}')
+    echo "# e2e heap ${2} MiB: instrumented ${inst[*]}; plain ${plain[*]}; $pods pod tests in all runs" >&2
+    echo "row $1 $mi $mp calls/s $E2E_RUNS" >>"$R"
+    echo "info ${1}_pods_per_run $(awk -v p=$pods -v n=$E2E_RUNS 'BEGIN{print p/n}') pods $E2E_RUNS" >>"$R"
+}
+e2e e2e 0
+e2e e2e_heap64 64
+
+step "precompiler vs gcc -fsyntax-only"
+# The example takes [FILE.c [FILE.ic] [RUNS]]; without a file it generates an 8 MB one and runs 7
+# times. Quick mode gives it a small fixture instead, once.
+if [ "$QUICK" = 1 ]; then PRE_ARGS=("$ROOT/fixtures/c/legacy/bank.c" 1); else PRE_ARGS=(); fi
+"$PROFILE/examples/precompile_bench" "${PRE_ARGS[@]}" | tee "$W/pre.txt" >&2
+awk '/^invite-precompile: median/{o=$3} /^gcc -fsyntax-only: median/{g=$3} END{if (o && g) print "row precompile", o, g, "ms", '"$PRE_RUNS"'}' "$W/pre.txt" >>"$R"
+
+step "fast path, Rust #[in_vivo] vs plain (macros/benches/fast_path.rs)"
+if [ "$BUILD" = 1 ]; then
+    CRIT=()
+    [ "$QUICK" = 1 ] && CRIT=(--warm-up-time 0.2 --measurement-time 0.5 --sample-size 10)
+    cargo bench -q -p invite-macros --bench fast_path -- "${CRIT[@]}" 2>&1 | tee "$W/crit.txt" >&2 || true
+    # criterion prints "<id>  time: [low estimate high]"; the ids end in /plain (the baseline)
+    # and /in_vivo (the figure); both are converted to ns.
+    awk 'function ns(v, u) { return u == "ps" ? v / 1000 : u == "ns" ? v : u == "µs" || u == "us" ? v * 1000 : v * 1e6 }
+         /time:/ { id = ($1 == "time:") ? last : $1
+                   for (i = 1; i <= NF; i++) if ($i ~ /^\[/) { v = $(i + 2); u = $(i + 3); break }
+                   if (id ~ /plain$/) p = ns(v, u); else if (id ~ /in_vivo$/) f = ns(v, u) }
+         NF == 1 { last = $1 }
+         END { if (p && f) print "row fastpath_rust", f, p, "ns", 0 }' "$W/crit.txt" >>"$R"
+fi
+grep -q '^row fastpath_rust ' "$R" || echo "row fastpath_rust nan nan ns 0" >>"$R"
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- the table ------------------------------------------------------------------------------------
+echo
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), Linux $(uname -r), THP $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo '?')"
+echo "load average (1/5/15 min): before $LOAD_BEFORE, after $LOAD_AFTER$([ "$QUICK" = 1 ] && echo '; QUICK MODE: figures are not meaningful')"
+echo
+awk '
+BEGIN {
+    label["fastpath_c"]              = "fast path per call, p = 0: C wrapper | uninstrumented C function"
+    label["fastpath_rust"]           = "fast path per call, p = 0: Rust #[in_vivo] | plain Rust function"
+    label["pause_0mb"]               = "parent pause per ckpt(), tiny | raw fork(), child lives on"
+    label["pause_100mb"]             = "parent pause per ckpt(), 100 MiB resident | raw fork(), child lives on"
+    label["pause_1024mb"]            = "parent pause per ckpt(), 1 GiB resident | raw fork(), child lives on"
+    label["latency_ckpt_vs_fork"]    = "ckpt() to code in the pod, tiny | raw fork() to the child"
+    label["latency_ckpt_vs_unshare"] = "ckpt() to code in the pod, tiny | naive unshare of every ns + fresh netns, to the grandchild"
+    label["throughput"]              = "pod tests per second, 2 cores, trivial test | raw fork() tests per second"
+    label["e2e"]                     = "CPU-bound program, INVITE_MAX_OVERHEAD=5 (calls/s) | same program uninstrumented"
+    label["e2e_heap64"]              = "same, writing a 64 MiB heap (calls/s) | same program uninstrumented"
+    label["precompile"]              = "invite-precompile, 8 MB generated C file | gcc -fsyntax-only on it"
+    order = "fastpath_c fastpath_rust pause_0mb pause_100mb pause_1024mb latency_ckpt_vs_fork latency_ckpt_vs_unshare throughput e2e e2e_heap64 precompile"
+    print "| figure | value | baseline | value | ratio | goal (issue) | met |"
+    print "|---|---:|---|---:|---:|---|---|"
+}
+$1 == "row" { fig[$2] = $3; base[$2] = $4; unit[$2] = $5; n[$2] = $6 }
+$1 == "info" { extra[$2] = $3 " " $4 }
+function fmt(v, u) { return v == "nan" ? "not run" : (v >= 100 ? sprintf("%.0f", v) : v >= 10 ? sprintf("%.1f", v) : sprintf("%.2f", v)) " " u }
+END {
+    k = split(order, keys, " ")
+    for (i = 1; i <= k; i++) {
+        key = keys[i]; split(label[key], l, " \\| ")
+        if (!(key in fig)) { print "| " l[1] " | MISSING | " l[2] " | | | | |"; continue }
+        f = fig[key]; b = base[key]; r = (f == "nan" || b == 0) ? "" : sprintf("%.2f", f / b)
+        goal = ""; met = ""
+        if (key ~ /^fastpath/) { goal = "<= +1 ns per call (#3, #5)"; if (f != "nan") { d = f - b; met = (d <= 1 ? "yes" : "no") sprintf(" (%+.2f ns)", d) } }
+        else if (key ~ /^pause/) { goal = "<= 1.2 x fork (#2)"; met = (f / b <= 1.2) ? "yes" : "no" }
+        else if (key ~ /^latency/) { goal = "<= 300 us (#2)"; met = (f <= 300) ? "yes" : "no" }
+        else if (key == "throughput") { goal = ">= 1,500/s (#3)"; met = (f >= 1500) ? "yes" : "no" }
+        else if (key ~ /^e2e/) { goal = "loss within 5 +- 1 % (#3)"; loss = 100 * (1 - f / b); met = ((loss <= 6) ? "yes" : "no") sprintf(" (%.1f %% loss)", loss) }
+        else if (key == "precompile") { goal = "<= 0.25 x gcc (#4)"; met = (f / b <= 0.25) ? "yes" : "no" }
+        print "| " l[1] " | " fmt(f, unit[key]) " | " l[2] " | " fmt(b, unit[key]) " | " r " | " goal " | " met " |"
+    }
+    print ""
+    for (key in extra) print "- " key ": " extra[key]
+}' "$R"

@@ -4,111 +4,101 @@
 //! exactly that pid — never `waitpid(-1)`, which would steal the host's children. If the host
 //! reaps a supervisor first (its own `waitpid(-1)`), the reaper gets ECHILD: not an error.
 //!
-//! The host hands pids over through a pipe, so the hot side takes no lock that a fork could
-//! leave held; a pod (a fork without the thread) starts its own reaper when it needs one.
+//! The host hands a pid over by storing it in a free slot of a static array: no syscall, no
+//! lock (a fork could leave a lock held) on the host's path. The reaper picks new pids up every
+//! `PICKUP_MS`, so a supervisor is a zombie at most that long after it exits. A pod (a fork
+//! without the thread) starts its own reaper when it needs one.
 
 use crate::sys;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
-const NONE: i32 = -1;
-const STARTING: i32 = -2;
+const SLOTS: usize = 256;
+const PICKUP_MS: i32 = 20;
 
-static WRITE_FD: AtomicI32 = AtomicI32::new(NONE);
-static READ_FD: AtomicI32 = AtomicI32::new(NONE);
+static PENDING: [AtomicI32; SLOTS] = [const { AtomicI32::new(0) }; SLOTS];
+
+const STOPPED: u8 = 0;
+const STARTING: u8 = 1;
+const RUNNING: u8 = 2;
+static STATE: AtomicU8 = AtomicU8::new(STOPPED);
 
 /// Hand a supervisor's pid to the reaper (starting it on first use).
 pub fn watch(pid: libc::pid_t) {
-    let fd = ensure();
-    if fd < 0 || sys::write(fd, &pid.to_le_bytes()).is_err() {
-        // No reaper: reap now if it is already over, else at exit.
-        let _ = sys::wait4(pid, libc::WNOHANG);
-    }
-}
-
-/// Descriptors of the reaper that pods must not inherit.
-pub fn own_fds() -> [RawFd; 2] {
-    [
-        WRITE_FD.load(Ordering::Relaxed),
-        READ_FD.load(Ordering::Relaxed),
-    ]
-}
-
-/// In a new pod: the reaper thread did not survive the fork; forget its pipe.
-pub fn forget() {
-    for fd in own_fds() {
-        if fd >= 0 {
-            sys::close(fd);
-        }
-    }
-    WRITE_FD.store(NONE, Ordering::Relaxed);
-    READ_FD.store(NONE, Ordering::Relaxed);
-}
-
-fn ensure() -> RawFd {
-    let fd = WRITE_FD.load(Ordering::Acquire);
-    if fd != NONE {
-        return fd;
-    }
-    if WRITE_FD
-        .compare_exchange(NONE, STARTING, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        // Another thread is starting it: this pid is reaped the slow way.
-        return STARTING;
-    }
-    let Ok((r, w)) = sys::pipe() else {
-        WRITE_FD.store(NONE, Ordering::Release);
-        return NONE;
-    };
-    let spawned = std::thread::Builder::new()
-        .name("invite-reaper".into())
-        .spawn(move || run(r));
-    if spawned.is_err() {
-        sys::close(r);
-        sys::close(w);
-        WRITE_FD.store(NONE, Ordering::Release);
-        return NONE;
-    }
-    READ_FD.store(r, Ordering::Relaxed);
-    WRITE_FD.store(w, Ordering::Release);
-    w
-}
-
-fn run(pipe_r: RawFd) {
-    let mut watched: Vec<(libc::pid_t, RawFd)> = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let mut fds = vec![pipe_r];
-        fds.extend(watched.iter().map(|(_, fd)| *fd));
-        let mut rev = vec![0i16; fds.len()];
-        if sys::poll_in(&fds, -1, &mut rev).is_err() {
+    ensure();
+    for slot in &PENDING {
+        if slot
+            .compare_exchange(0, pid, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             return;
         }
-        if rev[0] != 0 {
-            match sys::read(pipe_r, &mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    for c in buf[..n - n % 4].chunks(4) {
-                        let pid = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                        match sys::pidfd_open(pid) {
-                            Ok(pfd) => watched.push((pid, pfd)),
-                            Err(_) => {
-                                let _ = sys::wait4(pid, libc::WNOHANG);
-                            }
-                        }
+    }
+    // Every slot taken (a burst of pods): reap it now if it is already over.
+    let _ = sys::wait4(pid, libc::WNOHANG);
+}
+
+/// Descriptors of the reaper that pods must not inherit (none: it works through memory).
+pub fn own_fds() -> [RawFd; 0] {
+    []
+}
+
+/// In a new pod or checkpoint: the reaper thread did not survive the fork; forget its work.
+pub fn forget() {
+    for slot in &PENDING {
+        slot.store(0, Ordering::Relaxed);
+    }
+    STATE.store(STOPPED, Ordering::Release);
+}
+
+fn ensure() {
+    if STATE.load(Ordering::Acquire) != STOPPED
+        || STATE
+            .compare_exchange(STOPPED, STARTING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+    {
+        return;
+    }
+    match std::thread::Builder::new()
+        .name("invite-reaper".into())
+        .spawn(run)
+    {
+        Ok(_) => STATE.store(RUNNING, Ordering::Release),
+        Err(_) => STATE.store(STOPPED, Ordering::Release),
+    }
+}
+
+fn run() {
+    let mut watched: Vec<(libc::pid_t, RawFd)> = Vec::new();
+    let mut fds: Vec<RawFd> = Vec::new();
+    let mut rev: Vec<i16> = Vec::new();
+    loop {
+        for slot in &PENDING {
+            let pid = slot.swap(0, Ordering::AcqRel);
+            if pid > 0 {
+                match sys::pidfd_open(pid) {
+                    Ok(pfd) => watched.push((pid, pfd)),
+                    Err(_) => {
+                        let _ = sys::wait4(pid, libc::WNOHANG);
                     }
                 }
             }
         }
-        let done: Vec<usize> = (1..fds.len())
-            .filter(|&i| rev[i] != 0)
-            .map(|i| i - 1)
-            .collect();
-        for &i in done.iter().rev() {
-            let (pid, pfd) = watched.swap_remove(i);
-            let _ = sys::wait4(pid, libc::WNOHANG);
-            sys::close(pfd);
+        fds.clear();
+        fds.extend(watched.iter().map(|(_, fd)| *fd));
+        rev.clear();
+        rev.resize(fds.len(), 0);
+        if fds.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(PICKUP_MS as u64));
+            continue;
+        }
+        let _ = sys::poll_in(&fds, PICKUP_MS, &mut rev);
+        for i in (0..watched.len()).rev() {
+            if rev[i] != 0 {
+                let (pid, pfd) = watched.swap_remove(i);
+                let _ = sys::wait4(pid, libc::WNOHANG);
+                sys::close(pfd);
+            }
         }
     }
 }

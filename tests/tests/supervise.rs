@@ -77,6 +77,28 @@ fn outcomes_of_well_behaved_and_failing_tests() {
 }
 
 #[test]
+fn finished_supervisors_are_reaped_while_the_host_runs() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let d = scratch();
+    let bin = rogue(d.path());
+    let env = [
+        ("INVITE_MAX_OVERHEAD", "off"),
+        ("INVITE_MAX_CONCURRENT", "16"),
+        ("ROGUE_COUNT_ZOMBIES", "1500"),
+    ];
+    let o = run(&bin, &["pass", "10"], d.path(), &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("zombies: 0\n"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(tests_of(&journal(&d.path().join("invite.jsonl"))).len(), 10);
+}
+
+#[test]
 fn an_endless_loop_times_out() {
     if !require_root("pods as root") {
         return;

@@ -106,6 +106,7 @@ impl Runtime {
             }
         }
         let shared = new_shared();
+        crate::pod::read_fault_injection();
         sys::at_exit(on_exit);
         Runtime {
             config,

@@ -211,3 +211,38 @@ fn invite_off_means_no_pods() {
             || tests_of(&journal(&d.path().join("invite.jsonl"))).is_empty()
     );
 }
+
+#[test]
+fn a_failing_setup_step_stops_the_pod_before_user_code_and_names_the_step() {
+    if !require_root("pods as root") {
+        return;
+    }
+    for step in [
+        "mount the scratch tmpfs",
+        "chroot into the pod root",
+        "remap shared memory private",
+        "drop capabilities",
+    ] {
+        let d = scratch();
+        let bin = build("testckpt", "c/seed/testckpt.c", d.path());
+        let o = run(&bin, &[], d.path(), &[("INVITE_FAULT_STEP", step)]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("Parent_Output")).unwrap(),
+            "I am the Parent\n"
+        );
+        let j = journal(&d.path().join("invite.jsonl"));
+        let r = record_for(&j, "1");
+        assert_eq!(r["outcome"], "error", "{r}");
+        let m = r["message"].as_str().unwrap();
+        assert!(
+            m.contains(step) && m.contains("Operation not permitted"),
+            "{m}"
+        );
+        // User code never ran: the child's line is not in the pod's output.
+        assert!(
+            !r["output"].as_str().unwrap().contains("I am the Child"),
+            "{r}"
+        );
+    }
+}

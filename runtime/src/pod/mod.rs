@@ -66,8 +66,27 @@ pub(crate) trait Step<T> {
 
 impl<T> Step<T> for io::Result<T> {
     fn step(self, step: &'static str) -> Result<T, SetupError> {
+        if fault_injected(step) {
+            return Err(SetupError {
+                step,
+                err: io::Error::from_raw_os_error(libc::EPERM),
+            });
+        }
         self.map_err(|err| SetupError { step, err })
     }
+}
+
+/// `INVITE_FAULT_STEP=<step name>` makes that setup step fail with EPERM, so tests can prove
+/// that a failing step stops the pod before user code runs and is journaled with its name.
+/// Read once, in the host, before any fork.
+static FAULT_STEP: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+pub fn read_fault_injection() {
+    FAULT_STEP.get_or_init(|| sys::secure_getenv_str("INVITE_FAULT_STEP"));
+}
+
+fn fault_injected(step: &str) -> bool {
+    matches!(FAULT_STEP.get(), Some(Some(s)) if s == step)
 }
 
 /// The supervisor's ends of the pod's channels, and the pod's.

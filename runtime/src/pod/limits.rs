@@ -1,5 +1,5 @@
 //! Limits on what a test may consume: CPU time (a backstop behind the deadline), address space
-//! relative to what it inherited, processes, no core files, lowest CPU priority, and first in
+//! relative to what it inherited, open files, processes, no core files, lowest CPU priority, and first in
 //! line for the OOM killer so the kernel kills the pod, not the host.
 
 use super::{SetupError, Step};
@@ -7,6 +7,8 @@ use crate::sys;
 
 /// Address space a test may add to what it inherited.
 pub const EXTRA_ADDRESS_SPACE: u64 = 1 << 30;
+/// Open files (new ones; descriptors inherited above it stay valid).
+pub const MAX_OPEN_FILES: u64 = 4096;
 /// Processes (RLIMIT_NPROC; uid 0 is exempt, where the per-namespace pid_max bounds a pod).
 pub const MAX_PROCESSES: u64 = 256;
 
@@ -20,6 +22,9 @@ pub fn apply(timeout_ms: u64) -> Result<(), SetupError> {
         let lim = (vm + EXTRA_ADDRESS_SPACE).min(hard);
         sys::setrlimit(libc::RLIMIT_AS, lim, lim).step("limit address space")?;
     }
+    let (files, _) = sys::getrlimit(libc::RLIMIT_NOFILE);
+    let files = files.min(MAX_OPEN_FILES);
+    sys::setrlimit(libc::RLIMIT_NOFILE, files, files).step("limit open files")?;
     let (_, nproc_hard) = sys::getrlimit(libc::RLIMIT_NPROC);
     let n = MAX_PROCESSES.min(nproc_hard);
     sys::setrlimit(libc::RLIMIT_NPROC, n, n).step("limit processes")?;

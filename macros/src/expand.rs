@@ -185,11 +185,10 @@ pub(crate) fn expand(args: &Args, f: InVivoFn, enabled: bool) -> syn::Result<Tok
             // in the body, not at the attribute.
             let value = match (&ret_ty, sig.asyncness.is_some()) {
                 (Some(t), true) => {
-                    let typed = quote_spanned!(return_span(&sig.output)=>
-                        ::core::option::Option::<#t>::None.unwrap()
-                    );
+                    let typed = quote_spanned!(return_span(&sig.output)=> __invite_never::<#t>());
                     quote!(async {
                         if false {
+                            fn __invite_never<R>() -> R { loop {} }
                             return #typed;
                         }
                         #body

@@ -8,10 +8,11 @@
 //! purpose fail with their messages.
 
 mod checks;
+#[path = "../common/journal.rs"]
+mod journal;
 mod shapes;
 
-use serde_json::Value;
-use std::collections::BTreeMap;
+use journal::Expected;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,39 +23,17 @@ const CHILD: &str = "INVITE_MACROS_RUN_PASS_CHILD";
 static STARTED: AtomicUsize = AtomicUsize::new(0);
 
 /// In the child: wait until the journal holds the `k` tests the last call started, so one call's
-/// pods are done before the next call (no test is turned away by the concurrency cap).
+/// pods are done before the next call.
 pub fn settle(k: usize) {
     let Some(journal) = std::env::var_os("INVITE_JOURNAL").filter(|_| in_child()) else {
         return;
     };
     let want = STARTED.fetch_add(k, Ordering::Relaxed) + k;
-    wait_for(Path::new(&journal), want);
+    journal::wait_for(Path::new(&journal), want);
 }
 
 fn in_child() -> bool {
     std::env::var_os(CHILD).is_some()
-}
-
-/// The journal's records of one kind.
-fn records(journal: &Path, kind: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(journal).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|r| r["kind"] == kind)
-        .collect()
-}
-
-/// The test records once there are `n` (or after a generous wait: the comparison then says what
-/// is missing).
-fn wait_for(journal: &Path, n: usize) -> Vec<Value> {
-    for _ in 0..600 {
-        let found = records(journal, "test");
-        if found.len() >= n {
-            return found;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    records(journal, "test")
 }
 
 #[test]
@@ -71,16 +50,6 @@ fn child_scenario() {
         shapes::scenario();
     }
 }
-
-/// (function, test, phase, outcome, message, how many).
-type Expected = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    Option<&'static str>,
-    usize,
-);
 
 const EXPECTED: &[Expected] = &[
     ("add", "add_pre", "pre", "pass", None, 1),
@@ -155,8 +124,6 @@ const EXPECTED: &[Expected] = &[
     ),
 ];
 
-type Key = (String, String, String, String, Option<String>);
-
 #[test]
 fn tests_run_in_pods_and_see_the_calls() {
     if in_child() {
@@ -164,7 +131,9 @@ fn tests_run_in_pods_and_see_the_calls() {
     }
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("invite.jsonl");
-    let out = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    journal::every_test(&mut child, &journal);
+    let out = child
         .args([
             "--exact",
             "child_scenario",
@@ -172,11 +141,6 @@ fn tests_run_in_pods_and_see_the_calls() {
             "--test-threads=1",
         ])
         .env(CHILD, "1")
-        .env("INVITE_PROBABILITY", "1")
-        .env("INVITE_JOURNAL", &journal)
-        .env_remove("INVITE")
-        .env_remove("INVITE_RATES")
-        .env_remove("INVITE_SHARD")
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -186,39 +150,6 @@ fn tests_run_in_pods_and_see_the_calls() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-
-    let mut want: BTreeMap<Key, usize> = BTreeMap::new();
-    for &(function, test, phase, outcome, message, n) in EXPECTED {
-        let key = (
-            format!("run_pass::shapes::{function}"),
-            format!("checks::{test}"),
-            phase.to_string(),
-            outcome.to_string(),
-            message.map(str::to_string),
-        );
-        *want.entry(key).or_default() += n;
-    }
-    let total = want.values().sum();
-    let found = wait_for(&journal, total);
-
-    let mut got: BTreeMap<Key, usize> = BTreeMap::new();
-    for r in &found {
-        let text = |k: &str| r[k].as_str().unwrap_or("<missing>").to_string();
-        assert!(!text("pod").is_empty(), "a test ran outside a pod: {r}");
-        assert!(text("site").contains("shapes.rs:"), "site: {r}");
-        let key = (
-            text("function"),
-            text("test"),
-            text("phase"),
-            text("outcome"),
-            r["message"].as_str().map(str::to_string),
-        );
-        *got.entry(key).or_default() += 1;
-    }
-    assert_eq!(
-        got,
-        want,
-        "journal records (left) differ from the expected ones (right); summary: {:?}",
-        records(&journal, "summary")
-    );
+    let want = journal::expected(EXPECTED, "run_pass::shapes::", "checks::");
+    journal::assert_records(&journal, &want, "shapes.rs");
 }

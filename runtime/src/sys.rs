@@ -138,6 +138,19 @@ pub fn mknod_file(path: &CStr) -> io::Result<()> {
     Ok(())
 }
 
+pub fn mknod_char(path: &CStr, mode: libc::mode_t, major: u32, minor: u32) -> io::Result<()> {
+    // SAFETY: valid C string; creates a character device node (needs CAP_MKNOD).
+    check(unsafe {
+        libc::mknod(
+            path.as_ptr(),
+            libc::S_IFCHR | mode,
+            libc::makedev(major, minor),
+        )
+    })?;
+    // SAFETY: valid C string; the umask may have narrowed the mode given to mknod.
+    check(unsafe { libc::chmod(path.as_ptr(), mode) }).map(drop)
+}
+
 pub fn symlink(target: &CStr, link: &CStr) -> io::Result<()> {
     // SAFETY: valid C strings.
     check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }).map(drop)

@@ -19,7 +19,15 @@ pub struct Scratch {
     has_proc: bool,
 }
 
-const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+/// The pod's devices: name, major, minor (the kernel's fixed numbers for these).
+const DEV_NODES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 fn c(s: &str) -> Result<CString, SetupError> {
     sys::cstring(s).step("path with a NUL byte")
@@ -152,7 +160,7 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
                 }
             }
             MountAction::Proc => has_proc = true,
-            MountAction::Dev => dev(&ct, &target)?,
+            MountAction::Dev => dev(&ct, &target, userns)?,
             MountAction::BindReadOnly => {
                 if let Some(src) = m.source {
                     bind_readonly(src, &ct)?;
@@ -201,7 +209,7 @@ fn bind_readonly(src_fd: i32, target: &CStr) -> Result<(), SetupError> {
 }
 
 /// A minimal /dev: a small tmpfs with the harmless character devices bound in.
-fn dev(ct: &CStr, target: &str) -> Result<(), SetupError> {
+fn dev(ct: &CStr, target: &str, userns: bool) -> Result<(), SetupError> {
     sys::mount(
         Some(c"invite-dev"),
         ct,
@@ -210,8 +218,13 @@ fn dev(ct: &CStr, target: &str) -> Result<(), SetupError> {
         Some(c"size=64k,mode=0755"),
     )
     .step("mount the pod's /dev")?;
-    for n in DEV_NODES {
+    for (n, major, minor) in DEV_NODES {
         let node = c(&format!("{target}/{n}"))?;
+        // As root a device node is one mknod; in a user namespace mknod is refused, so the
+        // host's node is bound onto an empty file.
+        if !userns && sys::mknod_char(&node, 0o666, *major, *minor).is_ok() {
+            continue;
+        }
         sys::mknod_file(&node).step("create a /dev node")?;
         let host = c(&format!("/dev/{n}"))?;
         if let Err(e) = sys::mount(Some(&host), &node, None, libc::MS_BIND, None) {

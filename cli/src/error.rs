@@ -62,6 +62,10 @@ pub enum Error {
     #[error("{path:?} is not an absolute path without `..` (give the path as the pod saw it, for example /etc/app.conf)")]
     BadPath { path: String },
 
+    /// A live checkpoint that is missing, ambiguous, out of reach or refused the request.
+    #[error("{0}")]
+    Live(String),
+
     #[error("cannot write the output: {0}")]
     Write(io::Error),
 }

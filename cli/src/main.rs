@@ -1,8 +1,9 @@
-//! `invite`: reports from in vivo test journals, and kept pods.
+//! `invite`: reports from in vivo test journals, kept pods, and live checkpoints.
 //!
 //! The flow of `invite report`: `journal` (read lines into records, warn about the rest) →
 //! `report` (aggregate per function and test) → `render` (table or JSON). `invite pods` reads the
-//! kept-pod directories through `pods`. Each subcommand's arguments and entry point live in
+//! kept-pod directories through `pods`. `invite checkpoints`, `branch` and `drop` talk to live
+//! checkpoints through `live`. Each subcommand's arguments and entry point live in
 //! `cmd/`.
 //!
 //! Exit status: 0 on success, 1 when `report --fail-on` found a listed outcome, 2 on an error
@@ -11,6 +12,7 @@
 mod cmd;
 mod error;
 mod journal;
+mod live;
 mod pods;
 mod render;
 mod report;
@@ -38,6 +40,12 @@ enum Command {
     Report(cmd::report::Args),
     /// Kept pods (INVITE_KEEP_PODS): their outcome and the files they changed.
     Pods(cmd::pods::Args),
+    /// Live checkpoints of running processes: name, pid, age, memory, branches so far.
+    Checkpoints(cmd::checkpoints::ListArgs),
+    /// Start pods from a live checkpoint: each returns from invite_checkpoint() with its id.
+    Branch(cmd::checkpoints::BranchArgs),
+    /// Discard a live checkpoint (pods already started from it run to their end).
+    Drop(cmd::checkpoints::DropArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +53,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Report(args) => cmd::report::run(args),
         Command::Pods(args) => cmd::pods::run(args),
+        Command::Checkpoints(args) => cmd::checkpoints::list(args),
+        Command::Branch(args) => cmd::checkpoints::branch(args),
+        Command::Drop(args) => cmd::checkpoints::drop(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("invite: error: {e}");

@@ -29,7 +29,24 @@ int ckpt(void);
 int invite_ckpt_at(const char *file, int line, const char *function);
 #define ckpt() invite_ckpt_at(__FILE__, __LINE__, __func__)
 
-/* The message of the last failure of ckpt() in this thread (a static string; never NULL). */
+/* ---- invite_checkpoint() ------------------------------------------------------------------
+ * Keep a live checkpoint named NAME (1-32 of A-Z a-z 0-9 _ -): a frozen copy-on-write copy of this
+ * process, parked beside it, from which an operator starts pods later (`invite branch NAME`).
+ * Returns < 0: a negative errno, no checkpoint (see invite_last_error()): EINVAL a bad name,
+ *              EEXIST the name is taken, EAGAIN too many live checkpoints, ENOTSUP in a pod or
+ *              isolation unavailable, ECANCELED in vivo testing off.
+ *           0: in the original process, at once.
+ *         > 0: in the k-th pod branched from the checkpoint: k = 1, 2, 3... Such a pod is
+ *              journaled like a ckpt() pod (phase `manual`, test `branch`, pod path NAME/k).
+ * The checkpoint lives until `invite drop NAME` or until this process exits.
+ * See docs/live-checkpoints.md.
+ */
+int invite_checkpoint(const char *name);
+int invite_checkpoint_at(const char *name, const char *file, int line, const char *function);
+#define invite_checkpoint(name) invite_checkpoint_at((name), __FILE__, __LINE__, __func__)
+
+/* The message of the last failure of ckpt() or invite_checkpoint() in this thread (a static
+ * string; never NULL). */
 const char *invite_last_error(void);
 
 /* End the current in vivo test as `fail` with a message (printf format). Outside a pod this only

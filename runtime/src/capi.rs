@@ -52,6 +52,47 @@ fn manual(file: &'static str, line: u32, function: &'static str) -> c_int {
     }
 }
 
+/// `int invite_checkpoint(const char *name)`, the macro's form with the caller's location: keep
+/// a live checkpoint; 0 in the original, k in the k-th pod branched from it, < 0 a negative errno.
+///
+/// # Safety
+/// `name` is null or a NUL-terminated string; `file` and `function` as for `invite_ckpt_at`.
+#[no_mangle]
+pub unsafe extern "C" fn invite_checkpoint_at(
+    name: *const c_char,
+    file: *const c_char,
+    line: c_int,
+    function: *const c_char,
+) -> c_int {
+    let name = if name.is_null() {
+        None
+    } else {
+        // SAFETY: promised NUL-terminated by the caller; read during this call only.
+        unsafe { CStr::from_ptr(name) }.to_str().ok()
+    };
+    let r = crate::live::checkpoint_at(
+        name.unwrap_or(""),
+        static_str(file, "?"),
+        line.max(0) as u32,
+        static_str(function, "?"),
+    );
+    match r {
+        Ok(Ckpt::Original) => 0,
+        Ok(Ckpt::Pod(k)) => k as c_int,
+        Err(e) => -e.errno.max(1),
+    }
+}
+
+/// `invite_checkpoint` called as a function, `(invite_checkpoint)(name)`, without a location.
+///
+/// # Safety
+/// As `invite_checkpoint_at`.
+#[no_mangle]
+pub unsafe extern "C" fn invite_checkpoint(name: *const c_char) -> c_int {
+    // SAFETY: forwarded under the same contract; the location strings are static literals.
+    unsafe { invite_checkpoint_at(name, c"?".as_ptr(), 0, c"invite_checkpoint".as_ptr()) }
+}
+
 static LAST_ERROR_C: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 /// The message of the last `ckpt()` failure. The pointer stays valid until the next call.

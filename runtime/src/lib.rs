@@ -18,6 +18,7 @@
 //! * `pod` — the isolation steps run in the child, planned beforehand by `plan`.
 //! * `supervise` — deadline, output capture, changed files, the outcome.
 //! * `journal` — JSON Lines records, one `write` each.
+//! * `live` — named live checkpoints ([`checkpoint()`]) that an operator branches into pods later.
 //!
 //! Rust code uses [`ckpt()`] directly or the [`in_vivo`] attribute; C code uses `invite.h`
 //! (implemented in `capi`).
@@ -27,6 +28,7 @@ mod capi;
 mod config;
 mod journal;
 mod keep;
+mod live;
 mod outcome;
 mod plan;
 mod pod;
@@ -40,6 +42,7 @@ mod sys;
 mod test_api;
 
 pub use invite_macros::in_vivo;
+pub use live::checkpoint;
 pub use outcome::Outcome;
 pub use snapshot::{ckpt, Ckpt, CkptError};
 pub use test_api::{fail, in_pod, TestResult};

@@ -165,6 +165,19 @@ impl Runtime {
         crate::reap::forget();
     }
 
+    /// In a parked live checkpoint (`live`): pods branched from it count on a page of their own
+    /// (not against the host's concurrency and budget), are numbered 1, 2, 3 under `NAME/`, and
+    /// are reaped by the checkpoint, whose copy of the host's reaper pipe is dropped.
+    pub fn become_checkpoint(&self, name: &str) {
+        self.shared.store(new_shared(), Ordering::Relaxed);
+        self.next_id.store(0, Ordering::Relaxed);
+        self.prefix.store(
+            Box::into_raw(Box::new(format!("{name}/"))),
+            Ordering::Release,
+        );
+        crate::reap::forget();
+    }
+
     /// Write a finished record: to the journal file in the host, or relayed through the pod's
     /// supervisor when this process is itself a pod.
     pub fn write_record(&self, line: &str) {

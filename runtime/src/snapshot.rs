@@ -44,7 +44,7 @@ pub fn last_error() -> String {
     LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-fn fail(errno: i32, message: String) -> CkptError {
+pub(crate) fn fail(errno: i32, message: String) -> CkptError {
     *LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = message.clone();
     CkptError { errno, message }
 }
@@ -59,6 +59,13 @@ pub enum PodKind {
     },
     /// An explicit `ckpt()`: the pod goes on from the call and ends when its code exits.
     Manual {
+        file: &'static str,
+        line: u32,
+        function: &'static str,
+    },
+    /// A pod branched from a live checkpoint (`live`): it goes on from the
+    /// `invite_checkpoint()` call and ends when its code exits, like `Manual`.
+    Branch {
         file: &'static str,
         line: u32,
         function: &'static str,

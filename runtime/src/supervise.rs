@@ -58,6 +58,17 @@ impl PodInfo {
                 "manual",
                 default_timeout,
             ),
+            PodKind::Branch {
+                file,
+                line,
+                function,
+            } => (
+                function.to_string(),
+                "branch".to_string(),
+                format!("{file}:{line}"),
+                "manual",
+                default_timeout,
+            ),
         };
         PodInfo {
             kind,
@@ -296,7 +307,7 @@ fn parse_frames(mut b: &[u8]) -> Vec<(u8, &[u8])> {
 
 /// Decide the outcome from how the pod ended.
 fn decide(info: &PodInfo, e: &Ending) -> (Outcome, Option<i32>, Option<String>, Option<String>) {
-    let manual = matches!(info.kind, PodKind::Manual { .. });
+    let manual = matches!(info.kind, PodKind::Manual { .. } | PodKind::Branch { .. });
     if let Some(m) = &e.setup_error {
         return (Outcome::Error, None, None, Some(m.clone()));
     }

@@ -9,6 +9,9 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::RawFd;
 
+mod socket;
+pub use socket::peer_cred;
+
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())

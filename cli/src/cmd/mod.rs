@@ -1,6 +1,7 @@
 //! One module per subcommand: its arguments (a `clap::Args` struct) and a `run` that returns the
 //! exit code. A new subcommand is a new module here and one variant in `main.rs`'s `Command`.
 
+pub mod checkpoints;
 pub mod pods;
 pub mod report;
 

@@ -115,7 +115,8 @@ step "precompiler vs gcc -fsyntax-only"
 # times. Quick mode gives it a small fixture instead, once.
 if [ "$QUICK" = 1 ]; then PRE_ARGS=("$ROOT/fixtures/c/legacy/bank.c" 1); else PRE_ARGS=(); fi
 "$PROFILE/examples/precompile_bench" "${PRE_ARGS[@]}" | tee "$W/pre.txt" >&2
-awk '/^invite-precompile: median/{o=$3} /^gcc -fsyntax-only: median/{g=$3} END{if (o && g) print "row precompile", o, g, "ms", '"$PRE_RUNS"'}' "$W/pre.txt" >>"$R"
+awk 'function after(w) { for (i = 1; i < NF; i++) if ($i == w) return $(i + 1) }
+     /^invite-precompile: median/ { o = after("median") } /^gcc -fsyntax-only: median/ { g = after("median") } END{if (o && g) print "row precompile", o, g, "ms", '"$PRE_RUNS"'}' "$W/pre.txt" >>"$R"
 
 step "fast path, Rust #[in_vivo] vs plain (macros/benches/fast_path.rs)"
 if [ "$BUILD" = 1 ]; then
@@ -157,7 +158,7 @@ BEGIN {
     print "|---|---:|---|---:|---:|---|---|"
 }
 $1 == "row" { fig[$2] = $3; base[$2] = $4; unit[$2] = $5; n[$2] = $6 }
-$1 == "info" { extra[$2] = $3 " " $4 }
+$1 == "info" { extra[++ninfo] = $2 ": " $3 " " $4 }
 function fmt(v, u) { return v == "nan" ? "not run" : (v >= 100 ? sprintf("%.0f", v) : v >= 10 ? sprintf("%.1f", v) : sprintf("%.2f", v)) " " u }
 END {
     k = split(order, keys, " ")
@@ -175,5 +176,5 @@ END {
         print "| " l[1] " | " fmt(f, unit[key]) " | " l[2] " | " fmt(b, unit[key]) " | " r " | " goal " | " met " |"
     }
     print ""
-    for (key in extra) print "- " key ": " extra[key]
+    for (i = 1; i <= ninfo; i++) print "- " extra[i]
 }' "$R"

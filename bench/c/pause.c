@@ -54,6 +54,9 @@ int main(int argc, char **argv) {
             return 1;
         }
         wait_records(journal, ++records);
+        /* The supervisor journals, then exits: let it tear its copy of the address space down
+         * before the next fork, as the baseline's child has when waitpid() returns. */
+        usleep(1000 + (useconds_t)mb * 20);
 
         for (size_t off = 0; off < (mb << 20); off += 4096) heap[off]++;
         t0 = now_us();

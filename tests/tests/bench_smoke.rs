@@ -46,7 +46,13 @@ fn quick_mode_produces_every_row() {
         assert_eq!(cells.len(), 7, "{line}");
         if !row.contains("Rust") {
             assert!(!line.contains("not run"), "{line}");
-            assert!(cells[4].parse::<f64>().is_ok(), "no ratio in {line}");
+            let ratio: f64 = cells[4]
+                .parse()
+                .unwrap_or_else(|_| panic!("no ratio in {line}"));
+            assert!(
+                ratio.is_finite() && ratio > 0.0,
+                "figure or baseline missing: {line}"
+            );
         }
     }
     assert!(

@@ -1,0 +1,101 @@
+//! Memory: the shared counter page, privatizing shared mappings, stdio buffers.
+
+use super::check;
+use std::io;
+use std::os::fd::RawFd;
+
+/// A page of memory shared between the host and its supervisors (MAP_SHARED | MAP_ANONYMOUS).
+/// Pods remap every shared mapping private, so a test cannot reach it.
+pub fn map_shared_page(len: usize) -> io::Result<*mut u8> {
+    // SAFETY: anonymous mapping; no existing memory is touched.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(p.cast())
+    }
+}
+
+/// Replace the shared mapping at `addr..addr+len` with a private anonymous one holding the same
+/// bytes, read through `mem` (an fd of /proc/self/mem) so unreadable pages become zeros.
+pub fn privatize_mapping(mem: RawFd, addr: usize, len: usize, prot: libc::c_int) -> io::Result<()> {
+    // SAFETY: a fresh anonymous private mapping.
+    let tmp = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if tmp == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let page = page_size();
+    let mut off = 0;
+    while off < len {
+        // SAFETY: tmp is mapped writable for `len` bytes; pread writes at most len - off there.
+        let r = unsafe {
+            libc::pread(
+                mem,
+                tmp.cast::<u8>().add(off).cast(),
+                len - off,
+                (addr + off) as libc::off_t,
+            )
+        };
+        if r > 0 {
+            off += r as usize;
+        } else {
+            // Unreadable page (past a file's end, or PROT_NONE): leave it zero, go on.
+            off = (off / page + 1) * page;
+        }
+    }
+    // SAFETY: MAP_FIXED over a range this process mapped; the runtime holds no references into
+    // the host's shared mappings here (the pod's test code has not run yet).
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        let e = io::Error::last_os_error();
+        // SAFETY: releasing the temporary mapping made above.
+        unsafe { libc::munmap(tmp, len) };
+        return Err(e);
+    }
+    // SAFETY: both ranges are mapped and `len` long and disjoint; then the temporary is released
+    // and the original protection restored on the new private range.
+    unsafe {
+        std::ptr::copy_nonoverlapping(tmp.cast::<u8>(), addr as *mut u8, len);
+        libc::munmap(tmp, len);
+    }
+    // SAFETY: the range is ours, mapped just above.
+    check(unsafe { libc::mprotect(addr as *mut libc::c_void, len, prot) }).map(drop)
+}
+
+/// `fflush(NULL)`: write out every C stdio buffer of this process.
+pub fn flush_c_stdio() {
+    // SAFETY: fflush(NULL) flushes all open output streams; no pointer is dereferenced by us.
+    unsafe { libc::fflush(std::ptr::null_mut()) };
+}
+
+pub fn page_size() -> usize {
+    // SAFETY: always succeeds.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}

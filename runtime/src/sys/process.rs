@@ -1,0 +1,226 @@
+//! Processes: fork, exit, wait, signals to others, privileges, limits, clocks, environment.
+
+use super::{check, check_long};
+use std::ffi::{CStr, CString};
+use std::io;
+
+/// Which side of a fork we are on.
+pub enum Forked {
+    Parent(libc::pid_t),
+    Child,
+}
+
+/// glibc's fork: runs the atfork handlers, so malloc and stdio locks are reset in the child.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: fork has no memory-safety preconditions; the child is single-threaded and only
+    // continues on the calling thread, which the callers account for.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        p => Ok(Forked::Parent(p)),
+    }
+}
+
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and skips atexit handlers and stdio flushing on purpose: a
+    // forked copy must not flush the host's buffers or run the host's exit handlers.
+    unsafe { libc::_exit(code) }
+}
+
+/// Wait for a child; returns (pid, wait status, rusage). `pid` -1 waits for any.
+pub fn wait4(
+    pid: libc::pid_t,
+    flags: libc::c_int,
+) -> io::Result<(libc::pid_t, libc::c_int, libc::rusage)> {
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid out-parameter.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: status and ru are valid out-parameters.
+        let r = unsafe { libc::wait4(pid, &mut status, flags, &mut ru) };
+        if r >= 0 {
+            return Ok((r, status, ru));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: plain syscall.
+    unsafe { libc::kill(pid, sig) };
+}
+
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: always succeeds.
+    unsafe { libc::getpid() }
+}
+
+pub fn getppid() -> libc::pid_t {
+    // SAFETY: always succeeds.
+    unsafe { libc::getppid() }
+}
+
+pub fn geteuid() -> libc::uid_t {
+    // SAFETY: always succeeds.
+    unsafe { libc::geteuid() }
+}
+
+pub fn getegid() -> libc::gid_t {
+    // SAFETY: always succeeds.
+    unsafe { libc::getegid() }
+}
+
+pub fn setsid() {
+    // SAFETY: plain syscall; failure (already a leader) is harmless.
+    unsafe { libc::setsid() };
+}
+
+pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the options used take integer arguments only.
+    check(unsafe {
+        libc::prctl(
+            option,
+            arg,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    })
+    .map(drop)
+}
+
+pub fn set_name(name: &CStr) {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+}
+
+/// Drop every capability: effective, permitted, inheritable, ambient and the bounding set.
+pub fn drop_capabilities() -> io::Result<()> {
+    for cap in 0..64 {
+        // SAFETY: integer-only prctl; EINVAL past the last capability ends the loop.
+        let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        if r < 0 {
+            break;
+        }
+    }
+    // SAFETY: integer-only prctl.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let hdr = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+    ];
+    // SAFETY: header and a two-element data array, as _LINUX_CAPABILITY_VERSION_3 requires.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) };
+    check_long(r).map(drop)
+}
+
+pub fn setrlimit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> io::Result<()> {
+    let rl = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: rl is a valid rlimit.
+    check(unsafe { libc::setrlimit(resource, &rl) }).map(drop)
+}
+
+pub fn getrlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: rl is a valid out-parameter.
+    unsafe { libc::getrlimit(resource, &mut rl) };
+    (rl.rlim_cur, rl.rlim_max)
+}
+
+pub fn lowest_priority() {
+    // SAFETY: integer-only calls; failures only leave the priority higher.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        let p = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &p);
+    }
+}
+
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+pub fn process_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-parameter.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Register a function to run when the process exits normally.
+pub fn at_exit(f: extern "C" fn()) {
+    // SAFETY: f is a plain extern "C" function with no arguments, valid for the process lifetime.
+    unsafe { libc::atexit(f) };
+}
+
+extern "C" {
+    // glibc: getenv that returns NULL in set-uid/set-gid programs.
+    fn secure_getenv(name: *const libc::c_char) -> *mut libc::c_char;
+}
+
+pub fn secure_getenv_str(name: &str) -> Option<String> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: valid C string; the returned pointer is read at once, before any setenv.
+    let p = unsafe { secure_getenv(c.as_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null result of getenv is a NUL-terminated string.
+    Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for writes of its length.
+    unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}

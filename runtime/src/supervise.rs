@@ -111,10 +111,11 @@ struct Ending {
 
 /// In the supervisor (the host's child). Returns only in the pod's test process.
 pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
+    sys::background_and_yield();
     // The host's signal handlers are not the supervisor's (its SIGCHLD handler would reap our
     // test), but they are the pod's: saved here, restored in the test.
     let signals = sys::save_signal_state();
-    sys::reset_signal_handlers();
+    sys::reset_signal_handlers(&signals);
     let host_pidfd = sys::pidfd_open(info.host_pid).ok();
     if sys::getppid() != info.host_pid {
         sys::exit_now(0); // the host is already gone

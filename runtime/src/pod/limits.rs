@@ -12,11 +12,12 @@ pub const MAX_OPEN_FILES: u64 = 4096;
 /// Processes (RLIMIT_NPROC; uid 0 is exempt, where the per-namespace pid_max bounds a pod).
 pub const MAX_PROCESSES: u64 = 256;
 
-pub fn apply(timeout_ms: u64) -> Result<(), SetupError> {
+/// `address_space`: what the test inherited, in bytes (0 if unknown).
+pub fn apply(timeout_ms: u64, address_space: u64) -> Result<(), SetupError> {
     let cpu_s = timeout_ms.div_ceil(1000) + 1;
     sys::setrlimit(libc::RLIMIT_CPU, cpu_s, cpu_s + 1).step("limit CPU time")?;
     sys::setrlimit(libc::RLIMIT_CORE, 0, 0).step("disable core files")?;
-    let vm = inherited_address_space();
+    let vm = address_space;
     if vm > 0 {
         let (_, hard) = sys::getrlimit(libc::RLIMIT_AS);
         let lim = (vm + EXTRA_ADDRESS_SPACE).min(hard);
@@ -35,13 +36,4 @@ pub fn apply(timeout_ms: u64) -> Result<(), SetupError> {
 
 pub fn lower_priority() {
     sys::lowest_priority();
-}
-
-fn inherited_address_space() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmSize:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }

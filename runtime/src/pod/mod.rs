@@ -205,9 +205,9 @@ fn test_steps(spec: &PodSpec, ch: &Channels, isolated: bool) -> Result<(), Setup
     keep.push(ch.status_w);
     sys::close_all_except(3, &keep);
     if isolated {
-        pid1::report_default_signals().step("install PID 1 signal reporting")?;
-        shm::privatize()?;
-        limits::apply(spec.timeout_ms)?;
+        pid1::report_default_signals(spec.signals).step("install PID 1 signal reporting")?;
+        let address_space = shm::privatize()?;
+        limits::apply(spec.timeout_ms, address_space)?;
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
         sys::drop_capabilities().step("drop capabilities")?;
     } else {

@@ -40,9 +40,10 @@ extern "C" fn on_signal(sig: libc::c_int) {
     sys::exit_now(128 + sig);
 }
 
-pub fn report_default_signals() -> io::Result<()> {
-    for &sig in TERMINATING {
-        sys::handle_if_default(sig, on_signal)?;
+/// `host` says which signals the host left at their default action (only those get a handler).
+pub fn report_default_signals(host: &sys::SignalState) -> io::Result<()> {
+    for &sig in TERMINATING.iter().filter(|&&s| host.is_default(s)) {
+        sys::handle(sig, on_signal)?;
     }
     Ok(())
 }

@@ -8,23 +8,26 @@
 use super::{SetupError, Step};
 use crate::sys;
 
-pub fn privatize() -> Result<(), SetupError> {
+/// Returns the size of the address space (the sum of all mappings), which the limits use.
+pub fn privatize() -> Result<u64, SetupError> {
     let maps = std::fs::read_to_string("/proc/self/maps").step("read /proc/self/maps")?;
     let mut shared = Vec::new();
+    let mut total: u64 = 0;
     for line in maps.lines() {
         let mut it = line.split_whitespace();
         let (Some(range), Some(perms)) = (it.next(), it.next()) else {
             continue;
         };
-        if perms.as_bytes().get(3) != Some(&b's') {
-            continue;
-        }
         let Some((a, b)) = range.split_once('-') else {
             continue;
         };
         let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
             continue;
         };
+        total += (b - a) as u64;
+        if perms.as_bytes().get(3) != Some(&b's') {
+            continue;
+        }
         let p = perms.as_bytes();
         let mut prot = 0;
         if p[0] == b'r' {
@@ -39,7 +42,7 @@ pub fn privatize() -> Result<(), SetupError> {
         shared.push((a, b - a, prot));
     }
     if shared.is_empty() {
-        return Ok(());
+        return Ok(total);
     }
     let mem = sys::open(c"/proc/self/mem", libc::O_RDONLY | libc::O_CLOEXEC, 0)
         .step("open /proc/self/mem")?;
@@ -48,5 +51,5 @@ pub fn privatize() -> Result<(), SetupError> {
         .try_for_each(|&(addr, len, prot)| sys::privatize_mapping(mem, addr, len, prot))
         .step("remap shared memory private");
     sys::close(mem);
-    result
+    result.map(|()| total)
 }

@@ -168,6 +168,16 @@ pub fn getrlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
     (rl.rlim_cur, rl.rlim_max)
 }
 
+/// Background priority (nice 19) and give the CPU back now: a freshly forked supervisor must not
+/// preempt the host it was forked from (its setup would count in the host's pause).
+pub fn background_and_yield() {
+    // SAFETY: integer-only calls; failures only leave the priority higher.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        libc::sched_yield();
+    }
+}
+
 pub fn lowest_priority() {
     // SAFETY: integer-only calls; failures only leave the priority higher.
     unsafe {

@@ -143,13 +143,17 @@ impl Runtime {
         self.config.as_ref().map_or(Isolation::Pod, |c| c.isolation)
     }
 
-    /// The next pod's id and path (`"3"`, or `"2/1"` inside pod 2).
-    pub fn next_pod(&self) -> (u32, String) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+    /// The next pod's id.
+    pub fn next_pod_id(&self) -> u32 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A pod's path (`"3"`, or `"2/1"` inside pod 2).
+    pub fn pod_path(&self, id: u32) -> String {
         let p = self.prefix.load(Ordering::Acquire);
         // SAFETY: null or a leaked, never-freed String (set in `become_pod`).
         let prefix = unsafe { p.as_ref() }.map_or("", String::as_str);
-        (id, format!("{prefix}{id}"))
+        format!("{prefix}{id}")
     }
 
     /// In the test process of a new pod: re-point the runtime at the pod.

@@ -134,8 +134,10 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         },
         crate::config::Isolation::Fork => None,
     };
-    let (id, path) = rt.next_pod();
-    let info = PodInfo::new(rt, kind, id, path);
+    // Nothing is allocated here: whatever the host writes between the fork and its return is
+    // copied on write while the supervisor lives, so the pod's description is built in the child.
+    let id = rt.next_pod_id();
+    let host_pid = sys::getpid();
     if !reserved {
         rt.shared().running.fetch_add(1, Ordering::AcqRel);
     }
@@ -154,6 +156,7 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         }
         Ok(sys::Forked::Child) => {
             // Supervisor: returns only in the pod's test process.
+            let info = PodInfo::new(rt, kind, rt.pod_path(id), host_pid, t0);
             supervise::supervisor(rt, plan, info);
             Ok(Ckpt::Pod(id))
         }

@@ -32,7 +32,13 @@ pub struct PodInfo {
 }
 
 impl PodInfo {
-    pub fn new(rt: &Runtime, kind: PodKind, _id: u32, path: String) -> PodInfo {
+    pub fn new(
+        rt: &Runtime,
+        kind: PodKind,
+        path: String,
+        host_pid: i32,
+        started_ns: u64,
+    ) -> PodInfo {
         let cfg = rt.config.as_ref();
         let default_timeout = cfg.map_or(crate::config::DEFAULT_TIMEOUT_MS, |c| c.timeout_ms);
         let (function, test, site, phase, timeout_ms) = match kind {
@@ -79,8 +85,8 @@ impl PodInfo {
             phase,
             timeout_ms,
             isolation: rt.isolation(),
-            host_pid: sys::getpid(),
-            started_ns: sys::monotonic_ns(),
+            host_pid,
+            started_ns,
         }
     }
 }

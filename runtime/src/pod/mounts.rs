@@ -13,6 +13,8 @@ use std::ffi::{CStr, CString};
 
 /// The scratch of one pod: where its root is and which upper directory belongs to which mount.
 pub struct Scratch {
+    /// The pod's /dev lives in the root overlay's upper layer (not a change of the test's).
+    dev_in_upper: bool,
     pub root: CString,
     /// (mount point in the pod, upper directory in the scratch)
     pub uppers: Vec<(String, String)>,
@@ -122,6 +124,10 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
     if userns {
         root_links(plan, &root);
     }
+    // As root, the pod's /dev is made in the root overlay's upper layer (an opaque directory of
+    // device nodes) before the overlay is mounted: no mount of its own. In a user namespace
+    // nodes cannot be made, so /dev is a tmpfs with the host's nodes bound in.
+    let dev_in_upper = !userns && steps.iter().any(|s| s.action == MountAction::Dev);
     let mut uppers = Vec::new();
     let mut has_proc = false;
     for (i, m) in steps.iter().enumerate() {
@@ -140,6 +146,9 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
                 sys::mkdir(&c(&upper)?, 0o755).step("create an upper directory")?;
                 sys::mkdir(&c(&work)?, 0o700).step("create a work directory")?;
                 let Some(lower) = m.source else { continue };
+                if m.path == "/" && dev_in_upper {
+                    dev_dir(&format!("{upper}/dev"), true)?;
+                }
                 let mut o = format!(
                     "lowerdir=/proc/self/fd/{lower},upperdir={upper},workdir={work},volatile"
                 );
@@ -160,7 +169,8 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
                 }
             }
             MountAction::Proc => has_proc = true,
-            MountAction::Dev => dev(&ct, &target, userns)?,
+            MountAction::Dev if dev_in_upper => {}
+            MountAction::Dev => dev(&ct, &target)?,
             MountAction::BindReadOnly => {
                 if let Some(src) = m.source {
                     bind_readonly(src, &ct)?;
@@ -172,6 +182,7 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
         sys::close(fd);
     }
     Ok(Scratch {
+        dev_in_upper,
         root: c(&root)?,
         uppers,
         has_proc,
@@ -208,8 +219,8 @@ fn bind_readonly(src_fd: i32, target: &CStr) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// A minimal /dev: a small tmpfs with the harmless character devices bound in.
-fn dev(ct: &CStr, target: &str, userns: bool) -> Result<(), SetupError> {
+/// A minimal /dev on a tmpfs of its own (user namespaces).
+fn dev(ct: &CStr, target: &str) -> Result<(), SetupError> {
     sys::mount(
         Some(c"invite-dev"),
         ct,
@@ -218,11 +229,22 @@ fn dev(ct: &CStr, target: &str, userns: bool) -> Result<(), SetupError> {
         Some(c"size=64k,mode=0755"),
     )
     .step("mount the pod's /dev")?;
+    dev_dir(target, false)
+}
+
+/// Fill a /dev directory: the harmless character devices (made with mknod when `mknod`, else
+/// the host's bound onto empty files), the usual links, and mount points for shm, pts, mqueue.
+fn dev_dir(dir: &str, mknod: bool) -> Result<(), SetupError> {
+    let cdir = c(dir)?;
+    sys::mkdir(&cdir, 0o755).step("create the pod's /dev")?;
+    if mknod {
+        // Nothing of the host's /dev directory below shows through.
+        sys::set_opaque(&cdir).step("make the pod's /dev opaque")?;
+    }
     for (n, major, minor) in DEV_NODES {
-        let node = c(&format!("{target}/{n}"))?;
-        // As root a device node is one mknod; in a user namespace mknod is refused, so the
-        // host's node is bound onto an empty file.
-        if !userns && sys::mknod_char(&node, 0o666, *major, *minor).is_ok() {
+        let node = c(&format!("{dir}/{n}"))?;
+        if mknod {
+            sys::mknod_char(&node, 0o666, *major, *minor).step("create a /dev node")?;
             continue;
         }
         sys::mknod_file(&node).step("create a /dev node")?;
@@ -242,10 +264,10 @@ fn dev(ct: &CStr, target: &str, userns: bool) -> Result<(), SetupError> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        let _ = sys::symlink(&c(to)?, &c(&format!("{target}/{name}"))?);
+        let _ = sys::symlink(&c(to)?, &c(&format!("{dir}/{name}"))?);
     }
     for d in ["shm", "pts", "mqueue"] {
-        sys::mkdir(&c(&format!("{target}/{d}"))?, 0o1777).step("create a /dev directory")?;
+        sys::mkdir(&c(&format!("{dir}/{d}"))?, 0o1777).step("create a /dev directory")?;
     }
     Ok(())
 }
@@ -293,6 +315,9 @@ impl Scratch {
         let mut out = Vec::new();
         for (mount, upper) in &self.uppers {
             walk(std::path::Path::new(upper), mount, &mut out);
+        }
+        if self.dev_in_upper {
+            out.retain(|p| p != "/dev" && !p.starts_with("/dev/") || p.starts_with("/dev/shm/"));
         }
         out.sort();
         out

@@ -108,3 +108,18 @@ pub fn symlink(target: &CStr, link: &CStr) -> io::Result<()> {
     // SAFETY: valid C strings.
     check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }).map(drop)
 }
+
+/// Mark a directory in an overlay's upper layer opaque: the lower layers' entries do not show.
+pub fn set_opaque(dir: &CStr) -> io::Result<()> {
+    // SAFETY: valid C strings and a one-byte value buffer of the length passed.
+    check(unsafe {
+        libc::setxattr(
+            dir.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            b"y".as_ptr().cast(),
+            1,
+            0,
+        )
+    })
+    .map(drop)
+}

@@ -3,7 +3,7 @@
 //!
 //! The countdown holds the number of calls left before the next sample. `0` means the site has not
 //! been registered yet; `1` means "this call is sampled". Both go to the slow path in
-//! [`crate::sample`]. A site that can never run (probability 0, testing off) gets `i64::MAX`, so its
+//! the runtime's `sample` module. A site that can never run (probability 0, testing off) gets `i64::MAX`, so its
 //! calls are still counted (as `i64::MAX - countdown`) at the same cost.
 //!
 //! The layout is `#[repr(C)]` and shared with `invite_site` in `invite.h`.

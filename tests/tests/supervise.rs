@@ -146,6 +146,24 @@ fn filling_the_disk_fills_only_the_scratch() {
 }
 
 #[test]
+fn a_file_made_in_dev_shm_stays_in_the_pod() {
+    if !require_root("pods as root") {
+        return;
+    }
+    // With or without files in the host's /dev/shm (an overlay, or the pod's own directory).
+    let r = rogue_record("shm", &[]);
+    assert_eq!(r["outcome"], "pass", "{r}");
+    assert!(
+        r["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "/dev/shm/invite-rogue-shm"),
+        "{r}"
+    );
+}
+
+#[test]
 fn printing_a_gigabyte_keeps_only_the_tail() {
     if !require_root("pods as root") {
         return;

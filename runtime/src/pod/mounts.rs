@@ -79,6 +79,11 @@ fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
             }
             continue;
         }
+        // As root, an empty /dev/shm needs no overlay: the pod gets an empty directory in its
+        // /dev (made in the root overlay's upper layer), whose files are the pod's own anyway.
+        if !per_entry && m.path == "/dev/shm" && dir_is_empty(&m.path) {
+            continue;
+        }
         out.push(PodStep {
             path: m.path.clone(),
             action: m.action.clone(),
@@ -100,6 +105,10 @@ fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
         s.source = sys::open(&c(&s.path)?, libc::O_PATH | libc::O_CLOEXEC, 0).ok();
     }
     Ok(out)
+}
+
+fn dir_is_empty(path: &str) -> bool {
+    std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
 }
 
 pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {

@@ -123,14 +123,11 @@ if [ "$BUILD" = 1 ]; then
     CRIT=()
     [ "$QUICK" = 1 ] && CRIT=(--warm-up-time 0.2 --measurement-time 0.5 --sample-size 10)
     cargo bench -q -p invite-macros --bench fast_path -- "${CRIT[@]}" 2>&1 | tee "$W/crit.txt" >&2 || true
-    # criterion prints "<id>  time: [low estimate high]"; the ids end in /plain (the baseline)
-    # and /in_vivo (the figure); both are converted to ns.
-    awk 'function ns(v, u) { return u == "ps" ? v / 1000 : u == "ns" ? v : u == "µs" || u == "us" ? v * 1000 : v * 1e6 }
-         /time:/ { id = ($1 == "time:") ? last : $1
-                   for (i = 1; i <= NF; i++) if ($i ~ /^\[/) { v = $(i + 2); u = $(i + 3); break }
-                   if (id ~ /plain$/) p = ns(v, u); else if (id ~ /in_vivo$/) f = ns(v, u) }
-         NF == 1 { last = $1 }
-         END { if (p && f) print "row fastpath_rust", f, p, "ns", 0 }' "$W/crit.txt" >>"$R"
+    # The bench ends with "criterion: NAME T ns per call, plain B ns: ..." lines (and the same as
+    # "paired, best batch: ..."): the figure is the function with one pre test.
+    awk '/^criterion: in_vivo_pre / { print "row fastpath_rust", $3, $8, "ns", 100 }
+         /^criterion: in_vivo_pre_post / { print "info fastpath_rust_pre_post_delta", $3 - $8, "ns", 100 }
+         /^paired, best batch: in_vivo_pre / { print "info fastpath_rust_paired_best_delta", $5 - $10, "ns", 100 }' "$W/crit.txt" >>"$R"
 fi
 grep -q '^row fastpath_rust ' "$R" || echo "row fastpath_rust nan nan ns 0" >>"$R"
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -26,6 +26,8 @@ pub struct Shared {
     /// Finished pods and their total CPU time, for the estimate of a running pod's cost.
     pub pods_finished: AtomicU64,
     pub pod_cpu_ns: AtomicU64,
+    /// The cost of one copy-on-write fault, measured once by the first supervisor (0: not yet).
+    pub cow_fault_ns: AtomicU64,
 }
 
 /// Per-site counters for the summary.
@@ -50,6 +52,10 @@ pub struct Runtime {
     journal_fd: AtomicI32,
     shared: AtomicPtr<Shared>,
     next_id: AtomicU32,
+    /// The host's minor faults and finished pods at the last admission (copy-on-write charge).
+    pub last_minor_faults: AtomicU64,
+    pub last_pods_finished: AtomicU64,
+    pub last_pod_seen_ns: AtomicU64,
     /// The pod path prefix of pods started here ("" in the host, "2/" in pod 2). Changed only
     /// in a freshly forked, single-threaded pod, so no lock (which a fork could leave held).
     prefix: AtomicPtr<String>,
@@ -118,6 +124,9 @@ impl Runtime {
             shared: AtomicPtr::new(shared),
             next_id: AtomicU32::new(0),
             prefix: AtomicPtr::new(std::ptr::null_mut()),
+            last_minor_faults: AtomicU64::new(0),
+            last_pods_finished: AtomicU64::new(0),
+            last_pod_seen_ns: AtomicU64::new(0),
         }
     }
 
@@ -242,6 +251,7 @@ fn new_shared() -> *mut Shared {
             overhead_ns: AtomicU64::new(0),
             pods_finished: AtomicU64::new(0),
             pod_cpu_ns: AtomicU64::new(0),
+            cow_fault_ns: AtomicU64::new(0),
         })),
     }
 }

@@ -122,6 +122,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
     // test), but they are the pod's: saved here, restored in the test.
     let signals = sys::save_signal_state();
     sys::reset_signal_handlers(&signals);
+    measure_cow_cost_once(rt);
     let host_pidfd = sys::pidfd_open(info.host_pid).ok();
     if sys::getppid() != info.host_pid {
         sys::exit_now(0); // the host is already gone
@@ -181,6 +182,17 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
                 ..Ending::default()
             },
         ),
+    }
+}
+
+/// The first supervisor measures what a copy-on-write fault costs, for the budget (before it
+/// enters the pod's PID namespace, where it could not fork again once the pod has ended).
+fn measure_cow_cost_once(rt: &Runtime) {
+    let shared = rt.shared();
+    if shared.cow_fault_ns.load(Ordering::Relaxed) == 0 {
+        if let Some(ns) = sys::measure_cow_fault_ns() {
+            shared.cow_fault_ns.store(ns, Ordering::Relaxed);
+        }
     }
 }
 

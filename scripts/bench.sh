@@ -9,7 +9,7 @@
 #                               bench, so it is "not run" in this mode
 #
 # Harnesses are in bench/c (see bench/README.md); the Rust fast path is the macro crate's
-# criterion bench (macros/benches/fast_path.rs) and the precompiler figure is the instrumenter's
+# criterion bench (macros/usage/benches/fast_path.rs) and the precompiler figure is the instrumenter's
 # precompile_bench example. Pods need root (or unprivileged user namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -118,11 +118,11 @@ if [ "$QUICK" = 1 ]; then PRE_ARGS=("$ROOT/fixtures/c/legacy/bank.c" 1); else PR
 awk 'function after(w) { for (i = 1; i < NF; i++) if ($i == w) return $(i + 1) }
      /^invite-precompile: median/ { o = after("median") } /^gcc -fsyntax-only: median/ { g = after("median") } END{if (o && g) print "row precompile", o, g, "ms", '"$PRE_RUNS"'}' "$W/pre.txt" >>"$R"
 
-step "fast path, Rust #[in_vivo] vs plain (macros/benches/fast_path.rs)"
+step "fast path, Rust #[in_vivo] vs plain (macros/usage/benches/fast_path.rs)"
 if [ "$BUILD" = 1 ]; then
     CRIT=()
     [ "$QUICK" = 1 ] && CRIT=(--warm-up-time 0.2 --measurement-time 0.5 --sample-size 10)
-    cargo bench -q -p invite-macros --bench fast_path -- "${CRIT[@]}" 2>&1 | tee "$W/crit.txt" >&2 || true
+    cargo bench -q -p invite-macros-tests --bench fast_path -- "${CRIT[@]}" 2>&1 | tee "$W/crit.txt" >&2 || true
     # The bench ends with "criterion: NAME T ns per call, plain B ns: ..." lines (and the same as
     # "paired, best batch: ..."): the figure is the function with one pre test.
     awk '/^criterion: in_vivo_pre / { print "row fastpath_rust", $3, $8, "ns", 100 }

@@ -53,7 +53,7 @@ mod expand;
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```ignore
 /// use invite::in_vivo;
 ///
 /// pub struct Account {

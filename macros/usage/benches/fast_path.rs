@@ -2,7 +2,7 @@
 //! function without the attribute, measured in the same run. Ends with one line giving both
 //! medians, the difference per call and the ratio. Target: at most +1 ns per call.
 //!
-//! `cargo bench -p invite-macros --bench fast_path` (do not set `INVITE_PROBABILITY`).
+//! `cargo bench -p invite-macros-tests --bench fast_path` (do not set `INVITE_PROBABILITY`).
 
 use criterion::{black_box, Criterion};
 use invite::in_vivo;

@@ -4,16 +4,15 @@ use super::check;
 use std::io;
 use std::os::fd::RawFd;
 
-/// A page of memory shared between the host and its supervisors (MAP_SHARED | MAP_ANONYMOUS).
-/// Pods remap every shared mapping private, so a test cannot reach it.
-pub fn map_shared_page(len: usize) -> io::Result<*mut u8> {
-    // SAFETY: anonymous mapping; no existing memory is touched.
+/// A fresh anonymous read-write mapping (`MAP_SHARED` or `MAP_PRIVATE` in `share`).
+fn map_anonymous(len: usize, share: libc::c_int) -> io::Result<*mut libc::c_void> {
+    // SAFETY: a new anonymous mapping chosen by the kernel; no existing memory is touched.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            share | libc::MAP_ANONYMOUS,
             -1,
             0,
         )
@@ -21,27 +20,20 @@ pub fn map_shared_page(len: usize) -> io::Result<*mut u8> {
     if p == libc::MAP_FAILED {
         Err(io::Error::last_os_error())
     } else {
-        Ok(p.cast())
+        Ok(p)
     }
+}
+
+/// A page of memory shared between the host and its supervisors (MAP_SHARED | MAP_ANONYMOUS).
+/// Pods remap every shared mapping private, so a test cannot reach it.
+pub fn map_shared_page(len: usize) -> io::Result<*mut u8> {
+    map_anonymous(len, libc::MAP_SHARED).map(|p| p.cast())
 }
 
 /// Replace the shared mapping at `addr..addr+len` with a private anonymous one holding the same
 /// bytes, read through `mem` (an fd of /proc/self/mem) so unreadable pages become zeros.
 pub fn privatize_mapping(mem: RawFd, addr: usize, len: usize, prot: libc::c_int) -> io::Result<()> {
-    // SAFETY: a fresh anonymous private mapping.
-    let tmp = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if tmp == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
+    let tmp = map_anonymous(len, libc::MAP_PRIVATE)?;
     let page = page_size();
     let mut off = 0;
     while off < len {
@@ -115,20 +107,9 @@ pub fn measure_cow_fault_ns() -> Option<u64> {
     const PAGES: usize = 256;
     let page = page_size();
     let len = PAGES * page;
-    // SAFETY: a fresh anonymous private mapping.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
+    let Ok(p) = map_anonymous(len, libc::MAP_PRIVATE) else {
         return None;
-    }
+    };
     let base = p.cast::<u8>();
     // SAFETY: every offset written is inside the mapping.
     let touch = |v: u8| (0..PAGES).for_each(|i| unsafe { base.add(i * page).write_volatile(v) });

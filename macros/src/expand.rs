@@ -267,23 +267,32 @@ struct Sites {
     function: String,
     line: TokenStream,
     owner: TokenStream,
+    sample: TokenStream,
     probability: Literal,
     timeout_ms: Literal,
 }
 
 impl Sites {
     fn new(args: &Args, sig: &Signature, receiver: Receiver) -> Sites {
-        let owner = if receiver != Receiver::None || mentions_self(sig.to_token_stream()) {
+        let method = receiver != Receiver::None || mentions_self(sig.to_token_stream());
+        let owner = if method {
             quote!(::core::option::Option::Some(
                 ::core::any::type_name::<Self>()
             ))
         } else {
             quote!(::core::option::Option::None)
         };
+        // Methods name their `Self` type on the slow path too, for the summary record.
+        let sample = if method {
+            quote!(sample_with_owner(|| ::core::any::type_name::<Self>()))
+        } else {
+            quote!(sample())
+        };
         Sites {
             function: sig.ident.unraw().to_string(),
             line: quote_spanned!(sig.ident.span()=> ::core::line!()),
             owner,
+            sample,
             probability: Literal::f64_suffixed(args.probability),
             timeout_ms: Literal::u32_suffixed(args.timeout_ms),
         }
@@ -295,6 +304,7 @@ impl Sites {
             function,
             line,
             owner,
+            sample,
             probability,
             timeout_ms,
         } = self;
@@ -312,7 +322,7 @@ impl Sites {
                 #probability,
                 #timeout_ms,
             );
-            if #site.sample() && ::invite::__private::enter(&#site, #owner) {
+            if #site.#sample && ::invite::__private::enter(&#site, #owner) {
                 #run;
             }
         })

@@ -127,7 +127,7 @@ pub extern "C" fn invite_flush_summary() {
 #[no_mangle]
 pub unsafe extern "C" fn invite_sample_slow(site: *mut Site) -> c_int {
     match site_ref(site) {
-        Some(s) => crate::sample::sample_slow(s) as c_int,
+        Some(s) => crate::sample::sample_slow(s, None) as c_int,
         None => 0,
     }
 }

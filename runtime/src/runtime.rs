@@ -40,6 +40,8 @@ pub struct SiteStats {
     pub skipped_concurrency: AtomicU64,
     pub skipped_budget: AtomicU64,
     pub skipped_in_pod: AtomicU64,
+    /// The `Self` type of a method's site, once known.
+    pub owner: OnceLock<&'static str>,
 }
 
 pub struct Runtime {
@@ -225,7 +227,7 @@ impl Runtime {
                 let in_cycle = st.current_draw.load(Ordering::Relaxed).saturating_sub(c);
                 journal::SiteSummary {
                     site: format!("{}:{}", site.file(), site.line),
-                    function: site.function().to_string(),
+                    function: crate::site::qualified(site.function(), st.owner.get().copied()),
                     test: site.test().to_string(),
                     calls: st.cycles_calls.load(Ordering::Relaxed) + in_cycle,
                     sampled: st.sampled.load(Ordering::Relaxed),

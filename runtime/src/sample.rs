@@ -18,7 +18,7 @@ pub const NEVER: i64 = i64::MAX;
 /// Called by `Site::sample` when the countdown is 0 (unregistered) or 1 (this call is sampled).
 #[cold]
 #[inline(never)]
-pub fn sample_slow(site: &'static Site) -> bool {
+pub fn sample_slow(site: &'static Site, owner: Option<fn() -> &'static str>) -> bool {
     if runtime::in_pod() {
         // No in vivo tests start inside a pod. Touch no lock here: a host thread may have held
         // it at the fork.
@@ -27,6 +27,9 @@ pub fn sample_slow(site: &'static Site) -> bool {
     }
     let rt = runtime::get();
     let (p, stats) = register(rt, site);
+    if let Some(owner) = owner {
+        stats.owner.get_or_init(owner);
+    }
     let c = site.countdown.load(Ordering::Relaxed);
     if c > 1 {
         // Registered by this call (or by a racing thread): count this call and go on.

@@ -93,7 +93,19 @@ impl Site {
             self.countdown.store(c - 1, Ordering::Relaxed);
             return false;
         }
-        crate::sample::sample_slow(self)
+        crate::sample::sample_slow(self, None)
+    }
+
+    /// The fast path of a method's site: `owner` names the `Self` type (called on the slow path
+    /// only), so the summary names `module::Type::method` as the test records do.
+    #[inline(always)]
+    pub fn sample_with_owner(&'static self, owner: fn() -> &'static str) -> bool {
+        let c = self.countdown.load(Ordering::Relaxed);
+        if c > 1 {
+            self.countdown.store(c - 1, Ordering::Relaxed);
+            return false;
+        }
+        crate::sample::sample_slow(self, Some(owner))
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -114,6 +126,14 @@ impl Site {
 
     pub(crate) fn file(&self) -> &str {
         cstr(self.file)
+    }
+}
+
+/// `module::Type::method`: the owner type's path plus the function's last segment.
+pub(crate) fn qualified(function: &str, owner: Option<&str>) -> String {
+    match owner {
+        Some(o) => format!("{o}::{}", function.rsplit("::").next().unwrap_or(function)),
+        None => function.to_string(),
     }
 }
 

@@ -91,13 +91,9 @@ impl PodInfo {
     }
 }
 
-/// `module::Type::method` for methods: the owner type's path plus the function's last segment.
+/// `module::Type::method` for methods.
 fn function_name(site: &Site, owner: Option<&str>) -> String {
-    let f = site.function();
-    match owner {
-        Some(o) => format!("{o}::{}", f.rsplit("::").next().unwrap_or(f)),
-        None => f.to_string(),
-    }
+    crate::site::qualified(site.function(), owner)
 }
 
 /// How the pod ended, as the supervisor saw it.

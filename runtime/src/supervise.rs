@@ -207,10 +207,11 @@ fn watch(
     let mut e = Ending::default();
     let mut frames = Vec::new();
     let mut child_done = false;
-    let mut fds = vec![ch.status_r, ch.out_r];
-    fds.extend(child_fd);
-    fds.extend(host);
-    let mut rev = vec![0i16; fds.len()];
+    // A pipe at end of file polls readable for ever: it leaves the poll set (no spinning while
+    // the test's exit completes).
+    let (mut out_open, mut status_open) = (true, true);
+    let mut fds = Vec::with_capacity(4);
+    let mut rev = [0i16; 4];
     while !child_done {
         let now = sys::monotonic_ns();
         if now >= deadline && !e.timed_out {
@@ -222,10 +223,19 @@ fn watch(
         } else {
             ((deadline - now) / 1_000_000).clamp(1, 1000) as i32
         };
-        let _ = sys::poll_in(&fds, wait_ms, &mut rev);
-        read_output(ch.out_r, &mut e.output, &mut e.output_cut);
-        read_frames(ch.status_r, &mut frames);
-        if host.is_some() && rev.get(fds.len() - 1).is_some_and(|r| *r != 0) && !e.host_died {
+        fds.clear();
+        fds.extend(host);
+        fds.extend(child_fd);
+        if out_open {
+            fds.push(ch.out_r);
+        }
+        if status_open {
+            fds.push(ch.status_r);
+        }
+        let _ = sys::poll_in(&fds, wait_ms, &mut rev[..fds.len()]);
+        out_open &= !read_output(ch.out_r, &mut e.output, &mut e.output_cut);
+        status_open &= !read_frames(ch.status_r, &mut frames);
+        if host.is_some() && rev[0] != 0 && !e.host_died {
             e.host_died = true;
             sys::kill(child, libc::SIGKILL);
         }
@@ -282,11 +292,12 @@ fn relay(rt: &Runtime, info: &PodInfo, line: &[u8]) {
     }
 }
 
-fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) {
+/// Read what is there; true at end of file.
+fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) -> bool {
     let mut buf = [0u8; 16 * 1024];
     while let Ok(n) = sys::read(fd, &mut buf) {
         if n == 0 {
-            break;
+            return true;
         }
         out.extend_from_slice(&buf[..n]);
         if out.len() > 2 * OUTPUT_TAIL {
@@ -295,16 +306,20 @@ fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) {
             out.drain(..drop);
         }
     }
+    false
 }
 
-fn read_frames(fd: i32, out: &mut Vec<u8>) {
+/// Read what is there; true at end of file (or past 4 MiB of frames, which only a runaway
+/// pod could send).
+fn read_frames(fd: i32, out: &mut Vec<u8>) -> bool {
     let mut buf = [0u8; 16 * 1024];
     while let Ok(n) = sys::read(fd, &mut buf) {
         if n == 0 || out.len() > 4 << 20 {
-            break;
+            return true;
         }
         out.extend_from_slice(&buf[..n]);
     }
+    false
 }
 
 fn parse_frames(mut b: &[u8]) -> Vec<(u8, &[u8])> {

@@ -173,6 +173,7 @@ fn bzip2_make_test_runs_in_vivo_tests_and_output_is_identical() {
             r.libs().unwrap()
         }
         None => {
+            cannot_run("libinvite.a is not built (cargo build --release -p invite), so bzip2 would run on the stub runtime");
             eprintln!("note: libinvite.a not built; linking the stub runtime (cargo build -p invite --release for the real one)");
             let obj = tmp.path().join("stub.o");
             let st = Command::new("gcc")

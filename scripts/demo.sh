@@ -14,12 +14,12 @@ echo "== C: fixtures/c/legacy/bank.c with the in vivo tests of bank.ic (original
 "$bin/invite-precompile" fixtures/c/legacy/bank.c fixtures/c/legacy/bank.ic -o "$work/bank.invite.c"
 # shellcheck disable=SC2046 # the flags are words
 gcc $("$bin/invite-precompile" --cflags) -o "$work/bank" "$work/bank.invite.c" $("$bin/invite-precompile" --libs)
-(cd "$work" && INVITE_PROBABILITY=1 INVITE_MAX_OVERHEAD=off INVITE_JOURNAL="$journal" ./bank)
+(cd "$work" && INVITE_PROBABILITY=1 INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=16 INVITE_JOURNAL="$journal" ./bank)
 
 echo
 echo "== Rust: fixtures/rust/bank, #[invite::in_vivo] on an account's methods"
 printf 'deposit 100\nwithdraw 30\nwithdraw 500\nbalance\n' |
-  (cd "$work" && INVITE_PROBABILITY=1 INVITE_MAX_OVERHEAD=off INVITE_JOURNAL="$journal" "$bin/bank")
+  (cd "$work" && INVITE_PROBABILITY=1 INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=16 INVITE_JOURNAL="$journal" "$bin/bank")
 
 echo
 echo "== invite report $journal"

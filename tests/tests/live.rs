@@ -24,9 +24,14 @@ impl Host {
     fn start(dir: &Path) -> Host {
         let bin = dir.join("demo");
         compile_c(&[fixture("c/live/demo.c")], &bin);
+        Host::start_bin(dir, &bin)
+    }
+
+    /// The same flow from another program (the Rust twin of demo.c).
+    fn start_bin(dir: &Path, bin: &Path) -> Host {
         let sockets = dir.join("sockets");
         let pods = dir.join("kept");
-        let mut cmd = Command::new(&bin);
+        let mut cmd = Command::new(bin);
         cmd.current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -311,4 +316,43 @@ fn checkpoints_are_bounded_named_and_not_the_hosts_children() {
     wait_until("the sockets to go", || {
         std::fs::read_dir(&sockets).map_or(0, |rd| rd.count()) == 0
     });
+}
+
+#[test]
+fn rust_programs_checkpoint_and_branch_the_same_way() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let d = scratch();
+    // fixtures/rust/bank/src/bin/parked.rs, built by the workspace build.
+    let host = Host::start_bin(d.path(), &tool("parked"));
+    host.invite_ok(&["branch", "demo"]);
+    let journal = host.dir.join("invite.jsonl");
+    wait_until("the branch's record", || {
+        journal.exists() && journal_has_pod(&journal, "demo/1")
+    });
+    let r = record(&journal, "demo/1");
+    assert_eq!(r["outcome"], "pass", "{r}");
+    assert_eq!(r["test"], "branch");
+    assert!(
+        r["output"].as_str().unwrap().contains("I am the Child # 1"),
+        "{r}"
+    );
+    assert!(
+        !host.dir.join("Child_Output").exists(),
+        "the branch's file reached the host"
+    );
+    let o = host.finish();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).ends_with("parent done\n"),
+        "{}",
+        text(&o)
+    );
+}
+
+fn journal_has_pod(journal: &Path, pod: &str) -> bool {
+    invite_tests::journal(journal)
+        .iter()
+        .any(|v| v["kind"] == "test" && v["pod"] == pod)
 }

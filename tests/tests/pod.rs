@@ -146,6 +146,10 @@ fn escape_battery(as_nobody: bool) {
     );
     assert!(log.contains("ptrace host: No such process"), "{log}");
     assert!(log.contains("umount /: Operation not permitted"), "{log}");
+    // A program the test execs has no capabilities either, and cannot gain any.
+    assert!(log.contains("CapPrm:\t0000000000000000"), "{log}");
+    assert!(log.contains("CapEff:\t0000000000000000"), "{log}");
+    assert!(log.contains("NoNewPrivs:\t1"), "{log}");
 }
 
 #[test]

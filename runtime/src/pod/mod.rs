@@ -24,7 +24,7 @@
 //! | test | reopen inherited files by path in the overlay; cut sockets, pipes, event fds |
 //! | test | remap every MAP_SHARED mapping private with its contents |
 //! | test | limits (CPU, address space, processes, core 0), lowest priority, OOM first |
-//! | test | no_new_privs, drop every capability |
+//! | test | no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
 
 mod fds;
 mod limits;

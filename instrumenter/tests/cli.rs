@@ -36,13 +36,16 @@ fn dir_mode_mirrors_the_tree() {
     std::fs::copy(fixtures().join("legacy/bank.ic"), src.join("bank/bank.ic")).unwrap();
     std::fs::write(src.join("other/plain.c"), "int main(void) { return 0; }\n").unwrap();
     let dst = tmp.path().join("dst");
-    let o = bin()
-        .arg("--dir")
-        .arg(&src)
-        .arg("--out")
-        .arg(&dst)
-        .output()
-        .unwrap();
+    let instrument_tree = || {
+        bin()
+            .arg("--dir")
+            .arg(&src)
+            .arg("--out")
+            .arg(&dst)
+            .output()
+            .unwrap()
+    };
+    let o = instrument_tree();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(dst.join("bank/bank.c").is_file());
     assert!(
@@ -64,13 +67,7 @@ fn dir_mode_mirrors_the_tree() {
         "int nothere(void) pre\nvoid t(void) 1 { }\n",
     )
     .unwrap();
-    let o = bin()
-        .arg("--dir")
-        .arg(&src)
-        .arg("--out")
-        .arg(&dst)
-        .output()
-        .unwrap();
+    let o = instrument_tree();
     assert_eq!(o.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(

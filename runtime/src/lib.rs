@@ -33,6 +33,7 @@ mod outcome;
 mod plan;
 mod pod;
 mod reap;
+mod record;
 mod runtime;
 mod sample;
 pub mod site;

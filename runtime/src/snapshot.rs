@@ -6,7 +6,8 @@
 
 use crate::runtime::{self, Runtime};
 use crate::site::Site;
-use crate::supervise::{self, PodInfo};
+use crate::record::{self, PodInfo};
+use crate::supervise;
 use crate::sys;
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -93,7 +94,7 @@ pub fn enter_site(site: &'static Site, owner: Option<&'static str>) -> bool {
         Ok(Ckpt::Pod(_)) => true,
         Ok(Ckpt::Original) => false,
         Err(e) => {
-            supervise::journal_start_failure(site, owner, &e.message);
+            record::journal_start_failure(site, owner, &e.message);
             false
         }
     }

@@ -1,0 +1,363 @@
+//! The record of a finished pod: where it came from (`PodInfo`), how it ended as its supervisor
+//! saw it (`Ending`: wait status, verdict and setup frames, output tail), the outcome decided
+//! from that, and the journal line. Shared by both supervisors: the supervisor process of a cold
+//! pod (`supervise`) and the watcher thread of warm pods (`warm::watch`).
+
+use crate::config::{Isolation, Keep};
+use crate::journal::{self, TestRecord};
+use crate::outcome::{signal_name, Outcome};
+use crate::pod;
+use crate::runtime::Runtime;
+use crate::site::Site;
+use crate::snapshot::PodKind;
+use crate::sys;
+use std::sync::atomic::Ordering;
+
+/// Output kept per pod: the tail, which is what ended it.
+pub const OUTPUT_TAIL: usize = 16 * 1024;
+
+/// What the record of a pod will say about where it came from.
+pub struct PodInfo {
+    /// An explicit `ckpt()` or a branch: it ends when its code exits (no verdict expected).
+    pub manual: bool,
+    pub path: String,
+    pub function: String,
+    pub test: String,
+    pub site: String,
+    pub phase: &'static str,
+    pub timeout_ms: u64,
+    pub isolation: Isolation,
+    pub host_pid: i32,
+    pub started_ns: u64,
+}
+
+impl PodInfo {
+    pub fn new(
+        rt: &Runtime,
+        kind: PodKind,
+        path: String,
+        host_pid: i32,
+        started_ns: u64,
+    ) -> PodInfo {
+        let cfg = rt.config.as_ref();
+        let default_timeout = cfg.map_or(crate::config::DEFAULT_TIMEOUT_MS, |c| c.timeout_ms);
+        let (function, test, site, phase, timeout_ms) = match kind {
+            PodKind::Site { site, owner } => (
+                function_name(site, owner),
+                site.test().to_string(),
+                format!("{}:{}", site.file(), site.line),
+                site.phase().as_str(),
+                if site.timeout_ms > 0 {
+                    site.timeout_ms as u64
+                } else {
+                    default_timeout
+                },
+            ),
+            PodKind::Manual {
+                file,
+                line,
+                function,
+            } => (
+                function.to_string(),
+                "ckpt".to_string(),
+                format!("{file}:{line}"),
+                "manual",
+                default_timeout,
+            ),
+            PodKind::Branch {
+                file,
+                line,
+                function,
+            } => (
+                function.to_string(),
+                "branch".to_string(),
+                format!("{file}:{line}"),
+                "manual",
+                default_timeout,
+            ),
+        };
+        PodInfo {
+            manual: !matches!(kind, PodKind::Site { .. }),
+            path,
+            function,
+            test,
+            site,
+            phase,
+            timeout_ms,
+            isolation: rt.isolation(),
+            host_pid,
+            started_ns,
+        }
+    }
+}
+
+/// `module::Type::method` for methods.
+fn function_name(site: &Site, owner: Option<&str>) -> String {
+    crate::site::qualified(site.function(), owner)
+}
+
+/// How the pod ended, as the supervisor saw it.
+#[derive(Default)]
+pub struct Ending {
+    pub status: Option<i32>,
+    pub cpu_ns: u64,
+    pub verdict: Option<(bool, Option<String>)>,
+    pub setup_error: Option<String>,
+    pub timed_out: bool,
+    pub host_died: bool,
+    pub output: Vec<u8>,
+    /// Output bytes dropped from the front to keep the tail.
+    pub output_cut: u64,
+    pub notes: Vec<String>,
+}
+
+
+impl Ending {
+    /// Take in the frames the pod sent on its status pipe.
+    pub fn apply_frames(&mut self, rt: &Runtime, info: &PodInfo, frames: &[u8]) {
+        for (tag, payload) in parse_frames(frames) {
+            match tag {
+                b'V' if !payload.is_empty() => {
+                    let msg = (payload.len() > 1)
+                        .then(|| String::from_utf8_lossy(&payload[1..]).into_owned());
+                    self.verdict = Some((payload[0] != 0, msg));
+                }
+                b'E' => self.setup_error = Some(String::from_utf8_lossy(payload).into_owned()),
+                // The test, as PID 1, died of a signal it reported itself: as if killed by it
+                // (a wait status whose low bits are the signal number).
+                b'K' if payload.len() == 4 => {
+                    let sig = i32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                    if (1..64).contains(&sig) {
+                        self.status = Some(sig);
+                    }
+                }
+                b'R' => relay(rt, info, payload),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Decide, account, keep the pod's files when asked and journal the record; the pod no longer
+/// counts as running.
+pub fn finish(
+    rt: &Runtime,
+    info: &PodInfo,
+    ending: Ending,
+    changed: &[String],
+    scratch: Option<&pod::Scratch>,
+    keep: Option<(i32, Keep)>,
+) {
+    let (outcome, exit_code, signal, message) = decide(info, &ending);
+    let shared = rt.shared();
+    shared
+        .overhead_ns
+        .fetch_add(ending.cpu_ns, Ordering::Relaxed);
+    shared
+        .pod_cpu_ns
+        .fetch_add(ending.cpu_ns, Ordering::Relaxed);
+    shared.pods_finished.fetch_add(1, Ordering::Relaxed);
+    let output = tail_utf8(&ending.output, ending.output_cut);
+    let rec = TestRecord {
+        time_ns: journal::now_ns(),
+        host: &rt.host,
+        pid: rt.pid,
+        pod: &info.path,
+        site: &info.site,
+        function: &info.function,
+        test: &info.test,
+        phase: info.phase,
+        outcome: outcome.as_str(),
+        duration_us: (sys::monotonic_ns() - info.started_ns) / 1000,
+        exit_code,
+        signal: signal.as_deref(),
+        message: message.as_deref(),
+        output: &output,
+        changed,
+        isolation: info.isolation.as_str(),
+        notes: &ending.notes,
+    };
+    let line = rec.to_line();
+    if let Some((dir_fd, mode)) = keep {
+        if mode == Keep::All || outcome != Outcome::Pass {
+            crate::keep::keep_pod(dir_fd, &info.path, rt.pid, &line, changed, scratch);
+        }
+    }
+    rt.write_record(&line);
+    shared.running.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Where kept pods go, opened before any scratch is mounted (which may cover it).
+pub fn keep_dir(rt: &Runtime) -> Option<(i32, Keep)> {
+    let c = rt.config.as_ref()?;
+    if c.keep_pods == Keep::None {
+        return None;
+    }
+    crate::keep::open_dir(&c.pod_dir).map(|fd| (fd, c.keep_pods))
+}
+
+/// A site whose pod could not even be forked: journaled as `error`.
+pub fn journal_start_failure(site: &'static Site, owner: Option<&'static str>, message: &str) {
+    let rt = crate::runtime::get();
+    let rec = TestRecord {
+        time_ns: journal::now_ns(),
+        host: &rt.host,
+        pid: rt.pid,
+        pod: "",
+        site: &format!("{}:{}", site.file(), site.line),
+        function: &function_name(site, owner),
+        test: site.test(),
+        phase: site.phase().as_str(),
+        outcome: Outcome::Error.as_str(),
+        duration_us: 0,
+        exit_code: None,
+        signal: None,
+        message: Some(message),
+        output: "",
+        changed: &[],
+        isolation: rt.isolation().as_str(),
+        notes: &[],
+    };
+    rt.write_record(&rec.to_line());
+}
+/// A record from a pod nested in this one: passed on if it is one well-formed line that names
+/// a pod below this one.
+pub fn relay(rt: &Runtime, info: &PodInfo, line: &[u8]) {
+    let Ok(s) = std::str::from_utf8(line) else {
+        return;
+    };
+    let below = format!("\"pod\":\"{}/", info.path);
+    let one_line = s.ends_with('\n') && s.matches('\n').count() == 1;
+    if one_line
+        && s.len() <= journal::MAX_LINE
+        && s.starts_with("{\"schema\":1,\"kind\":\"test\"")
+        && s.contains(&below)
+    {
+        rt.write_record(s);
+    }
+}
+
+/// Read what is there; true at end of file.
+pub fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) -> bool {
+    let mut buf = [0u8; 16 * 1024];
+    while let Ok(n) = sys::read(fd, &mut buf) {
+        if n == 0 {
+            return true;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.len() > 2 * OUTPUT_TAIL {
+            let drop = out.len() - OUTPUT_TAIL;
+            *cut += drop as u64;
+            out.drain(..drop);
+        }
+    }
+    false
+}
+
+/// Read what is there; true at end of file (or past 4 MiB of frames, which only a runaway
+/// pod could send).
+pub fn read_frames(fd: i32, out: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 16 * 1024];
+    while let Ok(n) = sys::read(fd, &mut buf) {
+        if n == 0 || out.len() > 4 << 20 {
+            return true;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    false
+}
+
+pub fn parse_frames(mut b: &[u8]) -> Vec<(u8, &[u8])> {
+    let mut v = Vec::new();
+    while b.len() >= 5 {
+        let len = u32::from_le_bytes([b[1], b[2], b[3], b[4]]) as usize;
+        if b.len() < 5 + len {
+            break;
+        }
+        v.push((b[0], &b[5..5 + len]));
+        b = &b[5 + len..];
+    }
+    v
+}
+
+/// Decide the outcome from how the pod ended.
+pub fn decide(info: &PodInfo, e: &Ending) -> (Outcome, Option<i32>, Option<String>, Option<String>) {
+    let manual = info.manual;
+    if let Some(m) = &e.setup_error {
+        return (Outcome::Error, None, None, Some(m.clone()));
+    }
+    if e.timed_out {
+        return (
+            Outcome::Timeout,
+            None,
+            None,
+            Some(format!("killed after the {} ms deadline", info.timeout_ms)),
+        );
+    }
+    if e.host_died {
+        return (
+            Outcome::Error,
+            None,
+            None,
+            Some("the host process exited while the pod ran".into()),
+        );
+    }
+    let Some(status) = e.status else {
+        return (
+            Outcome::Error,
+            None,
+            None,
+            Some("the pod ended without a status (killed from outside)".into()),
+        );
+    };
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        let name = signal_name(sig);
+        let outcome = if sig == libc::SIGABRT {
+            Outcome::Fail
+        } else {
+            Outcome::Crash
+        };
+        let msg = e
+            .verdict
+            .as_ref()
+            .and_then(|v| v.1.clone())
+            .unwrap_or_else(|| format!("killed by {name}"));
+        return (outcome, None, Some(name), Some(msg));
+    }
+    let code = libc::WEXITSTATUS(status);
+    match (&e.verdict, manual) {
+        (Some((true, m)), _) => (Outcome::Pass, Some(code), None, m.clone()),
+        (Some((false, m)), _) => (
+            Outcome::Fail,
+            Some(code),
+            None,
+            m.clone().or(Some("test failed".into())),
+        ),
+        (None, true) if code == 0 => (Outcome::Pass, Some(0), None, None),
+        (None, true) => (
+            Outcome::Fail,
+            Some(code),
+            None,
+            Some(format!("pod exited with status {code}")),
+        ),
+        (None, false) => (
+            Outcome::Error,
+            Some(code),
+            None,
+            Some(format!("the test called exit({code}) before returning")),
+        ),
+    }
+}
+
+fn tail_utf8(b: &[u8], already_cut: u64) -> String {
+    let start = b.len().saturating_sub(OUTPUT_TAIL);
+    let s = String::from_utf8_lossy(&b[start..]).into_owned();
+    let cut = already_cut + start as u64;
+    if cut > 0 {
+        format!("[... {cut} bytes cut ...]\n{s}")
+    } else {
+        s
+    }
+}
+

@@ -24,6 +24,17 @@ impl Isolation {
     }
 }
 
+/// Warm pods (`INVITE_WARM`): pods entered through a mount namespace built ahead of time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Warm {
+    /// Use a warm pod when one is ready, else build the pod cold (the default).
+    On,
+    /// Always build pods cold.
+    Off,
+    /// Wait (up to a second) for a warm pod rather than build one cold: for tests and benchmarks.
+    Wait,
+}
+
 /// Which pods keep their changed files after they end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Keep {
@@ -45,6 +56,7 @@ pub struct Config {
     pub drain_ms: u64,
     pub isolation: Isolation,
     pub keep_pods: Keep,
+    pub warm: Warm,
     pub pod_dir: PathBuf,
     pub shard: Option<(u64, u64)>,
     pub fleet: Option<u64>,
@@ -142,6 +154,13 @@ impl Config {
             Some((_, v)) if v == "all" => Keep::All,
             Some((n, v)) => return Err(bad(n, v, "none, failed or all")),
         };
+        let warm = match var("INVITE_WARM") {
+            None => Warm::On,
+            Some((_, v)) if v == "on" => Warm::On,
+            Some((_, v)) if v == "off" => Warm::Off,
+            Some((_, v)) if v == "wait" => Warm::Wait,
+            Some((n, v)) => return Err(bad(n, v, "on, off or wait")),
+        };
         let pod_dir = path_var(var("INVITE_POD_DIR"), cwd, "invite-pods")?;
         let journal = path_var(var("INVITE_JOURNAL"), cwd, "invite.jsonl")?;
         let shard = parse_opt(
@@ -165,6 +184,7 @@ impl Config {
             drain_ms,
             isolation,
             keep_pods,
+            warm,
             pod_dir,
             shard,
             fleet,
@@ -315,6 +335,7 @@ mod tests {
         assert_eq!(c.journal, PathBuf::from("/srv/app/invite.jsonl"));
         assert_eq!(c.pod_dir, PathBuf::from("/srv/app/invite-pods"));
         assert_eq!(c.isolation, Isolation::Pod);
+        assert_eq!(c.warm, Warm::On);
     }
 
     #[test]
@@ -330,6 +351,7 @@ mod tests {
             ("INVITE_TIMEOUT_MS", "soon"),
             ("INVITE_ISOLATION", "vm"),
             ("INVITE_KEEP_PODS", "some"),
+            ("INVITE_WARM", "hot"),
             ("INVITE_SHARD", "3/2"),
             ("INVITE_SHARD", "0/2"),
             ("INVITE_FLEET", "0"),

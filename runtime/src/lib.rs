@@ -30,6 +30,7 @@ mod journal;
 mod keep;
 mod live;
 mod outcome;
+mod ownfd;
 mod plan;
 mod pod;
 mod reap;
@@ -41,6 +42,7 @@ mod snapshot;
 mod supervise;
 mod sys;
 mod test_api;
+mod warm;
 
 pub use invite_macros::in_vivo;
 pub use live::checkpoint;

@@ -71,6 +71,8 @@ impl Plan {
             }
         }
         let (netns_fd, userns_fd) = crate::pod::make_namespaces()?;
+        crate::ownfd::mark(netns_fd);
+        userns_fd.into_iter().for_each(crate::ownfd::mark);
         let scratch_mountpoint = ["/tmp", "/mnt", "/var/tmp", "/run"]
             .into_iter()
             .find(|p| std::path::Path::new(p).is_dir())

@@ -51,7 +51,14 @@ pub fn forget() {
     STATE.store(STOPPED, Ordering::Release);
 }
 
-fn ensure() {
+/// In the child of any fork of the host (its own workers included): the watcher thread and the
+/// warm pods' stock stayed in the parent.
+extern "C" fn after_fork() {
+    forget();
+    crate::warm::forget();
+}
+
+pub fn ensure() {
     if STATE.load(Ordering::Acquire) != STOPPED
         || STATE
             .compare_exchange(STOPPED, STARTING, Ordering::AcqRel, Ordering::Acquire)
@@ -59,6 +66,8 @@ fn ensure() {
     {
         return;
     }
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| sys::at_fork_child(after_fork));
     match std::thread::Builder::new()
         .name("invite-reaper".into())
         .spawn(run)
@@ -70,6 +79,7 @@ fn ensure() {
 
 fn run() {
     let mut watched: Vec<(libc::pid_t, RawFd)> = Vec::new();
+    let mut warm = crate::warm::Watcher::new();
     let mut fds: Vec<RawFd> = Vec::new();
     let mut rev: Vec<i16> = Vec::new();
     loop {
@@ -77,7 +87,7 @@ fn run() {
             let pid = slot.swap(0, Ordering::AcqRel);
             if pid > 0 {
                 match sys::pidfd_open(pid) {
-                    Ok(pfd) => watched.push((pid, pfd)),
+                    Ok(pfd) => watched.push((pid, crate::ownfd::own(pfd))),
                     Err(_) => {
                         let _ = sys::wait4(pid, libc::WNOHANG);
                     }
@@ -86,19 +96,22 @@ fn run() {
         }
         fds.clear();
         fds.extend(watched.iter().map(|(_, fd)| *fd));
+        let warm_timeout = warm.prepare(&mut fds);
         rev.clear();
         rev.resize(fds.len(), 0);
         if fds.is_empty() {
             std::thread::sleep(std::time::Duration::from_millis(PICKUP_MS as u64));
             continue;
         }
-        let _ = sys::poll_in(&fds, PICKUP_MS, &mut rev);
+        let timeout = warm_timeout.map_or(PICKUP_MS, |t| t.min(PICKUP_MS));
+        let _ = sys::poll_in(&fds, timeout, &mut rev);
         for i in (0..watched.len()).rev() {
             if rev[i] != 0 {
                 let (pid, pfd) = watched.swap_remove(i);
                 let _ = sys::wait4(pid, libc::WNOHANG);
-                sys::close(pfd);
+                crate::ownfd::close(pfd);
             }
         }
+        warm.handle();
     }
 }

@@ -91,6 +91,52 @@ impl PodInfo {
     }
 }
 
+impl PodInfo {
+    /// What a warm pod's watcher cannot know by itself, sent as the pod's first frame (`I`).
+    pub fn encode(&self) -> Vec<u8> {
+        format!(
+            "{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}",
+            self.path,
+            self.function,
+            self.test,
+            self.site,
+            self.phase,
+            self.timeout_ms,
+            self.manual as u8
+        )
+        .into_bytes()
+    }
+
+    pub fn decode(
+        b: &[u8],
+        isolation: Isolation,
+        host_pid: i32,
+        started_ns: u64,
+    ) -> Option<PodInfo> {
+        let s = std::str::from_utf8(b).ok()?;
+        let f: Vec<&str> = s.split('\x1f').collect();
+        let [path, function, test, site, phase, timeout, manual] = f.as_slice() else {
+            return None;
+        };
+        Some(PodInfo {
+            manual: *manual == "1",
+            path: path.to_string(),
+            function: function.to_string(),
+            test: test.to_string(),
+            site: site.to_string(),
+            phase: match *phase {
+                "pre" => "pre",
+                "post" => "post",
+                _ => "manual",
+            },
+            timeout_ms: timeout.parse().ok()?,
+            isolation,
+            host_pid,
+            started_ns,
+        })
+    }
+}
+
 /// `module::Type::method` for methods.
 fn function_name(site: &Site, owner: Option<&str>) -> String {
     crate::site::qualified(site.function(), owner)
@@ -110,7 +156,6 @@ pub struct Ending {
     pub output_cut: u64,
     pub notes: Vec<String>,
 }
-
 
 impl Ending {
     /// Take in the frames the pod sent on its status pipe.
@@ -281,7 +326,10 @@ pub fn parse_frames(mut b: &[u8]) -> Vec<(u8, &[u8])> {
 }
 
 /// Decide the outcome from how the pod ended.
-pub fn decide(info: &PodInfo, e: &Ending) -> (Outcome, Option<i32>, Option<String>, Option<String>) {
+pub fn decide(
+    info: &PodInfo,
+    e: &Ending,
+) -> (Outcome, Option<i32>, Option<String>, Option<String>) {
     let manual = info.manual;
     if let Some(m) = &e.setup_error {
         return (Outcome::Error, None, None, Some(m.clone()));
@@ -360,4 +408,3 @@ fn tail_utf8(b: &[u8], already_cut: u64) -> String {
         s
     }
 }
-

@@ -103,7 +103,7 @@ impl Runtime {
         let mut journal_fd = -1;
         if let Some(c) = config.as_ref().filter(|c| c.enabled) {
             match journal::open(&c.journal) {
-                Ok(fd) => journal_fd = fd,
+                Ok(fd) => journal_fd = crate::ownfd::own(fd),
                 Err(e) => {
                     eprintln!(
                         "invite: INVITE_JOURNAL: cannot open {}: {e}; in vivo testing is off",
@@ -171,7 +171,12 @@ impl Runtime {
     pub fn become_pod(&self, path: &str) {
         IN_POD.store(true, Ordering::Relaxed);
         self.journal_fd.store(-1, Ordering::Relaxed);
-        self.shared.store(new_shared(), Ordering::Relaxed);
+        // The host's page of counters was left shared (not copied) by the pod's setup: it goes.
+        let host_page_mapped = SHARED_MAPPED.load(Ordering::Relaxed);
+        let host_page = self.shared.swap(new_shared(), Ordering::Relaxed);
+        if host_page_mapped {
+            sys::unmap_page(host_page.cast(), sys::page_size());
+        }
         self.next_id.store(0, Ordering::Relaxed);
         self.prefix.store(
             Box::into_raw(Box::new(format!("{path}/"))),
@@ -191,6 +196,7 @@ impl Runtime {
             Ordering::Release,
         );
         crate::reap::forget();
+        crate::warm::forget();
     }
 
     /// Write a finished record: to the journal file in the host, or relayed through the pod's
@@ -243,18 +249,27 @@ impl Runtime {
     }
 }
 
+/// Whether the current page of counters is a mapping of its own (not the fallback box).
+static SHARED_MAPPED: AtomicBool = AtomicBool::new(false);
+
 fn new_shared() -> *mut Shared {
     match sys::map_shared_page(sys::page_size()) {
-        Ok(p) => p.cast(),
+        Ok(p) => {
+            SHARED_MAPPED.store(true, Ordering::Relaxed);
+            p.cast()
+        }
         // Without a shared page supervisors cannot report back; a private page keeps the
         // counters coherent within the host at least.
-        Err(_) => Box::into_raw(Box::new(Shared {
-            running: AtomicU32::new(0),
-            overhead_ns: AtomicU64::new(0),
-            pods_finished: AtomicU64::new(0),
-            pod_cpu_ns: AtomicU64::new(0),
-            cow_fault_ns: AtomicU64::new(0),
-        })),
+        Err(_) => {
+            SHARED_MAPPED.store(false, Ordering::Relaxed);
+            Box::into_raw(Box::new(Shared {
+                running: AtomicU32::new(0),
+                overhead_ns: AtomicU64::new(0),
+                pods_finished: AtomicU64::new(0),
+                pod_cpu_ns: AtomicU64::new(0),
+                cow_fault_ns: AtomicU64::new(0),
+            }))
+        }
     }
 }
 

@@ -4,9 +4,9 @@
 //! on. The child becomes the pod's supervisor, builds the pod below itself and never returns,
 //! except in the pod's test process, which returns from `ckpt()` with its id.
 
+use crate::record::{self, PodInfo};
 use crate::runtime::{self, Runtime};
 use crate::site::Site;
-use crate::record::{self, PodInfo};
 use crate::supervise;
 use crate::sys;
 use std::fmt;
@@ -141,6 +141,13 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     let host_pid = sys::getpid();
     if !reserved {
         rt.shared().running.fetch_add(1, Ordering::AcqRel);
+    }
+    if let Some(warm) = plan.and_then(|p| crate::warm::try_start(rt, p, kind, id, host_pid)) {
+        return warm.map_err(|e| {
+            rt.shared().running.fetch_sub(1, Ordering::AcqRel);
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            fail(errno, format!("fork: {e}"))
+        });
     }
     let t0 = sys::monotonic_ns();
     match sys::fork() {

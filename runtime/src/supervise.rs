@@ -56,7 +56,8 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
         fds: &fds,
         cwd,
         timeout_ms: info.timeout_ms,
-        signals: &signals,
+        signals: Some(&signals),
+        own_page: rt.shared() as *const _ as usize,
     };
     match pod::build(&spec, &ch) {
         Ok(Side::Test) => rt.become_pod(&info.path),
@@ -83,7 +84,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
 
 /// The first supervisor measures what a copy-on-write fault costs, for the budget (before it
 /// enters the pod's PID namespace, where it could not fork again once the pod has ended).
-fn measure_cow_cost_once(rt: &Runtime) {
+pub(crate) fn measure_cow_cost_once(rt: &Runtime) {
     let shared = rt.shared();
     if shared.cow_fault_ns.load(Ordering::Relaxed) == 0 {
         if let Some(ns) = sys::measure_cow_fault_ns() {

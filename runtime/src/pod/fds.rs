@@ -54,26 +54,23 @@ const HARMLESS_DEV: &[&str] = &[
 /// table as the host's). `own` are the runtime's descriptors, to be closed.
 pub fn scan(own: &[RawFd]) -> FdPlan {
     let mut plan = FdPlan::default();
-    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else {
-        return plan;
+    let mut listed = [0 as RawFd; 512];
+    let fds: Vec<RawFd> = match sys::list_fds(&mut listed) {
+        Some(n) => listed[..n].to_vec(),
+        None => scan_slow(),
     };
-    let mut fds: Vec<RawFd> = rd
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    fds.sort_unstable();
+    let mut link = [0u8; 4096];
     for fd in fds {
-        if fd <= 2 || own.contains(&fd) {
+        if fd <= 2 || own.contains(&fd) || crate::ownfd::is_own(fd) {
             continue;
         }
         let Ok(st) = sys::fstat(fd) else { continue };
-        let target = std::fs::read_link(format!("/proc/self/fd/{fd}"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let n = sys::fd_target(fd, &mut link).unwrap_or(0);
+        let target = String::from_utf8_lossy(&link[..n]);
         let fmt = st.st_mode & libc::S_IFMT;
         let action = if fmt == libc::S_IFREG || fmt == libc::S_IFDIR {
             reopen_action(fd, &st, &target, &mut plan.notes)
-        } else if fmt == libc::S_IFCHR && HARMLESS_DEV.contains(&target.as_str()) {
+        } else if fmt == libc::S_IFCHR && HARMLESS_DEV.contains(&&*target) {
             Action::Keep
         } else {
             Action::Null
@@ -81,6 +78,19 @@ pub fn scan(own: &[RawFd]) -> FdPlan {
         plan.entries.push((fd, action));
     }
     plan
+}
+
+/// More descriptors than `scan` lists on the stack.
+fn scan_slow() -> Vec<RawFd> {
+    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut fds: Vec<RawFd> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    fds
 }
 
 fn reopen_action(fd: RawFd, st: &libc::stat, target: &str, notes: &mut Vec<String>) -> Action {

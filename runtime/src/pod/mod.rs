@@ -117,8 +117,11 @@ pub struct PodSpec<'a> {
     pub fds: &'a FdPlan,
     pub cwd: Option<std::ffi::CString>,
     pub timeout_ms: u64,
-    /// The host's signal dispositions and mask, which the test gets back.
-    pub signals: &'a sys::SignalState,
+    /// The host's signal dispositions and mask, which the test gets back (`None`: the test
+    /// inherited them untouched, as a warm test does).
+    pub signals: Option<&'a sys::SignalState>,
+    /// The runtime's own shared page, which the pod unmaps instead of copying.
+    pub own_page: usize,
 }
 
 /// Which process returned from `build`.
@@ -133,7 +136,7 @@ pub enum Side {
     Test,
 }
 
-pub use mounts::Scratch;
+pub use mounts::{has_proc, root_of, Fingerprint, Scratch};
 
 /// Build the pod below the calling supervisor. Returns in the supervisor and in the test.
 pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
@@ -175,6 +178,71 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
     }
 }
 
+/// In the builder of warm pods: new mount, IPC and UTS namespaces, the mounts prepared as a cold
+/// pod's would be, and the IPC namespace's POSIX message queues mounted at `MQUEUE_DIR` of the
+/// scratch (outside the pod root) so the watcher can see whether a pod left one behind.
+pub fn prepare_blank(plan: &Plan) -> Result<Scratch, SetupError> {
+    sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)
+        .step("unshare mount, IPC and UTS namespaces")?;
+    let scratch = mounts::prepare(plan)?;
+    let mq = sys::cstring(&format!("{}/{MQUEUE_DIR}", plan.scratch_mountpoint))
+        .step("path with a NUL byte")?;
+    sys::mkdir(&mq, 0o700).step("create the message queue directory")?;
+    sys::mount(
+        Some(c"mqueue"),
+        &mq,
+        Some(c"mqueue"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        None,
+    )
+    .step("mount the message queues")?;
+    Ok(scratch)
+}
+
+/// Where a blank's scratch shows its IPC namespace's POSIX message queues.
+pub const MQUEUE_DIR: &str = "mq";
+
+/// What a warm test enters: a mount namespace built ahead of time with the pod root at `root`.
+pub struct WarmEntry<'a> {
+    pub mnt: RawFd,
+    pub ipc: RawFd,
+    pub uts: RawFd,
+    pub root: &'a std::ffi::CStr,
+    pub has_proc: bool,
+    pub netns: RawFd,
+    /// The host's pidfd: readable once the host has exited.
+    pub host_pidfd: RawFd,
+}
+
+/// In the test process of a warm pod (the host's own child, PID 1 of a new PID namespace): die
+/// with the host, join the prepared mount namespace (this pod is the only one in it until it
+/// ends), new IPC and UTS namespaces, the shared network namespace, a fresh /proc, then the
+/// steps of every test. A failing step is reported and the process exits before user code runs.
+pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
+    set_report_fd(ch.status_w);
+    in_test(|| {
+        sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
+            .step("set the parent-death signal")?;
+        if sys::poll_in(&[w.host_pidfd], 0, &mut [0]).unwrap_or(0) > 0 {
+            sys::exit_now(0); // the host died before the parent-death signal was armed
+        }
+        sys::setns(w.mnt, libc::CLONE_NEWNS).step("join the pod's mount namespace")?;
+        sys::setns(w.uts, libc::CLONE_NEWUTS).step("join the pod's UTS namespace")?;
+        sys::setns(w.ipc, libc::CLONE_NEWIPC).step("join the pod's IPC namespace")?;
+        if !sys::sysv_ipc_empty() {
+            // An earlier pod of this blank left SysV objects: a fresh namespace, and the
+            // watcher drops the blank afterwards.
+            sys::unshare(libc::CLONE_NEWIPC).step("unshare the IPC namespace")?;
+            report_frame(b'D', b"");
+        }
+        sys::setns(w.netns, libc::CLONE_NEWNET).step("join the network namespace")?;
+        // This pod's /proc goes on top of those of the blank's earlier pods (detaching them
+        // would wait for an RCU grace period, ~150 µs here; the stock bounds the stack).
+        mounts::enter_root_at(w.root, w.has_proc, spec.cwd.as_deref())?;
+        test_steps(spec, ch, true)
+    });
+}
+
 /// Run setup steps in a child: on failure, tell the supervisor which step failed and exit.
 fn in_test<T>(steps: impl FnOnce() -> Result<T, SetupError>) -> T {
     match steps() {
@@ -192,7 +260,9 @@ pub fn tv_ns(tv: libc::timeval) -> u64 {
 
 /// The test's own steps, after init has entered the pod's root.
 fn test_steps(spec: &PodSpec, ch: &Channels, isolated: bool) -> Result<(), SetupError> {
-    sys::restore_signal_state(spec.signals);
+    if let Some(signals) = spec.signals {
+        sys::restore_signal_state(signals);
+    }
     sys::setsid();
     let null = sys::open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0).step("open /dev/null")?;
     sys::dup2(null, 0).step("stdin from /dev/null")?;
@@ -206,7 +276,7 @@ fn test_steps(spec: &PodSpec, ch: &Channels, isolated: bool) -> Result<(), Setup
     sys::close_all_except(3, &keep);
     if isolated {
         pid1::report_default_signals(spec.signals).step("install PID 1 signal reporting")?;
-        let address_space = shm::privatize()?;
+        let address_space = shm::privatize(spec.own_page)?;
         limits::apply(spec.timeout_ms, address_space)?;
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
         sys::drop_capabilities().step("drop capabilities")?;

@@ -125,7 +125,7 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
         Some(&opts),
     )
     .step("mount the scratch tmpfs")?;
-    let root = format!("{base}/root");
+    let root = root_of(plan);
     sys::mkdir(&c(&root)?, 0o755).step("create the pod root")?;
     sys::mkdir(&c(&format!("{base}/u"))?, 0o700).step("create the upper directories")?;
     sys::mkdir(&c(&format!("{base}/w"))?, 0o700).step("create the work directories")?;
@@ -284,8 +284,13 @@ fn dev_dir(dir: &str, mknod: bool) -> Result<(), SetupError> {
 /// In pod init: a fresh /proc for the pod's PID namespace, a bound on its process count, then
 /// chroot into the pod root at the same working directory.
 pub fn enter_root(s: &Scratch, cwd: Option<&CStr>) -> Result<(), SetupError> {
-    let root = s.root.to_str().unwrap_or("/");
-    if s.has_proc {
+    enter_root_at(&s.root, s.has_proc, cwd)
+}
+
+/// `enter_root` for a root known by path (a warm pod's, the same in every blank).
+pub fn enter_root_at(root_c: &CStr, has_proc: bool, cwd: Option<&CStr>) -> Result<(), SetupError> {
+    let root = root_c.to_str().unwrap_or("/");
+    if has_proc {
         let proc_dir = c(&format!("{root}/proc"))?;
         sys::mount(
             Some(c"proc"),
@@ -298,7 +303,7 @@ pub fn enter_root(s: &Scratch, cwd: Option<&CStr>) -> Result<(), SetupError> {
         // Linux 6.14+: pid_max per PID namespace bounds a fork bomb to this pod.
         let _ = std::fs::write(format!("{root}/proc/sys/kernel/pid_max"), "512");
     }
-    sys::chroot(&s.root).step("chroot into the pod root")?;
+    sys::chroot(root_c).step("chroot into the pod root")?;
     let dir = cwd.unwrap_or(c"/");
     if sys::chdir(dir).is_err() {
         sys::chdir(c"/").step("enter the working directory")?;
@@ -306,7 +311,97 @@ pub fn enter_root(s: &Scratch, cwd: Option<&CStr>) -> Result<(), SetupError> {
     Ok(())
 }
 
+/// Where a prepared scratch puts the pod root.
+pub fn root_of(plan: &Plan) -> String {
+    format!("{}/root", plan.scratch_mountpoint)
+}
+
+/// Does the plan give pods a fresh /proc?
+pub fn has_proc(plan: &Plan) -> bool {
+    plan.mounts.iter().any(|m| m.action == MountAction::Proc)
+}
+
+/// One entry of an upper layer as it was: path, inode, modification and change times.
+pub type Fingerprint = Vec<(String, u64, i64, i64)>;
+
 impl Scratch {
+    /// The scratch in a message: flags, root, then a line per upper layer.
+    pub fn encode(&self) -> String {
+        let mut s = format!(
+            "{} {}\n{}\n",
+            self.dev_in_upper as u8,
+            self.has_proc as u8,
+            self.root.to_string_lossy()
+        );
+        for (mount, upper) in &self.uppers {
+            s.push_str(&format!("{mount}\t{upper}\n"));
+        }
+        s
+    }
+
+    pub fn decode(s: &str) -> Option<Scratch> {
+        let mut lines = s.lines();
+        let (dev, proc) = lines.next()?.split_once(' ')?;
+        let root = CString::new(lines.next()?).ok()?;
+        let uppers = lines
+            .map(|l| {
+                l.split_once('\t')
+                    .map(|(m, u)| (m.to_string(), u.to_string()))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Scratch {
+            dev_in_upper: dev == "1",
+            root,
+            uppers,
+            has_proc: proc == "1",
+        })
+    }
+
+    /// Name the upper layers through `base` (a descriptor's `/proc/self/fd/N`) instead of
+    /// `mountpoint`, where the scratch was mounted in a mount namespace the reader is not in.
+    pub fn rebase(&mut self, mountpoint: &str, base: &str) {
+        for (_, upper) in &mut self.uppers {
+            if let Some(rest) = upper.strip_prefix(mountpoint) {
+                *upper = format!("{base}{rest}");
+            }
+        }
+    }
+
+    /// Every entry of the upper layers, to tell a pod that left them as they were.
+    pub fn fingerprint(&self) -> Fingerprint {
+        use std::os::unix::fs::MetadataExt;
+        let entry = |path: &std::path::Path, m: &std::fs::Metadata| {
+            let ns = |s: i64, n: i64| s * 1_000_000_000 + n;
+            (
+                path.to_string_lossy().into_owned(),
+                m.ino(),
+                ns(m.mtime(), m.mtime_nsec()),
+                ns(m.ctime(), m.ctime_nsec()),
+            )
+        };
+        let mut out = Vec::new();
+        let mut stack: Vec<std::path::PathBuf> =
+            self.uppers.iter().map(|(_, u)| u.into()).collect();
+        while let Some(dir) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            if let Ok(m) = std::fs::symlink_metadata(&dir) {
+                out.push(entry(&dir, &m));
+            }
+            for e in rd.flatten() {
+                let Ok(m) = e.metadata() else { continue };
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(entry(&e.path(), &m));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Where a changed path's new contents are, in the upper layer of its mount.
     pub fn upper_path(&self, path: &str) -> Option<std::path::PathBuf> {
         self.uppers

@@ -40,10 +40,17 @@ extern "C" fn on_signal(sig: libc::c_int) {
     sys::exit_now(128 + sig);
 }
 
-/// `host` says which signals the host left at their default action (only those get a handler).
-pub fn report_default_signals(host: &sys::SignalState) -> io::Result<()> {
-    for &sig in TERMINATING.iter().filter(|&&s| host.is_default(s)) {
-        sys::handle(sig, on_signal)?;
+/// `host` says which signals the host left at their default action (only those get a handler);
+/// `None`: the dispositions in force are the host's, asked signal by signal.
+pub fn report_default_signals(host: Option<&sys::SignalState>) -> io::Result<()> {
+    for &sig in TERMINATING {
+        match host {
+            Some(h) if h.is_default(sig) => sys::handle(sig, on_signal)?,
+            Some(_) => {}
+            None => {
+                sys::handle_if_default(sig, on_signal)?;
+            }
+        }
     }
     Ok(())
 }

@@ -9,9 +9,17 @@ use super::{SetupError, Step};
 use crate::sys;
 
 /// Returns the size of the address space (the sum of all mappings), which the limits use.
-pub fn privatize() -> Result<u64, SetupError> {
-    let maps = std::fs::read_to_string("/proc/self/maps").step("read /proc/self/maps")?;
+/// `own_page`: the runtime's counters page, which the pod unmaps itself (see
+/// `Runtime::become_pod`) and so is not copied.
+pub fn privatize(own_page: usize) -> Result<u64, SetupError> {
     let mut shared = Vec::new();
+    if sys::shared_mappings(&mut shared).step("query the shared mappings")? {
+        let total = sys::address_space_size().unwrap_or(0);
+        shared.retain(|m| m.0 != own_page);
+        return remap(&shared).map(|()| total);
+    }
+    shared.clear();
+    let maps = std::fs::read_to_string("/proc/self/maps").step("read /proc/self/maps")?;
     let mut total: u64 = 0;
     for line in maps.lines() {
         let mut it = line.split_whitespace();
@@ -41,8 +49,13 @@ pub fn privatize() -> Result<u64, SetupError> {
         }
         shared.push((a, b - a, prot));
     }
+    shared.retain(|m| m.0 != own_page);
+    remap(&shared).map(|()| total)
+}
+
+fn remap(shared: &[(usize, usize, libc::c_int)]) -> Result<(), SetupError> {
     if shared.is_empty() {
-        return Ok(total);
+        return Ok(());
     }
     let mem = sys::open(c"/proc/self/mem", libc::O_RDONLY | libc::O_CLOEXEC, 0)
         .step("open /proc/self/mem")?;
@@ -51,5 +64,5 @@ pub fn privatize() -> Result<u64, SetupError> {
         .try_for_each(|&(addr, len, prot)| sys::privatize_mapping(mem, addr, len, prot))
         .step("remap shared memory private");
     sys::close(mem);
-    result.map(|()| total)
+    result
 }

@@ -123,3 +123,29 @@ pub fn set_opaque(dir: &CStr) -> io::Result<()> {
     })
     .map(drop)
 }
+
+/// `SHM_INFO` of <sys/shm.h> (not in the libc crate).
+const SHM_INFO: libc::c_int = 14;
+
+/// Whether this process's IPC namespace holds no SysV shared memory segment, message queue or
+/// semaphore set (the `*_INFO` commands count them without naming one).
+pub fn sysv_ipc_empty() -> bool {
+    // The kernel fills these; only the counts are read (`used_ids`, `msgpool`, `semusz`), and
+    // the buffers are larger than each struct.
+    let mut shm = [0i64; 16];
+    let mut msg = [0i32; 16];
+    let mut sem = [0i32; 16];
+    // SAFETY: each buffer is larger than the kernel's shm_info / msginfo / seminfo; the INFO
+    // commands only write that struct.
+    let (rs, rm, rsem) = unsafe {
+        (
+            libc::shmctl(0, SHM_INFO, shm.as_mut_ptr().cast()),
+            libc::msgctl(0, libc::MSG_INFO, msg.as_mut_ptr().cast()),
+            libc::semctl(0, 0, libc::SEM_INFO, sem.as_mut_ptr()),
+        )
+    };
+    let used_shm = shm[0] as i32; // struct shm_info { int used_ids; ... }
+    let used_msg = msg[0]; // struct msginfo { int msgpool; ... } (MSG_INFO: queues in use)
+    let used_sem = sem[7]; // struct seminfo { ...; int semusz (8th); ... } (SEM_INFO: sets in use)
+    rs >= 0 && rm >= 0 && rsem >= 0 && used_shm == 0 && used_msg == 0 && used_sem == 0
+}

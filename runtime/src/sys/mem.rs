@@ -134,3 +134,96 @@ pub fn measure_cow_fault_ns() -> Option<u64> {
     unsafe { libc::munmap(p, len) };
     result
 }
+
+/// `struct procmap_query` of Linux 6.11+ (uapi/linux/fs.h).
+#[repr(C)]
+#[derive(Default)]
+struct ProcmapQuery {
+    size: u64,
+    query_flags: u64,
+    query_addr: u64,
+    vma_start: u64,
+    vma_end: u64,
+    vma_flags: u64,
+    vma_page_size: u64,
+    vma_offset: u64,
+    inode: u64,
+    dev_major: u32,
+    dev_minor: u32,
+    vma_name_size: u32,
+    build_id_size: u32,
+    vma_name_addr: u64,
+    build_id_addr: u64,
+}
+
+const PROCMAP_QUERY: libc::c_ulong = 0xC068_6611;
+const QUERY_VMA_READABLE: u64 = 0x01;
+const QUERY_VMA_WRITABLE: u64 = 0x02;
+const QUERY_VMA_EXECUTABLE: u64 = 0x04;
+const QUERY_VMA_SHARED: u64 = 0x08;
+const QUERY_COVERING_OR_NEXT_VMA: u64 = 0x10;
+
+/// The MAP_SHARED mappings of this process as (address, length, protection), asked of the
+/// kernel one by one (`PROCMAP_QUERY`, Linux 6.11+) instead of formatting and parsing all of
+/// `/proc/self/maps`. `Ok(false)`: the kernel cannot answer; read the maps instead.
+pub fn shared_mappings(out: &mut Vec<(usize, usize, libc::c_int)>) -> io::Result<bool> {
+    let maps = super::open(c"/proc/self/maps", libc::O_RDONLY | libc::O_CLOEXEC, 0)?;
+    let mut addr = 0u64;
+    let result = loop {
+        let mut q = ProcmapQuery {
+            size: std::mem::size_of::<ProcmapQuery>() as u64,
+            query_flags: QUERY_VMA_SHARED | QUERY_COVERING_OR_NEXT_VMA,
+            query_addr: addr,
+            ..ProcmapQuery::default()
+        };
+        // SAFETY: q is a valid, writable procmap_query whose size field says its size.
+        let r = unsafe { libc::ioctl(maps, PROCMAP_QUERY, &mut q as *mut ProcmapQuery) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            break match e.raw_os_error() {
+                Some(libc::ENOENT) => Ok(true),
+                Some(libc::ENOTTY) | Some(libc::EINVAL) => Ok(false),
+                _ => Err(e),
+            };
+        }
+        let mut prot = 0;
+        if q.vma_flags & QUERY_VMA_READABLE != 0 {
+            prot |= libc::PROT_READ;
+        }
+        if q.vma_flags & QUERY_VMA_WRITABLE != 0 {
+            prot |= libc::PROT_WRITE;
+        }
+        if q.vma_flags & QUERY_VMA_EXECUTABLE != 0 {
+            prot |= libc::PROT_EXEC;
+        }
+        out.push((
+            q.vma_start as usize,
+            (q.vma_end - q.vma_start) as usize,
+            prot,
+        ));
+        if q.vma_end <= addr {
+            break Ok(true);
+        }
+        addr = q.vma_end;
+    };
+    super::close(maps);
+    result
+}
+
+/// The size of this process's address space in bytes (`/proc/self/statm`, first field).
+pub fn address_space_size() -> Option<u64> {
+    let fd = super::open(c"/proc/self/statm", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
+    let mut buf = [0u8; 128];
+    let n = super::read(fd, &mut buf).ok();
+    super::close(fd);
+    let text = std::str::from_utf8(&buf[..n?]).ok()?;
+    let pages: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(pages * page_size() as u64)
+}
+
+/// Unmap a page this process mapped itself (`map_shared_page`) and no longer uses.
+pub fn unmap_page(addr: *mut u8, len: usize) {
+    // SAFETY: callers pass a mapping of their own that nothing references any more; munmap of
+    // it cannot affect other memory.
+    unsafe { libc::munmap(addr.cast(), len) };
+}

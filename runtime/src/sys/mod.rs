@@ -20,7 +20,7 @@ pub use fs::*;
 pub use mem::*;
 pub use process::*;
 pub use signal::*;
-pub use socket::peer_cred;
+pub use socket::{peer_cred, recv_fds, send_fds, seqpacket_pair};
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {

@@ -190,6 +190,17 @@ pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
+/// CPU time of the calling thread.
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// Run `child` in the child of every fork of this process (`pthread_atfork`).
+pub fn at_fork_child(child: extern "C" fn()) {
+    // SAFETY: registering a handler; `child` only does atomic stores (async-signal-safe).
+    unsafe { libc::pthread_atfork(None, None, Some(child)) };
+}
+
 pub fn process_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
 }

@@ -72,6 +72,26 @@ pub fn restore_signal_state(s: &SignalState) {
 
 /// Install `handler` for `sig`, which the caller knows is at its default action. The handler
 /// runs on the current stack with the signal blocked.
+/// Install `handler` for `sig` only if its disposition is the default (one call when it is);
+/// true if installed.
+pub fn handle_if_default(
+    sig: libc::c_int,
+    handler: extern "C" fn(libc::c_int),
+) -> io::Result<bool> {
+    // SAFETY: zeroed sigaction is valid (empty mask, no flags).
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = handler as usize;
+    // SAFETY: zeroed sigaction is a valid out-parameter.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: sa is a valid action, old a valid out-parameter; `handler` is async-signal-safe.
+    check(unsafe { libc::sigaction(sig, &sa, &mut old) })?;
+    if old.sa_sigaction == libc::SIG_DFL {
+        return Ok(true);
+    }
+    // SAFETY: putting back the action just read.
+    check(unsafe { libc::sigaction(sig, &old, std::ptr::null_mut()) }).map(|_| false)
+}
+
 pub fn handle(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
     // SAFETY: zeroed sigaction is valid (empty mask, no flags).
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };

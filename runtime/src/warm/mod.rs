@@ -1,0 +1,194 @@
+//! Warm pods: the fast way into a pod, as root.
+//!
+//! A cold pod (`snapshot` → `supervise` → `pod::build`) forks a supervisor, which builds the
+//! pod's mounts and forks the test: two forks of the host image and half a dozen mounts between
+//! `ckpt()` and the test's first line. A warm pod moves all of that out of the way:
+//!
+//! ```text
+//! watcher thread ──fork──▶ builder: mount namespaces with the pod's overlays, ahead of time
+//!        ▲                   (sent back as descriptors: the "blanks" of the stock)
+//!        │ pidfd, pipes
+//! host thread ──unshare(PID) + fork──▶ test: PID 1 of a new PID namespace; joins a blank,
+//!                                      private copy of it, fresh /proc, IPC/UTS/net, hygiene
+//! ```
+//!
+//! - The host forks the test itself (one fork, glibc's), with its thread's PID namespace for
+//!   children switched to a new one around the fork, so the test is PID 1 of its own.
+//! - The test joins a blank: a mount namespace the builder prepared with the same steps as a
+//!   cold pod (`pod::prepare_blank`). The host holds blanks as descriptors; one taken is one
+//!   atomic swap, no lock and no syscall.
+//! - The watcher thread (`reap`) supervises the test as a cold pod's supervisor would: deadline,
+//!   output tail, verdict frames, wait status and rusage, changed files (read from the blank's
+//!   scratch through a descriptor), the record.
+//! - A blank whose upper layers the test left exactly as they were is put back in the stock (its
+//!   pod's mounts, /proc and namespaces were private copies and died with it); any other is
+//!   dropped and the builder makes a new one.
+//! - If the host dies, its tests die (parent-death signal; as PID 1 they take their pod with
+//!   them), and the blanks, held only by the host's descriptors, vanish with it.
+//!
+//! Not root: a thread cannot switch PID namespaces without CAP_SYS_ADMIN in the host's user
+//! namespace, so rootless pods stay cold. `INVITE_WARM=off` turns warm pods off, `wait` makes
+//! `ckpt()` wait for a blank instead of building a cold pod when the stock is empty.
+
+mod stock;
+mod watch;
+
+pub use watch::Watcher;
+
+use crate::config::{Isolation, Warm as WarmMode};
+use crate::ownfd;
+use crate::plan::Plan;
+use crate::pod::{self, Channels, PodSpec, WarmEntry};
+use crate::record::PodInfo;
+use crate::runtime::Runtime;
+use crate::snapshot::{Ckpt, PodKind};
+use crate::sys;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+/// The per-process state of warm pods, made once.
+struct Warm {
+    /// The host's own PID namespace, to switch the forking thread back after each fork.
+    orig_pidns: RawFd,
+    /// Rung by the host after each fork so the watcher picks the pod up at once.
+    doorbell: RawFd,
+    /// The host's own pidfd, which its tests poll to learn it has died.
+    host_pidfd: RawFd,
+    root: CString,
+    has_proc: bool,
+    wait: bool,
+    /// Blanks kept ready.
+    target: usize,
+}
+
+static WARM: OnceLock<Option<Warm>> = OnceLock::new();
+
+/// Set in a process forked from the host (a worker of its own, a live checkpoint): the stock's
+/// descriptors and its watcher belong to the host, so pods started here are cold.
+static FORGOTTEN: AtomicBool = AtomicBool::new(false);
+
+/// In a fresh fork of the host: no warm pods here (async-signal-safe: one store).
+pub fn forget() {
+    FORGOTTEN.store(true, Ordering::Relaxed);
+}
+
+fn state() -> Option<&'static Warm> {
+    if FORGOTTEN.load(Ordering::Relaxed) {
+        return None;
+    }
+    WARM.get().and_then(Option::as_ref)
+}
+
+fn get(rt: &Runtime, plan: &Plan) -> Option<&'static Warm> {
+    if FORGOTTEN.load(Ordering::Relaxed) {
+        return None;
+    }
+    let w = WARM.get_or_init(|| init(rt, plan)).as_ref();
+    if w.is_some() {
+        crate::reap::ensure();
+    }
+    w
+}
+
+fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
+    let cfg = rt.config.as_ref()?;
+    if cfg.warm == WarmMode::Off || plan.userns_fd.is_some() || !crate::plan::is_root() {
+        return None;
+    }
+    let orig_pidns = sys::open(c"/proc/self/ns/pid", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
+    let (doorbell, host_pidfd) = match (sys::eventfd(), sys::pidfd_open(sys::getpid())) {
+        (Ok(d), Ok(h)) => (d, h),
+        (d, h) => {
+            [Some(orig_pidns), d.ok(), h.ok()]
+                .into_iter()
+                .flatten()
+                .for_each(sys::close);
+            return None;
+        }
+    };
+    Some(Warm {
+        orig_pidns: ownfd::own(orig_pidns),
+        doorbell: ownfd::own(doorbell),
+        host_pidfd: ownfd::own(host_pidfd),
+        root: CString::new(pod::root_of(plan)).ok()?,
+        has_proc: pod::has_proc(plan),
+        wait: cfg.warm == WarmMode::Wait,
+        target: (cfg.max_concurrent as usize).clamp(1, stock::MAX_BLANKS),
+    })
+}
+
+/// Start a warm pod if one is ready. `None`: build it cold. In the host returns
+/// `Ckpt::Original`; in the test, fully isolated, `Ckpt::Pod(id)`.
+pub fn try_start(
+    rt: &Runtime,
+    plan: &Plan,
+    kind: PodKind,
+    id: u32,
+    host_pid: i32,
+) -> Option<io::Result<Ckpt>> {
+    let w = get(rt, plan)?;
+    let taken = stock::take().or_else(|| w.wait.then(stock::wait_take).flatten())?;
+    let t0 = sys::monotonic_ns();
+    if sys::unshare(libc::CLONE_NEWPID).is_err() {
+        stock::put_back(taken);
+        return None;
+    }
+    let forked = sys::fork();
+    if !matches!(forked, Ok(sys::Forked::Child)) {
+        // Later forks of this thread (the host's own) must be born in the host's namespace.
+        if let Err(e) = sys::setns(w.orig_pidns, libc::CLONE_NEWPID) {
+            eprintln!("invite: cannot switch back to the host's PID namespace: {e}");
+        }
+    }
+    match forked {
+        Err(e) => {
+            stock::put_back(taken);
+            Some(Err(e))
+        }
+        Ok(sys::Forked::Parent(pid)) => {
+            let pause = sys::monotonic_ns() - t0;
+            rt.shared().overhead_ns.fetch_add(pause, Ordering::Relaxed);
+            watch::register(pid, taken.index, id, t0);
+            sys::ring(w.doorbell);
+            Some(Ok(Ckpt::Original))
+        }
+        Ok(sys::Forked::Child) => {
+            let info = PodInfo::new(rt, kind, rt.pod_path(id), host_pid, t0);
+            pod::report_frame_on(taken.st_w, b'I', &info.encode());
+            let fds = pod::scan_fds(&[]);
+            let cwd = std::env::current_dir()
+                .ok()
+                .and_then(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok());
+            let spec = PodSpec {
+                isolation: Isolation::Pod,
+                plan: Some(plan),
+                fds: &fds,
+                cwd,
+                timeout_ms: info.timeout_ms,
+                signals: None,
+                own_page: rt.shared() as *const _ as usize,
+            };
+            let ch = Channels {
+                status_r: -1,
+                status_w: taken.st_w,
+                out_r: -1,
+                out_w: taken.out_w,
+            };
+            let entry = WarmEntry {
+                mnt: taken.mnt,
+                ipc: taken.ipc,
+                uts: taken.uts,
+                root: &w.root,
+                has_proc: w.has_proc,
+                netns: plan.netns_fd,
+                host_pidfd: w.host_pidfd,
+            };
+            pod::enter_warm(&spec, &ch, &entry);
+            rt.become_pod(&info.path);
+            Some(Ok(Ckpt::Pod(id)))
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The stock of blanks: mount namespaces prepared ahead of time for warm pods.
+//!
+//! Shared between the host's threads and the watcher by a static array of slots whose state
+//! moves EMPTY → BUILDING → READY → TAKEN → (READY again, or EMPTY): the host takes a READY slot
+//! with one compare-and-swap; everything else (building, recycling, dropping) is the watcher's.
+//! A slot publishes what the test needs (the mount namespace and the write ends of its two
+//! pipes); the watcher keeps the rest (`Blank`).
+
+use crate::ownfd;
+use crate::plan::Plan;
+use crate::pod::{self, Fingerprint, Scratch};
+use crate::runtime::Runtime;
+use crate::sys;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+
+/// Most blanks kept at once (each holds a mount namespace and a scratch tmpfs).
+pub const MAX_BLANKS: usize = 16;
+
+/// Pods one blank serves at most: each leaves its /proc mounted below the next one's.
+pub const MAX_USES: u32 = 32;
+
+const EMPTY: u8 = 0;
+const BUILDING: u8 = 1;
+const READY: u8 = 2;
+const TAKEN: u8 = 3;
+
+struct Slot {
+    state: AtomicU8,
+    mnt: AtomicI32,
+    ipc: AtomicI32,
+    uts: AtomicI32,
+    out_w: AtomicI32,
+    st_w: AtomicI32,
+}
+
+static SLOTS: [Slot; MAX_BLANKS] = [const {
+    Slot {
+        state: AtomicU8::new(EMPTY),
+        mnt: AtomicI32::new(-1),
+        ipc: AtomicI32::new(-1),
+        uts: AtomicI32::new(-1),
+        out_w: AtomicI32::new(-1),
+        st_w: AtomicI32::new(-1),
+    }
+}; MAX_BLANKS];
+
+/// A blank taken by the host for one pod.
+#[derive(Clone, Copy)]
+pub struct Taken {
+    pub index: usize,
+    pub mnt: RawFd,
+    pub ipc: RawFd,
+    pub uts: RawFd,
+    pub out_w: RawFd,
+    pub st_w: RawFd,
+}
+
+/// Take a ready blank: one compare-and-swap, no lock, no syscall.
+pub fn take() -> Option<Taken> {
+    SLOTS.iter().enumerate().find_map(|(index, s)| {
+        s.state
+            .compare_exchange(READY, TAKEN, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()
+            .map(|_| Taken {
+                index,
+                mnt: s.mnt.load(Ordering::Relaxed),
+                ipc: s.ipc.load(Ordering::Relaxed),
+                uts: s.uts.load(Ordering::Relaxed),
+                out_w: s.out_w.load(Ordering::Relaxed),
+                st_w: s.st_w.load(Ordering::Relaxed),
+            })
+    })
+}
+
+/// Building blanks failed: no use waiting for one.
+static FAILED: AtomicBool = AtomicBool::new(false);
+
+/// `INVITE_WARM=wait`: wait up to a second for a blank.
+pub fn wait_take() -> Option<Taken> {
+    let deadline = sys::monotonic_ns() + 1_000_000_000;
+    loop {
+        if let Some(t) = take() {
+            return Some(t);
+        }
+        if sys::monotonic_ns() > deadline || FAILED.load(Ordering::Acquire) {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
+/// The fork failed: the blank was not used.
+pub fn put_back(t: Taken) {
+    SLOTS[t.index].state.store(READY, Ordering::Release);
+}
+
+/// The watcher's side of one blank.
+pub struct Blank {
+    /// The mount, IPC and UTS namespaces.
+    ns: [RawFd; 3],
+    scratch_fd: RawFd,
+    pub out_r: RawFd,
+    pub st_r: RawFd,
+    /// Upper layers named through `scratch_fd`.
+    pub scratch: Scratch,
+    baseline: Fingerprint,
+    uses: u32,
+}
+
+impl Blank {
+    /// Did the pod leave every upper layer exactly as the builder made it, and no message queue?
+    pub fn pristine(&self) -> bool {
+        let mq = format!("/proc/self/fd/{}/{}", self.scratch_fd, pod::MQUEUE_DIR);
+        let no_queues = std::fs::read_dir(mq).is_ok_and(|mut d| d.next().is_none());
+        no_queues && self.scratch.fingerprint() == self.baseline
+    }
+}
+
+struct Builder {
+    pid: libc::pid_t,
+    sock: RawFd,
+}
+
+/// The watcher's stock.
+pub struct Stock {
+    blanks: Vec<Option<Blank>>,
+    target: usize,
+    builder: Option<Builder>,
+    /// Building failed (the message says why): warm pods stay off, cold pods report the error.
+    failed: bool,
+}
+
+impl Stock {
+    pub fn new(target: usize) -> Stock {
+        Stock {
+            blanks: (0..MAX_BLANKS).map(|_| None).collect(),
+            target: target.min(MAX_BLANKS),
+            builder: None,
+            failed: false,
+        }
+    }
+
+    /// Start a builder for the empty slots, unless one is at work.
+    pub fn maintain(&mut self, rt: &Runtime, plan: &Plan) {
+        if self.builder.is_some() || self.failed {
+            return;
+        }
+        let empty: Vec<usize> = (0..self.target)
+            .filter(|&i| SLOTS[i].state.load(Ordering::Acquire) == EMPTY)
+            .collect();
+        if empty.is_empty() {
+            return;
+        }
+        let t0 = sys::monotonic_ns();
+        let spawned = spawn_builder(rt, plan, empty.len());
+        // The fork pauses the host like a pod's does: it counts against the budget.
+        let pause = sys::monotonic_ns() - t0;
+        rt.shared().overhead_ns.fetch_add(pause, Ordering::Relaxed);
+        match spawned {
+            Some(b) => {
+                for i in empty {
+                    SLOTS[i].state.store(BUILDING, Ordering::Release);
+                }
+                self.builder = Some(b);
+            }
+            None => self.fail(),
+        }
+    }
+
+    fn fail(&mut self) {
+        self.failed = true;
+        FAILED.store(true, Ordering::Release);
+    }
+
+    pub fn builder_fd(&self) -> Option<RawFd> {
+        self.builder.as_ref().map(|b| b.sock)
+    }
+
+    /// Take in what the builder sent; reap it when it is done (its CPU time counts against the
+    /// budget).
+    pub fn on_builder(&mut self, rt: &Runtime, plan: &Plan) {
+        let Some(sock) = self.builder_fd() else {
+            return;
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match sys::recv_fds(sock, &mut buf) {
+                Ok((n, fds)) if n > 0 && buf[0] == b'B' && fds.len() == 4 => {
+                    let text = String::from_utf8_lossy(&buf[1..n]).into_owned();
+                    self.fill(plan, [fds[0], fds[1], fds[2]], fds[3], &text);
+                }
+                Ok((n, fds)) if n > 0 => {
+                    fds.into_iter().for_each(sys::close);
+                    if buf[0] == b'E' {
+                        self.fail();
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                _ => break, // end of file: the builder is done
+            }
+        }
+        if let Some(b) = self.builder.take() {
+            ownfd::close(b.sock);
+            if let Ok((_, _, ru)) = sys::wait4(b.pid, 0) {
+                let cpu = pod::tv_ns(ru.ru_utime) + pod::tv_ns(ru.ru_stime);
+                rt.shared().overhead_ns.fetch_add(cpu, Ordering::Relaxed);
+            }
+        }
+        for s in &SLOTS {
+            let _ = s
+                .state
+                .compare_exchange(BUILDING, EMPTY, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    fn fill(&mut self, plan: &Plan, ns: [RawFd; 3], scratch_fd: RawFd, text: &str) {
+        let slot = (0..MAX_BLANKS).find(|&i| SLOTS[i].state.load(Ordering::Acquire) == BUILDING);
+        let (Some(i), Some(mut scratch)) = (slot, Scratch::decode(text)) else {
+            ns.into_iter().for_each(sys::close);
+            sys::close(scratch_fd);
+            return;
+        };
+        ns.into_iter().for_each(ownfd::mark);
+        scratch.rebase(
+            &plan.scratch_mountpoint,
+            &format!("/proc/self/fd/{scratch_fd}"),
+        );
+        let baseline = scratch.fingerprint();
+        self.blanks[i] = Some(Blank {
+            ns,
+            scratch_fd: ownfd::own(scratch_fd),
+            out_r: -1,
+            st_r: -1,
+            scratch,
+            baseline,
+            uses: 0,
+        });
+        self.arm(i);
+    }
+
+    /// Fresh pipes for the blank's next pod, then READY.
+    fn arm(&mut self, i: usize) {
+        let Some(b) = self.blanks[i].as_mut() else {
+            return;
+        };
+        let (Ok((out_r, out_w)), Ok((st_r, st_w))) = (sys::pipe(), sys::pipe()) else {
+            self.drop_blank(i);
+            return;
+        };
+        for fd in [out_r, out_w, st_r, st_w] {
+            ownfd::mark(fd);
+        }
+        let _ = sys::set_nonblock(out_r);
+        let _ = sys::set_nonblock(st_r);
+        b.out_r = out_r;
+        b.st_r = st_r;
+        let s = &SLOTS[i];
+        s.mnt.store(b.ns[0], Ordering::Relaxed);
+        s.ipc.store(b.ns[1], Ordering::Relaxed);
+        s.uts.store(b.ns[2], Ordering::Relaxed);
+        s.out_w.store(out_w, Ordering::Relaxed);
+        s.st_w.store(st_w, Ordering::Relaxed);
+        s.state.store(READY, Ordering::Release);
+    }
+
+    /// A pod started in blank `i`: the host's copies of the pipes' write ends go, so the pipes
+    /// reach end of file when the pod is over.
+    pub fn started(&mut self, i: usize) -> Option<&Blank> {
+        let s = SLOTS.get(i)?;
+        ownfd::close(s.out_w.swap(-1, Ordering::AcqRel));
+        ownfd::close(s.st_w.swap(-1, Ordering::AcqRel));
+        self.blanks[i].as_ref()
+    }
+
+    pub fn blank(&self, i: usize) -> Option<&Blank> {
+        self.blanks.get(i)?.as_ref()
+    }
+
+    /// The pod in blank `i` is over: back in the stock if it left the blank pristine.
+    pub fn release(&mut self, i: usize, recycle: bool) {
+        let Some(b) = self.blanks.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        ownfd::close(b.out_r);
+        ownfd::close(b.st_r);
+        b.uses += 1;
+        if recycle && b.uses < MAX_USES {
+            self.arm(i);
+        } else {
+            self.drop_blank(i);
+        }
+    }
+
+    fn drop_blank(&mut self, i: usize) {
+        if let Some(b) = self.blanks[i].take() {
+            b.ns.into_iter().for_each(ownfd::close);
+            ownfd::close(b.scratch_fd);
+        }
+        SLOTS[i].state.store(EMPTY, Ordering::Release);
+    }
+}
+
+/// Fork the builder from the watcher thread (the host's other threads go on).
+fn spawn_builder(rt: &Runtime, plan: &Plan, n: usize) -> Option<Builder> {
+    let (ours, theirs) = sys::seqpacket_pair().ok()?;
+    match sys::fork() {
+        Err(_) => {
+            sys::close(ours);
+            sys::close(theirs);
+            None
+        }
+        Ok(sys::Forked::Child) => build(rt, plan, theirs, n),
+        Ok(sys::Forked::Parent(pid)) => {
+            sys::close(theirs);
+            let _ = sys::set_nonblock(ours);
+            Some(Builder {
+                pid,
+                sock: ownfd::own(ours),
+            })
+        }
+    }
+}
+
+/// The builder: `n` blanks, each new mount, IPC and UTS namespaces with the mounts prepared as a
+/// cold pod's would be, sent to the watcher with a descriptor of its scratch; then exit.
+fn build(rt: &Runtime, plan: &Plan, sock: RawFd, n: usize) -> ! {
+    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    sys::close_all_except(3, &[sock]);
+    sys::set_name(c"invite-builder");
+    crate::supervise::measure_cow_cost_once(rt);
+    let Ok(host_mnt) = sys::open(c"/proc/self/ns/mnt", libc::O_RDONLY | libc::O_CLOEXEC, 0) else {
+        sys::exit_now(1)
+    };
+    let Ok(scratch_dir) = sys::cstring(&plan.scratch_mountpoint) else {
+        sys::exit_now(1)
+    };
+    for i in 0..n {
+        if i > 0 && sys::setns(host_mnt, libc::CLONE_NEWNS).is_err() {
+            sys::exit_now(1);
+        }
+        match pod::prepare_blank(plan) {
+            Err(e) => {
+                let _ = sys::send_fds(sock, format!("E{e}").as_bytes(), &[]);
+                sys::exit_now(1);
+            }
+            Ok(scratch) => {
+                let flags = libc::O_RDONLY | libc::O_CLOEXEC;
+                let fds = [
+                    sys::open(c"/proc/self/ns/mnt", flags, 0),
+                    sys::open(c"/proc/self/ns/ipc", flags, 0),
+                    sys::open(c"/proc/self/ns/uts", flags, 0),
+                    sys::open(&scratch_dir, flags | libc::O_DIRECTORY, 0),
+                ];
+                let Ok(fds) = fds.into_iter().collect::<Result<Vec<_>, _>>() else {
+                    sys::exit_now(1)
+                };
+                let msg = format!("B{}", scratch.encode());
+                if sys::send_fds(sock, msg.as_bytes(), &fds).is_err() {
+                    sys::exit_now(1);
+                }
+                fds.into_iter().for_each(sys::close);
+            }
+        }
+    }
+    sys::exit_now(0)
+}

@@ -1,0 +1,288 @@
+//! Supervising warm pods from the watcher thread: what a cold pod's supervisor process does, for
+//! tests that are the host's own children. Each pod is watched through its pidfd and the read
+//! ends of its two pipes; the loop itself is `reap`'s.
+
+use super::stock::{self, Stock};
+use crate::config::Keep;
+use crate::ownfd;
+use crate::record::{self, read_frames, read_output, Ending, PodInfo};
+use crate::runtime::{self, Runtime};
+use crate::sys;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+/// Pods started by the host and not yet picked up by the watcher (more than blanks can exist).
+struct Reg {
+    pid: AtomicI32,
+    slot: AtomicU32,
+    id: AtomicU32,
+    t0: AtomicU64,
+}
+
+static REGS: [Reg; 2 * stock::MAX_BLANKS] = [const {
+    Reg {
+        pid: AtomicI32::new(0),
+        slot: AtomicU32::new(0),
+        id: AtomicU32::new(0),
+        t0: AtomicU64::new(0),
+    }
+}; 2 * stock::MAX_BLANKS];
+
+/// In the host, right after the fork: hand the pod to the watcher (no lock, no allocation).
+pub fn register(pid: libc::pid_t, slot: usize, id: u32, t0: u64) {
+    for r in &REGS {
+        if r.pid
+            .compare_exchange(0, -1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            r.slot.store(slot as u32, Ordering::Relaxed);
+            r.id.store(id, Ordering::Relaxed);
+            r.t0.store(t0, Ordering::Relaxed);
+            r.pid.store(pid, Ordering::Release);
+            return;
+        }
+    }
+}
+
+/// One running warm pod.
+struct Pod {
+    pid: libc::pid_t,
+    pidfd: RawFd,
+    slot: usize,
+    id: u32,
+    t0: u64,
+    info: Option<PodInfo>,
+    ending: Ending,
+    frames: Vec<u8>,
+    out_r: RawFd,
+    st_r: RawFd,
+    out_open: bool,
+    st_open: bool,
+    exited: bool,
+}
+
+/// The watcher's state for warm pods.
+pub struct Watcher {
+    stock: Option<Stock>,
+    pods: Vec<Pod>,
+    keep: Option<(i32, Keep)>,
+    keep_opened: bool,
+}
+
+impl Default for Watcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Watcher {
+    pub fn new() -> Watcher {
+        Watcher {
+            stock: None,
+            pods: Vec::new(),
+            keep: None,
+            keep_opened: false,
+        }
+    }
+
+    /// Pick up new pods, keep the stock full, and list what to poll. Returns the poll timeout
+    /// this side needs (the nearest deadline), in milliseconds.
+    pub fn prepare(&mut self, fds: &mut Vec<RawFd>) -> Option<i32> {
+        let w = super::state()?;
+        let rt = runtime::get();
+        let plan = rt.plan().ok()?;
+        if self.stock.is_none() {
+            self.stock = Some(Stock::new(w.target));
+        }
+        self.pick_up();
+        self.stock.as_mut()?.maintain(rt, plan);
+        fds.push(w.doorbell);
+        fds.extend(self.stock.as_ref().and_then(Stock::builder_fd));
+        let now = sys::monotonic_ns();
+        let mut timeout: Option<i32> = None;
+        for p in &mut self.pods {
+            fds.push(p.pidfd);
+            if p.out_open {
+                fds.push(p.out_r);
+            }
+            if p.st_open {
+                fds.push(p.st_r);
+            }
+            let deadline = p.deadline(rt);
+            if now >= deadline && !p.ending.timed_out {
+                p.ending.timed_out = true;
+                sys::kill(p.pid, libc::SIGKILL);
+            }
+            let ms = if p.ending.timed_out {
+                50
+            } else {
+                ((deadline - now) / 1_000_000).clamp(1, 1000) as i32
+            };
+            timeout = Some(timeout.map_or(ms, |t: i32| t.min(ms)));
+        }
+        timeout
+    }
+
+    fn pick_up(&mut self) {
+        for r in &REGS {
+            let pid = r.pid.load(Ordering::Acquire);
+            if pid <= 0 {
+                continue;
+            }
+            let slot = r.slot.load(Ordering::Relaxed) as usize;
+            let id = r.id.load(Ordering::Relaxed);
+            let t0 = r.t0.load(Ordering::Relaxed);
+            r.pid.store(0, Ordering::Release);
+            let Some(stock) = self.stock.as_mut() else {
+                continue;
+            };
+            let Some(blank) = stock.started(slot) else {
+                continue;
+            };
+            let (out_r, st_r) = (blank.out_r, blank.st_r);
+            let pidfd = match sys::pidfd_open(pid) {
+                Ok(fd) => ownfd::own(fd),
+                Err(_) => -1, // already reaped by the host's own wait(): finished below
+            };
+            self.pods.push(Pod {
+                pid,
+                pidfd,
+                slot,
+                id,
+                t0,
+                info: None,
+                ending: Ending::default(),
+                frames: Vec::new(),
+                out_r,
+                st_r,
+                out_open: true,
+                st_open: true,
+                exited: pidfd < 0,
+            });
+        }
+    }
+
+    /// After the poll: read what the pods wrote, finish the pods that are over.
+    pub fn handle(&mut self) {
+        let Some(w) = super::state() else { return };
+        let cpu0 = sys::thread_cpu_ns();
+        let mut buf = [0u8; 8];
+        let _ = sys::read(w.doorbell, &mut buf);
+        let rt = runtime::get();
+        let Ok(plan) = rt.plan() else { return };
+        if let Some(s) = self.stock.as_mut() {
+            s.on_builder(rt, plan);
+        }
+        if !self.keep_opened {
+            self.keep = record::keep_dir(rt);
+            self.keep_opened = true;
+        }
+        let mut i = 0;
+        while i < self.pods.len() {
+            let p = &mut self.pods[i];
+            p.pump(rt);
+            if !p.exited {
+                match sys::wait4(p.pid, libc::WNOHANG) {
+                    Ok((0, _, _)) => {}
+                    Ok((_, status, ru)) => {
+                        p.exited = true;
+                        p.ending.status = Some(status);
+                        p.ending.cpu_ns =
+                            crate::pod::tv_ns(ru.ru_utime) + crate::pod::tv_ns(ru.ru_stime);
+                    }
+                    Err(_) => p.exited = true, // reaped by the host's own wait()
+                }
+            }
+            if p.exited {
+                let p = self.pods.swap_remove(i);
+                self.finish(rt, p);
+            } else {
+                i += 1;
+            }
+        }
+        // The watcher works for the pods: its CPU time counts against the budget.
+        let spent = sys::thread_cpu_ns().saturating_sub(cpu0);
+        rt.shared().overhead_ns.fetch_add(spent, Ordering::Relaxed);
+    }
+
+    fn finish(&mut self, rt: &Runtime, mut p: Pod) {
+        p.pump(rt);
+        if p.pidfd >= 0 {
+            ownfd::close(p.pidfd);
+        }
+        let info = p.info.take().unwrap_or_else(|| p.fallback_info(rt));
+        let mut ending = std::mem::take(&mut p.ending);
+        let dirty = record::parse_frames(&p.frames).iter().any(|f| f.0 == b'D');
+        ending.apply_frames(rt, &info, &p.frames);
+        if ending.status.is_none() && ending.verdict.is_some() {
+            ending.status = Some(0); // reaped elsewhere after it reported: it exited normally
+        }
+        let Some(stock) = self.stock.as_mut() else {
+            return;
+        };
+        let (changed, pristine) = match stock.blank(p.slot) {
+            // Left as the builder made it: nothing changed, and the blank goes back.
+            Some(b) if !dirty && b.pristine() => (Vec::new(), true),
+            Some(b) => (b.scratch.changed(), false),
+            None => (Vec::new(), false),
+        };
+        record::finish(
+            rt,
+            &info,
+            ending,
+            &changed,
+            stock.blank(p.slot).map(|b| &b.scratch),
+            self.keep,
+        );
+        stock.release(p.slot, pristine);
+    }
+}
+
+impl Pod {
+    fn deadline(&self, rt: &Runtime) -> u64 {
+        let ms = self.info.as_ref().map_or_else(
+            || {
+                rt.config
+                    .as_ref()
+                    .map_or(crate::config::DEFAULT_TIMEOUT_MS, |c| c.timeout_ms)
+            },
+            |i| i.timeout_ms,
+        );
+        self.t0 + ms * 1_000_000
+    }
+
+    /// Read what the pod wrote; learn who it is from its first frame.
+    fn pump(&mut self, rt: &Runtime) {
+        if self.out_open {
+            self.out_open = !read_output(
+                self.out_r,
+                &mut self.ending.output,
+                &mut self.ending.output_cut,
+            );
+        }
+        if self.st_open {
+            self.st_open = !read_frames(self.st_r, &mut self.frames);
+        }
+        if self.info.is_none() {
+            if let Some((b'I', payload)) = record::parse_frames(&self.frames).first() {
+                self.info = PodInfo::decode(payload, rt.isolation(), rt.pid, self.t0);
+            }
+        }
+    }
+
+    /// A pod that died before it said who it was.
+    fn fallback_info(&self, rt: &Runtime) -> PodInfo {
+        PodInfo {
+            manual: true,
+            path: rt.pod_path(self.id),
+            function: "?".into(),
+            test: "?".into(),
+            site: "?".into(),
+            phase: "manual",
+            timeout_ms: 0,
+            isolation: rt.isolation(),
+            host_pid: rt.pid,
+            started_ns: self.t0,
+        }
+    }
+}

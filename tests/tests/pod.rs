@@ -95,16 +95,18 @@ fn seed_treeckpt_builds_a_tree_of_pods() {
     assert_eq!(tests_of(&j).len(), 3);
 }
 
-fn escape_battery(as_nobody: bool) {
+/// `warm`: `INVITE_WARM` (`off` for cold pods, `wait` for warm ones; rootless pods are cold).
+fn escape_battery(as_nobody: bool, warm: &str) {
     let d = scratch();
     let bin = build("escape", "c/escape.c", d.path());
     let work = d.path().join("work");
     std::fs::create_dir(&work).unwrap();
+    let env = [("INVITE_WARM", warm)];
     let o = if as_nobody {
         std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
-        run_as_nobody(&bin, &[], &work, &[])
+        run_as_nobody(&bin, &[], &work, &env)
     } else {
-        run(&bin, &[], &work, &[])
+        run(&bin, &[], &work, &env)
     };
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -155,14 +157,21 @@ fn escape_battery(as_nobody: bool) {
 #[test]
 fn escape_battery_as_root() {
     if require_root("the escape battery as root") {
-        escape_battery(false);
+        escape_battery(false, "off");
+    }
+}
+
+#[test]
+fn escape_battery_as_root_from_a_warm_pod() {
+    if require_root("the escape battery as root") {
+        escape_battery(false, "wait");
     }
 }
 
 #[test]
 fn escape_battery_as_an_unprivileged_user() {
     if require_root("switching to uid 65534 to run the battery unprivileged") {
-        escape_battery(true);
+        escape_battery(true, "on");
     }
 }
 
@@ -221,15 +230,22 @@ fn a_failing_setup_step_stops_the_pod_before_user_code_and_names_the_step() {
     if !require_root("pods as root") {
         return;
     }
-    for step in [
-        "mount the scratch tmpfs",
-        "chroot into the pod root",
-        "remap shared memory private",
-        "drop capabilities",
+    // Cold pods, then warm ones (whose first steps are their own).
+    for (warm, step) in [
+        ("off", "mount the scratch tmpfs"),
+        ("off", "chroot into the pod root"),
+        ("off", "query the shared mappings"),
+        ("off", "drop capabilities"),
+        ("wait", "join the pod's mount namespace"),
+        ("wait", "join the pod's IPC namespace"),
+        ("wait", "mount a fresh /proc"),
+        ("wait", "chroot into the pod root"),
+        ("wait", "drop capabilities"),
     ] {
         let d = scratch();
         let bin = build("testckpt", "c/seed/testckpt.c", d.path());
-        let o = run(&bin, &[], d.path(), &[("INVITE_FAULT_STEP", step)]);
+        let env = [("INVITE_FAULT_STEP", step), ("INVITE_WARM", warm)];
+        let o = run(&bin, &[], d.path(), &env);
         assert!(o.status.success(), "{}", text(&o));
         assert_eq!(
             std::fs::read_to_string(d.path().join("Parent_Output")).unwrap(),
@@ -248,5 +264,28 @@ fn a_failing_setup_step_stops_the_pod_before_user_code_and_names_the_step() {
             !r["output"].as_str().unwrap().contains("I am the Child"),
             "{r}"
         );
+    }
+}
+
+#[test]
+fn warm_pods_reuse_a_blank_only_when_the_pod_left_nothing_behind() {
+    if !require_root("warm pods need root") {
+        return;
+    }
+    // One blank at a time: every pod after the first runs in a reused blank or a new one. Every
+    // third pod leaves a file (/tmp or /dev/shm), a SysV segment or a message queue behind; each
+    // pod fails if it sees any of that, or a /proc with anything but itself. 40 pods also go
+    // past the uses one blank serves (its /proc mounts stack up).
+    let d = scratch();
+    let bin = build("reuse", "c/reuse.c", d.path());
+    let env = [("INVITE_WARM", "wait"), ("INVITE_MAX_CONCURRENT", "1")];
+    let o = run(&bin, &["40"], d.path(), &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "host ok\n");
+    let j = journal(&d.path().join("invite.jsonl"));
+    let t = tests_of(&j);
+    assert_eq!(t.len(), 40, "{j:#?}");
+    for r in &t {
+        assert_eq!(r["outcome"], "pass", "{r}");
     }
 }

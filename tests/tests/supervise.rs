@@ -14,11 +14,45 @@ fn rogue(dir: &Path) -> PathBuf {
     out
 }
 
-/// Run one rogue mode; return the single test record.
+/// Run one rogue mode in a cold pod and in a warm one; both must end the same way (outcome,
+/// signal, exit code, message, changed files). Returns the warm pod's record.
 fn rogue_record(mode: &str, env: &[(&str, &str)]) -> Value {
+    let cold = rogue_record_in(mode, env, "off");
+    let warm = rogue_record_in(mode, env, "wait");
+    for k in ["outcome", "signal", "exit_code", "message"] {
+        assert_eq!(
+            cold[k], warm[k],
+            "{mode}: {k} differs:\ncold {cold}\nwarm {warm}"
+        );
+    }
+    assert_eq!(
+        changed_names(&cold),
+        changed_names(&warm),
+        "{mode}:\ncold {cold}\nwarm {warm}"
+    );
+    warm
+}
+
+/// The changed paths' file names (each run has its own scratch directory).
+fn changed_names(r: &Value) -> Vec<String> {
+    let mut v: Vec<String> = r["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.as_str()?.rsplit('/').next().map(String::from))
+        .collect();
+    v.sort();
+    v
+}
+
+fn rogue_record_in(mode: &str, env: &[(&str, &str)], warm: &str) -> Value {
     let d = scratch();
     let bin = rogue(d.path());
-    let mut all = vec![("INVITE_DRAIN_MS", "20000"), ("INVITE_MAX_OVERHEAD", "off")];
+    let mut all = vec![
+        ("INVITE_DRAIN_MS", "20000"),
+        ("INVITE_MAX_OVERHEAD", "off"),
+        ("INVITE_WARM", warm),
+    ];
     all.extend_from_slice(env);
     let o = run(&bin, &[mode], d.path(), &all);
     assert!(o.status.success(), "{mode}: {}", text(&o));
@@ -185,6 +219,13 @@ fn a_host_with_its_own_sigchld_handler_and_workers_loses_nothing() {
     if !require_root("pods as root") {
         return;
     }
+    // Cold pods (the host's children are supervisors) and warm ones (the tests themselves).
+    for warm in ["off", "wait"] {
+        sigchld_host(warm);
+    }
+}
+
+fn sigchld_host(warm: &str) {
     let d = scratch();
     let bin = d.path().join("sigchld_host");
     compile_c(&[fixture("c/sigchld_host.c")], &bin);
@@ -195,6 +236,7 @@ fn a_host_with_its_own_sigchld_handler_and_workers_loses_nothing() {
         &[
             ("INVITE_MAX_OVERHEAD", "off"),
             ("INVITE_MAX_CONCURRENT", "32"),
+            ("INVITE_WARM", warm),
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
@@ -235,6 +277,7 @@ fn concurrent_pods_from_several_processes_never_tear_the_journal() {
                 .env("INVITE_MAX_OVERHEAD", "off")
                 .env("INVITE_MAX_CONCURRENT", "8")
                 .env("INVITE_DRAIN_MS", "20000")
+                .env("INVITE_WARM", if i % 2 == 0 { "off" } else { "wait" })
                 .spawn()
                 .unwrap()
         })
@@ -273,6 +316,11 @@ fn a_host_killed_mid_test_leaves_nothing_behind_and_keeps_finished_outcomes() {
     if !require_root("pods as root") {
         return;
     }
+    host_killed_mid_test("off");
+    host_killed_mid_test("wait");
+}
+
+fn host_killed_mid_test(warm: &str) {
     let d = scratch();
     let bin = rogue(d.path());
     let mut child = Command::new(&bin)
@@ -280,6 +328,7 @@ fn a_host_killed_mid_test_leaves_nothing_behind_and_keeps_finished_outcomes() {
         .current_dir(d.path())
         .env("INVITE_TIMEOUT_MS", "60000")
         .env("INVITE_MAX_OVERHEAD", "off")
+        .env("INVITE_WARM", warm)
         .spawn()
         .unwrap();
     // Wait for the first (passing) test's record, then for the hanging one to start.
@@ -312,10 +361,14 @@ fn a_host_killed_mid_test_leaves_nothing_behind_and_keeps_finished_outcomes() {
         "the finished outcome is kept: {j:#?}"
     );
     assert!(t.iter().skip(1).all(|r| r["outcome"] == "error"), "{j:#?}");
-    assert!(
-        t.len() >= 2,
-        "the killed pod is journaled as an error: {j:#?}"
-    );
+    // A cold pod's supervisor outlives the host and journals the pod it had to kill; a warm
+    // pod's supervisor is a thread of the host and dies with it (its pod too).
+    if warm == "off" {
+        assert!(
+            t.len() >= 2,
+            "the killed pod is journaled as an error: {j:#?}"
+        );
+    }
     // No mounts leak into the host: pods' mounts live in their own namespaces.
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains("invite-"), "{mounts}");
@@ -326,4 +379,67 @@ fn a_host_killed_mid_test_leaves_nothing_behind_and_keeps_finished_outcomes() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(leftovers.len(), 2, "{leftovers:?}"); // rogue and invite.jsonl
+}
+
+/// The direct children of `pid` (all its threads').
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let s = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        v.extend(s.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+    }
+    v
+}
+
+#[test]
+fn a_warm_pod_is_the_hosts_own_child_and_pid_1_of_its_namespace() {
+    if !require_root("warm pods need root") {
+        return;
+    }
+    for (warm, expect_supervisor) in [("wait", false), ("off", true)] {
+        let d = scratch();
+        let bin = rogue(d.path());
+        let mut host = Command::new(&bin)
+            .args(["sleep", "1"])
+            .current_dir(d.path())
+            .env("INVITE_MAX_OVERHEAD", "off")
+            .env("INVITE_WARM", warm)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The test sleeps 200 ms: look at the host's children meanwhile.
+        let t0 = Instant::now();
+        let mut seen = None;
+        while seen.is_none() && t0.elapsed() < Duration::from_secs(10) {
+            for c in children_of(host.id()) {
+                let comm = std::fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default();
+                let status =
+                    std::fs::read_to_string(format!("/proc/{c}/status")).unwrap_or_default();
+                let nspid = status
+                    .lines()
+                    .find(|l| l.starts_with("NSpid:"))
+                    .unwrap_or_default()
+                    .to_string();
+                if comm.trim() == "invite-supervis" || nspid.split_whitespace().count() == 3 {
+                    seen = Some((comm.trim().to_string(), nspid));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(host.wait().unwrap().success());
+        let (comm, nspid) = seen.expect("saw the pod's process");
+        if expect_supervisor {
+            assert_eq!(comm, "invite-supervis", "cold: {nspid}");
+        } else {
+            // The host's own child, named as the host, PID 1 of a namespace of its own.
+            assert_eq!(comm, "rogue", "warm");
+            assert_eq!(nspid.split_whitespace().last(), Some("1"), "{nspid}");
+        }
+        let j = journal(&d.path().join("invite.jsonl"));
+        assert_eq!(tests_of(&j)[0]["outcome"], "pass", "{j:#?}");
+    }
 }

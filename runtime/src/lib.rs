@@ -15,8 +15,12 @@
 //! * [`site`] — the static record of a call site and its one-nanosecond fast path.
 //! * `sample`, `admit` — probability countdown, concurrency cap, CPU budget.
 //! * `snapshot` — the fork of the host (the only pause it sees) and the supervisor.
+//! * `warm` — as root, the fast way in: the host forks the test itself into a mount namespace
+//!   built ahead of time (a "blank"), supervised by the watcher thread (`reap`).
 //! * `pod` — the isolation steps run in the child, planned beforehand by `plan`.
-//! * `supervise` — deadline, output capture, changed files, the outcome.
+//! * `supervise` — the supervisor process of a cold pod: deadline, output capture, changed files.
+//! * `record` — the outcome and the journal line, for both kinds of supervisor.
+//! * `ownfd` — the runtime's own descriptors, which no pod inherits.
 //! * `journal` — JSON Lines records, one `write` each.
 //! * `live` — named live checkpoints ([`checkpoint()`]) that an operator branches into pods later.
 //!

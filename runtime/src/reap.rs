@@ -8,6 +8,9 @@
 //! lock (a fork could leave a lock held) on the host's path. The reaper picks new pids up every
 //! `PICKUP_MS`, so a supervisor is a zombie at most that long after it exits. A pod (a fork
 //! without the thread) starts its own reaper when it needs one.
+//!
+//! The same thread is the watcher of warm pods (`warm::Watcher`): it keeps their stock of blanks
+//! full and supervises the warm tests, which the host rings it for (an eventfd) as it forks them.
 
 use crate::sys;
 use std::os::fd::RawFd;

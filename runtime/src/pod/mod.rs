@@ -2,7 +2,8 @@
 //! a step that fails stops the pod before user code runs, and the supervisor journals the step
 //! and the OS error as outcome `error`.
 //!
-//! Process tree (isolation `pod`):
+//! Process tree (isolation `pod`, a cold pod; a warm pod is the host's own child and joins a
+//! mount namespace prepared by `prepare_blank`, see `warm`):
 //!
 //! ```text
 //! host ──fork──▶ supervisor ──fork──▶ test (PID 1 of the pod)

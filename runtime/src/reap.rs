@@ -115,6 +115,6 @@ fn run() {
                 crate::ownfd::close(pfd);
             }
         }
-        warm.handle();
+        warm.handle(&rev);
     }
 }

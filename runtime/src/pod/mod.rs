@@ -137,7 +137,7 @@ pub enum Side {
     Test,
 }
 
-pub use mounts::{has_proc, root_of, Fingerprint, Scratch};
+pub use mounts::{has_proc, root_of, Scratch};
 
 /// Build the pod below the calling supervisor. Returns in the supervisor and in the test.
 pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
@@ -186,8 +186,12 @@ pub fn prepare_blank(plan: &Plan) -> Result<Scratch, SetupError> {
     sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)
         .step("unshare mount, IPC and UTS namespaces")?;
     let scratch = mounts::prepare(plan)?;
-    let mq = sys::cstring(&format!("{}/{MQUEUE_DIR}", plan.scratch_mountpoint))
-        .step("path with a NUL byte")?;
+    let mq = sys::cstring(&format!(
+        "{}/{}",
+        plan.scratch_mountpoint,
+        MQUEUE_DIR.to_string_lossy()
+    ))
+    .step("path with a NUL byte")?;
     sys::mkdir(&mq, 0o700).step("create the message queue directory")?;
     sys::mount(
         Some(c"mqueue"),
@@ -201,7 +205,7 @@ pub fn prepare_blank(plan: &Plan) -> Result<Scratch, SetupError> {
 }
 
 /// Where a blank's scratch shows its IPC namespace's POSIX message queues.
-pub const MQUEUE_DIR: &str = "mq";
+pub const MQUEUE_DIR: &std::ffi::CStr = c"mq";
 
 /// What a warm test enters: a mount namespace built ahead of time with the pod root at `root`.
 pub struct WarmEntry<'a> {

@@ -276,9 +276,33 @@ fn dev_dir(dir: &str, mknod: bool) -> Result<(), SetupError> {
         let _ = sys::symlink(&c(to)?, &c(&format!("{dir}/{name}"))?);
     }
     for d in ["shm", "pts", "mqueue"] {
-        sys::mkdir(&c(&format!("{dir}/{d}"))?, 0o1777).step("create a /dev directory")?;
+        let p = format!("{dir}/{d}");
+        sys::mkdir(&c(&p)?, 0o1777).step("create a /dev directory")?;
+        set_mode(&p, 0o1777).step("create a /dev directory")?;
+    }
+    if mknod {
+        // Owned by nobody: a test (uid 0 without capabilities) can use the nodes and fill
+        // /dev/shm but cannot change, add or remove anything else, so a warm pod's blank can
+        // tell it was left as it was from its free space alone (`warm::stock`).
+        for e in std::fs::read_dir(dir)
+            .step("list the pod's /dev")?
+            .flatten()
+        {
+            std::os::unix::fs::lchown(e.path(), Some(NOBODY), Some(NOBODY))
+                .step("give the pod's /dev to nobody")?;
+        }
+        std::os::unix::fs::lchown(dir, Some(NOBODY), Some(NOBODY))
+            .step("give the pod's /dev to nobody")?;
     }
     Ok(())
+}
+
+/// The owner of a root pod's /dev (see `dev_dir`).
+const NOBODY: u32 = 65534;
+
+fn set_mode(path: &str, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// In pod init: a fresh /proc for the pod's PID namespace, a bound on its process count, then
@@ -321,9 +345,6 @@ pub fn has_proc(plan: &Plan) -> bool {
     plan.mounts.iter().any(|m| m.action == MountAction::Proc)
 }
 
-/// One entry of an upper layer as it was: path, inode, modification and change times.
-pub type Fingerprint = Vec<(String, u64, i64, i64)>;
-
 impl Scratch {
     /// The scratch in a message: flags, root, then a line per upper layer.
     pub fn encode(&self) -> String {
@@ -365,41 +386,6 @@ impl Scratch {
                 *upper = format!("{base}{rest}");
             }
         }
-    }
-
-    /// Every entry of the upper layers, to tell a pod that left them as they were.
-    pub fn fingerprint(&self) -> Fingerprint {
-        use std::os::unix::fs::MetadataExt;
-        let entry = |path: &std::path::Path, m: &std::fs::Metadata| {
-            let ns = |s: i64, n: i64| s * 1_000_000_000 + n;
-            (
-                path.to_string_lossy().into_owned(),
-                m.ino(),
-                ns(m.mtime(), m.mtime_nsec()),
-                ns(m.ctime(), m.ctime_nsec()),
-            )
-        };
-        let mut out = Vec::new();
-        let mut stack: Vec<std::path::PathBuf> =
-            self.uppers.iter().map(|(_, u)| u.into()).collect();
-        while let Some(dir) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            if let Ok(m) = std::fs::symlink_metadata(&dir) {
-                out.push(entry(&dir, &m));
-            }
-            for e in rd.flatten() {
-                let Ok(m) = e.metadata() else { continue };
-                if m.is_dir() {
-                    stack.push(e.path());
-                } else {
-                    out.push(entry(&e.path(), &m));
-                }
-            }
-        }
-        out.sort();
-        out
     }
 
     /// Where a changed path's new contents are, in the upper layer of its mount.

@@ -149,3 +149,57 @@ pub fn sysv_ipc_empty() -> bool {
     let used_sem = sem[7]; // struct seminfo { ...; int semusz (8th); ... } (SEM_INFO: sets in use)
     rs >= 0 && rm >= 0 && rsem >= 0 && used_shm == 0 && used_msg == 0 && used_sem == 0
 }
+
+/// Free inodes and free blocks of the file system `fd` is on (`fstatvfs`).
+pub fn free_inodes_and_blocks(fd: RawFd) -> io::Result<(u64, u64)> {
+    // SAFETY: zeroed statvfs is a valid out-parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid, writable statvfs.
+    check(unsafe { libc::fstatvfs(fd, &mut st) })?;
+    Ok((st.f_ffree as u64, st.f_bfree as u64))
+}
+
+/// Mode, owner and group of `path` relative to the directory `dir` (not following a link).
+pub fn owner_and_mode_at(dir: RawFd, path: &CStr) -> io::Result<(u32, u32, u32)> {
+    // SAFETY: zeroed stat is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string; st is a valid, writable stat.
+    check(unsafe { libc::fstatat(dir, path.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok((st.st_mode, st.st_uid, st.st_gid))
+}
+
+/// Whether the directory `path` relative to `dir` has no entries.
+pub fn dir_is_empty_at(dir: RawFd, path: &CStr) -> io::Result<bool> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    // SAFETY: valid C string.
+    let fd = check(unsafe { libc::openat(dir, path.as_ptr(), flags) })?;
+    let mut buf = [0u64; 64];
+    let mut entries = 0;
+    loop {
+        // SAFETY: buf is writable for its whole length.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd,
+                buf.as_mut_ptr(),
+                std::mem::size_of_val(&buf),
+            )
+        };
+        if r <= 0 {
+            let result = if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(entries <= 2)
+            };
+            close(fd);
+            return result;
+        }
+        // SAFETY: the kernel wrote `r` bytes of dirent64 records into buf.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), r as usize) };
+        let mut off = 0;
+        while off + 18 < bytes.len() {
+            entries += 1; // "." and ".." included
+            off += (u16::from_ne_bytes([bytes[off + 16], bytes[off + 17]]) as usize).max(1);
+        }
+    }
+}

@@ -8,7 +8,7 @@
 
 use crate::ownfd;
 use crate::plan::Plan;
-use crate::pod::{self, Fingerprint, Scratch};
+use crate::pod::{self, Scratch};
 use crate::runtime::Runtime;
 use crate::sys;
 use std::os::fd::RawFd;
@@ -100,20 +100,49 @@ pub struct Blank {
     /// The mount, IPC and UTS namespaces.
     ns: [RawFd; 3],
     scratch_fd: RawFd,
+    /// The upper layers, relative to `scratch_fd`.
+    uppers: Vec<std::ffi::CString>,
+    /// The pods' output and status pipes, kept for the blank's life: every pod's test writes
+    /// them, the watcher drains them after it ends (the host's write ends stay open, so they
+    /// never reach end of file; the watcher learns the end from the pidfd).
     pub out_r: RawFd,
     pub st_r: RawFd,
+    out_w: RawFd,
+    st_w: RawFd,
     /// Upper layers named through `scratch_fd`.
     pub scratch: Scratch,
-    baseline: Fingerprint,
+    baseline: Baseline,
     uses: u32,
 }
 
+/// A blank as the builder left it: the scratch's free inodes and blocks (every entry a pod
+/// creates or copies up, every byte it writes, every xattr takes some) and its upper layers' own
+/// directories (a chmod of a mount's root is copied up in place). What a pod cannot change
+/// there — the /dev it gets is nobody's — needs no look.
+#[derive(PartialEq)]
+struct Baseline {
+    free: (u64, u64),
+    roots: Vec<(u32, u32, u32)>,
+}
+
+impl Baseline {
+    fn of(scratch_fd: RawFd, uppers: &[std::ffi::CString]) -> Option<Baseline> {
+        Some(Baseline {
+            free: sys::free_inodes_and_blocks(scratch_fd).ok()?,
+            roots: uppers
+                .iter()
+                .map(|u| sys::owner_and_mode_at(scratch_fd, u))
+                .collect::<Result<_, _>>()
+                .ok()?,
+        })
+    }
+}
+
 impl Blank {
-    /// Did the pod leave every upper layer exactly as the builder made it, and no message queue?
+    /// Did the pod leave the scratch as the builder made it, and no message queue?
     pub fn pristine(&self) -> bool {
-        let mq = format!("/proc/self/fd/{}/{}", self.scratch_fd, pod::MQUEUE_DIR);
-        let no_queues = std::fs::read_dir(mq).is_ok_and(|mut d| d.next().is_none());
-        no_queues && self.scratch.fingerprint() == self.baseline
+        let no_queues = sys::dir_is_empty_at(self.scratch_fd, pod::MQUEUE_DIR).unwrap_or(false);
+        no_queues && Baseline::of(self.scratch_fd, &self.uppers).as_ref() == Some(&self.baseline)
     }
 }
 
@@ -222,30 +251,21 @@ impl Stock {
             return;
         };
         ns.into_iter().for_each(ownfd::mark);
+        let prefix = format!("{}/", plan.scratch_mountpoint);
+        let uppers: Vec<std::ffi::CString> = scratch
+            .uppers
+            .iter()
+            .filter_map(|(_, u)| std::ffi::CString::new(u.strip_prefix(&prefix)?).ok())
+            .collect();
         scratch.rebase(
             &plan.scratch_mountpoint,
             &format!("/proc/self/fd/{scratch_fd}"),
         );
-        let baseline = scratch.fingerprint();
-        self.blanks[i] = Some(Blank {
-            ns,
-            scratch_fd: ownfd::own(scratch_fd),
-            out_r: -1,
-            st_r: -1,
-            scratch,
-            baseline,
-            uses: 0,
-        });
-        self.arm(i);
-    }
-
-    /// Fresh pipes for the blank's next pod, then READY.
-    fn arm(&mut self, i: usize) {
-        let Some(b) = self.blanks[i].as_mut() else {
-            return;
-        };
-        let (Ok((out_r, out_w)), Ok((st_r, st_w))) = (sys::pipe(), sys::pipe()) else {
-            self.drop_blank(i);
+        let baseline = Baseline::of(scratch_fd, &uppers);
+        let pipes = (sys::pipe(), sys::pipe());
+        let (Some(baseline), (Ok((out_r, out_w)), Ok((st_r, st_w)))) = (baseline, pipes) else {
+            ns.into_iter().for_each(ownfd::close);
+            sys::close(scratch_fd);
             return;
         };
         for fd in [out_r, out_w, st_r, st_w] {
@@ -253,24 +273,33 @@ impl Stock {
         }
         let _ = sys::set_nonblock(out_r);
         let _ = sys::set_nonblock(st_r);
-        b.out_r = out_r;
-        b.st_r = st_r;
+        self.blanks[i] = Some(Blank {
+            ns,
+            scratch_fd: ownfd::own(scratch_fd),
+            uppers,
+            out_r,
+            st_r,
+            out_w,
+            st_w,
+            scratch,
+            baseline,
+            uses: 0,
+        });
+        self.arm(i);
+    }
+
+    /// Publish the blank for the host's next pod.
+    fn arm(&mut self, i: usize) {
+        let Some(b) = self.blanks[i].as_ref() else {
+            return;
+        };
         let s = &SLOTS[i];
         s.mnt.store(b.ns[0], Ordering::Relaxed);
         s.ipc.store(b.ns[1], Ordering::Relaxed);
         s.uts.store(b.ns[2], Ordering::Relaxed);
-        s.out_w.store(out_w, Ordering::Relaxed);
-        s.st_w.store(st_w, Ordering::Relaxed);
+        s.out_w.store(b.out_w, Ordering::Relaxed);
+        s.st_w.store(b.st_w, Ordering::Relaxed);
         s.state.store(READY, Ordering::Release);
-    }
-
-    /// A pod started in blank `i`: the host's copies of the pipes' write ends go, so the pipes
-    /// reach end of file when the pod is over.
-    pub fn started(&mut self, i: usize) -> Option<&Blank> {
-        let s = SLOTS.get(i)?;
-        ownfd::close(s.out_w.swap(-1, Ordering::AcqRel));
-        ownfd::close(s.st_w.swap(-1, Ordering::AcqRel));
-        self.blanks[i].as_ref()
     }
 
     pub fn blank(&self, i: usize) -> Option<&Blank> {
@@ -282,8 +311,6 @@ impl Stock {
         let Some(b) = self.blanks.get_mut(i).and_then(Option::as_mut) else {
             return;
         };
-        ownfd::close(b.out_r);
-        ownfd::close(b.st_r);
         b.uses += 1;
         if recycle && b.uses < MAX_USES {
             self.arm(i);
@@ -294,6 +321,9 @@ impl Stock {
 
     fn drop_blank(&mut self, i: usize) {
         if let Some(b) = self.blanks[i].take() {
+            [b.out_r, b.st_r, b.out_w, b.st_w]
+                .into_iter()
+                .for_each(ownfd::close);
             b.ns.into_iter().for_each(ownfd::close);
             ownfd::close(b.scratch_fd);
         }

@@ -44,6 +44,9 @@ pub fn register(pid: libc::pid_t, slot: usize, id: u32, t0: u64) {
     }
 }
 
+/// How long a new pod's pipes stay out of the poll set.
+const QUIET_NS: u64 = 5_000_000;
+
 /// One running warm pod.
 struct Pod {
     pid: libc::pid_t,
@@ -59,11 +62,15 @@ struct Pod {
     out_open: bool,
     st_open: bool,
     exited: bool,
+    /// Where this pod's descriptors are in the poll set: the first (its pidfd) and how many.
+    polled: (usize, usize),
 }
 
 /// The watcher's state for warm pods.
 pub struct Watcher {
     stock: Option<Stock>,
+    /// Where the doorbell and the builder's socket are in the poll set.
+    polled: (usize, Option<usize>),
     pods: Vec<Pod>,
     keep: Option<(i32, Keep)>,
     keep_opened: bool,
@@ -79,6 +86,7 @@ impl Watcher {
     pub fn new() -> Watcher {
         Watcher {
             stock: None,
+            polled: (0, None),
             pods: Vec::new(),
             keep: None,
             keep_opened: false,
@@ -96,18 +104,32 @@ impl Watcher {
         }
         self.pick_up();
         self.stock.as_mut()?.maintain(rt, plan);
+        self.polled.0 = fds.len();
         fds.push(w.doorbell);
-        fds.extend(self.stock.as_ref().and_then(Stock::builder_fd));
+        self.polled.1 = self.stock.as_ref().and_then(Stock::builder_fd).map(|fd| {
+            fds.push(fd);
+            fds.len() - 1
+        });
         let now = sys::monotonic_ns();
         let mut timeout: Option<i32> = None;
         for p in &mut self.pods {
+            let first = fds.len();
             fds.push(p.pidfd);
-            if p.out_open {
-                fds.push(p.out_r);
+            // A young pod's pipes are left alone: most pods end within QUIET_NS, their output
+            // fits the pipes, and the watcher reads it all once, when the pidfd says they ended.
+            let quiet_until = p.t0 + QUIET_NS;
+            if now >= quiet_until {
+                if p.out_open {
+                    fds.push(p.out_r);
+                }
+                if p.st_open {
+                    fds.push(p.st_r);
+                }
+            } else {
+                let ms = ((quiet_until - now) / 1_000_000).max(1) as i32;
+                timeout = Some(timeout.map_or(ms, |t: i32| t.min(ms)));
             }
-            if p.st_open {
-                fds.push(p.st_r);
-            }
+            p.polled = (first, fds.len() - first);
             let deadline = p.deadline(rt);
             if now >= deadline && !p.ending.timed_out {
                 p.ending.timed_out = true;
@@ -136,7 +158,7 @@ impl Watcher {
             let Some(stock) = self.stock.as_mut() else {
                 continue;
             };
-            let Some(blank) = stock.started(slot) else {
+            let Some(blank) = stock.blank(slot) else {
                 continue;
             };
             let (out_r, st_r) = (blank.out_r, blank.st_r);
@@ -158,20 +180,27 @@ impl Watcher {
                 out_open: true,
                 st_open: true,
                 exited: pidfd < 0,
+                polled: (0, 0),
             });
         }
     }
 
-    /// After the poll: read what the pods wrote, finish the pods that are over.
-    pub fn handle(&mut self) {
+    /// After the poll (`rev`: the events of the whole poll set): read what the pods wrote, finish
+    /// the pods that are over. Only what polled ready is looked at.
+    pub fn handle(&mut self, rev: &[i16]) {
         let Some(w) = super::state() else { return };
+        let ready = |i: usize| rev.get(i).is_some_and(|r| *r != 0);
         let cpu0 = sys::thread_cpu_ns();
-        let mut buf = [0u8; 8];
-        let _ = sys::read(w.doorbell, &mut buf);
+        if ready(self.polled.0) {
+            let mut buf = [0u8; 8];
+            let _ = sys::read(w.doorbell, &mut buf);
+        }
         let rt = runtime::get();
         let Ok(plan) = rt.plan() else { return };
-        if let Some(s) = self.stock.as_mut() {
-            s.on_builder(rt, plan);
+        if let (Some(s), Some(i)) = (self.stock.as_mut(), self.polled.1) {
+            if ready(i) {
+                s.on_builder(rt, plan);
+            }
         }
         if !self.keep_opened {
             self.keep = record::keep_dir(rt);
@@ -180,8 +209,11 @@ impl Watcher {
         let mut i = 0;
         while i < self.pods.len() {
             let p = &mut self.pods[i];
-            p.pump(rt);
-            if !p.exited {
+            let (first, n) = p.polled;
+            if (first..first + n).any(ready) {
+                p.pump(rt);
+            }
+            if !p.exited && ready(first) {
                 match sys::wait4(p.pid, libc::WNOHANG) {
                     Ok((0, _, _)) => {}
                     Ok((_, status, ru)) => {

@@ -443,3 +443,40 @@ fn a_warm_pod_is_the_hosts_own_child_and_pid_1_of_its_namespace() {
         assert_eq!(tests_of(&j)[0]["outcome"], "pass", "{j:#?}");
     }
 }
+
+#[test]
+fn a_host_that_exits_right_after_its_first_pod_leaves_nothing_holding_its_output() {
+    if !require_root("pods as root") {
+        return;
+    }
+    // The first pod starts the warm pods' builder (and a copy-on-write probe): if the host exits
+    // at once, they must die with it and not keep its stdout open (a caller reading it to end of
+    // file would hang). The probe's child once paused for ever when its builder died mid-probe;
+    // the window is short, so this catches it only sometimes (it did hang the suite once).
+    let d = scratch();
+    let bin = d.path().join("testckpt");
+    compile_c(&[fixture("c/seed/testckpt.c")], &bin);
+    for _ in 0..20 {
+        let mut child = Command::new(&bin)
+            .current_dir(d.path())
+            .env("INVITE_MAX_OVERHEAD", "off")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        assert!(child.wait().unwrap().success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut out, &mut s);
+            let _ = tx.send(s);
+        });
+        if rx.recv_timeout(Duration::from_secs(10)).is_err() {
+            let left = processes_running(&bin);
+            for pid in &left {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+            panic!("the host's stdout is still open 10 s after it exited: {left:?}");
+        }
+    }
+}

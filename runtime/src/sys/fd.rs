@@ -235,8 +235,30 @@ fn probe_fds(count: usize, skip: RawFd, out: &mut [RawFd]) -> Option<usize> {
 
 /// The descriptors by reading the directory (older kernels, or very many descriptors).
 fn read_fd_dir(dir: RawFd, out: &mut [RawFd]) -> Option<usize> {
-    let mut buf = [0u64; 256]; // 2 KiB, aligned for dirent64
     let mut n = 0;
+    let mut fit = true;
+    for_each_dirent(dir, |name| {
+        let Some(fd) = std::str::from_utf8(name).ok().and_then(|s| s.parse().ok()) else {
+            return;
+        };
+        match out.get_mut(n) {
+            _ if fd == dir => {}
+            Some(slot) => {
+                *slot = fd;
+                n += 1;
+            }
+            None => fit = false,
+        }
+    })
+    .ok()?;
+    out[..n].sort_unstable();
+    fit.then_some(n)
+}
+
+/// Call `f` with the name of every entry of the open directory `dir` (`.` and `..` included),
+/// reading it with `getdents64` into a buffer on the stack: no allocation.
+pub fn for_each_dirent(dir: RawFd, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut buf = [0u64; 256]; // 2 KiB, aligned for dirent64
     loop {
         // SAFETY: buf is writable for its whole length.
         let r = unsafe {
@@ -248,29 +270,21 @@ fn read_fd_dir(dir: RawFd, out: &mut [RawFd]) -> Option<usize> {
             )
         };
         if r < 0 {
-            return None;
+            return Err(io::Error::last_os_error());
         }
         if r == 0 {
-            break;
+            return Ok(());
         }
         // SAFETY: the kernel wrote `r` bytes of dirent64 records into buf.
         let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), r as usize) };
         let mut off = 0;
         while off + 19 < bytes.len() {
             let reclen = u16::from_ne_bytes([bytes[off + 16], bytes[off + 17]]) as usize;
-            let name = &bytes[off + 19..off + reclen];
-            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            if let Some(fd) = std::str::from_utf8(name).ok().and_then(|s| s.parse().ok()) {
-                if fd != dir {
-                    *out.get_mut(n)? = fd;
-                    n += 1;
-                }
-            }
+            let name = &bytes[off + 19..(off + reclen).min(bytes.len())];
+            f(&name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())]);
             off += reclen.max(1);
         }
     }
-    out[..n].sort_unstable();
-    Some(n)
 }
 
 /// Where descriptor `fd` points (`readlink /proc/self/fd/N`), into `buf`; the length.

@@ -173,33 +173,10 @@ pub fn dir_is_empty_at(dir: RawFd, path: &CStr) -> io::Result<bool> {
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
     // SAFETY: valid C string.
     let fd = check(unsafe { libc::openat(dir, path.as_ptr(), flags) })?;
-    let mut buf = [0u64; 64];
     let mut entries = 0;
-    loop {
-        // SAFETY: buf is writable for its whole length.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                fd,
-                buf.as_mut_ptr(),
-                std::mem::size_of_val(&buf),
-            )
-        };
-        if r <= 0 {
-            let result = if r < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(entries <= 2)
-            };
-            close(fd);
-            return result;
-        }
-        // SAFETY: the kernel wrote `r` bytes of dirent64 records into buf.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), r as usize) };
-        let mut off = 0;
-        while off + 18 < bytes.len() {
-            entries += 1; // "." and ".." included
-            off += (u16::from_ne_bytes([bytes[off + 16], bytes[off + 17]]) as usize).max(1);
-        }
-    }
+    let result = super::for_each_dirent(fd, |name| {
+        entries += (name != b"." && name != b"..") as usize
+    });
+    close(fd);
+    result.map(|()| entries == 0)
 }

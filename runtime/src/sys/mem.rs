@@ -114,10 +114,15 @@ pub fn measure_cow_fault_ns() -> Option<u64> {
     // SAFETY: every offset written is inside the mapping.
     let touch = |v: u8| (0..PAGES).for_each(|i| unsafe { base.add(i * page).write_volatile(v) });
     touch(1);
+    let parent = super::getpid();
     let result = match super::fork() {
         Ok(super::Forked::Child) => {
-            // SAFETY: pause until killed; nothing else runs in this child.
-            unsafe { libc::pause() };
+            // Dies with its parent even if the parent is killed before it kills this child.
+            let _ = super::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            if super::getppid() == parent {
+                // SAFETY: pause until killed; nothing else runs in this child.
+                unsafe { libc::pause() };
+            }
             super::exit_now(0)
         }
         Ok(super::Forked::Parent(child)) => {

@@ -334,13 +334,14 @@ impl Stock {
 /// Fork the builder from the watcher thread (the host's other threads go on).
 fn spawn_builder(rt: &Runtime, plan: &Plan, n: usize) -> Option<Builder> {
     let (ours, theirs) = sys::seqpacket_pair().ok()?;
+    let host = sys::getpid();
     match sys::fork() {
         Err(_) => {
             sys::close(ours);
             sys::close(theirs);
             None
         }
-        Ok(sys::Forked::Child) => build(rt, plan, theirs, n),
+        Ok(sys::Forked::Child) => build(rt, plan, theirs, n, host),
         Ok(sys::Forked::Parent(pid)) => {
             sys::close(theirs);
             let _ = sys::set_nonblock(ours);
@@ -354,8 +355,18 @@ fn spawn_builder(rt: &Runtime, plan: &Plan, n: usize) -> Option<Builder> {
 
 /// The builder: `n` blanks, each new mount, IPC and UTS namespaces with the mounts prepared as a
 /// cold pod's would be, sent to the watcher with a descriptor of its scratch; then exit.
-fn build(rt: &Runtime, plan: &Plan, sock: RawFd, n: usize) -> ! {
+fn build(rt: &Runtime, plan: &Plan, sock: RawFd, n: usize, host: libc::pid_t) -> ! {
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    if sys::getppid() != host {
+        sys::exit_now(0); // the host died before the parent-death signal was armed
+    }
+    // Nothing of the host's stays open here, its standard streams included (a builder must
+    // never hold a pipe someone waits on for end of file).
+    if let Ok(null) = sys::open(c"/dev/null", libc::O_RDWR, 0) {
+        for fd in 0..3 {
+            let _ = sys::dup2(null, fd);
+        }
+    }
     sys::close_all_except(3, &[sock]);
     sys::set_name(c"invite-builder");
     crate::supervise::measure_cow_cost_once(rt);

@@ -81,6 +81,7 @@ pub fn ensure() {
 }
 
 fn run() {
+    sys::lower_thread_priority(5);
     let mut watched: Vec<(libc::pid_t, RawFd)> = Vec::new();
     let mut warm = crate::warm::Watcher::new();
     let mut fds: Vec<RawFd> = Vec::new();
@@ -115,6 +116,7 @@ fn run() {
                 crate::ownfd::close(pfd);
             }
         }
-        warm.handle(&rev);
+        // A bug in the bookkeeping of one pod must not end the thread that watches all pods.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| warm.handle(&rev)));
     }
 }

@@ -217,6 +217,8 @@ pub struct WarmEntry<'a> {
     pub netns: RawFd,
     /// The host's pidfd: readable once the host has exited.
     pub host_pidfd: RawFd,
+    /// The watcher's doorbell, rung once the namespaces are entered.
+    pub doorbell: RawFd,
 }
 
 /// In the test process of a warm pod (the host's own child, PID 1 of a new PID namespace): die
@@ -244,6 +246,7 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
         // This pod's /proc goes on top of those of the blank's earlier pods (detaching them
         // would wait for an RCU grace period, ~150 µs here; the stock bounds the stack).
         mounts::enter_root_at(w.root, w.has_proc, spec.cwd.as_deref())?;
+        sys::ring(w.doorbell);
         test_steps(spec, ch, true)
     });
 }

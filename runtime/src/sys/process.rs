@@ -244,3 +244,13 @@ pub fn hostname() -> String {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
+
+/// Lower the calling thread's priority by `nice` steps (Linux nice values are per thread).
+pub fn lower_thread_priority(nice: libc::c_int) {
+    // SAFETY: integer-only calls; a failure only leaves the priority as it was.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (now + nice).min(19));
+    }
+}

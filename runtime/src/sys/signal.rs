@@ -99,3 +99,22 @@ pub fn handle(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Resu
     // SAFETY: sa is a valid action; `handler` is async-signal-safe (see pod::pid1).
     check(unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) }).map(drop)
 }
+
+/// Block every signal of the calling thread; returns the mask to put back with `set_mask`.
+pub fn block_all() -> libc::sigset_t {
+    // SAFETY: zeroed sigset_t values are valid; sigfillset fills one; pthread_sigmask only
+    // changes this thread's mask.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+/// Put back a mask `block_all` returned.
+pub fn set_mask(mask: &libc::sigset_t) {
+    // SAFETY: a valid mask; only this thread's mask changes.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+}

@@ -53,7 +53,9 @@ use std::sync::OnceLock;
 struct Warm {
     /// The host's own PID namespace, to switch the forking thread back after each fork.
     orig_pidns: RawFd,
-    /// Rung by the host after each fork so the watcher picks the pod up at once.
+    /// Rung by each warm test once it is isolated, so the watcher picks it up (the host
+    /// registered it right after the fork): no wake-up competes with the test's setup, and no
+    /// system call is added to the host's pause.
     doorbell: RawFd,
     /// The host's own pidfd, which its tests poll to learn it has died.
     host_pidfd: RawFd,
@@ -132,7 +134,11 @@ pub fn try_start(
     let w = get(rt, plan)?;
     let taken = stock::take().or_else(|| w.wait.then(stock::wait_take).flatten())?;
     let t0 = sys::monotonic_ns();
+    // No signal handler of the host may run (and fork) while this thread's children are born in
+    // the pod's PID namespace.
+    let mask = sys::block_all();
     if sys::unshare(libc::CLONE_NEWPID).is_err() {
+        sys::set_mask(&mask);
         stock::put_back(taken);
         return None;
     }
@@ -143,6 +149,7 @@ pub fn try_start(
             eprintln!("invite: cannot switch back to the host's PID namespace: {e}");
         }
     }
+    sys::set_mask(&mask);
     match forked {
         Err(e) => {
             stock::put_back(taken);
@@ -152,7 +159,6 @@ pub fn try_start(
             let pause = sys::monotonic_ns() - t0;
             rt.shared().overhead_ns.fetch_add(pause, Ordering::Relaxed);
             watch::register(pid, taken.index, id, t0);
-            sys::ring(w.doorbell);
             Some(Ok(Ckpt::Original))
         }
         Ok(sys::Forked::Child) => {
@@ -185,6 +191,7 @@ pub fn try_start(
                 has_proc: w.has_proc,
                 netns: plan.netns_fd,
                 host_pidfd: w.host_pidfd,
+                doorbell: w.doorbell,
             };
             pod::enter_warm(&spec, &ch, &entry);
             rt.become_pod(&info.path);

@@ -15,6 +15,12 @@ fn seed_testckpt_parent_and_child_each_write_their_own_file() {
     if !require_root("pods as root") {
         return;
     }
+    // A cold pod, then a warm one (its files kept from a blank's scratch).
+    testckpt("off");
+    testckpt("wait");
+}
+
+fn testckpt(warm: &str) {
     let d = scratch();
     let bin = build("testckpt", "c/seed/testckpt.c", d.path());
     let pods = d.path().join("kept");
@@ -25,6 +31,7 @@ fn seed_testckpt_parent_and_child_each_write_their_own_file() {
         &[
             ("INVITE_KEEP_PODS", "all"),
             ("INVITE_POD_DIR", pods.to_str().unwrap()),
+            ("INVITE_WARM", warm),
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
@@ -70,9 +77,15 @@ fn seed_treeckpt_builds_a_tree_of_pods() {
     if !require_root("pods as root") {
         return;
     }
+    // Nested pods relay their records through a cold pod's supervisor or the warm pods' watcher.
+    treeckpt("off");
+    treeckpt("wait");
+}
+
+fn treeckpt(warm: &str) {
     let d = scratch();
     let bin = build("treeckpt", "c/seed/treeckpt.c", d.path());
-    let o = run(&bin, &[], d.path(), &[]);
+    let o = run(&bin, &[], d.path(), &[("INVITE_WARM", warm)]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "top=0 bottom=0\n");
     assert_eq!(

@@ -3,6 +3,7 @@
 use super::{check, check_long};
 use std::ffi::{CStr, CString};
 use std::io;
+use std::os::fd::RawFd;
 
 /// Which side of a fork we are on.
 pub enum Forked {
@@ -253,4 +254,21 @@ pub fn lower_thread_priority(nice: libc::c_int) {
         let now = libc::getpriority(libc::PRIO_PROCESS, tid);
         libc::setpriority(libc::PRIO_PROCESS, tid, (now + nice).min(19));
     }
+}
+
+/// Send `sig` to the process a pidfd refers to (never to a process that reused its pid).
+pub fn pidfd_kill(pidfd: RawFd, sig: libc::c_int) {
+    if pidfd < 0 {
+        return;
+    }
+    // SAFETY: plain syscall; a null siginfo means "as kill() would".
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
 }

@@ -158,7 +158,15 @@ pub struct Stock {
     builder: Option<Builder>,
     /// Building failed (the message says why): warm pods stay off, cold pods report the error.
     failed: bool,
+    /// No builder before this time (monotonic ns), after one could not be forked.
+    retry_at: u64,
+    /// Builders in a row that delivered nothing (killed, say): after `MAX_BARREN` warm pods
+    /// stay off.
+    barren: u32,
 }
+
+const RETRY_NS: u64 = 1_000_000_000;
+const MAX_BARREN: u32 = 3;
 
 impl Stock {
     pub fn new(target: usize) -> Stock {
@@ -167,12 +175,14 @@ impl Stock {
             target: target.min(MAX_BLANKS),
             builder: None,
             failed: false,
+            retry_at: 0,
+            barren: 0,
         }
     }
 
     /// Start a builder for the empty slots, unless one is at work.
     pub fn maintain(&mut self, rt: &Runtime, plan: &Plan) {
-        if self.builder.is_some() || self.failed {
+        if self.builder.is_some() || self.failed || sys::monotonic_ns() < self.retry_at {
             return;
         }
         let empty: Vec<usize> = (0..self.target)
@@ -193,7 +203,8 @@ impl Stock {
                 }
                 self.builder = Some(b);
             }
-            None => self.fail(),
+            // No fork now (a process limit, memory): cold pods meanwhile, another try later.
+            None => self.retry_at = sys::monotonic_ns() + RETRY_NS,
         }
     }
 
@@ -236,10 +247,16 @@ impl Stock {
                 rt.shared().overhead_ns.fetch_add(cpu, Ordering::Relaxed);
             }
         }
+        let mut unfilled = 0;
         for s in &SLOTS {
-            let _ = s
+            unfilled += s
                 .state
-                .compare_exchange(BUILDING, EMPTY, Ordering::AcqRel, Ordering::Relaxed);
+                .compare_exchange(BUILDING, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok() as u32;
+        }
+        self.barren = if unfilled > 0 { self.barren + 1 } else { 0 };
+        if self.barren >= MAX_BARREN {
+            self.fail();
         }
     }
 

@@ -133,7 +133,9 @@ impl Watcher {
             let deadline = p.deadline(rt);
             if now >= deadline && !p.ending.timed_out {
                 p.ending.timed_out = true;
-                sys::kill(p.pid, libc::SIGKILL);
+                // Through the pidfd: if the host's own wait() reaped the test, its pid may be
+                // someone else's by now.
+                sys::pidfd_kill(p.pidfd, libc::SIGKILL);
             }
             let ms = if p.ending.timed_out {
                 50

@@ -480,3 +480,31 @@ fn a_host_that_exits_right_after_its_first_pod_leaves_nothing_holding_its_output
         }
     }
 }
+
+#[test]
+fn a_pod_outlives_the_thread_that_started_it() {
+    if !require_root("pods as root") {
+        return;
+    }
+    // A warm test's parent-death signal follows the thread that forked it: the thread must not
+    // take its pod along when it ends (it waits for it), and a cold pod's supervisor watches
+    // the process anyway.
+    for warm in ["wait", "off"] {
+        let d = scratch();
+        let bin = d.path().join("thread_pod");
+        compile_c(&[fixture("c/thread_pod.c")], &bin);
+        let o = run(&bin, &[], d.path(), &[("INVITE_WARM", warm)]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "host ok\n");
+        let j = journal(&d.path().join("invite.jsonl"));
+        let r = record_for(&j, "1");
+        assert_eq!(r["outcome"], "pass", "{warm}: {r}");
+        assert!(
+            r["output"]
+                .as_str()
+                .unwrap()
+                .contains("outlived its thread"),
+            "{r}"
+        );
+    }
+}

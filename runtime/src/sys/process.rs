@@ -272,3 +272,9 @@ pub fn pidfd_kill(pidfd: RawFd, sig: libc::c_int) {
         )
     };
 }
+
+/// The calling thread's id.
+pub fn gettid() -> libc::pid_t {
+    // SAFETY: always succeeds.
+    unsafe { libc::gettid() }
+}

@@ -30,6 +30,7 @@
 //! namespace, so rootless pods stay cold. `INVITE_WARM=off` turns warm pods off, `wait` makes
 //! `ckpt()` wait for a blank instead of building a cold pod when the stock is empty.
 
+mod outlive;
 mod stock;
 mod watch;
 
@@ -75,6 +76,7 @@ static FORGOTTEN: AtomicBool = AtomicBool::new(false);
 /// In a fresh fork of the host: no warm pods here (async-signal-safe: one store).
 pub fn forget() {
     FORGOTTEN.store(true, Ordering::Relaxed);
+    outlive::forget();
 }
 
 fn state() -> Option<&'static Warm> {
@@ -159,6 +161,7 @@ pub fn try_start(
             let pause = sys::monotonic_ns() - t0;
             rt.shared().overhead_ns.fetch_add(pause, Ordering::Relaxed);
             watch::register(pid, taken.index, id, t0);
+            outlive::started(taken.index);
             Some(Ok(Ckpt::Original))
         }
         Ok(sys::Forked::Child) => {

@@ -269,6 +269,7 @@ impl Watcher {
             self.keep,
         );
         stock.release(p.slot, pristine);
+        super::outlive::ended(p.slot);
     }
 }
 

@@ -287,18 +287,20 @@ fn warm_pods_reuse_a_blank_only_when_the_pod_left_nothing_behind() {
     }
     // One blank at a time: every pod after the first runs in a reused blank or a new one. Every
     // third pod leaves a file (/tmp or /dev/shm), a SysV segment or a message queue behind; each
-    // pod fails if it sees any of that, or a /proc with anything but itself. 40 pods also go
-    // past the uses one blank serves (its /proc mounts stack up).
-    let d = scratch();
-    let bin = build("reuse", "c/reuse.c", d.path());
-    let env = [("INVITE_WARM", "wait"), ("INVITE_MAX_CONCURRENT", "1")];
-    let o = run(&bin, &["40"], d.path(), &env);
-    assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "host ok\n");
-    let j = journal(&d.path().join("invite.jsonl"));
-    let t = tests_of(&j);
-    assert_eq!(t.len(), 40, "{j:#?}");
-    for r in &t {
-        assert_eq!(r["outcome"], "pass", "{r}");
+    // pod fails if it sees any of that, or a /proc with anything but itself. Then 70 pods that
+    // leave nothing: one blank serves 64 (its /proc mounts stack up), the rest go to others.
+    for (pods, every) in [("40", "3"), ("70", "0")] {
+        let d = scratch();
+        let bin = build("reuse", "c/reuse.c", d.path());
+        let env = [("INVITE_WARM", "wait"), ("INVITE_MAX_CONCURRENT", "1")];
+        let o = run(&bin, &[pods, every], d.path(), &env);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "host ok\n");
+        let j = journal(&d.path().join("invite.jsonl"));
+        let t = tests_of(&j);
+        assert_eq!(t.len().to_string(), pods, "{j:#?}");
+        for r in &t {
+            assert_eq!(r["outcome"], "pass", "{r}");
+        }
     }
 }

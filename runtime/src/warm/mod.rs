@@ -120,7 +120,8 @@ fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
         root: CString::new(pod::root_of(plan)).ok()?,
         has_proc: pod::has_proc(plan),
         wait: cfg.warm == WarmMode::Wait,
-        target: (cfg.max_concurrent as usize).clamp(1, stock::MAX_BLANKS),
+        // Two spare blanks, so a blank being rebuilt does not send a pod the cold way.
+        target: (cfg.max_concurrent as usize + 2).clamp(1, stock::MAX_BLANKS),
     })
 }
 

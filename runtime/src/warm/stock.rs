@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 /// Most blanks kept at once (each holds a mount namespace and a scratch tmpfs).
 pub const MAX_BLANKS: usize = 16;
 
-/// Pods one blank serves at most: each leaves its /proc mounted below the next one's.
-pub const MAX_USES: u32 = 32;
+/// Pods one blank serves at most: each leaves its /proc mounted below the next one's (a path
+/// through /proc walks the stack; a dead /proc holds a little memory until the blank goes).
+pub const MAX_USES: u32 = 64;
 
 const EMPTY: u8 = 0;
 const BUILDING: u8 = 1;

@@ -159,13 +159,25 @@ pub fn free_inodes_and_blocks(fd: RawFd) -> io::Result<(u64, u64)> {
     Ok((st.f_ffree as u64, st.f_bfree as u64))
 }
 
-/// Mode, owner and group of `path` relative to the directory `dir` (not following a link).
-pub fn owner_and_mode_at(dir: RawFd, path: &CStr) -> io::Result<(u32, u32, u32)> {
+/// What changes when a directory's attributes or entries change: mode, owner, group,
+/// modification and change times (ns), of `path` relative to `dir` (not following a link).
+pub fn dir_stamp_at(dir: RawFd, path: &CStr) -> io::Result<[u64; 5]> {
     // SAFETY: zeroed stat is a valid out-parameter.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: valid C string; st is a valid, writable stat.
     check(unsafe { libc::fstatat(dir, path.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
-    Ok((st.st_mode, st.st_uid, st.st_gid))
+    let ns = |s: i64, n: i64| {
+        (s as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(n as u64)
+    };
+    Ok([
+        st.st_mode as u64,
+        ((st.st_uid as u64) << 32) | st.st_gid as u64,
+        ns(st.st_mtime, st.st_mtime_nsec),
+        ns(st.st_ctime, st.st_ctime_nsec),
+        st.st_ino,
+    ])
 }
 
 /// Whether the directory `path` relative to `dir` has no entries.

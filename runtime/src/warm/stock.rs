@@ -101,8 +101,8 @@ pub struct Blank {
     /// The mount, IPC and UTS namespaces.
     ns: [RawFd; 3],
     scratch_fd: RawFd,
-    /// The upper layers, relative to `scratch_fd`.
-    uppers: Vec<std::ffi::CString>,
+    /// The directories of the upper layers as the builder left them, relative to `scratch_fd`.
+    dirs: Vec<std::ffi::CString>,
     /// The pods' output and status pipes, kept for the blank's life: every pod's test writes
     /// them, the watcher drains them after it ends (the host's write ends stay open, so they
     /// never reach end of file; the watcher learns the end from the pidfd).
@@ -117,33 +117,51 @@ pub struct Blank {
 }
 
 /// A blank as the builder left it: the scratch's free inodes and blocks (every entry a pod
-/// creates or copies up, every byte it writes, every xattr takes some) and its upper layers' own
-/// directories (a chmod of a mount's root is copied up in place). What a pod cannot change
-/// there — the /dev it gets is nobody's — needs no look.
+/// creates or copies up, every byte it writes, every xattr takes some) and the stamps of the
+/// directories already in the upper layers (a chmod of a mount's root is copied up in place; an
+/// entry added or removed without a new inode, a hard link, changes its directory's times).
+/// What a pod cannot change there — the /dev nodes it gets are nobody's — needs no look.
 #[derive(PartialEq)]
 struct Baseline {
     free: (u64, u64),
-    roots: Vec<(u32, u32, u32)>,
+    dirs: Vec<[u64; 5]>,
 }
 
 impl Baseline {
-    fn of(scratch_fd: RawFd, uppers: &[std::ffi::CString]) -> Option<Baseline> {
+    fn of(scratch_fd: RawFd, dirs: &[std::ffi::CString]) -> Option<Baseline> {
         Some(Baseline {
             free: sys::free_inodes_and_blocks(scratch_fd).ok()?,
-            roots: uppers
+            dirs: dirs
                 .iter()
-                .map(|u| sys::owner_and_mode_at(scratch_fd, u))
+                .map(|d| sys::dir_stamp_at(scratch_fd, d))
                 .collect::<Result<_, _>>()
                 .ok()?,
         })
     }
 }
 
+/// Every directory below the upper layers `uppers` (relative to the scratch at `base`).
+fn upper_dirs(base: &str, uppers: Vec<String>) -> Vec<std::ffi::CString> {
+    let mut out = Vec::new();
+    let mut todo = uppers;
+    while let Some(rel) = todo.pop() {
+        if let Ok(rd) = std::fs::read_dir(format!("{base}/{rel}")) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    todo.push(format!("{rel}/{}", e.file_name().to_string_lossy()));
+                }
+            }
+        }
+        out.extend(std::ffi::CString::new(rel).ok());
+    }
+    out
+}
+
 impl Blank {
     /// Did the pod leave the scratch as the builder made it, and no message queue?
     pub fn pristine(&self) -> bool {
         let no_queues = sys::dir_is_empty_at(self.scratch_fd, pod::MQUEUE_DIR).unwrap_or(false);
-        no_queues && Baseline::of(self.scratch_fd, &self.uppers).as_ref() == Some(&self.baseline)
+        no_queues && Baseline::of(self.scratch_fd, &self.dirs).as_ref() == Some(&self.baseline)
     }
 }
 
@@ -270,16 +288,17 @@ impl Stock {
         };
         ns.into_iter().for_each(ownfd::mark);
         let prefix = format!("{}/", plan.scratch_mountpoint);
-        let uppers: Vec<std::ffi::CString> = scratch
+        let uppers: Vec<String> = scratch
             .uppers
             .iter()
-            .filter_map(|(_, u)| std::ffi::CString::new(u.strip_prefix(&prefix)?).ok())
+            .filter_map(|(_, u)| Some(u.strip_prefix(&prefix)?.to_string()))
             .collect();
+        let dirs = upper_dirs(&format!("/proc/self/fd/{scratch_fd}"), uppers);
         scratch.rebase(
             &plan.scratch_mountpoint,
             &format!("/proc/self/fd/{scratch_fd}"),
         );
-        let baseline = Baseline::of(scratch_fd, &uppers);
+        let baseline = Baseline::of(scratch_fd, &dirs);
         let pipes = (sys::pipe(), sys::pipe());
         let (Some(baseline), (Ok((out_r, out_w)), Ok((st_r, st_w)))) = (baseline, pipes) else {
             ns.into_iter().for_each(ownfd::close);
@@ -294,7 +313,7 @@ impl Stock {
         self.blanks[i] = Some(Blank {
             ns,
             scratch_fd: ownfd::own(scratch_fd),
-            uppers,
+            dirs,
             out_r,
             st_r,
             out_w,

@@ -115,6 +115,7 @@ impl Runtime {
         }
         let shared = new_shared();
         crate::pod::read_fault_injection();
+        crate::pod::probe_kernel();
         sys::at_exit(on_exit);
         Runtime {
             config,

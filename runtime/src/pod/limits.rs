@@ -29,9 +29,13 @@ pub fn apply(timeout_ms: u64, address_space: u64) -> Result<(), SetupError> {
     let (_, nproc_hard) = sys::getrlimit(libc::RLIMIT_NPROC);
     let n = MAX_PROCESSES.min(nproc_hard);
     sys::setrlimit(libc::RLIMIT_NPROC, n, n).step("limit processes")?;
-    let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
     lower_priority();
     Ok(())
+}
+
+/// First in line for the OOM killer, so the kernel kills the pod, not the host.
+pub fn oom_first() {
+    let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
 }
 
 pub fn lower_priority() {

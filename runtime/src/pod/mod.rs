@@ -137,7 +137,7 @@ pub enum Side {
     Test,
 }
 
-pub use mounts::{has_proc, root_of, Scratch};
+pub use mounts::{has_proc, probe_kernel, root_of, Scratch};
 
 /// Build the pod below the calling supervisor. Returns in the supervisor and in the test.
 pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
@@ -149,7 +149,7 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
             }),
             sys::Forked::Child => {
                 set_report_fd(ch.status_w);
-                in_test(|| test_steps(spec, ch, false));
+                in_test(|| test_steps(spec, ch, false, None));
                 Ok(Side::Test)
             }
         };
@@ -172,7 +172,7 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
                 sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
                     .step("set the parent-death signal")?;
                 mounts::enter_root(&scratch, spec.cwd.as_deref())?;
-                test_steps(spec, ch, true)
+                test_steps(spec, ch, true, None)
             });
             Ok(Side::Test)
         }
@@ -243,11 +243,20 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
             report_frame(b'D', b"");
         }
         sys::setns(w.netns, libc::CLONE_NEWNET).step("join the network namespace")?;
+        // What goes through /proc is done here, through the host's /proc (still reachable before
+        // chroot, its entries long made) rather than the pod's fresh one (each entry made anew):
+        // these files act on the calling task and its PID namespace, whichever /proc names them.
+        // (Without a host /proc there, they happen after chroot as in a cold test.)
+        let done = shm::privatize(spec.own_page).ok();
+        if done.is_some() {
+            mounts::limit_pids(c"/proc");
+            limits::oom_first();
+        }
         // This pod's /proc goes on top of those of the blank's earlier pods (detaching them
         // would wait for an RCU grace period, ~150 µs here; the stock bounds the stack).
-        mounts::enter_root_at(w.root, w.has_proc, spec.cwd.as_deref())?;
+        mounts::enter_root_at(w.root, w.has_proc, done.is_none(), spec.cwd.as_deref())?;
         sys::ring(w.doorbell);
-        test_steps(spec, ch, true)
+        test_steps(spec, ch, true, done)
     });
 }
 
@@ -267,7 +276,14 @@ pub fn tv_ns(tv: libc::timeval) -> u64 {
 }
 
 /// The test's own steps, after init has entered the pod's root.
-fn test_steps(spec: &PodSpec, ch: &Channels, isolated: bool) -> Result<(), SetupError> {
+/// `done`: the address-space size when the /proc steps (shared memory, pid_max, OOM score) are
+/// done already (a warm test).
+fn test_steps(
+    spec: &PodSpec,
+    ch: &Channels,
+    isolated: bool,
+    done: Option<u64>,
+) -> Result<(), SetupError> {
     if let Some(signals) = spec.signals {
         sys::restore_signal_state(signals);
     }
@@ -284,8 +300,14 @@ fn test_steps(spec: &PodSpec, ch: &Channels, isolated: bool) -> Result<(), Setup
     sys::close_all_except(3, &keep);
     if isolated {
         pid1::report_default_signals(spec.signals).step("install PID 1 signal reporting")?;
-        let address_space = shm::privatize(spec.own_page)?;
+        let address_space = match done {
+            Some(size) => size,
+            None => shm::privatize(spec.own_page)?,
+        };
         limits::apply(spec.timeout_ms, address_space)?;
+        if done.is_none() {
+            limits::oom_first();
+        }
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
         sys::drop_capabilities().step("drop capabilities")?;
     } else {

@@ -308,11 +308,17 @@ fn set_mode(path: &str, mode: u32) -> std::io::Result<()> {
 /// In pod init: a fresh /proc for the pod's PID namespace, a bound on its process count, then
 /// chroot into the pod root at the same working directory.
 pub fn enter_root(s: &Scratch, cwd: Option<&CStr>) -> Result<(), SetupError> {
-    enter_root_at(&s.root, s.has_proc, cwd)
+    enter_root_at(&s.root, s.has_proc, true, cwd)
 }
 
-/// `enter_root` for a root known by path (a warm pod's, the same in every blank).
-pub fn enter_root_at(root_c: &CStr, has_proc: bool, cwd: Option<&CStr>) -> Result<(), SetupError> {
+/// `enter_root` for a root known by path (a warm pod's, the same in every blank); `pid_max`:
+/// bound the process count through the new /proc (not done yet through another).
+pub fn enter_root_at(
+    root_c: &CStr,
+    has_proc: bool,
+    pid_max: bool,
+    cwd: Option<&CStr>,
+) -> Result<(), SetupError> {
     let root = root_c.to_str().unwrap_or("/");
     if has_proc {
         let proc_dir = c(&format!("{root}/proc"))?;
@@ -324,8 +330,9 @@ pub fn enter_root_at(root_c: &CStr, has_proc: bool, cwd: Option<&CStr>) -> Resul
             None,
         )
         .step("mount a fresh /proc")?;
-        // Linux 6.14+: pid_max per PID namespace bounds a fork bomb to this pod.
-        let _ = std::fs::write(format!("{root}/proc/sys/kernel/pid_max"), "512");
+        if pid_max {
+            limit_pids(&proc_dir);
+        }
     }
     sys::chroot(root_c).step("chroot into the pod root")?;
     let dir = cwd.unwrap_or(c"/");
@@ -333,6 +340,38 @@ pub fn enter_root_at(root_c: &CStr, has_proc: bool, cwd: Option<&CStr>) -> Resul
         sys::chdir(c"/").step("enter the working directory")?;
     }
     Ok(())
+}
+
+/// Linux 6.14+: pid_max per PID namespace bounds a fork bomb to this pod. The file acts on the
+/// writer's PID namespace, whichever /proc (`proc_dir`) names it. Before 6.14 it is the whole
+/// machine's limit, and a pod leaves it alone.
+pub fn limit_pids(proc_dir: &CStr) {
+    if !PID_MAX_PER_NS.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let path = format!("{}/sys/kernel/pid_max", proc_dir.to_string_lossy());
+    let _ = std::fs::write(path, "512");
+}
+
+static PID_MAX_PER_NS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// In the host, once, before any fork: is pid_max per PID namespace here (Linux 6.14+)?
+pub fn probe_kernel() {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    PID_MAX_PER_NS.store(
+        kernel_at_least(&release, (6, 14)),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// `release` as `uname -r` gives it ("6.18.44-fc-v657"), compared by major and minor.
+fn kernel_at_least(release: &str, want: (u32, u32)) -> bool {
+    let mut it = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (major, minor) >= want
 }
 
 /// Where a prepared scratch puts the pod root.
@@ -438,5 +477,20 @@ fn walk(dir: &std::path::Path, prefix: &str, out: &mut Vec<String>) {
         } else {
             out.push(path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_at_least;
+
+    #[test]
+    fn pid_max_per_namespace_from_6_14() {
+        assert!(kernel_at_least("6.18.44-fc-v657\n", (6, 14)));
+        assert!(kernel_at_least("6.14.0", (6, 14)));
+        assert!(kernel_at_least("7.0.1", (6, 14)));
+        assert!(!kernel_at_least("6.1.0-28-amd64", (6, 14)));
+        assert!(!kernel_at_least("5.15.0", (6, 14)));
+        assert!(!kernel_at_least("", (6, 14)));
     }
 }

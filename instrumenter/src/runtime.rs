@@ -3,7 +3,7 @@
 //! Search order (the first that exists wins):
 //! - header `invite.h`: `$INVITE_INCLUDE_DIR`; `<exe dir>/../include` (an installed prefix);
 //!   `<exe dir>/../../runtime/include` (a `target/<profile>/` inside the workspace); the
-//!   workspace this crate was built from.
+//!   runtime package this crate was built with.
 //! - library `libinvite.a`: `$INVITE_LIB_DIR`; the executable's own directory (the same
 //!   `target/<profile>/`), its parent (test binaries live in `target/<profile>/deps/`);
 //!   `<exe dir>/../lib`; then `target/release/` and `target/debug/` beside it.
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub const NATIVE_LIBS: &str = "-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc";
 
 /// The runtime's call-site header, as this precompiler was built with it.
-pub const HEADER: &str = include_str!("../../runtime/include/invite.h");
+pub const HEADER: &str = include_str!(env!("INVITE_HEADER"));
 
 /// Write `invite.h` into `dir` (for build scripts: add `dir` to the include path).
 pub fn write_header(dir: &Path) -> Result<PathBuf> {
@@ -53,7 +53,7 @@ impl Runtime {
                 libs.push(d.join("../..").join(profile));
             }
         }
-        includes.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/include"));
+        includes.push(PathBuf::from(env!("INVITE_INCLUDE_DIR_BUILT")));
         let include_dir = includes
             .iter()
             .find(|d| d.join("invite.h").is_file())
@@ -84,7 +84,7 @@ impl Runtime {
     pub fn libs(&self) -> Result<String> {
         let lib = self.library.as_ref().ok_or_else(|| {
             Error::Runtime(format!(
-                "libinvite.a not found (looked in {}); build it with `cargo build -p invite --release` or set INVITE_LIB_DIR",
+                "libinvite.a not found (looked in {}); build it with `cargo build -p invite-rt --release` or set INVITE_LIB_DIR",
                 list(&self.searched)
             ))
         })?;

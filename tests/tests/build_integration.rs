@@ -156,32 +156,56 @@ fn installed_tools_point_into_the_prefix() {
     );
 }
 
+/// Configure and build `dir` with CMake (`define`: how it finds invite); the program passes its
+/// tests, nothing is written beside the sources, and after editing only the `.ic` a rebuild
+/// gives a program that fails them.
+fn cmake_builds_and_rebuilds(dir: &Path, define: &str) {
+    let before = files(dir);
+    let build = dir.join("build");
+    sh(Command::new("cmake")
+        .arg("-S")
+        .arg(dir)
+        .arg("-B")
+        .arg(&build)
+        .arg(define));
+    sh(Command::new("cmake").arg("--build").arg(&build));
+    assert_eq!(outcomes(&build.join("calc"), dir), passes());
+    let mut after = files(dir);
+    after.remove("build");
+    after.remove("invite.jsonl");
+    assert_eq!(after, before, "the build wrote beside the sources");
+    break_the_test(dir);
+    sh(Command::new("cmake").arg("--build").arg(&build));
+    assert_eq!(outcomes(&build.join("calc"), dir), vec!["fail", "fail"]);
+}
+
+#[test]
+fn cmake_with_invite_cc_as_the_compiler() {
+    if !require_root("pods") {
+        return;
+    }
+    let d = project();
+    // A CMake project that knows nothing about invite.
+    let lists = std::fs::read_to_string(d.path().join("CMakeLists.txt")).unwrap();
+    let plain: String = lists
+        .lines()
+        .filter(|l| !l.contains("invite"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(d.path().join("CMakeLists.txt"), plain).unwrap();
+    let cc = prefix().join("bin/invite-cc");
+    cmake_builds_and_rebuilds(d.path(), &format!("-DCMAKE_C_COMPILER={}", cc.display()));
+}
+
 #[test]
 fn cmake_find_package_and_invite_instrument() {
     if !require_root("pods") {
         return;
     }
     let d = project();
-    let before = files(d.path());
-    let build = d.path().join("build");
-    sh(Command::new("cmake")
-        .arg("-S")
-        .arg(d.path())
-        .arg("-B")
-        .arg(&build)
-        .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix().display())));
-    sh(Command::new("cmake").arg("--build").arg(&build));
-    assert_eq!(outcomes(&build.join("calc"), d.path()), passes());
-    let mut after = files(d.path());
-    after.remove("build");
-    after.remove("invite.jsonl");
-    assert_eq!(after, before, "the build wrote beside the sources");
-    // Editing only the .ic rebuilds: the same program now fails its test.
-    break_the_test(d.path());
-    sh(Command::new("cmake").arg("--build").arg(&build));
-    assert_eq!(
-        outcomes(&build.join("calc"), d.path()),
-        vec!["fail", "fail"]
+    cmake_builds_and_rebuilds(
+        d.path(),
+        &format!("-DCMAKE_PREFIX_PATH={}", prefix().display()),
     );
     // A version request is checked against the installed version.
     std::fs::write(

@@ -3,10 +3,11 @@
 //!
 //! It runs `$INVITE_CC` (default `cc`; may hold words, e.g. `ccache gcc`) with the same
 //! arguments, except that: each `x.c` it compiles that has an `x.ic` beside it is compiled
-//! instrumented ([`instrument`]); with `-MD`/`-MMD` the dependency file names `x.c` and `x.ic`
-//! ([`depfile`]); links get the runtime ([`link`]). Preprocessing, `-M`, `--version`, `-r` and
-//! commands without input files pass through untouched ([`args`]). Precompiler errors are printed
-//! as `file:line:col: error: ...` and fail the compile.
+//! instrumented ([`instrument`]; not after `-x LANG`, where names no longer say the language);
+//! with `-MD`/`-MMD` the dependency file names `x.c` and `x.ic` ([`depfile`]); links get the
+//! runtime ([`link`]). Preprocessing, `-M`, `--version`, `-r` and commands without input files
+//! pass through untouched ([`args`]). Precompiler errors are printed as
+//! `file:line:col: error: ...` and fail the compile.
 
 mod args;
 mod depfile;

@@ -3,6 +3,9 @@
 # program using #[invite::in_vivo], each with in vivo tests in pods, and prints the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/setup.sh
+need gcc gcc
+need_installed
 root=$(pwd)
 cargo build --release --workspace
 bin="${CARGO_TARGET_DIR:-$root/target}/release"

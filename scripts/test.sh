@@ -1,6 +1,19 @@
 #!/usr/bin/env bash
-# The whole test suite: builds every crate (the C library included) and runs all tests.
+# The whole test suite: installs what the tests need when it is missing (as root; otherwise it
+# stops and prints the command to run), builds every crate (the C library included) and runs all
+# tests. To add a tool a test calls: one more `need TOOL PACKAGE` line below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/setup.sh
+need gcc gcc
+need clang clang
+need make make
+need pkg-config pkg-config
+need cmake cmake
+need nm binutils
+need setpriv util-linux
+need kill procps
+need chromium chromium
+need_installed
 cargo build --release --workspace --all-targets
 cargo test --release --workspace

@@ -14,6 +14,9 @@ need nm binutils
 need setpriv util-linux
 need kill procps
 need chromium chromium
+need dpkg-deb dpkg
 need_installed
 cargo build --release --workspace --all-targets
 cargo test --release --workspace
+# The published crates pack, and build from their packages alone, as crates.io and docs.rs get them.
+cargo package --quiet --workspace --allow-dirty --exclude invite-tests --exclude invite-macros-tests --exclude bank

@@ -14,6 +14,7 @@ mod depfile;
 mod error;
 mod instrument;
 mod link;
+mod manual;
 
 use args::{Invocation, Mode};
 use error::{Error, Result};
@@ -26,7 +27,13 @@ use std::process::{Command, ExitCode};
 const ACTIVE: &str = "INVITE_CC_ACTIVE";
 
 fn main() -> ExitCode {
-    match run(std::env::args_os().skip(1).collect()) {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if let [flag, kind] = &args[..] {
+        if flag == "--generate" {
+            return generate(manual::command(), &kind.to_string_lossy());
+        }
+    }
+    match run(args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{e}");
@@ -45,17 +52,22 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
     let runtime = Runtime::locate();
     if sources.is_empty() {
         let mut args = inv.args.clone();
-        if let Ok(rt) = &runtime {
+        if let Ok(mut rt) = runtime {
             // Hand-written code may include invite.h; searched after everything else.
             args.push("-idirafter".into());
             args.push(rt.include_dir.clone().into());
-            if let (Mode::Link, Some(lib)) = (inv.mode, &rt.library) {
-                args.extend(link::runtime_args(lib));
+            if inv.mode == Mode::Link {
+                // Objects compiled instrumented earlier need it; a link that does not leaves it
+                // unused. If it cannot be had, say why and link without it.
+                match rt.build_library() {
+                    Ok(lib) => args.extend(link::runtime_args(lib)),
+                    Err(e) => eprintln!("invite-cc: warning: {e}"),
+                }
             }
         }
         return Err(exec(compiler.args(&args)));
     }
-    let rt = runtime?;
+    let mut rt = runtime?;
     let scratch = tempfile::Builder::new()
         .prefix("invite-cc.")
         .tempdir()
@@ -66,10 +78,7 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
         })?;
     let (mut args, done) = instrument::instrument(&inv, scratch.path(), &rt.include_dir)?;
     if inv.mode == Mode::Link {
-        let lib = rt.library.as_ref().ok_or_else(|| {
-            Error::Setup("libinvite.a not found: install invite (scripts/install.sh)".into())
-        })?;
-        args.extend(link::runtime_args(lib));
+        args.extend(link::runtime_args(rt.build_library()?));
     }
     let status = compiler.args(&args).status().map_err(|source| Error::Io {
         what: "cannot run the compiler",
@@ -87,6 +96,17 @@ fn run(args: Vec<OsString>) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `invite-cc --generate man|bash|...` (no compiler has that option): the man page.
+fn generate(cmd: clap::Command, kind: &str) -> ExitCode {
+    match invite_instrumenter::docgen::generate(cmd, kind, &mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("invite-cc: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The wrapped compiler: `$INVITE_CC`, default `cc`.

@@ -19,7 +19,7 @@ mod report;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +49,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, kind] = &argv[..] {
+        if flag == "--generate" {
+            return generate(kind);
+        }
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Report(args) => cmd::report::run(args),
@@ -61,4 +67,32 @@ fn main() -> ExitCode {
         eprintln!("invite: error: {e}");
         ExitCode::from(2)
     })
+}
+
+/// `invite --generate man|bash|zsh|fish|elvish|powershell`, for packagers (scripts/deb.sh): the
+/// man page or a completion script, from the argument definitions above, on stdout.
+fn generate(kind: &str) -> ExitCode {
+    let mut cmd = Cli::command();
+    let out = &mut std::io::stdout();
+    let done = match kind {
+        "man" => clap_mangen::Man::new(cmd)
+            .render(out)
+            .map_err(|e| e.to_string()),
+        shell => match shell.parse::<clap_complete::Shell>() {
+            Ok(shell) => {
+                clap_complete::generate(shell, &mut cmd, "invite", out);
+                Ok(())
+            }
+            Err(_) => Err(format!(
+                "--generate: unknown kind '{kind}' (man, bash, zsh, fish, elvish, powershell)"
+            )),
+        },
+    };
+    done.map_or_else(
+        |e| {
+            eprintln!("invite: error: {e}");
+            ExitCode::from(2)
+        },
+        |()| ExitCode::SUCCESS,
+    )
 }

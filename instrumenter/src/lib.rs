@@ -19,6 +19,7 @@
 //! ```
 //! The Rust program links the runtime by depending on the `invite` crate.
 
+pub mod docgen;
 pub mod emit;
 pub mod error;
 pub mod parse;

@@ -1,8 +1,10 @@
 //! `invite-precompile`: the command line of the C precompiler. See the library docs and
 //! docs/ic-format.md.
 
-use clap::Parser;
-use invite_instrumenter::{instrument_dir, instrument_file, instrument_to_vec, Error, Runtime};
+use clap::{CommandFactory, Parser};
+use invite_instrumenter::{
+    docgen, instrument_dir, instrument_file, instrument_to_vec, Error, Runtime,
+};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +39,19 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, kind] = &argv[..] {
+        if flag == "--generate" {
+            // For packagers (scripts/deb.sh): the man page or a completion script.
+            return match docgen::generate(Args::command(), kind, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("invite-precompile: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,7 +64,10 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), Error> {
     if args.cflags || args.libs || args.pkg_config {
-        let rt = Runtime::locate()?;
+        let mut rt = Runtime::locate()?;
+        if args.libs || args.pkg_config {
+            rt.build_library()?;
+        }
         let mut line = Vec::new();
         if args.pkg_config {
             print!("{}", rt.pkg_config()?);

@@ -6,7 +6,14 @@
 //!   runtime package this crate was built with.
 //! - library `libinvite.a`: `$INVITE_LIB_DIR`; the executable's own directory (the same
 //!   `target/<profile>/`), its parent (test binaries live in `target/<profile>/deps/`);
-//!   `<exe dir>/../lib`; then `target/release/` and `target/debug/` beside it.
+//!   `<exe dir>/../lib`; then `target/release/` and `target/debug/` beside it; then the cache
+//!   where [`Runtime::build_library`] puts it.
+//!
+//! A precompiler installed alone (`cargo install invite-instrumenter`) has its header (embedded,
+//! and in the runtime package it was built with) but no library beside it: `--libs`,
+//! `--pkg-config` and `invite-cc` then build `libinvite.a` once, on first use, from the source
+//! of the runtime package this precompiler was built with (in cargo's registry), into
+//! `$XDG_CACHE_HOME/invite/<version>/` (default `~/.cache/invite/<version>/`).
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -54,6 +61,7 @@ impl Runtime {
             }
         }
         includes.push(PathBuf::from(env!("INVITE_INCLUDE_DIR_BUILT")));
+        libs.extend(cache_dir().map(|c| c.join("target/release")));
         let include_dir = includes
             .iter()
             .find(|d| d.join("invite.h").is_file())
@@ -73,6 +81,54 @@ impl Runtime {
             library,
             searched: libs,
         })
+    }
+
+    /// The library, built now into the cache if it was not found (see the module docs): cargo
+    /// builds the runtime package this precompiler was built with; its output goes to stderr.
+    pub fn build_library(&mut self) -> Result<&Path> {
+        if self.library.is_none() {
+            let source = Path::new(env!("INVITE_INCLUDE_DIR_BUILT")).join("..");
+            let manifest = source.join("Cargo.toml");
+            let cache = cache_dir().ok_or_else(|| {
+                Error::Runtime("libinvite.a not found, and neither XDG_CACHE_HOME nor HOME is set to build it in".into())
+            })?;
+            if !manifest.is_file() {
+                return Err(Error::Runtime(format!(
+                    "libinvite.a not found (looked in {}), and the runtime's source it would be built from is gone ({}); reinstall, or set INVITE_LIB_DIR",
+                    list(&self.searched),
+                    clean(&manifest).display()
+                )));
+            }
+            let target = cache.join("target");
+            eprintln!(
+                "invite: building libinvite.a {} into {} (first use only)",
+                env!("CARGO_PKG_VERSION"),
+                target.display()
+            );
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = std::process::Command::new(&cargo)
+                .args(["build", "--release", "--lib", "--manifest-path"])
+                .arg(&manifest)
+                .arg("--target-dir")
+                .arg(&target)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .map_err(|e| {
+                    Error::Runtime(format!(
+                        "libinvite.a not found, and cargo ({}) cannot be run to build it: {e}",
+                        Path::new(&cargo).display()
+                    ))
+                })?;
+            let lib = target.join("release/libinvite.a");
+            if !status.success() || !lib.is_file() {
+                return Err(Error::Runtime(format!(
+                    "building libinvite.a from {} failed ({status}); set INVITE_LIB_DIR to a built one",
+                    clean(&source).display()
+                )));
+            }
+            self.library = Some(lib);
+        }
+        Ok(self.library.as_deref().expect("set above"))
     }
 
     /// Flags to compile instrumented C: `-I<include dir>`.
@@ -100,6 +156,15 @@ impl Runtime {
             env!("CARGO_PKG_VERSION"),
         ))
     }
+}
+
+/// `$XDG_CACHE_HOME/invite/<version>`, else `~/.cache/invite/<version>`.
+fn cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| Path::new(d).is_absolute())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    Some(base.join("invite").join(env!("CARGO_PKG_VERSION")))
 }
 
 fn clean(p: &Path) -> PathBuf {

@@ -143,12 +143,14 @@ fn cargo_install_gives_working_tools() {
     let root = d.path().join("cargo-root");
     for package in ["instrumenter", "cli"] {
         // The workspace's target directory: the install reuses what the suite built.
-        sh(Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
-            .args(["install", "--locked", "--quiet", "--path"])
-            .arg(workspace().join(package))
-            .arg("--root")
-            .arg(&root)
-            .env("CARGO_TARGET_DIR", profile_dir().parent().unwrap()));
+        sh(
+            Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
+                .args(["install", "--locked", "--quiet", "--path"])
+                .arg(workspace().join(package))
+                .arg("--root")
+                .arg(&root)
+                .env("CARGO_TARGET_DIR", profile_dir().parent().unwrap()),
+        );
     }
     let bin = root.join("bin");
     let v = stdout(sh(Command::new(bin.join("invite")).arg("--version")));
@@ -205,4 +207,58 @@ fn cargo_install_gives_working_tools() {
     let j = journal(&work.join("invite.jsonl"));
     let outcomes: Vec<_> = tests_of(&j).iter().map(|t| t["outcome"].clone()).collect();
     assert_eq!(outcomes, ["pass", "pass"], "{j:#?}");
+}
+
+/// `cargo add invite-rt` (here from the workspace's path, as it is not published from here): the
+/// dependency is written under the package's name and the code reads `invite::`.
+#[test]
+fn cargo_add_invite_rt_and_use_it_as_invite() {
+    let d = scratch();
+    let app = d.path().join("app");
+    let cargo = || {
+        let mut c = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
+        c.current_dir(&app)
+            .env("CARGO_TARGET_DIR", profile_dir().parent().unwrap());
+        c
+    };
+    sh(
+        Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
+            .args(["new", "--quiet", "--vcs", "none", "app"])
+            .current_dir(d.path()),
+    );
+    sh(cargo()
+        .args(["add", "--quiet", "--offline", "--path"])
+        .arg(workspace().join("runtime")));
+    let manifest = std::fs::read_to_string(app.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("invite-rt = {"), "{manifest}");
+    std::fs::write(
+        app.join("src/main.rs"),
+        r#"#[invite::in_vivo(test = positive, probability = 1.0)]
+fn double(x: i64) -> i64 {
+    x * 2
+}
+
+fn positive(x: i64) -> bool {
+    x > 0
+}
+
+fn main() {
+    println!("{}", double(21));
+}
+"#,
+    )
+    .unwrap();
+    sh(cargo().args(["build", "--quiet", "--offline", "--release"]));
+    let exe = profile_dir().join("app");
+    if !require_root("pods") {
+        return;
+    }
+    let o = run(&exe, &[], &app, &[("INVITE_MAX_OVERHEAD", "off")]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "42\n");
+    let j = journal(&app.join("invite.jsonl"));
+    let t = tests_of(&j);
+    assert_eq!(t.len(), 1, "{j:#?}");
+    assert_eq!(t[0]["function"], "app::double");
+    assert_eq!(t[0]["outcome"], "pass");
 }

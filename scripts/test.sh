@@ -16,4 +16,4 @@ need kill procps
 need chromium chromium
 need_installed
 cargo build --release --workspace --all-targets
-cargo test --release --workspace
+cargo test --release --workspace --no-fail-fast

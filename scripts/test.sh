@@ -14,6 +14,7 @@ need nm binutils
 need setpriv util-linux
 need kill procps
 need chromium chromium
+need /etc/ssl/certs/ca-certificates.crt ca-certificates   # the bzip2 test fetches a crate
 need_installed
 cargo build --release --workspace --all-targets
 cargo test --release --workspace --no-fail-fast

@@ -12,7 +12,7 @@ need pkg-config pkg-config
 need cmake cmake
 need nm binutils
 need setpriv util-linux
-need kill procps
+need /bin/kill procps   # not the shell builtin: a test runs the program
 need chromium chromium
 need /etc/ssl/certs/ca-certificates.crt ca-certificates   # the bzip2 test fetches a crate
 need_installed

@@ -1,6 +1,7 @@
 # Sourced by demo.sh and test.sh: install what they need on a fresh Debian/Ubuntu machine.
 #
-#   need TOOL PACKAGE     the command TOOL comes from the Debian package PACKAGE
+#   need TOOL PACKAGE     the command TOOL (or, when it starts with /, the file TOOL) comes from
+#                         the Debian package PACKAGE
 #   need_installed        installs every missing PACKAGE at once (as root: apt-get), or, when not
 #                         root, stops at once with the one command that installs them
 #
@@ -9,7 +10,10 @@
 invite_missing=()
 
 need() {
-    command -v "$1" >/dev/null 2>&1 || invite_missing+=("$2")
+    case "$1" in
+    /*) [ -e "$1" ] || invite_missing+=("$2") ;;
+    *) command -v "$1" >/dev/null 2>&1 || invite_missing+=("$2") ;;
+    esac
 }
 
 need_installed() {

@@ -52,7 +52,7 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
             names.push(&b.name);
         }
     }
-    let found = c::find_definitions(c_src, &names);
+    let found = c::find_definitions(c_src, &names, &[]);
     let mut targets: Vec<Target> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
     for (index, block) in ic.blocks() {
@@ -64,7 +64,7 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
             if let Some((_, at, what)) = found.unparsed.iter().find(|(n, ..)| *n == block.name) {
                 return Err(c_src.error(
                     *at,
-                    format!("cannot parse the C around `{}`: {what}", block.name),
+                    format!("cannot read the head of `{}`: {what}", block.name),
                 ));
             }
             if let Some((at, what)) = &found.scan.problem {
@@ -198,12 +198,6 @@ fn check_duplicate_tests(ic_src: &Source, ic: &IcFile) -> Result<(), Diagnostic>
 }
 
 fn check_definition(c_src: &Source, d: &FunctionDef) -> Result<(), Diagnostic> {
-    if let Some((at, what)) = &d.syntax_error {
-        return Err(c_src.error(
-            *at,
-            format!("cannot parse the definition of `{}`: {what}", d.name),
-        ));
-    }
     for (i, p) in d.params.iter().enumerate() {
         match &p.name {
             None => {

@@ -18,6 +18,15 @@ use crate::parse::Source;
 use crate::plan::{Plan, Target};
 use std::fmt::Write as _;
 
+/// The line that starts the test section of every output: its presence marks an input that has
+/// been instrumented already.
+pub const MARKER: &[u8] = b"/* ---- in vivo tests (invite-precompile) ---- */";
+
+/// Where an instrumented file's test section starts, if `text` is one.
+pub fn instrumented_at(text: &[u8]) -> Option<usize> {
+    crate::parse::scan::find(text, 0, MARKER)
+}
+
 pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8> {
     let mut out: Vec<u8> = Vec::with_capacity(c.text.len() + 4096);
     let c_name = c_string(&c.name);
@@ -40,33 +49,31 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
             out.push(b'\n');
         }
         let line = c.line(def.start);
-        if !def.kr {
-            let mut head = c.text[def.start..def.declarator_end].to_vec();
-            blank_inline(&mut head, def);
-            push_line(&mut out, line, &c_name);
-            out.extend_from_slice(&head);
-            out.extend_from_slice(b";\n");
-        }
+        push_line(&mut out, line, &c_name);
+        out.extend_from_slice(&declaration(c, def));
+        out.extend_from_slice(b";\n");
+        // The renamed original gets internal linkage from a declaration before it, whatever its
+        // head says (its storage class may come from a macro): a later definition without
+        // `static` takes the linkage of the earlier `static` declaration (C11 6.2.2p4-5).
+        // (Naming the function must not warn if it is deprecated.)
+        out.extend_from_slice(
+            format!(
+                "#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wdeprecated-declarations\"\nstatic __typeof__({0}) _{0};\n#pragma GCC diagnostic pop\n",
+                target.name
+            )
+            .as_bytes(),
+        );
         for &b in &target.blocks {
             let Item::Block(block) = &ic.items[b] else {
                 continue;
             };
             push_line(&mut out, ic_src.line(block.proto.start), &ic_name);
-            if def.is_static && !block.is_static {
-                out.extend_from_slice(b"static ");
-            }
             out.extend_from_slice(&ic_src.text[block.proto.clone()]);
             out.extend_from_slice(b";\n");
-        }
-        if !def.is_static && def.extern_kw.is_none() {
-            out.extend_from_slice(b"static\n");
         }
         push_line(&mut out, line, &c_name);
         pad(&mut out, c.column(def.start));
         let mut body = c.text[def.start..def.end].to_vec();
-        if let Some(e) = &def.extern_kw {
-            body[e.start - def.start..e.end - def.start].copy_from_slice(b"static");
-        }
         let at = def.name_range.start - def.start;
         body.insert(at, b'_');
         out.extend_from_slice(&body);
@@ -83,7 +90,9 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
     }
 
     // The .ic code and tests.
-    out.extend_from_slice(b"\n/* ---- in vivo tests (invite-precompile) ---- */\n#include \"invite.h\"\n#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wunused-parameter\"\n");
+    out.push(b'\n');
+    out.extend_from_slice(MARKER);
+    out.extend_from_slice(b"\n#include \"invite.h\"\n#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wunused-parameter\"\n");
     let test_target = |item: usize| {
         plan.targets
             .iter()
@@ -237,6 +246,18 @@ fn wrapper(
     if def.in_conditional {
         out.extend_from_slice(b"#endif\n");
     }
+}
+
+/// The definition's head as a declaration of the original name: K&R parameter names become
+/// `()` (a declaration may not list names without types); a non-static `inline` is blanked.
+fn declaration(c: &Source, def: &FunctionDef) -> Vec<u8> {
+    let mut head = c.text[def.start..def.declarator_end].to_vec();
+    blank_inline(&mut head, def);
+    if def.kr {
+        let r = def.params_range.start - def.start + 1..def.params_range.end - def.start - 1;
+        head.splice(r, std::iter::empty());
+    }
+    head
 }
 
 /// A non-static `inline` wrapper could not hold its `static` sites (C99 6.7.4p3), so the

@@ -1,17 +1,19 @@
 //! Step 1, `parse`: read the `.c` file and the `.ic` file into structures the plan can use.
 //!
 //! - [`scan`] finds, in one fast lexical pass over the whole `.c` file, where the functions named
-//!   in the `.ic` could be defined (a multi-megabyte file is never handed to tree-sitter whole).
-//! - [`c`] parses each such region with tree-sitter-c into a [`c::FunctionDef`].
+//!   in the `.ic` could be defined: the head before each top-level body, with braces matched.
+//! - [`c`] reads each such head into a [`c::FunctionDef`]; bodies are never parsed.
 //! - [`ic`] parses the `.ic` file (the 2008 Invite format plus extensions, docs/ic-format.md).
-//! - [`decl`] reads C declarators (names, parameters) from tree-sitter nodes, for both.
+//! - [`head`] reads a function head (name, parameters, storage class) from [`tokens`], taking
+//!   every identifier it does not know for a macro; for both files.
 //!
 //! This step owns no decisions about phases or output; it only says what is there and where.
 
 pub mod c;
-pub mod decl;
+pub mod head;
 pub mod ic;
 pub mod scan;
+pub mod tokens;
 
 use crate::error::{Diagnostic, Location};
 use std::sync::OnceLock;

@@ -13,7 +13,7 @@
 
 use super::is_ident_byte;
 use super::is_ident_start;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A region of the file that may hold a definition of a wanted function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub struct Candidate {
     pub name_at: usize,
     /// Start of the top-level item that contains the name.
     pub item_start: usize,
+    /// The `{` that opens the body.
+    pub body_start: usize,
     /// One past the `}` that closes the item's body.
     pub item_end: usize,
     /// Inside `#if`/`#ifdef`/`#ifndef`.
@@ -33,7 +35,21 @@ pub struct Candidate {
 #[derive(Debug, Default)]
 pub struct Scan {
     pub candidates: Vec<Candidate>,
+    /// Every top-level item with a function body: start, `{`, one past `}`, in `#if`.
+    pub bodies: Vec<Body>,
+    /// First top-level (outside braces and parentheses, or `#define`d) use of each name of the
+    /// second set given to [`scan`]: the names a `.ic` must not reuse.
+    pub top_level: HashMap<Vec<u8>, usize>,
     pub problem: Option<(usize, String)>,
+}
+
+/// A top-level item that ends in a function body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    pub item_start: usize,
+    pub body_start: usize,
+    pub item_end: usize,
+    pub in_conditional: bool,
 }
 
 struct Pending {
@@ -46,7 +62,7 @@ struct Pending {
 /// K&R definitions put parameter declarations (`int a;`) between `)` and `{`; allow this many.
 const MAX_KR_DECLARATIONS: u32 = 32;
 
-pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
+pub fn scan(text: &[u8], names: &HashSet<&[u8]>, watched: &HashSet<&[u8]>) -> Scan {
     let n = text.len();
     let mut out = Scan::default();
     let mut pending: Vec<Pending> = Vec::new();
@@ -57,6 +73,12 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
     let mut prev: u8 = b';';
     let mut outer_open_at = 0usize;
     let mut outer_is_body = false;
+    let mut outer_in_conditional = false;
+    // Within the current top-level item: the last `)` outside attribute parentheses, and the last
+    // `struct`/`union`/`enum` (a `{` after an identifier is a body only if a `)` came later).
+    let mut last_rparen: Option<usize> = None;
+    let mut last_tag: Option<usize> = None;
+    let mut attribute_paren: Option<i64> = None;
     let mut conditionals: Vec<i64> = Vec::new();
     let mut line_start = true;
     let mut i = 0usize;
@@ -98,11 +120,19 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
                     b"endif" => {
                         conditionals.pop();
                     }
+                    b"define" if !watched.is_empty() => {
+                        let (at, name) = defined_name(text, i, end);
+                        if watched.contains(name) {
+                            out.top_level.entry(name.to_vec()).or_insert(at);
+                        }
+                    }
                     _ => {}
                 }
-                if depth == 0 {
+                if depth == 0 && paren == 0 {
                     last_boundary = end;
                     prev = b';';
+                    last_rparen = None;
+                    last_tag = None;
                 }
                 i = end;
                 continue;
@@ -134,7 +164,10 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
             b'{' => {
                 if depth == 0 {
                     outer_open_at = i;
-                    outer_is_body = matches!(prev, b')' | b';');
+                    outer_in_conditional = !conditionals.is_empty();
+                    outer_is_body = matches!(prev, b')' | b';')
+                        || (prev == b'a'
+                            && last_rparen.is_some_and(|r| last_tag.is_none_or(|t| r > t)));
                     open.append(&mut pending);
                 }
                 depth += 1;
@@ -144,13 +177,22 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
                 depth -= 1;
                 if depth == 0 {
                     if outer_is_body {
+                        out.bodies.push(Body {
+                            item_start: last_boundary,
+                            body_start: outer_open_at,
+                            item_end: i + 1,
+                            in_conditional: outer_in_conditional,
+                        });
                         last_boundary = i + 1;
+                        last_rparen = None;
+                        last_tag = None;
                     }
                     prev = b'}';
                     for p in open.drain(..) {
                         out.candidates.push(Candidate {
                             name_at: p.name_at,
                             item_start: p.item_start,
+                            body_start: outer_open_at,
                             item_end: i + 1,
                             in_conditional: p.in_conditional,
                         });
@@ -179,12 +221,19 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
             }
             b')' => {
                 paren = (paren - 1).max(0);
+                if attribute_paren.is_some_and(|p| paren <= p) {
+                    attribute_paren = None;
+                } else if attribute_paren.is_none() {
+                    last_rparen = Some(i);
+                }
                 prev = b')';
                 i += 1;
             }
             b';' => {
                 if paren == 0 {
                     last_boundary = i + 1;
+                    last_rparen = None;
+                    last_tag = None;
                     let after_paren = prev == b')';
                     pending.retain_mut(|p| {
                         p.semicolons += 1;
@@ -204,7 +253,20 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
                 while i < n && is_ident_byte(text[i]) {
                     i += 1;
                 }
-                if names.contains(&text[start..i]) {
+                let word = &text[start..i];
+                match word {
+                    b"struct" | b"union" | b"enum" => last_tag = Some(start),
+                    b"__attribute__" | b"__attribute" | b"__declspec" | b"__asm__" | b"__asm"
+                        if attribute_paren.is_none() =>
+                    {
+                        attribute_paren = Some(paren)
+                    }
+                    _ => {}
+                }
+                if paren == 0 && !watched.is_empty() && watched.contains(word) {
+                    out.top_level.entry(word.to_vec()).or_insert(start);
+                }
+                if names.contains(word) {
                     let mut k = i;
                     while k < n && text[k].is_ascii_whitespace() {
                         k += 1;
@@ -234,6 +296,23 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
         problem(&mut out, outer_open_at, "this `{` is never closed");
     }
     out
+}
+
+/// The name a `#define` line defines, and where.
+fn defined_name(text: &[u8], hash: usize, end: usize) -> (usize, &[u8]) {
+    let mut j = hash + 1;
+    while j < end && matches!(text[j], b' ' | b'\t') {
+        j += 1;
+    }
+    j += b"define".len().min(end - j);
+    while j < end && matches!(text[j], b' ' | b'\t') {
+        j += 1;
+    }
+    let start = j;
+    while j < end && is_ident_byte(text[j]) {
+        j += 1;
+    }
+    (start, &text[start..j])
 }
 
 /// End (offset of the terminating newline, or EOF) of the directive starting at `#`, and its
@@ -333,7 +412,7 @@ mod tests {
     fn finds_definitions_not_declarations_or_calls() {
         let src =
             b"int foo(int);\nint x = foo(1);\n/* foo( */\nint foo(int a)\n{ return foo(a); }\n";
-        let s = scan(src, &names(&["foo"]));
+        let s = scan(src, &names(&["foo"]), &names(&[]));
         assert_eq!(s.candidates.len(), 1);
         let c = &s.candidates[0];
         assert_eq!(c.item_start, 29);
@@ -344,7 +423,7 @@ mod tests {
     #[test]
     fn macro_around_name_kr_and_conditionals() {
         let src = b"#ifdef X\nint BZ_API(foo)(int a) { return a; }\n#endif\nint kr(a) int a; { return a; }\n";
-        let s = scan(src, &names(&["foo", "kr"]));
+        let s = scan(src, &names(&["foo", "kr"]), &names(&[]));
         assert_eq!(s.candidates.len(), 2);
         assert!(s.candidates[0].in_conditional);
         assert!(!s.candidates[1].in_conditional);
@@ -352,7 +431,7 @@ mod tests {
 
     #[test]
     fn reports_unclosed_brace() {
-        let s = scan(b"int f(void) {\n", &names(&["f"]));
+        let s = scan(b"int f(void) {\n", &names(&["f"]), &names(&[]));
         assert!(s.candidates.is_empty());
         assert_eq!(s.problem.unwrap().0, 12);
     }

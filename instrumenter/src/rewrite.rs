@@ -188,18 +188,20 @@ fn wrapper(
         .collect();
     let args = args.join(", ");
     let original = format!("_{}({args})", target.name);
+    // Declarations first, then statements (C90 style, as `-Wdeclaration-after-statement` wants).
+    let mut decls = String::new();
     let mut s = String::new();
+    let _ = writeln!(decls, "#line {line} {c_name}");
     let mut site = 0usize;
-    let mut emit_tests = |s: &mut String, phase: Phase| {
+    let mut emit_tests = |decls: &mut String, s: &mut String, phase: Phase| {
         for t in target.tests.iter().filter(|t| t.phase == phase) {
             let Item::Test(test) = &ic.items[t.item] else {
                 continue;
             };
             let id = format!("invite_site_{site}");
             site += 1;
-            let _ = writeln!(s, "#line {line} {c_name}");
             let _ = writeln!(
-                s,
+                decls,
                 "    static invite_site {id} = INVITE_SITE({}, {}, {c_name}, {line}, {}, {:?}, {});",
                 c_string(&target.name),
                 c_string(&t.name),
@@ -228,20 +230,22 @@ fn wrapper(
             );
         }
     };
-    emit_tests(&mut s, Phase::Pre);
+    emit_tests(&mut decls, &mut s, Phase::Pre);
     let _ = writeln!(s, "#line {line} {c_name}");
     if def.returns_void {
         let _ = writeln!(s, "    {original};");
     } else {
-        let _ = writeln!(s, "    __typeof__({original}) invite_ret = {original};");
+        let _ = writeln!(decls, "    __typeof__({original}) invite_ret;");
+        let _ = writeln!(s, "    invite_ret = {original};");
     }
-    emit_tests(&mut s, Phase::Post);
+    emit_tests(&mut decls, &mut s, Phase::Post);
     let _ = writeln!(s, "#line {line} {c_name}");
     if def.returns_void {
         s.push_str("}\n");
     } else {
         s.push_str("    return invite_ret;\n}\n");
     }
+    out.extend_from_slice(decls.as_bytes());
     out.extend_from_slice(s.as_bytes());
     if def.in_conditional {
         out.extend_from_slice(b"#endif\n");

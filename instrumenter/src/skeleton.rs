@@ -62,7 +62,9 @@ fn refusal(c: &Source, d: &FunctionDef) -> Option<String> {
         return Some("old-style (K&R) definition: write its prototype by hand".into());
     }
     if c.text[d.start..d.declarator_end].contains(&b'#') && has_directive(c, d) {
-        return Some("a preprocessor line inside its head".into());
+        return Some(
+            "a preprocessor line inside its head: the .ic prototype cannot hold it".into(),
+        );
     }
     for (i, p) in d.params.iter().enumerate() {
         match &p.name {
@@ -139,7 +141,7 @@ pub fn skeleton(c: &Source) -> Skeleton {
         let same = &by_name[d.name.as_str()];
         let why = refusal(c, d).or_else(|| {
             (same.iter().any(|o| shape(o) != shape(d)))
-                .then(|| "defined differently in several #if branches".to_string())
+                .then(|| "defined differently in several #if branches: one .ic prototype cannot match all".to_string())
         });
         if let Some(why) = why {
             out.push_str(&format!(

@@ -57,7 +57,14 @@ pub fn find_definitions(src: &Source, wanted: &[&str], watched: &[&str]) -> Defi
         }
         let region = cand.item_start..cand.body_start;
         let named = |toks: &[Tok]| toks.iter().position(|t| t.start == cand.name_at);
-        match read_head(src, region, cand.in_conditional, cand.item_end, named) {
+        let place = Place {
+            region,
+            undefs: &scan.undefs,
+            in_conditional: cand.in_conditional,
+            split_head: cand.split_head,
+            end: cand.item_end,
+        };
+        match read_head(src, &place, &scan.item_macros, named) {
             Ok(Some(d)) => defs.push(d),
             Ok(None) => {}
             Err(e) => {
@@ -89,7 +96,14 @@ pub fn all_definitions(src: &Source) -> (Vec<Result<FunctionDef, Unread>>, Scan)
             let h = head::find_name(&src.text, toks, &b).ok()??;
             Some(h.name)
         };
-        match read_head(src, region, body.in_conditional, body.item_end, |t| {
+        let place = Place {
+            region,
+            undefs: &scan.undefs,
+            in_conditional: body.in_conditional,
+            split_head: body.split_head,
+            end: body.item_end,
+        };
+        match read_head(src, &place, &scan.item_macros, |t| {
             found = pick(t);
             found
         }) {
@@ -108,27 +122,80 @@ fn ident_end(text: &[u8], at: usize) -> usize {
         .count()
 }
 
-/// Read the head in `region` (up to the body's `{`), whose name is the token `name` picks.
+/// How many leading tokens are calls of macros that make items of their own: calls of the file's
+/// `item_macros`, and any top-level call followed by a blank line (`rb_gen(...)` from a header,
+/// then the function), as long as a parameter list remains after them.
+fn item_macro_calls(
+    text: &[u8],
+    toks: &[Tok],
+    item_macros: &HashSet<Vec<u8>>,
+) -> Result<usize, head::HeadError> {
+    let b = Brackets::new(text, toks)?;
+    let mut cut = 0;
+    let mut i = 0;
+    while i < toks.len() {
+        let t = toks[i];
+        if t.kind == Kind::Ident && toks.get(i + 1).is_some_and(|n| n.is(b'(')) {
+            let close = b.end(toks, i + 1);
+            let blank = toks.get(close + 1).is_some_and(|n| {
+                let gap = &text[toks[close].end..n.start];
+                gap.split(|&c| c == b'\n')
+                    .skip(1)
+                    .any(|l| l.iter().all(u8::is_ascii_whitespace))
+                    && gap.iter().filter(|&&c| c == b'\n').count() >= 2
+            });
+            let rest_has_params = toks[close + 1..].iter().any(|n| n.is(b'('));
+            if rest_has_params && (blank || item_macros.contains(&text[t.start..t.end])) {
+                cut = close + 1;
+            }
+            i = close;
+        } else if let Kind::Punct(b'(' | b'[' | b'{') = t.kind {
+            i = b.end(toks, i);
+        }
+        i += 1;
+    }
+    Ok(cut)
+}
+
+/// Where a definition's head is: from the end of the previous item to the body's `{`.
+struct Place<'s> {
+    region: Range<usize>,
+    undefs: &'s std::collections::HashMap<Vec<u8>, Vec<usize>>,
+    in_conditional: bool,
+    split_head: bool,
+    end: usize,
+}
+
+/// Read the head in `place`, whose name is the token `name` picks. A call of one of the file's
+/// `item_macros` before the name is an item of its own, not part of the head.
 fn read_head(
     src: &Source,
-    region: Range<usize>,
-    in_conditional: bool,
-    end: usize,
+    place: &Place<'_>,
+    item_macros: &HashSet<Vec<u8>>,
     name: impl FnOnce(&[Tok]) -> Option<usize>,
 ) -> Result<Option<FunctionDef>, head::HeadError> {
     let text = &src.text;
+    let region = place.region.clone();
     let all = tokens::lex(text, region.clone()).map_err(|at| head::HeadError {
         at,
         message: "unterminated comment".into(),
     })?;
-    let toks: Vec<Tok> = all
+    let mut toks: Vec<Tok> = all
         .iter()
         .copied()
         .filter(|t| t.kind != Kind::Directive)
         .collect();
+    let cut = item_macro_calls(text, &toks, item_macros)?;
+    toks.drain(..cut);
     let Some(n) = name(&toks) else {
         return Ok(None);
     };
+    if place.split_head {
+        return Err(head::HeadError {
+            at: toks[n].start,
+            message: "#if branches in its head: they share one body".into(),
+        });
+    }
     let b = Brackets::new(text, &toks)?;
     let Some(h) = head::read(text, &toks, &b, n)? else {
         return Ok(None);
@@ -154,16 +221,30 @@ fn read_head(
             message: "a conditional directive inside the declarator: which parameters exist depends on it".into(),
         });
     }
+    // The wrapper repeats the head at the end of the file: a macro it uses must still be defined.
+    if let Some((t, at)) = toks[..].iter().find_map(|t| {
+        let undefs = place.undefs.get(&text[t.start..t.end])?;
+        undefs.iter().find(|&&u| u > place.end).map(|&u| (t, u))
+    }) {
+        return Err(head::HeadError {
+            at: t.start,
+            message: format!(
+                "a macro #undef'd later in its head: `{}` is #undef'd at line {}, before the wrapper at the end of the file",
+                String::from_utf8_lossy(&text[t.start..t.end]),
+                src.line(at)
+            ),
+        });
+    }
     let start = toks.first().map_or(region.start, |t| t.start);
-    let first = all.first().map_or(start, |t| t.start).min(start);
+
     Ok(Some(FunctionDef {
         name: String::from_utf8_lossy(&text[toks[n].start..toks[n].end]).into_owned(),
-        start: first,
+        start,
         name_range: toks[n].start..toks[n].end,
         params_range: toks[h.params_open].start..toks[h.params_close].end,
         declarator_end: h.declarator_end,
         body_start: region.end,
-        end,
+        end: place.end,
         params: h.params,
         variadic: h.variadic,
         returns_void: h.returns_void,
@@ -171,7 +252,7 @@ fn read_head(
         is_static: h.is_static,
         extern_kw: h.extern_kw,
         inline_kw: h.inline_kw,
-        in_conditional,
+        in_conditional: place.in_conditional,
     }))
 }
 

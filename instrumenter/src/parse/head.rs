@@ -106,7 +106,7 @@ impl Brackets {
     }
 
     /// The close of the group opened at `i` (or `i` itself for any other token).
-    fn end(&self, toks: &[Tok], i: usize) -> usize {
+    pub fn end(&self, toks: &[Tok], i: usize) -> usize {
         match toks[i].kind {
             Kind::Punct(b'(' | b'[' | b'{') => self.0[i].unwrap_or(i),
             _ => i,
@@ -234,6 +234,16 @@ pub fn read(
     if open.iter().any(|&o| !toks[o].is(b'(')) {
         return Ok(None);
     }
+    // Only a declarator may surround the name: `*`, qualifiers and macros, no commas (a name
+    // inside a macro's arguments, `GEN(x, name(i)->y)`, is not a head).
+    let plain = |from: usize| {
+        toks[from..name]
+            .iter()
+            .all(|t| t.is(b'*') || t.kind == Kind::Ident)
+    };
+    if open.iter().any(|&o| !plain(o + 1)) {
+        return Ok(None);
+    }
     let mut j = name + 1;
     while toks.get(j).is_some_and(|t| t.is(b')')) {
         if open.pop().is_none() {
@@ -260,6 +270,8 @@ pub fn read(
             nested_pointer = true;
             k = b.end(toks, k);
             declarator_end = toks[k].end;
+        } else {
+            return Ok(None);
         }
         k += 1;
     }
@@ -401,8 +413,9 @@ fn param_name(text: &[u8], toks: &[Tok], b: &Brackets, part: Range<usize>) -> Op
 
 /// How much a group looks like a parameter list: 3 when every part is a declaration
 /// (`int a`, `char *`, `...`, `void`, or empty), 2 when some parts are a single word
-/// (an unnamed `size_t`), 1 when all are (a macro's argument such as `malloc`, or K&R names),
-/// 0 when a part cannot be a parameter (a number, a string).
+/// (an unnamed `size_t`), 1 when all are single words or calls (a macro's argument such as
+/// `malloc` or `nonnull(1)`, or K&R names), 0 when a part cannot be a parameter (a number, a
+/// string).
 fn params_score(toks: &[Tok], b: &Brackets, open: usize, close: usize) -> u8 {
     let parts = parts(toks, b, open, close);
     let (mut decl, mut single) = (0, 0);
@@ -424,10 +437,17 @@ fn params_score(toks: &[Tok], b: &Brackets, open: usize, close: usize) -> u8 {
             }
             i += 1;
         }
+        // `nonnull(1)`, `format(printf, 1, 2)`: a word and its arguments, an attribute's.
+        let call = words == 1
+            && part.len() >= 3
+            && toks[part.start].kind == Kind::Ident
+            && toks[part.start + 1].is(b'(')
+            && b.end(toks, part.start + 1) + 1 == part.end
+            && !toks[part.start + 2].is(b'*');
         if bad || (words == 0 && !shape) {
             return 0;
         }
-        if words >= 2 || (words >= 1 && shape) || (words == 0 && shape) {
+        if !call && (words >= 2 || shape) {
             decl += 1;
         } else {
             single += 1;
@@ -443,7 +463,7 @@ fn params_score(toks: &[Tok], b: &Brackets, open: usize, close: usize) -> u8 {
 /// The name of the function a head declares, when it is not known in advance (`.ic`
 /// prototypes, `--skeleton`): among identifiers followed by a parameter list, the one whose list
 /// looks most like parameters; a macro that takes the name (`BZ_API(name)(...)`) yields the
-/// name; on a tie, one preceded by a type or `*` wins, then the first.
+/// name; on a tie, the last.
 pub fn find_name(text: &[u8], toks: &[Tok], b: &Brackets) -> Result<Option<Head>, HeadError> {
     let mut best: Option<(u8, Head)> = None;
     for (i, t) in toks.iter().enumerate() {
@@ -460,17 +480,9 @@ pub fn find_name(text: &[u8], toks: &[Tok], b: &Brackets) -> Result<Option<Head>
         if score == 0 {
             continue;
         }
-        let typed = i > 0 && {
-            let mut p = i - 1;
-            while p > 0 && toks[p].is(b'*') {
-                p -= 1;
-            }
-            toks[p].is(b'*')
-                || (toks[p].kind == Kind::Ident
-                    && !matches!(word(text, &toks[p]), b"static" | b"extern" | b"inline"))
-        };
-        let score = score * 2 + u8::from(typed);
-        if best.as_ref().is_none_or(|(s, _)| score > *s) {
+        // On a tie the later one wins: decorations come before the name (a definition may not
+        // have attributes after its declarator).
+        if best.as_ref().is_none_or(|(s, _)| score >= *s) {
             best = Some((score, head));
         }
     }
@@ -504,6 +516,8 @@ mod tests {
             ("int BZ_API(BZ2_bzCompressInit)(bz_stream *strm, int blockSize100k)", "BZ2_bzCompressInit", 2, false),
             ("uLong ZEXPORT adler32(uLong adler, const Bytef FAR *buf, uInt len)", "adler32", 3, false),
             ("JEMALLOC_ATTR(malloc) void *f(size_t)", "f", 1, false),
+            ("JEMALLOC_EXPORT int JEMALLOC_NOTHROW JEMALLOC_ATTR(nonnull(1)) je_posix_memalign(void **memptr, size_t alignment, size_t size)", "je_posix_memalign", 3, false),
+            ("static JEMALLOC_ATTR(format(printf, 1, 2)) void f(const char *fmt)", "f", 1, true),
             ("char *(*handler(int x))(void)", "handler", 1, false),
             ("void (*signal(int sig, void (*func)(int)))(int)", "signal", 2, false),
             ("static void (name)(int a)", "name", 1, true),

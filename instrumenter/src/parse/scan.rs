@@ -28,6 +28,8 @@ pub struct Candidate {
     pub item_end: usize,
     /// Inside `#if`/`#ifdef`/`#ifndef`.
     pub in_conditional: bool,
+    /// The head has `#if` branches of its own that share one body.
+    pub split_head: bool,
 }
 
 /// What the pass found: candidates, and the first structural problem (unbalanced braces, an
@@ -40,6 +42,11 @@ pub struct Scan {
     /// First top-level (outside braces and parentheses, or `#define`d) use of each name of the
     /// second set given to [`scan`]: the names a `.ic` must not reuse.
     pub top_level: HashMap<Vec<u8>, usize>,
+    /// Function-like macros `#define`d in the file whose replacement holds `{` or `;`: a call
+    /// of one at the top level is an item of its own (`ZSTD_GEN_DFAST_FN(noDict, 4)`).
+    pub item_macros: HashSet<Vec<u8>>,
+    /// Where each `#undef`ed name is undefined.
+    pub undefs: HashMap<Vec<u8>, Vec<usize>>,
     pub problem: Option<(usize, String)>,
 }
 
@@ -50,6 +57,7 @@ pub struct Body {
     pub body_start: usize,
     pub item_end: usize,
     pub in_conditional: bool,
+    pub split_head: bool,
 }
 
 struct Pending {
@@ -74,6 +82,7 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>, watched: &HashSet<&[u8]>) -> Sc
     let mut outer_open_at = 0usize;
     let mut outer_is_body = false;
     let mut outer_in_conditional = false;
+    let mut split_head = false;
     // Within the current top-level item: the last `)` outside attribute parentheses, and the last
     // `struct`/`union`/`enum` (a `{` after an identifier is a body only if a `)` came later).
     let mut last_rparen: Option<usize> = None;
@@ -111,6 +120,10 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>, watched: &HashSet<&[u8]>) -> Sc
                     b"if" | b"ifdef" | b"ifndef" => conditionals.push(depth),
                     b"elif" | b"else" | b"elifdef" | b"elifndef" => {
                         if let Some(&d) = conditionals.last() {
+                            if d == 0 && depth > 0 {
+                                // `#if` heads sharing one body: the branch's `{` is undone.
+                                split_head = true;
+                            }
                             depth = d;
                             if depth == 0 {
                                 paren = 0;
@@ -120,10 +133,20 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>, watched: &HashSet<&[u8]>) -> Sc
                     b"endif" => {
                         conditionals.pop();
                     }
-                    b"define" if !watched.is_empty() => {
+                    b"undef" => {
+                        let (at, name) = defined_name(text, i, end);
+                        out.undefs.entry(name.to_vec()).or_default().push(at);
+                    }
+                    b"define" => {
                         let (at, name) = defined_name(text, i, end);
                         if watched.contains(name) {
                             out.top_level.entry(name.to_vec()).or_insert(at);
+                        }
+                        let params = at + name.len();
+                        if text.get(params) == Some(&b'(')
+                            && text[params..end].iter().any(|&b| b == b'{' || b == b';')
+                        {
+                            out.item_macros.insert(name.to_vec());
                         }
                     }
                     _ => {}
@@ -182,6 +205,7 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>, watched: &HashSet<&[u8]>) -> Sc
                             body_start: outer_open_at,
                             item_end: i + 1,
                             in_conditional: outer_in_conditional,
+                            split_head,
                         });
                         last_boundary = i + 1;
                         last_rparen = None;
@@ -195,8 +219,10 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>, watched: &HashSet<&[u8]>) -> Sc
                             body_start: outer_open_at,
                             item_end: i + 1,
                             in_conditional: p.in_conditional,
+                            split_head,
                         });
                     }
+                    split_head = false;
                 } else if depth < 0 {
                     problem(&mut out, i, "`}` without a matching `{`");
                     depth = 0;
@@ -298,13 +324,15 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>, watched: &HashSet<&[u8]>) -> Sc
     out
 }
 
-/// The name a `#define` line defines, and where.
+/// The name a `#define` or `#undef` line names, and where.
 fn defined_name(text: &[u8], hash: usize, end: usize) -> (usize, &[u8]) {
     let mut j = hash + 1;
     while j < end && matches!(text[j], b' ' | b'\t') {
         j += 1;
     }
-    j += b"define".len().min(end - j);
+    while j < end && text[j].is_ascii_alphabetic() {
+        j += 1;
+    }
     while j < end && matches!(text[j], b' ' | b'\t') {
         j += 1;
     }

@@ -7,6 +7,8 @@
 //! compared here: the rewrite declares the `.ic` prototype under `#line`, so the compiler
 //! reports a mismatch at the `.ic` line.
 
+mod names;
+
 use crate::error::Diagnostic;
 use crate::parse::c::{self, FunctionDef};
 use crate::parse::ic::{BlockKind, IcFile, Item, Phase};
@@ -52,7 +54,10 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
             names.push(&b.name);
         }
     }
-    let found = c::find_definitions(c_src, &names, &[]);
+    let defined = names::defined(ic_src, ic);
+    let watched: Vec<&str> = defined.iter().map(|(n, _)| n.as_str()).collect();
+    let found = c::find_definitions(c_src, &names, &watched);
+    names::check(c_src, ic_src, &defined, &names, &found.scan)?;
     let mut targets: Vec<Target> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
     for (index, block) in ic.blocks() {

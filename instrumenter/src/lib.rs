@@ -44,14 +44,6 @@ pub fn instrument(
 ) -> Result<Vec<u8>> {
     let c = Source::new(c_name, c_text);
     let ic_src = Source::new(ic_name, ic_text);
-    if let Some(at) = rewrite::instrumented_at(&c.text) {
-        return Err(c
-            .error(
-                at,
-                "this file is already instrumented (output of invite-precompile); instrument the original source",
-            )
-            .into());
-    }
     let ic = parse::ic::parse(&ic_src)?;
     let plan = plan::plan(&c, &ic_src, &ic)?;
     Ok(rewrite::rewrite(&c, &ic_src, &ic, &plan))
@@ -91,12 +83,7 @@ pub fn instrument_to_vec(c: &Path, ic: Option<&Path>) -> Result<Vec<u8>> {
 pub fn skeleton_of(c: &Path) -> Result<skeleton::Skeleton> {
     let src = Source::new(c.to_string_lossy(), read(c)?);
     src.check_text("C")?;
-    if let Some(at) = rewrite::instrumented_at(&src.text) {
-        return Err(src
-            .error(at, "this file is already instrumented (output of invite-precompile); write the skeleton of the original source")
-            .into());
-    }
-    Ok(skeleton::skeleton(&src))
+    Ok(skeleton::skeleton(&src)?)
 }
 
 /// Write the skeleton of `c` to `out`. An existing `out` is never replaced (it may hold tests

@@ -12,8 +12,8 @@ mod names;
 use crate::error::Diagnostic;
 use crate::parse::c::{self, FunctionDef};
 use crate::parse::ic::{BlockKind, IcFile, Item, Phase};
+use crate::parse::scan::FastMap as HashMap;
 use crate::parse::Source;
-use std::collections::HashMap;
 
 /// A function to wrap: its definitions (one per `#if` branch) and its tests.
 #[derive(Debug, Clone)]
@@ -49,22 +49,32 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
     c_src.check_text("C")?;
     check_duplicate_tests(ic_src, ic)?;
     let mut names: Vec<&str> = Vec::new();
+    let mut seen = crate::parse::scan::Names::default();
     for (_, b) in ic.blocks() {
-        if !names.contains(&b.name.as_str()) {
+        if seen.insert(b.name.as_bytes()) {
             names.push(&b.name);
         }
     }
     let defined = names::defined(ic_src, ic);
     let watched: Vec<&str> = defined.iter().map(|(n, _)| n.as_str()).collect();
     let found = c::find_definitions(c_src, &names, &watched);
+    if let Some(at) = found.scan.instrumented_at {
+        return Err(c_src.error(at, crate::skeleton::ALREADY));
+    }
     names::check(c_src, ic_src, &defined, &names, &found.scan)?;
+    let mut defs_by_name: HashMap<&str, Vec<&FunctionDef>> = HashMap::default();
+    for d in &found.defs {
+        defs_by_name.entry(d.name.as_str()).or_default().push(d);
+    }
     let mut targets: Vec<Target> = Vec::new();
-    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut by_name: HashMap<String, usize> = HashMap::default();
     for (index, block) in ic.blocks() {
         if block.variadic {
             return Err(ic_src.error(block.name_at, format!("`{}` is variadic: the wrapper cannot forward `...`, so it cannot be tested in vivo", block.name)));
         }
-        let all: Vec<&FunctionDef> = found.defs.iter().filter(|d| d.name == block.name).collect();
+        let all: &[&FunctionDef] = defs_by_name
+            .get(block.name.as_str())
+            .map_or(&[], Vec::as_slice);
         if all.is_empty() {
             if let Some((_, at, what)) = found.unparsed.iter().find(|(n, ..)| *n == block.name) {
                 return Err(c_src.error(
@@ -190,7 +200,7 @@ fn kind_word(kind: BlockKind) -> &'static str {
 }
 
 fn check_duplicate_tests(ic_src: &Source, ic: &IcFile) -> Result<(), Diagnostic> {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashMap<&str, usize> = HashMap::default();
     for t in ic.tests() {
         if let Some(&first) = seen.get(t.name.as_str()) {
             return Err(ic_src

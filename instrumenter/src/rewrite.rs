@@ -14,21 +14,17 @@
 
 use crate::parse::c::FunctionDef;
 use crate::parse::ic::{IcFile, Item, Phase};
+use crate::parse::scan::MARKER;
 use crate::parse::Source;
 use crate::plan::{Plan, Target};
 use std::fmt::Write as _;
 
-/// The line that starts the test section of every output: its presence marks an input that has
-/// been instrumented already.
-pub const MARKER: &[u8] = b"/* ---- in vivo tests (invite-precompile) ---- */";
-
-/// Where an instrumented file's test section starts, if `text` is one.
-pub fn instrumented_at(text: &[u8]) -> Option<usize> {
-    crate::parse::scan::find(text, 0, MARKER)
-}
-
 pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8> {
-    let mut out: Vec<u8> = Vec::with_capacity(c.text.len() + 4096);
+    // Each wrapped definition adds its head three times and a wrapper of a few hundred bytes.
+    let per_def = 1024 + ic_src.text.len() / plan.targets.len().max(1);
+    let defs_count: usize = plan.targets.iter().map(|t| t.defs.len()).sum();
+    let mut out: Vec<u8> =
+        Vec::with_capacity(c.text.len() + ic_src.text.len() + defs_count * per_def);
     let c_name = c_string(&c.name);
     let ic_name = c_string(&ic_src.name);
     out.extend_from_slice(format!("#line 1 {c_name}\n").as_bytes());
@@ -73,10 +69,9 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         }
         push_line(&mut out, line, &c_name);
         pad(&mut out, c.column(def.start));
-        let mut body = c.text[def.start..def.end].to_vec();
-        let at = def.name_range.start - def.start;
-        body.insert(at, b'_');
-        out.extend_from_slice(&body);
+        out.extend_from_slice(&c.text[def.start..def.name_range.start]);
+        out.push(b'_');
+        out.extend_from_slice(&c.text[def.name_range.start..def.end]);
         cursor = def.end;
         if def.in_conditional {
             out.extend_from_slice(format!("\n#define {} 1\n", marker(target, k)).as_bytes());
@@ -93,11 +88,12 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
     out.push(b'\n');
     out.extend_from_slice(MARKER);
     out.extend_from_slice(b"\n#include \"invite.h\"\n#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wunused-parameter\"\n");
-    let test_target = |item: usize| {
-        plan.targets
-            .iter()
-            .find(|t| t.tests.iter().any(|p| p.item == item))
-    };
+    let targets_of_tests: std::collections::HashMap<usize, &Target> = plan
+        .targets
+        .iter()
+        .flat_map(|t| t.tests.iter().map(move |p| (p.item, t)))
+        .collect();
+    let test_target = |item: usize| targets_of_tests.get(&item).copied();
     for (i, item) in ic.items.iter().enumerate() {
         match item {
             Item::Block(_) => {}

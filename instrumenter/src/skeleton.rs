@@ -4,6 +4,7 @@
 //! prototypes are the definitions' own heads, macros and all, so the compiler checks them as
 //! the author wrote them.
 
+use crate::error::Diagnostic;
 use crate::parse::c::{self, FunctionDef};
 use crate::parse::Source;
 use crate::plan::GENERATED_PREFIX;
@@ -94,8 +95,11 @@ fn has_directive(c: &Source, d: &FunctionDef) -> bool {
         .unwrap_or(true)
 }
 
-pub fn skeleton(c: &Source) -> Skeleton {
-    let (defs, _) = c::all_definitions(c);
+pub fn skeleton(c: &Source) -> Result<Skeleton, Diagnostic> {
+    let (defs, scan) = c::all_definitions(c);
+    if let Some(at) = scan.instrumented_at {
+        return Err(c.error(at, ALREADY));
+    }
     let mut sk = Skeleton {
         found: defs.len(),
         ..Skeleton::default()
@@ -163,5 +167,9 @@ pub fn skeleton(c: &Source) -> Skeleton {
         ));
     }
     sk.text = out.into_bytes();
-    sk
+    Ok(sk)
 }
+
+/// The error for an input that is an output of the precompiler.
+pub const ALREADY: &str =
+    "this file is already instrumented (output of invite-precompile); use the original source";

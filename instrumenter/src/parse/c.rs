@@ -46,13 +46,14 @@ pub struct Definitions {
 /// The definitions of the `wanted` functions; `watched` names are looked up at the top level
 /// (see [`Scan::top_level`]).
 pub fn find_definitions(src: &Source, wanted: &[&str], watched: &[&str]) -> Definitions {
-    let names: HashSet<&[u8]> = wanted.iter().map(|n| n.as_bytes()).collect();
-    let watched: HashSet<&[u8]> = watched.iter().map(|n| n.as_bytes()).collect();
+    let names: scan::Names = wanted.iter().map(|n| n.as_bytes()).collect();
+    let watched: scan::Names = watched.iter().map(|n| n.as_bytes()).collect();
     let scan = scan::scan(&src.text, &names, &watched);
     let mut defs: Vec<FunctionDef> = Vec::new();
     let mut unparsed = Vec::new();
+    let mut done = HashSet::new();
     for cand in &scan.candidates {
-        if defs.iter().any(|d| d.name_range.start == cand.name_at) {
+        if !done.insert(cand.name_at) {
             continue;
         }
         let region = cand.item_start..cand.body_start;
@@ -86,7 +87,7 @@ pub type Unread = (usize, String);
 /// Every function definition in the file (for `--skeleton`): each one read, or why not (the
 /// offset and the reason), in file order.
 pub fn all_definitions(src: &Source) -> (Vec<Result<FunctionDef, Unread>>, Scan) {
-    let scan = scan::scan(&src.text, &HashSet::new(), &HashSet::new());
+    let scan = scan::scan(&src.text, &scan::Names::default(), &scan::Names::default());
     let mut out = Vec::new();
     for body in &scan.bodies {
         let region = body.item_start..body.body_start;

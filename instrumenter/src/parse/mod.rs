@@ -87,6 +87,9 @@ impl Source {
         if self.text.iter().all(|b| b.is_ascii_whitespace()) {
             return Err(self.error(0, format!("{what} file is empty")));
         }
+        if !self.text.contains(&0) {
+            return Ok(());
+        }
         if let Some(at) = self.text.iter().position(|&b| b == 0) {
             return Err(self.error(
                 at,

@@ -14,6 +14,39 @@
 use super::is_ident_byte;
 use super::is_ident_start;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: the scan hashes every top-level identifier of the file against the wanted names, and
+/// SipHash's collision resistance buys nothing against names the user wrote.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// A set of names to look for.
+pub type Names<'a> = HashSet<&'a [u8], BuildHasherDefault<Fnv>>;
+
+/// A map with [`Fnv`] hashing.
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+/// The comment that starts the test section of every output of the precompiler.
+pub const MARKER: &[u8] = b"/* ---- in vivo tests (invite-precompile) ---- */";
 
 /// A region of the file that may hold a definition of a wanted function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +78,8 @@ pub struct Scan {
     /// Function-like macros `#define`d in the file whose replacement holds `{` or `;`: a call
     /// of one at the top level is an item of its own (`ZSTD_GEN_DFAST_FN(noDict, 4)`).
     pub item_macros: HashSet<Vec<u8>>,
+    /// Where the test section of an instrumented file starts: the input is an output.
+    pub instrumented_at: Option<usize>,
     /// Where each `#undef`ed name is undefined.
     pub undefs: HashMap<Vec<u8>, Vec<usize>>,
     pub problem: Option<(usize, String)>,
@@ -70,7 +105,7 @@ struct Pending {
 /// K&R definitions put parameter declarations (`int a;`) between `)` and `{`; allow this many.
 const MAX_KR_DECLARATIONS: u32 = 32;
 
-pub fn scan(text: &[u8], names: &HashSet<&[u8]>, watched: &HashSet<&[u8]>) -> Scan {
+pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
     let n = text.len();
     let mut out = Scan::default();
     let mut pending: Vec<Pending> = Vec::new();
@@ -165,6 +200,9 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>, watched: &HashSet<&[u8]>) -> Sc
                 continue;
             }
             b'/' if text.get(i + 1) == Some(&b'*') => {
+                if line_start && out.instrumented_at.is_none() && text[i..].starts_with(MARKER) {
+                    out.instrumented_at = Some(i);
+                }
                 match find(text, i + 2, b"*/") {
                     Some(e) => i = e + 2,
                     None => {
@@ -418,21 +456,28 @@ pub(crate) fn number_end(text: &[u8], start: usize) -> usize {
     j
 }
 
+/// The first `needle` at or after `from` (a scan for its first byte, then a compare).
 pub(crate) fn find(text: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    if from > text.len() {
-        return None;
+    let (&first, rest) = needle.split_first()?;
+    let mut at = from;
+    while at + needle.len() <= text.len() {
+        let p = at
+            + text[at..=text.len() - needle.len()]
+                .iter()
+                .position(|&b| b == first)?;
+        if &text[p + 1..p + needle.len()] == rest {
+            return Some(p);
+        }
+        at = p + 1;
     }
-    text[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn names(v: &[&'static str]) -> HashSet<&'static [u8]> {
+    fn names(v: &[&'static str]) -> Names<'static> {
         v.iter().map(|s| s.as_bytes()).collect()
     }
 

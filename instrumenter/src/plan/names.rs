@@ -5,6 +5,7 @@
 
 use crate::error::Diagnostic;
 use crate::parse::ic::{IcFile, Item};
+use crate::parse::scan::Names;
 use crate::parse::scan::Scan;
 use crate::parse::tokens::{lex, Kind};
 use crate::parse::Source;
@@ -107,9 +108,13 @@ const LIBC: &[&str] = &[
 /// helper code defines (`static int seen;`, `static int helper(int a) {...}`).
 pub fn defined(ic_src: &Source, ic: &IcFile) -> Vec<(String, usize)> {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for item in &ic.items {
         match item {
-            Item::Test(t) => out.push((t.name.clone(), t.name_at)),
+            Item::Test(t) => {
+                seen.insert(t.name.clone());
+                out.push((t.name.clone(), t.name_at))
+            }
             Item::Code(range) => {
                 let Ok(toks) = lex(&ic_src.text, range.clone()) else {
                     continue;
@@ -140,8 +145,7 @@ pub fn defined(ic_src: &Source, ic: &IcFile) -> Vec<(String, usize)> {
                                 );
                             let word = ic_src.str(t.start..t.end);
                             let keyword = matches!(word.as_str(), "void" | "int" | "char");
-                            if declares && !tag && !keyword && !out.iter().any(|(n, _)| *n == word)
-                            {
+                            if declares && !tag && !keyword && seen.insert(word.clone()) {
                                 out.push((word, t.start));
                             }
                         }
@@ -164,10 +168,14 @@ pub fn check(
     targets: &[&str],
     scan: &Scan,
 ) -> Result<(), Diagnostic> {
+    let targets: Names = targets.iter().map(|t| t.as_bytes()).collect();
     for (name, at) in names {
         let why = if name.starts_with("invite_") || name.starts_with("INVITE_") {
             Some("is reserved for the identifiers invite-precompile generates".to_string())
-        } else if targets.iter().any(|t| name.strip_prefix('_') == Some(t)) {
+        } else if name
+            .strip_prefix('_')
+            .is_some_and(|t| targets.contains(t.as_bytes()))
+        {
             Some(format!(
                 "is the name the original `{}` gets in the output",
                 &name[1..]

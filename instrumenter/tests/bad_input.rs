@@ -280,3 +280,13 @@ fn missing_input_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn conditional_inside_the_parameter_list() {
+    refuse(
+        b"static int foo(\n  int a,\n#ifdef X\n  int b\n#else\n  long b\n#endif\n){ return a + (int)b; }\n",
+        b"int foo(int a, int b) pre\nvoid t(int a, int b) .5 { }\n",
+        ("c", 3, 1),
+        "#if inside its head",
+    );
+}

@@ -187,24 +187,13 @@ fn read_head(
         .filter(|t| t.kind != Kind::Directive)
         .collect();
     let cut = item_macro_calls(text, &toks, item_macros)?;
+    let first = toks.get(cut).map_or(region.end, |t| t.start);
     toks.drain(..cut);
-    let Some(n) = name(&toks) else {
-        return Ok(None);
-    };
-    if place.split_head {
-        return Err(head::HeadError {
-            at: toks[n].start,
-            message: "#if branches in its head: they share one body".into(),
-        });
-    }
-    let b = Brackets::new(text, &toks)?;
-    let Some(h) = head::read(text, &toks, &b, n)? else {
-        return Ok(None);
-    };
-    // A conditional inside the declarator would make the parameters depend on it.
+    // A conditional inside the head (the scan ends items at top-level directives) would make
+    // the parameters depend on it.
     if let Some(d) = all.iter().find(|t| {
         t.kind == Kind::Directive
-            && t.start > toks[n].start
+            && t.start > first
             && matches!(
                 scan::directive(text, t.start).1,
                 b"if"
@@ -219,9 +208,22 @@ fn read_head(
     }) {
         return Err(head::HeadError {
             at: d.start,
-            message: "a conditional directive inside the declarator: which parameters exist depends on it".into(),
+            message: "#if inside its head: which parameters exist depends on it".into(),
         });
     }
+    let Some(n) = name(&toks) else {
+        return Ok(None);
+    };
+    if place.split_head {
+        return Err(head::HeadError {
+            at: toks[n].start,
+            message: "#if branches in its head: they share one body".into(),
+        });
+    }
+    let b = Brackets::new(text, &toks)?;
+    let Some(h) = head::read(text, &toks, &b, n)? else {
+        return Ok(None);
+    };
     // The wrapper repeats the head at the end of the file: a macro it uses must still be defined.
     if let Some((t, at)) = toks[..].iter().find_map(|t| {
         let undefs = place.undefs.get(&text[t.start..t.end])?;

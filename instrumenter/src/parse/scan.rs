@@ -117,13 +117,18 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
     let mut outer_open_at = 0usize;
     let mut outer_is_body = false;
     let mut outer_in_conditional = false;
+    // Where the item with the last top-level `(` started, and where the current body's item
+    // did (for K&R, before its parameter declarations).
+    let mut decl_start = 0usize;
+    let mut outer_item_start = 0usize;
     let mut split_head = false;
     // Within the current top-level item: the last `)` outside attribute parentheses, and the last
     // `struct`/`union`/`enum` (a `{` after an identifier is a body only if a `)` came later).
     let mut last_rparen: Option<usize> = None;
     let mut last_tag: Option<usize> = None;
     let mut attribute_paren: Option<i64> = None;
-    let mut conditionals: Vec<i64> = Vec::new();
+    // The brace and parenthesis depths at each open `#if`.
+    let mut conditionals: Vec<(i64, i64)> = Vec::new();
     let mut line_start = true;
     let mut i = 0usize;
 
@@ -152,16 +157,16 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
             b'#' if line_start => {
                 let (end, keyword) = directive(text, i);
                 match keyword {
-                    b"if" | b"ifdef" | b"ifndef" => conditionals.push(depth),
+                    b"if" | b"ifdef" | b"ifndef" => conditionals.push((depth, paren)),
                     b"elif" | b"else" | b"elifdef" | b"elifndef" => {
-                        if let Some(&d) = conditionals.last() {
+                        if let Some(&(d, p)) = conditionals.last() {
                             if d == 0 && depth > 0 {
                                 // `#if` heads sharing one body: the branch's `{` is undone.
                                 split_head = true;
                             }
                             depth = d;
                             if depth == 0 {
-                                paren = 0;
+                                paren = p;
                             }
                         }
                     }
@@ -226,6 +231,11 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                 if depth == 0 {
                     outer_open_at = i;
                     outer_in_conditional = !conditionals.is_empty();
+                    outer_item_start = if prev == b';' {
+                        decl_start
+                    } else {
+                        last_boundary
+                    };
                     outer_is_body = matches!(prev, b')' | b';')
                         || (prev == b'a'
                             && last_rparen.is_some_and(|r| last_tag.is_none_or(|t| r > t)));
@@ -239,7 +249,7 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                 if depth == 0 {
                     if outer_is_body {
                         out.bodies.push(Body {
-                            item_start: last_boundary,
+                            item_start: outer_item_start,
                             body_start: outer_open_at,
                             item_end: i + 1,
                             in_conditional: outer_in_conditional,
@@ -279,6 +289,9 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                 }
             }
             b'(' => {
+                if paren == 0 {
+                    decl_start = last_boundary;
+                }
                 paren += 1;
                 prev = b'(';
                 i += 1;

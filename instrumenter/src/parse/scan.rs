@@ -1,15 +1,17 @@
 //! One lexical pass over the whole `.c` file: where could the functions named in the `.ic` be
 //! defined?
 //!
-//! tree-sitter parses C at roughly the speed of `gcc -fsyntax-only`; this pass is an order of
-//! magnitude faster. It skips comments, string and character literals and preprocessor lines,
-//! counts braces, and reports each place where a wanted name appears outside any brace pair
-//! followed by `(` or `)` (a declarator: `foo(`, `(foo)(`, `MACRO(foo)(`) and later reaches a `{`.
-//! The region from the end of the previous top-level item to the matching `}` is a
-//! [`Candidate`]; [`super::c`] parses only those regions with tree-sitter and decides.
+//! It skips comments, string and character literals and preprocessor lines, counts braces, and
+//! reports each top-level body ([`Body`], for `--skeleton`) and each place where a wanted name
+//! appears outside any brace pair followed by `(` or `)` (a declarator: `foo(`, `(foo)(`,
+//! `MACRO(foo)(`) and later reaches a `{`. The region from the end of the previous top-level
+//! item to the matching `}` is a [`Candidate`]; [`super::c`] reads only the heads of those
+//! regions. Along the way it notes what the plan checks names against: top-level uses of the
+//! `.ic`'s names, `#define`s and `#undef`s, and the marker of an already instrumented file.
 //!
-//! Conditional compilation: like ctags, each `#elif`/`#else` branch restarts at the brace depth
-//! of its `#if`, so definitions whose heads differ between branches do not unbalance the count.
+//! Conditional compilation: like ctags, each `#elif`/`#else` branch restarts at the brace (and
+//! parenthesis) depth of its `#if`, so definitions whose heads differ between branches do not
+//! unbalance the count; a body whose head had such branches is marked ([`Body::split_head`]).
 
 use super::is_ident_byte;
 use super::is_ident_start;

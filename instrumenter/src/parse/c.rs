@@ -51,9 +51,9 @@ pub fn find_definitions(src: &Source, wanted: &[&str], watched: &[&str]) -> Defi
     let scan = scan::scan(&src.text, &names, &watched);
     let mut defs: Vec<FunctionDef> = Vec::new();
     let mut unparsed = Vec::new();
-    let mut done = HashSet::new();
+    let mut done = scan::FastMap::default();
     for cand in &scan.candidates {
-        if !done.insert(cand.name_at) {
+        if done.insert(cand.name_at, ()).is_some() {
             continue;
         }
         let region = cand.item_start..cand.body_start;
@@ -181,17 +181,21 @@ fn read_head(
         at,
         message: "unterminated comment".into(),
     })?;
-    let mut toks: Vec<Tok> = all
+    let directives: Vec<Tok> = all
         .iter()
         .copied()
-        .filter(|t| t.kind != Kind::Directive)
+        .filter(|t| t.kind == Kind::Directive)
         .collect();
+    let mut toks = all;
+    if !directives.is_empty() {
+        toks.retain(|t| t.kind != Kind::Directive);
+    }
     let cut = item_macro_calls(text, &toks, item_macros)?;
     let first = toks.get(cut).map_or(region.end, |t| t.start);
     toks.drain(..cut);
     // A conditional inside the head (the scan ends items at top-level directives) would make
     // the parameters depend on it.
-    if let Some(d) = all.iter().find(|t| {
+    if let Some(d) = directives.iter().find(|t| {
         t.kind == Kind::Directive
             && t.start > first
             && matches!(

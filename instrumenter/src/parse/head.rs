@@ -467,7 +467,8 @@ fn params_score(toks: &[Tok], b: &Brackets, open: usize, close: usize) -> u8 {
 pub fn find_name(text: &[u8], toks: &[Tok], b: &Brackets) -> Result<Option<Head>, HeadError> {
     let mut best: Option<(u8, Head)> = None;
     for (i, t) in toks.iter().enumerate() {
-        if !is_name_word(text, t) {
+        let declarator = toks.get(i + 1).is_some_and(|n| n.is(b'(') || n.is(b')'));
+        if !declarator || !is_name_word(text, t) {
             continue;
         }
         let Some(head) = read(text, toks, b, i)? else {

@@ -141,6 +141,19 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
     };
 
     while i < n {
+        if depth > 0 {
+            // Inside a body only braces, literals, comments and directives matter: skip the
+            // rest without the full dispatch below (most of a C file is bodies).
+            while i < n && !BODY_STOP[text[i] as usize] {
+                if text[i] > b' ' {
+                    line_start = false;
+                }
+                i += 1;
+            }
+            if i >= n {
+                break;
+            }
+        }
         let b = text[i];
         match b {
             b'\n' => {
@@ -376,6 +389,18 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
     }
     out
 }
+
+/// Bytes that may change the scan's state inside a body.
+const BODY_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let stops = *b"{}\"'/#\n\\";
+    let mut k = 0;
+    while k < stops.len() {
+        t[stops[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
 
 /// The name a `#define` or `#undef` line names, and where.
 fn defined_name(text: &[u8], hash: usize, end: usize) -> (usize, &[u8]) {

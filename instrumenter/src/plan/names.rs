@@ -108,11 +108,11 @@ const LIBC: &[&str] = &[
 /// helper code defines (`static int seen;`, `static int helper(int a) {...}`).
 pub fn defined(ic_src: &Source, ic: &IcFile) -> Vec<(String, usize)> {
     let mut out = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = crate::parse::scan::FastMap::default();
     for item in &ic.items {
         match item {
             Item::Test(t) => {
-                seen.insert(t.name.clone());
+                seen.insert(t.name.clone(), ());
                 out.push((t.name.clone(), t.name_at))
             }
             Item::Code(range) => {
@@ -145,7 +145,11 @@ pub fn defined(ic_src: &Source, ic: &IcFile) -> Vec<(String, usize)> {
                                 );
                             let word = ic_src.str(t.start..t.end);
                             let keyword = matches!(word.as_str(), "void" | "int" | "char");
-                            if declares && !tag && !keyword && seen.insert(word.clone()) {
+                            if declares
+                                && !tag
+                                && !keyword
+                                && seen.insert(word.clone(), ()).is_none()
+                            {
                                 out.push((word, t.start));
                             }
                         }

@@ -126,6 +126,29 @@ if [ "$QUICK" = 1 ]; then PRE_ARGS=("$ROOT/fixtures/c/legacy/bank.c" 1); else PR
 awk 'function after(w) { for (i = 1; i < NF; i++) if ($i == w) return $(i + 1) }
      /^invite-precompile: median/ { o = after("median") } /^gcc -fsyntax-only: median/ { g = after("median") } END{if (o && g) print "row precompile", o, g, "ms", '"$PRE_RUNS"'}' "$W/pre.txt" >>"$R"
 
+step "precompiler on the SQLite amalgamation vs gcc -fsyntax-only (one function; its --skeleton)"
+# sqlite3.c ships in the libsqlite3-sys package; cargo fetches it through a scratch crate.
+SQ=$W/sqlite-fetch
+mkdir -p "$SQ/src" && : >"$SQ/src/lib.rs"
+printf '[package]\nname = "fetch-sqlite"\nversion = "0.0.0"\nedition = "2021"\n[workspace]\n[dependencies]\nlibsqlite3-sys = "=0.30.1"\n' >"$SQ/Cargo.toml"
+SQDIR=$(cd "$SQ" && cargo metadata --format-version 1 2>/dev/null |
+    grep -o '"manifest_path":"[^"]*/libsqlite3-sys-[^"]*"' | head -1 | sed 's/^"manifest_path":"//; s/Cargo.toml"$//') || true
+if [ -n "$SQDIR" ] && [ -f "$SQDIR/sqlite3/sqlite3.c" ]; then
+    cp "$SQDIR/sqlite3/sqlite3.c" "$W/sqlite3.c"
+    printf 'int sqlite3_open(const char *zFilename, sqlite3 **ppDb) pre\nvoid open_ok(const char *zFilename, sqlite3 **ppDb) .01 { }\n' >"$W/sqlite3_one.ic"
+    "$PRE" --skeleton "$W/sqlite3.c" -o "$W/sqlite3_all.ic" 2>"$W/skeleton.txt"
+    awk '{ for (i = 2; i <= NF; i++) if ($i == "instrumented,") print "info precompile_sqlite_all_functions", $(i - 1), "instrumented" }' "$W/skeleton.txt" | tee -a "$R" >&2
+    for v in one all; do
+        "$PROFILE/examples/precompile_bench" "$W/sqlite3.c" "$W/sqlite3_$v.ic" "$PRE_RUNS" | tee "$W/pre_$v.txt" >&2
+        awk 'function after(w) { for (i = 1; i < NF; i++) if ($i == w) return $(i + 1) }
+             /^invite-precompile: median/ { o = after("median") } /^gcc -fsyntax-only: median/ { g = after("median") }
+             END { if (o && g) print "row precompile_sqlite_'"$v"'", o, g, "ms", '"$PRE_RUNS"' }' "$W/pre_$v.txt" >>"$R"
+    done
+fi
+for v in one all; do
+    grep -q "^row precompile_sqlite_$v " "$R" || echo "row precompile_sqlite_$v nan nan ms 0" >>"$R"
+done
+
 step "fast path, Rust #[in_vivo] vs plain (macros/usage/benches/fast_path.rs)"
 if [ "$BUILD" = 1 ]; then
     CRIT=()
@@ -158,7 +181,9 @@ BEGIN {
     label["e2e"]                     = "CPU-bound program, INVITE_MAX_OVERHEAD=5 (calls/s) | same program uninstrumented"
     label["e2e_heap64"]              = "same, writing a 64 MiB heap (calls/s) | same program uninstrumented"
     label["precompile"]              = "invite-precompile, 8 MB generated C file | gcc -fsyntax-only on it"
-    order = "fastpath_c fastpath_rust pause_0mb pause_100mb pause_1024mb latency_ckpt_vs_fork latency_ckpt_vs_unshare throughput e2e e2e_heap64 precompile"
+    label["precompile_sqlite_one"]   = "invite-precompile, SQLite amalgamation (9 MB), one function | gcc -fsyntax-only on it"
+    label["precompile_sqlite_all"]   = "invite-precompile, SQLite amalgamation, its --skeleton (every function) | gcc -fsyntax-only on it"
+    order = "fastpath_c fastpath_rust pause_0mb pause_100mb pause_1024mb latency_ckpt_vs_fork latency_ckpt_vs_unshare throughput e2e e2e_heap64 precompile precompile_sqlite_one precompile_sqlite_all"
     print "| figure | value | baseline | value | ratio | goal (issue) | met |"
     print "|---|---:|---|---:|---:|---|---|"
 }
@@ -178,6 +203,7 @@ END {
         else if (key == "throughput") { goal = ">= 1,500/s (#3)"; met = (f >= 1500) ? "yes" : "no" }
         else if (key ~ /^e2e/) { goal = "loss within 5 +- 1 % (#3)"; loss = 100 * (1 - f / b); met = ((loss <= 6) ? "yes" : "no") sprintf(" (%.1f %% loss)", loss) }
         else if (key == "precompile") { goal = "<= 0.25 x gcc (#4)"; met = (f / b <= 0.25) ? "yes" : "no" }
+        else if (key ~ /^precompile_sqlite/) { goal = "<= 0.25 x gcc (#16)"; met = (f == "nan") ? "" : (f / b <= 0.25) ? "yes" : "no" }
         print "| " l[1] " | " fmt(f, unit[key]) " | " l[2] " | " fmt(b, unit[key]) " | " r " | " goal " | " met " |"
     }
     print ""

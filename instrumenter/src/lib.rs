@@ -1,9 +1,10 @@
 //! `invite-precompile`: rewrite C so the functions named in a `.ic` file run in vivo tests.
 //!
-//! The steps, one module each: [`parse`] (tree-sitter-c for the `.c` file, a small parser for
-//! the `.ic` format) → [`plan`] (which definitions, which tests, which phase; every refusal) →
+//! The steps, one module each: [`parse`] (a lexical scan of the `.c` file and a reader of the
+//! function heads it needs, which takes unknown identifiers for macros; a small parser for the
+//! `.ic` format) → [`plan`] (which definitions, which tests, which phase; every refusal) →
 //! [`rewrite`] (the instrumented translation unit, with `#line` into both inputs) → [`emit`]
-//! (atomic write). [`runtime`] locates the runtime's header and library for `--cflags`,
+//! (atomic write of a regular file, never over an input). [`skeleton`] writes a starter `.ic`. [`runtime`] locates the runtime's header and library for `--cflags`,
 //! `--libs` and pkg-config. This crate knows nothing about pods: the generated code calls the
 //! runtime's call-site API in `invite.h` and nothing else.
 //!
@@ -26,6 +27,7 @@ pub mod parse;
 pub mod plan;
 pub mod rewrite;
 pub mod runtime;
+pub mod skeleton;
 
 pub use error::{Diagnostic, Error, Location, Result};
 pub use runtime::{write_header, Runtime};
@@ -58,9 +60,14 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Instrument `c` (with `ic`, or the sibling `.ic`) and write the result to `out` atomically.
+/// `out` must not be an input, nor anything but a regular file (or `/dev/null`): see [`emit`].
 pub fn instrument_file(c: &Path, ic: Option<&Path>, out: &Path) -> Result<()> {
-    let bytes = instrument_to_vec(c, ic)?;
-    emit::write_atomic(out, &bytes)
+    let ic = ic
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_ic_path(c));
+    emit::check_output(out, &[c, &ic])?;
+    let bytes = instrument_to_vec(c, Some(&ic))?;
+    emit::write_output(out, &bytes, &[c, &ic])
 }
 
 /// Like [`instrument_file`], returning the output instead of writing it.
@@ -73,18 +80,69 @@ pub fn instrument_to_vec(c: &Path, ic: Option<&Path>) -> Result<Vec<u8>> {
     instrument(&c.to_string_lossy(), c_text, &ic.to_string_lossy(), ic_text)
 }
 
+/// A starter `.ic` for the C file `c` (see [`skeleton`]).
+pub fn skeleton_of(c: &Path) -> Result<skeleton::Skeleton> {
+    let src = Source::new(c.to_string_lossy(), read(c)?);
+    src.check_text("C")?;
+    Ok(skeleton::skeleton(&src)?)
+}
+
+/// Write the skeleton of `c` to `out`. An existing `out` is never replaced (it may hold tests
+/// someone wrote), except `/dev/null`.
+pub fn skeleton_file(c: &Path, out: &Path) -> Result<skeleton::Skeleton> {
+    emit::check_output(out, &[c])?;
+    if out.symlink_metadata().is_ok() && std::fs::metadata(out).is_ok_and(|m| m.is_file()) {
+        return Err(Error::io(
+            out,
+            "refusing to write the skeleton",
+            std::io::Error::other(
+                "the file exists (a skeleton never replaces a .ic; move it away first)",
+            ),
+        ));
+    }
+    let sk = skeleton_of(c)?;
+    emit::write_output(out, &sk.text, &[c])?;
+    Ok(sk)
+}
+
+/// What `--dir` did: the files it wrote, and the entries it left out and why.
+#[derive(Debug, Default)]
+pub struct DirReport {
+    pub written: Vec<PathBuf>,
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
 /// Every `x.c` under `src` that has an `x.ic` beside it, instrumented into the same relative
 /// path under `dst`. Other files are not copied. Returns the files written; all failures are
 /// reported together (each file is written whole or not at all).
 pub fn instrument_dir(src: &Path, dst: &Path) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
+    instrument_dir_report(src, dst).map(|r| r.written)
+}
+
+/// [`instrument_dir`], also saying which entries were skipped and why: symbolic links (not
+/// followed), `.c`/`.ic` names that are not regular files, a `.ic` without its `.c`, and `dst`
+/// itself when it lies inside `src`. `dst` equal to `src` is refused (every output would
+/// overwrite its input).
+pub fn instrument_dir_report(src: &Path, dst: &Path) -> Result<DirReport> {
+    std::fs::create_dir_all(dst).map_err(|e| Error::io(dst, "cannot create directory", e))?;
+    let src_real = src
+        .canonicalize()
+        .map_err(|e| Error::io(src, "cannot read the directory", e))?;
+    let dst_real = dst.canonicalize().ok();
+    if dst_real.as_deref() == Some(src_real.as_path()) {
+        return Err(Error::io(
+            dst,
+            "refusing to write the output",
+            std::io::Error::other(format!(
+                "--out is the --dir {}: every output would overwrite its input",
+                src.display()
+            )),
+        ));
+    }
+    let mut report = DirReport::default();
     let mut errors = Vec::new();
-    let mut entries: Vec<_> = walkdir::WalkDir::new(src)
-        .sort_by_file_name()
-        .into_iter()
-        .collect();
-    entries.retain(|e| !matches!(e, Ok(e) if !e.file_type().is_file()));
-    for entry in entries {
+    let mut walk = walkdir::WalkDir::new(src).sort_by_file_name().into_iter();
+    while let Some(entry) = walk.next() {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -97,8 +155,44 @@ pub fn instrument_dir(src: &Path, dst: &Path) -> Result<Vec<PathBuf>> {
             }
         };
         let path = entry.path();
-        if path.extension().is_none_or(|x| x != "c") || !default_ic_path(path).is_file() {
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            if entry.depth() > 0 && path.canonicalize().ok() == dst_real {
+                report
+                    .skipped
+                    .push((path.to_path_buf(), "the --out directory".into()));
+                walk.skip_current_dir();
+            }
             continue;
+        }
+        let ext = path.extension().and_then(|x| x.to_str());
+        if !matches!(ext, Some("c" | "ic")) {
+            continue;
+        }
+        if ft.is_symlink() && ext == Some("c") {
+            report.skipped.push((
+                path.to_path_buf(),
+                "a symbolic link (not followed; instrument its target)".into(),
+            ));
+            continue;
+        }
+        if !ft.is_file() && !ft.is_symlink() {
+            report
+                .skipped
+                .push((path.to_path_buf(), "not a regular file".into()));
+            continue;
+        }
+        if ext == Some("ic") {
+            if !path.with_extension("c").exists() && ft.is_file() {
+                report
+                    .skipped
+                    .push((path.to_path_buf(), "no .c file beside it".into()));
+            }
+            continue;
+        }
+        let ic = default_ic_path(path);
+        if !ic.exists() {
+            continue; // a plain C file: nothing to instrument.
         }
         let rel = path.strip_prefix(src).unwrap_or(path);
         let out = dst.join(rel);
@@ -110,12 +204,12 @@ pub fn instrument_dir(src: &Path, dst: &Path) -> Result<Vec<PathBuf>> {
             instrument_file(path, None, &out)
         })();
         match result {
-            Ok(()) => written.push(out),
+            Ok(()) => report.written.push(out),
             Err(e) => errors.push(e),
         }
     }
     if errors.is_empty() {
-        Ok(written)
+        Ok(report)
     } else {
         Err(Error::Several(errors))
     }

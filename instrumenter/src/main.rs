@@ -3,7 +3,8 @@
 
 use clap::{CommandFactory, Parser};
 use invite_instrumenter::{
-    docgen, instrument_dir, instrument_file, instrument_to_vec, Error, Runtime,
+    docgen, instrument_dir_report, instrument_file, instrument_to_vec, skeleton_file, skeleton_of,
+    Error, Runtime,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,10 +18,14 @@ struct Args {
     #[arg(required_unless_present_any = ["dir", "cflags", "libs", "pkg_config"], conflicts_with = "dir")]
     file: Option<PathBuf>,
     /// The tests (default: FILE.c with the extension .ic).
+    #[arg(conflicts_with = "skeleton")]
     ic: Option<PathBuf>,
-    /// Write the output here (atomically) instead of to stdout.
+    /// Write the output here (atomically; only a regular file, or /dev/null) instead of to stdout.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Write a starter .ic for FILE.c instead: a pre block and an empty test per function.
+    #[arg(long, requires = "file")]
+    skeleton: bool,
     /// Instrument every x.c under SRC that has an x.ic beside it ...
     #[arg(long, value_name = "SRC", requires = "out")]
     dir: Option<PathBuf>,
@@ -62,6 +67,14 @@ fn main() -> ExitCode {
     }
 }
 
+fn stdout(bytes: &[u8]) -> Result<(), Error> {
+    std::io::stdout().write_all(bytes).map_err(|e| Error::Io {
+        path: "<stdout>".into(),
+        what: "cannot write",
+        source: e,
+    })
+}
+
 fn run(args: Args) -> Result<(), Error> {
     if args.cflags || args.libs || args.pkg_config {
         let mut rt = Runtime::locate()?;
@@ -83,19 +96,27 @@ fn run(args: Args) -> Result<(), Error> {
         return Ok(());
     }
     if let (Some(src), Some(dst)) = (&args.dir, &args.out) {
-        instrument_dir(src, dst)?;
+        let report = instrument_dir_report(src, dst)?;
+        for (path, why) in &report.skipped {
+            eprintln!("{}: note: skipped: {why}", path.display());
+        }
         return Ok(());
     }
     let file = args.file.expect("clap requires FILE");
+    if args.skeleton {
+        let sk = match &args.output {
+            Some(out) => skeleton_file(&file, out)?,
+            None => {
+                let sk = skeleton_of(&file)?;
+                stdout(&sk.text)?;
+                sk
+            }
+        };
+        eprintln!("{}: {}", file.display(), sk.summary());
+        return Ok(());
+    }
     match &args.output {
         Some(out) => instrument_file(&file, args.ic.as_deref(), out),
-        None => {
-            let bytes = instrument_to_vec(&file, args.ic.as_deref())?;
-            std::io::stdout().write_all(&bytes).map_err(|e| Error::Io {
-                path: "<stdout>".into(),
-                what: "cannot write",
-                source: e,
-            })
-        }
+        None => stdout(&instrument_to_vec(&file, args.ic.as_deref())?),
     }
 }

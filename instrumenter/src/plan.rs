@@ -7,11 +7,13 @@
 //! compared here: the rewrite declares the `.ic` prototype under `#line`, so the compiler
 //! reports a mismatch at the `.ic` line.
 
+mod names;
+
 use crate::error::Diagnostic;
 use crate::parse::c::{self, FunctionDef};
 use crate::parse::ic::{BlockKind, IcFile, Item, Phase};
+use crate::parse::scan::FastMap as HashMap;
 use crate::parse::Source;
-use std::collections::HashMap;
 
 /// A function to wrap: its definitions (one per `#if` branch) and its tests.
 #[derive(Debug, Clone)]
@@ -47,24 +49,37 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
     c_src.check_text("C")?;
     check_duplicate_tests(ic_src, ic)?;
     let mut names: Vec<&str> = Vec::new();
+    let mut seen = crate::parse::scan::Names::default();
     for (_, b) in ic.blocks() {
-        if !names.contains(&b.name.as_str()) {
+        if seen.insert(b.name.as_bytes()) {
             names.push(&b.name);
         }
     }
-    let found = c::find_definitions(c_src, &names);
+    let defined = names::defined(ic_src, ic);
+    let watched: Vec<&str> = defined.iter().map(|(n, _)| n.as_str()).collect();
+    let found = c::find_definitions(c_src, &names, &watched);
+    if let Some(at) = found.scan.instrumented_at {
+        return Err(c_src.error(at, crate::skeleton::ALREADY));
+    }
+    names::check(c_src, ic_src, &defined, &names, &found.scan)?;
+    let mut defs_by_name: HashMap<&str, Vec<&FunctionDef>> = HashMap::default();
+    for d in &found.defs {
+        defs_by_name.entry(d.name.as_str()).or_default().push(d);
+    }
     let mut targets: Vec<Target> = Vec::new();
-    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut by_name: HashMap<String, usize> = HashMap::default();
     for (index, block) in ic.blocks() {
         if block.variadic {
             return Err(ic_src.error(block.name_at, format!("`{}` is variadic: the wrapper cannot forward `...`, so it cannot be tested in vivo", block.name)));
         }
-        let all: Vec<&FunctionDef> = found.defs.iter().filter(|d| d.name == block.name).collect();
+        let all: &[&FunctionDef] = defs_by_name
+            .get(block.name.as_str())
+            .map_or(&[], Vec::as_slice);
         if all.is_empty() {
             if let Some((_, at, what)) = found.unparsed.iter().find(|(n, ..)| *n == block.name) {
                 return Err(c_src.error(
                     *at,
-                    format!("cannot parse the C around `{}`: {what}", block.name),
+                    format!("cannot read the head of `{}`: {what}", block.name),
                 ));
             }
             if let Some((at, what)) = &found.scan.problem {
@@ -185,7 +200,7 @@ fn kind_word(kind: BlockKind) -> &'static str {
 }
 
 fn check_duplicate_tests(ic_src: &Source, ic: &IcFile) -> Result<(), Diagnostic> {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashMap<&str, usize> = HashMap::default();
     for t in ic.tests() {
         if let Some(&first) = seen.get(t.name.as_str()) {
             return Err(ic_src
@@ -198,12 +213,6 @@ fn check_duplicate_tests(ic_src: &Source, ic: &IcFile) -> Result<(), Diagnostic>
 }
 
 fn check_definition(c_src: &Source, d: &FunctionDef) -> Result<(), Diagnostic> {
-    if let Some((at, what)) = &d.syntax_error {
-        return Err(c_src.error(
-            *at,
-            format!("cannot parse the definition of `{}`: {what}", d.name),
-        ));
-    }
     for (i, p) in d.params.iter().enumerate() {
         match &p.name {
             None => {

@@ -14,12 +14,18 @@
 
 use crate::parse::c::FunctionDef;
 use crate::parse::ic::{IcFile, Item, Phase};
+use crate::parse::scan::MARKER;
 use crate::parse::Source;
 use crate::plan::{Plan, Target};
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8> {
-    let mut out: Vec<u8> = Vec::with_capacity(c.text.len() + 4096);
+    // Each wrapped definition adds its head three times and a wrapper of a few hundred bytes.
+    let per_def = 1024 + ic_src.text.len() / plan.targets.len().max(1);
+    let defs_count: usize = plan.targets.iter().map(|t| t.defs.len()).sum();
+    let mut out: Vec<u8> =
+        Vec::with_capacity(c.text.len() + ic_src.text.len() + defs_count * per_def);
     let c_name = c_string(&c.name);
     let ic_name = c_string(&ic_src.name);
     out.extend_from_slice(format!("#line 1 {c_name}\n").as_bytes());
@@ -40,36 +46,31 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
             out.push(b'\n');
         }
         let line = c.line(def.start);
-        if !def.kr {
-            let mut head = c.text[def.start..def.declarator_end].to_vec();
-            blank_inline(&mut head, def);
-            push_line(&mut out, line, &c_name);
-            out.extend_from_slice(&head);
-            out.extend_from_slice(b";\n");
-        }
+        push_line(&mut out, line, &c_name);
+        out.extend_from_slice(&declaration(c, def));
+        out.extend_from_slice(b";\n");
+        // The renamed original gets internal linkage from a declaration before it, whatever its
+        // head says (its storage class may come from a macro): a later definition without
+        // `static` takes the linkage of the earlier `static` declaration (C11 6.2.2p4-5).
+        // (Naming the function must not warn if it is deprecated.)
+        let _ = write!(
+            out,
+            "#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wdeprecated-declarations\"\nstatic __typeof__({0}) _{0};\n#pragma GCC diagnostic pop\n",
+            target.name
+        );
         for &b in &target.blocks {
             let Item::Block(block) = &ic.items[b] else {
                 continue;
             };
             push_line(&mut out, ic_src.line(block.proto.start), &ic_name);
-            if def.is_static && !block.is_static {
-                out.extend_from_slice(b"static ");
-            }
             out.extend_from_slice(&ic_src.text[block.proto.clone()]);
             out.extend_from_slice(b";\n");
         }
-        if !def.is_static && def.extern_kw.is_none() {
-            out.extend_from_slice(b"static\n");
-        }
         push_line(&mut out, line, &c_name);
         pad(&mut out, c.column(def.start));
-        let mut body = c.text[def.start..def.end].to_vec();
-        if let Some(e) = &def.extern_kw {
-            body[e.start - def.start..e.end - def.start].copy_from_slice(b"static");
-        }
-        let at = def.name_range.start - def.start;
-        body.insert(at, b'_');
-        out.extend_from_slice(&body);
+        out.extend_from_slice(&c.text[def.start..def.name_range.start]);
+        out.push(b'_');
+        out.extend_from_slice(&c.text[def.name_range.start..def.end]);
         cursor = def.end;
         if def.in_conditional {
             out.extend_from_slice(format!("\n#define {} 1\n", marker(target, k)).as_bytes());
@@ -83,12 +84,15 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
     }
 
     // The .ic code and tests.
-    out.extend_from_slice(b"\n/* ---- in vivo tests (invite-precompile) ---- */\n#include \"invite.h\"\n#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wunused-parameter\"\n");
-    let test_target = |item: usize| {
-        plan.targets
-            .iter()
-            .find(|t| t.tests.iter().any(|p| p.item == item))
-    };
+    out.push(b'\n');
+    out.extend_from_slice(MARKER);
+    out.extend_from_slice(b"\n#include \"invite.h\"\n#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wunused-parameter\"\n");
+    let targets_of_tests: crate::parse::scan::FastMap<usize, &Target> = plan
+        .targets
+        .iter()
+        .flat_map(|t| t.tests.iter().map(move |p| (p.item, t)))
+        .collect();
+    let test_target = |item: usize| targets_of_tests.get(&item).copied();
     for (i, item) in ic.items.iter().enumerate() {
         match item {
             Item::Block(_) => {}
@@ -127,7 +131,15 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
 
     for target in &plan.targets {
         for (k, def) in target.defs.iter().enumerate() {
-            wrapper(&mut out, c, ic_src, ic, target, k, def);
+            wrapper(
+                &mut out,
+                (c, &c_name),
+                (ic_src, &ic_name),
+                ic,
+                target,
+                k,
+                def,
+            );
         }
     }
     out
@@ -151,24 +163,23 @@ fn guard_all(target: &Target) -> Option<String> {
     )
 }
 
+/// The wrapper of one definition; the sources come with their names as C string literals.
 fn wrapper(
     out: &mut Vec<u8>,
-    c: &Source,
-    ic_src: &Source,
+    (c, c_name): (&Source, &str),
+    (ic_src, ic_name): (&Source, &str),
     ic: &IcFile,
     target: &Target,
     k: usize,
     def: &FunctionDef,
 ) {
-    let c_name = c_string(&c.name);
-    let ic_name = c_string(&ic_src.name);
     if def.in_conditional {
         out.extend_from_slice(format!("#ifdef {}\n", marker(target, k)).as_bytes());
     }
     let line = c.line(def.name_range.start);
     let mut head = c.text[def.start..def.body_start].to_vec();
     blank_inline(&mut head, def);
-    push_line(out, c.line(def.start), &c_name);
+    push_line(out, c.line(def.start), c_name);
     pad(out, c.column(def.start));
     out.extend_from_slice(&head);
     out.extend_from_slice(b"{\n");
@@ -179,64 +190,81 @@ fn wrapper(
         .collect();
     let args = args.join(", ");
     let original = format!("_{}({args})", target.name);
-    let mut s = String::new();
-    let mut site = 0usize;
-    let mut emit_tests = |s: &mut String, phase: Phase| {
-        for t in target.tests.iter().filter(|t| t.phase == phase) {
+    // Declarations first, then statements (C90 style, as `-Wdeclaration-after-statement` wants):
+    // the sites, in the order their tests run, then `invite_ret`.
+    let tests: Vec<(&crate::plan::PlannedTest, usize)> = [Phase::Pre, Phase::Post]
+        .into_iter()
+        .flat_map(|phase| target.tests.iter().filter(move |t| t.phase == phase))
+        .enumerate()
+        .map(|(site, t)| (t, site))
+        .collect();
+    push_line(out, line, c_name);
+    for (t, site) in &tests {
+        let _ = writeln!(
+            out,
+            "    static invite_site invite_site_{site} = INVITE_SITE({}, {}, {c_name}, {line}, {}, {:?}, {});",
+            c_string(&target.name),
+            c_string(&t.name),
+            if t.phase == Phase::Pre { "INVITE_PRE" } else { "INVITE_POST" },
+            t.probability,
+            t.timeout_ms
+        );
+    }
+    if !def.returns_void {
+        let _ = writeln!(out, "    __typeof__({original}) invite_ret;");
+    }
+    let run_tests = |out: &mut Vec<u8>, phase: Phase| {
+        for (t, site) in tests.iter().filter(|(t, _)| t.phase == phase) {
             let Item::Test(test) = &ic.items[t.item] else {
                 continue;
             };
-            let id = format!("invite_site_{site}");
-            site += 1;
-            let _ = writeln!(s, "#line {line} {c_name}");
-            let _ = writeln!(
-                s,
-                "    static invite_site {id} = INVITE_SITE({}, {}, {c_name}, {line}, {}, {:?}, {});",
-                c_string(&target.name),
-                c_string(&t.name),
-                if phase == Phase::Pre { "INVITE_PRE" } else { "INVITE_POST" },
-                t.probability,
-                t.timeout_ms
-            );
-            let mut call_args = args.clone();
-            if phase == Phase::Post && !def.returns_void {
-                call_args = if call_args.is_empty() {
-                    "invite_ret".into()
+            let ret = if phase == Phase::Post && !def.returns_void {
+                if args.is_empty() {
+                    "invite_ret"
                 } else {
-                    format!("{call_args}, invite_ret")
-                };
-            }
-            let call = format!("{}({call_args})", t.name);
-            let body = if t.returns_int {
-                format!("invite_pod_exit({call} != 0);")
+                    ", invite_ret"
+                }
             } else {
-                format!("{call}; invite_pod_exit(1);")
+                ""
             };
-            let _ = writeln!(s, "#line {} {ic_name}", ic_src.line(test.name_at));
-            let _ = writeln!(
-                s,
-                "    if (invite_sample(&{id}) && invite_pod_enter(&{id})) {{ {body} }}"
-            );
+            let call = format!("{}({args}{ret})", t.name);
+            push_line(out, ic_src.line(test.name_at), ic_name);
+            let _ = if t.returns_int {
+                writeln!(out, "    if (invite_sample(&invite_site_{site}) && invite_pod_enter(&invite_site_{site})) {{ invite_pod_exit({call} != 0); }}")
+            } else {
+                writeln!(out, "    if (invite_sample(&invite_site_{site}) && invite_pod_enter(&invite_site_{site})) {{ {call}; invite_pod_exit(1); }}")
+            };
         }
     };
-    emit_tests(&mut s, Phase::Pre);
-    let _ = writeln!(s, "#line {line} {c_name}");
+    run_tests(out, Phase::Pre);
+    push_line(out, line, c_name);
     if def.returns_void {
-        let _ = writeln!(s, "    {original};");
+        let _ = writeln!(out, "    {original};");
     } else {
-        let _ = writeln!(s, "    __typeof__({original}) invite_ret = {original};");
+        let _ = writeln!(out, "    invite_ret = {original};");
     }
-    emit_tests(&mut s, Phase::Post);
-    let _ = writeln!(s, "#line {line} {c_name}");
-    if def.returns_void {
-        s.push_str("}\n");
+    run_tests(out, Phase::Post);
+    push_line(out, line, c_name);
+    out.extend_from_slice(if def.returns_void {
+        b"}\n".as_slice()
     } else {
-        s.push_str("    return invite_ret;\n}\n");
-    }
-    out.extend_from_slice(s.as_bytes());
+        b"    return invite_ret;\n}\n".as_slice()
+    });
     if def.in_conditional {
         out.extend_from_slice(b"#endif\n");
     }
+}
+
+/// The definition's head as a declaration of the original name: K&R parameter names become
+/// `()` (a declaration may not list names without types); a non-static `inline` is blanked.
+fn declaration(c: &Source, def: &FunctionDef) -> Vec<u8> {
+    let mut head = c.text[def.start..def.declarator_end].to_vec();
+    blank_inline(&mut head, def);
+    if def.kr {
+        let r = def.params_range.start - def.start + 1..def.params_range.end - def.start - 1;
+        head.splice(r, std::iter::empty());
+    }
+    head
 }
 
 /// A non-static `inline` wrapper could not hold its `static` sites (C99 6.7.4p3), so the
@@ -256,7 +284,26 @@ fn push_line(out: &mut Vec<u8>, line: usize, file: &str) {
     if !out.ends_with(b"\n") && !out.is_empty() {
         out.push(b'\n');
     }
-    out.extend_from_slice(format!("#line {line} {file}\n").as_bytes());
+    out.extend_from_slice(b"#line ");
+    push_number(out, line);
+    out.push(b' ');
+    out.extend_from_slice(file.as_bytes());
+    out.push(b'\n');
+}
+
+/// Decimal digits without going through `fmt` (the rewrite writes a `#line` for every piece).
+fn push_number(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Spaces that put the next byte in `column` (1-based), so columns in diagnostics stay right.
@@ -266,7 +313,8 @@ fn pad(out: &mut Vec<u8>, column: usize) {
 
 /// A C string literal for a file or function name.
 pub fn c_string(s: &str) -> String {
-    let mut out = String::from("\"");
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
     for ch in s.chars() {
         match ch {
             '"' => out.push_str("\\\""),

@@ -43,12 +43,26 @@ fn refuse(c: &[u8], ic: &[u8], at: (&str, usize, usize), words: &str) {
 }
 
 #[test]
-fn malformed_c_in_the_target() {
-    refuse(
-        b"int foo(int a)\n{\n    return a +;\n}\n",
-        GOOD_IC.as_bytes(),
-        ("c", 3, 15),
-        "cannot parse the definition of `foo`",
+fn malformed_c_in_the_body_is_the_compilers_to_report() {
+    // Bodies are never parsed (real code puts macros there that no parser reads without them):
+    // a mistake in one is copied as written, and the compiler reports it at its `.c` line.
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("m.c");
+    std::fs::write(&c, "int foo(int a)\n{\n    return a +;\n}\n").unwrap();
+    std::fs::write(dir.path().join("m.ic"), GOOD_IC).unwrap();
+    let out = dir.path().join("out.c");
+    let o = precompile(&[&c, "-o".as_ref(), &out]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let gcc = std::process::Command::new("gcc")
+        .args(["-fsyntax-only", "-I"])
+        .arg(support::include_dir())
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&gcc.stderr);
+    assert!(
+        stderr.contains(&format!("{}:3:", c.display())),
+        "gcc points at the .c line: {stderr}"
     );
 }
 
@@ -264,5 +278,15 @@ fn missing_input_file() {
     assert!(
         stderr.starts_with("/nonexistent/x.c: error: cannot read"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn conditional_inside_the_parameter_list() {
+    refuse(
+        b"static int foo(\n  int a,\n#ifdef X\n  int b\n#else\n  long b\n#endif\n){ return a + (int)b; }\n",
+        b"int foo(int a, int b) pre\nvoid t(int a, int b) .5 { }\n",
+        ("c", 3, 1),
+        "#if inside its head",
     );
 }

@@ -23,32 +23,8 @@ const TESTS: [&str; 8] = [
 
 /// bzip2-1.0.8/ inside the cargo registry, fetched through a scratch crate.
 fn bzip2_sources(scratch: &Path) -> PathBuf {
-    std::fs::create_dir_all(scratch.join("src")).unwrap();
-    std::fs::write(
-        scratch.join("Cargo.toml"),
-        "[package]\nname = \"fetch-bzip2\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n[dependencies]\nbzip2-sys = \"=0.1.11\"\n",
-    )
-    .unwrap();
-    std::fs::write(scratch.join("src/lib.rs"), "").unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1"])
-        .current_dir(scratch)
-        .output()
-        .expect("run cargo metadata");
-    assert!(
-        out.status.success(),
-        "cargo could not fetch bzip2-sys: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json = String::from_utf8(out.stdout).unwrap();
-    let manifest = json
-        .split("\"manifest_path\":\"")
-        .skip(1)
-        .map(|s| &s[..s.find('"').unwrap()])
-        .find(|p| p.contains("bzip2-sys-"))
-        .expect("bzip2-sys in cargo metadata");
-    let dir = Path::new(manifest).parent().unwrap().join("bzip2-1.0.8");
+    let dir =
+        registry::packages(scratch, &[("bzip2-sys", "0.1.11")])["bzip2-sys"].join("bzip2-1.0.8");
     assert!(
         dir.join("bzlib.c").is_file(),
         "{} has no bzlib.c",

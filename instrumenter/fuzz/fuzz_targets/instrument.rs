@@ -1,4 +1,4 @@
-//! The whole pipeline (scan, tree-sitter regions, plan, rewrite) never panics. The input is a
+//! The whole pipeline (scan, heads, plan, rewrite) never panics. The input is a
 //! `.c` and a `.ic` separated by the first 0xFF byte; without one, a fixed `.ic` naming `f` and
 //! `g` is used so the fuzzer explores C.
 #![no_main]

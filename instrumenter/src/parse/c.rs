@@ -1,20 +1,24 @@
-//! Parse the regions [`super::scan`] found with tree-sitter-c into [`FunctionDef`]s.
+//! The definitions in a `.c` file: the regions [`super::scan`] found, each head read by
+//! [`super::head`]. Bodies are never parsed: the scan matched their braces, and the rewrite copies
+//! them as they are.
 
-use super::decl::{self, Param};
+use super::head::{self, Brackets, Param};
 use super::scan::{self, Scan};
+use super::tokens::{self, Kind, Tok};
 use super::Source;
 use std::collections::HashSet;
 use std::ops::Range;
-use tree_sitter::{Node, Parser};
 
-/// A definition of a function the `.ic` names, with the byte ranges the rewrite edits.
+/// A definition of a function, with the byte ranges the rewrite edits.
 #[derive(Debug, Clone)]
 pub struct FunctionDef {
     pub name: String,
-    /// First byte of the definition (its first specifier or attribute).
+    /// First byte of the definition's head (after the previous top-level item).
     pub start: usize,
     /// The name, to be renamed `_name`.
     pub name_range: Range<usize>,
+    /// The parameter list, `(` to one past `)`.
+    pub params_range: Range<usize>,
     /// End of the declarator (K&R parameter declarations and the body follow).
     pub declarator_end: usize,
     pub body_start: usize,
@@ -29,66 +33,45 @@ pub struct FunctionDef {
     pub extern_kw: Option<Range<usize>>,
     pub inline_kw: Vec<Range<usize>>,
     pub in_conditional: bool,
-    /// A syntax error in or right before the definition: offset and description.
-    pub syntax_error: Option<(usize, String)>,
 }
 
 /// What the `.c` file holds for the wanted names.
 pub struct Definitions {
     pub defs: Vec<FunctionDef>,
-    /// A wanted name that appears in a region tree-sitter could not read as a definition.
+    /// A wanted name whose head could not be read: name, offset, why.
     pub unparsed: Vec<(String, usize, String)>,
     pub scan: Scan,
 }
 
-pub fn find_definitions(src: &Source, wanted: &[&str]) -> Definitions {
-    let names: HashSet<&[u8]> = wanted.iter().map(|n| n.as_bytes()).collect();
-    let scan = scan::scan(&src.text, &names);
-    let mut parser = Parser::new();
-    parser
-        .set_language(&tree_sitter_c::LANGUAGE.into())
-        .expect("tree-sitter-c grammar matches the tree-sitter version");
+/// The definitions of the `wanted` functions; `watched` names are looked up at the top level
+/// (see [`Scan::top_level`]).
+pub fn find_definitions(src: &Source, wanted: &[&str], watched: &[&str]) -> Definitions {
+    let names: scan::Names = wanted.iter().map(|n| n.as_bytes()).collect();
+    let watched: scan::Names = watched.iter().map(|n| n.as_bytes()).collect();
+    let scan = scan::scan(&src.text, &names, &watched);
     let mut defs: Vec<FunctionDef> = Vec::new();
     let mut unparsed = Vec::new();
+    let mut done = scan::FastMap::default();
     for cand in &scan.candidates {
-        let base = cand.item_start;
-        let region = &src.text[base..cand.item_end];
-        let name_end = cand.name_at
-            + src.text[cand.name_at..]
-                .iter()
-                .take_while(|&&b| super::is_ident_byte(b))
-                .count();
-        let name = &src.text[cand.name_at..name_end];
-        let Some(tree) = parser.parse(region, None) else {
+        if done.insert(cand.name_at, ()).is_some() {
             continue;
-        };
-        let root = tree.root_node();
-        let mut found = false;
-        for def in definitions(root) {
-            let Some(declarator) = def.child_by_field_name("declarator") else {
-                continue;
-            };
-            let Some(fd) = decl::function_declarator(declarator) else {
-                continue;
-            };
-            if fd.name.start_byte() + base != cand.name_at || decl::text(fd.name, region) != name {
-                continue;
-            }
-            found = true;
-            if defs.iter().any(|d| d.name_range.start == cand.name_at) {
-                break;
-            }
-            defs.push(build(def, fd, region, base, cand.in_conditional, name));
-            break;
         }
-        if !found && root.has_error() {
-            let at = decl::first_error(root)
-                .map(|e| e.start_byte() + base)
-                .unwrap_or(cand.name_at);
-            let what = decl::first_error(root)
-                .map(|e| decl::describe_error(e, region))
-                .unwrap_or_else(|| "syntax error".into());
-            unparsed.push((String::from_utf8_lossy(name).into_owned(), at, what));
+        let region = cand.item_start..cand.body_start;
+        let named = |toks: &[Tok]| toks.iter().position(|t| t.start == cand.name_at);
+        let place = Place {
+            region,
+            undefs: &scan.undefs,
+            in_conditional: cand.in_conditional,
+            split_head: cand.split_head,
+            end: cand.item_end,
+        };
+        match read_head(src, &place, &scan.item_macros, named) {
+            Ok(Some(d)) => defs.push(d),
+            Ok(None) => {}
+            Err(e) => {
+                let name = src.str(cand.name_at..ident_end(&src.text, cand.name_at));
+                unparsed.push((name, e.at, e.message));
+            }
         }
     }
     Definitions {
@@ -98,86 +81,186 @@ pub fn find_definitions(src: &Source, wanted: &[&str]) -> Definitions {
     }
 }
 
-/// Function definitions at the top level of a region (also inside `#if` blocks and `ERROR`s).
-fn definitions(root: Node<'_>) -> Vec<Node<'_>> {
+/// A head that could not be read: its offset and why.
+pub type Unread = (usize, String);
+
+/// Every function definition in the file (for `--skeleton`): each one read, or why not (the
+/// offset and the reason), in file order.
+pub fn all_definitions(src: &Source) -> (Vec<Result<FunctionDef, Unread>>, Scan) {
+    let scan = scan::scan(&src.text, &scan::Names::default(), &scan::Names::default());
     let mut out = Vec::new();
-    let mut stack = vec![root];
-    while let Some(node) = stack.pop() {
-        let mut cursor = node.walk();
-        for kid in node.children(&mut cursor) {
-            match kid.kind() {
-                "function_definition" => out.push(kid),
-                "translation_unit" | "preproc_if" | "preproc_ifdef" | "preproc_else"
-                | "preproc_elif" | "preproc_elifdef" | "ERROR" => stack.push(kid),
-                _ => {}
-            }
+    for body in &scan.bodies {
+        let region = body.item_start..body.body_start;
+        let mut found = None;
+        let pick = |toks: &[Tok]| -> Option<usize> {
+            let b = Brackets::new(&src.text, toks).ok()?;
+            let h = head::find_name(&src.text, toks, &b).ok()??;
+            Some(h.name)
+        };
+        let place = Place {
+            region,
+            undefs: &scan.undefs,
+            in_conditional: body.in_conditional,
+            split_head: body.split_head,
+            end: body.item_end,
+        };
+        match read_head(src, &place, &scan.item_macros, |t| {
+            found = pick(t);
+            found
+        }) {
+            Ok(Some(d)) => out.push(Ok(d)),
+            Ok(None) => {}
+            Err(e) => out.push(Err((e.at, e.message))),
         }
     }
-    out.sort_by_key(|n| n.start_byte());
-    out
+    (out, scan)
 }
 
-fn build(
-    def: Node<'_>,
-    fd: decl::FnDeclarator<'_>,
-    region: &[u8],
-    base: usize,
-    in_conditional: bool,
-    name: &[u8],
-) -> FunctionDef {
-    let declarator = def
-        .child_by_field_name("declarator")
-        .expect("checked by caller");
-    let body = def.child_by_field_name("body");
-    let (mut params, variadic) = decl::parameters(fd.params, region);
-    for p in &mut params {
-        p.at += base;
-    }
-    let returns_void = def
-        .child_by_field_name("type")
-        .is_some_and(|t| t.kind() == "primitive_type" && decl::text(t, region) == b"void")
-        && fd.owner.id() == declarator.id();
-    let mut is_static = false;
-    let mut extern_kw = None;
-    let mut inline_kw = Vec::new();
-    let mut kr = false;
-    let mut cursor = def.walk();
-    for kid in def.children(&mut cursor) {
-        match kid.kind() {
-            "storage_class_specifier" => {
-                let range = kid.start_byte() + base..kid.end_byte() + base;
-                match decl::text(kid, region) {
-                    b"static" => is_static = true,
-                    b"extern" => extern_kw = Some(range),
-                    b"inline" | b"__inline" | b"__inline__" => inline_kw.push(range),
-                    _ => {}
-                }
+fn ident_end(text: &[u8], at: usize) -> usize {
+    at + text[at..]
+        .iter()
+        .take_while(|&&b| super::is_ident_byte(b))
+        .count()
+}
+
+/// How many leading tokens are calls of macros that make items of their own: calls of the file's
+/// `item_macros`, and any top-level call followed by a blank line (`rb_gen(...)` from a header,
+/// then the function), as long as a parameter list remains after them.
+fn item_macro_calls(
+    text: &[u8],
+    toks: &[Tok],
+    item_macros: &HashSet<Vec<u8>>,
+) -> Result<usize, head::HeadError> {
+    let b = Brackets::new(text, toks)?;
+    let mut cut = 0;
+    let mut i = 0;
+    while i < toks.len() {
+        let t = toks[i];
+        if t.kind == Kind::Ident && toks.get(i + 1).is_some_and(|n| n.is(b'(')) {
+            let close = b.end(toks, i + 1);
+            let blank = toks.get(close + 1).is_some_and(|n| {
+                let gap = &text[toks[close].end..n.start];
+                gap.split(|&c| c == b'\n')
+                    .skip(1)
+                    .any(|l| l.iter().all(u8::is_ascii_whitespace))
+                    && gap.iter().filter(|&&c| c == b'\n').count() >= 2
+            });
+            let rest_has_params = toks[close + 1..].iter().any(|n| n.is(b'('));
+            if rest_has_params && (blank || item_macros.contains(&text[t.start..t.end])) {
+                cut = close + 1;
             }
-            "declaration" => kr = true,
-            _ => {}
+            i = close;
+        } else if let Kind::Punct(b'(' | b'[' | b'{') = t.kind {
+            i = b.end(toks, i);
         }
+        i += 1;
     }
-    let syntax_error = decl::first_error(def)
-        .or_else(|| def.prev_sibling().filter(|s| s.is_error()))
-        .map(|e| (e.start_byte() + base, decl::describe_error(e, region)));
-    let end = def.end_byte() + base;
-    FunctionDef {
-        name: String::from_utf8_lossy(name).into_owned(),
-        start: def.start_byte() + base,
-        name_range: fd.name.start_byte() + base..fd.name.end_byte() + base,
-        declarator_end: declarator.end_byte() + base,
-        body_start: body.map(|b| b.start_byte() + base).unwrap_or(end),
-        end,
-        params,
-        variadic,
-        returns_void,
-        kr,
-        is_static,
-        extern_kw,
-        inline_kw,
-        in_conditional,
-        syntax_error,
+    Ok(cut)
+}
+
+/// Where a definition's head is: from the end of the previous item to the body's `{`.
+struct Place<'s> {
+    region: Range<usize>,
+    undefs: &'s std::collections::HashMap<Vec<u8>, Vec<usize>>,
+    in_conditional: bool,
+    split_head: bool,
+    end: usize,
+}
+
+/// Read the head in `place`, whose name is the token `name` picks. A call of one of the file's
+/// `item_macros` before the name is an item of its own, not part of the head.
+fn read_head(
+    src: &Source,
+    place: &Place<'_>,
+    item_macros: &HashSet<Vec<u8>>,
+    name: impl FnOnce(&[Tok]) -> Option<usize>,
+) -> Result<Option<FunctionDef>, head::HeadError> {
+    let text = &src.text;
+    let region = place.region.clone();
+    let all = tokens::lex(text, region.clone()).map_err(|at| head::HeadError {
+        at,
+        message: "unterminated comment".into(),
+    })?;
+    let directives: Vec<Tok> = all
+        .iter()
+        .copied()
+        .filter(|t| t.kind == Kind::Directive)
+        .collect();
+    let mut toks = all;
+    if !directives.is_empty() {
+        toks.retain(|t| t.kind != Kind::Directive);
     }
+    let cut = item_macro_calls(text, &toks, item_macros)?;
+    let first = toks.get(cut).map_or(region.end, |t| t.start);
+    toks.drain(..cut);
+    // A conditional inside the head (the scan ends items at top-level directives) would make
+    // the parameters depend on it.
+    if let Some(d) = directives.iter().find(|t| {
+        t.kind == Kind::Directive
+            && t.start > first
+            && matches!(
+                scan::directive(text, t.start).1,
+                b"if"
+                    | b"ifdef"
+                    | b"ifndef"
+                    | b"elif"
+                    | b"else"
+                    | b"endif"
+                    | b"elifdef"
+                    | b"elifndef"
+            )
+    }) {
+        return Err(head::HeadError {
+            at: d.start,
+            message: "#if inside its head: which parameters exist depends on it".into(),
+        });
+    }
+    let Some(n) = name(&toks) else {
+        return Ok(None);
+    };
+    if place.split_head {
+        return Err(head::HeadError {
+            at: toks[n].start,
+            message: "#if branches in its head: they share one body".into(),
+        });
+    }
+    let b = Brackets::new(text, &toks)?;
+    let Some(h) = head::read(text, &toks, &b, n)? else {
+        return Ok(None);
+    };
+    // The wrapper repeats the head at the end of the file: a macro it uses must still be defined.
+    if let Some((t, at)) = toks[..].iter().find_map(|t| {
+        let undefs = place.undefs.get(&text[t.start..t.end])?;
+        undefs.iter().find(|&&u| u > place.end).map(|&u| (t, u))
+    }) {
+        return Err(head::HeadError {
+            at: t.start,
+            message: format!(
+                "a macro #undef'd later in its head: `{}` is #undef'd at line {}, before the wrapper at the end of the file",
+                String::from_utf8_lossy(&text[t.start..t.end]),
+                src.line(at)
+            ),
+        });
+    }
+    let start = toks.first().map_or(region.start, |t| t.start);
+
+    Ok(Some(FunctionDef {
+        name: String::from_utf8_lossy(&text[toks[n].start..toks[n].end]).into_owned(),
+        start,
+        name_range: toks[n].start..toks[n].end,
+        params_range: toks[h.params_open].start..toks[h.params_close].end,
+        declarator_end: h.declarator_end,
+        body_start: region.end,
+        end: place.end,
+        params: h.params,
+        variadic: h.variadic,
+        returns_void: h.returns_void,
+        kr: h.kr,
+        is_static: h.is_static,
+        extern_kw: h.extern_kw,
+        inline_kw: h.inline_kw,
+        in_conditional: place.in_conditional,
+    }))
 }
 
 #[cfg(test)]
@@ -186,7 +269,7 @@ mod tests {
 
     fn defs(code: &str, wanted: &[&str]) -> Vec<FunctionDef> {
         let src = Source::new("t.c", code.as_bytes().to_vec());
-        find_definitions(&src, wanted).defs
+        find_definitions(&src, wanted, &[]).defs
     }
 
     #[test]
@@ -197,17 +280,19 @@ mod tests {
                     char *(*handler(int x))(void) { return 0; }\n\
                     int kr(a, b) int a; char *b; { return a; }\n\
                     static inline void nothing(int a[10], int (*cb)(int)) { cb(a[0]); }\n\
-                    int var(int a, ...) { return a; }\n";
+                    int var(int a, ...) { return a; }\n\
+                    int lz4(int a) { int limit = 64 KB; DEBUGLOG(5, \"x\") return a; }\n";
         let d = defs(
             code,
-            &["foo", "bz", "paren", "handler", "kr", "nothing", "var"],
+            &[
+                "foo", "bz", "paren", "handler", "kr", "nothing", "var", "lz4",
+            ],
         );
         let by = |n: &str| {
             d.iter()
                 .find(|f| f.name == n)
                 .unwrap_or_else(|| panic!("{n} not found"))
         };
-        assert!(by("foo").syntax_error.is_none());
         assert_eq!(by("bz").params.len(), 2);
         assert_eq!(by("paren").params[0].name.as_deref(), Some("a"));
         assert!(!by("handler").returns_void);
@@ -222,5 +307,6 @@ mod tests {
             ["a", "cb"]
         );
         assert!(by("var").variadic);
+        assert_eq!(by("lz4").params.len(), 1);
     }
 }

@@ -6,12 +6,11 @@
 //! (`PROTOTYPE pre|post|both`), a *test* (`void|int NAME(PARAMS) [pre|post] PROB [timeout=T] {...}`)
 //! or *code* (a `#` line, a declaration, a helper function) that is copied through as written.
 
-use super::decl;
-use super::scan::{directive, line_comment_end, literal_end, number_end};
-use super::{is_ident_byte, is_ident_start, Source};
+use super::head::{self, Brackets};
+use super::tokens::{self, Kind, Tok};
+use super::Source;
 use crate::error::Diagnostic;
 use std::ops::Range;
-use tree_sitter::Parser;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -93,87 +92,8 @@ impl IcFile {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Ident,
-    Number,
-    Punct(u8),
-    Literal,
-    Directive,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Tok {
-    kind: Kind,
-    start: usize,
-    end: usize,
-}
-
 fn lex(src: &Source) -> Result<Vec<Tok>, Diagnostic> {
-    let text = &src.text;
-    let n = text.len();
-    let mut toks = Vec::new();
-    let mut i = 0;
-    let mut line_start = true;
-    while i < n {
-        let b = text[i];
-        let start = i;
-        let kind = match b {
-            b'\n' => {
-                line_start = true;
-                i += 1;
-                continue;
-            }
-            _ if b.is_ascii_whitespace() => {
-                i += 1;
-                continue;
-            }
-            b'/' if text.get(i + 1) == Some(&b'/') => {
-                i = line_comment_end(text, i);
-                continue;
-            }
-            b'/' if text.get(i + 1) == Some(&b'*') => {
-                match super::scan::find(text, i + 2, b"*/") {
-                    Some(e) => i = e + 2,
-                    None => return Err(src.error(i, "unterminated comment")),
-                }
-                continue;
-            }
-            b'#' if line_start => {
-                i = directive(text, i).0;
-                Kind::Directive
-            }
-            b'"' | b'\'' => {
-                i = literal_end(text, i);
-                Kind::Literal
-            }
-            b'.' if text.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                i = number_end(text, i);
-                Kind::Number
-            }
-            _ if b.is_ascii_digit() => {
-                i = number_end(text, i);
-                Kind::Number
-            }
-            _ if is_ident_start(b) => {
-                while i < n && is_ident_byte(text[i]) {
-                    i += 1;
-                }
-                Kind::Ident
-            }
-            _ => {
-                i += 1;
-                Kind::Punct(b)
-            }
-        };
-        line_start = false;
-        toks.push(Tok {
-            kind,
-            start,
-            end: i,
-        });
-    }
-    Ok(toks)
+    tokens::lex(&src.text, 0..src.text.len()).map_err(|at| src.error(at, "unterminated comment"))
 }
 
 pub fn parse(src: &Source) -> Result<IcFile, Diagnostic> {
@@ -233,7 +153,7 @@ pub fn parse(src: &Source) -> Result<IcFile, Diagnostic> {
                         b"post" => BlockKind::Post,
                         _ => BlockKind::Both,
                     };
-                    let header = parse_prototype(src, toks[first].start..toks[i - 1].end, kind)?;
+                    let header = parse_prototype(src, &toks[first..i], kind)?;
                     block = Some(file.items.len());
                     file.items.push(Item::Block(header));
                     i += 1;
@@ -327,20 +247,12 @@ fn head_name<'t>(head: &'t [Tok], text: &[u8]) -> Option<(&'t Tok, usize)> {
         .then_some((name, open))
 }
 
-fn parse_prototype(
-    src: &Source,
-    range: std::ops::Range<usize>,
-    kind: BlockKind,
-) -> Result<Block, Diagnostic> {
-    let mut code = src.text[range.clone()].to_vec();
-    code.push(b';');
-    let mut parser = Parser::new();
-    parser
-        .set_language(&tree_sitter_c::LANGUAGE.into())
-        .expect("grammar matches tree-sitter");
+fn parse_prototype(src: &Source, toks: &[Tok], kind: BlockKind) -> Result<Block, Diagnostic> {
+    let text = &src.text;
+    let range = toks[0].start..toks[toks.len() - 1].end;
     let malformed = |at: usize, why: &str| {
         src.error(
-            range.start + at,
+            at,
             format!(
                 "malformed prototype `{}`: {why}",
                 src.str(range.clone())
@@ -350,47 +262,28 @@ fn parse_prototype(
             ),
         )
     };
-    let tree = parser
-        .parse(&code, None)
-        .ok_or_else(|| malformed(0, "cannot parse"))?;
-    let root = tree.root_node();
-    let declaration = decl::named_children(root)
-        .into_iter()
-        .find(|n| n.kind() == "declaration");
-    let Some(declaration) = declaration.filter(|_| decl::named_children(root).len() == 1) else {
-        return Err(malformed(0, "expected one function declaration"));
-    };
-    if let Some(e) = decl::first_error(root) {
-        return Err(malformed(
-            e.start_byte().min(range.len()),
-            &decl::describe_error(e, &code),
-        ));
+    let b = Brackets::new(text, toks).map_err(|e| malformed(e.at, &e.message))?;
+    let h = head::find_name(text, toks, &b)
+        .map_err(|e| malformed(e.at, &e.message))?
+        .ok_or_else(|| {
+            malformed(
+                range.start,
+                "expected a function declarator such as `int foo(int x)`",
+            )
+        })?;
+    if h.kr {
+        return Err(malformed(range.start, "expected one function declaration"));
     }
-    let fd = declaration
-        .child_by_field_name("declarator")
-        .and_then(decl::function_declarator)
-        .ok_or_else(|| malformed(0, "expected a function declarator such as `int foo(int x)`"))?;
-    let (params, variadic) = decl::parameters(fd.params, &code);
-    let top = declaration
-        .child_by_field_name("declarator")
-        .expect("checked above");
-    let returns_void = declaration
-        .child_by_field_name("type")
-        .is_some_and(|t| t.kind() == "primitive_type" && decl::text(t, &code) == b"void")
-        && fd.owner.id() == top.id();
-    let mut cursor = declaration.walk();
-    let is_static = declaration
-        .children(&mut cursor)
-        .any(|k| k.kind() == "storage_class_specifier" && decl::text(k, &code) == b"static");
+    let name = &toks[h.name];
     Ok(Block {
         kind,
         proto: range.clone(),
-        name: decl::text_string(fd.name, &code),
-        name_at: range.start + fd.name.start_byte(),
-        params: params.len(),
-        variadic,
-        returns_void,
-        is_static,
+        name: src.str(name.start..name.end),
+        name_at: name.start,
+        params: h.params.len(),
+        variadic: h.variadic,
+        returns_void: h.returns_void,
+        is_static: h.is_static,
     })
 }
 

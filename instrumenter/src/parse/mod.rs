@@ -1,17 +1,19 @@
 //! Step 1, `parse`: read the `.c` file and the `.ic` file into structures the plan can use.
 //!
 //! - [`scan`] finds, in one fast lexical pass over the whole `.c` file, where the functions named
-//!   in the `.ic` could be defined (a multi-megabyte file is never handed to tree-sitter whole).
-//! - [`c`] parses each such region with tree-sitter-c into a [`c::FunctionDef`].
+//!   in the `.ic` could be defined: the head before each top-level body, with braces matched.
+//! - [`c`] reads each such head into a [`c::FunctionDef`]; bodies are never parsed.
 //! - [`ic`] parses the `.ic` file (the 2008 Invite format plus extensions, docs/ic-format.md).
-//! - [`decl`] reads C declarators (names, parameters) from tree-sitter nodes, for both.
+//! - [`head`] reads a function head (name, parameters, storage class) from [`tokens`], taking
+//!   every identifier it does not know for a macro; for both files.
 //!
 //! This step owns no decisions about phases or output; it only says what is there and where.
 
 pub mod c;
-pub mod decl;
+pub mod head;
 pub mod ic;
 pub mod scan;
+pub mod tokens;
 
 use crate::error::{Diagnostic, Location};
 use std::sync::OnceLock;
@@ -34,13 +36,28 @@ impl Source {
 
     fn line_starts(&self) -> &[usize] {
         self.line_starts.get_or_init(|| {
-            let mut starts = vec![0];
+            // Eight bytes at a time: most words of C hold no newline.
+            const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+            let mut starts = Vec::with_capacity(self.text.len() / 32 + 1);
+            starts.push(0);
+            let chunks = self.text.chunks_exact(8);
+            let tail = chunks.remainder();
+            for (w, chunk) in chunks.enumerate() {
+                let x =
+                    u64::from_le_bytes(chunk.try_into().expect("8 bytes")) ^ 0x0a0a_0a0a_0a0a_0a0a;
+                // The high bit of each byte that was a newline (exact: no carries between bytes).
+                let mut hits = !(((x & LOW7).wrapping_add(LOW7)) | x) & !LOW7;
+                while hits != 0 {
+                    starts.push(w * 8 + (hits.trailing_zeros() / 8) as usize + 1);
+                    hits &= hits - 1;
+                }
+            }
+            let base = self.text.len() - tail.len();
             starts.extend(
-                self.text
-                    .iter()
+                tail.iter()
                     .enumerate()
                     .filter(|(_, &b)| b == b'\n')
-                    .map(|(i, _)| i + 1),
+                    .map(|(j, _)| base + j + 1),
             );
             starts
         })
@@ -84,6 +101,9 @@ impl Source {
     pub fn check_text(&self, what: &str) -> Result<(), Diagnostic> {
         if self.text.iter().all(|b| b.is_ascii_whitespace()) {
             return Err(self.error(0, format!("{what} file is empty")));
+        }
+        if !self.text.contains(&0) {
+            return Ok(());
         }
         if let Some(at) = self.text.iter().position(|&b| b == 0) {
             return Err(self.error(

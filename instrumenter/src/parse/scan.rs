@@ -1,19 +1,54 @@
 //! One lexical pass over the whole `.c` file: where could the functions named in the `.ic` be
 //! defined?
 //!
-//! tree-sitter parses C at roughly the speed of `gcc -fsyntax-only`; this pass is an order of
-//! magnitude faster. It skips comments, string and character literals and preprocessor lines,
-//! counts braces, and reports each place where a wanted name appears outside any brace pair
-//! followed by `(` or `)` (a declarator: `foo(`, `(foo)(`, `MACRO(foo)(`) and later reaches a `{`.
-//! The region from the end of the previous top-level item to the matching `}` is a
-//! [`Candidate`]; [`super::c`] parses only those regions with tree-sitter and decides.
+//! It skips comments, string and character literals and preprocessor lines, counts braces, and
+//! reports each top-level body ([`Body`], for `--skeleton`) and each place where a wanted name
+//! appears outside any brace pair followed by `(` or `)` (a declarator: `foo(`, `(foo)(`,
+//! `MACRO(foo)(`) and later reaches a `{`. The region from the end of the previous top-level
+//! item to the matching `}` is a [`Candidate`]; [`super::c`] reads only the heads of those
+//! regions. Along the way it notes what the plan checks names against: top-level uses of the
+//! `.ic`'s names, `#define`s and `#undef`s, and the marker of an already instrumented file.
 //!
-//! Conditional compilation: like ctags, each `#elif`/`#else` branch restarts at the brace depth
-//! of its `#if`, so definitions whose heads differ between branches do not unbalance the count.
+//! Conditional compilation: like ctags, each `#elif`/`#else` branch restarts at the brace (and
+//! parenthesis) depth of its `#if`, so definitions whose heads differ between branches do not
+//! unbalance the count; a body whose head had such branches is marked ([`Body::split_head`]).
 
 use super::is_ident_byte;
 use super::is_ident_start;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: the scan hashes every top-level identifier of the file against the wanted names, and
+/// SipHash's collision resistance buys nothing against names the user wrote.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// A set of names to look for.
+pub type Names<'a> = HashSet<&'a [u8], BuildHasherDefault<Fnv>>;
+
+/// A map with [`Fnv`] hashing.
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+/// The comment that starts the test section of every output of the precompiler.
+pub const MARKER: &[u8] = b"/* ---- in vivo tests (invite-precompile) ---- */";
 
 /// A region of the file that may hold a definition of a wanted function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +57,14 @@ pub struct Candidate {
     pub name_at: usize,
     /// Start of the top-level item that contains the name.
     pub item_start: usize,
+    /// The `{` that opens the body.
+    pub body_start: usize,
     /// One past the `}` that closes the item's body.
     pub item_end: usize,
     /// Inside `#if`/`#ifdef`/`#ifndef`.
     pub in_conditional: bool,
+    /// The head has `#if` branches of its own that share one body.
+    pub split_head: bool,
 }
 
 /// What the pass found: candidates, and the first structural problem (unbalanced braces, an
@@ -33,7 +72,29 @@ pub struct Candidate {
 #[derive(Debug, Default)]
 pub struct Scan {
     pub candidates: Vec<Candidate>,
+    /// Every top-level item with a function body: start, `{`, one past `}`, in `#if`.
+    pub bodies: Vec<Body>,
+    /// First top-level (outside braces and parentheses, or `#define`d) use of each name of the
+    /// second set given to [`scan`]: the names a `.ic` must not reuse.
+    pub top_level: HashMap<Vec<u8>, usize>,
+    /// Function-like macros `#define`d in the file whose replacement holds `{` or `;`: a call
+    /// of one at the top level is an item of its own (`ZSTD_GEN_DFAST_FN(noDict, 4)`).
+    pub item_macros: HashSet<Vec<u8>>,
+    /// Where the test section of an instrumented file starts: the input is an output.
+    pub instrumented_at: Option<usize>,
+    /// Where each `#undef`ed name is undefined.
+    pub undefs: HashMap<Vec<u8>, Vec<usize>>,
     pub problem: Option<(usize, String)>,
+}
+
+/// A top-level item that ends in a function body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    pub item_start: usize,
+    pub body_start: usize,
+    pub item_end: usize,
+    pub in_conditional: bool,
+    pub split_head: bool,
 }
 
 struct Pending {
@@ -46,7 +107,7 @@ struct Pending {
 /// K&R definitions put parameter declarations (`int a;`) between `)` and `{`; allow this many.
 const MAX_KR_DECLARATIONS: u32 = 32;
 
-pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
+pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
     let n = text.len();
     let mut out = Scan::default();
     let mut pending: Vec<Pending> = Vec::new();
@@ -57,7 +118,19 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
     let mut prev: u8 = b';';
     let mut outer_open_at = 0usize;
     let mut outer_is_body = false;
-    let mut conditionals: Vec<i64> = Vec::new();
+    let mut outer_in_conditional = false;
+    // Where the item with the last top-level `(` started, and where the current body's item
+    // did (for K&R, before its parameter declarations).
+    let mut decl_start = 0usize;
+    let mut outer_item_start = 0usize;
+    let mut split_head = false;
+    // Within the current top-level item: the last `)` outside attribute parentheses, and the last
+    // `struct`/`union`/`enum` (a `{` after an identifier is a body only if a `)` came later).
+    let mut last_rparen: Option<usize> = None;
+    let mut last_tag: Option<usize> = None;
+    let mut attribute_paren: Option<i64> = None;
+    // The brace and parenthesis depths at each open `#if`.
+    let mut conditionals: Vec<(i64, i64)> = Vec::new();
     let mut line_start = true;
     let mut i = 0usize;
 
@@ -68,6 +141,19 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
     };
 
     while i < n {
+        if depth > 0 {
+            // Inside a body only braces, literals, comments and directives matter: skip the
+            // rest without the full dispatch below (most of a C file is bodies).
+            while i < n && !BODY_STOP[text[i] as usize] {
+                if text[i] > b' ' {
+                    line_start = false;
+                }
+                i += 1;
+            }
+            if i >= n {
+                break;
+            }
+        }
         let b = text[i];
         match b {
             b'\n' => {
@@ -86,23 +172,45 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
             b'#' if line_start => {
                 let (end, keyword) = directive(text, i);
                 match keyword {
-                    b"if" | b"ifdef" | b"ifndef" => conditionals.push(depth),
+                    b"if" | b"ifdef" | b"ifndef" => conditionals.push((depth, paren)),
                     b"elif" | b"else" | b"elifdef" | b"elifndef" => {
-                        if let Some(&d) = conditionals.last() {
+                        if let Some(&(d, p)) = conditionals.last() {
+                            if d == 0 && depth > 0 {
+                                // `#if` heads sharing one body: the branch's `{` is undone.
+                                split_head = true;
+                            }
                             depth = d;
                             if depth == 0 {
-                                paren = 0;
+                                paren = p;
                             }
                         }
                     }
                     b"endif" => {
                         conditionals.pop();
                     }
+                    b"undef" => {
+                        let (at, name) = defined_name(text, i, end);
+                        out.undefs.entry(name.to_vec()).or_default().push(at);
+                    }
+                    b"define" => {
+                        let (at, name) = defined_name(text, i, end);
+                        if watched.contains(name) {
+                            out.top_level.entry(name.to_vec()).or_insert(at);
+                        }
+                        let params = at + name.len();
+                        if text.get(params) == Some(&b'(')
+                            && text[params..end].iter().any(|&b| b == b'{' || b == b';')
+                        {
+                            out.item_macros.insert(name.to_vec());
+                        }
+                    }
                     _ => {}
                 }
-                if depth == 0 {
+                if depth == 0 && paren == 0 {
                     last_boundary = end;
                     prev = b';';
+                    last_rparen = None;
+                    last_tag = None;
                 }
                 i = end;
                 continue;
@@ -112,6 +220,9 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
                 continue;
             }
             b'/' if text.get(i + 1) == Some(&b'*') => {
+                if line_start && out.instrumented_at.is_none() && text[i..].starts_with(MARKER) {
+                    out.instrumented_at = Some(i);
+                }
                 match find(text, i + 2, b"*/") {
                     Some(e) => i = e + 2,
                     None => {
@@ -134,7 +245,15 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
             b'{' => {
                 if depth == 0 {
                     outer_open_at = i;
-                    outer_is_body = matches!(prev, b')' | b';');
+                    outer_in_conditional = !conditionals.is_empty();
+                    outer_item_start = if prev == b';' {
+                        decl_start
+                    } else {
+                        last_boundary
+                    };
+                    outer_is_body = matches!(prev, b')' | b';')
+                        || (prev == b'a'
+                            && last_rparen.is_some_and(|r| last_tag.is_none_or(|t| r > t)));
                     open.append(&mut pending);
                 }
                 depth += 1;
@@ -144,17 +263,29 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
                 depth -= 1;
                 if depth == 0 {
                     if outer_is_body {
+                        out.bodies.push(Body {
+                            item_start: outer_item_start,
+                            body_start: outer_open_at,
+                            item_end: i + 1,
+                            in_conditional: outer_in_conditional,
+                            split_head,
+                        });
                         last_boundary = i + 1;
+                        last_rparen = None;
+                        last_tag = None;
                     }
                     prev = b'}';
                     for p in open.drain(..) {
                         out.candidates.push(Candidate {
                             name_at: p.name_at,
                             item_start: p.item_start,
+                            body_start: outer_open_at,
                             item_end: i + 1,
                             in_conditional: p.in_conditional,
+                            split_head,
                         });
                     }
+                    split_head = false;
                 } else if depth < 0 {
                     problem(&mut out, i, "`}` without a matching `{`");
                     depth = 0;
@@ -173,18 +304,28 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
                 }
             }
             b'(' => {
+                if paren == 0 {
+                    decl_start = last_boundary;
+                }
                 paren += 1;
                 prev = b'(';
                 i += 1;
             }
             b')' => {
                 paren = (paren - 1).max(0);
+                if attribute_paren.is_some_and(|p| paren <= p) {
+                    attribute_paren = None;
+                } else if attribute_paren.is_none() {
+                    last_rparen = Some(i);
+                }
                 prev = b')';
                 i += 1;
             }
             b';' => {
                 if paren == 0 {
                     last_boundary = i + 1;
+                    last_rparen = None;
+                    last_tag = None;
                     let after_paren = prev == b')';
                     pending.retain_mut(|p| {
                         p.semicolons += 1;
@@ -204,7 +345,20 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
                 while i < n && is_ident_byte(text[i]) {
                     i += 1;
                 }
-                if names.contains(&text[start..i]) {
+                let word = &text[start..i];
+                match word {
+                    b"struct" | b"union" | b"enum" => last_tag = Some(start),
+                    b"__attribute__" | b"__attribute" | b"__declspec" | b"__asm__" | b"__asm"
+                        if attribute_paren.is_none() =>
+                    {
+                        attribute_paren = Some(paren)
+                    }
+                    _ => {}
+                }
+                if paren == 0 && !watched.is_empty() && watched.contains(word) {
+                    out.top_level.entry(word.to_vec()).or_insert(start);
+                }
+                if names.contains(word) {
                     let mut k = i;
                     while k < n && text[k].is_ascii_whitespace() {
                         k += 1;
@@ -234,6 +388,37 @@ pub fn scan(text: &[u8], names: &HashSet<&[u8]>) -> Scan {
         problem(&mut out, outer_open_at, "this `{` is never closed");
     }
     out
+}
+
+/// Bytes that may change the scan's state inside a body.
+const BODY_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let stops = *b"{}\"'/#\n\\";
+    let mut k = 0;
+    while k < stops.len() {
+        t[stops[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
+
+/// The name a `#define` or `#undef` line names, and where.
+fn defined_name(text: &[u8], hash: usize, end: usize) -> (usize, &[u8]) {
+    let mut j = hash + 1;
+    while j < end && matches!(text[j], b' ' | b'\t') {
+        j += 1;
+    }
+    while j < end && text[j].is_ascii_alphabetic() {
+        j += 1;
+    }
+    while j < end && matches!(text[j], b' ' | b'\t') {
+        j += 1;
+    }
+    let start = j;
+    while j < end && is_ident_byte(text[j]) {
+        j += 1;
+    }
+    (start, &text[start..j])
 }
 
 /// End (offset of the terminating newline, or EOF) of the directive starting at `#`, and its
@@ -311,21 +496,28 @@ pub(crate) fn number_end(text: &[u8], start: usize) -> usize {
     j
 }
 
+/// The first `needle` at or after `from` (a scan for its first byte, then a compare).
 pub(crate) fn find(text: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    if from > text.len() {
-        return None;
+    let (&first, rest) = needle.split_first()?;
+    let mut at = from;
+    while at + needle.len() <= text.len() {
+        let p = at
+            + text[at..=text.len() - needle.len()]
+                .iter()
+                .position(|&b| b == first)?;
+        if &text[p + 1..p + needle.len()] == rest {
+            return Some(p);
+        }
+        at = p + 1;
     }
-    text[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn names(v: &[&'static str]) -> HashSet<&'static [u8]> {
+    fn names(v: &[&'static str]) -> Names<'static> {
         v.iter().map(|s| s.as_bytes()).collect()
     }
 
@@ -333,7 +525,7 @@ mod tests {
     fn finds_definitions_not_declarations_or_calls() {
         let src =
             b"int foo(int);\nint x = foo(1);\n/* foo( */\nint foo(int a)\n{ return foo(a); }\n";
-        let s = scan(src, &names(&["foo"]));
+        let s = scan(src, &names(&["foo"]), &names(&[]));
         assert_eq!(s.candidates.len(), 1);
         let c = &s.candidates[0];
         assert_eq!(c.item_start, 29);
@@ -344,7 +536,7 @@ mod tests {
     #[test]
     fn macro_around_name_kr_and_conditionals() {
         let src = b"#ifdef X\nint BZ_API(foo)(int a) { return a; }\n#endif\nint kr(a) int a; { return a; }\n";
-        let s = scan(src, &names(&["foo", "kr"]));
+        let s = scan(src, &names(&["foo", "kr"]), &names(&[]));
         assert_eq!(s.candidates.len(), 2);
         assert!(s.candidates[0].in_conditional);
         assert!(!s.candidates[1].in_conditional);
@@ -352,7 +544,7 @@ mod tests {
 
     #[test]
     fn reports_unclosed_brace() {
-        let s = scan(b"int f(void) {\n", &names(&["f"]));
+        let s = scan(b"int f(void) {\n", &names(&["f"]), &names(&[]));
         assert!(s.candidates.is_empty());
         assert_eq!(s.problem.unwrap().0, 12);
     }

@@ -1,0 +1,96 @@
+//! `--skeleton`: the starter `.ic` instruments every function it lists, the result compiles with
+//! gcc and clang and runs like the original, every skeleton test runs and passes; the functions
+//! it cannot instrument are named in comments with the reason.
+
+mod support;
+use std::path::Path;
+use support::*;
+
+/// `skipped`: named in comments; `not_compiled`: listed, but inside `#if 0`.
+fn skeleton_round_trip(c: &Path, std: &str, skipped: &[&str], not_compiled: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let ic = dir.path().join("s.ic");
+    let o = precompile(&["--skeleton".as_ref(), c, "-o".as_ref(), &ic]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("definitions,"), "a summary: {stderr}");
+    let text = std::fs::read_to_string(&ic).unwrap();
+    for s in skipped {
+        assert!(
+            text.contains(&format!("/* skipped {s} (line ")),
+            "{s} in:\n{text}"
+        );
+    }
+    let listed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("_skeleton("))
+        .filter_map(|l| l.strip_prefix("void ")?.split("_skeleton(").next())
+        .collect();
+    assert!(!listed.is_empty());
+    let out = dir.path().join("s.c");
+    let p = precompile(&[c, &ic, "-o".as_ref(), &out]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    let original = dir.path().join("original");
+    build("gcc", std, &[c], &original, &[]).unwrap();
+    let expected = run(&original);
+    for cc in compilers() {
+        let exe = dir.path().join(format!("s-{cc}"));
+        if let Err(e) = build(cc, std, &[&out, &stub_runtime()], &exe, &[]) {
+            panic!("{cc} rejected the skeleton's output:\n{e}");
+        }
+        let (own, invite) = split(&run(&exe));
+        assert_eq!(own, expected, "{cc}: same output as the original");
+        assert!(invite.iter().all(|l| l.ends_with(" pass")), "{invite:#?}");
+        for f in &listed {
+            if not_compiled.contains(f) {
+                continue;
+            }
+            assert!(
+                invite
+                    .iter()
+                    .any(|l| l.starts_with(&format!("{f} {f}_skeleton pre"))),
+                "{cc}: the test of `{f}` never ran: {invite:#?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn skeleton_of_the_macro_shapes() {
+    skeleton_round_trip(&fixtures().join("macros/macros.c"), "gnu17", &[], &[]);
+}
+
+#[test]
+fn skeleton_of_the_torture_file() {
+    // `kr` is an old-style definition; `never` is in `#if 0` (listed, never compiled).
+    skeleton_round_trip(
+        &fixtures().join("torture/torture.c"),
+        "c99",
+        &["kr"],
+        &["never"],
+    );
+}
+
+#[test]
+fn skeleton_lists_what_it_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("v.c");
+    std::fs::write(
+        &c,
+        "#include <stdarg.h>\nint sum(int n, ...)\n{\n    va_list ap;\n    int s = 0;\n    va_start(ap, n);\n    while (n--) s += va_arg(ap, int);\n    va_end(ap);\n    return s;\n}\n\nint twice(int a) { return 2 * a; }\n",
+    )
+    .unwrap();
+    let o = precompile(&["--skeleton".as_ref(), &c]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("/* skipped sum (line 2): variadic: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("int twice(int a) pre\nvoid twice_skeleton(int a) 1 { }"),
+        "{text}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("2 definitions, 1 instrumented, 1 skipped (variadic: 1)"));
+}

@@ -30,6 +30,7 @@
 mod admit;
 mod capi;
 mod config;
+mod headroom;
 mod journal;
 mod keep;
 mod live;
@@ -39,6 +40,7 @@ mod plan;
 mod pod;
 mod reap;
 mod record;
+mod relay;
 mod runtime;
 mod sample;
 pub mod site;

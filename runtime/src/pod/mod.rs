@@ -35,6 +35,7 @@ mod pid1;
 mod shm;
 
 pub use fds::{scan as scan_fds, FdPlan};
+pub use limits::{oom_first, SHM_BYTES};
 pub use ns::make_namespaces;
 
 use crate::config::Isolation;
@@ -160,6 +161,7 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
     sys::setns(plan.netns_fd, libc::CLONE_NEWNET).step("join the network namespace")?;
     sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWPID)
         .step("unshare mount, IPC, UTS and PID namespaces")?;
+    limits::bound_ipc(c"/proc")?;
     let scratch = mounts::prepare(plan)?;
     match sys::fork().step("fork the test")? {
         sys::Forked::Parent(child) => Ok(Side::Supervisor {
@@ -185,6 +187,7 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
 pub fn prepare_blank(plan: &Plan) -> Result<Scratch, SetupError> {
     sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)
         .step("unshare mount, IPC and UTS namespaces")?;
+    limits::bound_ipc(c"/proc")?;
     let scratch = mounts::prepare(plan)?;
     let mq = sys::cstring(&format!(
         "{}/{}",
@@ -240,6 +243,7 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
             // An earlier pod of this blank left SysV objects: a fresh namespace, and the
             // watcher drops the blank afterwards.
             sys::unshare(libc::CLONE_NEWIPC).step("unshare the IPC namespace")?;
+            limits::bound_ipc(c"/proc")?;
             report_frame(b'D', b"");
         }
         sys::setns(w.netns, libc::CLONE_NEWNET).step("join the network namespace")?;
@@ -377,7 +381,7 @@ fn flush_stdio() {
     sys::flush_c_stdio();
 }
 
-/// A journal line from a pod nested in this one, relayed through this pod's supervisor.
-pub fn relay_record(line: &str) {
-    report_frame(b'R', line.as_bytes());
+/// A record of a pod nested in this one (`relay::encode`), sent to this pod's supervisor.
+pub fn relay_record(payload: &[u8]) {
+    report_frame(b'R', payload);
 }

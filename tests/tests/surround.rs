@@ -598,6 +598,13 @@ fn shm_bounded(warm: &str) {
         .unwrap_or_else(|| panic!("{r}"));
     assert!(segs * 64 <= 64, "{segs} segments of 64 MiB: {r}");
     assert!(out.contains("big_2GiB=0"), "{r}");
+    let queues: u64 = out
+        .split("msg_queues=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(queues <= 64, "{queues} SysV message queues: {r}");
 }
 
 #[test]

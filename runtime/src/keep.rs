@@ -64,8 +64,8 @@ pub fn open_dir(dir: &Path) -> Result<RawFd, String> {
     }
 }
 
-/// Keep one pod: its files, then `record.json` with `rec` and the notes of what was not kept
-/// (also added to `notes` for the journal).
+/// Keep one pod: its files, then `record.json` with `rec` and the notes of what was not kept.
+/// Returns the record's notes with those added, for the journal.
 pub fn keep_pod(
     dir_fd: RawFd,
     path: &str,
@@ -73,14 +73,14 @@ pub fn keep_pod(
     rec: &TestRecord,
     changed: &[String],
     scratch: Option<&Scratch>,
-    notes: &mut Vec<String>,
-) {
+) -> Vec<String> {
+    let mut notes = rec.notes.to_vec();
     let name = format!("{pid}.{}", path.replace('/', "."));
     let Some(base) = fresh_dir(dir_fd, &name) else {
         notes.push(format!(
             "not kept: no fresh directory {name} in the pod directory"
         ));
-        return;
+        return notes;
     };
     if let Some(scratch) = scratch {
         let mut copy = Copy::default();
@@ -105,12 +105,16 @@ pub fn keep_pod(
             ));
         }
     }
-    let rec = TestRecord { notes, ..*rec };
+    let kept = TestRecord {
+        notes: &notes,
+        ..*rec
+    };
     if let Ok(fd) = create_file(base, c"record.json") {
-        let _ = sys::write_all(fd, rec.to_line().as_bytes());
+        let _ = sys::write_all(fd, kept.to_line().as_bytes());
         sys::close(fd);
     }
     sys::close(base);
+    notes
 }
 
 /// `name`, or `name~2`, `name~3`... : the first that `mkdir` creates.

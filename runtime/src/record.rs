@@ -262,21 +262,18 @@ pub fn finish(
         notes: &ending.notes,
         relayed: false,
     };
-    if let Some((dir_fd, mode)) = keep {
-        if mode == Keep::All || outcome != Outcome::Pass {
-            let mut notes = ending.notes.clone();
-            crate::keep::keep_pod(
-                dir_fd, &info.path, rt.pid, &rec, changed, scratch, &mut notes,
-            );
-            let rec = TestRecord {
-                notes: &notes,
+    // A kept pod's record also says what of it could not be kept.
+    let kept_notes: Vec<String>;
+    let rec = match keep.filter(|(_, mode)| *mode == Keep::All || outcome != Outcome::Pass) {
+        Some((dir_fd, _)) => {
+            kept_notes = crate::keep::keep_pod(dir_fd, &info.path, rt.pid, &rec, changed, scratch);
+            TestRecord {
+                notes: &kept_notes,
                 ..rec
-            };
-            rt.write_test(&rec);
-            shared.running.fetch_sub(1, Ordering::AcqRel);
-            return;
+            }
         }
-    }
+        None => rec,
+    };
     rt.write_test(&rec);
     shared.running.fetch_sub(1, Ordering::AcqRel);
 }

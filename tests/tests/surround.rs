@@ -146,15 +146,16 @@ fn nested_pods_records_are_relayed_under_their_pod_marked_and_capped() {
 
 // ---- 12.6: a host's close() takes effect at once ----
 
-fn host_close(warm: &str) {
+fn host_close(warm: &str, nobody: bool) {
     let d = scratch();
     let bin = surround(d.path());
-    let o = run(
-        &bin,
-        &["hostclose"],
-        d.path(),
-        &[("INVITE_WARM", warm), ("INVITE_DRAIN_MS", "20000")],
-    );
+    let env = [("INVITE_WARM", warm), ("INVITE_DRAIN_MS", "20000")];
+    let o = if nobody {
+        std::os::unix::fs::chown(d.path(), Some(65534), Some(65534)).unwrap();
+        run_as_nobody(&bin, &["hostclose"], d.path(), &env)
+    } else {
+        run(&bin, &["hostclose"], d.path(), &env)
+    };
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
@@ -170,7 +171,15 @@ fn a_hosts_close_takes_effect_while_a_cold_pod_runs() {
     if !require_root("pods as root") {
         return;
     }
-    host_close("off");
+    host_close("off", false);
+}
+
+#[test]
+fn a_hosts_close_takes_effect_while_an_unprivileged_pod_runs() {
+    if !require_root("runs a fixture as nobody") {
+        return;
+    }
+    host_close("off", true);
 }
 
 #[test]
@@ -178,7 +187,7 @@ fn a_hosts_close_takes_effect_while_a_warm_pod_runs() {
     if !require_root("pods as root") {
         return;
     }
-    host_close("wait");
+    host_close("wait", false);
 }
 
 // ---- 22.1: the journal is opened safely ----
@@ -240,7 +249,22 @@ fn a_setuid_program_does_not_journal_into_the_callers_directory() {
     if !require_root("makes a setuid-root program") {
         return;
     }
-    let d = scratch();
+    // The set-uid bit needs a file system mounted without nosuid.
+    let d = [
+        std::env::temp_dir(),
+        PathBuf::from("/var/tmp"),
+        workspace().join("target"),
+    ]
+    .into_iter()
+    .filter(|p| !nosuid(p))
+    .find_map(|p| {
+        tempfile::Builder::new()
+            .prefix("invite-suid-")
+            .tempdir_in(p)
+            .ok()
+    })
+    .expect("a directory on a file system that honours set-uid bits");
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = surround(d.path());
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o4755)).unwrap();
     let caller = d.path().join("caller");
@@ -258,6 +282,16 @@ fn a_setuid_program_does_not_journal_into_the_callers_directory() {
         "{}",
         text(&o)
     );
+}
+
+fn nosuid(p: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: statvfs writes into the struct it is given.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and out-pointer.
+    unsafe { libc::statvfs(c.as_ptr(), &mut s) != 0 || s.f_flag & libc::ST_NOSUID != 0 }
 }
 
 // ---- 22.3: a short write is undone and counted ----
@@ -427,6 +461,18 @@ fn kept_pods_are_fresh_private_directories_that_never_follow_links() {
     if !require_root("pods as root") {
         return;
     }
+    kept_pods_never_follow_links("off");
+}
+
+#[test]
+fn kept_warm_pods_are_fresh_private_directories_that_never_follow_links() {
+    if !require_root("pods as root") {
+        return;
+    }
+    kept_pods_never_follow_links("wait");
+}
+
+fn kept_pods_never_follow_links(warm: &str) {
     let d = scratch();
     let bin = surround(d.path());
     let pods = d.path().join("pods");
@@ -453,6 +499,7 @@ fn kept_pods_are_fresh_private_directories_that_never_follow_links() {
         .current_dir(d.path())
         .env("INVITE_KEEP_PODS", "failed")
         .env("INVITE_POD_DIR", &pods)
+        .env("INVITE_WARM", warm)
         .env("INVITE_DRAIN_MS", "20000")
         .output()
         .unwrap();

@@ -53,6 +53,7 @@ pub fn run(p: Parked) -> u32 {
     sys::setsid();
     rt.become_checkpoint(&p.name);
     let mut keep = vec![rt.journal_fd(), p.host, p.alive_w, p.listener.as_raw_fd()];
+    keep.extend(rt.keep_fd());
     if let Ok(plan) = rt.plan() {
         keep.extend(plan.own_fds());
     }

@@ -86,6 +86,13 @@ fn read_number(p: &Path) -> Option<u64> {
 fn find() -> Levels {
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    levels_of(&cgroups, &mounts)
+}
+
+/// The levels named by `/proc/self/cgroup` (`cgroups`) in the hierarchies of `mountinfo`, those
+/// whose limit file exists.
+fn levels_of(cgroups: &str, mountinfo: &str) -> Levels {
+    let mounts = mountinfo;
     let mut levels = Levels::default();
     for line in cgroups.lines() {
         // "ID:CONTROLLERS:PATH"; v2 is "0::PATH".
@@ -151,17 +158,67 @@ fn mount_of(mountinfo: &str, ctrl: &str) -> Option<(PathBuf, String)> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn mounts_are_found_by_controller() {
         let mi = "30 25 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
                   31 25 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
-        let (p, r) = super::mount_of(mi, "memory").unwrap();
-        assert_eq!(p, std::path::Path::new("/sys/fs/cgroup/memory"));
+        let (p, r) = mount_of(mi, "memory").unwrap();
+        assert_eq!(p, Path::new("/sys/fs/cgroup/memory"));
         assert_eq!(r, "/");
-        assert!(super::mount_of(mi, "pids").is_none());
+        assert!(mount_of(mi, "pids").is_none());
         assert_eq!(
-            super::mount_of(mi, "").unwrap().0,
-            std::path::Path::new("/sys/fs/cgroup/unified")
+            mount_of(mi, "").unwrap().0,
+            Path::new("/sys/fs/cgroup/unified")
         );
+    }
+
+    fn write(p: &Path, s: &str) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, s).unwrap();
+    }
+
+    /// A v2 tree (as a container with its own cgroup namespace sees it) and a v1 pair of
+    /// hierarchies, made of plain files: the least room over every level with a limit counts.
+    #[test]
+    fn the_least_room_over_every_level_counts_in_v1_and_v2() {
+        let t = tempfile::tempdir().unwrap();
+        let v2 = t.path().join("v2");
+        write(&v2.join("memory.max"), "max\n");
+        write(&v2.join("memory.current"), "1000\n");
+        write(&v2.join("app/memory.max"), "1073741824\n");
+        write(&v2.join("app/memory.current"), "73741824\n");
+        write(&v2.join("app/web/memory.max"), "max\n");
+        write(&v2.join("app/web/memory.current"), "50\n");
+        write(&v2.join("app/web/pids.max"), "100\n");
+        write(&v2.join("app/web/pids.current"), "40\n");
+        let mi = format!("40 1 0:30 /ctr {} rw - cgroup2 cgroup2 rw\n", v2.display());
+        let l = levels_of("0::/ctr/app/web\n", &mi);
+        assert_eq!(room(&l.memory), 1_000_000_000);
+        assert_eq!(room(&l.pids), 60);
+
+        let v1 = t.path().join("v1");
+        write(
+            &v1.join("memory/a/memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        );
+        write(&v1.join("memory/a/memory.usage_in_bytes"), "5\n");
+        write(
+            &v1.join("memory/memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        );
+        write(&v1.join("memory/memory.usage_in_bytes"), "5\n");
+        write(&v1.join("pids/b/pids.max"), "max\n");
+        write(&v1.join("pids/b/pids.current"), "3\n");
+        let mi = format!(
+            "30 25 0:26 / {m} rw - cgroup cgroup rw,memory\n\
+             31 25 0:27 / {p} rw - cgroup cgroup rw,pids\n",
+            m = v1.join("memory").display(),
+            p = v1.join("pids").display()
+        );
+        let l = levels_of("4:memory:/a\n8:pids:/b\n0::/\n", &mi);
+        assert_eq!(room(&l.memory), u64::MAX, "v1's no-limit value is no limit");
+        assert_eq!(room(&l.pids), u64::MAX);
     }
 }

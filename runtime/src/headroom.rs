@@ -92,7 +92,6 @@ fn find() -> Levels {
 /// The levels named by `/proc/self/cgroup` (`cgroups`) in the hierarchies of `mountinfo`, those
 /// whose limit file exists.
 fn levels_of(cgroups: &str, mountinfo: &str) -> Levels {
-    let mounts = mountinfo;
     let mut levels = Levels::default();
     for line in cgroups.lines() {
         // "ID:CONTROLLERS:PATH"; v2 is "0::PATH".
@@ -108,7 +107,7 @@ fn levels_of(cgroups: &str, mountinfo: &str) -> Levels {
             if !v2 && !ctrls.split(',').any(|c| c == ctrl) {
                 continue;
             }
-            let Some((mount, root)) = mount_of(&mounts, if v2 { "" } else { ctrl }) else {
+            let Some((mount, root)) = mount_of(mountinfo, if v2 { "" } else { ctrl }) else {
                 continue;
             };
             let (limit, usage) = if v2 {

@@ -23,11 +23,32 @@ pub const HOST_PIDS: u64 = 32;
 
 const REFRESH_NS: u64 = 10_000_000;
 
-/// `(limit file, usage file)` of each cgroup level from the host's own up to the mount's root.
+/// `(limit file, usage file)` of each cgroup level from the host's own up to the mount's root,
+/// and the host's own cgroup directory per controller.
 #[derive(Default)]
 struct Levels {
     memory: Vec<(PathBuf, PathBuf)>,
     pids: Vec<(PathBuf, PathBuf)>,
+    own: Vec<Own>,
+}
+
+/// The host's cgroup in the hierarchy of one controller.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Own {
+    pub controller: &'static str,
+    pub dir: PathBuf,
+    /// cgroup v2 (one hierarchy, `memory.max`), else v1.
+    pub v2: bool,
+}
+
+/// The host's own cgroups, for the controllers the runtime uses.
+pub fn own() -> &'static [Own] {
+    &LEVELS.get_or_init(find).own
+}
+
+/// The memory the host's cgroups still allow now (`u64::MAX`: no limit).
+pub fn memory_room() -> u64 {
+    room(&LEVELS.get_or_init(find).memory)
 }
 
 static LEVELS: OnceLock<Levels> = OnceLock::new();
@@ -119,6 +140,16 @@ fn levels_of(cgroups: &str, mountinfo: &str) -> Levels {
             };
             let rel = path.strip_prefix(root.as_str()).unwrap_or(path);
             let mut dir = mount.join(rel.trim_start_matches('/'));
+            let enabled = !v2
+                || std::fs::read_to_string(dir.join("cgroup.controllers"))
+                    .is_ok_and(|c| c.split_whitespace().any(|c| c == ctrl));
+            if enabled {
+                levels.own.push(Own {
+                    controller: ctrl,
+                    dir: dir.clone(),
+                    v2,
+                });
+            }
             let out = if ctrl == "memory" {
                 &mut levels.memory
             } else {
@@ -193,8 +224,12 @@ mod tests {
         write(&v2.join("app/web/pids.max"), "100\n");
         write(&v2.join("app/web/pids.current"), "40\n");
         let mi = format!("40 1 0:30 /ctr {} rw - cgroup2 cgroup2 rw\n", v2.display());
+        write(&v2.join("app/web/cgroup.controllers"), "cpu memory pids\n");
         let l = levels_of("0::/ctr/app/web\n", &mi);
         assert_eq!(room(&l.memory), 1_000_000_000);
+        assert_eq!(l.own.len(), 2);
+        assert_eq!(l.own[1].dir, v2.join("app/web"));
+        assert!(l.own[1].v2);
         assert_eq!(room(&l.pids), 60);
 
         let v1 = t.path().join("v1");
@@ -219,5 +254,7 @@ mod tests {
         let l = levels_of("4:memory:/a\n8:pids:/b\n0::/\n", &mi);
         assert_eq!(room(&l.memory), u64::MAX, "v1's no-limit value is no limit");
         assert_eq!(room(&l.pids), u64::MAX);
+        assert_eq!(l.own[0].dir, v1.join("memory/a"));
+        assert_eq!((l.own[1].controller, l.own[1].v2), ("pids", false));
     }
 }

@@ -38,6 +38,7 @@ mod outcome;
 mod ownfd;
 mod plan;
 mod pod;
+mod podgroup;
 mod reap;
 mod record;
 mod relay;

@@ -208,6 +208,7 @@ impl Runtime {
             Ordering::Release,
         );
         crate::reap::forget();
+        crate::podgroup::forget();
     }
 
     /// In a parked live checkpoint (`live`): pods branched from it count on a page of their own
@@ -329,6 +330,7 @@ fn new_shared() -> *mut Shared {
 extern "C" fn on_exit() {
     let Some(rt) = RUNTIME.get() else { return };
     rt.drain();
+    crate::podgroup::remove();
     rt.write_summary();
 }
 

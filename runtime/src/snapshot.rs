@@ -148,6 +148,9 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         },
         crate::config::Isolation::Fork => None,
     };
+    if plan.is_some() {
+        crate::podgroup::ensure(cfg.max_concurrent);
+    }
     // Nothing is allocated here: whatever the host writes between the fork and its return is
     // copied on write while the supervisor lives, so the pod's description is built in the child.
     let id = rt.next_pod_id();

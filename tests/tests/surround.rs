@@ -675,7 +675,9 @@ struct Cgroup(PathBuf);
 
 impl Cgroup {
     fn new(controller: &str, file: &str, limit: &str) -> Option<Cgroup> {
-        let name = format!("invite-test-{}-{controller}", std::process::id());
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("invite-test-{}-{n}-{controller}", std::process::id());
         let v1 = Path::new("/sys/fs/cgroup").join(controller);
         let dir = if v1.join("cgroup.procs").exists() {
             v1.join(name)
@@ -780,4 +782,56 @@ fn no_memory_headroom_in_the_hosts_cgroup_turns_pods_away() {
     assert!(tests_of(&j).is_empty(), "{j:#?}");
     let site = &summary(&j)["sites"][0];
     assert_eq!(site["skipped"]["cgroup"], 1, "{site}");
+}
+
+/// The pods' own cgroup (root, cgroup v1 here): pods run in `invite-<host pid>` below the host's
+/// cgroup, whose `pids.max` bounds them together; it is gone once the host has exited.
+fn pods_cgroup(warm: &str) {
+    let d = scratch();
+    let bin = surround(d.path());
+    let Some(cg) = Cgroup::new("pids", "pids.max", "100000") else {
+        panic!("no pids cgroup controller to test with");
+    };
+    let o = cg.run(
+        &bin,
+        "cgroup",
+        d.path(),
+        &[("INVITE_WARM", warm), ("INVITE_DRAIN_MS", "20000")],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let j = journal(&d.path().join("invite.jsonl"));
+    let r = record_for(&j, "1");
+    let pid = r["pid"].as_u64().unwrap();
+    let out = r["output"].as_str().unwrap();
+    let own = format!("invite-{pid}");
+    let pids_line = out
+        .lines()
+        .find(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|c| c.split(',').any(|c| c == "pids"))
+                || l.starts_with("0::")
+        })
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(pids_line.ends_with(&own), "the pod ran in {pids_line}: {r}");
+    assert!(
+        !cg.0.join(&own).exists(),
+        "the pods' cgroup outlived the host"
+    );
+}
+
+#[test]
+fn root_pods_run_in_a_cgroup_of_their_own() {
+    if !require_root("creates cgroups") {
+        return;
+    }
+    pods_cgroup("off");
+}
+
+#[test]
+fn warm_root_pods_run_in_a_cgroup_of_their_own() {
+    if !require_root("creates cgroups") {
+        return;
+    }
+    pods_cgroup("wait");
 }

@@ -297,6 +297,7 @@ fn test_steps(
     sys::dup2(ch.out_w, 1).step("stdout to the capture pipe")?;
     sys::dup2(ch.out_w, 2).step("stderr to the capture pipe")?;
     if isolated {
+        crate::podgroup::join();
         fds::apply(spec.fds, null)?;
     }
     let mut keep = spec.fds.kept();

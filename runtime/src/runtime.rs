@@ -98,13 +98,13 @@ impl Runtime {
             .cloned()
             .or_else(|| std::env::current_dir().ok())
             .unwrap_or_else(|| PathBuf::from("/"));
-        let mut config = if sys::at_secure() {
-            // A setuid or setgid program: its environment and working directory are its
-            // caller's, and secure_getenv hides every INVITE_* variable, so nothing says where
-            // a journal may go. Testing is off rather than writing into the caller's directory.
+        let mut config = if sys::set_id() {
+            // A setuid or setgid program: its working directory is its caller's, where it would
+            // create files the caller cannot remove, and secure_getenv hides every INVITE_*
+            // variable, so nothing it may trust says where a journal may go: testing is off.
             eprintln!(
-                "invite: a setuid/setgid process (AT_SECURE) reads no INVITE_* variable and \
-                 writes no journal: in vivo testing is off"
+                "invite: a setuid/setgid process reads no INVITE_* variable and writes no \
+                 journal: in vivo testing is off"
             );
             None
         } else {

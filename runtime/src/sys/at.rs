@@ -1,6 +1,6 @@
 //! Files reached relative to a checked directory descriptor (kept pods), the journal's record
-//! lock and truncation, and what the process may trust of its environment (AT_SECURE, variables
-//! as bytes).
+//! lock and truncation, and what the process may trust of its environment (set-id, variables as
+//! bytes).
 
 use super::check;
 use std::ffi::{CStr, CString, OsString};
@@ -74,11 +74,11 @@ pub fn lock_whole_file(fd: RawFd, lock: bool) -> io::Result<()> {
     }
 }
 
-/// Whether the process runs with AT_SECURE (setuid, setgid or file capabilities): then its
-/// environment and working directory belong to a less privileged caller.
-pub fn at_secure() -> bool {
-    // SAFETY: getauxval has no preconditions.
-    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+/// Whether the process runs with other ids than its caller's: a setuid or setgid program that
+/// has not dropped them (effective and real user or group ids differ).
+pub fn set_id() -> bool {
+    // SAFETY: these calls have no preconditions and cannot fail.
+    unsafe { libc::getuid() != libc::geteuid() || libc::getgid() != libc::getegid() }
 }
 
 extern "C" {

@@ -1,8 +1,9 @@
 //! The pods' own cgroup: where the host may make cgroups (root on cgroup v1; a delegated subtree
 //! on v2), its pods run in one of their own, `invite-<host pid>`, whose limits hold them all
-//! together: `pids.max` (a real process bound for uid-0 pods, whatever the kernel), and, when the
-//! host's cgroups limit its memory, a memory limit below the room they leave (so the pods' group,
-//! not the host, meets the OOM killer; on v2 `memory.oom.group` kills the group as one).
+//! together: `pids.max` where a pod's PID namespace does not bound it (before Linux 6.14; uid 0
+//! is exempt from RLIMIT_NPROC), and, when the host's cgroups limit its memory, a memory limit
+//! below the room they leave (so the pods' group, not the host, meets the OOM killer; on v2
+//! `memory.oom.group` kills the group as one). Where neither is needed, no group is made.
 //!
 //! - v1: a child of the host's cgroup in the `memory` and `pids` hierarchies.
 //! - v2: a sibling of the host's cgroup (a cgroup with processes may not have children with
@@ -38,12 +39,21 @@ pub fn ensure(max_concurrent: u32) {
         let room = headroom::memory_room();
         let memory =
             (room != u64::MAX).then(|| room.saturating_sub(HOST_MEMORY).max(headroom::POD_MEMORY));
+        // Only what bounds something: the process count where a PID namespace does not bound
+        // a pod by itself (before Linux 6.14), memory where the host's cgroups limit it. Each
+        // group joined is a cgroup migration on every pod's way in.
+        let want_pids = !crate::pod::pid_max_per_ns();
         let name = format!("invite-{}", sys::getpid());
         let mut slot = 0;
         let mut v2_done: Option<PathBuf> = None;
         for own in headroom::own() {
-            if slot >= PROCS.len() {
-                break;
+            let wanted = if own.controller == "pids" {
+                want_pids
+            } else {
+                memory.is_some()
+            };
+            if slot >= PROCS.len() || !wanted {
+                continue;
             }
             let dir = if own.v2 {
                 if v2_done.is_some() {

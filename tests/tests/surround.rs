@@ -784,13 +784,19 @@ fn no_memory_headroom_in_the_hosts_cgroup_turns_pods_away() {
     assert_eq!(site["skipped"]["cgroup"], 1, "{site}");
 }
 
-/// The pods' own cgroup (root, cgroup v1 here): pods run in `invite-<host pid>` below the host's
-/// cgroup, whose `pids.max` bounds them together; it is gone once the host has exited.
+/// The pods' own cgroup (root, cgroup v1 here): in a host cgroup with a memory limit, pods run in
+/// `invite-<host pid>` below it, whose limit bounds them together; it is gone once the host has
+/// exited.
 fn pods_cgroup(warm: &str) {
     let d = scratch();
     let bin = surround(d.path());
-    let Some(cg) = Cgroup::new("pids", "pids.max", "100000") else {
-        panic!("no pids cgroup controller to test with");
+    let (file, v1) = if Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+        ("memory.limit_in_bytes", true)
+    } else {
+        ("memory.max", false)
+    };
+    let Some(cg) = Cgroup::new("memory", file, &(2u64 << 30).to_string()) else {
+        panic!("no memory cgroup controller to test with");
     };
     let o = cg.run(
         &bin,
@@ -804,16 +810,18 @@ fn pods_cgroup(warm: &str) {
     let pid = r["pid"].as_u64().unwrap();
     let out = r["output"].as_str().unwrap();
     let own = format!("invite-{pid}");
-    let pids_line = out
+    let line = out
         .lines()
         .find(|l| {
-            l.split(':')
-                .nth(1)
-                .is_some_and(|c| c.split(',').any(|c| c == "pids"))
-                || l.starts_with("0::")
+            let ctrls = l.split(':').nth(1).unwrap_or("");
+            if v1 {
+                ctrls.split(',').any(|c| c == "memory")
+            } else {
+                l.starts_with("0::")
+            }
         })
         .unwrap_or_else(|| panic!("{r}"));
-    assert!(pids_line.ends_with(&own), "the pod ran in {pids_line}: {r}");
+    assert!(line.ends_with(&own), "the pod ran in {line}: {r}");
     assert!(
         !cg.0.join(&own).exists(),
         "the pods' cgroup outlived the host"

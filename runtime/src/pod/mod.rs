@@ -138,7 +138,7 @@ pub enum Side {
     Test,
 }
 
-pub use mounts::{has_proc, probe_kernel, root_of, Scratch};
+pub use mounts::{has_proc, pid_max_per_ns, probe_kernel, root_of, Scratch};
 
 /// Build the pod below the calling supervisor. Returns in the supervisor and in the test.
 pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {

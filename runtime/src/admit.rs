@@ -3,6 +3,8 @@
 //!
 //! - (No site tests start inside a pod: `sample` turns them away before admission.)
 //! - At most `INVITE_MAX_CONCURRENT` pods run at once; admission reserves the slot.
+//! - The host's cgroup must have room for every running pod's memory and processes and this
+//!   one's (`headroom`), else the pod is turned away (`cgroup`).
 //! - CPU budget: host pauses plus pods' CPU time (finished pods measured by rusage, running pods
 //!   estimated by the mean so far) plus the host's copy-on-write faults stay at or below
 //!   `INVITE_MAX_OVERHEAD` percent of the process's own CPU time. While a pod lives, every page
@@ -25,7 +27,18 @@ pub fn admit(rt: &Runtime, stats: &SiteStats) -> bool {
         stats.skipped_concurrency.fetch_add(1, Ordering::Relaxed);
         return false;
     }
+    if crate::headroom::no_room(running as u64).is_some() {
+        shared.running.fetch_sub(1, Ordering::AcqRel);
+        stats.skipped_cgroup.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
     if let Some(max) = cfg.max_overhead {
+        if max == 0.0 {
+            // No budget at all: no pod, however idle the host.
+            shared.running.fetch_sub(1, Ordering::AcqRel);
+            stats.skipped_budget.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         let finished = shared.pods_finished.load(Ordering::Relaxed);
         let estimate = shared
             .pod_cpu_ns

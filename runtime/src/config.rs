@@ -3,6 +3,7 @@
 //! A bad value turns in vivo testing off for the whole process and prints one line naming the
 //! variable and the accepted form; the host program runs normally.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -88,11 +89,20 @@ impl fmt::Display for ConfigError {
 
 impl Config {
     /// Reads the configuration; `cwd` is the working directory at start-up (default paths).
+    /// Paths are kept as the bytes the variable holds; every other value must be UTF-8.
     pub fn from_env(
-        get: impl Fn(&str) -> Option<String>,
+        get: impl Fn(&str) -> Option<OsString>,
         cwd: &Path,
     ) -> Result<Config, ConfigError> {
-        let var = |name: &'static str| get(name).map(|v| (name, v));
+        let var = |name: &'static str| -> Option<(&'static str, String)> {
+            get(name).map(|v| {
+                (
+                    name,
+                    v.into_string()
+                        .unwrap_or_else(|v| v.to_string_lossy().into()),
+                )
+            })
+        };
         let enabled = match var("INVITE") {
             None => true,
             Some((_, v)) if v == "on" || v == "1" => true,
@@ -119,13 +129,7 @@ impl Config {
         let max_overhead = match var("INVITE_MAX_OVERHEAD") {
             None => Some(DEFAULT_MAX_OVERHEAD),
             Some((_, v)) if v == "off" || v == "unlimited" => None,
-            Some((n, v)) => Some(
-                v.trim_end_matches('%')
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|p| p.is_finite() && *p >= 0.0)
-                    .ok_or_else(|| bad(n, v, "a percentage such as 5 or 5%, or off"))?,
-            ),
+            Some((n, v)) => Some(parse_percent(&v).ok_or_else(|| bad(n, v, OVERHEAD))?),
         };
         let ms = "milliseconds, an integer from 1 to 86400000";
         let ms_range = |s: &str| {
@@ -161,18 +165,31 @@ impl Config {
             Some((_, v)) if v == "wait" => Warm::Wait,
             Some((n, v)) => return Err(bad(n, v, "on, off or wait")),
         };
-        let pod_dir = path_var(var("INVITE_POD_DIR"), cwd, "invite-pods")?;
-        let journal = path_var(var("INVITE_JOURNAL"), cwd, "invite.jsonl")?;
+        let path = |name: &'static str| get(name).map(|v| (name, v));
+        let pod_dir = path_var(path("INVITE_POD_DIR"), cwd, "invite-pods")?;
+        let journal = path_var(path("INVITE_JOURNAL"), cwd, "invite.jsonl")?;
         let shard = parse_opt(
             var("INVITE_SHARD"),
-            "k/N with 1 <= k <= N, such as 2/8",
+            "k/N with 1 <= k <= N <= 1000000, such as 2/8",
             parse_shard,
         )?;
         let fleet = parse_opt(
             var("INVITE_FLEET"),
-            "a fleet size, an integer from 1",
-            |s| s.parse::<u64>().ok().filter(|n| *n >= 1),
+            "a fleet size, an integer from 1 to 1000000",
+            |s| {
+                s.parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=MAX_FLEET).contains(n))
+            },
         )?;
+        if let (Some(_), Some((n, v))) = (shard, var("INVITE_FLEET")) {
+            return Err(bad(
+                n,
+                v,
+                "INVITE_FLEET unset when INVITE_SHARD is set: INVITE_SHARD=k/N already runs \
+                 one N-th of the sites, INVITE_FLEET=N would divide their probability by N again",
+            ));
+        }
         Ok(Config {
             enabled,
             probability,
@@ -226,6 +243,26 @@ impl Config {
 }
 
 const PROB: &str = "a probability from 0 to 1, such as 0.01";
+const OVERHEAD: &str =
+    "a percentage from 0 to 1000 in decimal digits, such as 5, 2.5 or 5%, or off";
+
+/// Largest fleet (and shard count).
+pub const MAX_FLEET: u64 = 1_000_000;
+
+/// `5`, `2.5`, `5%`: plain decimal digits (no exponent, sign, `inf` or `nan`), 0 to 1000.
+fn parse_percent(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let digits = s.strip_suffix('%').unwrap_or(s);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let plain = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !plain(int) || !plain(frac) || (digits.contains('.') && frac.is_empty()) {
+        return None;
+    }
+    digits
+        .parse::<f64>()
+        .ok()
+        .filter(|p| (0.0..=1000.0).contains(p))
+}
 const RATES: &str = "NAME=P[,NAME=P...] with NAME a function or file.c:function and P from 0 to 1";
 
 fn bad(var: &'static str, value: String, expected: &'static str) -> ConfigError {
@@ -248,13 +285,13 @@ fn parse_opt<T>(
 }
 
 fn path_var(
-    v: Option<(&'static str, String)>,
+    v: Option<(&'static str, OsString)>,
     cwd: &Path,
     default: &str,
 ) -> Result<PathBuf, ConfigError> {
     match v {
         None => Ok(cwd.join(default)),
-        Some((n, v)) if v.is_empty() || v.contains('\0') => Err(bad(n, v, "a file path")),
+        Some((n, v)) if v.is_empty() => Err(bad(n, String::new(), "a file path")),
         Some((_, v)) => Ok(cwd.join(v)),
     }
 }
@@ -295,7 +332,7 @@ fn parse_rates(s: &str) -> Option<Vec<(String, f64)>> {
 fn parse_shard(s: &str) -> Option<(u64, u64)> {
     let (k, n) = s.split_once('/')?;
     let (k, n) = (k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?);
-    (k >= 1 && k <= n).then_some((k, n))
+    (k >= 1 && k <= n && n <= MAX_FLEET).then_some((k, n))
 }
 
 /// The shard (1..=n) a site belongs to: FNV-1a 64 of `function` + "\0" + `test`, mod n, plus 1.
@@ -319,9 +356,9 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> = pairs
+        let m: HashMap<String, OsString> = pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
         Config::from_env(|k| m.get(k).cloned(), Path::new("/srv/app"))
     }
@@ -348,6 +385,13 @@ mod tests {
             ("INVITE_RATES", "foo=2"),
             ("INVITE_MAX_CONCURRENT", "0"),
             ("INVITE_MAX_OVERHEAD", "-3"),
+            ("INVITE_MAX_OVERHEAD", "1e308"),
+            ("INVITE_MAX_OVERHEAD", "5%%"),
+            ("INVITE_MAX_OVERHEAD", "nan"),
+            ("INVITE_MAX_OVERHEAD", "inf"),
+            ("INVITE_MAX_OVERHEAD", "1001"),
+            ("INVITE_MAX_OVERHEAD", "5."),
+            ("INVITE_FLEET", "2000000"),
             ("INVITE_TIMEOUT_MS", "soon"),
             ("INVITE_ISOLATION", "vm"),
             ("INVITE_KEEP_PODS", "some"),
@@ -404,6 +448,37 @@ mod tests {
                 .count();
             assert_eq!(hits, 1);
         }
+    }
+
+    #[test]
+    fn overhead_forms_and_contradictions() {
+        for (v, want) in [
+            ("5", 5.0),
+            ("5%", 5.0),
+            ("2.5", 2.5),
+            ("0", 0.0),
+            ("1000", 1000.0),
+        ] {
+            assert_eq!(
+                cfg(&[("INVITE_MAX_OVERHEAD", v)]).unwrap().max_overhead,
+                Some(want)
+            );
+        }
+        let e = cfg(&[("INVITE_SHARD", "1/4"), ("INVITE_FLEET", "4")]).unwrap_err();
+        assert_eq!(e.var, "INVITE_FLEET");
+        assert!(e.to_string().contains("INVITE_SHARD"), "{e}");
+    }
+
+    #[test]
+    fn paths_are_kept_as_bytes() {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let raw = OsString::from_vec(b"j\xff.jsonl".to_vec());
+        let c = Config::from_env(
+            |k| (k == "INVITE_JOURNAL").then(|| raw.clone()),
+            Path::new("/srv"),
+        )
+        .unwrap();
+        assert_eq!(c.journal.as_os_str().as_bytes(), b"/srv/j\xff.jsonl");
     }
 
     #[test]

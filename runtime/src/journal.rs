@@ -5,18 +5,64 @@
 use crate::sys;
 use std::fmt::Write as _;
 use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// Open (create 0600, append, never through a symlink) the journal file.
-pub fn open(path: &Path) -> std::io::Result<RawFd> {
-    let c = sys::cstring(&path.to_string_lossy())?;
-    sys::open(
-        &c,
-        libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-        0o600,
-    )
+/// Open the journal: created `0600` if missing, appended to, never through a symbolic link, and
+/// only if it is a regular file owned by the effective user (a FIFO or socket planted at the path
+/// would block or divert the host; another user's file would receive this user's records). The
+/// error says what the path is instead, in words.
+pub fn open(path: &Path) -> Result<RawFd, String> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| "the path holds a NUL byte".to_string())?;
+    let flags = libc::O_WRONLY
+        | libc::O_APPEND
+        | libc::O_CREAT
+        | libc::O_CLOEXEC
+        | libc::O_NOFOLLOW
+        | libc::O_NONBLOCK;
+    let checked = |st: &libc::stat| -> Result<(), String> {
+        let euid = sys::geteuid();
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            Err(format!("not a regular file ({})", file_kind(st.st_mode)))
+        } else if st.st_uid != euid {
+            Err(format!("owned by uid {}, not by uid {euid}", st.st_uid))
+        } else {
+            Ok(())
+        }
+    };
+    match sys::open(&c, flags, 0o600) {
+        Ok(fd) => match sys::fstat(fd)
+            .map_err(|e| e.to_string())
+            .and_then(|st| checked(&st))
+        {
+            Ok(()) => Ok(fd),
+            Err(m) => {
+                sys::close(fd);
+                Err(m)
+            }
+        },
+        // Say what is there rather than what open() met (ENXIO for a FIFO without a reader,
+        // ELOOP for a link, EACCES for a protected file in a sticky directory).
+        Err(e) => match sys::fstatat_nofollow(libc::AT_FDCWD, &c) {
+            Ok(st) => Err(checked(&st).err().unwrap_or_else(|| e.to_string())),
+            Err(_) => Err(e.to_string()),
+        },
+    }
+}
+
+fn file_kind(mode: libc::mode_t) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFLNK => "a symbolic link",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFCHR | libc::S_IFBLK => "a device",
+        _ => "not a file",
+    }
 }
 
 /// One finished test.
@@ -37,8 +83,11 @@ pub struct TestRecord<'a> {
     pub output: &'a str,
     pub changed: &'a [String],
     pub isolation: &'a str,
-    /// What the pod could not carry over faithfully (files read-only or cut); omitted if empty.
+    /// What the pod could not carry over faithfully (files read-only or cut), what its status
+    /// pipe carried that was not a verdict, what was not kept; omitted if empty.
     pub notes: &'a [String],
+    /// A record of a nested pod, relayed by the supervisor of the pod it ran in (see `relay`).
+    pub relayed: bool,
 }
 
 impl TestRecord<'_> {
@@ -115,6 +164,9 @@ impl TestRecord<'_> {
             }
             s.push(']');
         }
+        if self.relayed {
+            s.push_str(",\"relayed\":true");
+        }
         if truncated {
             s.push_str(",\"truncated\":true");
         }
@@ -134,13 +186,21 @@ pub struct SiteSummary {
     pub skipped_concurrency: u64,
     pub skipped_budget: u64,
     pub skipped_in_pod: u64,
+    pub skipped_cgroup: u64,
 }
 
-pub fn summary_line(time_ns: u128, host: &str, pid: i32, sites: &[SiteSummary]) -> String {
+/// `lost`: records that could not be written (a full disk, an I/O error).
+pub fn summary_line(
+    time_ns: u128,
+    host: &str,
+    pid: i32,
+    lost: u64,
+    sites: &[SiteSummary],
+) -> String {
     let mut s = String::from("{\"schema\":1,\"kind\":\"summary\",\"time\":");
     string(&mut s, &rfc3339(time_ns));
     field_str(&mut s, "host", host);
-    let _ = write!(s, ",\"pid\":{pid},\"sites\":[");
+    let _ = write!(s, ",\"pid\":{pid},\"lost\":{lost},\"sites\":[");
     for (i, t) in sites.iter().enumerate() {
         if i > 0 {
             s.push(',');
@@ -151,21 +211,77 @@ pub fn summary_line(time_ns: u128, host: &str, pid: i32, sites: &[SiteSummary]) 
         field_str(&mut s, "test", &t.test);
         let _ = write!(
             s,
-            ",\"calls\":{},\"sampled\":{},\"started\":{},\"skipped\":{{\"concurrency\":{},\"budget\":{},\"in_pod\":{}}}}}",
-            t.calls, t.sampled, t.started, t.skipped_concurrency, t.skipped_budget, t.skipped_in_pod
+            ",\"calls\":{},\"sampled\":{},\"started\":{},\"skipped\":{{\"concurrency\":{},\"budget\":{},\"in_pod\":{},\"cgroup\":{}}}}}",
+            t.calls,
+            t.sampled,
+            t.started,
+            t.skipped_concurrency,
+            t.skipped_budget,
+            t.skipped_in_pod,
+            t.skipped_cgroup
         );
     }
     s.push_str("]}\n");
     s
 }
 
-/// Append one line with a single `write`.
+/// Append one line with a single `write`. A write that is cut short (a full disk) is undone, so
+/// that no fragment joins the next record: the file is truncated back to its size before the
+/// write. Writers take the journal's record lock around the write, so the size read under the
+/// lock is where the `O_APPEND` write lands and the truncation removes only this writer's
+/// fragment (supervisors of many pods, and other programs, append to the same file).
 pub fn append(fd: RawFd, line: &str) -> std::io::Result<()> {
-    let n = sys::write(fd, line.as_bytes())?;
-    if n != line.len() {
-        return Err(std::io::Error::from_raw_os_error(libc::EIO));
+    let _guard = Locked::take(fd);
+    let before = sys::fstat(fd)?.st_size as u64;
+    match sys::write(fd, line.as_bytes()) {
+        Ok(n) if n == line.len() => Ok(()),
+        Ok(n) => {
+            if n > 0 {
+                sys::ftruncate(fd, before)?;
+            }
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+        Err(e) => Err(e),
     }
-    Ok(())
+}
+
+/// The journal's lock, held by one thread of one process at a time: a record lock (between
+/// processes) behind an in-process flag (record locks do not exclude the threads of one
+/// process). The flag holds its owner's pid, so a process forked while another thread held it
+/// (a supervisor) takes it over instead of waiting for a thread that does not exist there.
+struct Locked(RawFd);
+
+static LOCK_OWNER: AtomicI32 = AtomicI32::new(0);
+
+impl Locked {
+    fn take(fd: RawFd) -> Locked {
+        let me = sys::getpid();
+        loop {
+            match LOCK_OWNER.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(owner) if owner != me => {
+                    if LOCK_OWNER
+                        .compare_exchange(owner, me, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        break;
+                    }
+                }
+                Err(_) => std::thread::yield_now(),
+            }
+        }
+        // Without the record lock (a file system without locks) the write still goes out whole
+        // or is undone; only a concurrent writer's truncation could then meet it.
+        let _ = sys::lock_whole_file(fd, true);
+        Locked(fd)
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        let _ = sys::lock_whole_file(self.0, false);
+        LOCK_OWNER.store(0, Ordering::Release);
+    }
 }
 
 fn field_str(s: &mut String, name: &str, v: &str) {
@@ -260,6 +376,7 @@ mod tests {
             changed,
             isolation: "pod",
             notes: &[],
+            relayed: false,
         }
     }
 

@@ -30,6 +30,7 @@
 mod admit;
 mod capi;
 mod config;
+mod headroom;
 mod journal;
 mod keep;
 mod live;
@@ -37,8 +38,10 @@ mod outcome;
 mod ownfd;
 mod plan;
 mod pod;
+mod podgroup;
 mod reap;
 mod record;
+mod relay;
 mod runtime;
 mod sample;
 pub mod site;

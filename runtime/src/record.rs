@@ -154,13 +154,20 @@ pub struct Ending {
     pub output: Vec<u8>,
     /// Output bytes dropped from the front to keep the tail.
     pub output_cut: u64,
+    /// Status-pipe bytes read past `MAX_FRAMES` and dropped.
+    pub frames_discarded: u64,
     pub notes: Vec<String>,
 }
 
 impl Ending {
-    /// Take in the frames the pod sent on its status pipe.
+    /// Take in the frames the pod sent on its status pipe: its verdict, how its setup or its
+    /// PID 1 ended, the records of pods nested in it (`relay`). Everything else is ignored and
+    /// counted in the record's `notes`.
     pub fn apply_frames(&mut self, rt: &Runtime, info: &PodInfo, frames: &[u8]) {
-        for (tag, payload) in parse_frames(frames) {
+        let (parsed, rest) = parse_frames_rest(frames);
+        let (mut relayed, mut over_cap, mut malformed, mut unknown) =
+            (0usize, 0usize, 0usize, 0usize);
+        for (tag, payload) in parsed {
             match tag {
                 b'V' if !payload.is_empty() => {
                     let msg = (payload.len() > 1)
@@ -176,9 +183,41 @@ impl Ending {
                         self.status = Some(sig);
                     }
                 }
-                b'R' => relay(rt, info, payload),
-                _ => {}
+                b'R' => match crate::relay::decode(payload, &info.path) {
+                    Some(_) if relayed >= crate::relay::MAX_RELAYED => over_cap += 1,
+                    Some(r) => {
+                        relayed += 1;
+                        rt.write_test(&r.record(journal::now_ns(), &rt.host, rt.pid));
+                    }
+                    None => malformed += 1,
+                },
+                // A warm pod's description and its dirty-IPC mark, read by its watcher.
+                b'I' | b'D' => {}
+                _ => unknown += 1,
             }
+        }
+        if over_cap > 0 {
+            self.notes.push(format!(
+                "{over_cap} records of nested pods over the cap of {} were dropped",
+                crate::relay::MAX_RELAYED
+            ));
+        }
+        if malformed > 0 {
+            self.notes.push(format!(
+                "status pipe: {malformed} malformed records of nested pods ignored"
+            ));
+        }
+        if unknown > 0 {
+            self.notes.push(format!(
+                "status pipe: {unknown} frames of no known kind ignored"
+            ));
+        }
+        let junk = rest as u64 + self.frames_discarded;
+        if junk > 0 {
+            self.notes.push(format!(
+                "status pipe: {junk} bytes that were not whole frames, or past the {} KiB bound, ignored",
+                MAX_FRAMES >> 10
+            ));
         }
     }
 }
@@ -221,24 +260,31 @@ pub fn finish(
         changed,
         isolation: info.isolation.as_str(),
         notes: &ending.notes,
+        relayed: false,
     };
-    let line = rec.to_line();
-    if let Some((dir_fd, mode)) = keep {
-        if mode == Keep::All || outcome != Outcome::Pass {
-            crate::keep::keep_pod(dir_fd, &info.path, rt.pid, &line, changed, scratch);
+    // A kept pod's record also says what of it could not be kept.
+    let kept_notes: Vec<String>;
+    let rec = match keep.filter(|(_, mode)| *mode == Keep::All || outcome != Outcome::Pass) {
+        Some((dir_fd, _)) => {
+            kept_notes = crate::keep::keep_pod(dir_fd, &info.path, rt.pid, &rec, changed, scratch);
+            TestRecord {
+                notes: &kept_notes,
+                ..rec
+            }
         }
-    }
-    rt.write_record(&line);
+        None => rec,
+    };
+    rt.write_test(&rec);
     shared.running.fetch_sub(1, Ordering::AcqRel);
 }
 
-/// Where kept pods go, opened before any scratch is mounted (which may cover it).
+/// Where kept pods go (opened and checked at start-up, before any scratch may cover it).
 pub fn keep_dir(rt: &Runtime) -> Option<(i32, Keep)> {
     let c = rt.config.as_ref()?;
     if c.keep_pods == Keep::None {
         return None;
     }
-    crate::keep::open_dir(&c.pod_dir).map(|fd| (fd, c.keep_pods))
+    rt.keep_fd().map(|fd| (fd, c.keep_pods))
 }
 
 /// A site whose pod could not even be forked: journaled as `error`.
@@ -262,26 +308,10 @@ pub fn journal_start_failure(site: &'static Site, owner: Option<&'static str>, m
         changed: &[],
         isolation: rt.isolation().as_str(),
         notes: &[],
+        relayed: false,
     };
-    rt.write_record(&rec.to_line());
+    rt.write_test(&rec);
 }
-/// A record from a pod nested in this one: passed on if it is one well-formed line that names
-/// a pod below this one.
-pub fn relay(rt: &Runtime, info: &PodInfo, line: &[u8]) {
-    let Ok(s) = std::str::from_utf8(line) else {
-        return;
-    };
-    let below = format!("\"pod\":\"{}/", info.path);
-    let one_line = s.ends_with('\n') && s.matches('\n').count() == 1;
-    if one_line
-        && s.len() <= journal::MAX_LINE
-        && s.starts_with("{\"schema\":1,\"kind\":\"test\"")
-        && s.contains(&below)
-    {
-        rt.write_record(s);
-    }
-}
-
 /// Read what is there; true at end of file.
 pub fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) -> bool {
     let mut buf = [0u8; 16 * 1024];
@@ -299,30 +329,40 @@ pub fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) -> bool {
     false
 }
 
-/// Read what is there; true at end of file (or past 4 MiB of frames, which only a runaway
-/// pod could send).
-pub fn read_frames(fd: i32, out: &mut Vec<u8>) -> bool {
+/// Status-pipe bytes kept per pod: a verdict, a setup error and `relay::MAX_RELAYED` records fit.
+pub const MAX_FRAMES: usize = 1 << 20;
+
+/// Read what is there; true at end of file. Past `MAX_FRAMES` the pipe is still drained (so the
+/// pod never blocks on it) but what it carries is only counted in `discarded`.
+pub fn read_frames(fd: i32, out: &mut Vec<u8>, discarded: &mut u64) -> bool {
     let mut buf = [0u8; 16 * 1024];
     while let Ok(n) = sys::read(fd, &mut buf) {
-        if n == 0 || out.len() > 4 << 20 {
+        if n == 0 {
             return true;
         }
-        out.extend_from_slice(&buf[..n]);
+        let room = MAX_FRAMES.saturating_sub(out.len()).min(n);
+        out.extend_from_slice(&buf[..room]);
+        *discarded += (n - room) as u64;
     }
     false
 }
 
-pub fn parse_frames(mut b: &[u8]) -> Vec<(u8, &[u8])> {
+pub fn parse_frames(b: &[u8]) -> Vec<(u8, &[u8])> {
+    parse_frames_rest(b).0
+}
+
+/// The whole frames in `b`, and how many bytes follow the last one.
+fn parse_frames_rest(mut b: &[u8]) -> (Vec<(u8, &[u8])>, usize) {
     let mut v = Vec::new();
     while b.len() >= 5 {
         let len = u32::from_le_bytes([b[1], b[2], b[3], b[4]]) as usize;
-        if b.len() < 5 + len {
+        if b.len() - 5 < len {
             break;
         }
         v.push((b[0], &b[5..5 + len]));
         b = &b[5 + len..];
     }
-    v
+    (v, b.len())
 }
 
 /// Decide the outcome from how the pod ended.

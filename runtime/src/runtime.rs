@@ -28,6 +28,8 @@ pub struct Shared {
     pub pod_cpu_ns: AtomicU64,
     /// The cost of one copy-on-write fault, measured once by the first supervisor (0: not yet).
     pub cow_fault_ns: AtomicU64,
+    /// Records that could not be written to the journal (the summary's `lost`).
+    pub lost: AtomicU64,
 }
 
 /// Per-site counters for the summary.
@@ -40,6 +42,7 @@ pub struct SiteStats {
     pub skipped_concurrency: AtomicU64,
     pub skipped_budget: AtomicU64,
     pub skipped_in_pod: AtomicU64,
+    pub skipped_cgroup: AtomicU64,
     /// The `Self` type of a method's site, once known.
     pub owner: OnceLock<&'static str>,
 }
@@ -52,6 +55,8 @@ pub struct Runtime {
     pub sites: Mutex<Vec<(&'static Site, &'static SiteStats)>>,
     plan: OnceLock<Result<Plan, String>>,
     journal_fd: AtomicI32,
+    /// The checked `INVITE_POD_DIR` (-1: no pod is kept).
+    keep_fd: AtomicI32,
     shared: AtomicPtr<Shared>,
     next_id: AtomicU32,
     /// The host's minor faults and finished pods at the last admission (copy-on-write charge).
@@ -93,11 +98,22 @@ impl Runtime {
             .cloned()
             .or_else(|| std::env::current_dir().ok())
             .unwrap_or_else(|| PathBuf::from("/"));
-        let mut config = match Config::from_env(sys::secure_getenv_str, &cwd) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                eprintln!("{e}");
-                None
+        let mut config = if sys::set_id() {
+            // A setuid or setgid program: its working directory is its caller's, where it would
+            // create files the caller cannot remove, and secure_getenv hides every INVITE_*
+            // variable, so nothing it may trust says where a journal may go: testing is off.
+            eprintln!(
+                "invite: a setuid/setgid process reads no INVITE_* variable and writes no \
+                 journal: in vivo testing is off"
+            );
+            None
+        } else {
+            match Config::from_env(sys::secure_getenv_os, &cwd) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!("{e}");
+                    None
+                }
             }
         };
         let mut journal_fd = -1;
@@ -106,13 +122,14 @@ impl Runtime {
                 Ok(fd) => journal_fd = crate::ownfd::own(fd),
                 Err(e) => {
                     eprintln!(
-                        "invite: INVITE_JOURNAL: cannot open {}: {e}; in vivo testing is off",
+                        "invite: INVITE_JOURNAL: cannot use {}: {e}; in vivo testing is off",
                         c.journal.display()
                     );
                     config = None;
                 }
             }
         }
+        let keep_fd = open_pod_dir(config.as_mut());
         let shared = new_shared();
         crate::pod::read_fault_injection();
         crate::pod::probe_kernel();
@@ -124,6 +141,7 @@ impl Runtime {
             sites: Mutex::new(Vec::new()),
             plan: OnceLock::new(),
             journal_fd: AtomicI32::new(journal_fd),
+            keep_fd: AtomicI32::new(keep_fd),
             shared: AtomicPtr::new(shared),
             next_id: AtomicU32::new(0),
             prefix: AtomicPtr::new(std::ptr::null_mut()),
@@ -141,6 +159,11 @@ impl Runtime {
 
     pub fn journal_fd(&self) -> RawFd {
         self.journal_fd.load(Ordering::Relaxed)
+    }
+
+    /// The kept-pods directory, when pods are kept.
+    pub fn keep_fd(&self) -> Option<RawFd> {
+        Some(self.keep_fd.load(Ordering::Relaxed)).filter(|fd| *fd >= 0)
     }
 
     /// The isolation plan, built once (the start-up probe). `Err` names the missing piece.
@@ -172,6 +195,7 @@ impl Runtime {
     pub fn become_pod(&self, path: &str) {
         IN_POD.store(true, Ordering::Relaxed);
         self.journal_fd.store(-1, Ordering::Relaxed);
+        self.keep_fd.store(-1, Ordering::Relaxed);
         // The host's page of counters was left shared (not copied) by the pod's setup: it goes.
         let host_page_mapped = SHARED_MAPPED.load(Ordering::Relaxed);
         let host_page = self.shared.swap(new_shared(), Ordering::Relaxed);
@@ -184,6 +208,7 @@ impl Runtime {
             Ordering::Release,
         );
         crate::reap::forget();
+        crate::podgroup::forget();
     }
 
     /// In a parked live checkpoint (`live`): pods branched from it count on a page of their own
@@ -200,16 +225,22 @@ impl Runtime {
         crate::warm::forget();
     }
 
-    /// Write a finished record: to the journal file in the host, or relayed through the pod's
-    /// supervisor when this process is itself a pod.
-    pub fn write_record(&self, line: &str) {
-        let fd = self.journal_fd();
-        if fd >= 0 {
-            if let Err(e) = journal::append(fd, line) {
-                eprintln!("invite: journal write failed: {e}");
-            }
+    /// Write a finished test's record: to the journal file in the host, or to the pod's
+    /// supervisor when this process is itself a pod (which relays it, see `relay`). A record the
+    /// journal cannot take whole is counted in the summary's `lost`.
+    pub fn write_test(&self, rec: &journal::TestRecord) {
+        if self.journal_fd() >= 0 {
+            self.write_line(&rec.to_line());
         } else if in_pod() {
-            crate::pod::relay_record(line);
+            crate::pod::relay_record(&crate::relay::encode(rec));
+        }
+    }
+
+    fn write_line(&self, line: &str) {
+        if let Err(e) = journal::append(self.journal_fd(), line) {
+            if self.shared().lost.fetch_add(1, Ordering::Relaxed) == 0 {
+                eprintln!("invite: journal write failed: {e}; the summary counts lost records");
+            }
         }
     }
 
@@ -242,11 +273,32 @@ impl Runtime {
                     skipped_concurrency: st.skipped_concurrency.load(Ordering::Relaxed),
                     skipped_budget: st.skipped_budget.load(Ordering::Relaxed),
                     skipped_in_pod: st.skipped_in_pod.load(Ordering::Relaxed),
+                    skipped_cgroup: st.skipped_cgroup.load(Ordering::Relaxed),
                 }
             })
             .collect();
-        let line = journal::summary_line(journal::now_ns(), &self.host, self.pid, &rows);
-        self.write_record(&line);
+        let lost = self.shared().lost.load(Ordering::Relaxed);
+        let line = journal::summary_line(journal::now_ns(), &self.host, self.pid, lost, &rows);
+        self.write_line(&line);
+    }
+}
+
+/// Open and check `INVITE_POD_DIR` when pods are to be kept; if it cannot be used, say so once
+/// and keep nothing (testing goes on).
+fn open_pod_dir(config: Option<&mut Config>) -> RawFd {
+    let Some(c) = config.filter(|c| c.enabled && c.keep_pods != crate::config::Keep::None) else {
+        return -1;
+    };
+    match crate::keep::open_dir(&c.pod_dir) {
+        Ok(fd) => crate::ownfd::own(fd),
+        Err(e) => {
+            eprintln!(
+                "invite: INVITE_POD_DIR: cannot keep pods in {}: {e}; no pod will be kept",
+                c.pod_dir.display()
+            );
+            c.keep_pods = crate::config::Keep::None;
+            -1
+        }
     }
 }
 
@@ -269,6 +321,7 @@ fn new_shared() -> *mut Shared {
                 pods_finished: AtomicU64::new(0),
                 pod_cpu_ns: AtomicU64::new(0),
                 cow_fault_ns: AtomicU64::new(0),
+                lost: AtomicU64::new(0),
             }))
         }
     }
@@ -277,6 +330,7 @@ fn new_shared() -> *mut Shared {
 extern "C" fn on_exit() {
     let Some(rt) = RUNTIME.get() else { return };
     rt.drain();
+    crate::podgroup::remove();
     rt.write_summary();
 }
 

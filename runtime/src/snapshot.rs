@@ -122,6 +122,19 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
             "in vivo testing is off (INVITE=off)".into(),
         ));
     }
+    if cfg.max_overhead == Some(0.0) {
+        release(rt);
+        return Err(fail(
+            libc::ECANCELED,
+            "no pod is started: INVITE_MAX_OVERHEAD=0 leaves testing no budget".into(),
+        ));
+    }
+    if !reserved {
+        let running = rt.shared().running.load(Ordering::Relaxed) as u64;
+        if let Some(why) = crate::headroom::no_room(running + 1) {
+            return Err(fail(libc::EAGAIN, format!("no pod is started: {why}")));
+        }
+    }
     // Inside a pod, a nested pod is a fork within the pod's own isolation (its namespaces and
     // overlay), which already separates it from the host.
     let plan = match cfg.isolation {
@@ -135,6 +148,9 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         },
         crate::config::Isolation::Fork => None,
     };
+    if plan.is_some() {
+        crate::podgroup::ensure(cfg.max_concurrent);
+    }
     // Nothing is allocated here: whatever the host writes between the fork and its return is
     // copied on write while the supervisor lives, so the pod's description is built in the child.
     let id = rt.next_pod_id();

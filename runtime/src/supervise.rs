@@ -18,6 +18,8 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
     // test), but they are the pod's: saved here, restored in the test.
     let signals = sys::save_signal_state();
     sys::reset_signal_handlers(&signals);
+    // What the pod pins while its supervisor lives (the scratch) must go before the host does.
+    pod::oom_first();
     measure_cow_cost_once(rt);
     let host_pidfd = sys::pidfd_open(info.host_pid).ok();
     if sys::getppid() != info.host_pid {
@@ -50,6 +52,10 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
     } else {
         Isolation::Fork
     };
+    // The pod's IPC namespace is the supervisor's too: left once the test has ended, so that
+    // the SysV objects the pod made are freed then, not after the record.
+    let host_ipc = plan
+        .and_then(|_| sys::open(c"/proc/self/ns/ipc", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok());
     let spec = PodSpec {
         isolation,
         plan,
@@ -63,10 +69,19 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
         Ok(Side::Test) => rt.become_pod(&info.path),
         Ok(Side::Supervisor { child, scratch }) => {
             sys::set_name(c"invite-supervisor");
-            sys::close(ch.status_w);
-            sys::close(ch.out_w);
+            // (In a pod, its report descriptor carries the records of the pods nested in it.)
+            let mut own = vec![rt.journal_fd(), ch.status_r, ch.out_r, pod::report_fd()];
+            own.extend(rt.keep_fd());
+            own.extend(host_pidfd);
+            own.extend(host_ipc);
+            drop_host_fds(&own);
             let mut ending = watch(rt, &info, &ch, child, host_pidfd);
-            ending.notes = fds.notes.clone();
+            if let Some(fd) = host_ipc {
+                // Unprivileged, the host's namespace is out of reach: the objects go with the
+                // supervisor.
+                let _ = sys::setns(fd, libc::CLONE_NEWIPC);
+            }
+            ending.notes.splice(0..0, fds.notes.iter().cloned());
             let changed = scratch.as_ref().map(|s| s.changed()).unwrap_or_default();
             finish_record(rt, &info, ending, changed, scratch.as_ref(), keep_dir)
         }
@@ -79,6 +94,19 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
                 ..Ending::default()
             },
         ),
+    }
+}
+
+/// Once the test is forked, the supervisor lets go of every descriptor it inherited from the
+/// host but its own: a host that closes a socket or a locked file while the pod runs must be
+/// seen to close it at once (a peer's EOF, a `flock` another process waits for). stdin and
+/// stdout become /dev/null; stderr stays, for the runtime's own diagnostics.
+fn drop_host_fds(own: &[i32]) {
+    sys::close_all_except(3, own);
+    if let Ok(null) = sys::open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0) {
+        let _ = sys::dup2(null, 0);
+        let _ = sys::dup2(null, 1);
+        sys::close(null);
     }
 }
 
@@ -135,7 +163,7 @@ fn watch(
         }
         let _ = sys::poll_in(&fds, wait_ms, &mut rev[..fds.len()]);
         out_open &= !read_output(ch.out_r, &mut e.output, &mut e.output_cut);
-        status_open &= !read_frames(ch.status_r, &mut frames);
+        status_open &= !read_frames(ch.status_r, &mut frames, &mut e.frames_discarded);
         if host.is_some() && rev[0] != 0 && !e.host_died {
             e.host_died = true;
             sys::kill(child, libc::SIGKILL);
@@ -152,7 +180,7 @@ fn watch(
     }
     // The pod is gone; whatever it wrote is in the pipes.
     read_output(ch.out_r, &mut e.output, &mut e.output_cut);
-    read_frames(ch.status_r, &mut frames);
+    read_frames(ch.status_r, &mut frames, &mut e.frames_discarded);
     e.apply_frames(rt, info, &frames);
     e
 }

@@ -356,3 +356,51 @@ fn journal_has_pod(journal: &Path, pod: &str) -> bool {
         .iter()
         .any(|v| v["kind"] == "test" && v["pod"] == pod)
 }
+
+/// Issue 12.9: a client that trickles a request byte by byte cannot hold the parked copy, which
+/// serves one connection at a time: the exchange has an overall deadline, so a second client is
+/// answered while the first one is still trickling.
+#[test]
+fn a_trickling_client_cannot_hold_the_checkpoint() {
+    if !require_root("pods as root") {
+        return;
+    }
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let d = scratch();
+    let host = Host::start(d.path());
+    let socket = host.socket();
+    let answered = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let trickler = {
+        let (answered, sent, socket) = (answered.clone(), sent.clone(), socket.clone());
+        std::thread::spawn(move || {
+            let mut c = UnixStream::connect(&socket).unwrap();
+            for _ in 0..120 {
+                if answered.load(Ordering::SeqCst) {
+                    return true; // still trickling when the other client was answered
+                }
+                let _ = c.write_all(b"I");
+                sent.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            false
+        })
+    };
+    wait_until("the trickler to start", || sent.load(Ordering::SeqCst) > 0);
+    let mut c = UnixStream::connect(&socket).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    c.write_all(b"INFO\n").unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    answered.store(true, Ordering::SeqCst);
+    assert!(answer.starts_with("OK name=demo "), "{answer:?}");
+    assert!(
+        trickler.join().unwrap(),
+        "the second client was answered only after the trickler gave up"
+    );
+    let o = host.finish();
+    assert!(o.status.success(), "{}", text(&o));
+}

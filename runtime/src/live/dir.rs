@@ -9,6 +9,7 @@
 use crate::sys;
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -24,11 +25,13 @@ pub fn socket_name(pid: i32, name: &str) -> String {
 }
 
 fn chosen() -> PathBuf {
-    if let Some(d) = sys::secure_getenv_str(DIR_VAR).filter(|d| !d.is_empty()) {
+    // Paths are kept as the bytes the variables hold.
+    if let Some(d) = sys::secure_getenv_os(DIR_VAR).filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
     let uid = sys::geteuid();
-    if let Some(run) = sys::secure_getenv_str("XDG_RUNTIME_DIR").filter(|d| d.starts_with('/')) {
+    let absolute = |d: &std::ffi::OsString| d.as_bytes().starts_with(b"/");
+    if let Some(run) = sys::secure_getenv_os("XDG_RUNTIME_DIR").filter(absolute) {
         let owned = fs::metadata(&run).is_ok_and(|m| m.is_dir() && m.uid() == uid);
         if owned {
             return Path::new(&run).join("invite");

@@ -18,7 +18,7 @@ use super::proto::{self, Request};
 use crate::runtime::{self, Runtime};
 use crate::snapshot::{self, Ckpt, PodKind};
 use crate::sys;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -53,6 +53,7 @@ pub fn run(p: Parked) -> u32 {
     sys::setsid();
     rt.become_checkpoint(&p.name);
     let mut keep = vec![rt.journal_fd(), p.host, p.alive_w, p.listener.as_raw_fd()];
+    keep.extend(rt.keep_fd());
     if let Ok(plan) = rt.plan() {
         keep.extend(plan.own_fds());
     }
@@ -97,10 +98,9 @@ fn serve(rt: &Runtime, p: &Parked, mut conn: UnixStream, started: u64, issued: &
     let owner = sys::geteuid();
     // The request is read before the answer, even a refusal, so that the client's write does not
     // meet a closed socket.
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
-    let mut line = String::new();
-    let read = BufReader::new((&conn).take(proto::MAX_REQUEST as u64)).read_line(&mut line);
+    let deadline = std::time::Instant::now() + REQUEST_DEADLINE;
+    let read = read_request(&mut conn, deadline);
+    let line = read.as_deref().unwrap_or("").to_string();
     match sys::peer_cred(conn.as_raw_fd()) {
         Ok(c) if c.uid == owner || c.uid == 0 => {}
         Ok(c) => {
@@ -150,8 +150,38 @@ fn serve(rt: &Runtime, p: &Parked, mut conn: UnixStream, started: u64, issued: &
             Err(m) => (proto::err(&m), Served::Next),
         },
     };
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    let _ = conn.set_write_timeout(Some(left.max(Duration::from_millis(1))));
     let _ = conn.write_all(answer.as_bytes());
     next
+}
+
+/// The whole exchange with one client (its request, our answer) must fit in this: a client that
+/// trickles bytes cannot hold the checkpoint, which serves one connection at a time.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
+
+/// One request line, at most `MAX_REQUEST` bytes, read before `deadline` (an overall bound, not
+/// one per read).
+fn read_request(conn: &mut UnixStream, deadline: std::time::Instant) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 512];
+    while !line.contains(&b'\n') && line.len() < proto::MAX_REQUEST {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        conn.set_read_timeout(Some(left))?;
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        line.extend_from_slice(&buf[..n]);
+    }
+    line.truncate(proto::MAX_REQUEST);
+    if let Some(end) = line.iter().position(|&b| b == b'\n') {
+        line.truncate(end + 1);
+    }
+    String::from_utf8(line).map_err(|_| std::io::ErrorKind::InvalidData.into())
 }
 
 /// Start the next branch, once fewer than `INVITE_MAX_CONCURRENT` of this checkpoint's pods run.

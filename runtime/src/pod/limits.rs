@@ -1,6 +1,9 @@
 //! Limits on what a test may consume: CPU time (a backstop behind the deadline), address space
 //! relative to what it inherited, open files, processes, no core files, lowest CPU priority, and first in
-//! line for the OOM killer so the kernel kills the pod, not the host.
+//! line for the OOM killer so the kernel kills the pod, not the host. Also the pod's IPC namespace:
+//! SysV shared memory, SysV message queues and POSIX message queues are memory no process owns
+//! (RLIMIT_AS does not see an unattached segment, and the OOM killer cannot free it), so the
+//! namespace's own tunables bound them.
 
 use super::{SetupError, Step};
 use crate::sys;
@@ -11,6 +14,37 @@ pub const EXTRA_ADDRESS_SPACE: u64 = 1 << 30;
 pub const MAX_OPEN_FILES: u64 = 4096;
 /// Processes (RLIMIT_NPROC; uid 0 is exempt, where the per-namespace pid_max bounds a pod).
 pub const MAX_PROCESSES: u64 = 256;
+
+/// SysV shared memory a pod's IPC namespace may hold in all (`shmall`): a segment that would take
+/// the total past it fails with ENOSPC, whatever `shmmax` allows.
+pub const SHM_BYTES: u64 = 64 << 20;
+/// SysV message queues per pod (`msgmni`; each holds at most `msgmnb`, 16 KiB by default).
+pub const MSG_QUEUES: u64 = 64;
+
+/// Bound the IPC objects of the calling process's IPC namespace (just made for a pod: a cold
+/// pod's supervisor, a warm blank's builder, a warm test that needed a fresh namespace). The
+/// files act on the writer's IPC namespace, whichever /proc (`proc_dir`) names them. Called while
+/// the writer still has its capabilities, and before /proc/sys is made read-only in the pod.
+/// Two writes only: each costs tens of microseconds in a fresh namespace (its sysctl table is
+/// looked up anew), and they are on a cold pod's way to its test. POSIX message queues need none:
+/// `RLIMIT_MSGQUEUE` (800 KiB per user by default) binds a pod once its capabilities are dropped.
+///
+/// Only uid 0 of the namespace's user namespace may write them; unprivileged pods run as the
+/// user's own uid there, so their IPC objects are left to the user's limits (`RLIMIT_MSGQUEUE`)
+/// and the memory cgroup (the README's "not isolated" list).
+pub fn bound_ipc(proc_dir: &std::ffi::CStr) -> Result<(), SetupError> {
+    if sys::geteuid() != 0 {
+        return Ok(());
+    }
+    let page = sys::page_size() as u64;
+    let proc_dir = proc_dir.to_string_lossy();
+    let set = |file: &str, value: u64| {
+        std::fs::write(format!("{proc_dir}/sys/{file}"), value.to_string())
+    };
+    set("kernel/shmall", SHM_BYTES / page).step("bound SysV shared memory (shmall)")?;
+    set("kernel/msgmni", MSG_QUEUES).step("bound SysV message queues (msgmni)")?;
+    Ok(())
+}
 
 /// `address_space`: what the test inherited, in bytes (0 if unknown).
 pub fn apply(timeout_ms: u64, address_space: u64) -> Result<(), SetupError> {

@@ -35,6 +35,7 @@ mod pid1;
 mod shm;
 
 pub use fds::{scan as scan_fds, FdPlan};
+pub use limits::{oom_first, SHM_BYTES};
 pub use ns::make_namespaces;
 
 use crate::config::Isolation;
@@ -137,7 +138,7 @@ pub enum Side {
     Test,
 }
 
-pub use mounts::{has_proc, probe_kernel, root_of, Scratch};
+pub use mounts::{has_proc, pid_max_per_ns, probe_kernel, root_of, Scratch};
 
 /// Build the pod below the calling supervisor. Returns in the supervisor and in the test.
 pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
@@ -160,6 +161,7 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
     sys::setns(plan.netns_fd, libc::CLONE_NEWNET).step("join the network namespace")?;
     sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWPID)
         .step("unshare mount, IPC, UTS and PID namespaces")?;
+    limits::bound_ipc(c"/proc")?;
     let scratch = mounts::prepare(plan)?;
     match sys::fork().step("fork the test")? {
         sys::Forked::Parent(child) => Ok(Side::Supervisor {
@@ -185,6 +187,7 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
 pub fn prepare_blank(plan: &Plan) -> Result<Scratch, SetupError> {
     sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)
         .step("unshare mount, IPC and UTS namespaces")?;
+    limits::bound_ipc(c"/proc")?;
     let scratch = mounts::prepare(plan)?;
     let mq = sys::cstring(&format!(
         "{}/{}",
@@ -240,6 +243,7 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
             // An earlier pod of this blank left SysV objects: a fresh namespace, and the
             // watcher drops the blank afterwards.
             sys::unshare(libc::CLONE_NEWIPC).step("unshare the IPC namespace")?;
+            limits::bound_ipc(c"/proc")?;
             report_frame(b'D', b"");
         }
         sys::setns(w.netns, libc::CLONE_NEWNET).step("join the network namespace")?;
@@ -293,6 +297,7 @@ fn test_steps(
     sys::dup2(ch.out_w, 1).step("stdout to the capture pipe")?;
     sys::dup2(ch.out_w, 2).step("stderr to the capture pipe")?;
     if isolated {
+        crate::podgroup::join();
         fds::apply(spec.fds, null)?;
     }
     let mut keep = spec.fds.kept();
@@ -377,7 +382,7 @@ fn flush_stdio() {
     sys::flush_c_stdio();
 }
 
-/// A journal line from a pod nested in this one, relayed through this pod's supervisor.
-pub fn relay_record(line: &str) {
-    report_frame(b'R', line.as_bytes());
+/// A record of a pod nested in this one (`relay::encode`), sent to this pod's supervisor.
+pub fn relay_record(payload: &[u8]) {
+    report_frame(b'R', payload);
 }

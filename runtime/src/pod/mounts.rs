@@ -355,6 +355,11 @@ pub fn limit_pids(proc_dir: &CStr) {
 
 static PID_MAX_PER_NS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Whether a pod's PID namespace bounds its processes by itself (`limit_pids`).
+pub fn pid_max_per_ns() -> bool {
+    PID_MAX_PER_NS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// In the host, once, before any fork: is pid_max per PID namespace here (Linux 6.14+)?
 pub fn probe_kernel() {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();

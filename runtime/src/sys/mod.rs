@@ -8,6 +8,7 @@
 use std::ffi::CString;
 use std::io;
 
+mod at;
 mod fd;
 mod fs;
 mod mem;
@@ -15,6 +16,7 @@ mod process;
 mod signal;
 mod socket;
 
+pub use at::*;
 pub use fd::*;
 pub use fs::*;
 pub use mem::*;

@@ -1,7 +1,7 @@
 //! Processes: fork, exit, wait, signals to others, privileges, limits, clocks, environment.
 
 use super::{check, check_long};
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::RawFd;
 
@@ -222,20 +222,8 @@ pub fn at_exit(f: extern "C" fn()) {
     unsafe { libc::atexit(f) };
 }
 
-extern "C" {
-    // glibc: getenv that returns NULL in set-uid/set-gid programs.
-    fn secure_getenv(name: *const libc::c_char) -> *mut libc::c_char;
-}
-
 pub fn secure_getenv_str(name: &str) -> Option<String> {
-    let c = CString::new(name).ok()?;
-    // SAFETY: valid C string; the returned pointer is read at once, before any setenv.
-    let p = unsafe { secure_getenv(c.as_ptr()) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: non-null result of getenv is a NUL-terminated string.
-    Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    super::secure_getenv_os(name).map(|v| v.to_string_lossy().into_owned())
 }
 
 pub fn hostname() -> String {

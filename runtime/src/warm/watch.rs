@@ -296,7 +296,11 @@ impl Pod {
             );
         }
         if self.st_open {
-            self.st_open = !read_frames(self.st_r, &mut self.frames);
+            self.st_open = !read_frames(
+                self.st_r,
+                &mut self.frames,
+                &mut self.ending.frames_discarded,
+            );
         }
         if self.info.is_none() {
             if let Some((b'I', payload)) = record::parse_frames(&self.frames).first() {

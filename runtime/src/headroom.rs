@@ -1,0 +1,260 @@
+//! The host's headroom in its cgroups: how much memory and how many processes its cgroup (and
+//! every ancestor with a limit) still allows. A pod's memory and processes count against the
+//! host's cgroup, so a pod started without room could make the host the one that is OOM-killed
+//! or whose `fork()` and `pthread_create()` fail. Admission turns a pod away (skip reason
+//! `cgroup`) unless the room left covers every running pod's bound and this one's.
+//!
+//! cgroup v1 (the `memory` and `pids` hierarchies: `memory.limit_in_bytes` and
+//! `memory.usage_in_bytes`, `pids.max` and `pids.current`) and v2 (`memory.max` and
+//! `memory.current`, `pids.max` and `pids.current`), found from /proc/self/cgroup and
+//! /proc/self/mountinfo once, read again at most every `REFRESH_NS`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// What one pod may hold of the host's cgroup that the OOM killer cannot take back from its
+/// processes: the SysV/POSIX IPC bound, plus working room.
+pub const POD_MEMORY: u64 = crate::pod::SHM_BYTES + (64 << 20);
+/// Processes one pod may have: its PID namespace's `pid_max` (Linux 6.14+), or RLIMIT_NPROC.
+pub const POD_PIDS: u64 = 512;
+/// Processes left to the host whatever its pods do.
+pub const HOST_PIDS: u64 = 32;
+
+const REFRESH_NS: u64 = 10_000_000;
+
+/// `(limit file, usage file)` of each cgroup level from the host's own up to the mount's root,
+/// and the host's own cgroup directory per controller.
+#[derive(Default)]
+struct Levels {
+    memory: Vec<(PathBuf, PathBuf)>,
+    pids: Vec<(PathBuf, PathBuf)>,
+    own: Vec<Own>,
+}
+
+/// The host's cgroup in the hierarchy of one controller.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Own {
+    pub controller: &'static str,
+    pub dir: PathBuf,
+    /// cgroup v2 (one hierarchy, `memory.max`), else v1.
+    pub v2: bool,
+}
+
+/// The host's own cgroups, for the controllers the runtime uses.
+pub fn own() -> &'static [Own] {
+    &LEVELS.get_or_init(find).own
+}
+
+/// The memory the host's cgroups still allow now (`u64::MAX`: no limit).
+pub fn memory_room() -> u64 {
+    room(&LEVELS.get_or_init(find).memory)
+}
+
+static LEVELS: OnceLock<Levels> = OnceLock::new();
+static READ_AT: AtomicU64 = AtomicU64::new(0);
+/// `u64::MAX`: no limit.
+static MEMORY: AtomicU64 = AtomicU64::new(u64::MAX);
+static PIDS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Why the host's cgroup has no room for `pods` pods (this one included), or `None`.
+pub fn no_room(pods: u64) -> Option<String> {
+    let now = crate::sys::monotonic_ns();
+    let last = READ_AT.load(Ordering::Relaxed);
+    if last == 0 || now.saturating_sub(last) > REFRESH_NS {
+        let levels = LEVELS.get_or_init(find);
+        MEMORY.store(room(&levels.memory), Ordering::Relaxed);
+        PIDS.store(room(&levels.pids), Ordering::Relaxed);
+        READ_AT.store(now.max(1), Ordering::Relaxed);
+    }
+    let memory = MEMORY.load(Ordering::Relaxed);
+    let pids = PIDS.load(Ordering::Relaxed);
+    if memory < pods.saturating_mul(POD_MEMORY) {
+        return Some(format!(
+            "the host's cgroup has {} MiB of memory left, {pods} pod(s) need {} MiB",
+            memory >> 20,
+            (pods * POD_MEMORY) >> 20
+        ));
+    }
+    if pids < pods.saturating_mul(POD_PIDS).saturating_add(HOST_PIDS) {
+        return Some(format!(
+            "the host's cgroup has room for {pids} more processes, {pods} pod(s) need {} and \
+             the host keeps {HOST_PIDS}",
+            pods * POD_PIDS
+        ));
+    }
+    None
+}
+
+/// The least room left over the levels (`u64::MAX` when none has a limit).
+fn room(levels: &[(PathBuf, PathBuf)]) -> u64 {
+    levels
+        .iter()
+        .filter_map(|(limit, usage)| {
+            let limit = read_number(limit)?;
+            Some(limit.saturating_sub(read_number(usage).unwrap_or(0)))
+        })
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
+/// A limit or usage file; `None` for `max` and v1's "no limit" (near `i64::MAX`).
+fn read_number(p: &Path) -> Option<u64> {
+    let s = std::fs::read_to_string(p).ok()?;
+    s.trim().parse::<u64>().ok().filter(|n| *n < 1 << 62)
+}
+
+fn find() -> Levels {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    levels_of(&cgroups, &mounts)
+}
+
+/// The levels named by `/proc/self/cgroup` (`cgroups`) in the hierarchies of `mountinfo`, those
+/// whose limit file exists.
+fn levels_of(cgroups: &str, mountinfo: &str) -> Levels {
+    let mut levels = Levels::default();
+    for line in cgroups.lines() {
+        // "ID:CONTROLLERS:PATH"; v2 is "0::PATH".
+        let mut it = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        for (ctrl, limit, usage) in [
+            ("memory", "limit_in_bytes", "usage_in_bytes"),
+            ("pids", "max", "current"),
+        ] {
+            let v2 = ctrls.is_empty();
+            if !v2 && !ctrls.split(',').any(|c| c == ctrl) {
+                continue;
+            }
+            let Some((mount, root)) = mount_of(mountinfo, if v2 { "" } else { ctrl }) else {
+                continue;
+            };
+            let (limit, usage) = if v2 {
+                let l = if ctrl == "memory" { "max" } else { limit };
+                let u = if ctrl == "memory" { "current" } else { usage };
+                (format!("{ctrl}.{l}"), format!("{ctrl}.{u}"))
+            } else {
+                (format!("{ctrl}.{limit}"), format!("{ctrl}.{usage}"))
+            };
+            let rel = path.strip_prefix(root.as_str()).unwrap_or(path);
+            let mut dir = mount.join(rel.trim_start_matches('/'));
+            let enabled = !v2
+                || std::fs::read_to_string(dir.join("cgroup.controllers"))
+                    .is_ok_and(|c| c.split_whitespace().any(|c| c == ctrl));
+            if enabled {
+                levels.own.push(Own {
+                    controller: ctrl,
+                    dir: dir.clone(),
+                    v2,
+                });
+            }
+            let out = if ctrl == "memory" {
+                &mut levels.memory
+            } else {
+                &mut levels.pids
+            };
+            loop {
+                if dir.join(&limit).exists() {
+                    out.push((dir.join(&limit), dir.join(&usage)));
+                }
+                if dir == mount || !dir.pop() {
+                    break;
+                }
+            }
+        }
+    }
+    levels
+}
+
+/// Where the v1 hierarchy of `ctrl` (or v2, for `""`) is mounted, and the cgroup path it shows
+/// as its root.
+fn mount_of(mountinfo: &str, ctrl: &str) -> Option<(PathBuf, String)> {
+    mountinfo.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        let f: Vec<&str> = pre.split(' ').collect();
+        let p: Vec<&str> = post.split(' ').collect();
+        let (root, point) = (*f.get(3)?, *f.get(4)?);
+        let (fstype, opts) = (*p.first()?, *p.get(2)?);
+        let hit = if ctrl.is_empty() {
+            fstype == "cgroup2"
+        } else {
+            fstype == "cgroup" && opts.split(',').any(|o| o == ctrl)
+        };
+        hit.then(|| (PathBuf::from(point), root.to_string()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_are_found_by_controller() {
+        let mi = "30 25 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                  31 25 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        let (p, r) = mount_of(mi, "memory").unwrap();
+        assert_eq!(p, Path::new("/sys/fs/cgroup/memory"));
+        assert_eq!(r, "/");
+        assert!(mount_of(mi, "pids").is_none());
+        assert_eq!(
+            mount_of(mi, "").unwrap().0,
+            Path::new("/sys/fs/cgroup/unified")
+        );
+    }
+
+    fn write(p: &Path, s: &str) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, s).unwrap();
+    }
+
+    /// A v2 tree (as a container with its own cgroup namespace sees it) and a v1 pair of
+    /// hierarchies, made of plain files: the least room over every level with a limit counts.
+    #[test]
+    fn the_least_room_over_every_level_counts_in_v1_and_v2() {
+        let t = tempfile::tempdir().unwrap();
+        let v2 = t.path().join("v2");
+        write(&v2.join("memory.max"), "max\n");
+        write(&v2.join("memory.current"), "1000\n");
+        write(&v2.join("app/memory.max"), "1073741824\n");
+        write(&v2.join("app/memory.current"), "73741824\n");
+        write(&v2.join("app/web/memory.max"), "max\n");
+        write(&v2.join("app/web/memory.current"), "50\n");
+        write(&v2.join("app/web/pids.max"), "100\n");
+        write(&v2.join("app/web/pids.current"), "40\n");
+        let mi = format!("40 1 0:30 /ctr {} rw - cgroup2 cgroup2 rw\n", v2.display());
+        write(&v2.join("app/web/cgroup.controllers"), "cpu memory pids\n");
+        let l = levels_of("0::/ctr/app/web\n", &mi);
+        assert_eq!(room(&l.memory), 1_000_000_000);
+        assert_eq!(l.own.len(), 2);
+        assert_eq!(l.own[1].dir, v2.join("app/web"));
+        assert!(l.own[1].v2);
+        assert_eq!(room(&l.pids), 60);
+
+        let v1 = t.path().join("v1");
+        write(
+            &v1.join("memory/a/memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        );
+        write(&v1.join("memory/a/memory.usage_in_bytes"), "5\n");
+        write(
+            &v1.join("memory/memory.limit_in_bytes"),
+            "9223372036854771712\n",
+        );
+        write(&v1.join("memory/memory.usage_in_bytes"), "5\n");
+        write(&v1.join("pids/b/pids.max"), "max\n");
+        write(&v1.join("pids/b/pids.current"), "3\n");
+        let mi = format!(
+            "30 25 0:26 / {m} rw - cgroup cgroup rw,memory\n\
+             31 25 0:27 / {p} rw - cgroup cgroup rw,pids\n",
+            m = v1.join("memory").display(),
+            p = v1.join("pids").display()
+        );
+        let l = levels_of("4:memory:/a\n8:pids:/b\n0::/\n", &mi);
+        assert_eq!(room(&l.memory), u64::MAX, "v1's no-limit value is no limit");
+        assert_eq!(room(&l.pids), u64::MAX);
+        assert_eq!(l.own[0].dir, v1.join("memory/a"));
+        assert_eq!((l.own[1].controller, l.own[1].v2), ("pids", false));
+    }
+}

@@ -129,6 +129,7 @@ impl TestRecord<'_> {
         string(&mut s, &rfc3339(self.time_ns));
         field_str(&mut s, "host", self.host);
         let _ = write!(s, ",\"pid\":{}", self.pid);
+        field_str(&mut s, "runtime_version", RUNTIME_VERSION);
         field_str(&mut s, "pod", self.pod);
         field_str(&mut s, "site", self.site);
         field_str(&mut s, "function", self.function);
@@ -189,6 +190,9 @@ pub struct SiteSummary {
     pub skipped_cgroup: u64,
 }
 
+/// The version of the runtime that writes the records (`runtime_version` in each).
+pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// `lost`: records that could not be written (a full disk, an I/O error).
 pub fn summary_line(
     time_ns: u128,
@@ -200,7 +204,9 @@ pub fn summary_line(
     let mut s = String::from("{\"schema\":1,\"kind\":\"summary\",\"time\":");
     string(&mut s, &rfc3339(time_ns));
     field_str(&mut s, "host", host);
-    let _ = write!(s, ",\"pid\":{pid},\"lost\":{lost},\"sites\":[");
+    let _ = write!(s, ",\"pid\":{pid}");
+    field_str(&mut s, "runtime_version", RUNTIME_VERSION);
+    let _ = write!(s, ",\"lost\":{lost},\"sites\":[");
     for (i, t) in sites.iter().enumerate() {
         if i > 0 {
             s.push(',');
@@ -387,6 +393,7 @@ mod tests {
         assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["schema"], 1);
+        assert_eq!(v["runtime_version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(v["test"], "check \"funds\"");
         assert_eq!(v["output"], "out\u{1}put\n");
         assert_eq!(v["changed"][0], "/tmp/a\nb");

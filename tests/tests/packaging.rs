@@ -132,6 +132,10 @@ fn deb_installs_into_a_clean_root_and_builds_a_program() {
     let j = journal(&work.join("invite.jsonl"));
     let outcomes: Vec<_> = tests_of(&j).iter().map(|t| t["outcome"].clone()).collect();
     assert_eq!(outcomes, ["pass", "pass"], "{j:#?}");
+    // The records name the runtime that wrote them: the package's version.
+    assert!(j
+        .iter()
+        .all(|r| r["runtime_version"] == env!("CARGO_PKG_VERSION")));
 }
 
 /// `cargo install` of the precompiler and the CLI: working tools. The precompiler installed alone
@@ -261,4 +265,5 @@ fn main() {
     assert_eq!(t.len(), 1, "{j:#?}");
     assert_eq!(t[0]["function"], "app::double");
     assert_eq!(t[0]["outcome"], "pass");
+    assert_eq!(t[0]["runtime_version"], env!("CARGO_PKG_VERSION"));
 }

@@ -44,6 +44,7 @@ mod record;
 mod relay;
 mod runtime;
 mod sample;
+#[doc(hidden)]
 pub mod site;
 mod snapshot;
 mod supervise;

@@ -3,6 +3,11 @@
 use std::fmt;
 
 /// What happened to an in vivo test in its pod.
+///
+/// ```
+/// assert_eq!(invite::Outcome::Timeout.as_str(), "timeout");
+/// assert_eq!(invite::Outcome::Fail.to_string(), "fail");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     /// Returned normally: `()`/void, nonzero int, `true`, `Ok(_)`.
@@ -18,6 +23,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome's name as the journal writes it (`pass`, `fail`, `crash`, `timeout`, `error`).
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",

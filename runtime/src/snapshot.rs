@@ -14,6 +14,18 @@ use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 /// Which side of a checkpoint this process is on.
+///
+/// ```no_run
+/// match invite::ckpt() {
+///     Ok(invite::Ckpt::Original) => { /* the host: goes on as if nothing happened */ }
+///     Ok(invite::Ckpt::Pod(k)) => {
+///         // A private copy of the process, in its own pod: look around, then end.
+///         println!("pod {k}");
+///         std::process::exit(0); // status 0 is `pass`
+///     }
+///     Err(e) => eprintln!("no pod: {e}"),
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ckpt {
     /// The original process, which goes on as if nothing happened.
@@ -22,7 +34,14 @@ pub enum Ckpt {
     Pod(u32),
 }
 
-/// Why no pod was started.
+/// Why no pod was started: the fork failed, in vivo testing is off or over its budget, or this
+/// host cannot isolate a pod (the start-up probe names the missing piece).
+///
+/// ```no_run
+/// if let Err(e) = invite::ckpt() {
+///     eprintln!("no pod (errno {}): {}", e.errno, e.message);
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CkptError {
     /// A positive errno value.
@@ -78,6 +97,16 @@ pub enum PodKind {
 /// Returns `Ckpt::Original` in the original, `Ckpt::Pod(k)` in the k-th pod. The pod is
 /// supervised like an in vivo test (deadline `INVITE_TIMEOUT_MS`, journal record with phase
 /// `manual`); it ends when its code exits: status 0 is `pass`, another status `fail`.
+///
+/// ```no_run
+/// let mut cache = vec![1, 2, 3];
+/// if let Ok(invite::Ckpt::Pod(_)) = invite::ckpt() {
+///     // Only the pod's copy changes; the host's `cache` is untouched.
+///     cache.clear();
+///     std::process::exit(if cache.is_empty() { 0 } else { 1 });
+/// }
+/// assert_eq!(cache.len(), 3);
+/// ```
 #[track_caller]
 pub fn ckpt() -> Result<Ckpt, CkptError> {
     let loc = std::panic::Location::caller();

@@ -7,7 +7,14 @@
 use crate::site::Site;
 use std::fmt::Debug;
 
-/// What a test returned, as pass or fail-with-message.
+/// What a test returned, as pass or fail-with-message: `()` passes (unless the test panics),
+/// `bool` passes when `true`, `Result` when `Ok`.
+///
+/// ```
+/// use invite::TestResult;
+/// assert_eq!(true.into_verdict(), Ok(()));
+/// assert!(Err::<(), _>("balance below zero").into_verdict().is_err());
+/// ```
 pub trait TestResult {
     /// `Ok(())` passes; `Err(message)` fails.
     fn into_verdict(self) -> Result<(), Option<String>>;
@@ -69,6 +76,15 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// End the current in vivo test as `fail` with a message. Outside a pod it prints the message to
 /// stderr and returns, so the host keeps running.
+///
+/// ```
+/// fn no_overdraft(balance: i64) {
+///     if balance < 0 {
+///         invite::fail(&format!("balance {balance}"));
+///     }
+/// }
+/// no_overdraft(10);
+/// ```
 pub fn fail(message: &str) {
     if crate::runtime::in_pod() {
         crate::pod::finish(false, Some(message));
@@ -77,6 +93,12 @@ pub fn fail(message: &str) {
 }
 
 /// True inside a pod.
+///
+/// ```
+/// if !invite::in_pod() {
+///     // The host: for example, write to a real socket that a pod must not touch.
+/// }
+/// ```
 pub fn in_pod() -> bool {
     crate::runtime::in_pod()
 }

@@ -54,6 +54,18 @@ static TAKEN: Mutex<Vec<Taken>> = Mutex::new(Vec::new());
 /// the first, second, third branch. Branches are pods like any other (isolation, deadline,
 /// journal record with phase `manual`, test `branch`, pod path `NAME/k`). The checkpoint lives
 /// until `invite drop NAME` or until this process exits.
+///
+/// ```no_run
+/// // After warming up: keep this state so an operator can test it later, as often as wanted.
+/// match invite::checkpoint("warm") {
+///     Ok(invite::Ckpt::Pod(k)) => {
+///         println!("branch {k} of the warm state");
+///         std::process::exit(0);
+///     }
+///     Ok(invite::Ckpt::Original) => { /* serve requests as before */ }
+///     Err(e) => eprintln!("no live checkpoint: {e}"),
+/// }
+/// ```
 #[track_caller]
 pub fn checkpoint(name: &str) -> Result<Ckpt, CkptError> {
     let loc = std::panic::Location::caller();

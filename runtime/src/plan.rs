@@ -48,6 +48,8 @@ pub struct Plan {
     /// Where the supervisor mounts its scratch tmpfs (inside its private mount namespace).
     pub scratch_mountpoint: String,
     pub scratch_bytes: u64,
+    /// The system call filter the test installs last (see `pod::seccomp`).
+    pub seccomp: Vec<sys::Insn>,
 }
 
 /// Bytes of scratch for the overlays' upper layers: a test that fills the disk fills only this.
@@ -90,6 +92,7 @@ impl Plan {
             userns_fd,
             scratch_mountpoint,
             scratch_bytes: SCRATCH_BYTES,
+            seccomp: crate::pod::seccomp_program(),
         })
     }
 

@@ -66,7 +66,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
             sys::close(ch.status_w);
             sys::close(ch.out_w);
             let mut ending = watch(rt, &info, &ch, child, host_pidfd);
-            ending.notes = fds.notes.clone();
+            ending.notes.splice(0..0, fds.notes.iter().cloned());
             let changed = scratch.as_ref().map(|s| s.changed()).unwrap_or_default();
             finish_record(rt, &info, ending, changed, scratch.as_ref(), keep_dir)
         }

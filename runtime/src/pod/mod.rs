@@ -25,17 +25,20 @@
 //! | test | reopen inherited files by path in the overlay; cut sockets, pipes, event fds |
 //! | test | remap every MAP_SHARED mapping private with its contents |
 //! | test | limits (CPU, address space, processes, core 0), lowest priority, OOM first |
-//! | test | no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
+//! | test | a fresh session keyring; no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
+//! | test | the system call filter (`seccomp`), last |
 
 mod fds;
 mod limits;
 mod mounts;
 mod ns;
 mod pid1;
+mod seccomp;
 mod shm;
 
 pub use fds::{scan as scan_fds, FdPlan};
 pub use ns::make_namespaces;
+pub use seccomp::program as seccomp_program;
 
 use crate::config::Isolation;
 use crate::plan::Plan;
@@ -308,8 +311,12 @@ fn test_steps(
         if done.is_none() {
             limits::oom_first();
         }
+        sys::join_fresh_session_keyring().step("join a fresh session keyring")?;
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
         sys::drop_capabilities().step("drop capabilities")?;
+        if let Some(plan) = spec.plan {
+            seccomp::install(&plan.seccomp).step("install the system call filter")?;
+        }
     } else {
         limits::lower_priority();
     }
@@ -343,6 +350,20 @@ pub fn report_signal(sig: libc::c_int) {
     let frame = [b'K', 4, 0, 0, 0, b[0], b[1], b[2], b[3]];
     if fd >= 0 {
         let _ = sys::write(fd, &frame);
+    }
+}
+
+/// From a signal handler: a note for the record (at most 128 bytes). One `write` of a frame on
+/// the stack: async-signal-safe.
+pub fn report_note(note: &[u8]) {
+    let fd = REPORT_FD.load(std::sync::atomic::Ordering::Relaxed);
+    let note = &note[..note.len().min(128)];
+    let mut frame = [0u8; 133];
+    frame[0] = b'N';
+    frame[1..5].copy_from_slice(&(note.len() as u32).to_le_bytes());
+    frame[5..5 + note.len()].copy_from_slice(note);
+    if fd >= 0 {
+        let _ = sys::write(fd, &frame[..5 + note.len()]);
     }
 }
 

@@ -19,7 +19,7 @@
 //! | supervisor | join the user namespace (not root), join the empty network namespace |
 //! | supervisor | unshare mount, IPC, UTS, PID namespaces; make every mount private |
 //! | supervisor | mount the scratch tmpfs; overlay every writable mount on it; minimal /dev; read-only binds |
-//! | test | fresh /proc; pid_max; chroot into the overlay, same working directory |
+//! | test | pid_max, OOM score (through the host's /proc); fresh /proc, read-only, OCI masks; chroot into the overlay, same working directory |
 //! | test | as PID 1, report default-action signals (PID 1 would ignore them) |
 //! | test | new session; stdin /dev/null, stdout/stderr to the capture pipe |
 //! | test | reopen inherited files by path in the overlay; cut sockets, pipes, event fds |
@@ -33,6 +33,7 @@ mod limits;
 mod mounts;
 mod ns;
 mod pid1;
+mod scratch;
 mod seccomp;
 mod shm;
 
@@ -134,13 +135,14 @@ pub enum Side {
     /// the changed files.
     Supervisor {
         child: libc::pid_t,
-        scratch: Option<mounts::Scratch>,
+        scratch: Option<Scratch>,
     },
     /// The test process, fully isolated.
     Test,
 }
 
-pub use mounts::{has_proc, probe_kernel, root_of, Scratch};
+pub use mounts::{has_proc, probe_kernel, root_of};
+pub use scratch::Scratch;
 
 /// Build the pod below the calling supervisor. Returns in the supervisor and in the test.
 pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
@@ -174,7 +176,7 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
             in_test(|| {
                 sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
                     .step("set the parent-death signal")?;
-                mounts::enter_root(&scratch, spec.cwd.as_deref())?;
+                mounts::enter_root(plan, &scratch, spec.cwd.as_deref())?;
                 test_steps(spec, ch, true, None)
             });
             Ok(Side::Test)
@@ -257,7 +259,17 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
         }
         // This pod's /proc goes on top of those of the blank's earlier pods (detaching them
         // would wait for an RCU grace period, ~150 µs here; the stock bounds the stack).
-        mounts::enter_root_at(w.root, w.has_proc, done.is_none(), spec.cwd.as_deref())?;
+        let plan = spec.plan.ok_or(SetupError {
+            step: "enter the pod root",
+            err: io::Error::from_raw_os_error(libc::EINVAL),
+        })?;
+        mounts::enter_root_at(
+            plan,
+            w.root,
+            w.has_proc,
+            done.is_none(),
+            spec.cwd.as_deref(),
+        )?;
         sys::ring(w.doorbell);
         test_steps(spec, ch, true, done)
     });
@@ -308,9 +320,6 @@ fn test_steps(
             None => shm::privatize(spec.own_page)?,
         };
         limits::apply(spec.timeout_ms, address_space)?;
-        if done.is_none() {
-            limits::oom_first();
-        }
         sys::join_fresh_session_keyring().step("join a fresh session keyring")?;
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
         sys::drop_capabilities().step("drop capabilities")?;

@@ -123,77 +123,138 @@ fn insn(code: u16, k: u32, jt: u8, jf: u8) -> sys::Insn {
     sys::Insn { code, jt, jf, k }
 }
 
-/// The filter program. Checks jump forward to one of four returns at its end.
+/// Where a jump goes: the next instruction, an instruction by index, or one of the returns.
+#[derive(Clone, Copy)]
+enum To {
+    Next,
+    At(usize),
+    Allow,
+    Trap,
+    Eperm,
+    Enosys,
+}
+
+/// What the filter does with a listed call.
+#[derive(Clone, Copy)]
+enum Leaf {
+    Return(To),
+    /// Look at its first argument: the check at this index of `REFUSED_IF`.
+    Arg(usize),
+}
+
+/// The program being written: (code, k, jump if true, jump if false).
+#[derive(Default)]
+struct Asm(Vec<(u16, u32, To, To)>);
+
+impl Asm {
+    fn op(&mut self, code: u16, k: u32, jt: To, jf: To) -> usize {
+        self.0.push((code, k, jt, jf));
+        self.0.len() - 1
+    }
+
+    /// A binary search over the sorted `calls`: a call takes a handful of comparisons, and
+    /// so does the kernel when, installing the filter, it runs it once per system call number
+    /// to find those it always allows (the cost of installing grows with that walk).
+    fn search(&mut self, calls: &[(u32, Leaf)], args: &mut Vec<(usize, usize)>) {
+        if calls.len() <= 3 {
+            for (i, &(nr, leaf)) in calls.iter().enumerate() {
+                let miss = if i + 1 == calls.len() {
+                    To::Allow
+                } else {
+                    To::Next
+                };
+                let hit = match leaf {
+                    Leaf::Return(to) => to,
+                    Leaf::Arg(_) => To::Next, // set below
+                };
+                let at = self.op(JEQ, nr, hit, miss);
+                if let Leaf::Arg(check) = leaf {
+                    args.push((at, check));
+                }
+            }
+            return;
+        }
+        let mid = calls.len() / 2;
+        let split = self.op(JGE, calls[mid].0, To::Next, To::Next);
+        self.search(&calls[..mid], args);
+        self.0[split].2 = To::At(self.0.len());
+        self.search(&calls[mid..], args);
+    }
+
+    /// Resolve every jump to a forward offset, then the four returns.
+    fn finish(self) -> Vec<sys::Insn> {
+        let n = self.0.len();
+        let (allow, trap, eperm, enosys) = (n, n + 1, n + 2, n + 3);
+        let mut prog = Vec::with_capacity(n + 4);
+        for (i, (code, k, jt, jf)) in self.0.into_iter().enumerate() {
+            let offset = |to: To| -> u8 {
+                let target = match to {
+                    To::Next => i + 1,
+                    To::At(t) => t,
+                    To::Allow => allow,
+                    To::Trap => trap,
+                    To::Eperm => eperm,
+                    To::Enosys => enosys,
+                };
+                u8::try_from(target - i - 1).expect("a filter short enough for 8-bit jumps")
+            };
+            let is_jump = code & 0x07 == libc::BPF_JMP as u16;
+            let (jt, jf) = if is_jump {
+                (offset(jt), offset(jf))
+            } else {
+                (0, 0)
+            };
+            prog.push(insn(code, k, jt, jf));
+        }
+        let errno = |e: libc::c_int| libc::SECCOMP_RET_ERRNO | e as u32;
+        for ret in [
+            libc::SECCOMP_RET_ALLOW,
+            libc::SECCOMP_RET_TRAP,
+            errno(libc::EPERM),
+            errno(libc::ENOSYS),
+        ] {
+            prog.push(insn(RET, ret, 0, 0));
+        }
+        prog
+    }
+}
+
+/// The filter program: the architecture, x32, then a binary search over the listed calls.
 #[cfg(target_arch = "x86_64")]
 pub fn program() -> Vec<sys::Insn> {
-    enum To {
-        Next,
-        /// Skip this many instructions after the next one.
-        Skip(usize),
-        Allow,
-        Trap,
-        Eperm,
-        Enosys,
-    }
-    // (code, k, jump if true, jump if false)
-    let mut body: Vec<(u16, u32, To, To)> = vec![
-        (LD_ABS, OFF_ARCH, To::Next, To::Next),
-        (JEQ, AUDIT_ARCH, To::Next, To::Eperm),
-        (LD_ABS, OFF_NR, To::Next, To::Next),
-        (JGE, X32_BIT, To::Eperm, To::Next),
-        (JEQ, libc::SYS_clone3 as u32, To::Enosys, To::Next),
-    ];
-    for &(nr, _) in REFUSED {
-        body.push((JEQ, nr as u32, To::Trap, To::Next));
-    }
-    for &(nr, _, k, test) in REFUSED_IF {
-        // This call: load its argument and decide; another: on to the next entry.
-        body.push((JEQ, nr as u32, To::Next, To::Skip(2)));
-        body.push((LD_ABS, OFF_ARG0, To::Next, To::Next));
+    let mut a = Asm::default();
+    a.op(LD_ABS, OFF_ARCH, To::Next, To::Next);
+    a.op(JEQ, AUDIT_ARCH, To::Next, To::Eperm);
+    a.op(LD_ABS, OFF_NR, To::Next, To::Next);
+    a.op(JGE, X32_BIT, To::Eperm, To::Next);
+    let mut calls: Vec<(u32, Leaf)> = REFUSED
+        .iter()
+        .map(|&(nr, _)| (nr as u32, Leaf::Return(To::Trap)))
+        .chain([(libc::SYS_clone3 as u32, Leaf::Return(To::Enosys))])
+        .chain(
+            REFUSED_IF
+                .iter()
+                .enumerate()
+                .map(|(i, &(nr, ..))| (nr as u32, Leaf::Arg(i))),
+        )
+        .collect();
+    calls.sort_by_key(|c| c.0);
+    let mut args = Vec::new();
+    a.search(&calls, &mut args);
+    // The argument checks: load the first argument, decide.
+    let mut starts = Vec::new();
+    for &(_, _, k, test) in REFUSED_IF {
+        starts.push(a.op(LD_ABS, OFF_ARG0, To::Next, To::Next));
         let code = match test {
             ArgTest::Equals => JEQ,
             ArgTest::AnyBit => JSET,
         };
-        body.push((code, k, To::Trap, To::Allow));
+        a.op(code, k, To::Trap, To::Allow);
     }
-    let n = body.len();
-    let (allow, trap, eperm, enosys) = (n, n + 1, n + 2, n + 3);
-    let mut prog = Vec::with_capacity(n + 4);
-    for (i, (code, k, jt, jf)) in body.into_iter().enumerate() {
-        let offset = |to: To| -> u8 {
-            let target = match to {
-                To::Next => i + 1,
-                To::Skip(k) => i + 1 + k,
-                To::Allow => allow,
-                To::Trap => trap,
-                To::Eperm => eperm,
-                To::Enosys => enosys,
-            };
-            (target - i - 1) as u8
-        };
-        let is_jump = code & 0x07 == libc::BPF_JMP as u16;
-        let (jt, jf) = if is_jump {
-            (offset(jt), offset(jf))
-        } else {
-            (0, 0)
-        };
-        prog.push(insn(code, k, jt, jf));
+    for (at, check) in args {
+        a.0[at].2 = To::At(starts[check]);
     }
-    prog.push(insn(RET, libc::SECCOMP_RET_ALLOW, 0, 0));
-    prog.push(insn(RET, libc::SECCOMP_RET_TRAP, 0, 0));
-    prog.push(insn(
-        RET,
-        libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
-        0,
-        0,
-    ));
-    prog.push(insn(
-        RET,
-        libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
-        0,
-        0,
-    ));
-    prog
+    a.finish()
 }
 
 /// No filter on other architectures (README: "not isolated").
@@ -273,8 +334,14 @@ mod tests {
 
     /// Run the program on one call, as the kernel would.
     fn run(prog: &[sys::Insn], arch: u32, nr: u32, arg0: u32) -> u32 {
-        let (mut pc, mut acc) = (0usize, 0u32);
+        walk(prog, arch, nr, arg0).0
+    }
+
+    /// The return, and how many instructions ran.
+    fn walk(prog: &[sys::Insn], arch: u32, nr: u32, arg0: u32) -> (u32, usize) {
+        let (mut pc, mut acc, mut steps) = (0usize, 0u32, 0);
         loop {
+            steps += 1;
             let i = prog[pc];
             match i.code {
                 LD_ABS => {
@@ -294,7 +361,7 @@ mod tests {
                     };
                     pc += 1 + if yes { i.jt } else { i.jf } as usize;
                 }
-                RET => return i.k,
+                RET => return (i.k, steps),
                 c => panic!("opcode {c:#x}"),
             }
         }
@@ -341,6 +408,26 @@ mod tests {
         );
         assert_eq!(run(&p, AUDIT_ARCH, X32_BIT | 39, 0), eperm);
         assert_eq!(run(&p, 0x4000_0003, 20, 0), eperm); // i386
+    }
+
+    #[test]
+    fn every_call_number_takes_a_short_walk_to_the_right_return() {
+        let p = program();
+        for nr in 0..500u32 {
+            let listed = REFUSED.iter().any(|&(n, _)| n as u32 == nr);
+            let want = if listed {
+                libc::SECCOMP_RET_TRAP
+            } else if nr == libc::SYS_clone3 as u32 {
+                libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32
+            } else {
+                libc::SECCOMP_RET_ALLOW // REFUSED_IF calls with argument 0 too
+            };
+            let (ret, steps) = walk(&p, AUDIT_ARCH, nr, 0);
+            assert_eq!(ret, want, "system call {nr}");
+            // The kernel runs the filter for every number when installing it: a binary
+            // search keeps that, and every call's cost, to a few comparisons.
+            assert!(steps <= 14, "system call {nr}: {steps} instructions");
+        }
     }
 
     #[test]

@@ -40,7 +40,15 @@ pub fn refuse_trapped_calls(report: fn(i64)) -> io::Result<()> {
     sa.sa_sigaction = handler as usize;
     sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
     // SAFETY: a valid action whose handler only calls `report` and writes the saved context.
-    check(unsafe { libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()) }).map(drop)
+    check(unsafe { libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()) })?;
+    // A blocked SIGSYS would make the kernel reset the action and kill the process instead.
+    // SAFETY: a zeroed set with one signal added; only this thread's mask changes.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigaddset(&mut set, libc::SIGSYS);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+    Ok(())
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -244,18 +244,17 @@ fn single_files(mounts: &mut Vec<PodMount>) {
     });
 }
 
-/// What OCI runtimes mask in /proc (runc, crun, Docker's defaults), those present on this
-/// host: (path below /proc, is a directory). The rest of /proc is mounted read-only.
+/// What OCI runtimes mask in /proc (runc, crun, Docker's defaults) for what a read-only /proc
+/// leaves: what it tells of the host (timers and keys of every process), those present on this
+/// host. Their other masks need no mount of ours: `acpi`, `asound`, `scsi` are only written
+/// to (read-only now), `kcore` opens only with CAP_SYS_RAWIO. Each one is a mount per warm
+/// pod, on the path to its first line.
 const PROC_MASKS: &[&str] = &[
-    "acpi",
-    "asound",
-    "kcore",
     "keys",
-    "latency_stats",
     "timer_list",
     "timer_stats",
     "sched_debug",
-    "scsi",
+    "latency_stats",
 ];
 
 /// ... and in /sys.

@@ -18,7 +18,7 @@
 //! |---|---|
 //! | supervisor | join the user namespace (not root), join the empty network namespace |
 //! | supervisor | unshare mount, IPC, UTS, PID namespaces; make every mount private |
-//! | supervisor | mount the scratch tmpfs; overlay every writable mount on it; minimal /dev; read-only binds |
+//! | supervisor | mount the scratch tmpfs; overlay every mount (`nodev`; read-only ones read-only); minimal /dev; sysfs bound read-only with its OCI masks |
 //! | test | pid_max, OOM score (through the host's /proc); fresh /proc, read-only, OCI masks; chroot into the overlay, same working directory |
 //! | test | as PID 1, report default-action signals (PID 1 would ignore them) |
 //! | test | new session; stdin /dev/null, stdout/stderr to the capture pipe |

@@ -5,6 +5,13 @@
 //! Lower layers are named through `/proc/self/fd/N` of descriptors opened before the scratch is
 //! mounted, so the scratch can sit on any directory without hiding what it overlays. An
 //! overlay's lower layer does not include the mounts below it, so each is handled on its own.
+//!
+//! No host socket, FIFO or device node is usable through these mounts: every mount but the
+//! pod's own /dev is `nodev`; read-only and network file systems are read-only overlays, not
+//! binds (through an overlay a socket or FIFO is the overlay's own inode, which no host process
+//! listens on or holds open; a bind, read-only or not, reaches the host's). The binds left are
+//! sysfs, regular files, and, in a user namespace, trees with locked mounts below (overlayfs
+//! refuses them as lower layers), whose sockets and FIFOs found by the plan are masked.
 
 use super::scratch::Scratch;
 use super::{SetupError, Step};

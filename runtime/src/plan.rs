@@ -441,4 +441,18 @@ mod tests {
         let home = m.iter().position(|x| x.path == "/home").unwrap();
         assert!(root < home);
     }
+
+    #[test]
+    fn unprivileged_pods_bind_whole_the_trees_with_mounts_below() {
+        let m = classify(INFO);
+        let entry = |name: &str| RootEntry {
+            name: name.into(),
+            is_dir: true,
+            link: None,
+        };
+        let entries = [entry("mnt"), entry("usr"), entry("home"), entry("sys")];
+        // /mnt has /mnt/ro below it; /usr has nothing; /home and /sys are mounts themselves,
+        // and nothing is mounted below /home.
+        assert_eq!(bound_whole(INFO, &m, &entries), vec!["/mnt".to_string()]);
+    }
 }

@@ -19,7 +19,12 @@ pub enum MountAction {
     Proc,
     /// A tmpfs with null, zero, full, random, urandom, tty bound in.
     Dev,
-    /// Read-only bind of the whole tree below (sysfs, read-only and network file systems).
+    /// An overlay mounted read-only (read-only and network file systems): the pod reads the
+    /// host's files, but sockets, FIFOs and device nodes below are the overlay's own inodes,
+    /// which no host process listens on or holds open.
+    OverlayReadOnly,
+    /// Read-only bind of the whole tree below, `nodev`: sysfs (no sockets, FIFOs or device
+    /// nodes in it) and single regular files bound onto a path.
     BindReadOnly,
 }
 
@@ -27,8 +32,6 @@ pub enum MountAction {
 pub struct PodMount {
     pub path: String,
     pub action: MountAction,
-    /// False for the extra overlays of `own_trees` (not a mount of the host).
-    pub host_mount: bool,
 }
 
 /// A top-level entry of the host's `/` (used when the pod root cannot be one overlay).
@@ -48,6 +51,17 @@ pub struct Plan {
     /// Where the supervisor mounts its scratch tmpfs (inside its private mount namespace).
     pub scratch_mountpoint: String,
     pub scratch_bytes: u64,
+    /// The system call filter the test installs last (see `pod::seccomp`).
+    pub seccomp: Vec<sys::Insn>,
+    /// Paths below /proc and /sys hidden under an empty read-only file or directory:
+    /// (path below the mount, is a directory).
+    pub proc_masks: Vec<(String, bool)>,
+    pub sys_masks: Vec<(String, bool)>,
+    /// In a user namespace: trees bound read-only whole, since mounts below them are locked
+    /// and an overlay cannot take them as a lower layer (see `bound_whole`).
+    pub bound: Vec<String>,
+    /// The sockets and FIFOs found in those trees at start-up, hidden under an empty file.
+    pub bound_nodes: Vec<String>,
 }
 
 /// Bytes of scratch for the overlays' upper layers: a test that fills the disk fills only this.
@@ -58,6 +72,7 @@ impl Plan {
         let info = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("isolation unavailable: cannot read /proc/self/mountinfo: {e}"))?;
         let mut mounts = classify(&info);
+        single_files(&mut mounts);
         if !is_root() {
             own_trees(&mut mounts);
         }
@@ -83,6 +98,12 @@ impl Plan {
         } else {
             root_entries()
         };
+        let bound = if is_root() {
+            Vec::new()
+        } else {
+            bound_whole(&info, &mounts, &root_entries)
+        };
+        let bound_nodes = bound.iter().flat_map(|t| sockets_and_fifos(t)).collect();
         Ok(Plan {
             mounts,
             root_entries,
@@ -90,6 +111,11 @@ impl Plan {
             userns_fd,
             scratch_mountpoint,
             scratch_bytes: SCRATCH_BYTES,
+            seccomp: crate::pod::seccomp_program(),
+            proc_masks: present("/proc", PROC_MASKS),
+            sys_masks: present("/sys", SYS_MASKS),
+            bound,
+            bound_nodes,
         })
     }
 
@@ -137,14 +163,16 @@ pub fn classify(mountinfo: &str) -> Vec<PodMount> {
             Some(MountAction::Overlay)
         } else if path.starts_with("/dev/") || path.starts_with("/proc/") {
             None
-        } else if fstype == "sysfs" || readonly {
+        } else if fstype == "sysfs" {
             Some(MountAction::BindReadOnly)
+        } else if readonly {
+            Some(MountAction::OverlayReadOnly)
         } else if OVERLAY_FS.contains(&fstype) {
             Some(MountAction::Overlay)
         } else if fstype.starts_with("fuse")
             || ["nfs", "nfs4", "cifs", "smb3", "9p", "virtiofs"].contains(&fstype)
         {
-            Some(MountAction::BindReadOnly)
+            Some(MountAction::OverlayReadOnly)
         } else {
             None // cgroup, bpf, tracefs, debugfs, securityfs, autofs, ...: absent in the pod
         };
@@ -156,11 +184,7 @@ pub fn classify(mountinfo: &str) -> Vec<PodMount> {
             ) {
                 covered.push(path.clone());
             }
-            out.push(PodMount {
-                path,
-                action,
-                host_mount: true,
-            });
+            out.push(PodMount { path, action });
         }
     }
     // Parents before children, so mounting in order works.
@@ -201,6 +225,113 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Mounts of a single file (a socket bound onto a path, as `docker.sock` is; `resolv.conf` in
+/// some containers) cannot be overlays: a regular file is bound read-only, anything else (a
+/// socket, FIFO or device node) is left out, and the pod sees what lies below it.
+fn single_files(mounts: &mut Vec<PodMount>) {
+    mounts.retain_mut(|m| {
+        if matches!(m.action, MountAction::Proc | MountAction::Dev) {
+            return true;
+        }
+        match std::fs::metadata(&m.path) {
+            Ok(md) if md.is_dir() => true,
+            Ok(md) if md.is_file() => {
+                m.action = MountAction::BindReadOnly;
+                true
+            }
+            _ => false,
+        }
+    });
+}
+
+/// What OCI runtimes mask in /proc (runc, crun, Docker's defaults) for what a read-only /proc
+/// leaves: what it tells of the host (timers and keys of every process), those present on this
+/// host. Their other masks need no mount of ours: `acpi`, `asound`, `scsi` are only written
+/// to (read-only now), `kcore` opens only with CAP_SYS_RAWIO. Each one is a mount per warm
+/// pod, on the path to its first line.
+const PROC_MASKS: &[&str] = &[
+    "keys",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "latency_stats",
+];
+
+/// ... and in /sys.
+const SYS_MASKS: &[&str] = &["firmware", "devices/virtual/powercap"];
+
+fn present(dir: &str, names: &[&str]) -> Vec<(String, bool)> {
+    names
+        .iter()
+        .filter_map(|n| {
+            let md = std::fs::symlink_metadata(format!("{dir}/{n}")).ok()?;
+            Some((n.to_string(), md.is_dir()))
+        })
+        .collect()
+}
+
+/// In a user namespace, the mounts copied from the host's are locked, and overlayfs refuses a
+/// lower layer with a locked mount below it ("failed to clone lowerpath"). Such trees (a
+/// top-level directory or a mount, with any mount below) are bound read-only whole, `nodev`;
+/// the mounts below them still get steps of their own on top.
+fn bound_whole(info: &str, mounts: &[PodMount], entries: &[RootEntry]) -> Vec<String> {
+    let points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(unescape))
+        .collect();
+    let has_below = |p: &str| points.iter().any(|m| is_under(m, p));
+    let tops = entries
+        .iter()
+        .filter(|e| e.is_dir)
+        .map(|e| format!("/{}", e.name))
+        .filter(|p| !mounts.iter().any(|m| &m.path == p));
+    let overlays = mounts
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.action,
+                MountAction::Overlay | MountAction::OverlayReadOnly
+            )
+        })
+        .filter(|m| m.path != "/")
+        .map(|m| m.path.clone());
+    tops.chain(overlays).filter(|p| has_below(p)).collect()
+}
+
+/// Entries a tree walk visits at most (a tree bound whole is usually /run or /mnt).
+const MAX_WALK: usize = 50_000;
+
+/// The sockets and FIFOs in `tree`, not crossing into other file systems (their mounts are
+/// steps of their own).
+fn sockets_and_fifos(tree: &str) -> Vec<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let Ok(dev) = std::fs::symlink_metadata(tree).map(|m| m.dev()) else {
+        return out;
+    };
+    let mut todo = vec![std::path::PathBuf::from(tree)];
+    let mut seen = 0;
+    while let Some(dir) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            seen += 1;
+            if seen > MAX_WALK {
+                return out;
+            }
+            let Ok(md) = e.metadata() else { continue };
+            let ft = md.file_type();
+            if ft.is_dir() && md.dev() == dev {
+                todo.push(e.path());
+            } else if ft.is_socket() || ft.is_fifo() {
+                out.push(e.path().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
 /// In a user namespace, overlay copy-up cannot recreate directories owned by unmapped users
 /// (root), so a write below a root-owned directory would fail. The trees the user owns around
 /// the working directory and home get overlays of their own, rooted at the topmost directory
@@ -232,7 +363,6 @@ fn own_trees(mounts: &mut Vec<PodMount>) {
             mounts.push(PodMount {
                 path,
                 action: MountAction::Overlay,
-                host_mount: false,
             });
         }
     }
@@ -300,7 +430,7 @@ mod tests {
         assert_eq!(find("/dev"), Some(MountAction::Dev));
         assert_eq!(find("/sys"), Some(MountAction::BindReadOnly));
         assert_eq!(find("/sys/fs/cgroup"), None);
-        assert_eq!(find("/mnt/ro"), Some(MountAction::BindReadOnly));
+        assert_eq!(find("/mnt/ro"), Some(MountAction::OverlayReadOnly));
         assert_eq!(find("/home"), Some(MountAction::Overlay));
         assert_eq!(find("/my data"), Some(MountAction::Overlay));
         assert_eq!(find("/sys2"), None);
@@ -310,5 +440,19 @@ mod tests {
         let root = m.iter().position(|x| x.path == "/").unwrap();
         let home = m.iter().position(|x| x.path == "/home").unwrap();
         assert!(root < home);
+    }
+
+    #[test]
+    fn unprivileged_pods_bind_whole_the_trees_with_mounts_below() {
+        let m = classify(INFO);
+        let entry = |name: &str| RootEntry {
+            name: name.into(),
+            is_dir: true,
+            link: None,
+        };
+        let entries = [entry("mnt"), entry("usr"), entry("home"), entry("sys")];
+        // /mnt has /mnt/ro below it; /usr has nothing; /home and /sys are mounts themselves,
+        // and nothing is mounted below /home.
+        assert_eq!(bound_whole(INFO, &m, &entries), vec!["/mnt".to_string()]);
     }
 }

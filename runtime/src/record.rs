@@ -142,6 +142,9 @@ fn function_name(site: &Site, owner: Option<&str>) -> String {
     crate::site::qualified(site.function(), owner)
 }
 
+/// Notes a pod may add to its record.
+const MAX_POD_NOTES: usize = 32;
+
 /// How the pod ended, as the supervisor saw it.
 #[derive(Default)]
 pub struct Ending {
@@ -193,6 +196,13 @@ impl Ending {
                 },
                 // A warm pod's description and its dirty-IPC mark, read by its watcher.
                 b'I' | b'D' => {}
+                // A note from the pod's runtime (a refused system call), bounded in number.
+                b'N' => {
+                    let note = String::from_utf8_lossy(payload).into_owned();
+                    if self.notes.len() < MAX_POD_NOTES && !self.notes.contains(&note) {
+                        self.notes.push(note);
+                    }
+                }
                 _ => unknown += 1,
             }
         }

@@ -18,25 +18,29 @@
 //! |---|---|
 //! | supervisor | join the user namespace (not root), join the empty network namespace |
 //! | supervisor | unshare mount, IPC, UTS, PID namespaces; make every mount private |
-//! | supervisor | mount the scratch tmpfs; overlay every writable mount on it; minimal /dev; read-only binds |
-//! | test | fresh /proc; pid_max; chroot into the overlay, same working directory |
+//! | supervisor | mount the scratch tmpfs; overlay every mount (`nodev`; read-only ones read-only); minimal /dev; sysfs bound read-only with its OCI masks |
+//! | test | pid_max, OOM score (through the host's /proc); fresh /proc, read-only, OCI masks; chroot into the overlay, same working directory |
 //! | test | as PID 1, report default-action signals (PID 1 would ignore them) |
 //! | test | new session; stdin /dev/null, stdout/stderr to the capture pipe |
 //! | test | reopen inherited files by path in the overlay; cut sockets, pipes, event fds |
 //! | test | remap every MAP_SHARED mapping private with its contents |
 //! | test | limits (CPU, address space, processes, core 0), lowest priority, OOM first |
-//! | test | no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
+//! | test | a fresh session keyring; no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
+//! | test | the system call filter (`seccomp`), last |
 
 mod fds;
 mod limits;
 mod mounts;
 mod ns;
 mod pid1;
+mod scratch;
+mod seccomp;
 mod shm;
 
 pub use fds::{scan as scan_fds, FdPlan};
 pub use limits::{oom_first, SHM_BYTES};
 pub use ns::make_namespaces;
+pub use seccomp::program as seccomp_program;
 
 use crate::config::Isolation;
 use crate::plan::Plan;
@@ -132,13 +136,14 @@ pub enum Side {
     /// the changed files.
     Supervisor {
         child: libc::pid_t,
-        scratch: Option<mounts::Scratch>,
+        scratch: Option<Scratch>,
     },
     /// The test process, fully isolated.
     Test,
 }
 
-pub use mounts::{has_proc, pid_max_per_ns, probe_kernel, root_of, Scratch};
+pub use mounts::{has_proc, pid_max_per_ns, probe_kernel, root_of};
+pub use scratch::Scratch;
 
 /// Build the pod below the calling supervisor. Returns in the supervisor and in the test.
 pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
@@ -173,7 +178,7 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
             in_test(|| {
                 sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
                     .step("set the parent-death signal")?;
-                mounts::enter_root(&scratch, spec.cwd.as_deref())?;
+                mounts::enter_root(plan, &scratch, spec.cwd.as_deref())?;
                 test_steps(spec, ch, true, None)
             });
             Ok(Side::Test)
@@ -258,7 +263,17 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
         }
         // This pod's /proc goes on top of those of the blank's earlier pods (detaching them
         // would wait for an RCU grace period, ~150 µs here; the stock bounds the stack).
-        mounts::enter_root_at(w.root, w.has_proc, done.is_none(), spec.cwd.as_deref())?;
+        let plan = spec.plan.ok_or(SetupError {
+            step: "enter the pod root",
+            err: io::Error::from_raw_os_error(libc::EINVAL),
+        })?;
+        mounts::enter_root_at(
+            plan,
+            w.root,
+            w.has_proc,
+            done.is_none(),
+            spec.cwd.as_deref(),
+        )?;
         sys::ring(w.doorbell);
         test_steps(spec, ch, true, done)
     });
@@ -310,11 +325,12 @@ fn test_steps(
             None => shm::privatize(spec.own_page)?,
         };
         limits::apply(spec.timeout_ms, address_space)?;
-        if done.is_none() {
-            limits::oom_first();
-        }
+        sys::join_fresh_session_keyring().step("join a fresh session keyring")?;
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
         sys::drop_capabilities().step("drop capabilities")?;
+        if let Some(plan) = spec.plan {
+            seccomp::install(&plan.seccomp).step("install the system call filter")?;
+        }
     } else {
         limits::lower_priority();
     }
@@ -348,6 +364,20 @@ pub fn report_signal(sig: libc::c_int) {
     let frame = [b'K', 4, 0, 0, 0, b[0], b[1], b[2], b[3]];
     if fd >= 0 {
         let _ = sys::write(fd, &frame);
+    }
+}
+
+/// From a signal handler: a note for the record (at most 128 bytes). One `write` of a frame on
+/// the stack: async-signal-safe.
+pub fn report_note(note: &[u8]) {
+    let fd = REPORT_FD.load(std::sync::atomic::Ordering::Relaxed);
+    let note = &note[..note.len().min(128)];
+    let mut frame = [0u8; 133];
+    frame[0] = b'N';
+    frame[1..5].copy_from_slice(&(note.len() as u32).to_le_bytes());
+    frame[5..5 + note.len()].copy_from_slice(note);
+    if fd >= 0 {
+        let _ = sys::write(fd, &frame[..5 + note.len()]);
     }
 }
 

@@ -5,21 +5,19 @@
 //! Lower layers are named through `/proc/self/fd/N` of descriptors opened before the scratch is
 //! mounted, so the scratch can sit on any directory without hiding what it overlays. An
 //! overlay's lower layer does not include the mounts below it, so each is handled on its own.
+//!
+//! No host socket, FIFO or device node is usable through these mounts: every mount but the
+//! pod's own /dev is `nodev`; read-only and network file systems are read-only overlays, not
+//! binds (through an overlay a socket or FIFO is the overlay's own inode, which no host process
+//! listens on or holds open; a bind, read-only or not, reaches the host's). The binds left are
+//! sysfs, regular files, and, in a user namespace, trees with locked mounts below (overlayfs
+//! refuses them as lower layers), whose sockets and FIFOs found by the plan are masked.
 
+use super::scratch::Scratch;
 use super::{SetupError, Step};
 use crate::plan::{MountAction, Plan};
 use crate::sys;
 use std::ffi::{CStr, CString};
-
-/// The scratch of one pod: where its root is and which upper directory belongs to which mount.
-pub struct Scratch {
-    /// The pod's /dev lives in the root overlay's upper layer (not a change of the test's).
-    dev_in_upper: bool,
-    pub root: CString,
-    /// (mount point in the pod, upper directory in the scratch)
-    pub uppers: Vec<(String, String)>,
-    has_proc: bool,
-}
 
 /// The pod's devices: name, major, minor (the kernel's fixed numbers for these).
 const DEV_NODES: &[(&str, u32, u32)] = &[
@@ -46,8 +44,7 @@ struct PodStep {
 
 /// The mounts to make. As root, `/` is one overlay. In a user namespace the host's `/` has
 /// locked submounts and cannot be an overlay's lower layer, so the pod root is the scratch
-/// itself, with each top-level directory of the host overlaid (or bound read-only when it has
-/// mounts below it), and top-level links recreated.
+/// itself, with each top-level directory of the host overlaid, and top-level links recreated.
 fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
     let mut out = Vec::new();
     let per_entry = plan.userns_fd.is_some();
@@ -58,19 +55,10 @@ fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
                 if plan.mounts.iter().any(|p| p.path == path) {
                     continue;
                 }
-                let action = if e.is_dir {
-                    let has_mounts_below = plan
-                        .mounts
-                        .iter()
-                        .any(|p| p.host_mount && p.path.starts_with(&format!("{path}/")));
-                    if has_mounts_below {
-                        MountAction::BindReadOnly
-                    } else {
-                        MountAction::Overlay
-                    }
-                } else {
+                if !e.is_dir {
                     continue; // links and files: see `root_links`
-                };
+                }
+                let action = MountAction::Overlay;
                 out.push(PodStep {
                     path,
                     action,
@@ -90,6 +78,9 @@ fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
             source: None,
         });
     }
+    for s in out.iter_mut().filter(|s| plan.bound.contains(&s.path)) {
+        s.action = MountAction::BindReadOnly;
+    }
     out.sort_by_key(|s| {
         if s.path == "/" {
             0
@@ -97,12 +88,18 @@ fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
             s.path.matches('/').count()
         }
     });
-    for s in out
-        .iter_mut()
-        .filter(|s| matches!(s.action, MountAction::Overlay | MountAction::BindReadOnly))
-    {
+    for s in out.iter_mut() {
+        let path = c(&s.path)?;
         // A path that cannot be opened is left out of the pod below.
-        s.source = sys::open(&c(&s.path)?, libc::O_PATH | libc::O_CLOEXEC, 0).ok();
+        s.source = match s.action {
+            // A copy of the tree taken now, before the scratch is mounted (which may sit on a
+            // directory of the tree, and would show up in a recursive bind taken later).
+            MountAction::BindReadOnly => sys::open_tree_clone(&path).ok(),
+            MountAction::Overlay | MountAction::OverlayReadOnly => {
+                sys::open(&path, libc::O_PATH | libc::O_CLOEXEC, 0).ok()
+            }
+            MountAction::Proc | MountAction::Dev => None,
+        };
     }
     Ok(out)
 }
@@ -129,6 +126,7 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
     sys::mkdir(&c(&root)?, 0o755).step("create the pod root")?;
     sys::mkdir(&c(&format!("{base}/u"))?, 0o700).step("create the upper directories")?;
     sys::mkdir(&c(&format!("{base}/w"))?, 0o700).step("create the work directories")?;
+    mask_sources(&base)?;
     let userns = plan.userns_fd.is_some();
     if userns {
         root_links(plan, &root);
@@ -150,21 +148,17 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
             continue; // no mount point in the pod's tree (e.g. below a read-only bind)
         }
         match m.action {
-            MountAction::Overlay => {
+            MountAction::Overlay | MountAction::OverlayReadOnly => {
                 let (upper, work) = (format!("{base}/u/{i}"), format!("{base}/w/{i}"));
                 sys::mkdir(&c(&upper)?, 0o755).step("create an upper directory")?;
                 sys::mkdir(&c(&work)?, 0o700).step("create a work directory")?;
                 let Some(lower) = m.source else { continue };
-                if m.path == "/" && dev_in_upper {
+                let root_dev = m.path == "/" && dev_in_upper;
+                if root_dev {
                     dev_dir(&format!("{upper}/dev"), true)?;
                 }
-                let mut o = format!(
-                    "lowerdir=/proc/self/fd/{lower},upperdir={upper},workdir={work},volatile"
-                );
-                if userns {
-                    o.push_str(",userxattr");
-                }
-                match sys::mount(Some(c"invite-pod"), &ct, Some(c"overlay"), 0, Some(&c(&o)?)) {
+                let readonly = m.action == MountAction::OverlayReadOnly;
+                match overlay(lower, &upper, &work, userns, readonly, &ct) {
                     Ok(()) => uppers.push((m.path.clone(), upper)),
                     Err(e) if m.path == "/" => {
                         return Err(SetupError {
@@ -172,9 +166,12 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
                             err: e,
                         })
                     }
-                    // Cannot be overlaid (locked mounts below it, an exotic file system):
-                    // read-only is the safe fallback.
-                    Err(_) => bind_readonly(lower, &ct)?,
+                    // Cannot be overlaid (an exotic file system): absent, since a bind would
+                    // let host sockets and FIFOs through.
+                    Err(_) => {}
+                }
+                if root_dev {
+                    dev_mount(&format!("{target}/dev"))?;
                 }
             }
             MountAction::Proc => has_proc = true,
@@ -184,11 +181,23 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
                 if let Some(src) = m.source {
                     bind_readonly(src, &ct)?;
                 }
+                if m.path == "/sys" {
+                    mask(plan, &target, &plan.sys_masks)?;
+                }
             }
         }
     }
     for fd in steps.iter().filter_map(|s| s.source) {
         sys::close(fd);
+    }
+    // Sockets and FIFOs of the host in trees bound whole: hidden (a bound socket would reach
+    // its listener, a bound FIFO its reader).
+    for node in &plan.bound_nodes {
+        let _ = mask(
+            plan,
+            &root,
+            &[(node.trim_start_matches('/').to_string(), false)],
+        );
     }
     Ok(Scratch {
         dev_in_upper,
@@ -196,6 +205,89 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
         uppers,
         has_proc,
     })
+}
+
+/// Every overlay is `nodev`: a device node of the host's, seen through it, cannot be opened.
+/// Its sockets and FIFOs are the overlay's own inodes: no host process listens on or holds
+/// them (a `connect` is refused, an `open` of a FIFO meets no host reader or writer).
+fn overlay(
+    lower: i32,
+    upper: &str,
+    work: &str,
+    userns: bool,
+    readonly: bool,
+    target: &CStr,
+) -> std::io::Result<()> {
+    let mut o = format!("lowerdir=/proc/self/fd/{lower},upperdir={upper},workdir={work},volatile");
+    if userns {
+        o.push_str(",userxattr");
+    }
+    let mut flags = libc::MS_NODEV;
+    if readonly {
+        flags |= libc::MS_RDONLY;
+    }
+    sys::mount(
+        Some(c"invite-pod"),
+        target,
+        Some(c"overlay"),
+        flags,
+        Some(&sys::cstring(&o)?),
+    )
+}
+
+/// The root overlay is `nodev`; its /dev (the pod's own nodes, made in the upper layer) gets a
+/// mount of its own where devices work.
+fn dev_mount(dev: &str) -> Result<(), SetupError> {
+    let d = c(dev)?;
+    sys::mount(Some(&d), &d, None, libc::MS_BIND, None).step("bind the pod's /dev")?;
+    let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NOEXEC;
+    sys::mount(None, &d, None, flags, None).step("allow devices in the pod's /dev")
+}
+
+/// Where the empty file and directory that hide masked paths are, in the scratch.
+const MASK_DIR: &str = "mask";
+
+/// An empty directory and an empty file on a read-only tmpfs of their own, outside the pod
+/// root: a bind of either hides a path (binds inherit the read-only flag).
+fn mask_sources(base: &str) -> Result<(), SetupError> {
+    let dir = c(&format!("{base}/{MASK_DIR}"))?;
+    sys::mkdir(&dir, 0o755).step("create the mask directory")?;
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let opts = Some(c"size=4k,mode=0555");
+    sys::mount(Some(c"invite-mask"), &dir, Some(c"tmpfs"), flags, opts)
+        .step("mount the mask tmpfs")?;
+    sys::mkdir(&c(&format!("{base}/{MASK_DIR}/d"))?, 0o555).step("create the mask directory")?;
+    sys::mknod_file(&c(&format!("{base}/{MASK_DIR}/f"))?).step("create the mask file")?;
+    sys::mount(
+        None,
+        &dir,
+        None,
+        libc::MS_REMOUNT | libc::MS_RDONLY | flags,
+        opts,
+    )
+    .step("make the mask tmpfs read-only")
+}
+
+/// Hide `masks` (paths below `dir`, with whether each is a directory) under the empty mask
+/// directory or file.
+fn mask(plan: &Plan, dir: &str, masks: &[(String, bool)]) -> Result<(), SetupError> {
+    let base = &plan.scratch_mountpoint;
+    let (d, f) = (
+        c(&format!("{base}/{MASK_DIR}/d"))?,
+        c(&format!("{base}/{MASK_DIR}/f"))?,
+    );
+    for (path, is_dir) in masks {
+        let src = if *is_dir { &d } else { &f };
+        sys::mount(
+            Some(src),
+            &c(&format!("{dir}/{path}"))?,
+            None,
+            libc::MS_BIND,
+            None,
+        )
+        .step("mask a path")?;
+    }
+    Ok(())
 }
 
 /// Top-level symbolic links of the host (`/bin -> usr/bin` on merged-/usr systems), recreated
@@ -210,17 +302,18 @@ fn root_links(plan: &Plan, root: &str) {
     }
 }
 
-fn bind_readonly(src_fd: i32, target: &CStr) -> Result<(), SetupError> {
-    let src = c(&format!("/proc/self/fd/{src_fd}"))?;
-    if sys::mount(Some(&src), target, None, libc::MS_BIND | libc::MS_REC, None).is_err() {
+/// Attach a tree copied by `open_tree` at `target`, read-only, `nodev`, `nosuid` throughout.
+fn bind_readonly(tree_fd: i32, target: &CStr) -> Result<(), SetupError> {
+    if sys::move_mount_to(tree_fd, target).is_err() {
         return Ok(()); // absent in the pod rather than writable
     }
     if sys::make_tree_readonly(target).is_err() {
+        let flags = libc::MS_RDONLY | libc::MS_NODEV | libc::MS_NOSUID;
         sys::mount(
             None,
             target,
             None,
-            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+            libc::MS_BIND | libc::MS_REMOUNT | flags,
             None,
         )
         .step("make a bind mount read-only")?;
@@ -305,34 +398,37 @@ fn set_mode(path: &str, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
-/// In pod init: a fresh /proc for the pod's PID namespace, a bound on its process count, then
-/// chroot into the pod root at the same working directory.
-pub fn enter_root(s: &Scratch, cwd: Option<&CStr>) -> Result<(), SetupError> {
-    enter_root_at(&s.root, s.has_proc, true, cwd)
+/// In the test: a bound on its process count, a fresh /proc, then chroot into the pod root at
+/// the same working directory.
+pub fn enter_root(plan: &Plan, s: &Scratch, cwd: Option<&CStr>) -> Result<(), SetupError> {
+    enter_root_at(plan, &s.root, s.has_proc, true, cwd)
 }
 
-/// `enter_root` for a root known by path (a warm pod's, the same in every blank); `pid_max`:
-/// bound the process count through the new /proc (not done yet through another).
+/// `enter_root` for a root known by path (a warm pod's, the same in every blank). `proc_steps`:
+/// bound the process count and put the test first in line for the OOM killer (not done yet),
+/// through the host's /proc, still reachable: the pod's own is read-only.
+///
+/// The pod's /proc is read-only as a whole (a uid 0 without capabilities could otherwise write
+/// `/proc/sys`, `/proc/sysrq-trigger`, `/proc/irq/*`: kernel-wide state), and the paths OCI
+/// runtimes mask are hidden under an empty file or directory.
 pub fn enter_root_at(
+    plan: &Plan,
     root_c: &CStr,
     has_proc: bool,
-    pid_max: bool,
+    proc_steps: bool,
     cwd: Option<&CStr>,
 ) -> Result<(), SetupError> {
     let root = root_c.to_str().unwrap_or("/");
+    if proc_steps {
+        limit_pids(c"/proc");
+        super::limits::oom_first();
+    }
     if has_proc {
-        let proc_dir = c(&format!("{root}/proc"))?;
-        sys::mount(
-            Some(c"proc"),
-            &proc_dir,
-            Some(c"proc"),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            None,
-        )
-        .step("mount a fresh /proc")?;
-        if pid_max {
-            limit_pids(&proc_dir);
-        }
+        let proc_dir = format!("{root}/proc");
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY;
+        sys::mount(Some(c"proc"), &c(&proc_dir)?, Some(c"proc"), flags, None)
+            .step("mount a fresh /proc")?;
+        mask(plan, &proc_dir, &plan.proc_masks)?;
     }
     sys::chroot(root_c).step("chroot into the pod root")?;
     let dir = cwd.unwrap_or(c"/");
@@ -387,102 +483,6 @@ pub fn root_of(plan: &Plan) -> String {
 /// Does the plan give pods a fresh /proc?
 pub fn has_proc(plan: &Plan) -> bool {
     plan.mounts.iter().any(|m| m.action == MountAction::Proc)
-}
-
-impl Scratch {
-    /// The scratch in a message: flags, root, then a line per upper layer.
-    pub fn encode(&self) -> String {
-        let mut s = format!(
-            "{} {}\n{}\n",
-            self.dev_in_upper as u8,
-            self.has_proc as u8,
-            self.root.to_string_lossy()
-        );
-        for (mount, upper) in &self.uppers {
-            s.push_str(&format!("{mount}\t{upper}\n"));
-        }
-        s
-    }
-
-    pub fn decode(s: &str) -> Option<Scratch> {
-        let mut lines = s.lines();
-        let (dev, proc) = lines.next()?.split_once(' ')?;
-        let root = CString::new(lines.next()?).ok()?;
-        let uppers = lines
-            .map(|l| {
-                l.split_once('\t')
-                    .map(|(m, u)| (m.to_string(), u.to_string()))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(Scratch {
-            dev_in_upper: dev == "1",
-            root,
-            uppers,
-            has_proc: proc == "1",
-        })
-    }
-
-    /// Name the upper layers through `base` (a descriptor's `/proc/self/fd/N`) instead of
-    /// `mountpoint`, where the scratch was mounted in a mount namespace the reader is not in.
-    pub fn rebase(&mut self, mountpoint: &str, base: &str) {
-        for (_, upper) in &mut self.uppers {
-            if let Some(rest) = upper.strip_prefix(mountpoint) {
-                *upper = format!("{base}{rest}");
-            }
-        }
-    }
-
-    /// Where a changed path's new contents are, in the upper layer of its mount.
-    pub fn upper_path(&self, path: &str) -> Option<std::path::PathBuf> {
-        self.uppers
-            .iter()
-            .filter(|(m, _)| m == "/" || path == m || path.starts_with(&format!("{m}/")))
-            .max_by_key(|(m, _)| m.len())
-            .map(|(m, upper)| {
-                std::path::Path::new(upper)
-                    .join(path[if m == "/" { 0 } else { m.len() }..].trim_start_matches('/'))
-            })
-    }
-
-    /// The paths the pod created, changed or removed, from the overlays' upper layers.
-    pub fn changed(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (mount, upper) in &self.uppers {
-            walk(std::path::Path::new(upper), mount, &mut out);
-        }
-        if self.dev_in_upper {
-            out.retain(|p| p != "/dev" && !p.starts_with("/dev/") || p.starts_with("/dev/shm/"));
-        }
-        out.sort();
-        out
-    }
-}
-
-fn walk(dir: &std::path::Path, prefix: &str, out: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        let path = if prefix == "/" {
-            format!("/{name}")
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let Ok(ft) = e.file_type() else { continue };
-        if ft.is_dir() {
-            let before = out.len();
-            walk(&e.path(), &path, out);
-            // An upper directory is copied up only for a change below it, so an empty one was
-            // made, chmod-ed or emptied by the pod itself.
-            if out.len() == before {
-                out.push(path);
-            }
-        } else {
-            out.push(path);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,8 @@ pub fn mount(
         .map(drop)
 }
 
-/// `mount_setattr(AT_RECURSIVE)` to make a whole bind tree read-only (Linux 5.12+).
+/// `mount_setattr(AT_RECURSIVE)` to make a whole bind tree read-only, `nodev` and `nosuid`
+/// (Linux 5.12+).
 pub fn make_tree_readonly(target: &CStr) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {
@@ -39,9 +40,11 @@ pub fn make_tree_readonly(target: &CStr) -> io::Result<()> {
         userns_fd: u64,
     }
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
     const AT_RECURSIVE: libc::c_int = 0x8000;
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
@@ -55,6 +58,34 @@ pub fn make_tree_readonly(target: &CStr) -> io::Result<()> {
             AT_RECURSIVE,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check_long(r).map(drop)
+}
+
+/// `open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)`: a detached copy of the mount tree at `path`,
+/// as it is now (Linux 5.2+).
+pub fn open_tree_clone(path: &CStr) -> io::Result<RawFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let flags = OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: a valid C string; the result is a new descriptor or an error.
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    check_long(r).map(|fd| fd as RawFd)
+}
+
+/// `move_mount` of a tree from `open_tree_clone` onto `target`.
+pub fn move_mount_to(tree: RawFd, target: &CStr) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    // SAFETY: an empty C string names `tree` itself; `target` is a valid C string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
     check_long(r).map(drop)

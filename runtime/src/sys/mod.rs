@@ -13,6 +13,7 @@ mod fd;
 mod fs;
 mod mem;
 mod process;
+mod seccomp;
 mod signal;
 mod socket;
 
@@ -21,6 +22,7 @@ pub use fd::*;
 pub use fs::*;
 pub use mem::*;
 pub use process::*;
+pub use seccomp::*;
 pub use signal::*;
 pub use socket::{peer_cred, recv_fds, send_fds, seqpacket_pair};
 

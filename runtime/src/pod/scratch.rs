@@ -1,0 +1,110 @@
+//! The scratch of a pod as its supervisor (or a warm pod's watcher) reads it: where the pod root
+//! is, which upper layer belongs to which mount, and what the pod changed.
+
+use std::ffi::CString;
+
+/// The scratch of one pod: where its root is and which upper directory belongs to which mount.
+pub struct Scratch {
+    /// The pod's /dev lives in the root overlay's upper layer (not a change of the test's).
+    pub(super) dev_in_upper: bool,
+    pub root: CString,
+    /// (mount point in the pod, upper directory in the scratch)
+    pub uppers: Vec<(String, String)>,
+    pub(super) has_proc: bool,
+}
+
+impl Scratch {
+    /// The scratch in a message: flags, root, then a line per upper layer.
+    pub fn encode(&self) -> String {
+        let mut s = format!(
+            "{} {}\n{}\n",
+            self.dev_in_upper as u8,
+            self.has_proc as u8,
+            self.root.to_string_lossy()
+        );
+        for (mount, upper) in &self.uppers {
+            s.push_str(&format!("{mount}\t{upper}\n"));
+        }
+        s
+    }
+
+    pub fn decode(s: &str) -> Option<Scratch> {
+        let mut lines = s.lines();
+        let (dev, proc) = lines.next()?.split_once(' ')?;
+        let root = CString::new(lines.next()?).ok()?;
+        let uppers = lines
+            .map(|l| {
+                l.split_once('\t')
+                    .map(|(m, u)| (m.to_string(), u.to_string()))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Scratch {
+            dev_in_upper: dev == "1",
+            root,
+            uppers,
+            has_proc: proc == "1",
+        })
+    }
+
+    /// Name the upper layers through `base` (a descriptor's `/proc/self/fd/N`) instead of
+    /// `mountpoint`, where the scratch was mounted in a mount namespace the reader is not in.
+    pub fn rebase(&mut self, mountpoint: &str, base: &str) {
+        for (_, upper) in &mut self.uppers {
+            if let Some(rest) = upper.strip_prefix(mountpoint) {
+                *upper = format!("{base}{rest}");
+            }
+        }
+    }
+
+    /// Where a changed path's new contents are, in the upper layer of its mount.
+    pub fn upper_path(&self, path: &str) -> Option<std::path::PathBuf> {
+        self.uppers
+            .iter()
+            .filter(|(m, _)| m == "/" || path == m || path.starts_with(&format!("{m}/")))
+            .max_by_key(|(m, _)| m.len())
+            .map(|(m, upper)| {
+                std::path::Path::new(upper)
+                    .join(path[if m == "/" { 0 } else { m.len() }..].trim_start_matches('/'))
+            })
+    }
+
+    /// The paths the pod created, changed or removed, from the overlays' upper layers.
+    pub fn changed(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (mount, upper) in &self.uppers {
+            walk(std::path::Path::new(upper), mount, &mut out);
+        }
+        if self.dev_in_upper {
+            out.retain(|p| p != "/dev" && !p.starts_with("/dev/") || p.starts_with("/dev/shm/"));
+        }
+        out.sort();
+        out
+    }
+}
+
+fn walk(dir: &std::path::Path, prefix: &str, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let path = if prefix == "/" {
+            format!("/{name}")
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            let before = out.len();
+            walk(&e.path(), &path, out);
+            // An upper directory is copied up only for a change below it, so an empty one was
+            // made, chmod-ed or emptied by the pod itself.
+            if out.len() == before {
+                out.push(path);
+            }
+        } else {
+            out.push(path);
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! The pod's system call filter, in the spirit of Docker's default seccomp profile: built once
+//! in the plan (before any fork), installed in the test as its last setup step.
+//!
+//! Refused (the call fails with EPERM, and the record's `notes` name it once per process):
+//! - what reaches past the pod's namespaces: `AF_VSOCK` sockets (an empty network namespace
+//!   does not cover them), keyrings (`add_key`, `request_key`, `keyctl`: the pod has a fresh
+//!   session keyring, and root's user keyring is the host's), new user namespaces (`clone`,
+//!   `unshare` with a namespace flag), `setns`;
+//! - kernel-wide state: `bpf`, `perf_event_open`, `userfaultfd`, `kexec_*`, module loading,
+//!   `syslog`, `acct`, clocks, `swapon`/`swapoff`, `reboot`, quotas, `iopl`/`ioperm`;
+//! - file system layout: `mount`, `umount2`, `pivot_root`, the new mount API, `open_by_handle_at`;
+//! - `io_uring_*`, whose operations would not pass through this filter.
+//!
+//! `clone3` fails with ENOSYS (its flags sit in memory the filter cannot read): glibc then falls
+//! back to `clone`, whose flags it can. Another architecture's calls (i386 `int 0x80`) and x32
+//! calls fail with EPERM. `ptrace` and `process_vm_*` stay: the PID namespace bounds them to the
+//! pod, and debuggers and tracers in tests need them.
+//!
+//! A refused call raises SIGSYS (`SECCOMP_RET_TRAP`); the handler makes the call return EPERM
+//! and sends a note frame to the supervisor. A test that installs its own SIGSYS handler gets
+//! the signal instead; a program the test execs has no handler, and SIGSYS ends it.
+
+use crate::sys;
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xC000_003E;
+/// x32 system calls have this bit set in their number (x86_64 kernels).
+#[cfg(target_arch = "x86_64")]
+const X32_BIT: u32 = 0x4000_0000;
+
+/// Refused outright: (number, name).
+#[cfg(target_arch = "x86_64")]
+const REFUSED: &[(libc::c_long, &str)] = &[
+    (libc::SYS_add_key, "add_key"),
+    (libc::SYS_request_key, "request_key"),
+    (libc::SYS_keyctl, "keyctl"),
+    (libc::SYS_bpf, "bpf"),
+    (libc::SYS_perf_event_open, "perf_event_open"),
+    (libc::SYS_userfaultfd, "userfaultfd"),
+    (libc::SYS_kexec_load, "kexec_load"),
+    (libc::SYS_kexec_file_load, "kexec_file_load"),
+    (libc::SYS_init_module, "init_module"),
+    (libc::SYS_finit_module, "finit_module"),
+    (libc::SYS_delete_module, "delete_module"),
+    (libc::SYS_syslog, "syslog"),
+    (libc::SYS_acct, "acct"),
+    (libc::SYS_settimeofday, "settimeofday"),
+    (libc::SYS_clock_settime, "clock_settime"),
+    (libc::SYS_clock_adjtime, "clock_adjtime"),
+    (libc::SYS_swapon, "swapon"),
+    (libc::SYS_swapoff, "swapoff"),
+    (libc::SYS_reboot, "reboot"),
+    (libc::SYS_quotactl, "quotactl"),
+    (libc::SYS_quotactl_fd, "quotactl_fd"),
+    (libc::SYS_iopl, "iopl"),
+    (libc::SYS_ioperm, "ioperm"),
+    (libc::SYS_vhangup, "vhangup"),
+    (libc::SYS_lookup_dcookie, "lookup_dcookie"),
+    (libc::SYS_nfsservctl, "nfsservctl"),
+    (libc::SYS_uselib, "uselib"),
+    (libc::SYS_mount, "mount"),
+    (libc::SYS_umount2, "umount2"),
+    (libc::SYS_pivot_root, "pivot_root"),
+    (libc::SYS_open_tree, "open_tree"),
+    (libc::SYS_move_mount, "move_mount"),
+    (libc::SYS_fsopen, "fsopen"),
+    (libc::SYS_fsconfig, "fsconfig"),
+    (libc::SYS_fsmount, "fsmount"),
+    (libc::SYS_fspick, "fspick"),
+    (libc::SYS_mount_setattr, "mount_setattr"),
+    (libc::SYS_open_by_handle_at, "open_by_handle_at"),
+    (libc::SYS_setns, "setns"),
+    (libc::SYS_io_uring_setup, "io_uring_setup"),
+    (libc::SYS_io_uring_enter, "io_uring_enter"),
+    (libc::SYS_io_uring_register, "io_uring_register"),
+];
+
+/// Refused when their first argument matches: (number, name, mask or value, how).
+#[cfg(target_arch = "x86_64")]
+const REFUSED_IF: &[(libc::c_long, &str, u32, ArgTest)] = &[
+    (
+        libc::SYS_socket,
+        "socket",
+        libc::AF_VSOCK as u32,
+        ArgTest::Equals,
+    ),
+    (libc::SYS_clone, "clone", CLONE_NAMESPACES, ArgTest::AnyBit),
+    (
+        libc::SYS_unshare,
+        "unshare",
+        CLONE_NAMESPACES | libc::CLONE_NEWTIME as u32,
+        ArgTest::AnyBit,
+    ),
+];
+
+/// Every namespace flag of `clone` (CLONE_NEWTIME shares its bit with the exit signal there).
+const CLONE_NAMESPACES: u32 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u32;
+
+#[derive(Clone, Copy)]
+enum ArgTest {
+    Equals,
+    AnyBit,
+}
+
+// struct seccomp_data: nr, arch, instruction_pointer, args[6] (little-endian low halves).
+const OFF_NR: u32 = 0;
+const OFF_ARCH: u32 = 4;
+const OFF_ARG0: u32 = 16;
+
+const LD_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ) as u16; // BPF_K is 0
+const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE) as u16;
+const JSET: u16 = (libc::BPF_JMP | libc::BPF_JSET) as u16;
+const RET: u16 = libc::BPF_RET as u16;
+
+fn insn(code: u16, k: u32, jt: u8, jf: u8) -> sys::Insn {
+    sys::Insn { code, jt, jf, k }
+}
+
+/// Where a jump goes: the next instruction, an instruction by index, or one of the returns.
+#[derive(Clone, Copy)]
+enum To {
+    Next,
+    At(usize),
+    Allow,
+    Trap,
+    Eperm,
+    Enosys,
+}
+
+/// What the filter does with a listed call.
+#[derive(Clone, Copy)]
+enum Leaf {
+    Return(To),
+    /// Look at its first argument: the check at this index of `REFUSED_IF`.
+    Arg(usize),
+}
+
+/// The program being written: (code, k, jump if true, jump if false).
+#[derive(Default)]
+struct Asm(Vec<(u16, u32, To, To)>);
+
+impl Asm {
+    fn op(&mut self, code: u16, k: u32, jt: To, jf: To) -> usize {
+        self.0.push((code, k, jt, jf));
+        self.0.len() - 1
+    }
+
+    /// A binary search over the sorted `calls`: a call takes a handful of comparisons, and
+    /// so does the kernel when, installing the filter, it runs it once per system call number
+    /// to find those it always allows (the cost of installing grows with that walk).
+    fn search(&mut self, calls: &[(u32, Leaf)], args: &mut Vec<(usize, usize)>) {
+        if calls.len() <= 3 {
+            for (i, &(nr, leaf)) in calls.iter().enumerate() {
+                let miss = if i + 1 == calls.len() {
+                    To::Allow
+                } else {
+                    To::Next
+                };
+                let hit = match leaf {
+                    Leaf::Return(to) => to,
+                    Leaf::Arg(_) => To::Next, // set below
+                };
+                let at = self.op(JEQ, nr, hit, miss);
+                if let Leaf::Arg(check) = leaf {
+                    args.push((at, check));
+                }
+            }
+            return;
+        }
+        let mid = calls.len() / 2;
+        let split = self.op(JGE, calls[mid].0, To::Next, To::Next);
+        self.search(&calls[..mid], args);
+        self.0[split].2 = To::At(self.0.len());
+        self.search(&calls[mid..], args);
+    }
+
+    /// Resolve every jump to a forward offset, then the four returns.
+    fn finish(self) -> Vec<sys::Insn> {
+        let n = self.0.len();
+        let (allow, trap, eperm, enosys) = (n, n + 1, n + 2, n + 3);
+        let mut prog = Vec::with_capacity(n + 4);
+        for (i, (code, k, jt, jf)) in self.0.into_iter().enumerate() {
+            let offset = |to: To| -> u8 {
+                let target = match to {
+                    To::Next => i + 1,
+                    To::At(t) => t,
+                    To::Allow => allow,
+                    To::Trap => trap,
+                    To::Eperm => eperm,
+                    To::Enosys => enosys,
+                };
+                u8::try_from(target - i - 1).expect("a filter short enough for 8-bit jumps")
+            };
+            let is_jump = code & 0x07 == libc::BPF_JMP as u16;
+            let (jt, jf) = if is_jump {
+                (offset(jt), offset(jf))
+            } else {
+                (0, 0)
+            };
+            prog.push(insn(code, k, jt, jf));
+        }
+        let errno = |e: libc::c_int| libc::SECCOMP_RET_ERRNO | e as u32;
+        for ret in [
+            libc::SECCOMP_RET_ALLOW,
+            libc::SECCOMP_RET_TRAP,
+            errno(libc::EPERM),
+            errno(libc::ENOSYS),
+        ] {
+            prog.push(insn(RET, ret, 0, 0));
+        }
+        prog
+    }
+}
+
+/// The filter program: the architecture, x32, then a binary search over the listed calls.
+#[cfg(target_arch = "x86_64")]
+pub fn program() -> Vec<sys::Insn> {
+    let mut a = Asm::default();
+    a.op(LD_ABS, OFF_ARCH, To::Next, To::Next);
+    a.op(JEQ, AUDIT_ARCH, To::Next, To::Eperm);
+    a.op(LD_ABS, OFF_NR, To::Next, To::Next);
+    a.op(JGE, X32_BIT, To::Eperm, To::Next);
+    let mut calls: Vec<(u32, Leaf)> = REFUSED
+        .iter()
+        .map(|&(nr, _)| (nr as u32, Leaf::Return(To::Trap)))
+        .chain([(libc::SYS_clone3 as u32, Leaf::Return(To::Enosys))])
+        .chain(
+            REFUSED_IF
+                .iter()
+                .enumerate()
+                .map(|(i, &(nr, ..))| (nr as u32, Leaf::Arg(i))),
+        )
+        .collect();
+    calls.sort_by_key(|c| c.0);
+    let mut args = Vec::new();
+    a.search(&calls, &mut args);
+    // The argument checks: load the first argument, decide.
+    let mut starts = Vec::new();
+    for &(_, _, k, test) in REFUSED_IF {
+        starts.push(a.op(LD_ABS, OFF_ARG0, To::Next, To::Next));
+        let code = match test {
+            ArgTest::Equals => JEQ,
+            ArgTest::AnyBit => JSET,
+        };
+        a.op(code, k, To::Trap, To::Allow);
+    }
+    for (at, check) in args {
+        a.0[at].2 = To::At(starts[check]);
+    }
+    a.finish()
+}
+
+/// No filter on other architectures (README: "not isolated").
+#[cfg(not(target_arch = "x86_64"))]
+pub fn program() -> Vec<sys::Insn> {
+    Vec::new()
+}
+
+/// The name of a refused call.
+fn name(nr: i64) -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let hit = REFUSED
+            .iter()
+            .copied()
+            .chain(REFUSED_IF.iter().map(|&(n, s, _, _)| (n, s)))
+            .find(|&(n, _)| n == nr);
+        if let Some((_, s)) = hit {
+            return s;
+        }
+    }
+    let _ = nr;
+    "?"
+}
+
+/// Calls already noted by this process (one note per call, whatever the number of attempts).
+static NOTED: [std::sync::atomic::AtomicU64; 8] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 8];
+
+/// In the SIGSYS handler: note the refused call once. Formats on the stack, one `write`.
+fn report(nr: i64) {
+    use std::sync::atomic::Ordering;
+    if (0..512).contains(&nr) {
+        let bit = 1u64 << (nr % 64);
+        if NOTED[nr as usize / 64].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            return;
+        }
+    }
+    let mut buf = [0u8; 128];
+    let mut len = 0;
+    let mut put = |s: &[u8]| {
+        let n = s.len().min(buf.len() - len);
+        buf[len..len + n].copy_from_slice(&s[..n]);
+        len += n;
+    };
+    put(b"seccomp refused the system call ");
+    put(name(nr).as_bytes());
+    put(b" (");
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = nr.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    put(&digits[i..]);
+    put(b"): EPERM");
+    super::report_note(&buf[..len]);
+}
+
+/// The last setup step: the filter, with refused calls returning EPERM and noted.
+pub fn install(prog: &[sys::Insn]) -> std::io::Result<()> {
+    if prog.is_empty() {
+        return Ok(());
+    }
+    sys::refuse_trapped_calls(report)?;
+    sys::install_filter(prog)
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// Run the program on one call, as the kernel would.
+    fn run(prog: &[sys::Insn], arch: u32, nr: u32, arg0: u32) -> u32 {
+        walk(prog, arch, nr, arg0).0
+    }
+
+    /// The return, and how many instructions ran.
+    fn walk(prog: &[sys::Insn], arch: u32, nr: u32, arg0: u32) -> (u32, usize) {
+        let (mut pc, mut acc, mut steps) = (0usize, 0u32, 0);
+        loop {
+            steps += 1;
+            let i = prog[pc];
+            match i.code {
+                LD_ABS => {
+                    acc = match i.k {
+                        OFF_NR => nr,
+                        OFF_ARCH => arch,
+                        OFF_ARG0 => arg0,
+                        k => panic!("load at {k}"),
+                    };
+                    pc += 1;
+                }
+                JEQ | JGE | JSET => {
+                    let yes = match i.code {
+                        JEQ => acc == i.k,
+                        JGE => acc >= i.k,
+                        _ => acc & i.k != 0,
+                    };
+                    pc += 1 + if yes { i.jt } else { i.jf } as usize;
+                }
+                RET => return (i.k, steps),
+                c => panic!("opcode {c:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_filter_refuses_what_it_lists_and_allows_the_rest() {
+        let p = program();
+        let nr = |n: libc::c_long| n as u32;
+        let allow = libc::SECCOMP_RET_ALLOW;
+        let trap = libc::SECCOMP_RET_TRAP;
+        let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        for &(n, _) in REFUSED {
+            assert_eq!(run(&p, AUDIT_ARCH, nr(n), 0), trap, "{}", name(n));
+        }
+        for n in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_openat,
+            libc::SYS_ptrace,
+            libc::SYS_execve,
+            libc::SYS_socketpair,
+        ] {
+            assert_eq!(run(&p, AUDIT_ARCH, nr(n), 0), allow, "{n}");
+        }
+        let sock = nr(libc::SYS_socket);
+        assert_eq!(run(&p, AUDIT_ARCH, sock, libc::AF_VSOCK as u32), trap);
+        assert_eq!(run(&p, AUDIT_ARCH, sock, libc::AF_UNIX as u32), allow);
+        assert_eq!(run(&p, AUDIT_ARCH, sock, libc::AF_INET6 as u32), allow);
+        let clone = nr(libc::SYS_clone);
+        let fork_flags = (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID) as u32 | 17;
+        assert_eq!(run(&p, AUDIT_ARCH, clone, fork_flags), allow);
+        let user = libc::CLONE_NEWUSER as u32;
+        assert_eq!(run(&p, AUDIT_ARCH, clone, fork_flags | user), trap);
+        let unshare = nr(libc::SYS_unshare);
+        assert_eq!(
+            run(&p, AUDIT_ARCH, unshare, libc::CLONE_FILES as u32),
+            allow
+        );
+        assert_eq!(run(&p, AUDIT_ARCH, unshare, user), trap);
+        assert_eq!(
+            run(&p, AUDIT_ARCH, nr(libc::SYS_clone3), 0),
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32
+        );
+        assert_eq!(run(&p, AUDIT_ARCH, X32_BIT | 39, 0), eperm);
+        assert_eq!(run(&p, 0x4000_0003, 20, 0), eperm); // i386
+    }
+
+    #[test]
+    fn every_call_number_takes_a_short_walk_to_the_right_return() {
+        let p = program();
+        for nr in 0..500u32 {
+            let listed = REFUSED.iter().any(|&(n, _)| n as u32 == nr);
+            let want = if listed {
+                libc::SECCOMP_RET_TRAP
+            } else if nr == libc::SYS_clone3 as u32 {
+                libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32
+            } else {
+                libc::SECCOMP_RET_ALLOW // REFUSED_IF calls with argument 0 too
+            };
+            let (ret, steps) = walk(&p, AUDIT_ARCH, nr, 0);
+            assert_eq!(ret, want, "system call {nr}");
+            // The kernel runs the filter for every number when installing it: a binary
+            // search keeps that, and every call's cost, to a few comparisons.
+            assert!(steps <= 14, "system call {nr}: {steps} instructions");
+        }
+    }
+
+    #[test]
+    fn refused_calls_have_names() {
+        assert_eq!(name(libc::SYS_keyctl), "keyctl");
+        assert_eq!(name(libc::SYS_socket), "socket");
+        assert_eq!(name(libc::SYS_read), "?");
+    }
+}

@@ -1,0 +1,239 @@
+//! The hostile battery (issue 12, classes 1-4): what container runtimes guard against, tried from
+//! a pod as root and as an unprivileged user, from cold and warm pods, each run checked from the
+//! host. The fixture (fixtures/c/hostile.c) prepares the host's side in a private mount
+//! namespace, so the mounts it adds are nobody else's; this runner checks what only root can
+//! see (the kernel log) and writes back any tunable the pod managed to change.
+
+use invite_tests::*;
+use serde_json::Value;
+use std::path::Path;
+
+const TUNABLE: &str = "/proc/sys/fs/lease-break-time";
+
+/// (as nobody, INVITE_WARM): root cold, root warm, unprivileged (always cold).
+const VARIANTS: &[(bool, &str)] = &[(false, "off"), (false, "wait"), (true, "off")];
+
+struct Run {
+    variant: String,
+    work: std::path::PathBuf,
+    out: String,
+    record: Option<Value>,
+}
+
+impl Run {
+    fn pod_output(&self) -> &str {
+        self.record
+            .as_ref()
+            .and_then(|r| r["output"].as_str())
+            .unwrap_or("")
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.record
+            .as_ref()
+            .and_then(|r| r["notes"].as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn run_class(class: &str, as_nobody: bool, warm: &str, marker: &str) -> Run {
+    let d = scratch();
+    let bin = d.path().join("hostile");
+    compile_c(&[fixture("c/hostile.c")], &bin);
+    let work = d.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let mut args = vec![class];
+    if as_nobody {
+        std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
+        args.push("nobody");
+    }
+    let env = [("INVITE_WARM", warm), ("HOSTILE_MARKER", marker)];
+    let o = run(&bin, &args, &work, &env);
+    let j = journal(&work.join("invite.jsonl"));
+    let record = tests_of(&j).first().map(|r| (*r).clone());
+    Run {
+        variant: format!(
+            "{class}, {}, {}",
+            if as_nobody { "unprivileged" } else { "root" },
+            if warm == "off" { "cold" } else { "warm" }
+        ),
+        out: text(&o),
+        record,
+        work,
+    }
+}
+
+/// Every attempt in the pod prints `what: DONE` when it got through.
+fn pod_breaches(r: &Run) -> Vec<String> {
+    r.pod_output()
+        .lines()
+        .filter(|l| l.ends_with(": DONE"))
+        .map(String::from)
+        .collect()
+}
+
+/// The common checks of a run: the host saw nothing, the pod ran and passed, every attempt in
+/// it was refused. Problems go to `failures`.
+fn check_run(r: &Run, failures: &mut Vec<String>) {
+    let mut bad = Vec::new();
+    if !r.out.contains("hostile: 0 breaches") {
+        bad.push("the host saw a breach".to_string());
+    }
+    match &r.record {
+        None => bad.push("no record".into()),
+        Some(rec) if rec["outcome"] != "pass" => bad.push(format!("outcome {}", rec["outcome"])),
+        Some(_) => {}
+    }
+    // The attempts ran where the host's objects are: the pod kept the working directory.
+    let here = format!(" in {}\n", r.work.display());
+    if r.record.is_some() && !r.pod_output().contains(&here) {
+        bad.push(format!(
+            "the pod lost its working directory {}",
+            r.work.display()
+        ));
+    }
+    for b in pod_breaches(r) {
+        bad.push(format!("in the pod: {b}"));
+    }
+    if !bad.is_empty() {
+        failures.push(format!(
+            "[{}] {}\n{}\npod output:\n{}",
+            r.variant,
+            bad.join("; "),
+            r.out,
+            r.pod_output()
+        ));
+    }
+}
+
+/// Run `class` in every variant; `extra` adds its own checks of a run (given the marker the
+/// pod was told to leave). Fails listing every failing run.
+fn battery(class: &str, title: &str, extra: impl Fn(&Run, &str, &mut Vec<String>)) {
+    if !require_root("the hostile battery prepares the host's side as root") {
+        return;
+    }
+    let mut failures = Vec::new();
+    for (i, &(nobody, warm)) in VARIANTS.iter().enumerate() {
+        let m = format!("invite-hostile-{class}-{}-{i}", std::process::id());
+        let r = run_class(class, nobody, warm, &m);
+        extra(&r, &m, &mut failures);
+        check_run(&r, &mut failures);
+    }
+    assert!(
+        failures.is_empty(),
+        "class {title}: {} failing run(s):\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn class1_kernel_tunables_stay_the_hosts() {
+    let original = std::fs::read_to_string(TUNABLE).unwrap();
+    battery("tunables", "1 (kernel tunables)", |r, _, failures| {
+        // Never leave the machine changed, whatever the pod did.
+        if std::fs::read_to_string(TUNABLE).unwrap() != original {
+            std::fs::write(TUNABLE, &original).unwrap();
+            failures.push(format!("[{}] {TUNABLE} was changed (restored)", r.variant));
+        }
+    });
+}
+
+#[test]
+fn class2_keyrings_of_the_host_are_out_of_reach() {
+    battery("keyrings", "2 (keyrings)", |_, _, _| {});
+}
+
+/// Does the kernel log hold `marker`? (Each open of /dev/kmsg starts at the oldest record, so
+/// the whole buffer is read and searched.)
+fn kernel_log_has(marker: &str) -> bool {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(Path::new("/dev/kmsg"))
+    else {
+        return false;
+    };
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                if String::from_utf8_lossy(&buf[..n]).contains(marker) {
+                    return true;
+                }
+            }
+            // EPIPE: a record was overwritten while reading; go on.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            // EINVAL: a record longer than the buffer; skip it.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn class3_host_sockets_fifos_and_device_nodes_are_unusable() {
+    let title = "3 (host sockets, FIFOs, device nodes)";
+    battery("nodes", title, |r, marker, failures| {
+        if kernel_log_has(marker) {
+            failures.push(format!(
+                "[{}] the pod wrote to the kernel log through a device node",
+                r.variant
+            ));
+        }
+        if !r.pod_output().contains("own sockets and FIFOs: work") {
+            failures.push(format!(
+                "[{}] the test's own sockets and FIFOs broke:\n{}",
+                r.variant,
+                r.pod_output()
+            ));
+        }
+    });
+}
+
+#[test]
+fn class4_refused_system_calls_fail_with_eperm_and_are_noted() {
+    battery("syscalls", "4 (system calls)", |r, _, failures| {
+        let out = r.pod_output();
+        if !out.contains("threads, pipes, files, sockets, fork and exec: work") {
+            failures.push(format!("[{}] ordinary work broke:\n{out}", r.variant));
+        }
+        for line in [
+            "socket(AF_VSOCK)",
+            "keyctl",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+        ] {
+            if !out.contains(&format!("{line}: Operation not permitted")) {
+                failures.push(format!("[{}] {line} not refused with EPERM", r.variant));
+            }
+        }
+        let notes = r.notes().join("\n");
+        for name in [
+            "socket",
+            "keyctl",
+            "add_key",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "unshare",
+            "io_uring_setup",
+        ] {
+            if !notes.contains(&format!("refused the system call {name} ")) {
+                failures.push(format!(
+                    "[{}] the record's notes do not name {name}: {notes:?}",
+                    r.variant
+                ));
+            }
+        }
+    });
+}

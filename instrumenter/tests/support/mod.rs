@@ -2,6 +2,7 @@
 //! compilers, run the program.
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod registry;
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Real libraries from the cargo registry (lz4, zstd, bzip2, jemalloc): every source file of the
+//! Real libraries from the cargo registry (lz4, zstd, bzip2, pcre2, jemalloc): every source file of the
 //! library's own source list gets a `--skeleton` `.ic`, is instrumented with it, and compiles
 //! with the library's own flags and configuration (`gcc -fsyntax-only`), with no warning the
 //! uninstrumented file does not have. At least 99 % of the non-variadic definitions are
@@ -70,6 +70,11 @@ fn zstd_every_function_instrumented_compiles() {
 #[test]
 fn bzip2_every_function_instrumented_compiles() {
     check_library(&BZIP2);
+}
+
+#[test]
+fn pcre2_every_function_instrumented_compiles() {
+    check_library(&PCRE2);
 }
 
 #[test]

@@ -54,6 +54,10 @@ pub struct Head {
     /// End of the declarator: the last token of the head, or for K&R the `)` that ends the
     /// declarator (its parameter declarations follow).
     pub declarator_end: usize,
+    /// A macro around the name (`PRIV(name)`, `BZ_API(name)`): byte ranges of its text before
+    /// and after the name. It may paste the name into another (`_pcre2_##name`), so every use
+    /// of the name in generated code goes through it.
+    pub name_macro: Option<(Range<usize>, Range<usize>)>,
 }
 
 /// For each token, the index of the bracket that matches it (open ↔ close), if it is one.
@@ -245,9 +249,16 @@ pub fn read(
         return Ok(None);
     }
     let mut j = name + 1;
+    let mut name_macro = None;
     while toks.get(j).is_some_and(|t| t.is(b')')) {
-        if open.pop().is_none() {
+        let Some(o) = open.pop() else {
             return Ok(None);
+        };
+        if o > 0 && is_name_word(text, &toks[o - 1]) {
+            name_macro = Some((
+                toks[o - 1].start..toks[name].start,
+                toks[name].end..toks[j].end,
+            ));
         }
         j += 1;
     }
@@ -318,6 +329,7 @@ pub fn read(
         extern_kw,
         inline_kw,
         declarator_end,
+        name_macro,
     }))
 }
 
@@ -388,16 +400,21 @@ fn param_name(text: &[u8], toks: &[Tok], b: &Brackets, part: Range<usize>) -> Op
         } else if is_name_word(text, t) {
             let after_tag = i > part.start
                 && matches!(word(text, &toks[i - 1]), b"struct" | b"union" | b"enum");
+            // `TYPE (*name)(...)`: a word before a pointer declarator is the type.
+            let before_pointer = toks.get(i + 2).is_some_and(|n| n.is(b'*') || n.is(b'^'));
             if !after_tag {
                 if toks.get(i + 1).is_some_and(|n| n.is(b'(')) && i + 1 < part.end {
-                    called = Some(i);
+                    if !before_pointer {
+                        called = Some(i);
+                    }
                 } else {
                     plain = Some(i);
                 }
             }
         } else if t.is(b'(') {
             let after_word = i > part.start && is_name_word(text, &toks[i - 1]);
-            if !after_word && declarator.is_none() {
+            let pointer = toks.get(i + 1).is_some_and(|n| n.is(b'*') || n.is(b'^'));
+            if (!after_word || pointer) && declarator.is_none() {
                 declarator = Some(i);
             }
             i = b.end(toks, i);
@@ -534,13 +551,13 @@ mod tests {
 
     #[test]
     fn parameter_names() {
-        let code = "int f(const unsigned char FAR *buf, int (*cb)(int), int a[N], struct s s, int x __attribute__((unused)), int compar(const void *, const void *))";
+        let code = "int f(const unsigned char FAR *buf, int (*cb)(int), int a[N], struct s s, int x __attribute__((unused)), int compar(const void *, const void *), PCRE2_SIZE (*callout)(PCRE2_SPTR, void *))";
         let text = code.as_bytes();
         let toks = lex(text, 0..text.len()).unwrap();
         let b = Brackets::new(text, &toks).unwrap();
         let h = find_name(text, &toks, &b).unwrap().unwrap();
         let names: Vec<_> = h.params.iter().map(|p| p.name.clone().unwrap()).collect();
-        assert_eq!(names, ["buf", "cb", "a", "s", "x", "compar"]);
+        assert_eq!(names, ["buf", "cb", "a", "s", "x", "compar", "callout"]);
     }
 
     #[test]

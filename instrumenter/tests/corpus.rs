@@ -1,4 +1,4 @@
-//! Real libraries from the cargo registry (lz4, zstd, bzip2, pcre2, jemalloc): every source file of the
+//! Real libraries from the cargo registry (lz4, zstd, bzip2, pcre2, liblzma, jemalloc): every source file of the
 //! library's own source list gets a `--skeleton` `.ic`, is instrumented with it, and compiles
 //! with the library's own flags and configuration (`gcc -fsyntax-only`), with no warning the
 //! uninstrumented file does not have. At least 99 % of the non-variadic definitions are
@@ -31,7 +31,7 @@ fn syntax_check(lib: &Library, tree: &Path, src: &str) -> usize {
 fn check_library(lib: &Library) {
     let work = tempfile::tempdir().unwrap();
     let (plain, inst, c) = prepare(lib, work.path());
-    for src in lib.sources {
+    for src in &lib.all_sources(&plain) {
         assert_eq!(
             syntax_check(lib, &inst, src),
             syntax_check(lib, &plain, src),
@@ -75,6 +75,11 @@ fn bzip2_every_function_instrumented_compiles() {
 #[test]
 fn pcre2_every_function_instrumented_compiles() {
     check_library(&PCRE2);
+}
+
+#[test]
+fn lzma_every_function_instrumented_compiles() {
+    check_library(&LZMA);
 }
 
 #[test]

@@ -301,7 +301,21 @@ pub fn read(
     while i < outer.min(name) {
         let t = &toks[i];
         match (t.kind, word(text, t)) {
-            (Kind::Punct(b'(' | b'[' | b'{'), _) => i = b.end(toks, i),
+            (Kind::Punct(b'(' | b'[' | b'{'), _) => {
+                let close = b.end(toks, i);
+                // A macro that takes the return type: `LZMA_API(void)`, `LZMA_API(void *)`.
+                if t.is(b'(') && i > 0 && is_name_word(text, &toks[i - 1]) {
+                    for inner in &toks[i + 1..close] {
+                        if inner.kind == Kind::Ident && word(text, inner) == b"void" {
+                            last_void = Some(i);
+                            star_after_void = false;
+                        } else if inner.is(b'*') {
+                            star_after_void = true;
+                        }
+                    }
+                }
+                i = close;
+            }
             (Kind::Punct(b'*'), _) => star_after_void = true,
             (Kind::Ident, b"static") => is_static = true,
             (Kind::Ident, b"extern") => extern_kw = Some(t.start..t.end),
@@ -433,8 +447,13 @@ fn param_name(text: &[u8], toks: &[Tok], b: &Brackets, part: Range<usize>) -> Op
 /// (an unnamed `size_t`), 1 when all are single words or calls (a macro's argument such as
 /// `malloc` or `nonnull(1)`, or K&R names), 0 when a part cannot be a parameter (a number, a
 /// string).
-fn params_score(toks: &[Tok], b: &Brackets, open: usize, close: usize) -> u8 {
+fn params_score(text: &[u8], toks: &[Tok], b: &Brackets, open: usize, close: usize) -> u8 {
     let parts = parts(toks, b, open, close);
+    if let [only] = parts.as_slice() {
+        if only.len() == 1 && word(text, &toks[only.start]) == b"void" {
+            return 3;
+        }
+    }
     let (mut decl, mut single) = (0, 0);
     for part in &parts {
         let mut words = 0;
@@ -494,7 +513,7 @@ pub fn find_name(text: &[u8], toks: &[Tok], b: &Brackets) -> Result<Option<Head>
         if toks.get(head.params_close + 1).is_some_and(|n| n.is(b'(')) {
             continue; // a macro around the name: the name inside wins.
         }
-        let score = params_score(toks, b, head.params_open, head.params_close);
+        let score = params_score(text, toks, b, head.params_open, head.params_close);
         if score == 0 {
             continue;
         }
@@ -539,6 +558,9 @@ mod tests {
             ("char *(*handler(int x))(void)", "handler", 1, false),
             ("void (*signal(int sig, void (*func)(int)))(int)", "signal", 2, false),
             ("static void (name)(int a)", "name", 1, true),
+            ("extern LZMA_API(void) lzma_end(lzma_stream *strm)", "lzma_end", 1, true),
+            ("extern LZMA_API(void *) lzma_alloc(size_t size)", "lzma_alloc", 1, false),
+            ("extern LZMA_API(const char *) lzma_version_string(void)", "lzma_version_string", 0, false),
             ("int kr(a, b)", "kr", 2, false),
             ("int v(int a, ...)", "v", 1, false),
             ("void nothing(void)", "nothing", 0, true),

@@ -17,6 +17,10 @@ pub struct Library {
     pub configure: &'static [&'static str],
     /// Source files, relative to the tree (the library's documented list).
     pub sources: &'static [&'static str],
+    /// Directories (relative to the tree) whose every `.c` is a source too, except names that
+    /// contain one of `exclude`.
+    pub dirs: &'static [&'static str],
+    pub exclude: &'static [&'static str],
     /// The flags its build uses (warnings, defines, includes relative to the tree).
     pub flags: &'static [&'static str],
 }
@@ -26,6 +30,8 @@ pub const LZ4: Library = Library {
     package: ("lz4-sys", "1.11.1"),
     tree: "liblz4",
     configure: &[],
+    dirs: &[],
+    exclude: &[],
     sources: &[
         "lib/lz4.c",
         "lib/lz4hc.c",
@@ -57,6 +63,8 @@ pub const ZSTD: Library = Library {
     package: ("zstd-sys", "2.1.3"),
     tree: "zstd/lib",
     configure: &[],
+    dirs: &[],
+    exclude: &[],
     sources: &[
         "common/debug.c",
         "common/entropy_common.c",
@@ -108,6 +116,8 @@ pub const BZIP2: Library = Library {
     package: ("bzip2-sys", "0.1.11"),
     tree: "bzip2-1.0.8",
     configure: &[],
+    dirs: &[],
+    exclude: &[],
     sources: &[
         "blocksort.c",
         "huffman.c",
@@ -128,6 +138,8 @@ pub const PCRE2: Library = Library {
     package: ("pcre2-sys", "0.2.10"),
     tree: "upstream",
     configure: &[],
+    dirs: &[],
+    exclude: &[],
     // pcre2-sys's build.rs: every src/*.c but the three that others #include.
     sources: &[
         "src/pcre2_auto_possess.c",
@@ -177,6 +189,46 @@ pub const PCRE2: Library = Library {
         "-Isrc",
         "-Ideps",
         "-Iinclude",
+    ],
+};
+
+pub const LZMA: Library = Library {
+    name: "liblzma",
+    package: ("lzma-sys", "0.1.20"),
+    tree: ".",
+    configure: &[],
+    // lzma-sys's build.rs: every .c of these directories but the small CRCs and table
+    // generators, and two of tuklib.
+    dirs: &[
+        "xz-5.2/src/liblzma/common",
+        "xz-5.2/src/liblzma/lzma",
+        "xz-5.2/src/liblzma/lz",
+        "xz-5.2/src/liblzma/check",
+        "xz-5.2/src/liblzma/delta",
+        "xz-5.2/src/liblzma/rangecoder",
+        "xz-5.2/src/liblzma/simple",
+    ],
+    exclude: &["_small.c", "tablegen.c"],
+    sources: &[
+        "xz-5.2/src/common/tuklib_cpucores.c",
+        "xz-5.2/src/common/tuklib_physmem.c",
+    ],
+    // Its config.h (HAVE_CONFIG_H) and include directories.
+    flags: &[
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-DHAVE_CONFIG_H=1",
+        "-Ixz-5.2/src/liblzma/api",
+        "-Ixz-5.2/src/liblzma/lzma",
+        "-Ixz-5.2/src/liblzma/lz",
+        "-Ixz-5.2/src/liblzma/check",
+        "-Ixz-5.2/src/liblzma/simple",
+        "-Ixz-5.2/src/liblzma/delta",
+        "-Ixz-5.2/src/liblzma/common",
+        "-Ixz-5.2/src/liblzma/rangecoder",
+        "-Ixz-5.2/src/common",
+        "-I.",
     ],
 };
 
@@ -258,6 +310,8 @@ pub const JEMALLOC: Library = Library {
         "--enable-shared=no",
         "--with-version=5.3.0-0-g0",
     ],
+    dirs: &[],
+    exclude: &[],
     sources: JEMALLOC_SOURCES,
     // The Makefile configure writes (CONFIGURE_CFLAGS, CPPFLAGS; the .sym.o objects' define,
     // which needs no generated private_namespace.h).
@@ -281,6 +335,25 @@ pub const JEMALLOC: Library = Library {
         "-DJEMALLOC_NO_PRIVATE_NAMESPACE",
     ],
 };
+
+impl Library {
+    /// `sources`, then the `.c` files of `dirs` in `tree`, sorted.
+    pub fn all_sources(&self, tree: &Path) -> Vec<String> {
+        let mut out: Vec<String> = self.sources.iter().map(|s| s.to_string()).collect();
+        let mut found = Vec::new();
+        for dir in self.dirs {
+            for e in std::fs::read_dir(tree.join(dir)).unwrap() {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                if name.ends_with(".c") && !self.exclude.iter().any(|x| name.contains(x)) {
+                    found.push(format!("{dir}/{name}"));
+                }
+            }
+        }
+        found.sort();
+        out.extend(found);
+        out
+    }
+}
 
 /// What happened to one library's definitions.
 #[derive(Debug, Default)]
@@ -322,7 +395,7 @@ pub fn prepare(lib: &Library, work: &Path) -> (PathBuf, PathBuf, Counts) {
     }
     registry::copy_tree(&plain, &inst);
     let mut counts = Counts::default();
-    for src in lib.sources {
+    for src in &lib.all_sources(&plain) {
         let ic = ics.join(src).with_extension("ic");
         std::fs::create_dir_all(ic.parent().unwrap()).unwrap();
         let sk = invite_instrumenter::skeleton_of(&plain.join(src)).unwrap();

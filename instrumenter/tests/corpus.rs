@@ -1,4 +1,4 @@
-//! Real libraries from the cargo registry (lz4, zstd, bzip2, pcre2, liblzma, jemalloc): every source file of the
+//! Real libraries from the cargo registry (lz4, zstd, bzip2, pcre2, liblzma, curl, jemalloc): every source file of the
 //! library's own source list gets a `--skeleton` `.ic`, is instrumented with it, and compiles
 //! with the library's own flags and configuration (`gcc -fsyntax-only`), with no warning the
 //! uninstrumented file does not have. At least 99 % of the non-variadic definitions are
@@ -17,7 +17,7 @@ use support::*;
 fn syntax_check(lib: &Library, tree: &Path, src: &str) -> usize {
     let text = run_ok(
         Command::new("gcc")
-            .args(lib.flags)
+            .args(lib.all_flags(tree))
             .arg("-fsyntax-only")
             .arg("-I")
             .arg(include_dir())
@@ -80,6 +80,11 @@ fn pcre2_every_function_instrumented_compiles() {
 #[test]
 fn lzma_every_function_instrumented_compiles() {
     check_library(&LZMA);
+}
+
+#[test]
+fn curl_every_function_instrumented_compiles() {
+    check_library(&CURL);
 }
 
 #[test]

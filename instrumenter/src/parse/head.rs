@@ -397,6 +397,24 @@ fn parameters(
     (out, variadic)
 }
 
+/// A parenthesized pointer declarator: `(*name)`, `(CURL_STDCALL *func)` — a `*` at its top
+/// with something after it, and no comma (not a parameter list such as `(const void *, int)`).
+fn pointer_group(toks: &[Tok], b: &Brackets, open: usize) -> bool {
+    let close = b.end(toks, open);
+    let mut star = false;
+    let mut i = open + 1;
+    while i < close {
+        if toks[i].is(b',') {
+            return false;
+        }
+        if (toks[i].is(b'*') || toks[i].is(b'^')) && i + 1 < close {
+            star = true;
+        }
+        i = b.end(toks, i) + 1;
+    }
+    star
+}
+
 /// The name a parameter declares: the last identifier that is neither a keyword, a tag, nor a
 /// macro call; else the name inside a declarator's parentheses (`int (*cb)(int)`); else the last
 /// identifier followed by a parameter list (`int compar(const void *, const void *)`).
@@ -415,7 +433,8 @@ fn param_name(text: &[u8], toks: &[Tok], b: &Brackets, part: Range<usize>) -> Op
             let after_tag = i > part.start
                 && matches!(word(text, &toks[i - 1]), b"struct" | b"union" | b"enum");
             // `TYPE (*name)(...)`: a word before a pointer declarator is the type.
-            let before_pointer = toks.get(i + 2).is_some_and(|n| n.is(b'*') || n.is(b'^'));
+            let before_pointer =
+                toks.get(i + 1).is_some_and(|n| n.is(b'(')) && pointer_group(toks, b, i + 1);
             if !after_tag {
                 if toks.get(i + 1).is_some_and(|n| n.is(b'(')) && i + 1 < part.end {
                     if !before_pointer {
@@ -427,7 +446,7 @@ fn param_name(text: &[u8], toks: &[Tok], b: &Brackets, part: Range<usize>) -> Op
             }
         } else if t.is(b'(') {
             let after_word = i > part.start && is_name_word(text, &toks[i - 1]);
-            let pointer = toks.get(i + 1).is_some_and(|n| n.is(b'*') || n.is(b'^'));
+            let pointer = pointer_group(toks, b, i);
             if (!after_word || pointer) && declarator.is_none() {
                 declarator = Some(i);
             }
@@ -573,13 +592,16 @@ mod tests {
 
     #[test]
     fn parameter_names() {
-        let code = "int f(const unsigned char FAR *buf, int (*cb)(int), int a[N], struct s s, int x __attribute__((unused)), int compar(const void *, const void *), PCRE2_SIZE (*callout)(PCRE2_SPTR, void *))";
+        let code = "int f(const unsigned char FAR *buf, int (*cb)(int), int a[N], struct s s, int x __attribute__((unused)), int compar(const void *, const void *), PCRE2_SIZE (*callout)(PCRE2_SPTR, void *), CURL_THREAD_RETURN_T(CURL_STDCALL *func)(void *))";
         let text = code.as_bytes();
         let toks = lex(text, 0..text.len()).unwrap();
         let b = Brackets::new(text, &toks).unwrap();
         let h = find_name(text, &toks, &b).unwrap().unwrap();
         let names: Vec<_> = h.params.iter().map(|p| p.name.clone().unwrap()).collect();
-        assert_eq!(names, ["buf", "cb", "a", "s", "x", "compar", "callout"]);
+        assert_eq!(
+            names,
+            ["buf", "cb", "a", "s", "x", "compar", "callout", "func"]
+        );
     }
 
     #[test]

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Reads `(sources, flags)` from the text of a `-sys` crate's build.rs.
+pub type ReadBuildRs = fn(&str) -> (Vec<String>, Vec<String>);
+
 /// A library: where its sources are in its package, how it is configured, what it compiles.
 pub struct Library {
     pub name: &'static str,
@@ -21,6 +24,8 @@ pub struct Library {
     /// contain one of `exclude`.
     pub dirs: &'static [&'static str],
     pub exclude: &'static [&'static str],
+    /// Sources and flags read from the tree's `build.rs` (a `-sys` crate's own build), if any.
+    pub from_build_rs: Option<ReadBuildRs>,
     /// The flags its build uses (warnings, defines, includes relative to the tree).
     pub flags: &'static [&'static str],
 }
@@ -32,6 +37,7 @@ pub const LZ4: Library = Library {
     configure: &[],
     dirs: &[],
     exclude: &[],
+    from_build_rs: None,
     sources: &[
         "lib/lz4.c",
         "lib/lz4hc.c",
@@ -65,6 +71,7 @@ pub const ZSTD: Library = Library {
     configure: &[],
     dirs: &[],
     exclude: &[],
+    from_build_rs: None,
     sources: &[
         "common/debug.c",
         "common/entropy_common.c",
@@ -118,6 +125,7 @@ pub const BZIP2: Library = Library {
     configure: &[],
     dirs: &[],
     exclude: &[],
+    from_build_rs: None,
     sources: &[
         "blocksort.c",
         "huffman.c",
@@ -140,6 +148,7 @@ pub const PCRE2: Library = Library {
     configure: &[],
     dirs: &[],
     exclude: &[],
+    from_build_rs: None,
     // pcre2-sys's build.rs: every src/*.c but the three that others #include.
     sources: &[
         "src/pcre2_auto_possess.c",
@@ -209,6 +218,7 @@ pub const LZMA: Library = Library {
         "xz-5.2/src/liblzma/simple",
     ],
     exclude: &["_small.c", "tablegen.c"],
+    from_build_rs: None,
     sources: &[
         "xz-5.2/src/common/tuklib_cpucores.c",
         "xz-5.2/src/common/tuklib_physmem.c",
@@ -230,6 +240,18 @@ pub const LZMA: Library = Library {
         "-Ixz-5.2/src/common",
         "-I.",
     ],
+};
+
+pub const CURL: Library = Library {
+    name: "curl",
+    package: ("curl-sys", "0.4.91"),
+    tree: ".",
+    configure: &[],
+    dirs: &[],
+    exclude: &[],
+    from_build_rs: Some(super::curl::from_build_rs),
+    sources: &[],
+    flags: &["-O2", "-Wall", "-Wextra"],
 };
 
 const JEMALLOC_SOURCES: &[&str] = &[
@@ -312,6 +334,7 @@ pub const JEMALLOC: Library = Library {
     ],
     dirs: &[],
     exclude: &[],
+    from_build_rs: None,
     sources: JEMALLOC_SOURCES,
     // The Makefile configure writes (CONFIGURE_CFLAGS, CPPFLAGS; the .sym.o objects' define,
     // which needs no generated private_namespace.h).
@@ -337,9 +360,24 @@ pub const JEMALLOC: Library = Library {
 };
 
 impl Library {
-    /// `sources`, then the `.c` files of `dirs` in `tree`, sorted.
+    fn build_rs(&self, tree: &Path) -> (Vec<String>, Vec<String>) {
+        match self.from_build_rs {
+            Some(read) => read(&std::fs::read_to_string(tree.join("build.rs")).unwrap()),
+            None => Default::default(),
+        }
+    }
+
+    /// `flags`, then those of the tree's build.rs.
+    pub fn all_flags(&self, tree: &Path) -> Vec<String> {
+        let mut out: Vec<String> = self.flags.iter().map(|s| s.to_string()).collect();
+        out.extend(self.build_rs(tree).1);
+        out
+    }
+
+    /// `sources`, those of the tree's build.rs, then the `.c` files of `dirs` in `tree`, sorted.
     pub fn all_sources(&self, tree: &Path) -> Vec<String> {
         let mut out: Vec<String> = self.sources.iter().map(|s| s.to_string()).collect();
+        out.extend(self.build_rs(tree).0);
         let mut found = Vec::new();
         for dir in self.dirs {
             for e in std::fs::read_dir(tree.join(dir)).unwrap() {

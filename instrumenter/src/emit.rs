@@ -94,10 +94,15 @@ pub fn write_output(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<()> {
             .map_err(|e| Error::io(path, "cannot write the output file", e));
     }
     check_output(path, inputs)?;
-    write_atomic(path, bytes, inputs)
+    replace(path, bytes, inputs)
 }
 
-pub fn write_atomic(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<()> {
+/// [`write_output`] with no inputs to protect.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_output(path, bytes, &[])
+}
+
+fn replace(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

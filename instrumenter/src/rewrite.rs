@@ -53,10 +53,19 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         // head says (its storage class may come from a macro): a later definition without
         // `static` takes the linkage of the earlier `static` declaration (C11 6.2.2p4-5).
         // (Naming the function must not warn if it is deprecated.)
+        // The original is renamed `_foo` (legacy tests call it so) unless a header made `_foo`
+        // a macro; then `invite_original_foo`.
         let _ = write!(
             out,
-            "#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wdeprecated-declarations\"\nstatic __typeof__({0}) _{0};\n#pragma GCC diagnostic pop\n",
-            target.name
+            "#ifndef {m}\n#ifdef _{n}\n#define {m} invite_original_{n}\n#else\n#define {m} _{n}\n#endif\n#endif\n",
+            m = crate::parse::c::original_macro(&target.name),
+            n = target.name
+        );
+        let _ = write!(
+            out,
+            "#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wdeprecated-declarations\"\nstatic __typeof__({}) {};\n#pragma GCC diagnostic pop\n",
+            def.name_expr(false),
+            def.name_expr(true)
         );
         for &b in &target.blocks {
             let Item::Block(block) = &ic.items[b] else {
@@ -69,8 +78,8 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         push_line(&mut out, line, &c_name);
         pad(&mut out, c.column(def.start));
         out.extend_from_slice(&c.text[def.start..def.name_range.start]);
-        out.push(b'_');
-        out.extend_from_slice(&c.text[def.name_range.start..def.end]);
+        out.extend_from_slice(crate::parse::c::original_macro(&target.name).as_bytes());
+        out.extend_from_slice(&c.text[def.name_range.end..def.end]);
         cursor = def.end;
         if def.in_conditional {
             out.extend_from_slice(format!("\n#define {} 1\n", marker(target, k)).as_bytes());
@@ -189,7 +198,7 @@ fn wrapper(
         .map(|p| p.name.as_deref().unwrap_or(""))
         .collect();
     let args = args.join(", ");
-    let original = format!("_{}({args})", target.name);
+    let original = format!("{}({args})", def.name_expr(true));
     // Declarations first, then statements (C90 style, as `-Wdeclaration-after-statement` wants):
     // the sites, in the order their tests run, then `invite_ret`.
     let tests: Vec<(&crate::plan::PlannedTest, usize)> = [Phase::Pre, Phase::Post]

@@ -28,7 +28,7 @@ pub const HEADER: &str = include_str!(env!("INVITE_HEADER"));
 /// Write `invite.h` into `dir` (for build scripts: add `dir` to the include path).
 pub fn write_header(dir: &Path) -> Result<PathBuf> {
     let path = dir.join("invite.h");
-    crate::emit::write_output(&path, HEADER.as_bytes(), &[])?;
+    crate::emit::write_atomic(&path, HEADER.as_bytes())?;
     Ok(path)
 }
 

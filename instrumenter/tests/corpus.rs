@@ -1,4 +1,4 @@
-//! Real libraries from the cargo registry (lz4, zstd, bzip2, jemalloc): every source file of the
+//! Real libraries from the cargo registry (lz4, zstd, bzip2, pcre2, liblzma, curl, jemalloc): every source file of the
 //! library's own source list gets a `--skeleton` `.ic`, is instrumented with it, and compiles
 //! with the library's own flags and configuration (`gcc -fsyntax-only`), with no warning the
 //! uninstrumented file does not have. At least 99 % of the non-variadic definitions are
@@ -8,304 +8,16 @@
 //! tests/corpus_run.rs (`#[ignore]`d: minutes of compiling).
 
 mod support;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+use support::corpus::*;
 use support::*;
-
-/// A library: where its sources are in its package, how it is configured, what it compiles.
-pub struct Library {
-    pub name: &'static str,
-    pub package: (&'static str, &'static str),
-    /// The library's tree inside the package.
-    pub tree: &'static str,
-    /// A configure step run in the copied tree (jemalloc), before anything is compiled.
-    pub configure: &'static [&'static str],
-    /// Source files, relative to the tree (the library's documented list).
-    pub sources: &'static [&'static str],
-    /// The flags its build uses (warnings, defines, includes relative to the tree).
-    pub flags: &'static [&'static str],
-}
-
-const LZ4: Library = Library {
-    name: "lz4",
-    package: ("lz4-sys", "1.11.1"),
-    tree: "liblz4",
-    configure: &[],
-    sources: &[
-        "lib/lz4.c",
-        "lib/lz4hc.c",
-        "lib/lz4frame.c",
-        "lib/xxhash.c",
-        "lib/lz4file.c",
-    ],
-    // lib/Makefile: DEBUGFLAGS, CPPFLAGS.
-    flags: &[
-        "-O3",
-        "-Wall",
-        "-Wextra",
-        "-Wcast-qual",
-        "-Wcast-align",
-        "-Wshadow",
-        "-Wswitch-enum",
-        "-Wdeclaration-after-statement",
-        "-Wstrict-prototypes",
-        "-Wundef",
-        "-Wpointer-arith",
-        "-Wstrict-aliasing=1",
-        "-DXXH_NAMESPACE=LZ4_",
-        "-Ilib",
-    ],
-};
-
-const ZSTD: Library = Library {
-    name: "zstd",
-    package: ("zstd-sys", "2.1.3"),
-    tree: "zstd/lib",
-    configure: &[],
-    sources: &[
-        "common/debug.c",
-        "common/entropy_common.c",
-        "common/error_private.c",
-        "common/fse_decompress.c",
-        "common/pool.c",
-        "common/threading.c",
-        "common/xxhash.c",
-        "common/zstd_common.c",
-        "compress/fse_compress.c",
-        "compress/hist.c",
-        "compress/huf_compress.c",
-        "compress/zstd_compress.c",
-        "compress/zstd_compress_literals.c",
-        "compress/zstd_compress_sequences.c",
-        "compress/zstd_compress_superblock.c",
-        "compress/zstd_double_fast.c",
-        "compress/zstd_fast.c",
-        "compress/zstd_lazy.c",
-        "compress/zstd_ldm.c",
-        "compress/zstd_opt.c",
-        "compress/zstd_preSplit.c",
-        "compress/zstdmt_compress.c",
-        "decompress/huf_decompress.c",
-        "decompress/zstd_ddict.c",
-        "decompress/zstd_decompress.c",
-        "decompress/zstd_decompress_block.c",
-        "dictBuilder/cover.c",
-        "dictBuilder/divsufsort.c",
-        "dictBuilder/fastcover.c",
-        "dictBuilder/zdict.c",
-    ],
-    // zstd-sys's build.rs: multithreaded, hidden visibility, the lib and common includes.
-    flags: &[
-        "-O3",
-        "-Wall",
-        "-Wextra",
-        "-pthread",
-        "-DZSTD_MULTITHREAD",
-        "-DZSTDLIB_VISIBLE=",
-        "-fvisibility=hidden",
-        "-I.",
-        "-Icommon",
-    ],
-};
-
-const BZIP2: Library = Library {
-    name: "bzip2",
-    package: ("bzip2-sys", "0.1.11"),
-    tree: "bzip2-1.0.8",
-    configure: &[],
-    sources: &[
-        "blocksort.c",
-        "huffman.c",
-        "crctable.c",
-        "randtable.c",
-        "compress.c",
-        "decompress.c",
-        "bzlib.c",
-        "bzip2.c",
-        "bzip2recover.c",
-    ],
-    // Makefile: CFLAGS.
-    flags: &["-Wall", "-Winline", "-O2", "-g", "-D_FILE_OFFSET_BITS=64"],
-};
-
-const JEMALLOC_SOURCES: &[&str] = &[
-    "src/jemalloc.c",
-    "src/arena.c",
-    "src/background_thread.c",
-    "src/base.c",
-    "src/bin.c",
-    "src/bin_info.c",
-    "src/bitmap.c",
-    "src/buf_writer.c",
-    "src/cache_bin.c",
-    "src/ckh.c",
-    "src/counter.c",
-    "src/ctl.c",
-    "src/decay.c",
-    "src/div.c",
-    "src/ecache.c",
-    "src/edata.c",
-    "src/edata_cache.c",
-    "src/ehooks.c",
-    "src/emap.c",
-    "src/eset.c",
-    "src/exp_grow.c",
-    "src/extent.c",
-    "src/extent_dss.c",
-    "src/extent_mmap.c",
-    "src/fxp.c",
-    "src/san.c",
-    "src/san_bump.c",
-    "src/hook.c",
-    "src/hpa.c",
-    "src/hpa_hooks.c",
-    "src/hpdata.c",
-    "src/inspect.c",
-    "src/large.c",
-    "src/log.c",
-    "src/malloc_io.c",
-    "src/mutex.c",
-    "src/nstime.c",
-    "src/pa.c",
-    "src/pa_extra.c",
-    "src/pai.c",
-    "src/pac.c",
-    "src/pages.c",
-    "src/peak_event.c",
-    "src/prof.c",
-    "src/prof_data.c",
-    "src/prof_log.c",
-    "src/prof_recent.c",
-    "src/prof_stats.c",
-    "src/prof_sys.c",
-    "src/psset.c",
-    "src/rtree.c",
-    "src/safety_check.c",
-    "src/sc.c",
-    "src/sec.c",
-    "src/stats.c",
-    "src/sz.c",
-    "src/tcache.c",
-    "src/test_hooks.c",
-    "src/thread_event.c",
-    "src/ticker.c",
-    "src/tsd.c",
-    "src/witness.c",
-];
-
-const JEMALLOC: Library = Library {
-    name: "jemalloc",
-    package: ("tikv-jemalloc-sys", "0.6.1"),
-    tree: "jemalloc",
-    // tikv-jemalloc-sys's build.rs: its configure script (copied into the tree), these options.
-    configure: &[
-        "sh",
-        "./configure",
-        "--disable-cxx",
-        "--enable-doc=no",
-        "--enable-shared=no",
-        "--with-version=5.3.0-0-g0",
-    ],
-    sources: JEMALLOC_SOURCES,
-    // The Makefile configure writes (CONFIGURE_CFLAGS, CPPFLAGS; the .sym.o objects' define,
-    // which needs no generated private_namespace.h).
-    flags: &[
-        "-std=gnu11",
-        "-Wall",
-        "-Wextra",
-        "-Wsign-compare",
-        "-Wundef",
-        "-Wno-format-zero-length",
-        "-Wpointer-arith",
-        "-Wno-missing-braces",
-        "-Wno-missing-field-initializers",
-        "-Wno-missing-attributes",
-        "-fvisibility=hidden",
-        "-Wimplicit-fallthrough",
-        "-O3",
-        "-D_GNU_SOURCE",
-        "-D_REENTRANT",
-        "-Iinclude",
-        "-DJEMALLOC_NO_PRIVATE_NAMESPACE",
-    ],
-};
-
-/// What happened to one library's definitions.
-#[derive(Debug, Default)]
-struct Counts {
-    found: usize,
-    instrumented: usize,
-    variadic: usize,
-    skipped: BTreeMap<String, usize>,
-}
-
-fn run_ok(cmd: &mut Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{what} failed:\n{text}");
-    text
-}
-
-/// Copy the library's tree twice (plain, instrumented), configure both, write a skeleton for
-/// every source, instrument it into the second tree. Returns the trees and the counts.
-fn prepare(lib: &Library, work: &Path) -> (PathBuf, PathBuf, Counts) {
-    let pkg = &registry::packages(&work.join("scratch"), &[lib.package])[lib.package.0];
-    let plain = work.join("plain");
-    let inst = work.join("inst");
-    let ics = work.join("ic");
-    registry::copy_tree(&pkg.join(lib.tree), &plain);
-    if !lib.configure.is_empty() {
-        // The package ships the generated configure script beside the tree.
-        std::fs::copy(pkg.join("configure/configure"), plain.join("configure")).unwrap();
-        run_ok(
-            Command::new(lib.configure[0])
-                .args(&lib.configure[1..])
-                .current_dir(&plain),
-            "configure",
-        );
-    }
-    registry::copy_tree(&plain, &inst);
-    let mut counts = Counts::default();
-    for src in lib.sources {
-        let ic = ics.join(src).with_extension("ic");
-        std::fs::create_dir_all(ic.parent().unwrap()).unwrap();
-        let sk = invite_instrumenter::skeleton_of(&plain.join(src)).unwrap();
-        counts.found += sk.found;
-        counts.instrumented += sk.instrumented;
-        for (reason, n) in sk.skipped_by_reason() {
-            if reason == "variadic" {
-                counts.variadic += n;
-            }
-            *counts.skipped.entry(reason).or_default() += n;
-        }
-        if sk.instrumented == 0 {
-            continue;
-        }
-        std::fs::write(&ic, &sk.text).unwrap();
-        // Named relative to the tree, as the library's build names them.
-        run_ok(
-            Command::new(env!("CARGO_BIN_EXE_invite-precompile"))
-                .arg(src)
-                .arg(&ic)
-                .arg("-o")
-                .arg(inst.join(src))
-                .current_dir(&plain),
-            &format!("invite-precompile {src}"),
-        );
-    }
-    (plain, inst, counts)
-}
 
 /// `gcc FLAGS -fsyntax-only SRC` in `tree`: the warnings it prints.
 fn syntax_check(lib: &Library, tree: &Path, src: &str) -> usize {
     let text = run_ok(
         Command::new("gcc")
-            .args(lib.flags)
+            .args(lib.all_flags(tree))
             .arg("-fsyntax-only")
             .arg("-I")
             .arg(include_dir())
@@ -319,7 +31,7 @@ fn syntax_check(lib: &Library, tree: &Path, src: &str) -> usize {
 fn check_library(lib: &Library) {
     let work = tempfile::tempdir().unwrap();
     let (plain, inst, c) = prepare(lib, work.path());
-    for src in lib.sources {
+    for src in &lib.all_sources(&plain) {
         assert_eq!(
             syntax_check(lib, &inst, src),
             syntax_check(lib, &plain, src),
@@ -358,6 +70,21 @@ fn zstd_every_function_instrumented_compiles() {
 #[test]
 fn bzip2_every_function_instrumented_compiles() {
     check_library(&BZIP2);
+}
+
+#[test]
+fn pcre2_every_function_instrumented_compiles() {
+    check_library(&PCRE2);
+}
+
+#[test]
+fn lzma_every_function_instrumented_compiles() {
+    check_library(&LZMA);
+}
+
+#[test]
+fn curl_every_function_instrumented_compiles() {
+    check_library(&CURL);
 }
 
 #[test]

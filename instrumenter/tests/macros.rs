@@ -48,7 +48,11 @@ fn macro_decorated_heads_and_bodies_instrument_compile_and_run() {
     }
     // The heads are kept as written: the renamed definitions keep their decorations.
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.contains("int JEMALLOC_NOTHROW _je_mallctl(const char *name, int v)"));
-    assert!(text.contains("JEMALLOC_ALWAYS_INLINE size_t _isalloc("));
-    assert!(text.contains("int BZ_API(_BZ2_bzCompressInit)(int blockSize100k, int verbosity)"));
+    assert!(
+        text.contains("int JEMALLOC_NOTHROW INVITE_ORIGINAL_je_mallctl(const char *name, int v)")
+    );
+    assert!(text.contains("JEMALLOC_ALWAYS_INLINE size_t INVITE_ORIGINAL_isalloc("));
+    assert!(text.contains(
+        "int BZ_API(INVITE_ORIGINAL_BZ2_bzCompressInit)(int blockSize100k, int verbosity)"
+    ));
 }

@@ -33,6 +33,27 @@ pub struct FunctionDef {
     pub extern_kw: Option<Range<usize>>,
     pub inline_kw: Vec<Range<usize>>,
     pub in_conditional: bool,
+    /// How generated code names the function: the text of a macro around the name, before and
+    /// after it (`PRIV(` and `)`), or empty.
+    pub name_macro: (String, String),
+}
+
+impl FunctionDef {
+    /// The function's name, or (with `rename`) the renamed original's, as C code must write it.
+    pub fn name_expr(&self, rename: bool) -> String {
+        let (pre, post) = &self.name_macro;
+        if rename {
+            format!("{pre}{}{post}", original_macro(&self.name))
+        } else {
+            format!("{pre}{}{post}", self.name)
+        }
+    }
+}
+
+/// The macro that names the renamed original of `name`: `_name`, or `invite_original_name`
+/// where `_name` is already a macro (a library's `#define _pcre2_jit_free ...`).
+pub fn original_macro(name: &str) -> String {
+    format!("INVITE_ORIGINAL_{name}")
 }
 
 /// What the `.c` file holds for the wanted names.
@@ -260,6 +281,9 @@ fn read_head(
         extern_kw: h.extern_kw,
         inline_kw: h.inline_kw,
         in_conditional: place.in_conditional,
+        name_macro: h.name_macro.map_or_else(Default::default, |(pre, post)| {
+            (src.str(pre), src.str(post))
+        }),
     }))
 }
 

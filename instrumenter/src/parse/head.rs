@@ -54,6 +54,10 @@ pub struct Head {
     /// End of the declarator: the last token of the head, or for K&R the `)` that ends the
     /// declarator (its parameter declarations follow).
     pub declarator_end: usize,
+    /// A macro around the name (`PRIV(name)`, `BZ_API(name)`): byte ranges of its text before
+    /// and after the name. It may paste the name into another (`_pcre2_##name`), so every use
+    /// of the name in generated code goes through it.
+    pub name_macro: Option<(Range<usize>, Range<usize>)>,
 }
 
 /// For each token, the index of the bracket that matches it (open ↔ close), if it is one.
@@ -245,9 +249,16 @@ pub fn read(
         return Ok(None);
     }
     let mut j = name + 1;
+    let mut name_macro = None;
     while toks.get(j).is_some_and(|t| t.is(b')')) {
-        if open.pop().is_none() {
+        let Some(o) = open.pop() else {
             return Ok(None);
+        };
+        if o > 0 && is_name_word(text, &toks[o - 1]) {
+            name_macro = Some((
+                toks[o - 1].start..toks[name].start,
+                toks[name].end..toks[j].end,
+            ));
         }
         j += 1;
     }
@@ -290,7 +301,21 @@ pub fn read(
     while i < outer.min(name) {
         let t = &toks[i];
         match (t.kind, word(text, t)) {
-            (Kind::Punct(b'(' | b'[' | b'{'), _) => i = b.end(toks, i),
+            (Kind::Punct(b'(' | b'[' | b'{'), _) => {
+                let close = b.end(toks, i);
+                // A macro that takes the return type: `LZMA_API(void)`, `LZMA_API(void *)`.
+                if t.is(b'(') && i > 0 && is_name_word(text, &toks[i - 1]) {
+                    for inner in &toks[i + 1..close] {
+                        if inner.kind == Kind::Ident && word(text, inner) == b"void" {
+                            last_void = Some(i);
+                            star_after_void = false;
+                        } else if inner.is(b'*') {
+                            star_after_void = true;
+                        }
+                    }
+                }
+                i = close;
+            }
             (Kind::Punct(b'*'), _) => star_after_void = true,
             (Kind::Ident, b"static") => is_static = true,
             (Kind::Ident, b"extern") => extern_kw = Some(t.start..t.end),
@@ -318,6 +343,7 @@ pub fn read(
         extern_kw,
         inline_kw,
         declarator_end,
+        name_macro,
     }))
 }
 
@@ -371,6 +397,24 @@ fn parameters(
     (out, variadic)
 }
 
+/// A parenthesized pointer declarator: `(*name)`, `(CURL_STDCALL *func)` — a `*` at its top
+/// with something after it, and no comma (not a parameter list such as `(const void *, int)`).
+fn pointer_group(toks: &[Tok], b: &Brackets, open: usize) -> bool {
+    let close = b.end(toks, open);
+    let mut star = false;
+    let mut i = open + 1;
+    while i < close {
+        if toks[i].is(b',') {
+            return false;
+        }
+        if (toks[i].is(b'*') || toks[i].is(b'^')) && i + 1 < close {
+            star = true;
+        }
+        i = b.end(toks, i) + 1;
+    }
+    star
+}
+
 /// The name a parameter declares: the last identifier that is neither a keyword, a tag, nor a
 /// macro call; else the name inside a declarator's parentheses (`int (*cb)(int)`); else the last
 /// identifier followed by a parameter list (`int compar(const void *, const void *)`).
@@ -388,16 +432,22 @@ fn param_name(text: &[u8], toks: &[Tok], b: &Brackets, part: Range<usize>) -> Op
         } else if is_name_word(text, t) {
             let after_tag = i > part.start
                 && matches!(word(text, &toks[i - 1]), b"struct" | b"union" | b"enum");
+            // `TYPE (*name)(...)`: a word before a pointer declarator is the type.
+            let before_pointer =
+                toks.get(i + 1).is_some_and(|n| n.is(b'(')) && pointer_group(toks, b, i + 1);
             if !after_tag {
                 if toks.get(i + 1).is_some_and(|n| n.is(b'(')) && i + 1 < part.end {
-                    called = Some(i);
+                    if !before_pointer {
+                        called = Some(i);
+                    }
                 } else {
                     plain = Some(i);
                 }
             }
         } else if t.is(b'(') {
             let after_word = i > part.start && is_name_word(text, &toks[i - 1]);
-            if !after_word && declarator.is_none() {
+            let pointer = pointer_group(toks, b, i);
+            if (!after_word || pointer) && declarator.is_none() {
                 declarator = Some(i);
             }
             i = b.end(toks, i);
@@ -416,8 +466,13 @@ fn param_name(text: &[u8], toks: &[Tok], b: &Brackets, part: Range<usize>) -> Op
 /// (an unnamed `size_t`), 1 when all are single words or calls (a macro's argument such as
 /// `malloc` or `nonnull(1)`, or K&R names), 0 when a part cannot be a parameter (a number, a
 /// string).
-fn params_score(toks: &[Tok], b: &Brackets, open: usize, close: usize) -> u8 {
+fn params_score(text: &[u8], toks: &[Tok], b: &Brackets, open: usize, close: usize) -> u8 {
     let parts = parts(toks, b, open, close);
+    if let [only] = parts.as_slice() {
+        if only.len() == 1 && word(text, &toks[only.start]) == b"void" {
+            return 3;
+        }
+    }
     let (mut decl, mut single) = (0, 0);
     for part in &parts {
         let mut words = 0;
@@ -477,7 +532,7 @@ pub fn find_name(text: &[u8], toks: &[Tok], b: &Brackets) -> Result<Option<Head>
         if toks.get(head.params_close + 1).is_some_and(|n| n.is(b'(')) {
             continue; // a macro around the name: the name inside wins.
         }
-        let score = params_score(toks, b, head.params_open, head.params_close);
+        let score = params_score(text, toks, b, head.params_open, head.params_close);
         if score == 0 {
             continue;
         }
@@ -522,6 +577,9 @@ mod tests {
             ("char *(*handler(int x))(void)", "handler", 1, false),
             ("void (*signal(int sig, void (*func)(int)))(int)", "signal", 2, false),
             ("static void (name)(int a)", "name", 1, true),
+            ("extern LZMA_API(void) lzma_end(lzma_stream *strm)", "lzma_end", 1, true),
+            ("extern LZMA_API(void *) lzma_alloc(size_t size)", "lzma_alloc", 1, false),
+            ("extern LZMA_API(const char *) lzma_version_string(void)", "lzma_version_string", 0, false),
             ("int kr(a, b)", "kr", 2, false),
             ("int v(int a, ...)", "v", 1, false),
             ("void nothing(void)", "nothing", 0, true),
@@ -534,13 +592,16 @@ mod tests {
 
     #[test]
     fn parameter_names() {
-        let code = "int f(const unsigned char FAR *buf, int (*cb)(int), int a[N], struct s s, int x __attribute__((unused)), int compar(const void *, const void *))";
+        let code = "int f(const unsigned char FAR *buf, int (*cb)(int), int a[N], struct s s, int x __attribute__((unused)), int compar(const void *, const void *), PCRE2_SIZE (*callout)(PCRE2_SPTR, void *), CURL_THREAD_RETURN_T(CURL_STDCALL *func)(void *))";
         let text = code.as_bytes();
         let toks = lex(text, 0..text.len()).unwrap();
         let b = Brackets::new(text, &toks).unwrap();
         let h = find_name(text, &toks, &b).unwrap().unwrap();
         let names: Vec<_> = h.params.iter().map(|p| p.name.clone().unwrap()).collect();
-        assert_eq!(names, ["buf", "cb", "a", "s", "x", "compar"]);
+        assert_eq!(
+            names,
+            ["buf", "cb", "a", "s", "x", "compar", "callout", "func"]
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! compilers, run the program.
 #![allow(dead_code)]
 
+pub mod corpus;
+pub mod curl;
 pub mod registry;
 
 use std::path::{Path, PathBuf};

@@ -58,6 +58,44 @@ fn install_into_clean_root(deb: &Path, root: &Path) {
     );
 }
 
+/// fixtures/c/project instrumented by `precompile` and built in `work` with `flags` (its
+/// `--cflags --libs`); run as root, it prints what the plain build prints and journals two passes.
+/// Returns the journal, or `None` where pods cannot run.
+fn build_and_run_the_project(
+    precompile: impl Fn() -> Command,
+    flags: &str,
+    work: &Path,
+) -> Option<Vec<serde_json::Value>> {
+    let src = fixture("c/project");
+    std::fs::create_dir(work).unwrap();
+    sh(precompile()
+        .arg(src.join("calc.c"))
+        .arg(src.join("calc.ic"))
+        .arg("-o")
+        .arg(work.join("calc.invite.c")));
+    let exe = work.join("calc");
+    let (cflags, libs) = flags.split_once(' ').expect("--cflags --libs");
+    sh(Command::new("cc")
+        .current_dir(work)
+        .arg(format!("-I{}", src.display()))
+        .arg(cflags)
+        .arg(src.join("main.c"))
+        .arg("calc.invite.c")
+        .arg("-o")
+        .arg(&exe)
+        .args(libs.split_whitespace()));
+    if !require_root("pods") {
+        return None;
+    }
+    let o = run(&exe, &[], work, &[("INVITE_MAX_OVERHEAD", "off")]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "5\n10\ntotal 15\n");
+    let j = journal(&work.join("invite.jsonl"));
+    let outcomes: Vec<_> = tests_of(&j).iter().map(|t| t["outcome"].clone()).collect();
+    assert_eq!(outcomes, ["pass", "pass"], "{j:#?}");
+    Some(j)
+}
+
 #[test]
 fn deb_installs_into_a_clean_root_and_builds_a_program() {
     if Command::new("dpkg-deb").arg("--version").output().is_err() {
@@ -108,30 +146,10 @@ fn deb_installs_into_a_clean_root_and_builds_a_program() {
         flags.starts_with(&format!("-I{} ", usr.join("include").display())),
         "{flags}"
     );
-    let src = fixture("c/project");
-    let work = d.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    sh(Command::new(usr.join("bin/invite-precompile"))
-        .arg(src.join("calc.c"))
-        .arg(src.join("calc.ic"))
-        .arg("-o")
-        .arg(work.join("calc.invite.c")));
-    let exe = work.join("calc");
-    sh(Command::new("sh").current_dir(&work).arg("-c").arg(format!(
-        "cc -I{src} $({pc} --cflags) {src}/main.c calc.invite.c -o {exe} $({pc} --libs)",
-        src = src.display(),
-        pc = usr.join("bin/invite-precompile").display(),
-        exe = exe.display()
-    )));
-    if !require_root("pods") {
+    let precompile = || Command::new(usr.join("bin/invite-precompile"));
+    let Some(j) = build_and_run_the_project(precompile, &flags, &d.path().join("work")) else {
         return;
-    }
-    let o = run(&exe, &[], &work, &[("INVITE_MAX_OVERHEAD", "off")]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "5\n10\ntotal 15\n");
-    let j = journal(&work.join("invite.jsonl"));
-    let outcomes: Vec<_> = tests_of(&j).iter().map(|t| t["outcome"].clone()).collect();
-    assert_eq!(outcomes, ["pass", "pass"], "{j:#?}");
+    };
     // The records name the runtime that wrote them: the package's version.
     assert!(j
         .iter()
@@ -184,33 +202,7 @@ fn cargo_install_gives_working_tools() {
     let o = sh(precompile().arg("--libs"));
     assert!(o.stderr.is_empty(), "{}", text(&o));
 
-    let src = fixture("c/project");
-    let work = d.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    sh(precompile()
-        .arg(src.join("calc.c"))
-        .arg(src.join("calc.ic"))
-        .arg("-o")
-        .arg(work.join("calc.invite.c")));
-    let exe = work.join("calc");
-    sh(Command::new("cc")
-        .current_dir(&work)
-        .arg(format!("-I{}", src.display()))
-        .args(flags.split_whitespace().take(1))
-        .arg(src.join("main.c"))
-        .arg("calc.invite.c")
-        .arg("-o")
-        .arg(&exe)
-        .args(flags.split_whitespace().skip(1)));
-    if !require_root("pods") {
-        return;
-    }
-    let o = run(&exe, &[], &work, &[("INVITE_MAX_OVERHEAD", "off")]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "5\n10\ntotal 15\n");
-    let j = journal(&work.join("invite.jsonl"));
-    let outcomes: Vec<_> = tests_of(&j).iter().map(|t| t["outcome"].clone()).collect();
-    assert_eq!(outcomes, ["pass", "pass"], "{j:#?}");
+    build_and_run_the_project(precompile, &flags, &d.path().join("work"));
 }
 
 /// `cargo add invite-rt` (here from the workspace's path, as it is not published from here): the

@@ -120,11 +120,11 @@ fn make(dir: &Path, own: &headroom::Own, pids: u64, memory: Option<u64>) -> Opti
     let ok = match (own.v2, own.controller) {
         (true, _) => {
             set("pids.max", &pids.to_string())
-                && memory.map_or(true, |m| set("memory.max", &m.to_string()))
+                && memory.is_none_or(|m| set("memory.max", &m.to_string()))
                 && set("memory.oom.group", "1")
         }
         (false, "pids") => set("pids.max", &pids.to_string()),
-        (false, _) => memory.map_or(true, |m| set("memory.limit_in_bytes", &m.to_string())),
+        (false, _) => memory.is_none_or(|m| set("memory.limit_in_bytes", &m.to_string())),
     };
     let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes()).ok()?;
     match ok.then(|| sys::open(&procs, libc::O_WRONLY | libc::O_CLOEXEC, 0).ok()) {

@@ -2,7 +2,8 @@
 //!
 //! Time is bucketed by a prefix of the record's RFC 3339 `time` (its fixed width makes string
 //! order time order): by minute, and when any series would have more than [`MAX_BUCKETS`]
-//! buckets, by hour, day, month or year instead — every series at once, so they line up.
+//! buckets, by ten minutes, hour, day, month or year instead — every series at once, so they
+//! line up.
 //! At most [`MAX_SERIES`] series (one per host and process); later processes go to one more.
 
 use std::collections::BTreeMap;
@@ -11,8 +12,8 @@ use crate::journal::Outcome;
 
 pub const MAX_BUCKETS: usize = 120;
 pub const MAX_SERIES: usize = 24;
-/// Prefix lengths of `YYYY-MM-DDTHH:MM`: minute, hour, day, month, year.
-const LEVELS: [usize; 5] = [16, 13, 10, 7, 4];
+/// Prefix lengths of `YYYY-MM-DDTHH:MM`: minute, ten minutes, hour, day, month, year.
+const LEVELS: [usize; 6] = [16, 15, 13, 10, 7, 4];
 /// The series that takes every process past [`MAX_SERIES`].
 pub const OTHERS: &str = "(other processes)";
 
@@ -67,7 +68,13 @@ impl Timeline {
 
     /// The bucket width in words: "minute", "hour", ...
     pub fn unit(&self) -> &'static str {
-        ["minute", "hour", "day", "month", "year"][self.level]
+        ["minute", "10 minutes", "hour", "day", "month", "year"][self.level]
+    }
+
+    /// A bucket's key as a person reads it: `2026-05-01T10:00` for the ten minutes from 10:00.
+    pub fn label(&self, key: &str) -> String {
+        let tail = ["", "0", ":00", "", "", ""][self.level];
+        format!("{key}{tail}").replacen('T', " ", 1)
     }
 
     /// Every bucket any series has, in time order.
@@ -100,7 +107,11 @@ mod tests {
                 t.add("web1 pid 1", Some(&time), Outcome::Pass);
             }
         }
-        assert_eq!(t.unit(), "day");
+        assert_eq!(
+            t.unit(),
+            "day",
+            "28 days of hours: past 120 buckets by hour"
+        );
         assert_eq!(t.buckets().len(), 28);
         let total: u64 = t.series()["web1 pid 1"].values().map(|c| c[0]).sum();
         assert_eq!(total, 28 * 24);

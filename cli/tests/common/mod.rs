@@ -129,3 +129,6 @@ pub fn guarded(dir: &Path, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+pub mod fleet;
+pub mod tools;

@@ -11,7 +11,8 @@ use crate::model::{Aggregate, Limits};
 use crate::{render, term};
 
 #[derive(clap::Args)]
-#[group(id = "format", required = true, multiple = false, args = ["otlp", "prometheus"])]
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("format").required(true).args(["otlp", "prometheus"])))]
 pub struct Args {
     /// Journals to read, `-` for standard input [default: $INVITE_JOURNAL, else invite.jsonl]
     #[arg(value_name = "JOURNAL")]

@@ -14,6 +14,7 @@
 pub mod beneath;
 pub mod cmd;
 pub mod error;
+pub mod fuzzing;
 pub mod journal;
 pub mod live;
 pub mod model;

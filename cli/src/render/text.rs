@@ -156,8 +156,9 @@ fn totals_notes(report: &Report, out: &mut String) {
     if report.lost > 0 {
         let _ = writeln!(
             out,
-            "{} lost: the runtime could not write them to the journal",
-            plural(report.lost, "record", "records")
+            "{} lost: the runtime could not write {} to the journal",
+            plural(report.lost, "record", "records"),
+            if report.lost == 1 { "it" } else { "them" }
         );
     }
     if report.warnings > 0 {

@@ -1,7 +1,7 @@
 //! `invite`: reports from in vivo test journals, kept pods, and live checkpoints.
 //!
 //! The flow of `invite report`: `source` (open a journal, cut it into bounded lines) → `journal`
-//! (parse each line once into a record, or a warning) → `model` (fold records into one aggregate
+//! and `reader` (parse each line once into a record, or a warning) → `model` (fold records into one aggregate
 //! in bounded memory) → `render` (table, JSON, HTML, JUnit, Prometheus; OTLP from the records
 //! themselves) → `term` (escape what came from outside before it reaches a terminal). `invite
 //! pods` reads kept-pod directories through `pods` without leaving them; `invite checkpoints`,
@@ -19,6 +19,7 @@ pub mod journal;
 pub mod live;
 pub mod model;
 pub mod pods;
+pub mod reader;
 pub mod render;
 pub mod source;
 pub mod term;

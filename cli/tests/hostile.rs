@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{assert_has, guarded, invite, lines, record, summary};
+use common::{assert_has, guarded, invite, lines, record, summary, tools};
 use serde_json::json;
 
 /// Every character a terminal acts on that the report must not pass through: C0 but `\n`, DEL,
@@ -205,6 +205,10 @@ fn a_device_or_an_endless_line_as_journal_stays_bounded() {
 
 /// Runs `invite ARGS` under Python, which reports the child's peak RSS from getrusage.
 fn peak_rss(dir: &Path, args: &[&str]) -> ((i32, String, String), u64) {
+    assert!(
+        tools::python_with("resource", &[]),
+        "python3 measures peak RSS"
+    );
     let script = "import resource, subprocess, sys\n\
                   p = subprocess.run(sys.argv[1:], capture_output=True, timeout=120)\n\
                   sys.stdout.buffer.write(p.stdout)\n\
@@ -288,6 +292,10 @@ fn counters_that_would_wrap_saturate_with_a_warning() {
 
 /// A fake checkpoint socket run by a Python script: `mode` says how it misbehaves.
 fn fake_socket(dir: &Path, mode: &str) -> std::process::Child {
+    assert!(
+        tools::python_with("socket", &[]),
+        "python3 runs the fake socket"
+    );
     let script = r#"
 import os, socket, sys, time
 path, mode = sys.argv[1], sys.argv[2]

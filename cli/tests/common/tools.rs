@@ -52,50 +52,50 @@ pub fn chromium() -> Option<PathBuf> {
     None
 }
 
-/// `python3` that can import `module`, after `pip install PACKAGES` when it cannot; false when
+/// `python3` that can import `module`: Debian's python3 and pip installed with apt-get when
+/// missing (as root), then `pip install PACKAGES` when the module is still missing; false when
 /// skipped.
 pub fn python_with(module: &str, packages: &[&str]) -> bool {
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let has = || {
+    let succeeds = |args: &[&str]| {
         Command::new("python3")
-            .args(["-c", &format!("import {module}")])
+            .args(args)
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)
     };
+    let import = format!("import {module}");
+    let has = || succeeds(&["-c", &import]);
     if has() {
         return true;
     }
-    let has_pip = || {
-        Command::new("python3")
-            .args(["-m", "pip", "--version"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    if !has_pip() && rustix::process::geteuid().is_root() {
+    let needs_apt = !succeeds(&["--version"])
+        || (!packages.is_empty() && !succeeds(&["-m", "pip", "--version"]));
+    if needs_apt && rustix::process::geteuid().is_root() {
         let _ = Command::new("sh")
             .args([
                 "-c",
-                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip",
+                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pip",
             ])
             .status();
     }
-    let mut pip = Command::new("python3");
-    pip.args(["-m", "pip", "install", "-q"]).args(packages);
-    let _ = pip.status();
-    if !has() {
-        // Debian's own python3 refuses a plain pip install (PEP 668).
+    if !packages.is_empty() && !has() {
         let mut pip = Command::new("python3");
-        pip.args(["-m", "pip", "install", "-q", "--break-system-packages"])
-            .args(packages);
+        pip.args(["-m", "pip", "install", "-q"]).args(packages);
         let _ = pip.status();
+        if !has() {
+            // Debian's own python3 refuses a plain pip install (PEP 668).
+            let mut pip = Command::new("python3");
+            pip.args(["-m", "pip", "install", "-q", "--break-system-packages"])
+                .args(packages);
+            let _ = pip.status();
+        }
     }
     if has() {
         return true;
     }
     skip_or_fail(&format!(
-        "python3 cannot import {module} and `pip install {}` did not help",
+        "python3 cannot import {module} (packages tried: {})",
         packages.join(" ")
     ));
     false

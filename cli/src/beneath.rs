@@ -64,18 +64,6 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     )?)
 }
 
-fn kind(t: FileType) -> &'static str {
-    match t {
-        FileType::Directory => "a directory",
-        FileType::Fifo => "a FIFO",
-        FileType::CharacterDevice => "a character device",
-        FileType::BlockDevice => "a block device",
-        FileType::Socket => "a socket",
-        FileType::Symlink => "a symbolic link",
-        _ => "not a regular file",
-    }
-}
-
 /// Turns an `ELOOP`/`ENOTDIR` from an `O_NOFOLLOW` open into the link it met, if it was one.
 fn why(dir: &OwnedFd, name: &str, shown: &str, e: rustix::io::Errno) -> Refusal {
     if let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -157,12 +145,14 @@ pub fn file_beneath(dir: &OwnedFd, rel: &str, shown_prefix: &str) -> Result<File
             return Err(why(&parent_fd, name, &shown, e));
         }
     };
-    let st = rustix::fs::fstat(&fd).map_err(io::Error::from)?;
-    let t = FileType::from_raw_mode(st.st_mode);
-    if t != FileType::RegularFile {
-        return Err(Refusal::NotRegular { kind: kind(t) });
+    let file = File::from(fd);
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(Refusal::NotRegular {
+            kind: crate::source::kind_name(kind),
+        });
     }
-    Ok(File::from(fd))
+    Ok(file)
 }
 
 /// Reads the regular file at `rel` beneath `dir`, at most `limit` bytes.

@@ -1,6 +1,6 @@
 //! `invite report [JOURNAL...]`: the table, `--json`, `--html FILE`, `--junit FILE`, `--follow`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{read_journals, write_file, Warnings};
@@ -110,9 +110,4 @@ fn fail_on(asked: &[Outcome], report: &Report) -> Result<ExitCode, Error> {
         found.join(", ")
     );
     Ok(ExitCode::from(1))
-}
-
-/// For messages: a path as given.
-pub fn shown(path: &Path) -> String {
-    crate::term::cell(&path.display().to_string()).into_owned()
 }

@@ -1,8 +1,8 @@
 //! Outcomes over time, per process, in bounded memory.
 //!
 //! Time is bucketed by a prefix of the record's RFC 3339 `time` (its fixed width makes string
-//! order time order): by minute, and when any series would have more than [`MAX_BUCKETS`]
-//! buckets, by ten minutes, hour, day, month or year instead — every series at once, so they
+//! order time order): by second, and when any series would have more than [`MAX_BUCKETS`]
+//! buckets, by minute, ten minutes, hour, day, month or year instead — every series at once, so they
 //! line up.
 //! At most [`MAX_SERIES`] series (one per host and process); later processes go to one more.
 
@@ -12,8 +12,8 @@ use crate::journal::Outcome;
 
 pub const MAX_BUCKETS: usize = 120;
 pub const MAX_SERIES: usize = 24;
-/// Prefix lengths of `YYYY-MM-DDTHH:MM`: minute, ten minutes, hour, day, month, year.
-const LEVELS: [usize; 6] = [16, 15, 13, 10, 7, 4];
+/// Prefix lengths of `YYYY-MM-DDTHH:MM:SS`: second, minute, ten minutes, hour, day, month, year.
+const LEVELS: [usize; 7] = [19, 16, 15, 13, 10, 7, 4];
 /// The series that takes every process past [`MAX_SERIES`].
 pub const OTHERS: &str = "(other processes)";
 
@@ -68,12 +68,20 @@ impl Timeline {
 
     /// The bucket width in words: "minute", "hour", ...
     pub fn unit(&self) -> &'static str {
-        ["minute", "10 minutes", "hour", "day", "month", "year"][self.level]
+        [
+            "second",
+            "minute",
+            "10 minutes",
+            "hour",
+            "day",
+            "month",
+            "year",
+        ][self.level]
     }
 
     /// A bucket's key as a person reads it: `2026-05-01T10:00` for the ten minutes from 10:00.
     pub fn label(&self, key: &str) -> String {
-        let tail = ["", "0", ":00", "", "", ""][self.level];
+        let tail = ["", "", "0", ":00", "", "", ""][self.level];
         format!("{key}{tail}").replacen('T', " ", 1)
     }
 

@@ -10,6 +10,18 @@ use std::time::{Duration, Instant};
 
 use common::{lines, record};
 
+/// Kills the follower if the test fails before it could end it with SIGINT.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// Waits until `seen` has `needle` in it; a guard against a hang, not a timing assertion.
 fn wait_for(seen: &Arc<Mutex<String>>, needle: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -36,6 +48,7 @@ fn follow_redraws_as_lines_are_appended_and_ends_cleanly_on_sigint() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let _guard = KillOnDrop(child.id());
     let seen = Arc::new(Mutex::new(String::new()));
     let mut stdout = child.stdout.take().unwrap();
     let reader = {

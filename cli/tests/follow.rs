@@ -48,7 +48,7 @@ fn follow_redraws_as_lines_are_appended_and_ends_cleanly_on_sigint() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let _guard = KillOnDrop(child.id());
+    let guard = KillOnDrop(child.id());
     let seen = Arc::new(Mutex::new(String::new()));
     let mut stdout = child.stdout.take().unwrap();
     let reader = {
@@ -87,6 +87,8 @@ fn follow_redraws_as_lines_are_appended_and_ends_cleanly_on_sigint() {
         .unwrap();
     assert!(killed.success());
     let status = child.wait().unwrap();
+    // Reaped: its pid may belong to someone else from now on.
+    std::mem::forget(guard);
     reader.join().unwrap();
     let mut stderr = String::new();
     child

@@ -68,6 +68,15 @@ pub enum Error {
 
     #[error("cannot write the output: {0}")]
     Write(io::Error),
+
+    #[error("cannot write {}: {source}", path.display())]
+    WriteFile { path: PathBuf, source: io::Error },
+
+    #[error("{}: not a regular file ({kind}); not reading it", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+
+    #[error("{0}")]
+    Usage(String),
 }
 
 fn hint(kept: &[String]) -> String {

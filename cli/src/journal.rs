@@ -1,20 +1,21 @@
 //! Reading journals: JSON Lines files into typed records, with a warning for every line that is not
 //! one.
 //!
-//! This module owns the record types and the line-by-line reading. It does not aggregate (that is
-//! [`crate::report`]) and does not print (the caller decides where warnings go). A line that cannot
+//! This module owns the record types and is the one place lines are parsed: every output reads
+//! the records it gives. It does not aggregate (that is [`crate::model`]) and does not print (the
+//! caller decides where warnings go). A line that cannot
 //! be used — torn, invalid JSON, not UTF-8, from another program or another schema — becomes a
 //! [`Warning`] with its line number, and reading goes on: a journal is evidence, and one bad line
 //! must not hide the rest.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
-use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::Error;
+pub use crate::reader::{Event, Reader};
 
 /// The only journal schema this version reads.
 pub const SCHEMA: u64 = 1;
@@ -104,30 +105,50 @@ pub struct TestRecord {
     pub isolation: Option<String>,
     #[serde(default)]
     pub truncated: bool,
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// The service the program is part of, when the runtime records one.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The program's name, when the runtime records one.
+    #[serde(default)]
+    pub program: Option<String>,
+    /// Fields this version does not know (later versions of schema 1 may add some).
+    #[serde(skip)]
+    pub extra: BTreeMap<String, Value>,
 }
 
-/// Tests turned away at one site, by reason.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct Skipped {
-    #[serde(default)]
-    pub concurrency: u64,
-    #[serde(default)]
-    pub budget: u64,
-    #[serde(default)]
-    pub in_pod: u64,
-}
+/// The fields of a test record [`TestRecord`] names; the others go to `extra`.
+const TEST_FIELDS: [&str; 22] = [
+    "schema",
+    "kind",
+    "time",
+    "host",
+    "pid",
+    "pod",
+    "site",
+    "function",
+    "test",
+    "phase",
+    "outcome",
+    "duration_us",
+    "exit_code",
+    "signal",
+    "message",
+    "output",
+    "changed",
+    "isolation",
+    "truncated",
+    "notes",
+    "service",
+    "program",
+];
 
-impl Skipped {
-    pub fn total(&self) -> u64 {
-        self.concurrency + self.budget + self.in_pod
-    }
-
-    pub fn add(&mut self, other: &Skipped) {
-        self.concurrency += other.concurrency;
-        self.budget += other.budget;
-        self.in_pod += other.in_pod;
-    }
-}
+/// Tests turned away at one site, by reason: `concurrency`, `budget`, `in_pod`, and any reason
+/// a later runtime adds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Skipped(pub BTreeMap<String, u64>);
 
 /// One entry of a summary's `sites`: the counters of one (function, test) site.
 #[derive(Clone, Debug, Deserialize)]
@@ -156,15 +177,21 @@ pub struct Summary {
     pub host: Option<String>,
     pub pid: Option<u64>,
     pub sites: Vec<SiteCounts>,
+    /// Records the process could not write to the journal (`lost`), when the runtime counts them.
+    pub lost: Option<u64>,
+    /// The settings the process ran with (`settings`: variable to value), when recorded.
+    pub settings: BTreeMap<String, String>,
+    /// `service`, else `program`, when the runtime records one.
+    pub service: Option<String>,
 }
 
 /// Where a record came from: the journal and line, and its position among everything read.
 #[derive(Clone, Debug)]
 pub struct Origin {
-    pub file: String,
+    pub file: Arc<str>,
     pub line: usize,
     /// Increases with every record read, across files: "later in the input".
-    pub seq: usize,
+    pub seq: u64,
 }
 
 impl fmt::Display for Origin {
@@ -192,78 +219,6 @@ impl fmt::Display for Warning {
 pub enum Record {
     Test(Box<TestRecord>),
     Summary(Summary),
-}
-
-/// Everything read from one or more journals.
-#[derive(Default)]
-pub struct Journal {
-    pub tests: Vec<(Origin, TestRecord)>,
-    pub summaries: Vec<(Origin, Summary)>,
-    pub warnings: Vec<Warning>,
-    seq: usize,
-}
-
-impl Journal {
-    /// Reads one journal; `-` is standard input.
-    pub fn read_path(&mut self, path: &Path) -> Result<(), Error> {
-        let mut bytes = Vec::new();
-        let name = path.display().to_string();
-        if name == "-" {
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|source| Error::Read {
-                    path: "standard input".into(),
-                    source,
-                })?;
-            self.read_bytes("<stdin>", &bytes);
-        } else {
-            bytes = std::fs::read(path).map_err(|source| Error::Read {
-                path: path.into(),
-                source,
-            })?;
-            self.read_bytes(&name, &bytes);
-        }
-        Ok(())
-    }
-
-    /// Reads the lines of one journal already in memory, named `file` in warnings.
-    pub fn read_bytes(&mut self, file: &str, bytes: &[u8]) {
-        let mut lines = bytes.split(|&b| b == b'\n').enumerate().peekable();
-        while let Some((index, line)) = lines.next() {
-            let last = lines.peek().is_none();
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let origin = Origin {
-                file: file.to_string(),
-                line: index + 1,
-                seq: self.seq,
-            };
-            self.seq += 1;
-            match parse_line(line) {
-                Ok(Record::Test(test)) => self.tests.push((origin, *test)),
-                Ok(Record::Summary(summary)) => self.summaries.push((origin, summary)),
-                Err(message) => {
-                    // The runtime ends every record with a newline in the same write, so a last
-                    // line without one was cut short (a full disk, a copy taken mid-write).
-                    let message = if last && matches!(message, LineError::Json(_)) {
-                        format!(
-                            "torn line: no newline at the end of the file and not complete \
-                             JSON ({} bytes); ignored",
-                            line.len()
-                        )
-                    } else {
-                        format!("{message}; line ignored")
-                    };
-                    self.warnings.push(Warning {
-                        file: file.to_string(),
-                        line: index + 1,
-                        message,
-                    });
-                }
-            }
-        }
-    }
 }
 
 /// Why a line is not a record.
@@ -314,12 +269,26 @@ pub fn parse_value(value: Value) -> Result<Record, String> {
         None => return Err("no `kind` field".into()),
     };
     match kind.as_str() {
-        "test" => serde_json::from_value(Value::Object(object))
-            .map(|t| Record::Test(Box::new(t)))
-            .map_err(|e| format!("test record: {e}")),
+        "test" => parse_test(object).map(|t| Record::Test(Box::new(t))),
         "summary" => parse_summary(object).map(Record::Summary),
         other => Err(format!("unknown kind {other:?}")),
     }
+}
+
+fn parse_test(mut object: Map<String, Value>) -> Result<TestRecord, String> {
+    let unknown: Vec<String> = object
+        .keys()
+        .filter(|k| !TEST_FIELDS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let extra = unknown
+        .into_iter()
+        .filter_map(|k| object.remove_entry(&k))
+        .collect();
+    let mut record: TestRecord =
+        serde_json::from_value(Value::Object(object)).map_err(|e| format!("test record: {e}"))?;
+    record.extra = extra;
+    Ok(record)
 }
 
 fn parse_summary(mut object: Map<String, Value>) -> Result<Summary, String> {
@@ -327,6 +296,24 @@ fn parse_summary(mut object: Map<String, Value>) -> Result<Summary, String> {
     let time = string(object.get("time"));
     let host = string(object.get("host"));
     let pid = object.get("pid").and_then(Value::as_u64);
+    let service = string(object.get("service")).or_else(|| string(object.get("program")));
+    let lost = match object.get("lost") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| format!("summary record: `lost` is {v}, not a count"))?,
+        ),
+    };
+    let settings = match object.get("settings") {
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                (k.clone(), v)
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
     // The runtime writes `sites` as an array of entries, each naming its site, function and test.
     // An object keyed by site is read too, a key holding one entry or an array of them.
     let mut entries = Vec::new();
@@ -364,6 +351,9 @@ fn parse_summary(mut object: Map<String, Value>) -> Result<Summary, String> {
         host,
         pid,
         sites,
+        lost,
+        settings,
+        service,
     })
 }
 
@@ -382,9 +372,23 @@ fn type_name(value: &Value) -> &'static str {
 mod tests {
     use super::*;
 
+    #[derive(Default)]
+    struct Journal {
+        tests: Vec<TestRecord>,
+        summaries: Vec<Summary>,
+        warnings: Vec<Warning>,
+    }
+
     fn read(text: &str) -> Journal {
         let mut journal = Journal::default();
-        journal.read_bytes("j", text.as_bytes());
+        let mut seq = 0;
+        Reader::new("j", text.as_bytes())
+            .read_all(&mut seq, &mut |event| match event {
+                Event::Record(_, Record::Test(t)) => journal.tests.push(*t),
+                Event::Record(_, Record::Summary(s)) => journal.summaries.push(s),
+                Event::Warning(w) => journal.warnings.push(w),
+            })
+            .unwrap();
         journal
     }
 
@@ -414,7 +418,12 @@ mod tests {
         let sites: Vec<_> = journal
             .summaries
             .iter()
-            .map(|(_, s)| (s.sites[0].site.clone(), s.sites[0].skipped.total()))
+            .map(|s| {
+                (
+                    s.sites[0].site.clone(),
+                    s.sites[0].skipped.0.values().sum::<u64>(),
+                )
+            })
             .collect();
         assert_eq!(
             sites,

@@ -1,25 +1,9 @@
-//! `invite`: reports from in vivo test journals, kept pods, and live checkpoints.
-//!
-//! The flow of `invite report`: `journal` (read lines into records, warn about the rest) →
-//! `report` (aggregate per function and test) → `render` (table or JSON). `invite pods` reads the
-//! kept-pod directories through `pods`. `invite checkpoints`, `branch` and `drop` talk to live
-//! checkpoints through `live`. Each subcommand's arguments and entry point live in
-//! `cmd/`.
-//!
-//! Exit status: 0 on success, 1 when `report --fail-on` found a listed outcome, 2 on an error
-//! (a missing journal, a pod that does not exist, a usage error).
-
-mod cmd;
-mod error;
-mod journal;
-mod live;
-mod pods;
-mod render;
-mod report;
+//! The `invite` command line; everything it runs is in the `invite_cli` library (see its docs).
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use invite_cli::{cmd, term};
 
 #[derive(Parser)]
 #[command(
@@ -36,8 +20,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// One row per function and test: runs, outcomes, skipped, median and p99 duration.
+    /// One row per function and test: runs, outcomes, skipped and why, median and p99 duration;
+    /// also as HTML (--html), JUnit XML (--junit), or live (--follow).
     Report(cmd::report::Args),
+    /// Export the journal for other tools: OpenTelemetry logs (OTLP JSON) or Prometheus metrics.
+    Export(cmd::export::Args),
     /// Kept pods (INVITE_KEEP_PODS): their outcome and the files they changed.
     Pods(cmd::pods::Args),
     /// Live checkpoints of running processes: name, pid, age, memory, branches so far.
@@ -58,13 +45,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Report(args) => cmd::report::run(args),
+        Command::Export(args) => cmd::export::run(args),
         Command::Pods(args) => cmd::pods::run(args),
         Command::Checkpoints(args) => cmd::checkpoints::list(args),
         Command::Branch(args) => cmd::checkpoints::branch(args),
         Command::Drop(args) => cmd::checkpoints::drop(args),
     };
     result.unwrap_or_else(|e| {
-        eprintln!("invite: error: {e}");
+        eprintln!("invite: error: {}", term::cell(&e.to_string()));
         ExitCode::from(2)
     })
 }

@@ -5,14 +5,25 @@
 //! `changes/<absolute path without the leading '/'>` for every file the pod created or changed.
 //! A removed file is in the record's `changed` array but not under `changes/`. This module reads
 //! that layout; printing is the `pods` command's.
+//!
+//! The pod directory may be shared, and its contents planted by someone else: everything below
+//! `--dir` is opened through [`crate::beneath`] — never through a symbolic link, never a FIFO or
+//! device, never more than a bound into memory.
 
 use std::cmp::Ordering;
-use std::fs;
+use std::fs::{self, File};
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::beneath::{self, Refusal};
 use crate::error::Error;
 use crate::journal::{self, Record, TestRecord};
+
+/// The largest `record.json` read: a journal line is at most 64 KiB.
+pub const MAX_RECORD: u64 = 1 << 20;
 
 /// The directory kept pods are in: `--dir`, else `INVITE_POD_DIR`, else `invite-pods`.
 pub fn pod_dir(flag: Option<PathBuf>) -> PathBuf {
@@ -28,6 +39,8 @@ pub struct KeptPod {
     /// The pod path as in the journal (`"3"`, `"2/1"`).
     pub path: String,
     pub root: PathBuf,
+    /// The pod's directory, opened without following a link.
+    dir: OwnedFd,
     /// The record, or why `record.json` could not be read.
     pub record: Result<TestRecord, String>,
 }
@@ -41,19 +54,20 @@ pub struct Change {
 }
 
 impl KeptPod {
-    fn open(root: PathBuf, id: String) -> KeptPod {
+    fn open(root: PathBuf, dir: OwnedFd, id: String) -> KeptPod {
         let (pid, path) = match id.split_once('.') {
             Some((pid, rest)) if pid.bytes().all(|b| b.is_ascii_digit()) && !pid.is_empty() => {
                 (pid.parse().ok(), rest.replace('.', "/"))
             }
             _ => (None, id.replace('.', "/")),
         };
-        let record = read_record(&root.join("record.json"));
+        let record = read_record(&dir);
         KeptPod {
             id,
             pid,
             path,
             root,
+            dir,
             record,
         }
     }
@@ -62,8 +76,14 @@ impl KeptPod {
         self.root.join("record.json")
     }
 
-    fn changes_dir(&self) -> PathBuf {
-        self.root.join("changes")
+    /// `record.json` as the runtime wrote it (bounded, never through a link).
+    pub fn record_bytes(&self) -> Result<Vec<u8>, Error> {
+        beneath::read_beneath(&self.dir, "record.json", MAX_RECORD).map_err(|why| {
+            Error::BadRecord {
+                pod: self.id.clone(),
+                why: why.to_string(),
+            }
+        })
     }
 
     /// The files the record lists, each marked kept or removed.
@@ -77,65 +97,71 @@ impl KeptPod {
             .map(|path| Change {
                 path: path.clone(),
                 removed: normalize(path)
-                    .map(|rel| fs::symlink_metadata(self.changes_dir().join(rel)).is_err())
+                    .map(|rel| {
+                        !matches!(
+                            beneath::stat_beneath(&self.dir, &format!("changes/{rel}")),
+                            Ok(Some(_)) | Err(Refusal::Link { .. })
+                        )
+                    })
                     .unwrap_or(true),
             })
             .collect()
     }
 
-    /// The contents of one changed file, as the pod left it.
-    pub fn cat(&self, path: &str) -> Result<Vec<u8>, Error> {
+    /// One changed file, opened as the pod left it: a regular file inside the pod's `changes`.
+    pub fn cat(&self, path: &str) -> Result<File, Error> {
         let rel = normalize(path).ok_or_else(|| Error::BadPath { path: path.into() })?;
         let shown = format!("/{rel}");
-        let file = self.changes_dir().join(&rel);
-        match fs::symlink_metadata(&file) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let target = fs::read_link(&file)
-                    .map(|t| t.display().to_string())
-                    .unwrap_or_else(|_| "?".into());
-                Err(Error::Symlink {
-                    pod: self.id.clone(),
-                    path: shown,
-                    target,
-                })
-            }
-            Ok(meta) if meta.is_dir() => Err(Error::Directory {
+        let changes = beneath::dir_beneath(&self.dir, "changes", "").map_err(|why| match why {
+            Refusal::Link { target, .. } => Error::Symlink {
                 pod: self.id.clone(),
-                path: shown,
-            }),
-            Ok(_) => {
-                // A symbolic link in a parent directory would lead out of the pod's changes.
-                let inside = fs::canonicalize(&file)
-                    .and_then(|f| Ok(f.starts_with(fs::canonicalize(self.changes_dir())?)))
-                    .unwrap_or(false);
-                if !inside {
-                    return Err(Error::Symlink {
-                        pod: self.id.clone(),
-                        path: shown,
-                        target: "a path outside the pod".into(),
-                    });
-                }
-                fs::read(&file).map_err(|source| Error::Read { path: file, source })
+                path: "the pod's changes directory".into(),
+                target,
+            },
+            Refusal::Io(e) if e.kind() == io::ErrorKind::NotFound => self.not_there(&rel, &shown),
+            why => Error::BadRecord {
+                pod: self.id.clone(),
+                why: format!("changes: {why}"),
+            },
+        })?;
+        beneath::file_beneath(&changes, &rel, "/").map_err(|why| match why {
+            Refusal::Link { component, target } => Error::Symlink {
+                pod: self.id.clone(),
+                path: component,
+                target,
+            },
+            Refusal::NotRegular {
+                kind: "a directory",
+            } => Error::Directory {
+                pod: self.id.clone(),
+                path: shown.clone(),
+            },
+            Refusal::NotRegular { kind } => Error::NotRegular {
+                path: PathBuf::from(format!("{shown} in pod {}", self.id)),
+                kind,
+            },
+            Refusal::Io(e) if e.kind() == io::ErrorKind::NotFound => self.not_there(&rel, &shown),
+            Refusal::Io(source) => Error::Read {
+                path: self.root.join("changes").join(&rel),
+                source,
+            },
+            Refusal::TooLong { .. } => unreachable!("file_beneath does not read"),
+        })
+    }
+
+    fn not_there(&self, rel: &str, shown: &str) -> Error {
+        let changed: Vec<String> = self.changes().into_iter().map(|c| c.path).collect();
+        if changed.iter().any(|c| normalize(c).as_deref() == Some(rel)) {
+            Error::Removed {
+                pod: self.id.clone(),
+                path: shown.into(),
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let changed: Vec<String> = self.changes().into_iter().map(|c| c.path).collect();
-                if changed
-                    .iter()
-                    .any(|c| normalize(c).as_deref() == Some(rel.as_str()))
-                {
-                    Err(Error::Removed {
-                        pod: self.id.clone(),
-                        path: shown,
-                    })
-                } else {
-                    Err(Error::NotChanged {
-                        pod: self.id.clone(),
-                        path: shown,
-                        changed,
-                    })
-                }
+        } else {
+            Error::NotChanged {
+                pod: self.id.clone(),
+                path: shown.into(),
+                changed,
             }
-            Err(source) => Err(Error::Read { path: file, source }),
         }
     }
 }
@@ -154,8 +180,8 @@ fn normalize(path: &str) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("/"))
 }
 
-fn read_record(path: &Path) -> Result<TestRecord, String> {
-    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+fn read_record(dir: &OwnedFd) -> Result<TestRecord, String> {
+    let bytes = beneath::read_beneath(dir, "record.json", MAX_RECORD).map_err(|e| e.to_string())?;
     let value = serde_json::from_slice(&bytes).map_err(|e| format!("invalid JSON: {e}"))?;
     match journal::parse_value(value)? {
         Record::Test(record) => Ok(*record),
@@ -175,21 +201,34 @@ pub fn list(dir: &Path) -> Result<Vec<KeptPod>, Error> {
             }
         }
     })?;
+    let dir_fd = beneath::open_dir(dir).map_err(|source| Error::Read {
+        path: dir.into(),
+        source,
+    })?;
     let mut pods = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|source| Error::Read {
             path: dir.into(),
             source,
         })?;
-        let root = entry.path();
-        let is_pod = root.join("record.json").exists() || root.join("changes").is_dir();
-        if !is_pod {
-            continue;
-        }
         let Ok(id) = entry.file_name().into_string() else {
             continue;
         };
-        pods.push(KeptPod::open(root, id));
+        // A pod is a real directory: a link planted in its place is not one.
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let Ok(pod_fd) = rustix::fs::openat(&dir_fd, id.as_str(), flags, Mode::empty()) else {
+            continue;
+        };
+        let has = |name: &str| {
+            rustix::fs::statat(&pod_fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                .map(|st| FileType::from_raw_mode(st.st_mode))
+                .ok()
+        };
+        let is_pod = has("record.json").is_some() || has("changes").is_some();
+        if !is_pod {
+            continue;
+        }
+        pods.push(KeptPod::open(entry.path(), pod_fd, id));
     }
     pods.sort_by(|a, b| {
         a.pid

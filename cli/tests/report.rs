@@ -7,9 +7,19 @@ use std::fs;
 use common::{assert_has, assert_starts, cells, invite, invite_with, lines, record, row, summary};
 use serde_json::{json, Value};
 
-const HEADER: [&str; 11] = [
-    "FUNCTION", "TEST", "RUNS", "PASS", "FAIL", "CRASH", "TIMEOUT", "ERROR", "SKIPPED", "MEDIAN",
+const HEADER: [&str; 12] = [
+    "FUNCTION",
+    "TEST",
+    "RUNS",
+    "PASS",
+    "FAIL",
+    "CRASH",
+    "TIMEOUT",
+    "ERROR",
+    "SKIPPED",
+    "MEDIAN",
     "P99",
+    "SKIPPED BY (SETTING)",
 ];
 
 fn journal_dir(values: &[Value]) -> tempfile::TempDir {
@@ -268,10 +278,17 @@ fn skipped_comes_from_the_latest_summary_of_each_process() {
             "0",
             "4",
             "-",
-            "-"
+            "-",
+            "never ran: budget 4 (INVITE_MAX_OVERHEAD)"
         ]
     );
+    assert_eq!(
+        row(&run.stdout, "f", "t")[11],
+        "budget 13 (INVITE_MAX_OVERHEAD), concurrency 2 (INVITE_MAX_CONCURRENT), \
+         in_pod 1 (called inside a pod)"
+    );
     assert_eq!(row(&run.stdout, "g", "*")[8], "7");
+    assert_has(&run.stdout, "; 2 tests never ran");
 
     let run = invite(dir.path(), &["report", "--json"]);
     let report: Value = serde_json::from_str(&run.stdout).unwrap();

@@ -220,19 +220,34 @@ fn another_user_can_neither_list_nor_branch() {
     let o = as_nobody(&["branch", "demo", "--pid", &pid]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("Permission denied"), "{}", text(&o));
-    // Second gate, with the first one opened by mistake: the peer's uid, checked on every
-    // connection.
+    // With the first gate opened by mistake, the invite command does not talk to a socket of
+    // another user at all...
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&host.sockets, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(host.socket(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let refused = "permission denied: uid 65534 may not use the checkpoints of uid 0";
+    let not_yours = "owned by uid 0, not by you (uid 65534); ignored";
     let o = as_nobody(&["checkpoints"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "no live checkpoints\n");
-    assert!(text(&o).contains(refused), "{}", text(&o));
+    assert!(text(&o).contains(not_yours), "{}", text(&o));
     for args in [&["branch", "demo"][..], &["drop", "demo"][..]] {
         let o = as_nobody(args);
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-        assert!(text(&o).contains(refused), "{}", text(&o));
+        assert!(text(&o).contains(not_yours), "{}", text(&o));
+    }
+    // ...and the second gate holds against a client that connects anyway: the peer's uid,
+    // checked on every connection (a raw client in Perl, which every Debian system has).
+    let refused = "permission denied: uid 65534 may not use the checkpoints of uid 0";
+    let client = "use IO::Socket::UNIX; my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) \
+                  or die \"connect: $!\"; print $s \"$ARGV[1]\\n\"; print scalar <$s>;";
+    let socket = host.socket().to_str().unwrap().to_string();
+    for request in ["INFO", "BRANCH", "DROP"] {
+        let o = run_as_nobody(
+            Path::new("perl"),
+            &["-e", client, &socket, request],
+            d.path(),
+            &[],
+        );
+        assert!(text(&o).contains(refused), "{request}: {}", text(&o));
     }
     // Nothing happened: still there, never branched.
     assert_eq!(host.checkpoints()[0]["branches"], 0);

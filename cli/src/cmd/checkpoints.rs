@@ -10,8 +10,13 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::live::{self, Fields, Refused, Socket};
 use crate::render::{Align, Table};
+use crate::term;
 
+/// The deadline of an `INFO` or `DROP` exchange, answer included.
 const INFO_TIMEOUT: Duration = Duration::from_secs(5);
+/// The deadline of a `BRANCH`, which waits while `INVITE_MAX_CONCURRENT` of the checkpoint's pods
+/// run (each bounded by `INVITE_TIMEOUT_MS`).
+const BRANCH_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(clap::Args)]
 pub struct ListArgs {
@@ -72,22 +77,25 @@ struct Row {
 }
 
 pub fn list(args: ListArgs) -> Result<ExitCode, Error> {
-    let (sockets, unreadable) = live::scan(&live::dirs(args.dir));
-    for (dir, e) in &unreadable {
-        eprintln!("{}: warning: cannot read: {e}", dir.display());
+    let (sockets, warnings) = live::scan(&live::dirs(args.dir));
+    for warning in &warnings {
+        eprintln!("{}", term::cell(warning));
     }
     let mut rows = Vec::new();
     for s in &sockets {
-        match live::request(&s.path, "INFO", Some(INFO_TIMEOUT)) {
+        match live::request(s, "INFO", INFO_TIMEOUT) {
             Ok(f) => rows.push(row(s, &f)),
             Err(Refused::Stale) => {}
-            Err(e) => eprintln!("{}: warning: {e}", s.path.display()),
+            Err(e) => {
+                let warning = format!("{}: warning: {e}", s.path.display());
+                eprintln!("{}", term::cell(&warning));
+            }
         }
     }
     let out = if args.json {
         let mut t = serde_json::to_string_pretty(&rows).expect("rows serialize");
         t.push('\n');
-        t
+        term::json(&t).into_owned()
     } else if rows.is_empty() {
         "no live checkpoints\n".to_string()
     } else {
@@ -124,9 +132,14 @@ pub fn branch(args: BranchArgs) -> Result<ExitCode, Error> {
     let s = find(&args.name, args.pid, args.dir)?;
     let mut out = String::new();
     for _ in 0..args.count {
-        let f = live::request(&s.path, "BRANCH", None).map_err(|e| refused(&s, "branch", e))?;
-        let pod = f.get("pod").cloned().unwrap_or_else(|| "?".into());
-        out.push_str(&format!("started pod {pod} of process {}\n", s.pid));
+        let f =
+            live::request(&s, "BRANCH", BRANCH_TIMEOUT).map_err(|e| refused(&s, "branch", e))?;
+        let pod = f.get("pod").map_or("?", String::as_str);
+        out.push_str(&format!(
+            "started pod {} of process {}\n",
+            term::cell(pod),
+            s.pid
+        ));
     }
     super::write_stdout(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
@@ -134,7 +147,7 @@ pub fn branch(args: BranchArgs) -> Result<ExitCode, Error> {
 
 pub fn drop(args: DropArgs) -> Result<ExitCode, Error> {
     let s = find(&args.name, args.pid, args.dir)?;
-    live::request(&s.path, "DROP", Some(INFO_TIMEOUT)).map_err(|e| refused(&s, "drop", e))?;
+    live::request(&s, "DROP", INFO_TIMEOUT).map_err(|e| refused(&s, "drop", e))?;
     let out = format!("dropped checkpoint {} of process {}\n", s.name, s.pid);
     super::write_stdout(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
@@ -152,19 +165,14 @@ fn refused(s: &Socket, what: &str, e: Refused) -> Error {
 /// The one socket of checkpoint `name` (of process `pid`).
 fn find(name: &str, pid: Option<u32>, dir: Option<PathBuf>) -> Result<Socket, Error> {
     let dirs = live::dirs(dir);
-    let (sockets, unreadable) = live::scan(&dirs);
+    let (sockets, warnings) = live::scan(&dirs);
     let mut matching: Vec<Socket> = sockets
         .into_iter()
         .filter(|s| s.name == name && pid.unwrap_or(s.pid) == s.pid)
         .collect();
     if matching.len() > 1 {
         // Leave out sockets whose process is gone before calling it ambiguous.
-        matching.retain(|s| {
-            !matches!(
-                live::request(&s.path, "INFO", Some(INFO_TIMEOUT)),
-                Err(Refused::Stale)
-            )
-        });
+        matching.retain(|s| !matches!(live::request(s, "INFO", INFO_TIMEOUT), Err(Refused::Stale)));
     }
     match matching.len() {
         1 => Ok(matching.remove(0)),
@@ -175,8 +183,8 @@ fn find(name: &str, pid: Option<u32>, dir: Option<PathBuf>) -> Result<Socket, Er
                 "no live checkpoint {name:?}{of} (looked in {}; `invite checkpoints` lists them)",
                 looked.join(", ")
             );
-            for (d, e) in unreadable {
-                m.push_str(&format!("; cannot read {}: {e}", d.display()));
+            for warning in warnings {
+                m.push_str(&format!("; {warning}"));
             }
             Err(Error::Live(m))
         }

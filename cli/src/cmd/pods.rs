@@ -9,6 +9,11 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::pods::{self, KeptPod};
 use crate::render::{self, Align, Table};
+use crate::term;
+
+/// The most of a changed file `pods cat` escapes for a terminal; to a pipe or file it is copied
+/// whole.
+const CAT_TERMINAL_MAX: u64 = 16 << 20;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,7 +54,8 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
     if args.action.is_none() {
         for pod in &kept {
             if let Err(why) = &pod.record {
-                eprintln!("{}: warning: {why}", pod.record_path().display());
+                let warning = format!("{}: warning: {why}", pod.record_path().display());
+                eprintln!("{}", term::cell(&warning));
             }
         }
     }
@@ -65,21 +71,55 @@ pub fn run(args: Args) -> Result<ExitCode, Error> {
                 });
             }
             if json {
-                let path = pod.record_path();
-                std::fs::read(&path).map_err(|source| Error::Read { path, source })?
+                let bytes = pod.record_bytes()?;
+                term::json(&String::from_utf8_lossy(&bytes))
+                    .into_owned()
+                    .into_bytes()
             } else {
                 show_text(pod).into_bytes()
             }
         }
-        Some(Action::Cat { pod, path }) => pods::resolve(&kept, &dir, &pod)?.cat(&path)?,
+        Some(Action::Cat { pod, path }) => {
+            let file = pods::resolve(&kept, &dir, &pod)?.cat(&path)?;
+            return cat(file, &path).map(|()| ExitCode::SUCCESS);
+        }
     };
     super::write_stdout(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// A changed file to standard output: byte for byte to a pipe or file, escaped on a terminal.
+fn cat(mut file: std::fs::File, path: &str) -> Result<(), Error> {
+    use std::io::{IsTerminal, Read};
+    let read_error = |source| Error::Read {
+        path: path.into(),
+        source,
+    };
+    if !std::io::stdout().is_terminal() {
+        let mut out = super::Output::stdout();
+        std::io::copy(&mut file, &mut out).map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => out.error(e),
+            _ => read_error(e),
+        })?;
+        return out.finish();
+    }
+    let mut bytes = Vec::new();
+    file.take(CAT_TERMINAL_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > CAT_TERMINAL_MAX {
+        return Err(Error::Usage(format!(
+            "{} is larger than 16 MiB: redirect it to a file or a pager (`| less`)",
+            term::cell(path)
+        )));
+    }
+    super::write_stdout(term::bytes(&bytes).as_bytes())
+}
+
 fn list_text(kept: &[KeptPod], dir: &std::path::Path) -> Vec<u8> {
     if kept.is_empty() {
-        return format!("no kept pods in {}\n", dir.display()).into_bytes();
+        let dir = dir.display().to_string();
+        return format!("no kept pods in {}\n", term::cell(&dir)).into_bytes();
     }
     let mut table = Table::new(&[
         ("POD", Align::Left),
@@ -155,7 +195,7 @@ fn list_json(kept: &[KeptPod]) -> Vec<u8> {
         .collect();
     let mut text = serde_json::to_string_pretty(&pods).expect("pods serialize");
     text.push('\n');
-    text.into_bytes()
+    term::json(&text).into_owned().into_bytes()
 }
 
 fn show_text(pod: &KeptPod) -> String {
@@ -183,8 +223,9 @@ fn show_text(pod: &KeptPod) -> String {
 
     let mut out = String::new();
     for (name, value) in &fields {
-        let mut lines = value.lines();
-        let _ = writeln!(out, "{name:<10} {}", lines.next().unwrap_or(""));
+        let mut lines = value.lines().map(term::cell);
+        let first = lines.next().unwrap_or_default();
+        let _ = writeln!(out, "{name:<10} {first}");
         for line in lines {
             let _ = writeln!(out, "{:<10} {line}", "");
         }
@@ -196,7 +237,7 @@ fn show_text(pod: &KeptPod) -> String {
     for (i, change) in changes.iter().enumerate() {
         let name = if i == 0 { "changed" } else { "" };
         let removed = if change.removed { " (removed)" } else { "" };
-        let _ = writeln!(out, "{name:<10} {}{removed}", change.path);
+        let _ = writeln!(out, "{name:<10} {}{removed}", term::cell(&change.path));
     }
     if r.output.is_empty() {
         let _ = writeln!(out, "{:<10} (none)", "output");
@@ -207,7 +248,7 @@ fn show_text(pod: &KeptPod) -> String {
             ""
         };
         let _ = writeln!(out, "output{cut}:");
-        out.push_str(&r.output);
+        out.push_str(&term::lines(&r.output));
         if !r.output.ends_with('\n') {
             out.push('\n');
         }

@@ -32,8 +32,8 @@ pub fn invite_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let output = command.output().expect("run invite");
     Run {
         code: output.status.code().expect("invite exited, not killed"),
-        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 
@@ -100,3 +100,35 @@ pub fn assert_starts(text: &str, prefix: &str) {
         "does not start with {prefix:?}:\n{text}"
     );
 }
+
+/// `invite ARGS` in `dir`, killed and failed if it has not ended after two minutes: a guard
+/// against a hang, not a timing assertion.
+pub fn guarded(dir: &Path, args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_invite"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("INVITE_JOURNAL")
+        .env_remove("INVITE_POD_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run invite");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("invite {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("collect output");
+    Run {
+        code: output.status.code().expect("invite exited, not killed"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+pub mod fleet;
+pub mod tools;

@@ -1,11 +1,16 @@
-//! Output: aligned text tables, durations a person can read, and the report as text or JSON.
+//! Output: every format the model is drawn in, one module each, and the small pieces they share
+//! (aligned text tables, durations a person can read).
 //!
 //! Everything here returns a `String`; the commands write it out in one go.
 
-use std::fmt::Write as _;
+pub mod html;
+pub mod junit;
+pub mod otlp;
+pub mod prometheus;
+pub mod text;
 
 use crate::journal::Outcome;
-use crate::report::{Failure, Report};
+use crate::term;
 
 /// Column alignment.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -28,8 +33,13 @@ impl Table {
         }
     }
 
+    /// Adds a row; every cell is escaped for the terminal here, so no caller can forget it.
     pub fn push(&mut self, row: Vec<String>) {
         debug_assert_eq!(row.len(), self.columns.len());
+        let row = row
+            .into_iter()
+            .map(|c| term::cell(&c).into_owned())
+            .collect();
         self.rows.push(row);
     }
 
@@ -110,132 +120,8 @@ pub fn outcome_text(outcome: Outcome, signal: Option<&str>, exit_code: Option<i6
     }
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
+pub fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// The report as text: the table, a totals line, then the most recent failures.
-pub fn report_text(report: &Report) -> String {
-    let mut out = String::new();
-    if report.tests.is_empty() {
-        out.push_str("no test records\n");
-        return out;
-    }
-    let right = Align::Right;
-    let mut table = Table::new(&[
-        ("FUNCTION", Align::Left),
-        ("TEST", Align::Left),
-        ("RUNS", right),
-        ("PASS", right),
-        ("FAIL", right),
-        ("CRASH", right),
-        ("TIMEOUT", right),
-        ("ERROR", right),
-        ("SKIPPED", right),
-        ("MEDIAN", right),
-        ("P99", right),
-    ]);
-    let time = |us: Option<u64>| us.map_or_else(|| "-".to_string(), duration);
-    for row in &report.tests {
-        table.push(vec![
-            row.function.clone(),
-            row.test.clone(),
-            row.runs.to_string(),
-            row.pass.to_string(),
-            row.fail.to_string(),
-            row.crash.to_string(),
-            row.timeout.to_string(),
-            row.error.to_string(),
-            row.skipped.to_string(),
-            time(row.median_us),
-            time(row.p99_us),
-        ]);
-    }
-    table.render(&mut out);
-
-    let runs: u64 = report.totals.values().sum();
-    let skipped: u64 = report.tests.iter().map(|r| r.skipped).sum();
-    let mut outcomes = vec![format!("{} pass", report.totals[&Outcome::Pass])];
-    outcomes.extend(
-        Outcome::ALL[1..]
-            .iter()
-            .filter(|o| report.totals[o] > 0)
-            .map(|o| format!("{} {o}", report.totals[o])),
-    );
-    let _ = write!(
-        out,
-        "\n{} in {}: {}; {skipped} skipped",
-        plural(runs, "run", "runs"),
-        plural(report.tests.len() as u64, "test", "tests"),
-        outcomes.join(", "),
-    );
-    if report.warnings > 0 {
-        let _ = write!(
-            out,
-            "; {} ignored (see warnings)",
-            plural(report.warnings as u64, "journal line", "journal lines")
-        );
-    }
-    out.push('\n');
-
-    if !report.recent_failures.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nmost recent failures ({} of {}, newest first):",
-            report.recent_failures.len(),
-            report.failures
-        );
-        for failure in &report.recent_failures {
-            out.push('\n');
-            failure_text(failure, &mut out);
-        }
-    }
-    out
-}
-
-fn failure_text(f: &Failure, out: &mut String) {
-    let how = outcome_text(f.outcome, f.signal.as_deref(), f.exit_code);
-    let _ = writeln!(out, "{how}  {} / {}", f.function, f.test);
-    let mut whence = Vec::new();
-    if let Some(id) = pod_id(f.pid, f.pod.as_deref()) {
-        whence.push(format!("pod {id}"));
-    }
-    if let Some(host) = &f.host {
-        whence.push(format!("on {host}"));
-    }
-    if let Some(time) = &f.time {
-        whence.push(format!("at {time}"));
-    }
-    whence.push(format!("({})", f.journal));
-    let _ = writeln!(out, "    {}", whence.join(" "));
-    if let Some(message) = &f.message {
-        for line in message.lines() {
-            let _ = writeln!(out, "    {line}");
-        }
-    }
-    if !f.output_tail.is_empty() {
-        let cut = if f.truncated {
-            ", cut to fit the journal"
-        } else {
-            ""
-        };
-        let _ = writeln!(out, "    output (last lines{cut}):");
-        for line in &f.output_tail {
-            let _ = writeln!(out, "    | {line}");
-            if line.is_empty() {
-                // No trailing space after the bar of an empty line.
-                out.truncate(out.len() - 2);
-                out.push('\n');
-            }
-        }
-    }
-}
-
-/// The report as one JSON object (see docs/cli.md for its fields).
-pub fn report_json(report: &Report) -> String {
-    let mut text = serde_json::to_string_pretty(report).expect("a report always serializes");
-    text.push('\n');
-    text
 }
 
 #[cfg(test)]

@@ -193,12 +193,15 @@ pub struct SiteSummary {
 /// The version of the runtime that writes the records (`runtime_version` in each).
 pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// `settings`: the variables behind the skip reasons, as in force (`INVITE_MAX_OVERHEAD` and
+/// `INVITE_MAX_CONCURRENT`), so a report can say which one to change.
 /// `lost`: records that could not be written (a full disk, an I/O error).
 pub fn summary_line(
     time_ns: u128,
     host: &str,
     pid: i32,
     lost: u64,
+    settings: &[(&str, String)],
     sites: &[SiteSummary],
 ) -> String {
     let mut s = String::from("{\"schema\":1,\"kind\":\"summary\",\"time\":");
@@ -206,7 +209,16 @@ pub fn summary_line(
     field_str(&mut s, "host", host);
     let _ = write!(s, ",\"pid\":{pid}");
     field_str(&mut s, "runtime_version", RUNTIME_VERSION);
-    let _ = write!(s, ",\"lost\":{lost},\"sites\":[");
+    let _ = write!(s, ",\"lost\":{lost},\"settings\":{{");
+    for (i, (name, value)) in settings.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        string(&mut s, name);
+        s.push(':');
+        string(&mut s, value);
+    }
+    s.push_str("},\"sites\":[");
     for (i, t) in sites.iter().enumerate() {
         if i > 0 {
             s.push(',');
@@ -413,5 +425,28 @@ mod tests {
             v["output"].as_str().unwrap().is_empty()
                 || v["output"].as_str().unwrap().ends_with("THE END")
         );
+    }
+
+    #[test]
+    fn summary_names_its_settings_and_lost_records() {
+        let site = SiteSummary {
+            site: "a.c:3".into(),
+            function: "f".into(),
+            test: "t".into(),
+            calls: 10,
+            sampled: 4,
+            started: 1,
+            skipped_concurrency: 1,
+            skipped_budget: 2,
+            skipped_in_pod: 0,
+            skipped_cgroup: 0,
+        };
+        let settings = [("INVITE_MAX_OVERHEAD", "10".to_string())];
+        let line = summary_line(1_764_000_000_000_000_000, "h", 7, 3, &settings, &[site]);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["kind"], "summary");
+        assert_eq!(v["lost"], 3);
+        assert_eq!(v["settings"]["INVITE_MAX_OVERHEAD"], "10");
+        assert_eq!(v["sites"][0]["skipped"]["budget"], 2);
     }
 }

@@ -278,7 +278,24 @@ impl Runtime {
             })
             .collect();
         let lost = self.shared().lost.load(Ordering::Relaxed);
-        let line = journal::summary_line(journal::now_ns(), &self.host, self.pid, lost, &rows);
+        let settings: Vec<(&str, String)> = self.config.as_ref().map_or_else(Vec::new, |c| {
+            vec![
+                (
+                    "INVITE_MAX_OVERHEAD",
+                    c.max_overhead
+                        .map_or_else(|| "off".to_string(), |p| p.to_string()),
+                ),
+                ("INVITE_MAX_CONCURRENT", c.max_concurrent.to_string()),
+            ]
+        });
+        let line = journal::summary_line(
+            journal::now_ns(),
+            &self.host,
+            self.pid,
+            lost,
+            &settings,
+            &rows,
+        );
         self.write_line(&line);
     }
 }

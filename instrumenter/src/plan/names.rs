@@ -104,6 +104,30 @@ const LIBC: &[&str] = &[
     "write",
 ];
 
+/// The identifiers the rewrite generates: `invite_site_N`, `invite_ret`, the renamed original
+/// (`invite_original_NAME`, `INVITE_ORIGINAL_NAME`) and `INVITE_DEFINED_` markers.
+fn generated(name: &str) -> bool {
+    name == "invite_ret"
+        || name
+            .strip_prefix("invite_site_")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        || ["invite_original_", "INVITE_ORIGINAL_", "INVITE_DEFINED_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+}
+
+/// Every `invite_`/`INVITE_` identifier and `ckpt` in the runtime's header the output includes.
+fn runtime_names() -> &'static std::collections::HashSet<&'static str> {
+    static NAMES: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        crate::runtime::HEADER
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("invite_") || w.starts_with("INVITE_") || *w == "ckpt")
+            .collect()
+    })
+}
+
 /// Every name the `.ic` defines at its top level, with its offset: tests, and the names that
 /// helper code defines (`static int seen;`, `static int helper(int a) {...}`).
 pub fn defined(ic_src: &Source, ic: &IcFile) -> Vec<(String, usize)> {
@@ -174,8 +198,10 @@ pub fn check(
 ) -> Result<(), Diagnostic> {
     let targets: Names = targets.iter().map(|t| t.as_bytes()).collect();
     for (name, at) in names {
-        let why = if name.starts_with("invite_") || name.starts_with("INVITE_") {
+        let why = if generated(name) {
             Some("is reserved for the identifiers invite-precompile generates".to_string())
+        } else if runtime_names().contains(name.as_str()) {
+            Some("is a name of the invite runtime (invite.h)".to_string())
         } else if name
             .strip_prefix('_')
             .is_some_and(|t| targets.contains(t.as_bytes()))

@@ -33,6 +33,7 @@ mod config;
 mod headroom;
 mod journal;
 mod keep;
+mod ledger;
 mod live;
 mod outcome;
 mod ownfd;

@@ -11,7 +11,6 @@ use crate::runtime::Runtime;
 use crate::site::Site;
 use crate::snapshot::PodKind;
 use crate::sys;
-use std::sync::atomic::Ordering;
 
 /// Output kept per pod: the tail, which is what ended it.
 pub const OUTPUT_TAIL: usize = 16 * 1024;
@@ -243,14 +242,7 @@ pub fn finish(
     keep: Option<(i32, Keep)>,
 ) {
     let (outcome, exit_code, signal, message) = decide(info, &ending);
-    let shared = rt.shared();
-    shared
-        .overhead_ns
-        .fetch_add(ending.cpu_ns, Ordering::Relaxed);
-    shared
-        .pod_cpu_ns
-        .fetch_add(ending.cpu_ns, Ordering::Relaxed);
-    shared.pods_finished.fetch_add(1, Ordering::Relaxed);
+    rt.ledger().pod_ended(ending.cpu_ns);
     let output = tail_utf8(&ending.output, ending.output_cut);
     let rec = TestRecord {
         time_ns: journal::now_ns(),
@@ -285,7 +277,7 @@ pub fn finish(
         None => rec,
     };
     rt.write_test(&rec);
-    shared.running.fetch_sub(1, Ordering::AcqRel);
+    rt.ledger().release();
 }
 
 /// Where kept pods go (opened and checked at start-up, before any scratch may cover it).

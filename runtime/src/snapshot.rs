@@ -10,7 +10,6 @@ use crate::site::Site;
 use crate::supervise;
 use crate::sys;
 use std::fmt;
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 /// Which side of a checkpoint this process is on.
@@ -134,7 +133,7 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     let reserved = matches!(kind, PodKind::Site { .. });
     let release = |rt: &Runtime| {
         if reserved {
-            rt.shared().running.fetch_sub(1, Ordering::AcqRel);
+            rt.ledger().release();
         }
     };
     let Some(cfg) = rt.config.as_ref() else {
@@ -159,7 +158,7 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         ));
     }
     if !reserved {
-        let running = rt.shared().running.load(Ordering::Relaxed) as u64;
+        let running = rt.ledger().running() as u64;
         if let Some(why) = crate::headroom::no_room(running + 1) {
             return Err(fail(libc::EAGAIN, format!("no pod is started: {why}")));
         }
@@ -185,11 +184,11 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     let id = rt.next_pod_id();
     let host_pid = sys::getpid();
     if !reserved {
-        rt.shared().running.fetch_add(1, Ordering::AcqRel);
+        rt.ledger().reserve_any();
     }
     if let Some(warm) = plan.and_then(|p| crate::warm::try_start(rt, p, kind, id, host_pid)) {
         return warm.map_err(|e| {
-            rt.shared().running.fetch_sub(1, Ordering::AcqRel);
+            rt.ledger().release();
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             fail(errno, format!("fork: {e}"))
         });
@@ -197,13 +196,13 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     let t0 = sys::monotonic_ns();
     match sys::fork() {
         Err(e) => {
-            rt.shared().running.fetch_sub(1, Ordering::AcqRel);
+            rt.ledger().release();
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             Err(fail(errno, format!("fork: {e}")))
         }
         Ok(sys::Forked::Parent(pid)) => {
             let pause = sys::monotonic_ns() - t0;
-            rt.shared().overhead_ns.fetch_add(pause, Ordering::Relaxed);
+            rt.ledger().charge(pause);
             crate::reap::watch(pid);
             Ok(Ckpt::Original)
         }

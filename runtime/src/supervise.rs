@@ -9,7 +9,6 @@ use crate::pod::{self, Channels, PodSpec, Side};
 use crate::record::{self, keep_dir, read_frames, read_output, Ending, PodInfo};
 use crate::runtime::Runtime;
 use crate::sys;
-use std::sync::atomic::Ordering;
 
 /// In the supervisor (the host's child). Returns only in the pod's test process.
 pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
@@ -20,7 +19,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
     sys::reset_signal_handlers(&signals);
     // What the pod pins while its supervisor lives (the scratch) must go before the host does.
     pod::oom_first();
-    measure_cow_cost_once(rt);
+    rt.ledger().measure_cow_fault_once();
     let host_pidfd = sys::pidfd_open(info.host_pid).ok();
     if sys::getppid() != info.host_pid {
         sys::exit_now(0); // the host is already gone
@@ -63,7 +62,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
         cwd,
         timeout_ms: info.timeout_ms,
         signals: Some(&signals),
-        own_page: rt.shared() as *const _ as usize,
+        own_page: rt.ledger() as *const _ as usize,
     };
     match pod::build(&spec, &ch) {
         Ok(Side::Test) => rt.become_pod(&info.path),
@@ -107,17 +106,6 @@ fn drop_host_fds(own: &[i32]) {
         let _ = sys::dup2(null, 0);
         let _ = sys::dup2(null, 1);
         sys::close(null);
-    }
-}
-
-/// The first supervisor measures what a copy-on-write fault costs, for the budget (before it
-/// enters the pod's PID namespace, where it could not fork again once the pod has ended).
-pub(crate) fn measure_cow_cost_once(rt: &Runtime) {
-    let shared = rt.shared();
-    if shared.cow_fault_ns.load(Ordering::Relaxed) == 0 {
-        if let Some(ns) = sys::measure_cow_fault_ns() {
-            shared.cow_fault_ns.store(ns, Ordering::Relaxed);
-        }
     }
 }
 

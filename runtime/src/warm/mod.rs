@@ -160,7 +160,7 @@ pub fn try_start(
         }
         Ok(sys::Forked::Parent(pid)) => {
             let pause = sys::monotonic_ns() - t0;
-            rt.shared().overhead_ns.fetch_add(pause, Ordering::Relaxed);
+            rt.ledger().charge(pause);
             watch::register(pid, taken.index, id, t0);
             outlive::started(taken.index);
             Some(Ok(Ckpt::Original))
@@ -179,7 +179,7 @@ pub fn try_start(
                 cwd,
                 timeout_ms: info.timeout_ms,
                 signals: None,
-                own_page: rt.shared() as *const _ as usize,
+                own_page: rt.ledger() as *const _ as usize,
             };
             let ch = Channels {
                 status_r: -1,

@@ -236,7 +236,7 @@ impl Watcher {
         }
         // The watcher works for the pods: its CPU time counts against the budget.
         let spent = sys::thread_cpu_ns().saturating_sub(cpu0);
-        rt.shared().overhead_ns.fetch_add(spent, Ordering::Relaxed);
+        rt.ledger().charge(spent);
     }
 
     fn finish(&mut self, rt: &Runtime, mut p: Pod) {

@@ -28,11 +28,13 @@
 //! (implemented in `capi`).
 
 mod admit;
+mod afterfork;
 mod capi;
 mod config;
 mod headroom;
 mod journal;
 mod keep;
+mod kind;
 mod ledger;
 mod live;
 mod outcome;
@@ -54,9 +56,10 @@ mod test_api;
 mod warm;
 
 pub use invite_macros::in_vivo;
+pub use kind::{Ckpt, CkptError};
 pub use live::checkpoint;
 pub use outcome::Outcome;
-pub use snapshot::{ckpt, Ckpt, CkptError};
+pub use snapshot::ckpt;
 pub use test_api::{fail, in_pod, TestResult};
 
 /// The call-site API used by code that `#[in_vivo]` generates. Not for direct use; it may change

@@ -5,11 +5,11 @@
 
 use crate::config::{Isolation, Keep};
 use crate::journal::{self, TestRecord};
+use crate::kind::PodKind;
 use crate::outcome::{signal_name, Outcome};
 use crate::pod;
 use crate::runtime::Runtime;
 use crate::site::Site;
-use crate::snapshot::PodKind;
 use crate::sys;
 
 /// Output kept per pod: the tail, which is what ended it.
@@ -189,7 +189,7 @@ impl Ending {
                     Some(_) if relayed >= crate::relay::MAX_RELAYED => over_cap += 1,
                     Some(r) => {
                         relayed += 1;
-                        rt.write_test(&r.record(journal::now_ns(), &rt.host, rt.pid));
+                        write(rt, &r.record(journal::now_ns(), &rt.host, rt.pid));
                     }
                     None => malformed += 1,
                 },
@@ -233,7 +233,7 @@ impl Ending {
 
 /// Decide, account, keep the pod's files when asked and journal the record; the pod no longer
 /// counts as running.
-pub fn finish(
+pub fn record_end(
     rt: &Runtime,
     info: &PodInfo,
     ending: Ending,
@@ -276,8 +276,19 @@ pub fn finish(
         }
         None => rec,
     };
-    rt.write_test(&rec);
+    write(rt, &rec);
     rt.ledger().release();
+}
+
+/// Write a finished test's record: to the journal file in the host, or to the pod's
+/// supervisor when this process is itself a pod (which relays it, see `relay`). A record the
+/// journal cannot take whole is counted in the summary's `lost`.
+pub fn write(rt: &Runtime, rec: &TestRecord) {
+    if rt.journal_fd() >= 0 {
+        rt.write_line(&rec.to_line());
+    } else if crate::runtime::in_pod() {
+        pod::relay_record(&crate::relay::encode(rec));
+    }
 }
 
 /// Where kept pods go (opened and checked at start-up, before any scratch may cover it).
@@ -312,7 +323,7 @@ pub fn journal_start_failure(site: &'static Site, owner: Option<&'static str>, m
         notes: &[],
         relayed: false,
     };
-    rt.write_test(&rec);
+    write(rt, &rec);
 }
 /// Read what is there; true at end of file.
 pub fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) -> bool {

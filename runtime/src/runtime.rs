@@ -155,7 +155,7 @@ impl Runtime {
     /// The isolation plan, built once (the start-up probe). `Err` names the missing piece.
     pub fn plan(&self) -> Result<&Plan, String> {
         self.plan
-            .get_or_init(Plan::build)
+            .get_or_init(|| Plan::build(crate::pod::make_namespaces, crate::pod::seccomp_program))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -193,8 +193,6 @@ impl Runtime {
             Box::into_raw(Box::new(format!("{path}/"))),
             Ordering::Release,
         );
-        crate::reap::forget();
-        crate::podgroup::forget();
     }
 
     /// In a parked live checkpoint (`live`): pods branched from it count on a page of their own
@@ -207,22 +205,11 @@ impl Runtime {
             Box::into_raw(Box::new(format!("{name}/"))),
             Ordering::Release,
         );
-        crate::reap::forget();
-        crate::warm::forget();
     }
 
-    /// Write a finished test's record: to the journal file in the host, or to the pod's
-    /// supervisor when this process is itself a pod (which relays it, see `relay`). A record the
-    /// journal cannot take whole is counted in the summary's `lost`.
-    pub fn write_test(&self, rec: &journal::TestRecord) {
-        if self.journal_fd() >= 0 {
-            self.write_line(&rec.to_line());
-        } else if in_pod() {
-            crate::pod::relay_record(&crate::relay::encode(rec));
-        }
-    }
-
-    fn write_line(&self, line: &str) {
+    /// Append a line to the journal; a line it cannot take whole is counted in the summary's
+    /// `lost`.
+    pub fn write_line(&self, line: &str) {
         if let Err(e) = journal::append(self.journal_fd(), line) {
             if self.ledger().record_lost() {
                 eprintln!("invite: journal write failed: {e}; the summary counts lost records");

@@ -65,7 +65,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
         own_page: rt.ledger() as *const _ as usize,
     };
     match pod::build(&spec, &ch) {
-        Ok(Side::Test) => rt.become_pod(&info.path),
+        Ok(Side::Test) => crate::afterfork::pod_test(rt, &info.path),
         Ok(Side::Supervisor { child, scratch }) => {
             sys::set_name(c"invite-supervisor");
             // (In a pod, its report descriptor carries the records of the pods nested in it.)
@@ -74,7 +74,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
             own.extend(host_pidfd);
             own.extend(host_ipc);
             drop_host_fds(&own);
-            let mut ending = watch(rt, &info, &ch, child, host_pidfd);
+            let mut ending = await_end(rt, &info, &ch, child, host_pidfd);
             if let Some(fd) = host_ipc {
                 // Unprivileged, the host's namespace is out of reach: the objects go with the
                 // supervisor.
@@ -110,7 +110,7 @@ fn drop_host_fds(own: &[i32]) {
 }
 
 /// Poll the pod's channels, its direct child and the host until the pod is over.
-fn watch(
+fn await_end(
     rt: &Runtime,
     info: &PodInfo,
     ch: &Channels,
@@ -181,7 +181,7 @@ fn finish_record(
     scratch: Option<&pod::Scratch>,
     keep: Option<(i32, Keep)>,
 ) -> ! {
-    record::finish(rt, info, ending, &changed, scratch, keep);
+    record::record_end(rt, info, ending, &changed, scratch, keep);
     sys::exit_now(0)
 }
 

@@ -137,7 +137,7 @@ pub fn checkpoint_at(
         Ok(sys::Forked::Parent(child)) => {
             let pause = sys::monotonic_ns() - t0;
             rt.ledger().charge(pause);
-            crate::reap::watch(child);
+            crate::reap::reap_when_over(child);
             sys::close(host);
             sys::close(alive_w);
             drop(listener);

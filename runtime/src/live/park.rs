@@ -51,6 +51,9 @@ pub fn run(p: Parked) -> u32 {
     sys::set_name(c"invite-ckpt");
     sys::setsid();
     rt.become_checkpoint(&p.name);
+    // The host's reaper thread and warm stock stayed in the host.
+    crate::reap::drop_pending();
+    crate::warm::disown_stock();
     let mut keep = vec![rt.journal_fd(), p.host, p.alive_w, p.listener.as_raw_fd()];
     keep.extend(rt.keep_fd());
     if let Ok(plan) = rt.plan() {

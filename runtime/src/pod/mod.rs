@@ -38,7 +38,7 @@ mod seccomp;
 mod shm;
 
 pub use fds::{scan as scan_fds, FdPlan};
-pub use limits::{oom_first, SHM_BYTES};
+pub use limits::oom_first;
 pub use ns::make_namespaces;
 pub use seccomp::program as seccomp_program;
 

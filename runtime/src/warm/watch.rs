@@ -229,7 +229,7 @@ impl Watcher {
             }
             if p.exited {
                 let p = self.pods.swap_remove(i);
-                self.finish(rt, p);
+                self.close_pod(rt, p);
             } else {
                 i += 1;
             }
@@ -239,7 +239,7 @@ impl Watcher {
         rt.ledger().charge(spent);
     }
 
-    fn finish(&mut self, rt: &Runtime, mut p: Pod) {
+    fn close_pod(&mut self, rt: &Runtime, mut p: Pod) {
         p.pump(rt);
         if p.pidfd >= 0 {
             ownfd::close(p.pidfd);
@@ -260,7 +260,7 @@ impl Watcher {
             Some(b) => (b.scratch.changed(), false),
             None => (Vec::new(), false),
         };
-        record::finish(
+        record::record_end(
             rt,
             &info,
             ending,

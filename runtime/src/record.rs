@@ -461,3 +461,6 @@ fn tail_utf8(b: &[u8], already_cut: u64) -> String {
         s
     }
 }
+
+#[cfg(test)]
+mod tests;

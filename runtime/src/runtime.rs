@@ -70,6 +70,11 @@ extern "C" fn capture_start_cwd() {
 static CAPTURE_CWD: extern "C" fn() = capture_start_cwd;
 
 pub fn get() -> &'static Runtime {
+    // The pure core is unit-tested without the process-wide runtime (which reads the
+    // environment, opens the journal and registers exit and fork handlers).
+    if cfg!(test) {
+        panic!("a unit test started the global runtime");
+    }
     RUNTIME.get_or_init(Runtime::init)
 }
 

@@ -443,3 +443,7 @@ fn build(rt: &Runtime, plan: &Plan, sock: RawFd, n: usize, host: libc::pid_t) ->
     }
     sys::exit_now(0)
 }
+
+#[cfg(test)]
+#[path = "stock_tests.rs"]
+mod tests;

@@ -4,6 +4,7 @@
 //! Where to look: `--dir`, else `$INVITE_CHECKPOINT_DIR`, else the places the runtime uses for this
 //! user — `$XDG_RUNTIME_DIR/invite` and `/tmp/invite-<uid>` — and, for root, every user's.
 
+use invite_vocab::live;
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
@@ -139,10 +140,13 @@ pub fn request(socket: &Path, line: &str, timeout: Option<Duration>) -> Result<F
 
 fn parse_answer(answer: &str) -> Result<Fields, Refused> {
     let answer = answer.trim_end();
-    if let Some(m) = answer.strip_prefix("ERR ") {
+    if let Some(m) = answer
+        .strip_prefix(live::ERR)
+        .and_then(|a| a.strip_prefix(' '))
+    {
         return Err(Refused::Answer(m.to_string()));
     }
-    let Some(rest) = answer.strip_prefix("OK") else {
+    let Some(rest) = answer.strip_prefix(live::OK) else {
         let shown = if answer.is_empty() {
             "no answer (the connection closed)".to_string()
         } else {

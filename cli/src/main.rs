@@ -16,6 +16,8 @@ mod live;
 mod pods;
 mod render;
 mod report;
+#[cfg(test)]
+mod vocab_check;
 
 use std::process::ExitCode;
 

@@ -11,6 +11,7 @@ use crate::pod;
 use crate::runtime::Runtime;
 use crate::site::Site;
 use crate::sys;
+use invite_vocab::phase;
 
 /// Output kept per pod: the tail, which is what ended it.
 pub const OUTPUT_TAIL: usize = 16 * 1024;
@@ -60,7 +61,7 @@ impl PodInfo {
                 function.to_string(),
                 "ckpt".to_string(),
                 format!("{file}:{line}"),
-                "manual",
+                phase::MANUAL,
                 default_timeout,
             ),
             PodKind::Branch {
@@ -71,7 +72,7 @@ impl PodInfo {
                 function.to_string(),
                 "branch".to_string(),
                 format!("{file}:{line}"),
-                "manual",
+                phase::MANUAL,
                 default_timeout,
             ),
         };
@@ -124,9 +125,9 @@ impl PodInfo {
             test: test.to_string(),
             site: site.to_string(),
             phase: match *phase {
-                "pre" => "pre",
-                "post" => "post",
-                _ => "manual",
+                phase::PRE => phase::PRE,
+                phase::POST => phase::POST,
+                _ => phase::MANUAL,
             },
             timeout_ms: timeout.parse().ok()?,
             isolation,

@@ -26,8 +26,8 @@ impl Phase {
     /// The journal's name for the phase.
     pub fn as_str(self) -> &'static str {
         match self {
-            Phase::Pre => "pre",
-            Phase::Post => "post",
+            Phase::Pre => invite_vocab::phase::PRE,
+            Phase::Post => invite_vocab::phase::POST,
         }
     }
 }

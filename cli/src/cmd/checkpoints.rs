@@ -78,7 +78,7 @@ pub fn list(args: ListArgs) -> Result<ExitCode, Error> {
     }
     let mut rows = Vec::new();
     for s in &sockets {
-        match live::request(&s.path, "INFO", Some(INFO_TIMEOUT)) {
+        match live::request(&s.path, invite_vocab::live::INFO, Some(INFO_TIMEOUT)) {
             Ok(f) => rows.push(row(s, &f)),
             Err(Refused::Stale) => {}
             Err(e) => eprintln!("{}: warning: {e}", s.path.display()),
@@ -124,7 +124,8 @@ pub fn branch(args: BranchArgs) -> Result<ExitCode, Error> {
     let s = find(&args.name, args.pid, args.dir)?;
     let mut out = String::new();
     for _ in 0..args.count {
-        let f = live::request(&s.path, "BRANCH", None).map_err(|e| refused(&s, "branch", e))?;
+        let f = live::request(&s.path, invite_vocab::live::BRANCH, None)
+            .map_err(|e| refused(&s, "branch", e))?;
         let pod = f.get("pod").cloned().unwrap_or_else(|| "?".into());
         out.push_str(&format!("started pod {pod} of process {}\n", s.pid));
     }
@@ -134,7 +135,8 @@ pub fn branch(args: BranchArgs) -> Result<ExitCode, Error> {
 
 pub fn drop(args: DropArgs) -> Result<ExitCode, Error> {
     let s = find(&args.name, args.pid, args.dir)?;
-    live::request(&s.path, "DROP", Some(INFO_TIMEOUT)).map_err(|e| refused(&s, "drop", e))?;
+    live::request(&s.path, invite_vocab::live::DROP, Some(INFO_TIMEOUT))
+        .map_err(|e| refused(&s, "drop", e))?;
     let out = format!("dropped checkpoint {} of process {}\n", s.name, s.pid);
     super::write_stdout(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
@@ -161,7 +163,7 @@ fn find(name: &str, pid: Option<u32>, dir: Option<PathBuf>) -> Result<Socket, Er
         // Leave out sockets whose process is gone before calling it ambiguous.
         matching.retain(|s| {
             !matches!(
-                live::request(&s.path, "INFO", Some(INFO_TIMEOUT)),
+                live::request(&s.path, invite_vocab::live::INFO, Some(INFO_TIMEOUT)),
                 Err(Refused::Stale)
             )
         });

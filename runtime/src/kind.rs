@@ -64,7 +64,7 @@ pub(crate) fn fail(errno: i32, message: String) -> CkptError {
 /// What a pod is for.
 #[derive(Clone, Copy)]
 pub enum PodKind {
-    /// An in vivo test at a site; the test body runs in the pod, then `finish` ends it.
+    /// An in vivo test at a site; the test body runs in the pod, then `pod::end_test` ends it.
     Site {
         site: &'static Site,
         owner: Option<&'static str>,

@@ -394,7 +394,7 @@ pub fn report_frame_on(fd: RawFd, tag: u8, payload: &[u8]) {
 }
 
 /// End the test in this pod with a verdict. Never returns.
-pub fn finish(passed: bool, message: Option<&str>) -> ! {
+pub fn end_test(passed: bool, message: Option<&str>) -> ! {
     let mut payload = vec![passed as u8];
     if let Some(m) = message {
         payload.extend_from_slice(m.as_bytes());

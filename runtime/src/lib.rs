@@ -6,8 +6,8 @@
 //! writable file system), runs the test there, journals the outcome, and the original goes on as if
 //! nothing happened.
 //!
-//! The flow of one test, a module per step (a module imports only those after it in the flow,
-//! never back: see the README's "Architecture"):
+//! The flow of one test, a module per step (the modules import each other in no cycle; the
+//! README's "Architecture" lists them in import order):
 //!
 //! ```text
 //! site ─▶ sample ─▶ admit ─▶ snapshot (fork) ─▶ pod (isolate) ─▶ run ─▶ supervise ─▶ record ─▶ journal

@@ -217,6 +217,35 @@ fn runtime_modules_import_each_other_in_no_cycle() {
     );
 }
 
+/// The README's "Architecture" tree lists every module so that each imports only those below it.
+#[test]
+fn the_readme_lists_the_modules_in_import_order() {
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+        .expect("README.md");
+    let tree = readme
+        .split("runtime/src/\n")
+        .nth(1)
+        .expect("the README's tree of runtime/src/");
+    let order: Vec<String> = tree
+        .lines()
+        .map_while(|l| l.strip_prefix("├── ").or_else(|| l.strip_prefix("└── ")))
+        .map(|l| ident_at(l).to_string())
+        .collect();
+    let graph = module_graph(&src_dir());
+    let listed: BTreeSet<&String> = order.iter().collect();
+    let present: BTreeSet<&String> = graph.keys().collect();
+    assert_eq!(listed, present, "the README's tree and runtime/src differ");
+    for (i, module) in order.iter().enumerate() {
+        for target in &graph[module] {
+            let at = order.iter().position(|m| m == target).unwrap();
+            assert!(
+                at > i,
+                "README: {module} imports {target}, which is listed above it"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_reader_sees_the_paths_it_must() {
     let code = code_only(

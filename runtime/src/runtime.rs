@@ -2,9 +2,12 @@
 //! drains running pods and writes the summary record.
 //!
 //! The host owns: the configuration, the journal descriptor, the site registry, the id counter,
-//! and a shared page of counters that supervisors update (pods running, overhead spent). Inside a
-//! pod the same state is re-pointed: ids restart at 1 under the pod's path, records travel to the
-//! pod's supervisor instead of the journal file, and no site tests start.
+//! and the `ledger` on a page shared with its supervisors. Inside a pod the same state is
+//! re-pointed: ids restart at 1 under the pod's path, records travel to the pod's supervisor
+//! instead of the journal file (`record::write`), and no site tests start.
+//!
+//! This module holds state and calls nothing above it: what else a forked child must let go of
+//! is done by the fork sites (`afterfork`, `live`), not from here.
 
 use crate::config::{Config, Isolation};
 use crate::journal;

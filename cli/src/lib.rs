@@ -23,3 +23,5 @@ pub mod reader;
 pub mod render;
 pub mod source;
 pub mod term;
+#[cfg(test)]
+mod vocab_check;

@@ -9,6 +9,7 @@
 //! of at most [`MAX_ANSWER`] bytes that must arrive whole before the exchange's deadline: a socket
 //! that trickles a byte at a time or never ends its line cannot hang the command or grow it.
 
+use invite_vocab::live;
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -230,10 +231,13 @@ pub fn request(socket: &Socket, line: &str, timeout: Duration) -> Result<Fields,
 
 fn parse_answer(answer: &str) -> Result<Fields, Refused> {
     let answer = answer.trim_end();
-    if let Some(m) = answer.strip_prefix("ERR ") {
+    if let Some(m) = answer
+        .strip_prefix(live::ERR)
+        .and_then(|a| a.strip_prefix(' '))
+    {
         return Err(Refused::Answer(m.to_string()));
     }
-    let Some(rest) = answer.strip_prefix("OK") else {
+    let Some(rest) = answer.strip_prefix(live::OK) else {
         let shown = if answer.is_empty() {
             "no answer (the connection closed)".to_string()
         } else {

@@ -151,7 +151,7 @@ fn site_ref(site: *mut Site) -> Option<&'static Site> {
 #[no_mangle]
 pub extern "C" fn invite_pod_exit(passed: c_int) -> ! {
     if crate::runtime::in_pod() {
-        crate::pod::finish(passed != 0, None);
+        crate::pod::end_test(passed != 0, None);
     }
     // Not in a pod: a wrapper reached this without a pod (cannot happen with generated code).
     crate::sys::exit_now(if passed != 0 { 0 } else { 1 })

@@ -15,7 +15,10 @@ use std::sync::OnceLock;
 
 /// What one pod may hold of the host's cgroup that the OOM killer cannot take back from its
 /// processes: the SysV/POSIX IPC bound, plus working room.
-pub const POD_MEMORY: u64 = crate::pod::SHM_BYTES + (64 << 20);
+pub const POD_MEMORY: u64 = SHM_BYTES + (64 << 20);
+/// SysV shared memory a pod's IPC namespace may hold in all (`shmall`): a segment that would take
+/// the total past it fails with ENOSPC, whatever `shmmax` allows. (Applied by `pod::limits`.)
+pub const SHM_BYTES: u64 = 64 << 20;
 /// Processes one pod may have: its PID namespace's `pid_max` (Linux 6.14+), or RLIMIT_NPROC.
 pub const POD_PIDS: u64 = 512;
 /// Processes left to the host whatever its pods do.

@@ -3,6 +3,7 @@
 //! `"truncated": true`). Written only outside pods: by supervisors and the host itself.
 
 use crate::sys;
+use invite_vocab::{field, kind, SCHEMA};
 use std::fmt::Write as _;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -125,28 +126,26 @@ impl TestRecord<'_> {
 
     fn render(&self, output: &str, changed: &[String], truncated: bool) -> String {
         let mut s = String::with_capacity(256 + output.len());
-        s.push_str("{\"schema\":1,\"kind\":\"test\",\"time\":");
-        string(&mut s, &rfc3339(self.time_ns));
-        field_str(&mut s, "host", self.host);
-        let _ = write!(s, ",\"pid\":{}", self.pid);
-        field_str(&mut s, "runtime_version", RUNTIME_VERSION);
-        field_str(&mut s, "pod", self.pod);
-        field_str(&mut s, "site", self.site);
-        field_str(&mut s, "function", self.function);
-        field_str(&mut s, "test", self.test);
-        field_str(&mut s, "phase", self.phase);
-        field_str(&mut s, "outcome", self.outcome);
-        let _ = write!(s, ",\"duration_us\":{}", self.duration_us);
+        head(&mut s, kind::TEST, self.time_ns, self.host, self.pid);
+        field_str(&mut s, field::POD, self.pod);
+        field_str(&mut s, field::SITE, self.site);
+        field_str(&mut s, field::FUNCTION, self.function);
+        field_str(&mut s, field::TEST, self.test);
+        field_str(&mut s, field::PHASE, self.phase);
+        field_str(&mut s, field::OUTCOME, self.outcome);
+        let _ = write!(s, ",\"{}\":{}", field::DURATION_US, self.duration_us);
         match self.exit_code {
             Some(c) => {
-                let _ = write!(s, ",\"exit_code\":{c}");
+                let _ = write!(s, ",\"{}\":{c}", field::EXIT_CODE);
             }
-            None => s.push_str(",\"exit_code\":null"),
+            None => {
+                let _ = write!(s, ",\"{}\":null", field::EXIT_CODE);
+            }
         }
-        field_opt(&mut s, "signal", self.signal);
-        field_opt(&mut s, "message", self.message);
-        field_str(&mut s, "output", output);
-        s.push_str(",\"changed\":[");
+        field_opt(&mut s, field::SIGNAL, self.signal);
+        field_opt(&mut s, field::MESSAGE, self.message);
+        field_str(&mut s, field::OUTPUT, output);
+        let _ = write!(s, ",\"{}\":[", field::CHANGED);
         for (i, c) in changed.iter().enumerate() {
             if i > 0 {
                 s.push(',');
@@ -154,9 +153,9 @@ impl TestRecord<'_> {
             string(&mut s, c);
         }
         s.push(']');
-        field_str(&mut s, "isolation", self.isolation);
+        field_str(&mut s, field::ISOLATION, self.isolation);
         if !self.notes.is_empty() {
-            s.push_str(",\"notes\":[");
+            let _ = write!(s, ",\"{}\":[", field::NOTES);
             for (i, n) in self.notes.iter().enumerate() {
                 if i > 0 {
                     s.push(',');
@@ -166,10 +165,10 @@ impl TestRecord<'_> {
             s.push(']');
         }
         if self.relayed {
-            s.push_str(",\"relayed\":true");
+            let _ = write!(s, ",\"{}\":true", field::RELAYED);
         }
         if truncated {
-            s.push_str(",\"truncated\":true");
+            let _ = write!(s, ",\"{}\":true", field::TRUNCATED);
         }
         s.push_str("}\n");
         s
@@ -204,12 +203,9 @@ pub fn summary_line(
     settings: &[(&str, String)],
     sites: &[SiteSummary],
 ) -> String {
-    let mut s = String::from("{\"schema\":1,\"kind\":\"summary\",\"time\":");
-    string(&mut s, &rfc3339(time_ns));
-    field_str(&mut s, "host", host);
-    let _ = write!(s, ",\"pid\":{pid}");
-    field_str(&mut s, "runtime_version", RUNTIME_VERSION);
-    let _ = write!(s, ",\"lost\":{lost},\"settings\":{{");
+    let mut s = String::new();
+    head(&mut s, kind::SUMMARY, time_ns, host, pid);
+    let _ = write!(s, ",\"{}\":{lost},\"{}\":{{", field::LOST, field::SETTINGS);
     for (i, (name, value)) in settings.iter().enumerate() {
         if i > 0 {
             s.push(',');
@@ -218,26 +214,37 @@ pub fn summary_line(
         s.push(':');
         string(&mut s, value);
     }
-    s.push_str("},\"sites\":[");
+    let _ = write!(s, "}},\"{}\":[", field::SITES);
     for (i, t) in sites.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
-        s.push_str("{\"site\":");
+        let _ = write!(s, "{{\"{}\":", field::SITE);
         string(&mut s, &t.site);
-        field_str(&mut s, "function", &t.function);
-        field_str(&mut s, "test", &t.test);
+        field_str(&mut s, field::FUNCTION, &t.function);
+        field_str(&mut s, field::TEST, &t.test);
         let _ = write!(
             s,
-            ",\"calls\":{},\"sampled\":{},\"started\":{},\"skipped\":{{\"concurrency\":{},\"budget\":{},\"in_pod\":{},\"cgroup\":{}}}}}",
+            ",\"{}\":{},\"{}\":{},\"{}\":{},\"{}\":{{",
+            field::CALLS,
             t.calls,
+            field::SAMPLED,
             t.sampled,
+            field::STARTED,
             t.started,
+            field::SKIPPED
+        );
+        let skipped = [
             t.skipped_concurrency,
             t.skipped_budget,
             t.skipped_in_pod,
-            t.skipped_cgroup
-        );
+            t.skipped_cgroup,
+        ];
+        for (j, (reason, n)) in field::SKIPPED_REASONS.iter().zip(skipped).enumerate() {
+            let comma = if j > 0 { "," } else { "" };
+            let _ = write!(s, "{comma}\"{reason}\":{n}");
+        }
+        s.push_str("}}");
     }
     s.push_str("]}\n");
     s
@@ -300,6 +307,21 @@ impl Drop for Locked {
         let _ = sys::lock_whole_file(self.0, false);
         LOCK_OWNER.store(0, Ordering::Release);
     }
+}
+
+/// The fields every record starts with: schema, kind, time, host, pid, runtime version.
+fn head(s: &mut String, kind: &str, time_ns: u128, host: &str, pid: i32) {
+    let _ = write!(
+        s,
+        "{{\"{}\":{SCHEMA},\"{}\":\"{kind}\",\"{}\":",
+        field::SCHEMA,
+        field::KIND,
+        field::TIME
+    );
+    string(s, &rfc3339(time_ns));
+    field_str(s, field::HOST, host);
+    let _ = write!(s, ",\"{}\":{pid}", field::PID);
+    field_str(s, field::RUNTIME_VERSION, RUNTIME_VERSION);
 }
 
 fn field_str(s: &mut String, name: &str, v: &str) {
@@ -411,6 +433,61 @@ mod tests {
         assert_eq!(v["changed"][0], "/tmp/a\nb");
         assert_eq!(v["exit_code"], serde_json::Value::Null);
         assert_eq!(v["time"], "2025-11-24T16:00:00.123456Z");
+    }
+
+    /// The exact bytes: the journal's format is a contract with every reader of old journals.
+    #[test]
+    fn records_are_written_byte_for_byte_as_schema_1_says() {
+        let notes = vec!["n".to_string()];
+        let line = TestRecord {
+            exit_code: Some(3),
+            notes: &notes,
+            relayed: true,
+            ..rec("o", &[])
+        }
+        .to_line();
+        let v = RUNTIME_VERSION;
+        assert_eq!(
+            line,
+            format!(
+                "{{\"schema\":1,\"kind\":\"test\",\"time\":\"2025-11-24T16:00:00.123456Z\",\
+                 \"host\":\"h\",\"pid\":7,\"runtime_version\":\"{v}\",\"pod\":\"2/1\",\
+                 \"site\":\"bank.c:12\",\"function\":\"withdraw\",\"test\":\"check \\\"funds\\\"\",\
+                 \"phase\":\"pre\",\"outcome\":\"fail\",\"duration_us\":42,\"exit_code\":3,\
+                 \"signal\":\"SIGABRT\",\"message\":null,\"output\":\"o\",\"changed\":[],\
+                 \"isolation\":\"pod\",\"notes\":[\"n\"],\"relayed\":true}}\n"
+            )
+        );
+        let row = SiteSummary {
+            site: "a.c:3".into(),
+            function: "f".into(),
+            test: "t".into(),
+            calls: 10,
+            sampled: 3,
+            started: 2,
+            skipped_concurrency: 1,
+            skipped_budget: 4,
+            skipped_in_pod: 5,
+            skipped_cgroup: 6,
+        };
+        assert_eq!(
+            summary_line(
+                1_764_000_000_123_456_789,
+                "h",
+                7,
+                2,
+                &[("INVITE_MAX_CONCURRENT", "4".to_string())],
+                &[row]
+            ),
+            format!(
+                "{{\"schema\":1,\"kind\":\"summary\",\"time\":\"2025-11-24T16:00:00.123456Z\",\
+                 \"host\":\"h\",\"pid\":7,\"runtime_version\":\"{v}\",\"lost\":2,\
+                 \"settings\":{{\"INVITE_MAX_CONCURRENT\":\"4\"}},\"sites\":[\
+                 {{\"site\":\"a.c:3\",\"function\":\"f\",\"test\":\"t\",\"calls\":10,\"sampled\":3,\
+                 \"started\":2,\"skipped\":{{\"concurrency\":1,\"budget\":4,\"in_pod\":5,\
+                 \"cgroup\":6}}}}]}}\n"
+            )
+        );
     }
 
     #[test]

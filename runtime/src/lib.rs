@@ -6,33 +6,38 @@
 //! writable file system), runs the test there, journals the outcome, and the original goes on as if
 //! nothing happened.
 //!
-//! The flow of one test, a module per step:
+//! The flow of one test, a module per step (the modules import each other in no cycle; the
+//! README's "Architecture" lists them in import order):
 //!
 //! ```text
-//! site ─▶ sample ─▶ admit ─▶ snapshot (fork) ─▶ pod (isolate) ─▶ run ─▶ supervise ─▶ journal
+//! site ─▶ sample ─▶ admit ─▶ snapshot (fork) ─▶ pod (isolate) ─▶ run ─▶ supervise ─▶ record ─▶ journal
 //! ```
 //!
-//! * [`site`] — the static record of a call site and its one-nanosecond fast path.
-//! * `sample`, `admit` — probability countdown, concurrency cap, CPU budget.
+//! * [`site`] — the static record of a call site.
+//! * `sample` — the site's one-nanosecond fast path, the probability countdown.
+//! * `admit` — concurrency cap, cgroup room, CPU budget, over the `ledger` of shared counters.
 //! * `snapshot` — the fork of the host (the only pause it sees) and the supervisor.
 //! * `warm` — as root, the fast way in: the host forks the test itself into a mount namespace
-//!   built ahead of time (a "blank"), supervised by the watcher thread (`reap`).
+//!   built ahead of time (a "blank"), supervised by the watcher, a duty of the reaper (`reap`).
 //! * `pod` — the isolation steps run in the child, planned beforehand by `plan`.
 //! * `supervise` — the supervisor process of a cold pod: deadline, output capture, changed files.
 //! * `record` — the outcome and the journal line, for both kinds of supervisor.
 //! * `ownfd` — the runtime's own descriptors, which no pod inherits.
-//! * `journal` — JSON Lines records, one `write` each.
+//! * `journal` — JSON Lines records, one `write` each, in `invite_vocab`'s words.
 //! * `live` — named live checkpoints ([`checkpoint()`]) that an operator branches into pods later.
 //!
 //! Rust code uses [`ckpt()`] directly or the [`in_vivo`] attribute; C code uses `invite.h`
 //! (implemented in `capi`).
 
 mod admit;
+mod afterfork;
 mod capi;
 mod config;
 mod headroom;
 mod journal;
 mod keep;
+mod kind;
+mod ledger;
 mod live;
 mod outcome;
 mod ownfd;
@@ -53,9 +58,10 @@ mod test_api;
 mod warm;
 
 pub use invite_macros::in_vivo;
+pub use kind::{Ckpt, CkptError};
 pub use live::checkpoint;
 pub use outcome::Outcome;
-pub use snapshot::{ckpt, Ckpt, CkptError};
+pub use snapshot::ckpt;
 pub use test_api::{fail, in_pod, TestResult};
 
 /// The call-site API used by code that `#[in_vivo]` generates. Not for direct use; it may change

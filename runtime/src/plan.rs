@@ -68,7 +68,13 @@ pub struct Plan {
 pub const SCRATCH_BYTES: u64 = 256 << 20;
 
 impl Plan {
-    pub fn build() -> Result<Plan, String> {
+    /// Probe the host and plan the pods' isolation. `make_namespaces` makes the network (and,
+    /// not as root, user) namespaces pods will join; `seccomp` is the pods' filter (both are
+    /// `pod`'s, which carries the plan out).
+    pub fn build(
+        make_namespaces: impl FnOnce() -> Result<(RawFd, Option<RawFd>), String>,
+        seccomp: impl FnOnce() -> Vec<sys::Insn>,
+    ) -> Result<Plan, String> {
         let info = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("isolation unavailable: cannot read /proc/self/mountinfo: {e}"))?;
         let mut mounts = classify(&info);
@@ -85,7 +91,7 @@ impl Plan {
                     .status();
             }
         }
-        let (netns_fd, userns_fd) = crate::pod::make_namespaces()?;
+        let (netns_fd, userns_fd) = make_namespaces()?;
         crate::ownfd::mark(netns_fd);
         userns_fd.into_iter().for_each(crate::ownfd::mark);
         let scratch_mountpoint = ["/tmp", "/mnt", "/var/tmp", "/run"]
@@ -111,7 +117,7 @@ impl Plan {
             userns_fd,
             scratch_mountpoint,
             scratch_bytes: SCRATCH_BYTES,
-            seccomp: crate::pod::seccomp_program(),
+            seccomp: seccomp(),
             proc_masks: present("/proc", PROC_MASKS),
             sys_masks: present("/sys", SYS_MASKS),
             bound,

@@ -33,7 +33,7 @@ static MADE: Once = Once::new();
 static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// In the host, before a pod is forked: make the pods' group once.
-pub fn ensure(max_concurrent: u32) {
+pub fn ensure(max_concurrent: u32, want_pids: bool) {
     MADE.call_once(|| {
         let pids = headroom::POD_PIDS * max_concurrent as u64;
         let room = headroom::memory_room();
@@ -42,7 +42,6 @@ pub fn ensure(max_concurrent: u32) {
         // Only what bounds something: the process count where a PID namespace does not bound
         // a pod by itself (before Linux 6.14), memory where the host's cgroups limit it. Each
         // group joined is a cgroup migration on every pod's way in.
-        let want_pids = !crate::pod::pid_max_per_ns();
         let name = format!("invite-{}", sys::getpid());
         let mut slot = 0;
         let mut v2_done: Option<PathBuf> = None;
@@ -148,7 +147,7 @@ pub fn join() {
 
 /// In a fresh fork that is not a pod's test (a live checkpoint, a pod's own nested pods): the
 /// group's descriptors are the host's.
-pub fn forget() {
+pub fn disown() {
     for p in &PROCS {
         p.store(-1, Ordering::Relaxed);
     }

@@ -9,12 +9,25 @@
 //! `PICKUP_MS`, so a supervisor is a zombie at most that long after it exits. A pod (a fork
 //! without the thread) starts its own reaper when it needs one.
 //!
-//! The same thread is the watcher of warm pods (`warm::Watcher`): it keeps their stock of blanks
-//! full and supervises the warm tests, which the host rings it for (an eventfd) as it forks them.
+//! The same thread has one more duty when warm pods are on: `warm` registers its watcher
+//! (`reap::add_duty`), which keeps their stock of blanks full and supervises the warm tests. The
+//! reaper knows it only as a `Duty`: the flow goes from `warm` to here, never back.
 
 use crate::sys;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::sync::OnceLock;
+
+/// Work the reaper thread does besides reaping, in the same poll.
+pub trait Duty {
+    /// Add the descriptors to poll to `fds`; the poll's timeout in milliseconds, if any.
+    fn prepare(&mut self, fds: &mut Vec<RawFd>) -> Option<i32>;
+    /// After the poll: `rev[i]` are the events of `fds[i]` (the reaper's own come first).
+    fn handle(&mut self, rev: &[i16]);
+}
+
+/// The extra duty's maker, set once; the thread makes the duty when it first sees it set.
+static DUTY: OnceLock<fn() -> Box<dyn Duty>> = OnceLock::new();
 
 const SLOTS: usize = 256;
 const PICKUP_MS: i32 = 20;
@@ -27,7 +40,7 @@ const RUNNING: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(STOPPED);
 
 /// Hand a supervisor's pid to the reaper (starting it on first use).
-pub fn watch(pid: libc::pid_t) {
+pub fn reap_when_over(pid: libc::pid_t) {
     ensure();
     for slot in &PENDING {
         if slot
@@ -46,19 +59,26 @@ pub fn own_fds() -> [RawFd; 0] {
     []
 }
 
-/// In a new pod or checkpoint: the reaper thread did not survive the fork; forget its work.
-pub fn forget() {
+/// In a new pod or checkpoint: the reaper thread did not survive the fork; drop its pending
+/// pids (async-signal-safe: stores only).
+pub fn drop_pending() {
     for slot in &PENDING {
         slot.store(0, Ordering::Relaxed);
     }
     STATE.store(STOPPED, Ordering::Release);
 }
 
-/// In the child of any fork of the host (its own workers included): the watcher thread and the
-/// warm pods' stock stayed in the parent.
+/// In the child of any fork of the host (its own workers included): the reaper thread stayed in
+/// the parent.
 extern "C" fn after_fork() {
-    forget();
-    crate::warm::forget();
+    drop_pending();
+}
+
+/// Give the reaper thread one more duty (once per process; later calls are ignored) and make
+/// sure it runs.
+pub fn add_duty(make: fn() -> Box<dyn Duty>) {
+    let _ = DUTY.set(make);
+    ensure();
 }
 
 pub fn ensure() {
@@ -83,7 +103,7 @@ pub fn ensure() {
 fn run() {
     sys::lower_thread_priority(5);
     let mut watched: Vec<(libc::pid_t, RawFd)> = Vec::new();
-    let mut warm = crate::warm::Watcher::new();
+    let mut duty: Option<Box<dyn Duty>> = None;
     let mut fds: Vec<RawFd> = Vec::new();
     let mut rev: Vec<i16> = Vec::new();
     loop {
@@ -100,14 +120,17 @@ fn run() {
         }
         fds.clear();
         fds.extend(watched.iter().map(|(_, fd)| *fd));
-        let warm_timeout = warm.prepare(&mut fds);
+        if duty.is_none() {
+            duty = DUTY.get().map(|make| make());
+        }
+        let duty_timeout = duty.as_mut().and_then(|d| d.prepare(&mut fds));
         rev.clear();
         rev.resize(fds.len(), 0);
         if fds.is_empty() {
             std::thread::sleep(std::time::Duration::from_millis(PICKUP_MS as u64));
             continue;
         }
-        let timeout = warm_timeout.map_or(PICKUP_MS, |t| t.min(PICKUP_MS));
+        let timeout = duty_timeout.map_or(PICKUP_MS, |t| t.min(PICKUP_MS));
         let _ = sys::poll_in(&fds, timeout, &mut rev);
         for i in (0..watched.len()).rev() {
             if rev[i] != 0 {
@@ -117,6 +140,8 @@ fn run() {
             }
         }
         // A bug in the bookkeeping of one pod must not end the thread that watches all pods.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| warm.handle(&rev)));
+        if let Some(d) = duty.as_mut() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.handle(&rev)));
+        }
     }
 }

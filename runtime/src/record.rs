@@ -5,13 +5,13 @@
 
 use crate::config::{Isolation, Keep};
 use crate::journal::{self, TestRecord};
+use crate::kind::PodKind;
 use crate::outcome::{signal_name, Outcome};
 use crate::pod;
 use crate::runtime::Runtime;
 use crate::site::Site;
-use crate::snapshot::PodKind;
 use crate::sys;
-use std::sync::atomic::Ordering;
+use invite_vocab::phase;
 
 /// Output kept per pod: the tail, which is what ended it.
 pub const OUTPUT_TAIL: usize = 16 * 1024;
@@ -61,7 +61,7 @@ impl PodInfo {
                 function.to_string(),
                 "ckpt".to_string(),
                 format!("{file}:{line}"),
-                "manual",
+                phase::MANUAL,
                 default_timeout,
             ),
             PodKind::Branch {
@@ -72,7 +72,7 @@ impl PodInfo {
                 function.to_string(),
                 "branch".to_string(),
                 format!("{file}:{line}"),
-                "manual",
+                phase::MANUAL,
                 default_timeout,
             ),
         };
@@ -125,9 +125,9 @@ impl PodInfo {
             test: test.to_string(),
             site: site.to_string(),
             phase: match *phase {
-                "pre" => "pre",
-                "post" => "post",
-                _ => "manual",
+                phase::PRE => phase::PRE,
+                phase::POST => phase::POST,
+                _ => phase::MANUAL,
             },
             timeout_ms: timeout.parse().ok()?,
             isolation,
@@ -190,7 +190,7 @@ impl Ending {
                     Some(_) if relayed >= crate::relay::MAX_RELAYED => over_cap += 1,
                     Some(r) => {
                         relayed += 1;
-                        rt.write_test(&r.record(journal::now_ns(), &rt.host, rt.pid));
+                        write(rt, &r.record(journal::now_ns(), &rt.host, rt.pid));
                     }
                     None => malformed += 1,
                 },
@@ -234,7 +234,7 @@ impl Ending {
 
 /// Decide, account, keep the pod's files when asked and journal the record; the pod no longer
 /// counts as running.
-pub fn finish(
+pub fn record_end(
     rt: &Runtime,
     info: &PodInfo,
     ending: Ending,
@@ -243,14 +243,7 @@ pub fn finish(
     keep: Option<(i32, Keep)>,
 ) {
     let (outcome, exit_code, signal, message) = decide(info, &ending);
-    let shared = rt.shared();
-    shared
-        .overhead_ns
-        .fetch_add(ending.cpu_ns, Ordering::Relaxed);
-    shared
-        .pod_cpu_ns
-        .fetch_add(ending.cpu_ns, Ordering::Relaxed);
-    shared.pods_finished.fetch_add(1, Ordering::Relaxed);
+    rt.ledger().pod_ended(ending.cpu_ns);
     let output = tail_utf8(&ending.output, ending.output_cut);
     let rec = TestRecord {
         time_ns: journal::now_ns(),
@@ -284,8 +277,19 @@ pub fn finish(
         }
         None => rec,
     };
-    rt.write_test(&rec);
-    shared.running.fetch_sub(1, Ordering::AcqRel);
+    write(rt, &rec);
+    rt.ledger().release();
+}
+
+/// Write a finished test's record: to the journal file in the host, or to the pod's
+/// supervisor when this process is itself a pod (which relays it, see `relay`). A record the
+/// journal cannot take whole is counted in the summary's `lost`.
+pub fn write(rt: &Runtime, rec: &TestRecord) {
+    if rt.journal_fd() >= 0 {
+        rt.write_line(&rec.to_line());
+    } else if crate::runtime::in_pod() {
+        pod::relay_record(&crate::relay::encode(rec));
+    }
 }
 
 /// Where kept pods go (opened and checked at start-up, before any scratch may cover it).
@@ -320,7 +324,7 @@ pub fn journal_start_failure(site: &'static Site, owner: Option<&'static str>, m
         notes: &[],
         relayed: false,
     };
-    rt.write_test(&rec);
+    write(rt, &rec);
 }
 /// Read what is there; true at end of file.
 pub fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) -> bool {
@@ -458,3 +462,6 @@ fn tail_utf8(b: &[u8], already_cut: u64) -> String {
         s
     }
 }
+
+#[cfg(test)]
+mod tests;

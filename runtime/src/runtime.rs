@@ -2,12 +2,16 @@
 //! drains running pods and writes the summary record.
 //!
 //! The host owns: the configuration, the journal descriptor, the site registry, the id counter,
-//! and a shared page of counters that supervisors update (pods running, overhead spent). Inside a
-//! pod the same state is re-pointed: ids restart at 1 under the pod's path, records travel to the
-//! pod's supervisor instead of the journal file, and no site tests start.
+//! and the `ledger` on a page shared with its supervisors. Inside a pod the same state is
+//! re-pointed: ids restart at 1 under the pod's path, records travel to the pod's supervisor
+//! instead of the journal file (`record::write`), and no site tests start.
+//!
+//! This module holds state and calls nothing above it: what else a forked child must let go of
+//! is done by the fork sites (`afterfork`, `live`), not from here.
 
 use crate::config::{Config, Isolation};
 use crate::journal;
+use crate::ledger::Ledger;
 use crate::plan::Plan;
 use crate::site::Site;
 use crate::sys;
@@ -15,22 +19,6 @@ use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
-
-/// Counters shared (MAP_SHARED) between the host and its supervisors.
-#[repr(C)]
-pub struct Shared {
-    /// Pods started and not yet finished (slots reserved by admission included).
-    pub running: AtomicU32,
-    /// Host pauses plus finished pods' CPU time, in nanoseconds.
-    pub overhead_ns: AtomicU64,
-    /// Finished pods and their total CPU time, for the estimate of a running pod's cost.
-    pub pods_finished: AtomicU64,
-    pub pod_cpu_ns: AtomicU64,
-    /// The cost of one copy-on-write fault, measured once by the first supervisor (0: not yet).
-    pub cow_fault_ns: AtomicU64,
-    /// Records that could not be written to the journal (the summary's `lost`).
-    pub lost: AtomicU64,
-}
 
 /// Per-site counters for the summary.
 #[derive(Default)]
@@ -57,7 +45,8 @@ pub struct Runtime {
     journal_fd: AtomicI32,
     /// The checked `INVITE_POD_DIR` (-1: no pod is kept).
     keep_fd: AtomicI32,
-    shared: AtomicPtr<Shared>,
+    /// The ledger, on a page shared with the supervisors (`ledger`).
+    ledger: AtomicPtr<Ledger>,
     next_id: AtomicU32,
     /// The host's minor faults and finished pods at the last admission (copy-on-write charge).
     pub last_minor_faults: AtomicU64,
@@ -84,6 +73,11 @@ extern "C" fn capture_start_cwd() {
 static CAPTURE_CWD: extern "C" fn() = capture_start_cwd;
 
 pub fn get() -> &'static Runtime {
+    // The pure core is unit-tested without the process-wide runtime (which reads the
+    // environment, opens the journal and registers exit and fork handlers).
+    if cfg!(test) {
+        panic!("a unit test started the global runtime");
+    }
     RUNTIME.get_or_init(Runtime::init)
 }
 
@@ -130,7 +124,7 @@ impl Runtime {
             }
         }
         let keep_fd = open_pod_dir(config.as_mut());
-        let shared = new_shared();
+        let ledger = new_ledger();
         crate::pod::read_fault_injection();
         crate::pod::probe_kernel();
         sys::at_exit(on_exit);
@@ -142,7 +136,7 @@ impl Runtime {
             plan: OnceLock::new(),
             journal_fd: AtomicI32::new(journal_fd),
             keep_fd: AtomicI32::new(keep_fd),
-            shared: AtomicPtr::new(shared),
+            ledger: AtomicPtr::new(ledger),
             next_id: AtomicU32::new(0),
             prefix: AtomicPtr::new(std::ptr::null_mut()),
             last_minor_faults: AtomicU64::new(0),
@@ -151,10 +145,10 @@ impl Runtime {
         }
     }
 
-    pub fn shared(&self) -> &Shared {
+    pub fn ledger(&self) -> &Ledger {
         // SAFETY: the pointer is a live MAP_SHARED page for the life of the process (replaced,
         // never unmapped, when a pod re-points its state).
-        unsafe { &*self.shared.load(Ordering::Relaxed) }
+        unsafe { &*self.ledger.load(Ordering::Relaxed) }
     }
 
     pub fn journal_fd(&self) -> RawFd {
@@ -169,7 +163,7 @@ impl Runtime {
     /// The isolation plan, built once (the start-up probe). `Err` names the missing piece.
     pub fn plan(&self) -> Result<&Plan, String> {
         self.plan
-            .get_or_init(Plan::build)
+            .get_or_init(|| Plan::build(crate::pod::make_namespaces, crate::pod::seccomp_program))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -198,7 +192,7 @@ impl Runtime {
         self.keep_fd.store(-1, Ordering::Relaxed);
         // The host's page of counters was left shared (not copied) by the pod's setup: it goes.
         let host_page_mapped = SHARED_MAPPED.load(Ordering::Relaxed);
-        let host_page = self.shared.swap(new_shared(), Ordering::Relaxed);
+        let host_page = self.ledger.swap(new_ledger(), Ordering::Relaxed);
         if host_page_mapped {
             sys::unmap_page(host_page.cast(), sys::page_size());
         }
@@ -207,38 +201,25 @@ impl Runtime {
             Box::into_raw(Box::new(format!("{path}/"))),
             Ordering::Release,
         );
-        crate::reap::forget();
-        crate::podgroup::forget();
     }
 
     /// In a parked live checkpoint (`live`): pods branched from it count on a page of their own
     /// (not against the host's concurrency and budget), are numbered 1, 2, 3 under `NAME/`, and
     /// are reaped by the checkpoint, whose copy of the host's reaper pipe is dropped.
     pub fn become_checkpoint(&self, name: &str) {
-        self.shared.store(new_shared(), Ordering::Relaxed);
+        self.ledger.store(new_ledger(), Ordering::Relaxed);
         self.next_id.store(0, Ordering::Relaxed);
         self.prefix.store(
             Box::into_raw(Box::new(format!("{name}/"))),
             Ordering::Release,
         );
-        crate::reap::forget();
-        crate::warm::forget();
     }
 
-    /// Write a finished test's record: to the journal file in the host, or to the pod's
-    /// supervisor when this process is itself a pod (which relays it, see `relay`). A record the
-    /// journal cannot take whole is counted in the summary's `lost`.
-    pub fn write_test(&self, rec: &journal::TestRecord) {
-        if self.journal_fd() >= 0 {
-            self.write_line(&rec.to_line());
-        } else if in_pod() {
-            crate::pod::relay_record(&crate::relay::encode(rec));
-        }
-    }
-
-    fn write_line(&self, line: &str) {
+    /// Append a line to the journal; a line it cannot take whole is counted in the summary's
+    /// `lost`.
+    pub fn write_line(&self, line: &str) {
         if let Err(e) = journal::append(self.journal_fd(), line) {
-            if self.shared().lost.fetch_add(1, Ordering::Relaxed) == 0 {
+            if self.ledger().record_lost() {
                 eprintln!("invite: journal write failed: {e}; the summary counts lost records");
             }
         }
@@ -248,7 +229,7 @@ impl Runtime {
     pub fn drain(&self) {
         let drain_ms = self.config.as_ref().map_or(0, |c| c.drain_ms);
         let deadline = sys::monotonic_ns() + drain_ms * 1_000_000;
-        while self.shared().running.load(Ordering::Acquire) > 0 && sys::monotonic_ns() < deadline {
+        while self.ledger().running() > 0 && sys::monotonic_ns() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
@@ -277,7 +258,7 @@ impl Runtime {
                 }
             })
             .collect();
-        let lost = self.shared().lost.load(Ordering::Relaxed);
+        let lost = self.ledger().lost();
         let settings: Vec<(&str, String)> = self.config.as_ref().map_or_else(Vec::new, |c| {
             vec![
                 (
@@ -319,10 +300,10 @@ fn open_pod_dir(config: Option<&mut Config>) -> RawFd {
     }
 }
 
-/// Whether the current page of counters is a mapping of its own (not the fallback box).
+/// Whether the current ledger is a mapping of its own (not the fallback box).
 static SHARED_MAPPED: AtomicBool = AtomicBool::new(false);
 
-fn new_shared() -> *mut Shared {
+fn new_ledger() -> *mut Ledger {
     match sys::map_shared_page(sys::page_size()) {
         Ok(p) => {
             SHARED_MAPPED.store(true, Ordering::Relaxed);
@@ -332,14 +313,7 @@ fn new_shared() -> *mut Shared {
         // counters coherent within the host at least.
         Err(_) => {
             SHARED_MAPPED.store(false, Ordering::Relaxed);
-            Box::into_raw(Box::new(Shared {
-                running: AtomicU32::new(0),
-                overhead_ns: AtomicU64::new(0),
-                pods_finished: AtomicU64::new(0),
-                pod_cpu_ns: AtomicU64::new(0),
-                cow_fault_ns: AtomicU64::new(0),
-                lost: AtomicU64::new(0),
-            }))
+            Box::into_raw(Box::new(Ledger::new()))
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The slow path of a site: registration on first use, the geometric countdown, and the hand-off
-//! to admission when a call is sampled.
+//! Sampling: a site's fast path (a countdown), and its slow path: registration on first use,
+//! the geometric countdown, and the hand-off to admission when a call is sampled.
 //!
 //! Sampling by countdown (as allocation samplers do): instead of a random draw per call, draw the
 //! number of calls until the next sample from a geometric distribution with the site's
@@ -14,6 +14,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Countdown of a site that never samples (probability 0, testing off). Calls still count down.
 pub const NEVER: i64 = i64::MAX;
+
+/// The fast path: one relaxed load and store decide "not this time".
+impl Site {
+    /// The fast path: true when this call should start a pod (admission already granted).
+    #[inline(always)]
+    pub fn sample(&'static self) -> bool {
+        self.due() && sample_slow(self, None)
+    }
+
+    /// The fast path of a method's site: `owner` names the `Self` type (called on the slow path
+    /// only), so the summary names `module::Type::method` as the test records do.
+    #[inline(always)]
+    pub fn sample_with_owner(&'static self, owner: fn() -> &'static str) -> bool {
+        self.due() && sample_slow(self, Some(owner))
+    }
+
+    /// Count this call down; true when the slow path must look (unregistered, or sampled).
+    #[inline(always)]
+    fn due(&self) -> bool {
+        let c = self.countdown.load(Ordering::Relaxed);
+        if c > 1 {
+            self.countdown.store(c - 1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
 
 /// Called by `Site::sample` when the countdown is 0 (unregistered) or 1 (this call is sampled).
 #[cold]
@@ -77,8 +104,19 @@ fn probability(rt: &runtime::Runtime, site: &Site) -> f64 {
     }
 }
 
-/// Calls until the next sample (>= 1): geometric with success probability `p`.
+/// Calls until the next sample (>= 1): geometric with success probability `p`, drawn from this
+/// thread's generator.
 pub fn draw(p: f64) -> i64 {
+    RNG.with(|r| {
+        let mut rng = r.get().unwrap_or_else(|| Rng::for_thread(seed_base()));
+        let k = geometric(p, &mut rng);
+        r.set(Some(rng));
+        k
+    })
+}
+
+/// Calls until the next sample (>= 1) with success probability `p`: `NEVER` for `p <= 0`.
+pub fn geometric(p: f64, rng: &mut Rng) -> i64 {
     if p.is_nan() || p <= 0.0 {
         return NEVER;
     }
@@ -86,7 +124,7 @@ pub fn draw(p: f64) -> i64 {
         return 1;
     }
     // u in (0, 1]
-    let u = ((next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+    let u = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
     let k = (u.ln() / (1.0 - p).ln()).floor();
     if !k.is_finite() || k >= (NEVER / 2) as f64 {
         return NEVER / 2;
@@ -97,32 +135,40 @@ pub fn draw(p: f64) -> i64 {
 static THREADS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    static RNG: Cell<u64> = const { Cell::new(0) };
+    static RNG: Cell<Option<Rng>> = const { Cell::new(None) };
 }
 
-fn next_u64() -> u64 {
-    RNG.with(|r| {
-        let mut x = r.get();
-        if x == 0 {
-            x = seed_for_thread();
-        }
-        // xorshift64*
+/// A xorshift64* generator: each thread's draws follow from the seed and the thread's ordinal.
+#[derive(Clone, Copy, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// The generator of the `ordinal`-th thread (1, 2, ...) of a run seeded with `base`.
+    pub fn new(base: u64, ordinal: u64) -> Rng {
+        Rng(splitmix(base ^ ordinal.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1)
+    }
+
+    fn for_thread(base: u64) -> Rng {
+        Rng::new(base, THREADS.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
-        r.set(x);
+        self.0 = x;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    })
+    }
 }
 
-fn seed_for_thread() -> u64 {
-    let ordinal = THREADS.fetch_add(1, Ordering::Relaxed) + 1;
-    let base = runtime::get()
+/// `INVITE_SEED`, or the clock and pid when it is not set.
+fn seed_base() -> u64 {
+    runtime::get()
         .config
         .as_ref()
         .and_then(|c| c.seed)
-        .unwrap_or_else(|| crate::sys::monotonic_ns() ^ ((crate::sys::getpid() as u64) << 32));
-    splitmix(base ^ ordinal.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1
+        .unwrap_or_else(|| crate::sys::monotonic_ns() ^ ((crate::sys::getpid() as u64) << 32))
 }
 
 fn splitmix(mut z: u64) -> u64 {
@@ -138,18 +184,37 @@ mod tests {
 
     #[test]
     fn draw_has_the_right_mean() {
-        assert_eq!(draw(0.0), NEVER);
-        assert_eq!(draw(1.0), 1);
+        let mut rng = Rng::new(42, 1);
+        assert_eq!(geometric(0.0, &mut rng), NEVER);
+        assert_eq!(geometric(f64::NAN, &mut rng), NEVER);
+        assert_eq!(geometric(1.0, &mut rng), 1);
         for p in [0.5, 0.1, 0.01] {
             let n = 20_000;
-            let sum: f64 = (0..n).map(|_| draw(p) as f64).sum();
+            let sum: f64 = (0..n).map(|_| geometric(p, &mut rng) as f64).sum();
             let mean = sum / n as f64;
             let expected = 1.0 / p;
             assert!(
                 (mean - expected).abs() < expected * 0.1,
                 "p={p} mean={mean}"
             );
-            assert!((0..1000).all(|_| draw(p) >= 1));
+            assert!((0..1000).all(|_| geometric(p, &mut rng) >= 1));
         }
+    }
+
+    #[test]
+    fn a_seed_gives_the_same_draws_and_threads_differ() {
+        let draws = |base, ordinal| {
+            let mut rng = Rng::new(base, ordinal);
+            (0..50)
+                .map(|_| geometric(0.1, &mut rng))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            draws(7, 1),
+            draws(7, 1),
+            "same seed, same thread: same draws"
+        );
+        assert_ne!(draws(7, 1), draws(7, 2), "another thread: other draws");
+        assert_ne!(draws(7, 1), draws(8, 1), "another seed: other draws");
     }
 }

@@ -1,15 +1,16 @@
-//! Call sites: the static record of one (function under test, test) pair, and the fast path that
-//! decides "not this time" with one relaxed load and store.
+//! Call sites: the static record of one (function under test, test) pair. Data only: the fast
+//! path that reads and counts down its countdown is `sample`'s (`Site::sample`), the first
+//! step of the flow.
 //!
 //! The countdown holds the number of calls left before the next sample. `0` means the site has not
-//! been registered yet; `1` means "this call is sampled". Both go to the slow path in
-//! the runtime's `sample` module. A site that can never run (probability 0, testing off) gets `i64::MAX`, so its
-//! calls are still counted (as `i64::MAX - countdown`) at the same cost.
+//! been registered yet; `1` means "this call is sampled". A site that can never run (probability
+//! 0, testing off) gets `i64::MAX`, so its calls are still counted (as `i64::MAX - countdown`) at
+//! the same cost.
 //!
 //! The layout is `#[repr(C)]` and shared with `invite_site` in `invite.h`.
 
 use std::ffi::{c_char, c_void};
-use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32};
 
 /// When a test runs relative to the call of the function under test.
 #[repr(u32)]
@@ -25,8 +26,8 @@ impl Phase {
     /// The journal's name for the phase.
     pub fn as_str(self) -> &'static str {
         match self {
-            Phase::Pre => "pre",
-            Phase::Post => "post",
+            Phase::Pre => invite_vocab::phase::PRE,
+            Phase::Post => invite_vocab::phase::POST,
         }
     }
 }
@@ -83,29 +84,6 @@ impl Site {
             index: AtomicU32::new(0),
             next: AtomicPtr::new(std::ptr::null_mut()),
         }
-    }
-
-    /// The fast path: true when this call should start a pod (admission already granted).
-    #[inline(always)]
-    pub fn sample(&'static self) -> bool {
-        let c = self.countdown.load(Ordering::Relaxed);
-        if c > 1 {
-            self.countdown.store(c - 1, Ordering::Relaxed);
-            return false;
-        }
-        crate::sample::sample_slow(self, None)
-    }
-
-    /// The fast path of a method's site: `owner` names the `Self` type (called on the slow path
-    /// only), so the summary names `module::Type::method` as the test records do.
-    #[inline(always)]
-    pub fn sample_with_owner(&'static self, owner: fn() -> &'static str) -> bool {
-        let c = self.countdown.load(Ordering::Relaxed);
-        if c > 1 {
-            self.countdown.store(c - 1, Ordering::Relaxed);
-            return false;
-        }
-        crate::sample::sample_slow(self, Some(owner))
     }
 
     pub(crate) fn phase(&self) -> Phase {

@@ -4,93 +4,13 @@
 //! on. The child becomes the pod's supervisor, builds the pod below itself and never returns,
 //! except in the pod's test process, which returns from `ckpt()` with its id.
 
+pub(crate) use crate::kind::fail;
+pub use crate::kind::{last_error, Ckpt, CkptError, PodKind};
 use crate::record::{self, PodInfo};
 use crate::runtime::{self, Runtime};
 use crate::site::Site;
 use crate::supervise;
 use crate::sys;
-use std::fmt;
-use std::sync::atomic::Ordering;
-use std::sync::Mutex;
-
-/// Which side of a checkpoint this process is on.
-///
-/// ```no_run
-/// match invite::ckpt() {
-///     Ok(invite::Ckpt::Original) => { /* the host: goes on as if nothing happened */ }
-///     Ok(invite::Ckpt::Pod(k)) => {
-///         // A private copy of the process, in its own pod: look around, then end.
-///         println!("pod {k}");
-///         std::process::exit(0); // status 0 is `pass`
-///     }
-///     Err(e) => eprintln!("no pod: {e}"),
-/// }
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ckpt {
-    /// The original process, which goes on as if nothing happened.
-    Original,
-    /// Inside the pod: the k-th pod this process started (1, 2, 3, ...).
-    Pod(u32),
-}
-
-/// Why no pod was started: the fork failed, in vivo testing is off or over its budget, or this
-/// host cannot isolate a pod (the start-up probe names the missing piece).
-///
-/// ```no_run
-/// if let Err(e) = invite::ckpt() {
-///     eprintln!("no pod (errno {}): {}", e.errno, e.message);
-/// }
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CkptError {
-    /// A positive errno value.
-    pub errno: i32,
-    /// What was missing or failed, in words.
-    pub message: String,
-}
-
-impl fmt::Display for CkptError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for CkptError {}
-
-static LAST_ERROR: Mutex<String> = Mutex::new(String::new());
-
-pub fn last_error() -> String {
-    LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()).clone()
-}
-
-pub(crate) fn fail(errno: i32, message: String) -> CkptError {
-    *LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = message.clone();
-    CkptError { errno, message }
-}
-
-/// What a pod is for.
-#[derive(Clone, Copy)]
-pub enum PodKind {
-    /// An in vivo test at a site; the test body runs in the pod, then `finish` ends it.
-    Site {
-        site: &'static Site,
-        owner: Option<&'static str>,
-    },
-    /// An explicit `ckpt()`: the pod goes on from the call and ends when its code exits.
-    Manual {
-        file: &'static str,
-        line: u32,
-        function: &'static str,
-    },
-    /// A pod branched from a live checkpoint (`live`): it goes on from the
-    /// `invite_checkpoint()` call and ends when its code exits, like `Manual`.
-    Branch {
-        file: &'static str,
-        line: u32,
-        function: &'static str,
-    },
-}
 
 /// Checkpoint the calling process into an isolated pod.
 ///
@@ -134,7 +54,7 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     let reserved = matches!(kind, PodKind::Site { .. });
     let release = |rt: &Runtime| {
         if reserved {
-            rt.shared().running.fetch_sub(1, Ordering::AcqRel);
+            rt.ledger().release();
         }
     };
     let Some(cfg) = rt.config.as_ref() else {
@@ -159,7 +79,7 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         ));
     }
     if !reserved {
-        let running = rt.shared().running.load(Ordering::Relaxed) as u64;
+        let running = rt.ledger().running() as u64;
         if let Some(why) = crate::headroom::no_room(running + 1) {
             return Err(fail(libc::EAGAIN, format!("no pod is started: {why}")));
         }
@@ -178,18 +98,18 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         crate::config::Isolation::Fork => None,
     };
     if plan.is_some() {
-        crate::podgroup::ensure(cfg.max_concurrent);
+        crate::podgroup::ensure(cfg.max_concurrent, !crate::pod::pid_max_per_ns());
     }
     // Nothing is allocated here: whatever the host writes between the fork and its return is
     // copied on write while the supervisor lives, so the pod's description is built in the child.
     let id = rt.next_pod_id();
     let host_pid = sys::getpid();
     if !reserved {
-        rt.shared().running.fetch_add(1, Ordering::AcqRel);
+        rt.ledger().reserve_any();
     }
     if let Some(warm) = plan.and_then(|p| crate::warm::try_start(rt, p, kind, id, host_pid)) {
         return warm.map_err(|e| {
-            rt.shared().running.fetch_sub(1, Ordering::AcqRel);
+            rt.ledger().release();
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             fail(errno, format!("fork: {e}"))
         });
@@ -197,14 +117,14 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     let t0 = sys::monotonic_ns();
     match sys::fork() {
         Err(e) => {
-            rt.shared().running.fetch_sub(1, Ordering::AcqRel);
+            rt.ledger().release();
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             Err(fail(errno, format!("fork: {e}")))
         }
         Ok(sys::Forked::Parent(pid)) => {
             let pause = sys::monotonic_ns() - t0;
-            rt.shared().overhead_ns.fetch_add(pause, Ordering::Relaxed);
-            crate::reap::watch(pid);
+            rt.ledger().charge(pause);
+            crate::reap::reap_when_over(pid);
             Ok(Ckpt::Original)
         }
         Ok(sys::Forked::Child) => {

@@ -9,7 +9,6 @@ use crate::pod::{self, Channels, PodSpec, Side};
 use crate::record::{self, keep_dir, read_frames, read_output, Ending, PodInfo};
 use crate::runtime::Runtime;
 use crate::sys;
-use std::sync::atomic::Ordering;
 
 /// In the supervisor (the host's child). Returns only in the pod's test process.
 pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
@@ -20,7 +19,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
     sys::reset_signal_handlers(&signals);
     // What the pod pins while its supervisor lives (the scratch) must go before the host does.
     pod::oom_first();
-    measure_cow_cost_once(rt);
+    rt.ledger().measure_cow_fault_once();
     let host_pidfd = sys::pidfd_open(info.host_pid).ok();
     if sys::getppid() != info.host_pid {
         sys::exit_now(0); // the host is already gone
@@ -63,10 +62,10 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
         cwd,
         timeout_ms: info.timeout_ms,
         signals: Some(&signals),
-        own_page: rt.shared() as *const _ as usize,
+        own_page: rt.ledger() as *const _ as usize,
     };
     match pod::build(&spec, &ch) {
-        Ok(Side::Test) => rt.become_pod(&info.path),
+        Ok(Side::Test) => crate::afterfork::pod_test(rt, &info.path),
         Ok(Side::Supervisor { child, scratch }) => {
             sys::set_name(c"invite-supervisor");
             // (In a pod, its report descriptor carries the records of the pods nested in it.)
@@ -75,7 +74,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
             own.extend(host_pidfd);
             own.extend(host_ipc);
             drop_host_fds(&own);
-            let mut ending = watch(rt, &info, &ch, child, host_pidfd);
+            let mut ending = await_end(rt, &info, &ch, child, host_pidfd);
             if let Some(fd) = host_ipc {
                 // Unprivileged, the host's namespace is out of reach: the objects go with the
                 // supervisor.
@@ -110,19 +109,8 @@ fn drop_host_fds(own: &[i32]) {
     }
 }
 
-/// The first supervisor measures what a copy-on-write fault costs, for the budget (before it
-/// enters the pod's PID namespace, where it could not fork again once the pod has ended).
-pub(crate) fn measure_cow_cost_once(rt: &Runtime) {
-    let shared = rt.shared();
-    if shared.cow_fault_ns.load(Ordering::Relaxed) == 0 {
-        if let Some(ns) = sys::measure_cow_fault_ns() {
-            shared.cow_fault_ns.store(ns, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Poll the pod's channels, its direct child and the host until the pod is over.
-fn watch(
+fn await_end(
     rt: &Runtime,
     info: &PodInfo,
     ch: &Channels,
@@ -193,7 +181,7 @@ fn finish_record(
     scratch: Option<&pod::Scratch>,
     keep: Option<(i32, Keep)>,
 ) -> ! {
-    record::finish(rt, info, ending, &changed, scratch, keep);
+    record::record_end(rt, info, ending, &changed, scratch, keep);
     sys::exit_now(0)
 }
 

@@ -59,8 +59,8 @@ pub fn run_test<T: TestResult, F: FnOnce() -> T>(f: F) -> ! {
         Err(payload) => Err(Some(panic_message(&*payload))),
     };
     match verdict {
-        Ok(()) => crate::pod::finish(true, None),
-        Err(msg) => crate::pod::finish(false, msg.as_deref()),
+        Ok(()) => crate::pod::end_test(true, None),
+        Err(msg) => crate::pod::end_test(false, msg.as_deref()),
     }
 }
 
@@ -87,7 +87,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// ```
 pub fn fail(message: &str) {
     if crate::runtime::in_pod() {
-        crate::pod::finish(false, Some(message));
+        crate::pod::end_test(false, Some(message));
     }
     eprintln!("invite: fail outside a pod: {message}");
 }

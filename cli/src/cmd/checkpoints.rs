@@ -83,7 +83,7 @@ pub fn list(args: ListArgs) -> Result<ExitCode, Error> {
     }
     let mut rows = Vec::new();
     for s in &sockets {
-        match live::request(s, "INFO", INFO_TIMEOUT) {
+        match live::request(s, invite_vocab::live::INFO, INFO_TIMEOUT) {
             Ok(f) => rows.push(row(s, &f)),
             Err(Refused::Stale) => {}
             Err(e) => {
@@ -132,8 +132,8 @@ pub fn branch(args: BranchArgs) -> Result<ExitCode, Error> {
     let s = find(&args.name, args.pid, args.dir)?;
     let mut out = String::new();
     for _ in 0..args.count {
-        let f =
-            live::request(&s, "BRANCH", BRANCH_TIMEOUT).map_err(|e| refused(&s, "branch", e))?;
+        let f = live::request(&s, invite_vocab::live::BRANCH, BRANCH_TIMEOUT)
+            .map_err(|e| refused(&s, "branch", e))?;
         let pod = f.get("pod").map_or("?", String::as_str);
         out.push_str(&format!(
             "started pod {} of process {}\n",
@@ -147,7 +147,8 @@ pub fn branch(args: BranchArgs) -> Result<ExitCode, Error> {
 
 pub fn drop(args: DropArgs) -> Result<ExitCode, Error> {
     let s = find(&args.name, args.pid, args.dir)?;
-    live::request(&s, "DROP", INFO_TIMEOUT).map_err(|e| refused(&s, "drop", e))?;
+    live::request(&s, invite_vocab::live::DROP, INFO_TIMEOUT)
+        .map_err(|e| refused(&s, "drop", e))?;
     let out = format!("dropped checkpoint {} of process {}\n", s.name, s.pid);
     super::write_stdout(out.as_bytes())?;
     Ok(ExitCode::SUCCESS)
@@ -172,7 +173,12 @@ fn find(name: &str, pid: Option<u32>, dir: Option<PathBuf>) -> Result<Socket, Er
         .collect();
     if matching.len() > 1 {
         // Leave out sockets whose process is gone before calling it ambiguous.
-        matching.retain(|s| !matches!(live::request(s, "INFO", INFO_TIMEOUT), Err(Refused::Stale)));
+        matching.retain(|s| {
+            !matches!(
+                live::request(s, invite_vocab::live::INFO, INFO_TIMEOUT),
+                Err(Refused::Stale)
+            )
+        });
     }
     match matching.len() {
         1 => Ok(matching.remove(0)),

@@ -29,7 +29,6 @@ use crate::runtime;
 use crate::snapshot::{self, Ckpt, CkptError};
 use crate::sys;
 use std::os::fd::RawFd;
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 /// Live checkpoints one process may keep at once.
@@ -137,8 +136,8 @@ pub fn checkpoint_at(
         }
         Ok(sys::Forked::Parent(child)) => {
             let pause = sys::monotonic_ns() - t0;
-            rt.shared().overhead_ns.fetch_add(pause, Ordering::Relaxed);
-            crate::reap::watch(child);
+            rt.ledger().charge(pause);
+            crate::reap::reap_when_over(child);
             sys::close(host);
             sys::close(alive_w);
             drop(listener);

@@ -22,7 +22,6 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Everything the parked copy owns.
@@ -52,6 +51,9 @@ pub fn run(p: Parked) -> u32 {
     sys::set_name(c"invite-ckpt");
     sys::setsid();
     rt.become_checkpoint(&p.name);
+    // The host's reaper thread and warm stock stayed in the host.
+    crate::reap::drop_pending();
+    crate::warm::disown_stock();
     let mut keep = vec![rt.journal_fd(), p.host, p.alive_w, p.listener.as_raw_fd()];
     keep.extend(rt.keep_fd());
     if let Ok(plan) = rt.plan() {
@@ -88,7 +90,7 @@ pub fn run(p: Parked) -> u32 {
     }
     let _ = std::fs::remove_file(&p.socket);
     drop(p.listener);
-    while rt.shared().running.load(Ordering::Acquire) > 0 {
+    while rt.ledger().running() > 0 {
         std::thread::sleep(Duration::from_millis(20));
     }
     sys::exit_now(0)
@@ -126,7 +128,7 @@ fn serve(rt: &Runtime, p: &Parked, mut conn: UnixStream, started: u64, issued: &
                 uid: owner,
                 age_ms: (sys::monotonic_ns() - started) / 1_000_000,
                 branches: *issued,
-                running: rt.shared().running.load(Ordering::Acquire),
+                running: rt.ledger().running(),
             };
             (info.line(), Served::Next)
         }
@@ -188,7 +190,7 @@ fn read_request(conn: &mut UnixStream, deadline: std::time::Instant) -> std::io:
 fn branch(rt: &Runtime, p: &Parked, issued: &mut u32) -> Result<Ckpt, String> {
     let max = rt.config.as_ref().map_or(1, |c| c.max_concurrent.max(1));
     let mut rev = [0i16; 1];
-    while rt.shared().running.load(Ordering::Acquire) >= max {
+    while rt.ledger().running() >= max {
         if sys::poll_in(&[p.host], 20, &mut rev).is_err() || rev[0] != 0 {
             return Err("the process of this checkpoint has exited".into());
         }

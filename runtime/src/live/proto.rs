@@ -11,6 +11,7 @@
 //! Any failure is `ERR message`. Values never contain spaces; unknown keys are to be ignored by
 //! clients, so fields can be added.
 
+use invite_vocab::live::{BRANCH, DROP, ERR, INFO, OK, PERSIST};
 use std::fmt::Write as _;
 
 /// Longest request line read.
@@ -28,10 +29,10 @@ pub fn parse(line: &str) -> Result<Request, String> {
     let line = line.trim_end_matches(['\n', '\r']);
     let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
     match (verb, arg) {
-        ("INFO", "") => Ok(Request::Info),
-        ("BRANCH", "") => Ok(Request::Branch),
-        ("DROP", "") => Ok(Request::Drop),
-        ("PERSIST", dir) if dir.starts_with('/') => Ok(Request::Persist(dir.to_string())),
+        (INFO, "") => Ok(Request::Info),
+        (BRANCH, "") => Ok(Request::Branch),
+        (DROP, "") => Ok(Request::Drop),
+        (PERSIST, dir) if dir.starts_with('/') => Ok(Request::Persist(dir.to_string())),
         _ => Err(format!(
             "unknown request {:?} (expected INFO, BRANCH, DROP or PERSIST /DIR)",
             line.chars().take(64).collect::<String>()
@@ -53,7 +54,7 @@ pub struct Info<'a> {
 impl Info<'_> {
     pub fn line(&self) -> String {
         let (rss, private) = memory_kb();
-        let mut s = String::from("OK");
+        let mut s = String::from(OK);
         let _ = write!(
             s,
             " name={} pid={} parked={} uid={} age_ms={} rss_kb={rss} private_kb={private} \
@@ -72,11 +73,11 @@ impl Info<'_> {
 }
 
 pub fn ok(fields: &str) -> String {
-    format!("OK {fields}\n")
+    format!("{OK} {fields}\n")
 }
 
 pub fn err(message: &str) -> String {
-    format!("ERR {}\n", message.replace(['\n', '\r'], " "))
+    format!("{ERR} {}\n", message.replace(['\n', '\r'], " "))
 }
 
 /// Resident size of the parked copy, and the part of it that is its own: pages that diverged

@@ -15,9 +15,7 @@ pub const MAX_OPEN_FILES: u64 = 4096;
 /// Processes (RLIMIT_NPROC; uid 0 is exempt, where the per-namespace pid_max bounds a pod).
 pub const MAX_PROCESSES: u64 = 256;
 
-/// SysV shared memory a pod's IPC namespace may hold in all (`shmall`): a segment that would take
-/// the total past it fails with ENOSPC, whatever `shmmax` allows.
-pub const SHM_BYTES: u64 = 64 << 20;
+use crate::headroom::SHM_BYTES;
 /// SysV message queues per pod (`msgmni`; each holds at most `msgmnb`, 16 KiB by default).
 pub const MSG_QUEUES: u64 = 64;
 

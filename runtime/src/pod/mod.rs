@@ -38,7 +38,7 @@ mod seccomp;
 mod shm;
 
 pub use fds::{scan as scan_fds, FdPlan};
-pub use limits::{oom_first, SHM_BYTES};
+pub use limits::oom_first;
 pub use ns::make_namespaces;
 pub use seccomp::program as seccomp_program;
 
@@ -394,7 +394,7 @@ pub fn report_frame_on(fd: RawFd, tag: u8, payload: &[u8]) {
 }
 
 /// End the test in this pod with a verdict. Never returns.
-pub fn finish(passed: bool, message: Option<&str>) -> ! {
+pub fn end_test(passed: bool, message: Option<&str>) -> ! {
     let mut payload = vec![passed as u8];
     if let Some(m) = message {
         payload.extend_from_slice(m.as_bytes());

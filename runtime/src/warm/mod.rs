@@ -37,18 +37,29 @@ mod watch;
 pub use watch::Watcher;
 
 use crate::config::{Isolation, Warm as WarmMode};
+use crate::kind::{Ckpt, PodKind};
 use crate::ownfd;
 use crate::plan::Plan;
 use crate::pod::{self, Channels, PodSpec, WarmEntry};
 use crate::record::PodInfo;
 use crate::runtime::Runtime;
-use crate::snapshot::{Ckpt, PodKind};
 use crate::sys;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+
+/// The watcher is a duty of the reaper thread, which knows it only by this.
+impl crate::reap::Duty for Watcher {
+    fn prepare(&mut self, fds: &mut Vec<RawFd>) -> Option<i32> {
+        Watcher::prepare(self, fds)
+    }
+
+    fn handle(&mut self, rev: &[i16]) {
+        Watcher::handle(self, rev)
+    }
+}
 
 /// The per-process state of warm pods, made once.
 struct Warm {
@@ -73,10 +84,15 @@ static WARM: OnceLock<Option<Warm>> = OnceLock::new();
 /// descriptors and its watcher belong to the host, so pods started here are cold.
 static FORGOTTEN: AtomicBool = AtomicBool::new(false);
 
-/// In a fresh fork of the host: no warm pods here (async-signal-safe: one store).
-pub fn forget() {
+/// In a fresh fork of the host: no warm pods here (async-signal-safe: stores only).
+pub fn disown_stock() {
     FORGOTTEN.store(true, Ordering::Relaxed);
-    outlive::forget();
+    outlive::clear_owners();
+}
+
+/// In the child of any fork of the host: the watcher and the stock stayed in the parent.
+extern "C" fn after_fork() {
+    disown_stock();
 }
 
 fn state() -> Option<&'static Warm> {
@@ -90,9 +106,14 @@ fn get(rt: &Runtime, plan: &Plan) -> Option<&'static Warm> {
     if FORGOTTEN.load(Ordering::Relaxed) {
         return None;
     }
-    let w = WARM.get_or_init(|| init(rt, plan)).as_ref();
+    let w = WARM
+        .get_or_init(|| {
+            sys::at_fork_child(after_fork);
+            init(rt, plan)
+        })
+        .as_ref();
     if w.is_some() {
-        crate::reap::ensure();
+        crate::reap::add_duty(|| Box::new(Watcher::new()));
     }
     w
 }
@@ -160,7 +181,7 @@ pub fn try_start(
         }
         Ok(sys::Forked::Parent(pid)) => {
             let pause = sys::monotonic_ns() - t0;
-            rt.shared().overhead_ns.fetch_add(pause, Ordering::Relaxed);
+            rt.ledger().charge(pause);
             watch::register(pid, taken.index, id, t0);
             outlive::started(taken.index);
             Some(Ok(Ckpt::Original))
@@ -179,7 +200,7 @@ pub fn try_start(
                 cwd,
                 timeout_ms: info.timeout_ms,
                 signals: None,
-                own_page: rt.shared() as *const _ as usize,
+                own_page: rt.ledger() as *const _ as usize,
             };
             let ch = Channels {
                 status_r: -1,
@@ -198,7 +219,7 @@ pub fn try_start(
                 doorbell: w.doorbell,
             };
             pod::enter_warm(&spec, &ch, &entry);
-            rt.become_pod(&info.path);
+            crate::afterfork::pod_test(rt, &info.path);
             Some(Ok(Ckpt::Pod(id)))
         }
     }

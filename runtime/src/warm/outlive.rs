@@ -44,7 +44,7 @@ pub fn ended(slot: usize) {
 }
 
 /// In a fresh fork of the host: none of these pods is this process's (async-signal-safe).
-pub fn forget() {
+pub fn clear_owners() {
     for o in &OWNER {
         o.store(0, Ordering::Relaxed);
     }

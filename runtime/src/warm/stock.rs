@@ -214,7 +214,7 @@ impl Stock {
         let spawned = spawn_builder(rt, plan, empty.len());
         // The fork pauses the host like a pod's does: it counts against the budget.
         let pause = sys::monotonic_ns() - t0;
-        rt.shared().overhead_ns.fetch_add(pause, Ordering::Relaxed);
+        rt.ledger().charge(pause);
         match spawned {
             Some(b) => {
                 for i in empty {
@@ -263,7 +263,7 @@ impl Stock {
             ownfd::close(b.sock);
             if let Ok((_, _, ru)) = sys::wait4(b.pid, 0) {
                 let cpu = pod::tv_ns(ru.ru_utime) + pod::tv_ns(ru.ru_stime);
-                rt.shared().overhead_ns.fetch_add(cpu, Ordering::Relaxed);
+                rt.ledger().charge(cpu);
             }
         }
         let mut unfilled = 0;
@@ -406,7 +406,7 @@ fn build(rt: &Runtime, plan: &Plan, sock: RawFd, n: usize, host: libc::pid_t) ->
     }
     sys::close_all_except(3, &[sock]);
     sys::set_name(c"invite-builder");
-    crate::supervise::measure_cow_cost_once(rt);
+    rt.ledger().measure_cow_fault_once();
     let Ok(host_mnt) = sys::open(c"/proc/self/ns/mnt", libc::O_RDONLY | libc::O_CLOEXEC, 0) else {
         sys::exit_now(1)
     };
@@ -443,3 +443,7 @@ fn build(rt: &Runtime, plan: &Plan, sock: RawFd, n: usize, host: libc::pid_t) ->
     }
     sys::exit_now(0)
 }
+
+#[cfg(test)]
+#[path = "stock_tests.rs"]
+mod tests;

@@ -229,17 +229,17 @@ impl Watcher {
             }
             if p.exited {
                 let p = self.pods.swap_remove(i);
-                self.finish(rt, p);
+                self.close_pod(rt, p);
             } else {
                 i += 1;
             }
         }
         // The watcher works for the pods: its CPU time counts against the budget.
         let spent = sys::thread_cpu_ns().saturating_sub(cpu0);
-        rt.shared().overhead_ns.fetch_add(spent, Ordering::Relaxed);
+        rt.ledger().charge(spent);
     }
 
-    fn finish(&mut self, rt: &Runtime, mut p: Pod) {
+    fn close_pod(&mut self, rt: &Runtime, mut p: Pod) {
         p.pump(rt);
         if p.pidfd >= 0 {
             ownfd::close(p.pidfd);
@@ -260,7 +260,7 @@ impl Watcher {
             Some(b) => (b.scratch.changed(), false),
             None => (Vec::new(), false),
         };
-        record::finish(
+        record::record_end(
             rt,
             &info,
             ending,

@@ -77,6 +77,8 @@ extern "C" fn capture_start_cwd() {
     if let Ok(cwd) = std::env::current_dir() {
         let _ = START_CWD.set(cwd);
     }
+    // While the process is small: warm pods' blanks come from this helper, not a fork of the host.
+    crate::warm::start_helper();
 }
 
 #[used]

@@ -148,7 +148,10 @@ pub use scratch::Scratch;
 /// Build the pod below the calling supervisor. Returns in the supervisor and in the test.
 pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
     let Some(plan) = spec.plan.filter(|_| spec.isolation == Isolation::Pod) else {
-        return match sys::fork().step("fork the test")? {
+        // SAFETY: the supervisor is single-threaded (a fork of one host thread, which started
+        // no thread since); the child becomes the test (`in_test`), then runs the host's code
+        // as a pod, the design's trade-off (README, limitations: only the calling thread).
+        return match unsafe { sys::fork() }.step("fork the test")? {
             sys::Forked::Parent(child) => Ok(Side::Supervisor {
                 child,
                 scratch: None,
@@ -168,7 +171,8 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
         .step("unshare mount, IPC, UTS and PID namespaces")?;
     limits::bound_ipc(c"/proc")?;
     let scratch = mounts::prepare(plan)?;
-    match sys::fork().step("fork the test")? {
+    // SAFETY: as above, the supervisor is single-threaded.
+    match unsafe { sys::fork() }.step("fork the test")? {
         sys::Forked::Parent(child) => Ok(Side::Supervisor {
             child,
             scratch: Some(scratch),

@@ -115,7 +115,9 @@ pub fn measure_cow_fault_ns() -> Option<u64> {
     let touch = |v: u8| (0..PAGES).for_each(|i| unsafe { base.add(i * page).write_volatile(v) });
     touch(1);
     let parent = super::getpid();
-    let result = match super::fork() {
+    // SAFETY: the child only arms its parent-death signal, pauses and `_exit`s: async-signal-safe
+    // calls and no state another thread could hold.
+    let result = match unsafe { super::fork() } {
         Ok(super::Forked::Child) => {
             // Dies with its parent even if the parent is killed before it kills this child.
             let _ = super::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);

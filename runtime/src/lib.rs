@@ -27,6 +27,8 @@
 //! Rust code uses [`ckpt()`] directly or the [`in_vivo`] attribute; C code uses `invite.h`
 //! (implemented in `capi`).
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 mod admit;
 mod capi;
 mod config;

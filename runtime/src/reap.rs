@@ -70,7 +70,8 @@ pub fn ensure() {
         return;
     }
     static AT_FORK: std::sync::Once = std::sync::Once::new();
-    AT_FORK.call_once(|| sys::at_fork_child(after_fork));
+    // SAFETY: `after_fork` only stores to atomics (`forget`s), async-signal-safe.
+    AT_FORK.call_once(|| unsafe { sys::at_fork_child(after_fork) });
     match std::thread::Builder::new()
         .name("invite-reaper".into())
         .spawn(run)

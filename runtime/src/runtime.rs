@@ -202,7 +202,9 @@ impl Runtime {
         let host_page_mapped = SHARED_MAPPED.load(Ordering::Relaxed);
         let host_page = self.shared.swap(new_shared(), Ordering::Relaxed);
         if host_page_mapped {
-            sys::unmap_page(host_page.cast(), sys::page_size());
+            // SAFETY: the host's counter page, mapped by `new_shared`; `self.shared` points to
+            // the new one now and this single-threaded pod holds no other pointer into it.
+            unsafe { sys::unmap_page(host_page.cast(), sys::page_size()) };
         }
         self.next_id.store(0, Ordering::Relaxed);
         self.prefix.store(

@@ -3,7 +3,11 @@
 //! Everything returns `io::Result` (the OS error intact); callers add the step's name. Nothing here
 //! decides policy. Functions taking paths take `&CStr` so the child never allocates to call them.
 
-#![allow(clippy::missing_safety_doc)]
+#![deny(
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc
+)]
 
 use std::ffi::CString;
 use std::io;

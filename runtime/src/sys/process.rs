@@ -208,8 +208,13 @@ pub fn thread_cpu_ns() -> u64 {
 }
 
 /// Run `child` in the child of every fork of this process (`pthread_atfork`).
-pub fn at_fork_child(child: extern "C" fn()) {
-    // SAFETY: registering a handler; `child` only does atomic stores (async-signal-safe).
+///
+/// # Safety
+///
+/// `child` runs in the child of any fork, whatever the other threads of the parent held: it
+/// must be async-signal-safe (atomic stores, system calls; no allocation, no lock).
+pub unsafe fn at_fork_child(child: extern "C" fn()) {
+    // SAFETY: registering a handler is always sound; what it does is the caller's obligation.
     unsafe { libc::pthread_atfork(None, None, Some(child)) };
 }
 

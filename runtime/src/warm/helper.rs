@@ -24,13 +24,14 @@ use crate::ownfd;
 use crate::plan::Plan;
 use crate::pod;
 use crate::sys;
-use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::OnceLock;
 
-/// The host's end of the helper's control socket (-1: no helper).
-static CTL: AtomicI32 = AtomicI32::new(-1);
-/// Its inode, to tell it from another file the host may have put at the same number.
-static CTL_INO: AtomicU64 = AtomicU64::new(0);
+/// The host's end of the helper's control socket, and its inode (to tell it from another file
+/// the host may have put at the same number after closing ours).
+static CTL: OnceLock<(OwnedFd, u64)> = OnceLock::new();
 
 /// From the library's constructor: start the helper if warm pods may be used here.
 pub fn start() {
@@ -42,15 +43,13 @@ pub fn start() {
     };
     let host = sys::getpid();
     let Ok(host_pidfd) = sys::pidfd_open(host) else {
-        sys::close(ours);
-        sys::close(theirs);
         return;
     };
     // SAFETY: the process is single-threaded here (`wanted`), and both children only run the
     // helper's own code and end with `_exit`.
     match unsafe { sys::fork() } {
         Ok(sys::Forked::Child) => {
-            sys::close(ours);
+            drop(ours);
             // SAFETY: single-threaded, as above.
             match unsafe { sys::fork() } {
                 Ok(sys::Forked::Child) => serve(theirs, host_pidfd),
@@ -59,17 +58,14 @@ pub fn start() {
         }
         Ok(sys::Forked::Parent(pid)) => {
             let _ = sys::wait4(pid, 0);
-            sys::close(theirs);
+            drop(theirs);
             sys::close(host_pidfd);
-            match sys::fstat(ours) {
-                Ok(st) => {
-                    CTL_INO.store(st.st_ino, Ordering::Relaxed);
-                    CTL.store(ownfd::own(ours), Ordering::Release);
-                }
-                Err(_) => sys::close(ours),
+            if let Ok(st) = sys::fstat(ours.as_raw_fd()) {
+                ownfd::mark(ours.as_raw_fd());
+                let _ = CTL.set((ours, st.st_ino));
             }
         }
-        Err(_) => [ours, theirs, host_pidfd].into_iter().for_each(sys::close),
+        Err(_) => sys::close(host_pidfd),
     }
 }
 
@@ -83,109 +79,114 @@ fn wanted() -> bool {
 }
 
 /// The control socket, if the helper was started and the descriptor is still ours.
-fn ctl() -> Option<RawFd> {
-    let fd = CTL.load(Ordering::Acquire);
-    if fd < 0 {
-        return None;
-    }
-    let ours = sys::fstat(fd).is_ok_and(|st| st.st_ino == CTL_INO.load(Ordering::Relaxed));
-    ours.then_some(fd)
+fn ctl() -> Option<BorrowedFd<'static>> {
+    let (fd, ino) = CTL.get()?;
+    let ours = sys::fstat(fd.as_raw_fd()).is_ok_and(|st| st.st_ino == *ino);
+    ours.then(|| fd.as_fd())
 }
 
 pub fn available() -> bool {
-    CTL.load(Ordering::Acquire) >= 0
+    CTL.get().is_some()
 }
 
-/// Send one request; returns the host's end of its reply socket (close-on-exec, owned).
-fn ask(req: &[u8]) -> Option<RawFd> {
+/// The host's end of one request's reply socket: one of the runtime's own descriptors (no pod
+/// inherits it) while it lives.
+pub struct Reply(OwnedFd);
+
+impl Reply {
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl AsFd for Reply {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        ownfd::unmark(self.raw()); // closed right after, with the OwnedFd
+    }
+}
+
+/// Send one request with a new reply socket; returns the host's end of it.
+fn ask(req: &[u8]) -> Option<Reply> {
     let ctl = ctl()?;
     let (ours, theirs) = sys::seqpacket_pair().ok()?;
-    let sent = sys::send_fds(ctl, req, &[theirs]);
-    sys::close(theirs);
-    if sent.is_err() {
-        sys::close(ours);
-        return None;
-    }
-    Some(ownfd::own(ours))
+    sys::send_fds(ctl, req, &[theirs.as_fd()]).ok()?;
+    ownfd::mark(ours.as_raw_fd());
+    Some(Reply(ours))
 }
 
 /// Ask for `n` blanks: the socket they arrive on (`B…` messages, then `D<cpu_ns> <cow_ns>`,
 /// then end of file), non-blocking.
-pub fn request_blanks(n: usize) -> Option<RawFd> {
-    let sock = ask(format!("R{n}").as_bytes())?;
-    let _ = sys::set_nonblock(sock);
-    Some(sock)
+pub fn request_blanks(n: usize) -> Option<Reply> {
+    let reply = ask(format!("R{n}").as_bytes())?;
+    let _ = sys::set_nonblock(reply.raw());
+    Some(reply)
 }
 
 /// In the helper: the network namespace it made at start.
-static HELPER_NET: AtomicI32 = AtomicI32::new(-1);
+static HELPER_NET: OnceLock<OwnedFd> = OnceLock::new();
 
 /// The pods' empty network namespace, made by the helper when it started (no fork of the host
-/// for it, no wait).
+/// for it). The host gets its own descriptor, which its plan owns.
 pub fn netns() -> Option<RawFd> {
-    let own = HELPER_NET.load(Ordering::Relaxed);
-    if own >= 0 {
-        return Some(own); // the helper's own plan
+    if let Some(own) = HELPER_NET.get() {
+        return Some(own.as_raw_fd()); // the helper's own plan
     }
-    let sock = ask(b"N")?;
+    let reply = ask(b"N")?;
     let mut rev = [0i16];
     let mut buf = [0u8; 64];
-    let got = match sys::poll_in(&[sock], 10_000, &mut rev) {
-        Ok(1) => sys::recv_fds(sock, &mut buf).ok(),
-        _ => None,
+    let (n, mut fds) = match sys::poll_in(&[reply.raw()], 10_000, &mut rev) {
+        Ok(1) => sys::recv_fds(reply.as_fd(), &mut buf).ok()?,
+        _ => return None,
     };
-    ownfd::close(sock);
-    match got {
-        Some((n, fds)) if n > 0 && buf[0] == b'N' && fds.len() == 1 => Some(fds[0]),
-        Some((_, fds)) => {
-            fds.into_iter().for_each(sys::close);
-            None
-        }
-        None => None,
-    }
+    // The plan owns it from here (`Plan::netns_fd`, a number the pods' setup joins).
+    (n > 0 && buf[0] == b'N' && fds.len() == 1).then(|| fds.remove(0).into_raw_fd())
 }
 
 /// The helper's loop: one request at a time, each builder a fork of this small process.
-fn serve(ctl: RawFd, host_pidfd: RawFd) -> ! {
+fn serve(ctl: OwnedFd, host_pidfd: RawFd) -> ! {
     sys::setsid(); // no terminal's signals: it ends with the host, not with a ^C
     if let Ok(null) = sys::open(c"/dev/null", libc::O_RDWR, 0) {
         for fd in 0..3 {
             let _ = sys::dup2(null, fd);
         }
     }
-    sys::close_all_except(3, &[ctl, host_pidfd]);
+    sys::close_all_except(3, &[ctl.as_raw_fd(), host_pidfd]);
     sys::set_name(c"invite-builder");
     if let Ok(net) = new_netns() {
-        HELPER_NET.store(net, Ordering::Relaxed);
+        let _ = HELPER_NET.set(net);
     }
     let mut plan: Option<Result<Plan, String>> = None;
     let mut cow_ns = 0;
-    let mut workers: Vec<(libc::pid_t, RawFd)> = Vec::new();
+    let mut workers: Vec<(libc::pid_t, OwnedFd)> = Vec::new();
     let mut buf = [0u8; 64];
     loop {
         let mut rev = [0i16; 2];
         let timeout = if workers.is_empty() { -1 } else { 20 };
-        if sys::poll_in(&[ctl, host_pidfd], timeout, &mut rev).is_err() || rev[1] != 0 {
+        if sys::poll_in(&[ctl.as_raw_fd(), host_pidfd], timeout, &mut rev).is_err() || rev[1] != 0 {
             sys::exit_now(0); // the host is gone
         }
         reap(&mut workers, cow_ns);
         if rev[0] == 0 {
             continue;
         }
-        let (n, fds) = match sys::recv_fds(ctl, &mut buf) {
+        let (n, fds) = match sys::recv_fds(ctl.as_fd(), &mut buf) {
             Ok((0, _)) => sys::exit_now(0), // every copy of the host's end closed
             Ok(got) => got,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => sys::exit_now(0),
         };
-        let [reply] = fds[..] else {
-            fds.into_iter().for_each(sys::close);
+        let Ok::<[OwnedFd; 1], _>([reply]) = fds.try_into() else {
             continue;
         };
         if buf[0] == b'N' {
-            let net = HELPER_NET.load(Ordering::Relaxed);
-            let _ = sys::send_fds(reply, b"N", &[net][..(net >= 0) as usize]);
-            sys::close(reply);
+            let net: Vec<BorrowedFd> = HELPER_NET.get().map(AsFd::as_fd).into_iter().collect();
+            let _ = sys::send_fds(reply.as_fd(), b"N", &net);
             continue;
         }
         let plan = plan.get_or_insert_with(Plan::build);
@@ -202,92 +203,86 @@ fn serve(ctl: RawFd, host_pidfd: RawFd) -> ! {
                 match unsafe { sys::fork() } {
                     Ok(sys::Forked::Child) => build(p, reply, count, ctl, host_pidfd),
                     Ok(sys::Forked::Parent(pid)) => workers.push((pid, reply)),
-                    Err(_) => sys::close(reply),
+                    Err(_) => {}
                 }
             }
             (_, Err(e)) => {
-                let _ = sys::send_fds(reply, format!("E{e}").as_bytes(), &[]);
-                sys::close(reply);
+                let _ = sys::send_fds(reply.as_fd(), format!("E{e}").as_bytes(), &[]);
             }
-            _ => sys::close(reply),
+            _ => {}
         }
     }
 }
 
 /// A new, empty network namespace, the helper itself staying in its own (it is single-threaded:
 /// the switch is its only thread's).
-fn new_netns() -> std::io::Result<RawFd> {
-    let flags = libc::O_RDONLY | libc::O_CLOEXEC;
-    let orig = sys::open(c"/proc/self/ns/net", flags, 0)?;
-    let made =
-        sys::unshare(libc::CLONE_NEWNET).and_then(|()| sys::open(c"/proc/self/ns/net", flags, 0));
-    let back = sys::setns(orig, libc::CLONE_NEWNET);
-    sys::close(orig);
-    if back.is_err() {
+fn new_netns() -> std::io::Result<OwnedFd> {
+    let orig = File::open("/proc/self/ns/net")?;
+    let made = sys::unshare(libc::CLONE_NEWNET).and_then(|()| File::open("/proc/self/ns/net"));
+    if sys::setns(orig.as_raw_fd(), libc::CLONE_NEWNET).is_err() {
         sys::exit_now(1); // a helper stuck in the pods' namespace would build nothing right
     }
-    made
+    made.map(OwnedFd::from)
 }
 
 /// Reap the workers that are done; each one's CPU time goes to its requester, who charges it to
 /// the budget, with the cost of a copy-on-write fault measured here.
-fn reap(workers: &mut Vec<(libc::pid_t, RawFd)>, cow_ns: u64) {
-    workers.retain(|&(pid, reply)| match sys::wait4(pid, libc::WNOHANG) {
+fn reap(workers: &mut Vec<(libc::pid_t, OwnedFd)>, cow_ns: u64) {
+    workers.retain(|(pid, reply)| match sys::wait4(*pid, libc::WNOHANG) {
         Ok((0, _, _)) => true,
         Ok((_, _, ru)) => {
             let cpu = pod::tv_ns(ru.ru_utime) + pod::tv_ns(ru.ru_stime);
-            let _ = sys::send_fds(reply, format!("D{cpu} {cow_ns}").as_bytes(), &[]);
-            sys::close(reply);
+            let _ = sys::send_fds(reply.as_fd(), format!("D{cpu} {cow_ns}").as_bytes(), &[]);
             false
         }
-        Err(_) => {
-            sys::close(reply);
-            false
-        }
+        Err(_) => false,
     });
 }
 
 /// A worker: `n` blanks, each new mount, IPC and UTS namespaces with the mounts prepared as a
 /// cold pod's would be, sent with a descriptor of its scratch; then exit.
-fn build(plan: &Plan, sock: RawFd, n: usize, ctl: RawFd, host_pidfd: RawFd) -> ! {
+fn build(plan: &Plan, sock: OwnedFd, n: usize, ctl: OwnedFd, host_pidfd: RawFd) -> ! {
     let helper = sys::getppid();
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     if sys::getppid() != helper {
         sys::exit_now(0);
     }
-    sys::close(ctl);
+    drop(ctl);
     sys::close(host_pidfd);
-    let Ok(host_mnt) = sys::open(c"/proc/self/ns/mnt", libc::O_RDONLY | libc::O_CLOEXEC, 0) else {
-        sys::exit_now(1)
-    };
-    let Ok(scratch_dir) = sys::cstring(&plan.scratch_mountpoint) else {
+    // Other requests' reply sockets (the helper's `workers`, never dropped here): only this
+    // request's end stays, so theirs reach end of file when the helper closes them.
+    sys::close_all_except(3, &[sock.as_raw_fd()]);
+    let Ok(host_mnt) = File::open("/proc/self/ns/mnt") else {
         sys::exit_now(1)
     };
     for i in 0..n {
-        if i > 0 && sys::setns(host_mnt, libc::CLONE_NEWNS).is_err() {
+        if i > 0 && sys::setns(host_mnt.as_raw_fd(), libc::CLONE_NEWNS).is_err() {
             sys::exit_now(1);
         }
         match pod::prepare_blank(plan) {
             Err(e) => {
-                let _ = sys::send_fds(sock, format!("E{e}").as_bytes(), &[]);
+                let _ = sys::send_fds(sock.as_fd(), format!("E{e}").as_bytes(), &[]);
                 sys::exit_now(1);
             }
             Ok(scratch) => {
-                let flags = libc::O_RDONLY | libc::O_CLOEXEC;
+                let dir = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECTORY)
+                    .open(&plan.scratch_mountpoint);
                 let fds = [
-                    sys::open(c"/proc/self/ns/mnt", flags, 0),
-                    sys::open(c"/proc/self/ns/ipc", flags, 0),
-                    sys::open(c"/proc/self/ns/uts", flags, 0),
-                    sys::open(&scratch_dir, flags | libc::O_DIRECTORY, 0),
+                    File::open("/proc/self/ns/mnt"),
+                    File::open("/proc/self/ns/ipc"),
+                    File::open("/proc/self/ns/uts"),
+                    dir,
                 ];
                 let Ok(fds) = fds.into_iter().collect::<Result<Vec<_>, _>>() else {
                     sys::exit_now(1)
                 };
                 let msg = format!("B{}", scratch.encode());
-                if sys::send_fds(sock, msg.as_bytes(), &fds).is_err() {
+                let borrowed: Vec<BorrowedFd> = fds.iter().map(AsFd::as_fd).collect();
+                if sys::send_fds(sock.as_fd(), msg.as_bytes(), &borrowed).is_err() {
                     sys::exit_now(1);
                 }
-                fds.into_iter().for_each(sys::close);
             }
         }
     }

@@ -93,7 +93,10 @@ fn get(rt: &Runtime, plan: &Plan) -> Option<&'static Warm> {
         return None;
     }
     let w = WARM.get_or_init(|| init(rt, plan)).as_ref();
-    if w.is_some() {
+    // The watcher fills the stock. Until it runs the stock is empty and the pod is cold, whose
+    // fork starts it (`reap::watch`) right after: its first steps (a thread, the first request
+    // to the helper) then do not compete with the host's first fork. Only `wait` needs it now.
+    if w.is_some_and(|w| w.wait) {
         crate::reap::ensure();
     }
     w

@@ -11,7 +11,7 @@ use crate::plan::Plan;
 use crate::pod::{self, Scratch};
 use crate::runtime::Runtime;
 use crate::sys;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 
 /// Most blanks kept at once (each holds a mount namespace and a scratch tmpfs).
@@ -167,7 +167,7 @@ impl Blank {
 
 /// The helper's reply socket for the blanks being built.
 struct Builder {
-    sock: RawFd,
+    sock: super::helper::Reply,
 }
 
 /// The watcher's stock.
@@ -225,37 +225,41 @@ impl Stock {
     }
 
     pub fn builder_fd(&self) -> Option<RawFd> {
-        self.builder.as_ref().map(|b| b.sock)
+        self.builder.as_ref().map(|b| b.sock.raw())
     }
 
     /// Take in what the helper sent; at its end, its worker's CPU time (which counts against the
     /// budget) and the cost of a copy-on-write fault, for admission.
     pub fn on_builder(&mut self, rt: &Runtime, plan: &Plan) {
-        let Some(sock) = self.builder_fd() else {
+        let Some(b) = self.builder.take() else {
             return;
         };
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            match sys::recv_fds(sock, &mut buf) {
+            match sys::recv_fds(b.sock.as_fd(), &mut buf) {
                 Ok((n, fds)) if n > 0 && buf[0] == b'B' && fds.len() == 4 => {
                     let text = String::from_utf8_lossy(&buf[1..n]).into_owned();
-                    self.fill(plan, [fds[0], fds[1], fds[2]], fds[3], &text);
-                }
-                Ok((n, fds)) if n > 0 => {
-                    fds.into_iter().for_each(sys::close);
-                    match buf[0] {
-                        b'E' => self.fail(),
-                        b'D' => charge(rt, &String::from_utf8_lossy(&buf[1..n])),
-                        _ => {}
+                    // From here the runtime's registry owns them (`ownfd`): a freshly forked
+                    // test reads their numbers from the stock's atomics.
+                    let raw: Vec<RawFd> = fds.into_iter().map(IntoRawFd::into_raw_fd).collect();
+                    if let [mnt, ipc, uts, scratch] = raw[..] {
+                        self.fill(plan, [mnt, ipc, uts], scratch, &text);
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Ok((n, _unused_fds_closed_here)) if n > 0 => match buf[0] {
+                    b'E' => self.fail(),
+                    b'D' => charge(rt, &String::from_utf8_lossy(&buf[1..n])),
+                    _ => {}
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.builder = Some(b);
+                    return;
+                }
                 _ => break, // end of file: the builder is done
             }
         }
-        if let Some(b) = self.builder.take() {
-            ownfd::close(b.sock);
-        }
+        // End of file, or an error: the builder is done (its socket closes with `b`).
+        drop(b);
         let mut unfilled = 0;
         for s in &SLOTS {
             unfilled += s

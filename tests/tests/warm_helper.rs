@@ -221,3 +221,18 @@ fn warm_pods_come_from_the_helper_and_are_cold_without_it() {
     let (ok, out) = finish(child);
     assert!(ok && out.lines().any(|l| l == "cold"), "{out}");
 }
+
+#[test]
+fn a_host_that_left_its_start_up_mount_namespace_gets_cold_pods() {
+    if !require_root("warm pods need root") {
+        return;
+    }
+    // The helper's blanks are made in the mounts the host saw at start; a host that moved to
+    // another mount namespace (or root) since would get a pod of the old view: cold instead.
+    let d = scratch();
+    let bin = host(d.path());
+    let env = [("INVITE_WARM", "wait"), ("INVITE_DRAIN_MS", "0")];
+    let (child, _) = start(&bin, "newns", d.path(), &env, false);
+    let (ok, out) = finish(child);
+    assert!(ok && out.lines().any(|l| l == "cold"), "{out}");
+}

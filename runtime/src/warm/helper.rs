@@ -33,6 +33,17 @@ use std::sync::OnceLock;
 /// the host may have put at the same number after closing ours).
 static CTL: OnceLock<(OwnedFd, u64)> = OnceLock::new();
 
+/// The files the helper sees: the mount namespace and root of the process when it started. Its
+/// blanks are made there, so they serve only a host that still sees the same.
+static VIEW: OnceLock<(u64, u64, u64)> = OnceLock::new();
+
+fn view() -> Option<(u64, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/self/ns/mnt").ok()?;
+    let root = std::fs::metadata("/").ok()?;
+    Some((ns.ino(), root.dev(), root.ino()))
+}
+
 /// From the library's constructor: start the helper if warm pods may be used here.
 pub fn start() {
     if !wanted() {
@@ -60,9 +71,10 @@ pub fn start() {
             let _ = sys::wait4(pid, 0);
             drop(theirs);
             sys::close(host_pidfd);
-            if let Ok(st) = sys::fstat(ours.as_raw_fd()) {
+            if let (Ok(st), Some(v)) = (sys::fstat(ours.as_raw_fd()), view()) {
                 ownfd::mark(ours.as_raw_fd());
                 let _ = CTL.set((ours, st.st_ino));
+                let _ = VIEW.set(v);
             }
         }
         Err(_) => sys::close(host_pidfd),
@@ -85,8 +97,10 @@ fn ctl() -> Option<BorrowedFd<'static>> {
     ours.then(|| fd.as_fd())
 }
 
+/// Is there a helper whose blanks fit this host? Not if the host has since entered another
+/// mount namespace or root (`unshare`, `chroot`): its pods are cold then.
 pub fn available() -> bool {
-    CTL.get().is_some()
+    CTL.get().is_some() && VIEW.get().is_some_and(|v| view().as_ref() == Some(v))
 }
 
 /// The host's end of one request's reply socket: one of the runtime's own descriptors (no pod

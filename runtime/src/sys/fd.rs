@@ -1,4 +1,11 @@
 //! Descriptors: open, close, duplicate, read, write, poll.
+//!
+//! Descriptors are still raw numbers here (the sockets of `socket` are `OwnedFd`/`BorrowedFd`
+//! already). Many of the runtime's are published through lock-free atomics (`ownfd`'s bitmap,
+//! the warm stock's slots) that a freshly forked test reads, and end their life there, not at a
+//! scope's end; those stay numbers by design. The rest (a step's temporary descriptor, a
+//! supervisor's pipes) should become `OwnedFd` with `close` and `dup2` onto an existing number as
+//! `unsafe fn`s: not done yet.
 
 use super::{check, check_long};
 use std::ffi::CStr;

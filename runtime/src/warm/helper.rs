@@ -11,8 +11,9 @@
 //! ```
 //!
 //! - Only where warm pods can be used: testing on (`INVITE`), pods (`INVITE_ISOLATION`), warm
-//!   pods on (`INVITE_WARM`), root, not set-id, and the process still single-threaded (a library
-//!   opened later by `dlopen` starts no helper: its host has threads, a fork there is not small).
+//!   pods on (`INVITE_WARM`), root, not set-id, not PID 1, and the process still single-threaded
+//!   (a library opened later by `dlopen` starts no helper: its host has threads, a fork there is
+//!   not small).
 //! - The helper is a grandchild, reaped at once: the host's own `wait()` never sees it, never
 //!   blocks on it. It dies with the host (it polls the host's pidfd; its worker has a
 //!   parent-death signal on it) and holds none of the host's descriptors or streams.
@@ -82,7 +83,9 @@ pub fn start() {
 }
 
 fn wanted() -> bool {
-    if sys::set_id() || !crate::plan::is_root() {
+    // PID 1 (a container's init) adopts every orphan: the helper would be its child again, seen
+    // by its wait().
+    if sys::set_id() || !crate::plan::is_root() || sys::getpid() == 1 {
         return false;
     }
     let on = Config::from_env(sys::secure_getenv_os, std::path::Path::new("/"))

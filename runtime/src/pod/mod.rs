@@ -312,16 +312,22 @@ fn test_steps(
     }
     sys::setsid();
     let null = sys::open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0).step("open /dev/null")?;
-    sys::dup2(null, 0).step("stdin from /dev/null")?;
-    sys::dup2(ch.out_w, 1).step("stdout to the capture pipe")?;
-    sys::dup2(ch.out_w, 2).step("stderr to the capture pipe")?;
+    // SAFETY: the test is a single-threaded fork before any of its code runs; its standard
+    // streams and inherited descriptors are its own to replace (and, below, to close but what it
+    // keeps).
+    unsafe {
+        sys::dup2(null, 0).step("stdin from /dev/null")?;
+        sys::dup2(ch.out_w, 1).step("stdout to the capture pipe")?;
+        sys::dup2(ch.out_w, 2).step("stderr to the capture pipe")?;
+    }
     if isolated {
         crate::podgroup::join();
         fds::apply(spec.fds, null)?;
     }
     let mut keep = spec.fds.kept();
     keep.push(ch.status_w);
-    sys::close_all_except(3, &keep);
+    // SAFETY: see above.
+    unsafe { sys::close_all_except(3, &keep) };
     if isolated {
         pid1::report_default_signals(spec.signals).step("install PID 1 signal reporting")?;
         let address_space = match done {

@@ -168,12 +168,17 @@ pub fn netns() -> Option<RawFd> {
 /// The helper's loop: one request at a time, each builder a fork of this small process.
 fn serve(ctl: OwnedFd, host_pidfd: RawFd) -> ! {
     sys::setsid(); // no terminal's signals: it ends with the host, not with a ^C
-    if let Ok(null) = sys::open(c"/dev/null", libc::O_RDWR, 0) {
-        for fd in 0..3 {
-            let _ = sys::dup2(null, fd);
+                   // SAFETY: the helper is a single-threaded fork made before the host's `main`: every
+                   // descriptor it inherited is its own to replace or close but the two it keeps (no owner in
+                   // its memory refers to the others: the host's owners stay the host's).
+    unsafe {
+        if let Ok(null) = sys::open(c"/dev/null", libc::O_RDWR, 0) {
+            for fd in 0..3 {
+                let _ = sys::dup2(null, fd);
+            }
         }
+        sys::close_all_except(3, &[ctl.as_raw_fd(), host_pidfd]);
     }
-    sys::close_all_except(3, &[ctl.as_raw_fd(), host_pidfd]);
     sys::set_name(c"invite-builder");
     if let Ok(net) = new_netns() {
         let _ = HELPER_NET.set(net);
@@ -268,7 +273,9 @@ fn build(plan: &Plan, sock: OwnedFd, n: usize, ctl: OwnedFd, host_pidfd: RawFd) 
     sys::close(host_pidfd);
     // Other requests' reply sockets (the helper's `workers`, never dropped here): only this
     // request's end stays, so theirs reach end of file when the helper closes them.
-    sys::close_all_except(3, &[sock.as_raw_fd()]);
+    // SAFETY: single-threaded; the owners of the others (`workers` in the helper's memory) are
+    // never used or dropped here: the worker ends with `_exit`.
+    unsafe { sys::close_all_except(3, &[sock.as_raw_fd()]) };
     let Ok(host_mnt) = File::open("/proc/self/ns/mnt") else {
         sys::exit_now(1)
     };

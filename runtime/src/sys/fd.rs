@@ -4,8 +4,8 @@
 //! already). Many of the runtime's are published through lock-free atomics (`ownfd`'s bitmap,
 //! the warm stock's slots) that a freshly forked test reads, and end their life there, not at a
 //! scope's end; those stay numbers by design. The rest (a step's temporary descriptor, a
-//! supervisor's pipes) should become `OwnedFd` with `close` and `dup2` onto an existing number as
-//! `unsafe fn`s: not done yet.
+//! supervisor's pipes) should become `OwnedFd`, and `close` of a raw number an `unsafe fn` (as
+//! `dup2` and `close_all_except` are): not done yet.
 
 use super::{check, check_long};
 use std::ffi::CStr;

@@ -30,9 +30,45 @@ const REFRESH_NS: u64 = 10_000_000;
 /// and the host's own cgroup directory per controller.
 #[derive(Default)]
 struct Levels {
-    memory: Vec<(PathBuf, PathBuf)>,
-    pids: Vec<(PathBuf, PathBuf)>,
+    memory: Vec<(Counter, Counter)>,
+    pids: Vec<(Counter, Counter)>,
     own: Vec<Own>,
+}
+
+/// A limit or usage file, kept open: a reading on admission's path is one `pread`, not an
+/// open, a stat, two reads and a close (tens of microseconds of the host's pause).
+struct Counter {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    /// The process that opened `file`: in any other (a pod, a parked checkpoint) the runtime's
+    /// descriptors are closed, and the number may be another file's.
+    opener: libc::pid_t,
+}
+
+impl Counter {
+    fn new(path: PathBuf) -> Counter {
+        let file = std::fs::File::open(&path).ok();
+        if let Some(f) = &file {
+            crate::ownfd::mark(std::os::fd::AsRawFd::as_raw_fd(f)); // no pod inherits it
+        }
+        Counter {
+            path,
+            file,
+            opener: crate::sys::getpid(),
+        }
+    }
+
+    /// A limit or usage; `None` for `max` and v1's "no limit" (near `i64::MAX`).
+    fn read(&self) -> Option<u64> {
+        let mut buf = [0u8; 32];
+        let n = match &self.file {
+            Some(f) if crate::sys::getpid() == self.opener => {
+                std::os::unix::fs::FileExt::read_at(f, &mut buf, 0).ok()?
+            }
+            _ => return read_number(&self.path),
+        };
+        parse_number(std::str::from_utf8(&buf[..n]).ok()?)
+    }
 }
 
 /// The host's cgroup in the hierarchy of one controller.
@@ -90,12 +126,12 @@ pub fn no_room(pods: u64) -> Option<String> {
 }
 
 /// The least room left over the levels (`u64::MAX` when none has a limit).
-fn room(levels: &[(PathBuf, PathBuf)]) -> u64 {
+fn room(levels: &[(Counter, Counter)]) -> u64 {
     levels
         .iter()
         .filter_map(|(limit, usage)| {
-            let limit = read_number(limit)?;
-            Some(limit.saturating_sub(read_number(usage).unwrap_or(0)))
+            let limit = limit.read()?;
+            Some(limit.saturating_sub(usage.read().unwrap_or(0)))
         })
         .min()
         .unwrap_or(u64::MAX)
@@ -103,7 +139,10 @@ fn room(levels: &[(PathBuf, PathBuf)]) -> u64 {
 
 /// A limit or usage file; `None` for `max` and v1's "no limit" (near `i64::MAX`).
 fn read_number(p: &Path) -> Option<u64> {
-    let s = std::fs::read_to_string(p).ok()?;
+    parse_number(&std::fs::read_to_string(p).ok()?)
+}
+
+fn parse_number(s: &str) -> Option<u64> {
     s.trim().parse::<u64>().ok().filter(|n| *n < 1 << 62)
 }
 
@@ -160,7 +199,10 @@ fn levels_of(cgroups: &str, mountinfo: &str) -> Levels {
             };
             loop {
                 if dir.join(&limit).exists() {
-                    out.push((dir.join(&limit), dir.join(&usage)));
+                    out.push((
+                        Counter::new(dir.join(&limit)),
+                        Counter::new(dir.join(&usage)),
+                    ));
                 }
                 if dir == mount || !dir.pop() {
                     break;

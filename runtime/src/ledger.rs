@@ -110,6 +110,15 @@ impl Ledger {
         Some(self.cow_fault_ns.load(Ordering::Relaxed)).filter(|ns| *ns > 0)
     }
 
+    /// A copy-on-write fault's cost measured elsewhere (the warm helper), kept if none is yet.
+    pub fn cow_fault_measured(&self, ns: u64) {
+        if ns > 0 {
+            let _ = self
+                .cow_fault_ns
+                .compare_exchange(0, ns, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
     /// The first supervisor measures what a copy-on-write fault costs, for the budget (before
     /// it enters the pod's PID namespace, where it could not fork again once the pod has ended).
     pub fn measure_cow_fault_once(&self) {

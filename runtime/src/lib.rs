@@ -29,6 +29,8 @@
 //! Rust code uses [`ckpt()`] directly or the [`in_vivo`] attribute; C code uses `invite.h`
 //! (implemented in `capi`).
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 mod admit;
 mod afterfork;
 mod capi;
@@ -52,6 +54,7 @@ mod sample;
 #[doc(hidden)]
 pub mod site;
 mod snapshot;
+mod start;
 mod supervise;
 mod sys;
 mod test_api;

@@ -27,11 +27,16 @@ pub fn is_own(fd: RawFd) -> bool {
     slot(fd).is_some_and(|(w, bit)| w.load(Ordering::Acquire) & bit != 0)
 }
 
-/// Forget and close one of the runtime's descriptors.
-pub fn close(fd: RawFd) {
+/// No longer one of the runtime's descriptors (its owner closes it).
+pub fn unmark(fd: RawFd) {
     if let Some((w, bit)) = slot(fd) {
         w.fetch_and(!bit, Ordering::Release);
     }
+}
+
+/// Forget and close one of the runtime's descriptors.
+pub fn close(fd: RawFd) {
+    unmark(fd);
     sys::close(fd);
 }
 

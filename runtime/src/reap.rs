@@ -74,11 +74,10 @@ extern "C" fn after_fork() {
     drop_pending();
 }
 
-/// Give the reaper thread one more duty (once per process; later calls are ignored) and make
-/// sure it runs.
-pub fn add_duty(make: fn() -> Box<dyn Duty>) {
+/// Give the reaper thread one more duty (once per process; later calls are ignored), which it
+/// takes up when it next starts or wakes (`ensure`, `reap_when_over`).
+pub fn set_duty(make: fn() -> Box<dyn Duty>) {
     let _ = DUTY.set(make);
-    ensure();
 }
 
 pub fn ensure() {
@@ -90,7 +89,8 @@ pub fn ensure() {
         return;
     }
     static AT_FORK: std::sync::Once = std::sync::Once::new();
-    AT_FORK.call_once(|| sys::at_fork_child(after_fork));
+    // SAFETY: `after_fork` only stores to atomics (`forget`s), async-signal-safe.
+    AT_FORK.call_once(|| unsafe { sys::at_fork_child(after_fork) });
     match std::thread::Builder::new()
         .name("invite-reaper".into())
         .spawn(run)

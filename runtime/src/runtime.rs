@@ -61,16 +61,22 @@ static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static IN_POD: AtomicBool = AtomicBool::new(false);
 static START_CWD: OnceLock<PathBuf> = OnceLock::new();
 
-/// Remember the working directory at start-up (default journal and pod paths are relative to it).
-extern "C" fn capture_start_cwd() {
+/// Where the pods' empty network namespace comes from when something made it ahead of time (the
+/// warm pods' helper, which registers itself at start-up), so no module below it reaches up.
+static PREMADE_NETNS: OnceLock<fn() -> Option<RawFd>> = OnceLock::new();
+
+/// At start-up: remember the working directory (default journal and pod paths are relative to
+/// it).
+pub fn capture_start_cwd() {
     if let Ok(cwd) = std::env::current_dir() {
         let _ = START_CWD.set(cwd);
     }
 }
 
-#[used]
-#[link_section = ".init_array"]
-static CAPTURE_CWD: extern "C" fn() = capture_start_cwd;
+/// At start-up: where the plan gets a network namespace made ahead of time (see `PREMADE_NETNS`).
+pub fn set_premade_netns(source: fn() -> Option<RawFd>) {
+    let _ = PREMADE_NETNS.set(source);
+}
 
 pub fn get() -> &'static Runtime {
     // The pure core is unit-tested without the process-wide runtime (which reads the
@@ -163,7 +169,13 @@ impl Runtime {
     /// The isolation plan, built once (the start-up probe). `Err` names the missing piece.
     pub fn plan(&self) -> Result<&Plan, String> {
         self.plan
-            .get_or_init(|| Plan::build(crate::pod::make_namespaces, crate::pod::seccomp_program))
+            .get_or_init(|| {
+                let premade = PREMADE_NETNS.get().and_then(|source| source());
+                Plan::build(
+                    || crate::pod::make_namespaces(premade),
+                    crate::pod::seccomp_program,
+                )
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -194,7 +206,9 @@ impl Runtime {
         let host_page_mapped = SHARED_MAPPED.load(Ordering::Relaxed);
         let host_page = self.ledger.swap(new_ledger(), Ordering::Relaxed);
         if host_page_mapped {
-            sys::unmap_page(host_page.cast(), sys::page_size());
+            // SAFETY: the host's counter page, mapped by `new_shared`; `self.shared` points to
+            // the new one now and this single-threaded pod holds no other pointer into it.
+            unsafe { sys::unmap_page(host_page.cast(), sys::page_size()) };
         }
         self.next_id.store(0, Ordering::Relaxed);
         self.prefix.store(

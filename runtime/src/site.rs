@@ -50,6 +50,7 @@ pub struct Site {
 // SAFETY: the raw pointers point at 'static, immutable, NUL-terminated strings (checked in `new`
 // for Rust sites; promised by the generated C code); everything mutable is atomic.
 unsafe impl Sync for Site {}
+// SAFETY: as for `Sync`: nothing in a site belongs to one thread.
 unsafe impl Send for Site {}
 
 const fn nul_terminated(s: &'static str) -> *const c_char {

@@ -115,7 +115,10 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         });
     }
     let t0 = sys::monotonic_ns();
-    match sys::fork() {
+    // SAFETY: the child is the pod's supervisor: it uses the runtime's lock-free state and
+    // system calls, and its test runs the host's code as the design's trade-off (README,
+    // limitations: only the calling thread); the pod's steps close the runtime's descriptors.
+    match unsafe { sys::fork() } {
         Err(e) => {
             rt.ledger().release();
             let errno = e.raw_os_error().unwrap_or(libc::EIO);

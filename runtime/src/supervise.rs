@@ -101,11 +101,15 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
 /// seen to close it at once (a peer's EOF, a `flock` another process waits for). stdin and
 /// stdout become /dev/null; stderr stays, for the runtime's own diagnostics.
 fn drop_host_fds(own: &[i32]) {
-    sys::close_all_except(3, own);
-    if let Ok(null) = sys::open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0) {
-        let _ = sys::dup2(null, 0);
-        let _ = sys::dup2(null, 1);
-        sys::close(null);
+    // SAFETY: the supervisor is a single-threaded fork of the host; what it inherited is its own
+    // to close, and what it keeps is in `own`. Its stdin and stdout are then /dev/null.
+    unsafe {
+        sys::close_all_except(3, own);
+        if let Ok(null) = sys::open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0) {
+            let _ = sys::dup2(null, 0);
+            let _ = sys::dup2(null, 1);
+            sys::close(null);
+        }
     }
 }
 

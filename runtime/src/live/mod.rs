@@ -127,7 +127,9 @@ pub fn checkpoint_at(
         os("pipe", e)
     })?;
     let t0 = sys::monotonic_ns();
-    match sys::fork() {
+    // SAFETY: the child only forks the parked copy and exits; the copy serves the live
+    // checkpoint with the host's code, the feature's trade-off (docs: live checkpoints).
+    match unsafe { sys::fork() } {
         Err(e) => {
             for fd in [host, alive_r, alive_w] {
                 sys::close(fd);
@@ -152,7 +154,8 @@ pub fn checkpoint_at(
             // wait(), by forking it and exiting (the copy is then reparented away from the host).
             drop(taken);
             sys::close(alive_r);
-            match sys::fork() {
+            // SAFETY: this child is single-threaded (a fork of one thread).
+            match unsafe { sys::fork() } {
                 Ok(sys::Forked::Parent(_)) => sys::exit_now(0),
                 Err(_) => {
                     let _ = std::fs::remove_file(&socket);

@@ -231,7 +231,9 @@ fn clean_fds(keep: &[RawFd]) {
         };
         let reopened = if fd > 2 { reopen(fd) } else { None };
         let from = reopened.unwrap_or(null);
-        if sys::dup2(from, fd).is_ok() {
+        // SAFETY: the parked copy is single-threaded (a fork of one thread) and replaces the
+        // descriptors it inherited, which nothing in it uses as the files they were.
+        if unsafe { sys::dup2(from, fd) }.is_ok() {
             let _ = sys::set_fd_flags(fd, fd_flags);
         }
         if let Some(r) = reopened {

@@ -142,10 +142,16 @@ impl FdPlan {
 
 /// In the test, after chroot: reopen, replace, keep.
 pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
+    // Each `dup2` below: the test is a single-threaded fork before any of its code
+    // runs; the descriptors it replaces are the ones it inherited, which nothing in it will use
+    // as the files they were.
     for (fd, action) in &plan.entries {
         match action {
             Action::Keep => {}
-            Action::Null => sys::dup2(null, *fd).step("replace a descriptor by /dev/null")?,
+            Action::Null => {
+                // SAFETY: see above.
+                unsafe { sys::dup2(null, *fd) }.step("replace a descriptor by /dev/null")?
+            }
             Action::Reopen {
                 path,
                 flags,
@@ -155,7 +161,8 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
                 dir,
             } => match reopen(path, *flags, *ino, *dir) {
                 Some(new) => {
-                    sys::dup2(new, *fd).step("reopen an inherited file")?;
+                    // SAFETY: see above.
+                    unsafe { sys::dup2(new, *fd) }.step("reopen an inherited file")?;
                     sys::close(new);
                     if !*cloexec {
                         sys::set_fd_flags(*fd, 0).step("restore close-on-exec")?;
@@ -164,7 +171,10 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
                         let _ = sys::lseek(*fd, *offset, libc::SEEK_SET);
                     }
                 }
-                None => sys::dup2(null, *fd).step("replace a descriptor by /dev/null")?,
+                None => {
+                    // SAFETY: see above.
+                    unsafe { sys::dup2(null, *fd) }.step("replace a descriptor by /dev/null")?
+                }
             },
         }
     }

@@ -148,7 +148,10 @@ pub use scratch::Scratch;
 /// Build the pod below the calling supervisor. Returns in the supervisor and in the test.
 pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
     let Some(plan) = spec.plan.filter(|_| spec.isolation == Isolation::Pod) else {
-        return match sys::fork().step("fork the test")? {
+        // SAFETY: the supervisor is single-threaded (a fork of one host thread, which started
+        // no thread since); the child becomes the test (`in_test`), then runs the host's code
+        // as a pod, the design's trade-off (README, limitations: only the calling thread).
+        return match unsafe { sys::fork() }.step("fork the test")? {
             sys::Forked::Parent(child) => Ok(Side::Supervisor {
                 child,
                 scratch: None,
@@ -168,7 +171,8 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
         .step("unshare mount, IPC, UTS and PID namespaces")?;
     limits::bound_ipc(c"/proc")?;
     let scratch = mounts::prepare(plan)?;
-    match sys::fork().step("fork the test")? {
+    // SAFETY: as above, the supervisor is single-threaded.
+    match unsafe { sys::fork() }.step("fork the test")? {
         sys::Forked::Parent(child) => Ok(Side::Supervisor {
             child,
             scratch: Some(scratch),
@@ -308,16 +312,22 @@ fn test_steps(
     }
     sys::setsid();
     let null = sys::open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0).step("open /dev/null")?;
-    sys::dup2(null, 0).step("stdin from /dev/null")?;
-    sys::dup2(ch.out_w, 1).step("stdout to the capture pipe")?;
-    sys::dup2(ch.out_w, 2).step("stderr to the capture pipe")?;
+    // SAFETY: the test is a single-threaded fork before any of its code runs; its standard
+    // streams and inherited descriptors are its own to replace (and, below, to close but what it
+    // keeps).
+    unsafe {
+        sys::dup2(null, 0).step("stdin from /dev/null")?;
+        sys::dup2(ch.out_w, 1).step("stdout to the capture pipe")?;
+        sys::dup2(ch.out_w, 2).step("stderr to the capture pipe")?;
+    }
     if isolated {
         crate::podgroup::join();
         fds::apply(spec.fds, null)?;
     }
     let mut keep = spec.fds.kept();
     keep.push(ch.status_w);
-    sys::close_all_except(3, &keep);
+    // SAFETY: see above.
+    unsafe { sys::close_all_except(3, &keep) };
     if isolated {
         pid1::report_default_signals(spec.signals).step("install PID 1 signal reporting")?;
         let address_space = match done {

@@ -8,8 +8,14 @@
 use crate::sys;
 use std::os::fd::RawFd;
 
-pub fn make_namespaces() -> Result<(RawFd, Option<RawFd>), String> {
+pub fn make_namespaces(premade: Option<RawFd>) -> Result<(RawFd, Option<RawFd>), String> {
     let root = crate::plan::is_root();
+    if root {
+        // Made by the warm pods' helper when there is one: no fork of the host for it.
+        if let Some(net) = premade {
+            return Ok((net, None));
+        }
+    }
     let (uid, gid) = (sys::geteuid(), sys::getegid());
     let (ready_r, ready_w) =
         sys::pipe().map_err(|e| format!("isolation unavailable: pipe: {e}"))?;
@@ -19,7 +25,9 @@ pub fn make_namespaces() -> Result<(RawFd, Option<RawFd>), String> {
     } else {
         libc::CLONE_NEWUSER | libc::CLONE_NEWNET
     };
-    let child = match sys::fork() {
+    // SAFETY: the child makes system calls only (unshare, write, read, _exit), nothing another
+    // thread could hold.
+    let child = match unsafe { sys::fork() } {
         Err(e) => return Err(format!("isolation unavailable: fork: {e}")),
         Ok(sys::Forked::Child) => {
             let code = match sys::unshare(flags) {

@@ -45,10 +45,13 @@ extern "C" fn on_signal(sig: libc::c_int) {
 pub fn report_default_signals(host: Option<&sys::SignalState>) -> io::Result<()> {
     for &sig in TERMINATING {
         match host {
-            Some(h) if h.is_default(sig) => sys::handle(sig, on_signal)?,
+            // SAFETY: `on_signal` is async-signal-safe: one write of a fixed frame to the
+            // status pipe and `_exit`.
+            Some(h) if h.is_default(sig) => unsafe { sys::handle(sig, on_signal) }?,
             Some(_) => {}
             None => {
-                sys::handle_if_default(sig, on_signal)?;
+                // SAFETY: as above.
+                unsafe { sys::handle_if_default(sig, on_signal) }?;
             }
         }
     }

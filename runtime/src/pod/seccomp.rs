@@ -324,7 +324,9 @@ pub fn install(prog: &[sys::Insn]) -> std::io::Result<()> {
     if prog.is_empty() {
         return Ok(());
     }
-    sys::refuse_trapped_calls(report)?;
+    // SAFETY: `report` is async-signal-safe: atomic bit operations, a frame built on the stack
+    // and one `write` (`report_note`).
+    unsafe { sys::refuse_trapped_calls(report) }?;
     sys::install_filter(prog)
 }
 

@@ -61,7 +61,10 @@ fn remap(shared: &[(usize, usize, libc::c_int)]) -> Result<(), SetupError> {
         .step("open /proc/self/mem")?;
     let result = shared
         .iter()
-        .try_for_each(|&(addr, len, prot)| sys::privatize_mapping(mem, addr, len, prot))
+        // SAFETY: each range is a whole MAP_SHARED mapping read from this process's maps, in
+        // the single-threaded test before its code runs; the runtime's only reference into
+        // one, its counter page, was taken out of the list (`own_page`).
+        .try_for_each(|&(addr, len, prot)| unsafe { sys::privatize_mapping(mem, addr, len, prot) })
         .step("remap shared memory private");
     sys::close(mem);
     result

@@ -1,4 +1,11 @@
 //! Descriptors: open, close, duplicate, read, write, poll.
+//!
+//! Descriptors are still raw numbers here (the sockets of `socket` are `OwnedFd`/`BorrowedFd`
+//! already). Many of the runtime's are published through lock-free atomics (`ownfd`'s bitmap,
+//! the warm stock's slots) that a freshly forked test reads, and end their life there, not at a
+//! scope's end; those stay numbers by design. The rest (a step's temporary descriptor, a
+//! supervisor's pipes) should become `OwnedFd`, and `close` of a raw number an `unsafe fn` (as
+//! `dup2` and `close_all_except` are): not done yet.
 
 use super::{check, check_long};
 use std::ffi::CStr;
@@ -16,7 +23,14 @@ pub fn close(fd: RawFd) {
 }
 
 /// Close every descriptor >= `from` except those in `keep` (sorted or not).
-pub fn close_all_except(from: RawFd, keep: &[RawFd]) {
+///
+/// # Safety
+///
+/// The caller owns every descriptor in the range: no other thread uses them and no `OwnedFd`,
+/// `File` or other owner that will still close or use one lives on (it would act on a number
+/// that is closed, or by then another file's). In practice: a freshly forked, single-threaded
+/// child that only `_exit`s or execs after owners in its memory go out of use.
+pub unsafe fn close_all_except(from: RawFd, keep: &[RawFd]) {
     let mut ks: Vec<RawFd> = keep.iter().copied().filter(|k| *k >= from).collect();
     ks.sort_unstable();
     ks.dedup();
@@ -40,11 +54,17 @@ fn close_range(lo: libc::c_uint, hi: libc::c_uint) {
     }
 }
 
-pub fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
+/// Make `to` a copy of `from`, closing what `to` was.
+///
+/// # Safety
+///
+/// The caller owns `to` (or it is free): whatever owned the descriptor that was there will not
+/// use or close that number again, since it now names another file.
+pub unsafe fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
     if from == to {
         return Ok(());
     }
-    // SAFETY: plain syscall on fds.
+    // SAFETY: plain syscall on fds; replacing `to` is the caller's obligation.
     check(unsafe { libc::dup2(from, to) }).map(drop)
 }
 

@@ -32,7 +32,18 @@ pub fn map_shared_page(len: usize) -> io::Result<*mut u8> {
 
 /// Replace the shared mapping at `addr..addr+len` with a private anonymous one holding the same
 /// bytes, read through `mem` (an fd of /proc/self/mem) so unreadable pages become zeros.
-pub fn privatize_mapping(mem: RawFd, addr: usize, len: usize, prot: libc::c_int) -> io::Result<()> {
+///
+/// # Safety
+///
+/// `addr..addr+len` must be a whole mapping of this process (page-aligned) that no other thread
+/// uses meanwhile, and no Rust reference may point into it: for a moment it is replaced by fresh
+/// memory, and the bytes are copied over without any synchronization.
+pub unsafe fn privatize_mapping(
+    mem: RawFd,
+    addr: usize,
+    len: usize,
+    prot: libc::c_int,
+) -> io::Result<()> {
     let tmp = map_anonymous(len, libc::MAP_PRIVATE)?;
     let page = page_size();
     let mut off = 0;
@@ -53,8 +64,8 @@ pub fn privatize_mapping(mem: RawFd, addr: usize, len: usize, prot: libc::c_int)
             off = (off / page + 1) * page;
         }
     }
-    // SAFETY: MAP_FIXED over a range this process mapped; the runtime holds no references into
-    // the host's shared mappings here (the pod's test code has not run yet).
+    // SAFETY: MAP_FIXED over a whole mapping of this process that nothing references (the
+    // caller's obligation, see `# Safety`).
     let p = unsafe {
         libc::mmap(
             addr as *mut libc::c_void,
@@ -115,7 +126,9 @@ pub fn measure_cow_fault_ns() -> Option<u64> {
     let touch = |v: u8| (0..PAGES).for_each(|i| unsafe { base.add(i * page).write_volatile(v) });
     touch(1);
     let parent = super::getpid();
-    let result = match super::fork() {
+    // SAFETY: the child only arms its parent-death signal, pauses and `_exit`s: async-signal-safe
+    // calls and no state another thread could hold.
+    let result = match unsafe { super::fork() } {
         Ok(super::Forked::Child) => {
             // Dies with its parent even if the parent is killed before it kills this child.
             let _ = super::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
@@ -227,8 +240,13 @@ pub fn address_space_size() -> Option<u64> {
 }
 
 /// Unmap a page this process mapped itself (`map_shared_page`) and no longer uses.
-pub fn unmap_page(addr: *mut u8, len: usize) {
-    // SAFETY: callers pass a mapping of their own that nothing references any more; munmap of
-    // it cannot affect other memory.
+///
+/// # Safety
+///
+/// `addr..addr+len` must be a mapping `map_shared_page` returned that nothing (no reference, no
+/// pointer another thread may follow) refers to any more.
+pub unsafe fn unmap_page(addr: *mut u8, len: usize) {
+    // SAFETY: the caller's obligation (see `# Safety`): a mapping of ours nothing refers to, so
+    // unmapping it cannot affect other memory.
     unsafe { libc::munmap(addr.cast(), len) };
 }

@@ -2,8 +2,27 @@
 //!
 //! Everything returns `io::Result` (the OS error intact); callers add the step's name. Nothing here
 //! decides policy. Functions taking paths take `&CStr` so the child never allocates to call them.
+//!
+//! A function whose caller must uphold something the compiler cannot check (what the child of a
+//! `fork` may touch, an async-signal-safe handler, no reference into memory being replaced) is an
+//! `unsafe fn` with a `# Safety` section; each call site says why it holds.
+//!
+//! Why these wrappers and not `rustix`: most of them run in a freshly forked child of a
+//! multithreaded host, where only async-signal-safe, allocation-free code may run before the
+//! pod is isolated; `fork` itself must be glibc's (its atfork handlers reset malloc and stdio
+//! locks, which a raw `clone` would leave held); and several calls have no `rustix` API or need
+//! the exact flags here (`clone3`-free `fork` into a PID namespace switched per thread, the
+//! seccomp trap handler that rewrites the saved registers, `PROCMAP_QUERY`, `/proc/self/mem`
+//! copies). `rustix` (already in the dependency tree, through `tempfile`) would serve for the
+//! plain ones (`open`, `pipe`, `socketpair`, `mount`, `setns`) and return `OwnedFd` directly; the
+//! move is left for when the descriptors are `OwnedFd` throughout (see the descriptor note in
+//! `fd`), so that one change does both.
 
-#![allow(clippy::missing_safety_doc)]
+#![deny(
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc
+)]
 
 use std::ffi::CString;
 use std::io;

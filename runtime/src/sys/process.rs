@@ -12,9 +12,20 @@ pub enum Forked {
 }
 
 /// glibc's fork: runs the atfork handlers, so malloc and stdio locks are reset in the child.
-pub fn fork() -> io::Result<Forked> {
-    // SAFETY: fork has no memory-safety preconditions; the child is single-threaded and only
-    // continues on the calling thread, which the callers account for.
+///
+/// # Safety
+///
+/// The child has only the calling thread. Whatever another thread of the parent held at the
+/// fork (a lock, a half-updated structure) stays held or half-updated in the child for ever,
+/// so the caller must make sure the child touches none of it: either the process is
+/// single-threaded, or the child uses only async-signal-safe calls, state that glibc's atfork
+/// handlers reset (malloc, stdio) and the runtime's lock-free state, then ends with
+/// [`exit_now`] or `exec`. A child that goes on to run the host's own code (a pod's test) is
+/// that caller's documented trade-off and must say so where it forks. The child also inherits
+/// every descriptor: the caller closes what the child must not hold.
+pub unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: fork itself has no memory-safety precondition; what the child may do afterwards
+    // is this function's caller's obligation (see `# Safety`).
     let pid = unsafe { libc::fork() };
     match pid {
         -1 => Err(io::Error::last_os_error()),
@@ -197,8 +208,13 @@ pub fn thread_cpu_ns() -> u64 {
 }
 
 /// Run `child` in the child of every fork of this process (`pthread_atfork`).
-pub fn at_fork_child(child: extern "C" fn()) {
-    // SAFETY: registering a handler; `child` only does atomic stores (async-signal-safe).
+///
+/// # Safety
+///
+/// `child` runs in the child of any fork, whatever the other threads of the parent held: it
+/// must be async-signal-safe (atomic stores, system calls; no allocation, no lock).
+pub unsafe fn at_fork_child(child: extern "C" fn()) {
+    // SAFETY: registering a handler is always sound; what it does is the caller's obligation.
     unsafe { libc::pthread_atfork(None, None, Some(child)) };
 }
 

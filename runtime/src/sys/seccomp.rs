@@ -36,8 +36,12 @@ pub fn install_filter(prog: &[Insn]) -> io::Result<()> {
 static ON_REFUSED: AtomicUsize = AtomicUsize::new(0);
 
 /// From now on a system call the filter traps returns `-EPERM` to its caller, and `report`
-/// is called with its number, in the signal handler (it must be async-signal-safe).
-pub fn refuse_trapped_calls(report: fn(i64)) -> io::Result<()> {
+/// is called with its number, in the signal handler.
+///
+/// # Safety
+///
+/// `report` runs in a SIGSYS handler, in the middle of any code: it must be async-signal-safe.
+pub unsafe fn refuse_trapped_calls(report: fn(i64)) -> io::Result<()> {
     ON_REFUSED.store(report as usize, Ordering::Relaxed);
     // SAFETY: zeroed sigaction is valid (empty mask).
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };

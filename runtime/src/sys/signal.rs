@@ -70,11 +70,14 @@ pub fn restore_signal_state(s: &SignalState) {
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, &s.mask, std::ptr::null_mut()) };
 }
 
-/// Install `handler` for `sig`, which the caller knows is at its default action. The handler
-/// runs on the current stack with the signal blocked.
 /// Install `handler` for `sig` only if its disposition is the default (one call when it is);
 /// true if installed.
-pub fn handle_if_default(
+///
+/// # Safety
+///
+/// `handler` runs on whatever thread the signal interrupts, in the middle of any code: it must
+/// be async-signal-safe (no allocation, no lock, only async-signal-safe calls).
+pub unsafe fn handle_if_default(
     sig: libc::c_int,
     handler: extern "C" fn(libc::c_int),
 ) -> io::Result<bool> {
@@ -83,7 +86,8 @@ pub fn handle_if_default(
     sa.sa_sigaction = handler as usize;
     // SAFETY: zeroed sigaction is a valid out-parameter.
     let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: sa is a valid action, old a valid out-parameter; `handler` is async-signal-safe.
+    // SAFETY: sa is a valid action, old a valid out-parameter; `handler` is async-signal-safe
+    // (the caller's obligation).
     check(unsafe { libc::sigaction(sig, &sa, &mut old) })?;
     if old.sa_sigaction == libc::SIG_DFL {
         return Ok(true);
@@ -92,11 +96,17 @@ pub fn handle_if_default(
     check(unsafe { libc::sigaction(sig, &old, std::ptr::null_mut()) }).map(|_| false)
 }
 
-pub fn handle(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
+/// Install `handler` for `sig`, which the caller knows is at its default action. The handler
+/// runs on the current stack with the signal blocked.
+///
+/// # Safety
+///
+/// As for [`handle_if_default`]: `handler` must be async-signal-safe.
+pub unsafe fn handle(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
     // SAFETY: zeroed sigaction is valid (empty mask, no flags).
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
     sa.sa_sigaction = handler as usize;
-    // SAFETY: sa is a valid action; `handler` is async-signal-safe (see pod::pid1).
+    // SAFETY: sa is a valid action; `handler` is async-signal-safe (the caller's obligation).
     check(unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) }).map(drop)
 }
 

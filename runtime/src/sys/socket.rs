@@ -2,7 +2,7 @@
 
 use super::check;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// The credentials (pid, uid, gid) of the process at the other end of a Unix socket, as the kernel
 /// recorded them when it connected (`SO_PEERCRED`): the peer cannot forge them.
@@ -28,7 +28,7 @@ pub fn peer_cred(fd: RawFd) -> io::Result<libc::ucred> {
 
 /// A connected pair of `SOCK_SEQPACKET` Unix sockets (close-on-exec): each message arrives
 /// whole, with the descriptors sent along with it.
-pub fn seqpacket_pair() -> io::Result<(RawFd, RawFd)> {
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds has room for the two descriptors socketpair writes.
     check(unsafe {
@@ -39,15 +39,21 @@ pub fn seqpacket_pair() -> io::Result<(RawFd, RawFd)> {
             fds.as_mut_ptr(),
         )
     })?;
-    Ok((fds[0], fds[1]))
+    // SAFETY: two fresh descriptors socketpair just made; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Most descriptors one message carries.
 pub const MAX_FDS: usize = 4;
 
 /// Send `payload` with `fds` (at most `MAX_FDS`) as one message.
-pub fn send_fds(sock: RawFd, payload: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    let fds = &fds[..fds.len().min(MAX_FDS)];
+pub fn send_fds(sock: BorrowedFd, payload: &[u8], fds: &[BorrowedFd]) -> io::Result<()> {
+    let fds: Vec<RawFd> = fds[..fds.len().min(MAX_FDS)]
+        .iter()
+        .map(AsRawFd::as_raw_fd)
+        .collect();
+    let fds = &fds[..];
+    let sock = sock.as_raw_fd();
     let mut cbuf = [0u64; 8]; // CMSG_SPACE(4 * 4) fits; u64 for alignment
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
@@ -83,15 +89,17 @@ pub fn send_fds(sock: RawFd, payload: &[u8], fds: &[RawFd]) -> io::Result<()> {
 }
 
 /// Receive one message: its length (0 at end of file) and the descriptors it carried
-/// (close-on-exec).
-pub fn recv_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<RawFd>)> {
+/// (close-on-exec), owned by the caller.
+pub fn recv_fds(sock: BorrowedFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let sock = sock.as_raw_fd();
     let mut cbuf = [0u64; 8];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
     // SAFETY: as in `send_fds`; the kernel fills at most msg_controllen bytes of the control
-    // buffer, and only headers it wrote are read back through the CMSG macros.
+    // buffer, and only headers it wrote are read back through the CMSG macros; the descriptors
+    // in them are new in this process, owned by nobody else.
     unsafe {
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
@@ -115,7 +123,8 @@ pub fn recv_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<RawFd>)> 
                 let data = libc::CMSG_DATA(cm) as *const RawFd;
                 let count = ((*cm).cmsg_len - libc::CMSG_LEN(0) as usize) / 4;
                 for i in 0..count {
-                    fds.push(std::ptr::read_unaligned(data.add(i)));
+                    // The kernel installed each one in this process for this message: ours.
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
                 }
             }
             cm = libc::CMSG_NXTHDR(&msg, cm);

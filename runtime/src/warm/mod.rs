@@ -5,9 +5,9 @@
 //! `ckpt()` and the test's first line. A warm pod moves all of that out of the way:
 //!
 //! ```text
-//! watcher thread ──fork──▶ builder: mount namespaces with the pod's overlays, ahead of time
-//!        ▲                   (sent back as descriptors: the "blanks" of the stock)
-//!        │ pidfd, pipes
+//! watcher thread ──ask──▶ helper (forked once at start-up, see `helper`): mount namespaces
+//!        ▲                 with the pod's overlays, ahead of time (sent back as descriptors:
+//!        │ pidfd, pipes    the "blanks" of the stock)
 //! host thread ──unshare(PID) + fork──▶ test: PID 1 of a new PID namespace; joins a blank,
 //!                                      private copy of it, fresh /proc, IPC/UTS/net, hygiene
 //! ```
@@ -30,10 +30,12 @@
 //! namespace, so rootless pods stay cold. `INVITE_WARM=off` turns warm pods off, `wait` makes
 //! `ckpt()` wait for a blank instead of building a cold pod when the stock is empty.
 
+mod helper;
 mod outlive;
 mod stock;
 mod watch;
 
+pub use helper::{netns as helper_netns, start as start_helper};
 pub use watch::Watcher;
 
 use crate::config::{Isolation, Warm as WarmMode};
@@ -108,19 +110,31 @@ fn get(rt: &Runtime, plan: &Plan) -> Option<&'static Warm> {
     }
     let w = WARM
         .get_or_init(|| {
-            sys::at_fork_child(after_fork);
+            // SAFETY: `after_fork` only stores to atomics (`disown_stock`): async-signal-safe.
+            unsafe { sys::at_fork_child(after_fork) };
             init(rt, plan)
         })
         .as_ref();
-    if w.is_some() {
-        crate::reap::add_duty(|| Box::new(Watcher::new()));
+    if let Some(w) = w {
+        // The watcher fills the stock. Until it runs the stock is empty and the pod is cold, whose
+        // fork starts it (`reap::reap_when_over`) right after: its first steps (a thread, the first
+        // request to the helper) then do not compete with the host's first fork. Only `wait`
+        // needs it now.
+        crate::reap::set_duty(|| Box::new(Watcher::new()));
+        if w.wait {
+            crate::reap::ensure();
+        }
     }
     w
 }
 
 fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
     let cfg = rt.config.as_ref()?;
-    if cfg.warm == WarmMode::Off || plan.userns_fd.is_some() || !crate::plan::is_root() {
+    if cfg.warm == WarmMode::Off
+        || plan.userns_fd.is_some()
+        || !crate::plan::is_root()
+        || !helper::available()
+    {
         return None;
     }
     let orig_pidns = sys::open(c"/proc/self/ns/pid", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
@@ -166,7 +180,10 @@ pub fn try_start(
         stock::put_back(taken);
         return None;
     }
-    let forked = sys::fork();
+    // SAFETY: the child is the pod's test: it enters the blank with system calls and the
+    // runtime's lock-free state (`pod::enter_warm`), then runs the host's code as a pod, the
+    // design's trade-off (README, limitations: only the calling thread); signals are blocked meanwhile.
+    let forked = unsafe { sys::fork() };
     if !matches!(forked, Ok(sys::Forked::Child)) {
         // Later forks of this thread (the host's own) must be born in the host's namespace.
         if let Err(e) = sys::setns(w.orig_pidns, libc::CLONE_NEWPID) {

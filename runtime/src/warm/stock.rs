@@ -11,7 +11,7 @@ use crate::plan::Plan;
 use crate::pod::{self, Scratch};
 use crate::runtime::Runtime;
 use crate::sys;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 
 /// Most blanks kept at once (each holds a mount namespace and a scratch tmpfs).
@@ -165,9 +165,9 @@ impl Blank {
     }
 }
 
+/// The helper's reply socket for the blanks being built.
 struct Builder {
-    pid: libc::pid_t,
-    sock: RawFd,
+    sock: super::helper::Reply,
 }
 
 /// The watcher's stock.
@@ -177,14 +177,11 @@ pub struct Stock {
     builder: Option<Builder>,
     /// Building failed (the message says why): warm pods stay off, cold pods report the error.
     failed: bool,
-    /// No builder before this time (monotonic ns), after one could not be forked.
-    retry_at: u64,
     /// Builders in a row that delivered nothing (killed, say): after `MAX_BARREN` warm pods
     /// stay off.
     barren: u32,
 }
 
-const RETRY_NS: u64 = 1_000_000_000;
 const MAX_BARREN: u32 = 3;
 
 impl Stock {
@@ -194,14 +191,13 @@ impl Stock {
             target: target.min(MAX_BLANKS),
             builder: None,
             failed: false,
-            retry_at: 0,
             barren: 0,
         }
     }
 
     /// Start a builder for the empty slots, unless one is at work.
-    pub fn maintain(&mut self, rt: &Runtime, plan: &Plan) {
-        if self.builder.is_some() || self.failed || sys::monotonic_ns() < self.retry_at {
+    pub fn maintain(&mut self) {
+        if self.builder.is_some() || self.failed {
             return;
         }
         let empty: Vec<usize> = (0..self.target)
@@ -210,20 +206,16 @@ impl Stock {
         if empty.is_empty() {
             return;
         }
-        let t0 = sys::monotonic_ns();
-        let spawned = spawn_builder(rt, plan, empty.len());
-        // The fork pauses the host like a pod's does: it counts against the budget.
-        let pause = sys::monotonic_ns() - t0;
-        rt.ledger().charge(pause);
-        match spawned {
-            Some(b) => {
+        // The helper builds them: nothing is forked here, the host does not pause.
+        match super::helper::request_blanks(empty.len()) {
+            Some(sock) => {
                 for i in empty {
                     SLOTS[i].state.store(BUILDING, Ordering::Release);
                 }
-                self.builder = Some(b);
+                self.builder = Some(Builder { sock });
             }
-            // No fork now (a process limit, memory): cold pods meanwhile, another try later.
-            None => self.retry_at = sys::monotonic_ns() + RETRY_NS,
+            // The helper is gone: no blanks any more, pods are cold.
+            None => self.fail(),
         }
     }
 
@@ -233,39 +225,41 @@ impl Stock {
     }
 
     pub fn builder_fd(&self) -> Option<RawFd> {
-        self.builder.as_ref().map(|b| b.sock)
+        self.builder.as_ref().map(|b| b.sock.raw())
     }
 
-    /// Take in what the builder sent; reap it when it is done (its CPU time counts against the
-    /// budget).
+    /// Take in what the helper sent; at its end, its worker's CPU time (which counts against the
+    /// budget) and the cost of a copy-on-write fault, for admission.
     pub fn on_builder(&mut self, rt: &Runtime, plan: &Plan) {
-        let Some(sock) = self.builder_fd() else {
+        let Some(b) = self.builder.take() else {
             return;
         };
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            match sys::recv_fds(sock, &mut buf) {
+            match sys::recv_fds(b.sock.as_fd(), &mut buf) {
                 Ok((n, fds)) if n > 0 && buf[0] == b'B' && fds.len() == 4 => {
                     let text = String::from_utf8_lossy(&buf[1..n]).into_owned();
-                    self.fill(plan, [fds[0], fds[1], fds[2]], fds[3], &text);
-                }
-                Ok((n, fds)) if n > 0 => {
-                    fds.into_iter().for_each(sys::close);
-                    if buf[0] == b'E' {
-                        self.fail();
+                    // From here the runtime's registry owns them (`ownfd`): a freshly forked
+                    // test reads their numbers from the stock's atomics.
+                    let raw: Vec<RawFd> = fds.into_iter().map(IntoRawFd::into_raw_fd).collect();
+                    if let [mnt, ipc, uts, scratch] = raw[..] {
+                        self.fill(plan, [mnt, ipc, uts], scratch, &text);
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Ok((n, _unused_fds_closed_here)) if n > 0 => match buf[0] {
+                    b'E' => self.fail(),
+                    b'D' => charge(rt, &String::from_utf8_lossy(&buf[1..n])),
+                    _ => {}
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.builder = Some(b);
+                    return;
+                }
                 _ => break, // end of file: the builder is done
             }
         }
-        if let Some(b) = self.builder.take() {
-            ownfd::close(b.sock);
-            if let Ok((_, _, ru)) = sys::wait4(b.pid, 0) {
-                let cpu = pod::tv_ns(ru.ru_utime) + pod::tv_ns(ru.ru_stime);
-                rt.ledger().charge(cpu);
-            }
-        }
+        // End of file, or an error: the builder is done (its socket closes with `b`).
+        drop(b);
         let mut unfilled = 0;
         for s in &SLOTS {
             unfilled += s
@@ -368,80 +362,12 @@ impl Stock {
     }
 }
 
-/// Fork the builder from the watcher thread (the host's other threads go on).
-fn spawn_builder(rt: &Runtime, plan: &Plan, n: usize) -> Option<Builder> {
-    let (ours, theirs) = sys::seqpacket_pair().ok()?;
-    let host = sys::getpid();
-    match sys::fork() {
-        Err(_) => {
-            sys::close(ours);
-            sys::close(theirs);
-            None
-        }
-        Ok(sys::Forked::Child) => build(rt, plan, theirs, n, host),
-        Ok(sys::Forked::Parent(pid)) => {
-            sys::close(theirs);
-            let _ = sys::set_nonblock(ours);
-            Some(Builder {
-                pid,
-                sock: ownfd::own(ours),
-            })
-        }
-    }
-}
-
-/// The builder: `n` blanks, each new mount, IPC and UTS namespaces with the mounts prepared as a
-/// cold pod's would be, sent to the watcher with a descriptor of its scratch; then exit.
-fn build(rt: &Runtime, plan: &Plan, sock: RawFd, n: usize, host: libc::pid_t) -> ! {
-    let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-    if sys::getppid() != host {
-        sys::exit_now(0); // the host died before the parent-death signal was armed
-    }
-    // Nothing of the host's stays open here, its standard streams included (a builder must
-    // never hold a pipe someone waits on for end of file).
-    if let Ok(null) = sys::open(c"/dev/null", libc::O_RDWR, 0) {
-        for fd in 0..3 {
-            let _ = sys::dup2(null, fd);
-        }
-    }
-    sys::close_all_except(3, &[sock]);
-    sys::set_name(c"invite-builder");
-    rt.ledger().measure_cow_fault_once();
-    let Ok(host_mnt) = sys::open(c"/proc/self/ns/mnt", libc::O_RDONLY | libc::O_CLOEXEC, 0) else {
-        sys::exit_now(1)
-    };
-    let Ok(scratch_dir) = sys::cstring(&plan.scratch_mountpoint) else {
-        sys::exit_now(1)
-    };
-    for i in 0..n {
-        if i > 0 && sys::setns(host_mnt, libc::CLONE_NEWNS).is_err() {
-            sys::exit_now(1);
-        }
-        match pod::prepare_blank(plan) {
-            Err(e) => {
-                let _ = sys::send_fds(sock, format!("E{e}").as_bytes(), &[]);
-                sys::exit_now(1);
-            }
-            Ok(scratch) => {
-                let flags = libc::O_RDONLY | libc::O_CLOEXEC;
-                let fds = [
-                    sys::open(c"/proc/self/ns/mnt", flags, 0),
-                    sys::open(c"/proc/self/ns/ipc", flags, 0),
-                    sys::open(c"/proc/self/ns/uts", flags, 0),
-                    sys::open(&scratch_dir, flags | libc::O_DIRECTORY, 0),
-                ];
-                let Ok(fds) = fds.into_iter().collect::<Result<Vec<_>, _>>() else {
-                    sys::exit_now(1)
-                };
-                let msg = format!("B{}", scratch.encode());
-                if sys::send_fds(sock, msg.as_bytes(), &fds).is_err() {
-                    sys::exit_now(1);
-                }
-                fds.into_iter().for_each(sys::close);
-            }
-        }
-    }
-    sys::exit_now(0)
+/// `D<cpu_ns> <cow_ns>`: what building cost, and what a copy-on-write fault costs.
+fn charge(rt: &Runtime, text: &str) {
+    let mut it = text.split(' ').map(|v| v.parse::<u64>().unwrap_or(0));
+    let (cpu, cow) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    rt.ledger().charge(cpu);
+    rt.ledger().cow_fault_measured(cow);
 }
 
 #[cfg(test)]

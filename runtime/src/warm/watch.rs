@@ -98,12 +98,12 @@ impl Watcher {
     pub fn prepare(&mut self, fds: &mut Vec<RawFd>) -> Option<i32> {
         let w = super::state()?;
         let rt = runtime::get();
-        let plan = rt.plan().ok()?;
+        rt.plan().ok()?;
         if self.stock.is_none() {
             self.stock = Some(Stock::new(w.target));
         }
         self.pick_up();
-        self.stock.as_mut()?.maintain(rt, plan);
+        self.stock.as_mut()?.maintain();
         self.polled.0 = fds.len();
         fds.push(w.doorbell);
         self.polled.1 = self.stock.as_ref().and_then(Stock::builder_fd).map(|fd| {

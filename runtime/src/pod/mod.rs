@@ -28,6 +28,7 @@
 //! | test | a fresh session keyring; no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
 //! | test | the system call filter (`seccomp`), last |
 
+mod dev;
 mod fds;
 mod limits;
 mod mounts;

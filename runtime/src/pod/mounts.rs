@@ -13,23 +13,14 @@
 //! sysfs, regular files, and, in a user namespace, trees with locked mounts below (overlayfs
 //! refuses them as lower layers), whose sockets and FIFOs found by the plan are masked.
 
+use super::dev;
 use super::scratch::Scratch;
 use super::{SetupError, Step};
 use crate::plan::{MountAction, Plan};
 use crate::sys;
 use std::ffi::{CStr, CString};
 
-/// The pod's devices: name, major, minor (the kernel's fixed numbers for these).
-const DEV_NODES: &[(&str, u32, u32)] = &[
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
-
-fn c(s: &str) -> Result<CString, SetupError> {
+pub(super) fn c(s: &str) -> Result<CString, SetupError> {
     sys::cstring(s).step("path with a NUL byte")
 }
 
@@ -155,7 +146,7 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
                 let Some(lower) = m.source else { continue };
                 let root_dev = m.path == "/" && dev_in_upper;
                 if root_dev {
-                    dev_dir(&format!("{upper}/dev"), true)?;
+                    dev::dev_dir(&format!("{upper}/dev"), true)?;
                 }
                 let readonly = m.action == MountAction::OverlayReadOnly;
                 match overlay(lower, &upper, &work, userns, readonly, &ct) {
@@ -171,12 +162,12 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
                     Err(_) => {}
                 }
                 if root_dev {
-                    dev_mount(&format!("{target}/dev"))?;
+                    dev::dev_mount(&format!("{target}/dev"))?;
                 }
             }
             MountAction::Proc => has_proc = true,
             MountAction::Dev if dev_in_upper => {}
-            MountAction::Dev => dev(&ct, &target)?,
+            MountAction::Dev => dev::tmpfs_dev(&ct, &target)?,
             MountAction::BindReadOnly => {
                 if let Some(src) = m.source {
                     bind_readonly(src, &ct)?;
@@ -233,15 +224,6 @@ fn overlay(
         flags,
         Some(&sys::cstring(&o)?),
     )
-}
-
-/// The root overlay is `nodev`; its /dev (the pod's own nodes, made in the upper layer) gets a
-/// mount of its own where devices work.
-fn dev_mount(dev: &str) -> Result<(), SetupError> {
-    let d = c(dev)?;
-    sys::mount(Some(&d), &d, None, libc::MS_BIND, None).step("bind the pod's /dev")?;
-    let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NOEXEC;
-    sys::mount(None, &d, None, flags, None).step("allow devices in the pod's /dev")
 }
 
 /// Where the empty file and directory that hide masked paths are, in the scratch.
@@ -319,83 +301,6 @@ fn bind_readonly(tree_fd: i32, target: &CStr) -> Result<(), SetupError> {
         .step("make a bind mount read-only")?;
     }
     Ok(())
-}
-
-/// A minimal /dev on a tmpfs of its own (user namespaces).
-fn dev(ct: &CStr, target: &str) -> Result<(), SetupError> {
-    sys::mount(
-        Some(c"invite-dev"),
-        ct,
-        Some(c"tmpfs"),
-        libc::MS_NOSUID | libc::MS_NOEXEC,
-        Some(c"size=64k,mode=0755"),
-    )
-    .step("mount the pod's /dev")?;
-    dev_dir(target, false)
-}
-
-/// Fill a /dev directory: the harmless character devices (made with mknod when `mknod`, else
-/// the host's bound onto empty files), the usual links, and mount points for shm, pts, mqueue.
-fn dev_dir(dir: &str, mknod: bool) -> Result<(), SetupError> {
-    let cdir = c(dir)?;
-    sys::mkdir(&cdir, 0o755).step("create the pod's /dev")?;
-    if mknod {
-        // Nothing of the host's /dev directory below shows through.
-        sys::set_opaque(&cdir).step("make the pod's /dev opaque")?;
-    }
-    for (n, major, minor) in DEV_NODES {
-        let node = c(&format!("{dir}/{n}"))?;
-        if mknod {
-            sys::mknod_char(&node, 0o666, *major, *minor).step("create a /dev node")?;
-            continue;
-        }
-        sys::mknod_file(&node).step("create a /dev node")?;
-        let host = c(&format!("/dev/{n}"))?;
-        if let Err(e) = sys::mount(Some(&host), &node, None, libc::MS_BIND, None) {
-            if *n != "tty" {
-                return Err(SetupError {
-                    step: "bind a /dev node",
-                    err: e,
-                });
-            }
-        }
-    }
-    for (name, to) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        let _ = sys::symlink(&c(to)?, &c(&format!("{dir}/{name}"))?);
-    }
-    for d in ["shm", "pts", "mqueue"] {
-        let p = format!("{dir}/{d}");
-        sys::mkdir(&c(&p)?, 0o1777).step("create a /dev directory")?;
-        set_mode(&p, 0o1777).step("create a /dev directory")?;
-    }
-    if mknod {
-        // Owned by nobody: a test (uid 0 without capabilities) can use the nodes and fill
-        // /dev/shm but cannot change, add or remove anything else, so a warm pod's blank can
-        // tell it was left as it was from its free space alone (`warm::stock`).
-        for e in std::fs::read_dir(dir)
-            .step("list the pod's /dev")?
-            .flatten()
-        {
-            std::os::unix::fs::lchown(e.path(), Some(NOBODY), Some(NOBODY))
-                .step("give the pod's /dev to nobody")?;
-        }
-        std::os::unix::fs::lchown(dir, Some(NOBODY), Some(NOBODY))
-            .step("give the pod's /dev to nobody")?;
-    }
-    Ok(())
-}
-
-/// The owner of a root pod's /dev (see `dev_dir`).
-const NOBODY: u32 = 65534;
-
-fn set_mode(path: &str, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// In the test: a bound on its process count, a fresh /proc, then chroot into the pod root at

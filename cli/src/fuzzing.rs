@@ -7,6 +7,12 @@ use crate::{render, term};
 
 /// Reads `data` as a journal and draws every output from it. Panics if an output breaks its
 /// promise: a control character from the input in the text table, JSON that does not parse.
+///
+/// ```
+/// // A test whose output tries to move the terminal's cursor: the table must not carry it.
+/// let line = br#"{"schema":1,"kind":"test","time":"2026-05-01T12:00:02.481337Z","host":"h","pid":1,"pod":"1","site":"a.c:1","function":"f","test":"t","phase":"pre","outcome":"fail","duration_us":5,"exit_code":0,"signal":null,"message":"\u001b[2J","output":"","changed":[],"isolation":"pod"}"#;
+/// invite_cli::fuzzing::journal_reader(line);
+/// ```
 pub fn journal_reader(data: &[u8]) {
     let limits = Limits {
         failures: 3,

@@ -10,18 +10,38 @@
 //!
 //! Exit status: 0 on success, 1 when `report --fail-on` found a listed outcome, 2 on an error
 //! (a missing journal, a pod that does not exist, a usage error).
+//!
+//! # This library is not an API
+//!
+//! It exists so the `invite` binary, its fuzz target (cli/fuzz) and its tests share one build
+//! of the code above. The modules the binary calls (`cmd`, `term`) are public for it and hidden
+//! from these docs, and may change in any release; the rest is private. Use the `invite`
+//! command (`cargo install invite-cli`). What is meant to be called from outside is
+//! [`fuzzing`]: the whole reading path, on any bytes.
+//!
+//! ```
+//! // A record, a line that is not JSON, and a record cut off mid-line: read without a panic.
+//! let journal = br#"{"schema":1,"kind":"test","outcome":"pass"}
+//! not json
+//! {"schema":1,"kind":"te"#;
+//! invite_cli::fuzzing::journal_reader(journal);
+//! ```
 
-pub mod beneath;
+#![warn(missing_docs)]
+
+mod beneath;
+#[doc(hidden)]
 pub mod cmd;
-pub mod error;
+mod error;
 pub mod fuzzing;
-pub mod journal;
-pub mod live;
-pub mod model;
-pub mod pods;
-pub mod reader;
-pub mod render;
-pub mod source;
+mod journal;
+mod live;
+mod model;
+mod pods;
+mod reader;
+mod render;
+mod source;
+#[doc(hidden)]
 pub mod term;
 #[cfg(test)]
 mod vocab_check;

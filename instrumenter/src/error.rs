@@ -9,8 +9,11 @@ use std::path::PathBuf;
 /// A place in a source file: 1-based line and byte column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
+    /// The file's name as given to the precompiler.
     pub file: String,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based byte column.
     pub column: usize,
 }
 
@@ -23,14 +26,16 @@ impl fmt::Display for Location {
 /// An error in the input, at a place in the `.c` or the `.ic` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Where the error is.
     pub location: Location,
+    /// What is wrong, in one line (without the `error:` prefix).
     pub message: String,
     /// Related places (`file:line:col: note: ...`), e.g. the first of two duplicate tests.
     pub notes: Vec<(Location, String)>,
 }
 
 impl Diagnostic {
-    pub fn new(location: Location, message: impl Into<String>) -> Self {
+    pub(crate) fn new(location: Location, message: impl Into<String>) -> Self {
         Diagnostic {
             location,
             message: message.into(),
@@ -38,7 +43,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn note(mut self, location: Location, message: impl Into<String>) -> Self {
+    pub(crate) fn note(mut self, location: Location, message: impl Into<String>) -> Self {
         self.notes.push((location, message.into()));
         self
     }
@@ -63,8 +68,11 @@ pub enum Error {
     /// Reading or writing a file failed.
     #[error("{}: error: {what}: {source}", path.display())]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What was being done (`cannot read`, `refusing to write the output`, ...).
         what: &'static str,
+        /// The system's reason.
         #[source]
         source: std::io::Error,
     },
@@ -100,4 +108,5 @@ impl Error {
     }
 }
 
+/// A result whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

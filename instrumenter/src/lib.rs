@@ -1,9 +1,9 @@
 //! `invite-precompile`: rewrite C so the functions named in a `.ic` file run in vivo tests.
 //!
-//! The steps, one module each: [`parse`] (a lexical scan of the `.c` file and a reader of the
+//! The steps, one module each: `parse` (a lexical scan of the `.c` file and a reader of the
 //! function heads it needs, which takes unknown identifiers for macros; a small parser for the
-//! `.ic` format) → [`plan`] (which definitions, which tests, which phase; every refusal) →
-//! [`rewrite`] (the instrumented translation unit, with `#line` into both inputs) → [`emit`]
+//! `.ic` format) → `plan` (which definitions, which tests, which phase; every refusal) →
+//! `rewrite` (the instrumented translation unit, with `#line` into both inputs) → `emit`
 //! (atomic write of a regular file, never over an input). [`skeleton`] writes a starter `.ic`. [`runtime`] locates the runtime's header and library for `--cflags`,
 //! `--libs` and pkg-config. This crate knows nothing about pods: the generated code calls the
 //! runtime's call-site API in `invite.h` and nothing else.
@@ -19,24 +19,55 @@
 //! println!("cargo:rerun-if-changed=src/bank.ic");
 //! ```
 //! The Rust program links the runtime by depending on the `invite` crate.
+//!
+//! # In memory
+//!
+//! ```
+//! let c = b"int inc(int a) { return a + 1; }\n".to_vec();
+//! let ic = b"int inc(int a) both\nint inc_grows(int a, int r) post 1.0 { return r > a; }\n".to_vec();
+//! let out = invite_instrumenter::instrument("inc.c", c, "inc.ic", ic).unwrap();
+//! assert!(String::from_utf8(out).unwrap().contains("#include \"invite.h\""));
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod docgen;
-pub mod emit;
+mod emit;
 pub mod error;
-pub mod parse;
-pub mod plan;
-pub mod rewrite;
+mod parse;
+mod plan;
+mod rewrite;
 pub mod runtime;
 pub mod skeleton;
 
 pub use error::{Diagnostic, Error, Location, Result};
 pub use runtime::{write_header, Runtime};
 
+/// For the fuzz targets in instrumenter/fuzz; not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses `data` as a `.ic` file alone. Panics if an error points outside the file.
+    pub fn ic_parser(data: &[u8]) {
+        let src = crate::parse::Source::new("f.ic", data.to_vec());
+        if let Err(d) = crate::parse::ic::parse(&src) {
+            assert!(d.location.line >= 1 && d.location.column >= 1);
+            assert!(d.location.line <= data.iter().filter(|&&b| b == b'\n').count() + 1);
+        }
+    }
+}
+
 use parse::Source;
 use std::path::{Path, PathBuf};
 
 /// Instrument C source text with the tests of a `.ic` file; the names are used in diagnostics,
 /// `#line` directives and journal sites. Returns the new translation unit.
+///
+/// ```
+/// let c = b"int twice(int a) { return 2 * a; }\n".to_vec();
+/// let bad = b"int twice(int a) sometimes\n".to_vec();
+/// let e = invite_instrumenter::instrument("twice.c", c, "twice.ic", bad).unwrap_err();
+/// assert!(e.to_string().starts_with("twice.ic:1:"), "{e}");
+/// ```
 pub fn instrument(
     c_name: &str,
     c_text: Vec<u8>,
@@ -51,6 +82,12 @@ pub fn instrument(
 }
 
 /// The `.ic` file that goes with a `.c` file: same path, extension `.ic`.
+///
+/// ```
+/// use std::path::Path;
+/// let ic = invite_instrumenter::default_ic_path(Path::new("src/bank.c"));
+/// assert_eq!(ic, Path::new("src/bank.ic"));
+/// ```
 pub fn default_ic_path(c: &Path) -> PathBuf {
     c.with_extension("ic")
 }
@@ -60,7 +97,14 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Instrument `c` (with `ic`, or the sibling `.ic`) and write the result to `out` atomically.
-/// `out` must not be an input, nor anything but a regular file (or `/dev/null`): see [`emit`].
+/// `out` must not be an input, nor anything but a regular file (or `/dev/null`).
+///
+/// ```no_run
+/// use std::path::Path;
+/// // Reads src/bank.c and src/bank.ic.
+/// invite_instrumenter::instrument_file(Path::new("src/bank.c"), None, Path::new("build/bank.c"))
+///     .unwrap_or_else(|e| panic!("{e}"));
+/// ```
 pub fn instrument_file(c: &Path, ic: Option<&Path>, out: &Path) -> Result<()> {
     let ic = ic
         .map(Path::to_path_buf)
@@ -71,6 +115,11 @@ pub fn instrument_file(c: &Path, ic: Option<&Path>, out: &Path) -> Result<()> {
 }
 
 /// Like [`instrument_file`], returning the output instead of writing it.
+///
+/// ```no_run
+/// let c = invite_instrumenter::instrument_to_vec("src/bank.c".as_ref(), None).unwrap();
+/// std::io::Write::write_all(&mut std::io::stdout(), &c).unwrap();
+/// ```
 pub fn instrument_to_vec(c: &Path, ic: Option<&Path>) -> Result<Vec<u8>> {
     let ic = ic
         .map(Path::to_path_buf)
@@ -81,6 +130,11 @@ pub fn instrument_to_vec(c: &Path, ic: Option<&Path>) -> Result<Vec<u8>> {
 }
 
 /// A starter `.ic` for the C file `c` (see [`skeleton`]).
+///
+/// ```no_run
+/// let sk = invite_instrumenter::skeleton_of("src/bank.c".as_ref()).unwrap();
+/// println!("{} of {} definitions instrumented", sk.instrumented, sk.found);
+/// ```
 pub fn skeleton_of(c: &Path) -> Result<skeleton::Skeleton> {
     let src = Source::new(c.to_string_lossy(), read(c)?);
     src.check_text("C")?;
@@ -89,6 +143,10 @@ pub fn skeleton_of(c: &Path) -> Result<skeleton::Skeleton> {
 
 /// Write the skeleton of `c` to `out`. An existing `out` is never replaced (it may hold tests
 /// someone wrote), except `/dev/null`.
+///
+/// ```no_run
+/// invite_instrumenter::skeleton_file("src/bank.c".as_ref(), "src/bank.ic".as_ref()).unwrap();
+/// ```
 pub fn skeleton_file(c: &Path, out: &Path) -> Result<skeleton::Skeleton> {
     emit::check_output(out, &[c])?;
     if out.symlink_metadata().is_ok() && std::fs::metadata(out).is_ok_and(|m| m.is_file()) {
@@ -108,13 +166,21 @@ pub fn skeleton_file(c: &Path, out: &Path) -> Result<skeleton::Skeleton> {
 /// What `--dir` did: the files it wrote, and the entries it left out and why.
 #[derive(Debug, Default)]
 pub struct DirReport {
+    /// The instrumented files, under the output directory.
     pub written: Vec<PathBuf>,
+    /// Entries of the source directory left out, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
 }
 
 /// Every `x.c` under `src` that has an `x.ic` beside it, instrumented into the same relative
 /// path under `dst`. Other files are not copied. Returns the files written; all failures are
 /// reported together (each file is written whole or not at all).
+///
+/// ```no_run
+/// for f in invite_instrumenter::instrument_dir("src".as_ref(), "build/src".as_ref()).unwrap() {
+///     println!("wrote {}", f.display());
+/// }
+/// ```
 pub fn instrument_dir(src: &Path, dst: &Path) -> Result<Vec<PathBuf>> {
     instrument_dir_report(src, dst).map(|r| r.written)
 }
@@ -123,6 +189,13 @@ pub fn instrument_dir(src: &Path, dst: &Path) -> Result<Vec<PathBuf>> {
 /// followed), `.c`/`.ic` names that are not regular files, a `.ic` without its `.c`, and `dst`
 /// itself when it lies inside `src`. `dst` equal to `src` is refused (every output would
 /// overwrite its input).
+///
+/// ```no_run
+/// let r = invite_instrumenter::instrument_dir_report("src".as_ref(), "build/src".as_ref()).unwrap();
+/// for (path, why) in &r.skipped {
+///     eprintln!("skipped {}: {why}", path.display());
+/// }
+/// ```
 pub fn instrument_dir_report(src: &Path, dst: &Path) -> Result<DirReport> {
     std::fs::create_dir_all(dst).map_err(|e| Error::io(dst, "cannot create directory", e))?;
     let src_real = src

@@ -32,8 +32,17 @@ pub fn write_header(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The runtime's header and library as found on this machine, for compiling and linking
+/// instrumented C.
+///
+/// ```no_run
+/// let rt = invite_instrumenter::Runtime::locate().unwrap();
+/// println!("cc $CFLAGS {} -c bank.c", rt.cflags());
+/// println!("cc bank.o {}", rt.libs().unwrap());
+/// ```
 #[derive(Debug, Clone)]
 pub struct Runtime {
+    /// The directory that holds `invite.h` (for `-I`).
     pub include_dir: PathBuf,
     /// `libinvite.a`, when it has been built.
     pub library: Option<PathBuf>,
@@ -42,6 +51,9 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// Find the header and the library in the search order of the module docs; an error when
+    /// no `invite.h` is found. A missing library is not an error here ([`Runtime::library`] is
+    /// `None`; [`Runtime::build_library`] and [`Runtime::libs`] build it).
     pub fn locate() -> Result<Runtime> {
         let exe_dir = std::env::current_exe()
             .ok()

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 /// The skeleton's text and what it found.
 #[derive(Debug, Clone, Default)]
 pub struct Skeleton {
+    /// The `.ic` text.
     pub text: Vec<u8>,
     /// Function definitions in the file (each `#if` branch counts).
     pub found: usize,
@@ -95,7 +96,7 @@ fn has_directive(c: &Source, d: &FunctionDef) -> bool {
         .unwrap_or(true)
 }
 
-pub fn skeleton(c: &Source) -> Result<Skeleton, Diagnostic> {
+pub(crate) fn skeleton(c: &Source) -> Result<Skeleton, Diagnostic> {
     let (defs, scan) = c::all_definitions(c);
     if let Some(at) = scan.instrumented_at {
         return Err(c.error(at, ALREADY));

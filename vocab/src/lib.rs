@@ -5,9 +5,18 @@
 //!
 //! A change here is a change of the journal's format or of the protocol: bump [`SCHEMA`] or
 //! [`live::VERSION`] when a reader of the old words would misread the new ones.
+//!
+//! ```
+//! use invite_vocab::{field, kind, Outcome};
+//! // A reader telling a test record from a summary, and reading its outcome.
+//! let record = [(field::KIND, kind::TEST), (field::OUTCOME, "fail")];
+//! let outcome = record.iter().find(|(k, _)| *k == field::OUTCOME).map(|(_, v)| *v);
+//! assert_eq!(outcome.and_then(Outcome::from_name), Some(Outcome::Fail));
+//! ```
 
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use core::fmt;
 
@@ -24,36 +33,65 @@ pub mod kind {
 
 /// The fields of journal records, in the order the runtime writes them.
 pub mod field {
+    /// The record's schema version ([`crate::SCHEMA`]).
     pub const SCHEMA: &str = "schema";
+    /// The record's kind ([`crate::kind`]).
     pub const KIND: &str = "kind";
+    /// When the record was written, RFC 3339 in UTC with microseconds.
     pub const TIME: &str = "time";
+    /// The host name of the machine the program ran on.
     pub const HOST: &str = "host";
+    /// The process id of the original process (the one the pods are forked from).
     pub const PID: &str = "pid";
+    /// The version of the runtime that wrote the record.
     pub const RUNTIME_VERSION: &str = "runtime_version";
     // A test record.
+    /// The pod's path within its process: `"3"`, or `"2/1"` for a pod started inside pod 2.
     pub const POD: &str = "pod";
+    /// `"file:line"` of the function under test.
     pub const SITE: &str = "site";
+    /// The function under test: its C name or its Rust path.
     pub const FUNCTION: &str = "function";
+    /// The test's name.
     pub const TEST: &str = "test";
+    /// When the test ran ([`crate::phase`]).
     pub const PHASE: &str = "phase";
+    /// What happened ([`crate::Outcome`]'s names).
     pub const OUTCOME: &str = "outcome";
+    /// How long the pod ran, in microseconds of wall-clock time.
     pub const DURATION_US: &str = "duration_us";
+    /// The pod's exit status, when it exited.
     pub const EXIT_CODE: &str = "exit_code";
+    /// The signal that ended the pod, when one did.
     pub const SIGNAL: &str = "signal";
+    /// Why the test did not pass, in words.
     pub const MESSAGE: &str = "message";
+    /// The tail of what the pod wrote to stdout and stderr.
     pub const OUTPUT: &str = "output";
+    /// Absolute paths of the files the test created, changed or removed.
     pub const CHANGED: &str = "changed";
+    /// How the test was isolated: `"pod"` or `"fork"`.
     pub const ISOLATION: &str = "isolation";
+    /// The runtime's remarks on the pod, present only when there is something to say.
     pub const NOTES: &str = "notes";
+    /// `true` on the record of a nested pod, reported by the pod it ran in.
     pub const RELAYED: &str = "relayed";
+    /// `true` on a record cut to fit a line's limit.
     pub const TRUNCATED: &str = "truncated";
     // A summary record.
+    /// How many records the runtime could not write.
     pub const LOST: &str = "lost";
+    /// The `INVITE_*` settings the runtime ran with.
     pub const SETTINGS: &str = "settings";
+    /// The per-site counters, one object per test.
     pub const SITES: &str = "sites";
+    /// Calls of the function under test.
     pub const CALLS: &str = "calls";
+    /// Calls sampled to run the test.
     pub const SAMPLED: &str = "sampled";
+    /// Sampled calls whose test started in a pod.
     pub const STARTED: &str = "started";
+    /// Sampled tests not started, per reason ([`SKIPPED_REASONS`]).
     pub const SKIPPED: &str = "skipped";
     /// The reasons under `skipped`.
     pub const SKIPPED_REASONS: [&str; 4] = ["concurrency", "budget", "in_pod", "cgroup"];
@@ -62,8 +100,11 @@ pub mod field {
 /// When a test runs relative to the call of the function under test (`"phase"`): before it,
 /// after it, or `manual` for a pod of an explicit `ckpt()` or a live checkpoint's branch.
 pub mod phase {
+    /// Before the call, on its arguments.
     pub const PRE: &str = "pre";
+    /// After the call, on its arguments and result.
     pub const POST: &str = "post";
+    /// At an explicit checkpoint.
     pub const MANUAL: &str = "manual";
 }
 
@@ -125,14 +166,17 @@ impl fmt::Display for Outcome {
 pub mod live {
     /// The protocol's version.
     pub const VERSION: u32 = 1;
-    /// Requests.
+    /// Request: describe the checkpoint.
     pub const INFO: &str = "INFO";
+    /// Request: start a pod branched from the checkpoint.
     pub const BRANCH: &str = "BRANCH";
+    /// Request: discard the checkpoint.
     pub const DROP: &str = "DROP";
-    /// `PERSIST /DIR`.
+    /// Request: `PERSIST /DIR`, the seam for a persistence backend.
     pub const PERSIST: &str = "PERSIST";
-    /// Answers: `OK` then fields, or `ERR ` then a message.
+    /// Answer: success, then `key=value` fields.
     pub const OK: &str = "OK";
+    /// Answer: `ERR ` then a message.
     pub const ERR: &str = "ERR";
 }
 

@@ -146,7 +146,7 @@ impl Drop for Output {
     }
 }
 
-/// Warnings about journal lines: the first [`WARNINGS_PER_FILE`] of each journal on stderr,
+/// Warnings about journal lines: the first `WARNINGS_PER_FILE` of each journal on stderr,
 /// escaped, the rest counted.
 #[derive(Default)]
 pub struct Warnings {

@@ -70,10 +70,6 @@ impl Durations {
         }
     }
 
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
     /// The sum of all durations (u64::MAX if it would be more).
     pub fn total(&self) -> u64 {
         self.total

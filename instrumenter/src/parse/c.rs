@@ -29,8 +29,7 @@ pub struct FunctionDef {
     /// Old-style (K&R) definition: `int f(a) int a; { ... }`.
     pub kr: bool,
     pub is_static: bool,
-    /// `extern` and `inline` keywords of the definition.
-    pub extern_kw: Option<Range<usize>>,
+    /// `inline` keywords of the definition.
     pub inline_kw: Vec<Range<usize>>,
     pub in_conditional: bool,
     /// How generated code names the function: the text of a macro around the name, before and
@@ -278,7 +277,6 @@ fn read_head(
         returns_void: h.returns_void,
         kr: h.kr,
         is_static: h.is_static,
-        extern_kw: h.extern_kw,
         inline_kw: h.inline_kw,
         in_conditional: place.in_conditional,
         name_macro: h.name_macro.map_or_else(Default::default, |(pre, post)| {

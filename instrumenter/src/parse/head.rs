@@ -49,7 +49,6 @@ pub struct Head {
     /// Old-style definition: declarations between the `)` and the body.
     pub kr: bool,
     pub is_static: bool,
-    pub extern_kw: Option<Range<usize>>,
     pub inline_kw: Vec<Range<usize>>,
     /// End of the declarator: the last token of the head, or for K&R the `)` that ends the
     /// declarator (its parameter declarations follow).
@@ -292,7 +291,6 @@ pub fn read(
     }
     // The specifiers: tokens before the name outside any group.
     let mut is_static = false;
-    let mut extern_kw = None;
     let mut inline_kw = Vec::new();
     let mut last_void: Option<usize> = None;
     let mut star_after_void = false;
@@ -318,7 +316,6 @@ pub fn read(
             }
             (Kind::Punct(b'*'), _) => star_after_void = true,
             (Kind::Ident, b"static") => is_static = true,
-            (Kind::Ident, b"extern") => extern_kw = Some(t.start..t.end),
             (Kind::Ident, b"inline" | b"__inline" | b"__inline__") => {
                 inline_kw.push(t.start..t.end)
             }
@@ -340,7 +337,6 @@ pub fn read(
         returns_void: last_void.is_some() && !star_after_void && !nested_pointer,
         kr,
         is_static,
-        extern_kw,
         inline_kw,
         declarator_end,
         name_macro,

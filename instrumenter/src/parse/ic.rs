@@ -36,7 +36,6 @@ pub struct Block {
     pub params: usize,
     pub variadic: bool,
     pub returns_void: bool,
-    pub is_static: bool,
 }
 
 /// `void check_funds(struct account *a, int amount) .2 { ... }`
@@ -283,7 +282,6 @@ fn parse_prototype(src: &Source, toks: &[Tok], kind: BlockKind) -> Result<Block,
         params: h.params.len(),
         variadic: h.variadic,
         returns_void: h.returns_void,
-        is_static: h.is_static,
     })
 }
 

@@ -89,10 +89,6 @@ impl Source {
         Diagnostic::new(self.location(offset), message)
     }
 
-    pub fn slice(&self, range: std::ops::Range<usize>) -> &[u8] {
-        &self.text[range]
-    }
-
     pub fn str(&self, range: std::ops::Range<usize>) -> String {
         String::from_utf8_lossy(&self.text[range]).into_owned()
     }

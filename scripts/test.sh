@@ -19,5 +19,8 @@ need /etc/ssl/certs/ca-certificates.crt ca-certificates   # the bzip2 test fetch
 need_installed
 cargo build --release --workspace --all-targets
 cargo test --release --workspace --no-fail-fast
+# Every public item of the published crates is documented, and their docs build (as on docs.rs).
+RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --quiet --no-deps -p invite-rt -p invite-macros \
+    -p invite-vocab -p invite-instrumenter -p invite-cli -p invite-cc
 # The published crates pack, and build from their packages alone, as crates.io and docs.rs get them.
 cargo package --quiet --workspace --allow-dirty --exclude invite-tests --exclude invite-macros-tests --exclude bank

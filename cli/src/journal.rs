@@ -17,8 +17,8 @@ use serde_json::{Map, Value};
 
 pub use crate::reader::{Event, Reader};
 
-/// The only journal schema this version reads.
-pub const SCHEMA: u64 = 1;
+/// The only journal schema this version reads: the one the runtime writes.
+pub const SCHEMA: u64 = invite_vocab::SCHEMA;
 
 /// What happened to one test in its pod (the contract's outcome table).
 #[derive(
@@ -54,14 +54,20 @@ impl Outcome {
         Outcome::Error,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    /// The shared word for this outcome, as the runtime writes it (`invite_vocab`).
+    pub fn shared(self) -> invite_vocab::Outcome {
         match self {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "fail",
-            Outcome::Crash => "crash",
-            Outcome::Timeout => "timeout",
-            Outcome::Error => "error",
+            Outcome::Pass => invite_vocab::Outcome::Pass,
+            Outcome::Fail => invite_vocab::Outcome::Fail,
+            Outcome::Crash => invite_vocab::Outcome::Crash,
+            Outcome::Timeout => invite_vocab::Outcome::Timeout,
+            Outcome::Error => invite_vocab::Outcome::Error,
         }
+    }
+
+    /// The outcome's name in the journal.
+    pub fn as_str(self) -> &'static str {
+        self.shared().as_str()
     }
 }
 

@@ -7,22 +7,8 @@ use support::*;
 #[test]
 fn torture_compiles_everywhere_and_behaves_like_the_original() {
     let dir = tempfile::tempdir().unwrap();
-    let c = fixtures().join("torture/torture.c");
-    let out = dir.path().join("torture.invite.c");
-    let p = precompile(&[&c, "-o".as_ref(), &out]);
-    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
-    let original = dir.path().join("original");
-    build("gcc", "c99", &[&c], &original, &[]).expect("the fixture itself compiles");
-    let expected = run(&original);
-    for cc in compilers() {
-        for std in STDS {
-            let exe = dir.path().join(format!("t-{cc}-{std}"));
-            if let Err(e) = build(cc, std, &[&out, &stub_runtime()], &exe, &[]) {
-                panic!("{cc} -std={std} rejected the output:\n{e}");
-            }
-        }
-    }
-    let (own, invite) = split(&run(&dir.path().join("t-gcc-c99")));
+    let (_, expected, _) = instrument_and_build_everywhere(dir.path(), "torture/torture.c", &STDS);
+    let (own, invite) = split(&run(&dir.path().join("torture-gcc-c99")));
     assert_eq!(
         own, expected,
         "the instrumented program prints what the original prints"

@@ -9,42 +9,31 @@ use support::*;
 #[test]
 fn macro_decorated_heads_and_bodies_instrument_compile_and_run() {
     let dir = tempfile::tempdir().unwrap();
-    let c = fixtures().join("macros/macros.c");
-    let out = dir.path().join("macros.invite.c");
-    let p = precompile(&[&c, "-o".as_ref(), &out]);
-    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
-    let original = dir.path().join("original");
-    build("gcc", "c99", &[&c], &original, &[]).expect("the fixture itself compiles");
-    let expected = run(&original);
-    for cc in compilers() {
-        for std in ["c99", "gnu17"] {
-            let exe = dir.path().join(format!("m-{cc}-{std}"));
-            if let Err(e) = build(cc, std, &[&out, &stub_runtime()], &exe, &[]) {
-                panic!("{cc} -std={std} rejected the output:\n{e}");
-            }
-            let (own, invite) = split(&run(&exe));
-            assert_eq!(
-                own, expected,
-                "{cc} -std={std}: same output as the original"
+    let (out, expected, exes) =
+        instrument_and_build_everywhere(dir.path(), "macros/macros.c", &["c99", "gnu17"]);
+    for (cc, std, exe) in exes {
+        let (own, invite) = split(&run(&exe));
+        assert_eq!(
+            own, expected,
+            "{cc} -std={std}: same output as the original"
+        );
+        for test in [
+            "je_malloc malloc_pre pre pass",
+            "je_malloc malloc_post post pass",
+            "je_mallctl mallctl_post post pass",
+            "je_malloc_stats_print stats_pre pre pass",
+            "je_malloc_stats_print stats_post post pass",
+            "isalloc isalloc_post post pass",
+            "adler adler_post post pass",
+            "BZ2_bzCompressInit init_post post pass",
+            "LZ4_compress_fast_continue lz4_post post pass",
+        ] {
+            assert!(
+                invite.iter().any(|l| l == test),
+                "{cc} -std={std}: missing `{test}` in {invite:#?}"
             );
-            for test in [
-                "je_malloc malloc_pre pre pass",
-                "je_malloc malloc_post post pass",
-                "je_mallctl mallctl_post post pass",
-                "je_malloc_stats_print stats_pre pre pass",
-                "je_malloc_stats_print stats_post post pass",
-                "isalloc isalloc_post post pass",
-                "adler adler_post post pass",
-                "BZ2_bzCompressInit init_post post pass",
-                "LZ4_compress_fast_continue lz4_post post pass",
-            ] {
-                assert!(
-                    invite.iter().any(|l| l == test),
-                    "{cc} -std={std}: missing `{test}` in {invite:#?}"
-                );
-            }
-            assert!(invite.iter().all(|l| l.ends_with(" pass")), "{invite:#?}");
         }
+        assert!(invite.iter().all(|l| l.ends_with(" pass")), "{invite:#?}");
     }
     // The heads are kept as written: the renamed definitions keep their decorations.
     let text = std::fs::read_to_string(&out).unwrap();

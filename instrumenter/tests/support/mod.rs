@@ -114,3 +114,34 @@ pub fn split(stdout: &str) -> (String, Vec<String>) {
     }
     (own, invite)
 }
+
+/// A fixture's `.c` (its `.ic` beside it) instrumented into `dir`, and that output built with
+/// every compiler at each of `stds` against the stub runtime (a compiler that rejects it fails
+/// the test). Returns the instrumented file, what the original prints, and the executables
+/// `(compiler, std, path)`.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn instrument_and_build_everywhere(
+    dir: &Path,
+    fixture: &str,
+    stds: &[&'static str],
+) -> (PathBuf, String, Vec<(&'static str, &'static str, PathBuf)>) {
+    let c = fixtures().join(fixture);
+    let stem = c.file_stem().unwrap().to_string_lossy().into_owned();
+    let out = dir.join(format!("{stem}.invite.c"));
+    let p = precompile(&[&c, "-o".as_ref(), &out]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    let original = dir.join("original");
+    build("gcc", "c99", &[&c], &original, &[]).expect("the fixture itself compiles");
+    let expected = run(&original);
+    let mut exes = Vec::new();
+    for cc in compilers() {
+        for &std in stds {
+            let exe = dir.join(format!("{stem}-{cc}-{std}"));
+            if let Err(e) = build(cc, std, &[&out, &stub_runtime()], &exe, &[]) {
+                panic!("{cc} -std={std} rejected the output:\n{e}");
+            }
+            exes.push((cc, std, exe));
+        }
+    }
+    (out, expected, exes)
+}

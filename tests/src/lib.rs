@@ -4,6 +4,8 @@
 //! The tests use what `cargo build --workspace` produced (the README's test command builds first).
 //! Tests that need root say so loudly instead of passing silently.
 
+pub mod surround;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,133 @@
+//! Unit tests of the journal's records (see `journal.rs`).
+
+use super::*;
+
+fn rec<'a>(output: &'a str, changed: &'a [String]) -> TestRecord<'a> {
+    TestRecord {
+        time_ns: 1_764_000_000_123_456_789,
+        host: "h",
+        pid: 7,
+        pod: "2/1",
+        site: "bank.c:12",
+        function: "withdraw",
+        test: "check \"funds\"",
+        phase: "pre",
+        outcome: "fail",
+        duration_us: 42,
+        exit_code: None,
+        signal: Some("SIGABRT"),
+        message: None,
+        output,
+        changed,
+        isolation: "pod",
+        notes: &[],
+        relayed: false,
+    }
+}
+
+#[test]
+fn record_is_one_valid_json_line() {
+    let changed = vec!["/tmp/a\nb".to_string()];
+    let line = rec("out\u{1}put\n", &changed).to_line();
+    assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["runtime_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["test"], "check \"funds\"");
+    assert_eq!(v["output"], "out\u{1}put\n");
+    assert_eq!(v["changed"][0], "/tmp/a\nb");
+    assert_eq!(v["exit_code"], serde_json::Value::Null);
+    assert_eq!(v["time"], "2025-11-24T16:00:00.123456Z");
+}
+
+/// The exact bytes: the journal's format is a contract with every reader of old journals.
+#[test]
+fn records_are_written_byte_for_byte_as_schema_1_says() {
+    let notes = vec!["n".to_string()];
+    let line = TestRecord {
+        exit_code: Some(3),
+        notes: &notes,
+        relayed: true,
+        ..rec("o", &[])
+    }
+    .to_line();
+    let v = RUNTIME_VERSION;
+    assert_eq!(
+        line,
+        format!(
+            "{{\"schema\":1,\"kind\":\"test\",\"time\":\"2025-11-24T16:00:00.123456Z\",\
+             \"host\":\"h\",\"pid\":7,\"runtime_version\":\"{v}\",\"pod\":\"2/1\",\
+             \"site\":\"bank.c:12\",\"function\":\"withdraw\",\"test\":\"check \\\"funds\\\"\",\
+             \"phase\":\"pre\",\"outcome\":\"fail\",\"duration_us\":42,\"exit_code\":3,\
+             \"signal\":\"SIGABRT\",\"message\":null,\"output\":\"o\",\"changed\":[],\
+             \"isolation\":\"pod\",\"notes\":[\"n\"],\"relayed\":true}}\n"
+        )
+    );
+    let row = SiteSummary {
+        site: "a.c:3".into(),
+        function: "f".into(),
+        test: "t".into(),
+        calls: 10,
+        sampled: 3,
+        started: 2,
+        skipped_concurrency: 1,
+        skipped_budget: 4,
+        skipped_in_pod: 5,
+        skipped_cgroup: 6,
+    };
+    assert_eq!(
+        summary_line(
+            1_764_000_000_123_456_789,
+            "h",
+            7,
+            2,
+            &[("INVITE_MAX_CONCURRENT", "4".to_string())],
+            &[row]
+        ),
+        format!(
+            "{{\"schema\":1,\"kind\":\"summary\",\"time\":\"2025-11-24T16:00:00.123456Z\",\
+             \"host\":\"h\",\"pid\":7,\"runtime_version\":\"{v}\",\"lost\":2,\
+             \"settings\":{{\"INVITE_MAX_CONCURRENT\":\"4\"}},\"sites\":[\
+             {{\"site\":\"a.c:3\",\"function\":\"f\",\"test\":\"t\",\"calls\":10,\"sampled\":3,\
+             \"started\":2,\"skipped\":{{\"concurrency\":1,\"budget\":4,\"in_pod\":5,\
+             \"cgroup\":6}}}}]}}\n"
+        )
+    );
+}
+
+#[test]
+fn long_records_are_cut_to_64k_keeping_the_tail() {
+    let big = "x".repeat(200_000) + "THE END";
+    let changed: Vec<String> = (0..10_000).map(|i| format!("/tmp/file-{i}")).collect();
+    let line = rec(&big, &changed).to_line();
+    assert!(line.len() <= MAX_LINE, "{}", line.len());
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["truncated"], true);
+    assert!(
+        v["output"].as_str().unwrap().is_empty()
+            || v["output"].as_str().unwrap().ends_with("THE END")
+    );
+}
+
+#[test]
+fn summary_names_its_settings_and_lost_records() {
+    let site = SiteSummary {
+        site: "a.c:3".into(),
+        function: "f".into(),
+        test: "t".into(),
+        calls: 10,
+        sampled: 4,
+        started: 1,
+        skipped_concurrency: 1,
+        skipped_budget: 2,
+        skipped_in_pod: 0,
+        skipped_cgroup: 0,
+    };
+    let settings = [("INVITE_MAX_OVERHEAD", "10".to_string())];
+    let line = summary_line(1_764_000_000_000_000_000, "h", 7, 3, &settings, &[site]);
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["kind"], "summary");
+    assert_eq!(v["lost"], 3);
+    assert_eq!(v["settings"]["INVITE_MAX_OVERHEAD"], "10");
+    assert_eq!(v["sites"][0]["skipped"]["budget"], 2);
+}

@@ -13,6 +13,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use invite_vocab::{field, kind};
 use serde_json::{Map, Value};
 
 pub use crate::reader::{Event, Reader};
@@ -126,26 +127,27 @@ pub struct TestRecord {
 
 /// The fields of a test record [`TestRecord`] names; the others go to `extra`.
 const TEST_FIELDS: [&str; 22] = [
-    "schema",
-    "kind",
-    "time",
-    "host",
-    "pid",
-    "pod",
-    "site",
-    "function",
-    "test",
-    "phase",
-    "outcome",
-    "duration_us",
-    "exit_code",
-    "signal",
-    "message",
-    "output",
-    "changed",
-    "isolation",
-    "truncated",
-    "notes",
+    field::SCHEMA,
+    field::KIND,
+    field::TIME,
+    field::HOST,
+    field::PID,
+    field::POD,
+    field::SITE,
+    field::FUNCTION,
+    field::TEST,
+    field::PHASE,
+    field::OUTCOME,
+    field::DURATION_US,
+    field::EXIT_CODE,
+    field::SIGNAL,
+    field::MESSAGE,
+    field::OUTPUT,
+    field::CHANGED,
+    field::ISOLATION,
+    field::TRUNCATED,
+    field::NOTES,
+    // Not written by this runtime yet; read when a record carries them (OTLP's service.name).
     "service",
     "program",
 ];
@@ -260,7 +262,7 @@ pub fn parse_value(value: Value) -> Result<Record, String> {
             type_name(&value)
         ));
     };
-    match object.get("schema") {
+    match object.get(field::SCHEMA) {
         None => return Err("not an invite record: no `schema` field".into()),
         Some(Value::Number(n)) if n.as_u64() == Some(SCHEMA) => {}
         Some(other) => {
@@ -269,14 +271,14 @@ pub fn parse_value(value: Value) -> Result<Record, String> {
             ))
         }
     }
-    let kind = match object.get("kind") {
+    let kind = match object.get(field::KIND) {
         Some(Value::String(kind)) => kind.clone(),
         Some(other) => return Err(format!("`kind` is {other}, not a string")),
         None => return Err("no `kind` field".into()),
     };
     match kind.as_str() {
-        "test" => parse_test(object).map(|t| Record::Test(Box::new(t))),
-        "summary" => parse_summary(object).map(Record::Summary),
+        kind::TEST => parse_test(object).map(|t| Record::Test(Box::new(t))),
+        kind::SUMMARY => parse_summary(object).map(Record::Summary),
         other => Err(format!("unknown kind {other:?}")),
     }
 }
@@ -299,18 +301,18 @@ fn parse_test(mut object: Map<String, Value>) -> Result<TestRecord, String> {
 
 fn parse_summary(mut object: Map<String, Value>) -> Result<Summary, String> {
     let string = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-    let time = string(object.get("time"));
-    let host = string(object.get("host"));
-    let pid = object.get("pid").and_then(Value::as_u64);
+    let time = string(object.get(field::TIME));
+    let host = string(object.get(field::HOST));
+    let pid = object.get(field::PID).and_then(Value::as_u64);
     let service = string(object.get("service")).or_else(|| string(object.get("program")));
-    let lost = match object.get("lost") {
+    let lost = match object.get(field::LOST) {
         None | Some(Value::Null) => None,
         Some(v) => Some(
             v.as_u64()
                 .ok_or_else(|| format!("summary record: `lost` is {v}, not a count"))?,
         ),
     };
-    let settings = match object.get("settings") {
+    let settings = match object.get(field::SETTINGS) {
         Some(Value::Object(map)) => map
             .iter()
             .map(|(k, v)| {
@@ -323,7 +325,7 @@ fn parse_summary(mut object: Map<String, Value>) -> Result<Summary, String> {
     // The runtime writes `sites` as an array of entries, each naming its site, function and test.
     // An object keyed by site is read too, a key holding one entry or an array of them.
     let mut entries = Vec::new();
-    match object.remove("sites") {
+    match object.remove(field::SITES) {
         Some(Value::Object(sites)) => {
             for (key, value) in sites {
                 match value {

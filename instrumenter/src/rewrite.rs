@@ -12,7 +12,7 @@
 //!
 //! Every piece carries `#line` so diagnostics and debuggers point at the `.c` and `.ic` lines.
 
-use crate::parse::c::FunctionDef;
+use crate::parse::c::{FunctionDef, ORIGINAL_PREFIX as ORIGINAL};
 use crate::parse::ic::{IcFile, Item, Phase};
 use crate::parse::scan::MARKER;
 use crate::parse::Source;
@@ -47,7 +47,7 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         }
         let line = c.line(def.start);
         push_line(&mut out, line, &c_name);
-        out.extend_from_slice(&declaration(c, def));
+        push_declaration(&mut out, c, def);
         out.extend_from_slice(b";\n");
         // The renamed original gets internal linkage from a declaration before it, whatever its
         // head says (its storage class may come from a macro): a later definition without
@@ -55,18 +55,30 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         // (Naming the function must not warn if it is deprecated.)
         // The original is renamed `_foo` (legacy tests call it so) unless a header made `_foo`
         // a macro; then `invite_original_foo`.
-        let _ = write!(
-            out,
-            "#ifndef {m}\n#ifdef _{n}\n#define {m} invite_original_{n}\n#else\n#define {m} _{n}\n#endif\n#endif\n",
-            m = crate::parse::c::original_macro(&target.name),
-            n = target.name
-        );
-        let _ = write!(
-            out,
-            "#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wdeprecated-declarations\"\nstatic __typeof__({}) {};\n#pragma GCC diagnostic pop\n",
-            def.name_expr(false),
-            def.name_expr(true)
-        );
+        let n = target.name.as_bytes();
+        let pieces: [&[u8]; 15] = [
+            b"#ifndef ",
+            ORIGINAL,
+            n,
+            b"\n#ifdef _",
+            n,
+            b"\n#define ",
+            ORIGINAL,
+            n,
+            b" invite_original_",
+            n,
+            b"\n#else\n#define ",
+            ORIGINAL,
+            n,
+            b" _",
+            n,
+        ];
+        pieces.iter().for_each(|p| out.extend_from_slice(p));
+        out.extend_from_slice(b"\n#endif\n#endif\n#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wdeprecated-declarations\"\nstatic __typeof__(");
+        def.push_name_expr(&mut out, false);
+        out.extend_from_slice(b") ");
+        def.push_name_expr(&mut out, true);
+        out.extend_from_slice(b";\n#pragma GCC diagnostic pop\n");
         for &b in &target.blocks {
             let Item::Block(block) = &ic.items[b] else {
                 continue;
@@ -78,7 +90,8 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         push_line(&mut out, line, &c_name);
         pad(&mut out, c.column(def.start));
         out.extend_from_slice(&c.text[def.start..def.name_range.start]);
-        out.extend_from_slice(crate::parse::c::original_macro(&target.name).as_bytes());
+        out.extend_from_slice(ORIGINAL);
+        out.extend_from_slice(target.name.as_bytes());
         out.extend_from_slice(&c.text[def.name_range.end..def.end]);
         cursor = def.end;
         if def.in_conditional {
@@ -186,19 +199,24 @@ fn wrapper(
         out.extend_from_slice(format!("#ifdef {}\n", marker(target, k)).as_bytes());
     }
     let line = c.line(def.name_range.start);
-    let mut head = c.text[def.start..def.body_start].to_vec();
-    blank_inline(&mut head, def);
     push_line(out, c.line(def.start), c_name);
     pad(out, c.column(def.start));
-    out.extend_from_slice(&head);
+    let head_at = out.len();
+    out.extend_from_slice(&c.text[def.start..def.body_start]);
+    blank_inline(&mut out[head_at..], def);
     out.extend_from_slice(b"{\n");
-    let args: Vec<&str> = def
-        .params
-        .iter()
-        .map(|p| p.name.as_deref().unwrap_or(""))
-        .collect();
-    let args = args.join(", ");
-    let original = format!("{}({args})", def.name_expr(true));
+    let mut args = String::new();
+    for (i, p) in def.params.iter().enumerate() {
+        if i > 0 {
+            args.push_str(", ");
+        }
+        args.push_str(p.name.as_deref().unwrap_or(""));
+    }
+    let mut original = Vec::new();
+    def.push_name_expr(&mut original, true);
+    original.push(b'(');
+    original.extend_from_slice(args.as_bytes());
+    original.push(b')');
     // Declarations first, then statements (C90 style, as `-Wdeclaration-after-statement` wants):
     // the sites, in the order their tests run, then `invite_ret`.
     let tests: Vec<(&crate::plan::PlannedTest, usize)> = [Phase::Pre, Phase::Post]
@@ -220,7 +238,9 @@ fn wrapper(
         );
     }
     if !def.returns_void {
-        let _ = writeln!(out, "    __typeof__({original}) invite_ret;");
+        out.extend_from_slice(b"    __typeof__(");
+        out.extend_from_slice(&original);
+        out.extend_from_slice(b") invite_ret;\n");
     }
     let run_tests = |out: &mut Vec<u8>, phase: Phase| {
         for (t, site) in tests.iter().filter(|(t, _)| t.phase == phase) {
@@ -247,11 +267,13 @@ fn wrapper(
     };
     run_tests(out, Phase::Pre);
     push_line(out, line, c_name);
-    if def.returns_void {
-        let _ = writeln!(out, "    {original};");
+    out.extend_from_slice(if def.returns_void {
+        b"    ".as_slice()
     } else {
-        let _ = writeln!(out, "    invite_ret = {original};");
-    }
+        b"    invite_ret = ".as_slice()
+    });
+    out.extend_from_slice(&original);
+    out.extend_from_slice(b";\n");
     run_tests(out, Phase::Post);
     push_line(out, line, c_name);
     out.extend_from_slice(if def.returns_void {
@@ -266,14 +288,14 @@ fn wrapper(
 
 /// The definition's head as a declaration of the original name: K&R parameter names become
 /// `()` (a declaration may not list names without types); a non-static `inline` is blanked.
-fn declaration(c: &Source, def: &FunctionDef) -> Vec<u8> {
-    let mut head = c.text[def.start..def.declarator_end].to_vec();
-    blank_inline(&mut head, def);
+fn push_declaration(out: &mut Vec<u8>, c: &Source, def: &FunctionDef) {
+    let at = out.len();
+    out.extend_from_slice(&c.text[def.start..def.declarator_end]);
+    blank_inline(&mut out[at..], def);
     if def.kr {
         let r = def.params_range.start - def.start + 1..def.params_range.end - def.start - 1;
-        head.splice(r, std::iter::empty());
+        out.drain(at + r.start..at + r.end);
     }
-    head
 }
 
 /// A non-static `inline` wrapper could not hold its `static` sites (C99 6.7.4p3), so the

@@ -39,21 +39,22 @@ pub struct FunctionDef {
 
 impl FunctionDef {
     /// The function's name, or (with `rename`) the renamed original's, as C code must write it.
-    pub fn name_expr(&self, rename: bool) -> String {
+    /// Written straight into `out` (the rewrite writes it several times per definition).
+    pub fn push_name_expr(&self, out: &mut Vec<u8>, rename: bool) {
         let (pre, post) = &self.name_macro;
+        out.extend_from_slice(pre.as_bytes());
         if rename {
-            format!("{pre}{}{post}", original_macro(&self.name))
-        } else {
-            format!("{pre}{}{post}", self.name)
+            out.extend_from_slice(ORIGINAL_PREFIX);
         }
+        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(post.as_bytes());
     }
 }
 
-/// The macro that names the renamed original of `name`: `_name`, or `invite_original_name`
-/// where `_name` is already a macro (a library's `#define _pcre2_jit_free ...`).
-pub fn original_macro(name: &str) -> String {
-    format!("INVITE_ORIGINAL_{name}")
-}
+/// The prefix of the macro that names the renamed original of `name`: `INVITE_ORIGINAL_name`,
+/// which stands for `_name`, or `invite_original_name` where `_name` is already a macro (a
+/// library's `#define _pcre2_jit_free ...`).
+pub const ORIGINAL_PREFIX: &[u8] = b"INVITE_ORIGINAL_";
 
 /// What the `.c` file holds for the wanted names.
 pub struct Definitions {

@@ -95,7 +95,9 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         out.extend_from_slice(&c.text[def.name_range.end..def.end]);
         cursor = def.end;
         if def.in_conditional {
-            out.extend_from_slice(format!("\n#define {} 1\n", marker(target, k)).as_bytes());
+            out.extend_from_slice(b"\n#define ");
+            push_marker(&mut out, target, k);
+            out.extend_from_slice(b" 1\n");
             push_line(&mut out, c.line(def.end), &c_name);
             pad(&mut out, c.column(def.end));
         }
@@ -125,10 +127,7 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
                 out.push(b'\n');
             }
             Item::Test(test) => {
-                let guard = test_target(i).and_then(guard_all);
-                if let Some(g) = &guard {
-                    out.extend_from_slice(format!("#if {g}\n").as_bytes());
-                }
+                let guard = test_target(i).is_some_and(|t| push_guard(&mut out, t));
                 if !test.is_static {
                     out.extend_from_slice(b"static\n");
                 }
@@ -143,7 +142,7 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
                 );
                 out.extend_from_slice(&ic_src.text[test.body.clone()]);
                 out.push(b'\n');
-                if guard.is_some() {
+                if guard {
                     out.extend_from_slice(b"#endif\n");
                 }
             }
@@ -168,21 +167,30 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
 }
 
 /// The macro a definition inside `#if` defines after itself.
-fn marker(target: &Target, k: usize) -> String {
-    format!("INVITE_DEFINED_{}_{}", target.name, k + 1)
+fn push_marker(out: &mut Vec<u8>, target: &Target, k: usize) {
+    out.extend_from_slice(b"INVITE_DEFINED_");
+    out.extend_from_slice(target.name.as_bytes());
+    out.push(b'_');
+    push_number(out, k + 1);
 }
 
-/// `#if` condition under which the target's tests compile, when every definition is conditional.
-fn guard_all(target: &Target) -> Option<String> {
+/// The `#if` line under which the target's tests compile, when every definition is
+/// conditional; whether it wrote one.
+fn push_guard(out: &mut Vec<u8>, target: &Target) -> bool {
     if target.defs.iter().any(|d| !d.in_conditional) {
-        return None;
+        return false;
     }
-    Some(
-        (0..target.defs.len())
-            .map(|k| format!("defined({})", marker(target, k)))
-            .collect::<Vec<_>>()
-            .join(" || "),
-    )
+    out.extend_from_slice(b"#if ");
+    for k in 0..target.defs.len() {
+        if k > 0 {
+            out.extend_from_slice(b" || ");
+        }
+        out.extend_from_slice(b"defined(");
+        push_marker(out, target, k);
+        out.push(b')');
+    }
+    out.push(b'\n');
+    true
 }
 
 /// The wrapper of one definition; the sources come with their names as C string literals.
@@ -196,7 +204,9 @@ fn wrapper(
     def: &FunctionDef,
 ) {
     if def.in_conditional {
-        out.extend_from_slice(format!("#ifdef {}\n", marker(target, k)).as_bytes());
+        out.extend_from_slice(b"#ifdef ");
+        push_marker(out, target, k);
+        out.push(b'\n');
     }
     let line = c.line(def.name_range.start);
     push_line(out, c.line(def.start), c_name);
@@ -226,16 +236,25 @@ fn wrapper(
         .map(|(site, t)| (t, site))
         .collect();
     push_line(out, line, c_name);
+    let target_name = c_string(&target.name);
     for (t, site) in &tests {
-        let _ = writeln!(
-            out,
-            "    static invite_site invite_site_{site} = INVITE_SITE({}, {}, {c_name}, {line}, {}, {:?}, {});",
-            c_string(&target.name),
-            c_string(&t.name),
-            if t.phase == Phase::Pre { "INVITE_PRE" } else { "INVITE_POST" },
-            t.probability,
-            t.timeout_ms
-        );
+        out.extend_from_slice(b"    static invite_site invite_site_");
+        push_number(out, *site);
+        out.extend_from_slice(b" = INVITE_SITE(");
+        for piece in [&target_name, &c_string(&t.name), c_name] {
+            out.extend_from_slice(piece.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+        push_number(out, line);
+        out.extend_from_slice(if t.phase == Phase::Pre {
+            b", INVITE_PRE, ".as_slice()
+        } else {
+            b", INVITE_POST, ".as_slice()
+        });
+        let _ = write!(out, "{:?}", t.probability);
+        out.extend_from_slice(b", ");
+        push_number(out, t.timeout_ms as usize);
+        out.extend_from_slice(b");\n");
     }
     if !def.returns_void {
         out.extend_from_slice(b"    __typeof__(");
@@ -256,13 +275,24 @@ fn wrapper(
             } else {
                 ""
             };
-            let call = format!("{}({args}{ret})", t.name);
             push_line(out, ic_src.line(test.name_at), ic_name);
-            let _ = if t.returns_int {
-                writeln!(out, "    if (invite_sample(&invite_site_{site}) && invite_pod_enter(&invite_site_{site})) {{ invite_pod_exit({call} != 0); }}")
+            out.extend_from_slice(b"    if (invite_sample(&invite_site_");
+            push_number(out, *site);
+            out.extend_from_slice(b") && invite_pod_enter(&invite_site_");
+            push_number(out, *site);
+            out.extend_from_slice(if t.returns_int {
+                b")) { invite_pod_exit(".as_slice()
             } else {
-                writeln!(out, "    if (invite_sample(&invite_site_{site}) && invite_pod_enter(&invite_site_{site})) {{ {call}; invite_pod_exit(1); }}")
-            };
+                b")) { ".as_slice()
+            });
+            for piece in [t.name.as_str(), "(", &args, ret, ")"] {
+                out.extend_from_slice(piece.as_bytes());
+            }
+            out.extend_from_slice(if t.returns_int {
+                b" != 0); }\n".as_slice()
+            } else {
+                b"; invite_pod_exit(1); }\n".as_slice()
+            });
         }
     };
     run_tests(out, Phase::Pre);
@@ -346,6 +376,11 @@ fn pad(out: &mut Vec<u8>, column: usize) {
 pub fn c_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return out;
+    }
     for ch in s.chars() {
         match ch {
             '"' => out.push_str("\\\""),

@@ -6,7 +6,6 @@ use super::head::{self, Brackets, Param};
 use super::scan::{self, Scan};
 use super::tokens::{self, Kind, Tok};
 use super::Source;
-use std::collections::HashSet;
 use std::ops::Range;
 
 /// A definition of a function, with the byte ranges the rewrite edits.
@@ -150,7 +149,7 @@ fn ident_end(text: &[u8], at: usize) -> usize {
 fn item_macro_calls(
     text: &[u8],
     toks: &[Tok],
-    item_macros: &HashSet<Vec<u8>>,
+    item_macros: &scan::FastSet<Vec<u8>>,
 ) -> Result<usize, head::HeadError> {
     let b = Brackets::new(text, toks)?;
     let mut cut = 0;
@@ -182,7 +181,7 @@ fn item_macro_calls(
 /// Where a definition's head is: from the end of the previous item to the body's `{`.
 struct Place<'s> {
     region: Range<usize>,
-    undefs: &'s std::collections::HashMap<Vec<u8>, Vec<usize>>,
+    undefs: &'s scan::FastMap<Vec<u8>, Vec<usize>>,
     in_conditional: bool,
     split_head: bool,
     end: usize,
@@ -193,7 +192,7 @@ struct Place<'s> {
 fn read_head(
     src: &Source,
     place: &Place<'_>,
-    item_macros: &HashSet<Vec<u8>>,
+    item_macros: &scan::FastSet<Vec<u8>>,
     name: impl FnOnce(&[Tok]) -> Option<usize>,
 ) -> Result<Option<FunctionDef>, head::HeadError> {
     let text = &src.text;

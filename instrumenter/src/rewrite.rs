@@ -12,7 +12,7 @@
 //!
 //! Every piece carries `#line` so diagnostics and debuggers point at the `.c` and `.ic` lines.
 
-use crate::parse::c::FunctionDef;
+use crate::parse::c::{FunctionDef, ORIGINAL_PREFIX as ORIGINAL};
 use crate::parse::ic::{IcFile, Item, Phase};
 use crate::parse::scan::MARKER;
 use crate::parse::Source;
@@ -47,7 +47,7 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         }
         let line = c.line(def.start);
         push_line(&mut out, line, &c_name);
-        out.extend_from_slice(&declaration(c, def));
+        push_declaration(&mut out, c, def);
         out.extend_from_slice(b";\n");
         // The renamed original gets internal linkage from a declaration before it, whatever its
         // head says (its storage class may come from a macro): a later definition without
@@ -55,18 +55,30 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         // (Naming the function must not warn if it is deprecated.)
         // The original is renamed `_foo` (legacy tests call it so) unless a header made `_foo`
         // a macro; then `invite_original_foo`.
-        let _ = write!(
-            out,
-            "#ifndef {m}\n#ifdef _{n}\n#define {m} invite_original_{n}\n#else\n#define {m} _{n}\n#endif\n#endif\n",
-            m = crate::parse::c::original_macro(&target.name),
-            n = target.name
-        );
-        let _ = write!(
-            out,
-            "#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wdeprecated-declarations\"\nstatic __typeof__({}) {};\n#pragma GCC diagnostic pop\n",
-            def.name_expr(false),
-            def.name_expr(true)
-        );
+        let n = target.name.as_bytes();
+        let pieces: [&[u8]; 15] = [
+            b"#ifndef ",
+            ORIGINAL,
+            n,
+            b"\n#ifdef _",
+            n,
+            b"\n#define ",
+            ORIGINAL,
+            n,
+            b" invite_original_",
+            n,
+            b"\n#else\n#define ",
+            ORIGINAL,
+            n,
+            b" _",
+            n,
+        ];
+        pieces.iter().for_each(|p| out.extend_from_slice(p));
+        out.extend_from_slice(b"\n#endif\n#endif\n#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wdeprecated-declarations\"\nstatic __typeof__(");
+        def.push_name_expr(&mut out, false);
+        out.extend_from_slice(b") ");
+        def.push_name_expr(&mut out, true);
+        out.extend_from_slice(b";\n#pragma GCC diagnostic pop\n");
         for &b in &target.blocks {
             let Item::Block(block) = &ic.items[b] else {
                 continue;
@@ -78,11 +90,14 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         push_line(&mut out, line, &c_name);
         pad(&mut out, c.column(def.start));
         out.extend_from_slice(&c.text[def.start..def.name_range.start]);
-        out.extend_from_slice(crate::parse::c::original_macro(&target.name).as_bytes());
+        out.extend_from_slice(ORIGINAL);
+        out.extend_from_slice(target.name.as_bytes());
         out.extend_from_slice(&c.text[def.name_range.end..def.end]);
         cursor = def.end;
         if def.in_conditional {
-            out.extend_from_slice(format!("\n#define {} 1\n", marker(target, k)).as_bytes());
+            out.extend_from_slice(b"\n#define ");
+            push_marker(&mut out, target, k);
+            out.extend_from_slice(b" 1\n");
             push_line(&mut out, c.line(def.end), &c_name);
             pad(&mut out, c.column(def.end));
         }
@@ -112,10 +127,7 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
                 out.push(b'\n');
             }
             Item::Test(test) => {
-                let guard = test_target(i).and_then(guard_all);
-                if let Some(g) = &guard {
-                    out.extend_from_slice(format!("#if {g}\n").as_bytes());
-                }
+                let guard = test_target(i).is_some_and(|t| push_guard(&mut out, t));
                 if !test.is_static {
                     out.extend_from_slice(b"static\n");
                 }
@@ -130,7 +142,7 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
                 );
                 out.extend_from_slice(&ic_src.text[test.body.clone()]);
                 out.push(b'\n');
-                if guard.is_some() {
+                if guard {
                     out.extend_from_slice(b"#endif\n");
                 }
             }
@@ -155,21 +167,30 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
 }
 
 /// The macro a definition inside `#if` defines after itself.
-fn marker(target: &Target, k: usize) -> String {
-    format!("INVITE_DEFINED_{}_{}", target.name, k + 1)
+fn push_marker(out: &mut Vec<u8>, target: &Target, k: usize) {
+    out.extend_from_slice(b"INVITE_DEFINED_");
+    out.extend_from_slice(target.name.as_bytes());
+    out.push(b'_');
+    push_number(out, k + 1);
 }
 
-/// `#if` condition under which the target's tests compile, when every definition is conditional.
-fn guard_all(target: &Target) -> Option<String> {
+/// The `#if` line under which the target's tests compile, when every definition is
+/// conditional; whether it wrote one.
+fn push_guard(out: &mut Vec<u8>, target: &Target) -> bool {
     if target.defs.iter().any(|d| !d.in_conditional) {
-        return None;
+        return false;
     }
-    Some(
-        (0..target.defs.len())
-            .map(|k| format!("defined({})", marker(target, k)))
-            .collect::<Vec<_>>()
-            .join(" || "),
-    )
+    out.extend_from_slice(b"#if ");
+    for k in 0..target.defs.len() {
+        if k > 0 {
+            out.extend_from_slice(b" || ");
+        }
+        out.extend_from_slice(b"defined(");
+        push_marker(out, target, k);
+        out.push(b')');
+    }
+    out.push(b'\n');
+    true
 }
 
 /// The wrapper of one definition; the sources come with their names as C string literals.
@@ -183,22 +204,29 @@ fn wrapper(
     def: &FunctionDef,
 ) {
     if def.in_conditional {
-        out.extend_from_slice(format!("#ifdef {}\n", marker(target, k)).as_bytes());
+        out.extend_from_slice(b"#ifdef ");
+        push_marker(out, target, k);
+        out.push(b'\n');
     }
     let line = c.line(def.name_range.start);
-    let mut head = c.text[def.start..def.body_start].to_vec();
-    blank_inline(&mut head, def);
     push_line(out, c.line(def.start), c_name);
     pad(out, c.column(def.start));
-    out.extend_from_slice(&head);
+    let head_at = out.len();
+    out.extend_from_slice(&c.text[def.start..def.body_start]);
+    blank_inline(&mut out[head_at..], def);
     out.extend_from_slice(b"{\n");
-    let args: Vec<&str> = def
-        .params
-        .iter()
-        .map(|p| p.name.as_deref().unwrap_or(""))
-        .collect();
-    let args = args.join(", ");
-    let original = format!("{}({args})", def.name_expr(true));
+    let mut args = String::new();
+    for (i, p) in def.params.iter().enumerate() {
+        if i > 0 {
+            args.push_str(", ");
+        }
+        args.push_str(p.name.as_deref().unwrap_or(""));
+    }
+    let mut original = Vec::new();
+    def.push_name_expr(&mut original, true);
+    original.push(b'(');
+    original.extend_from_slice(args.as_bytes());
+    original.push(b')');
     // Declarations first, then statements (C90 style, as `-Wdeclaration-after-statement` wants):
     // the sites, in the order their tests run, then `invite_ret`.
     let tests: Vec<(&crate::plan::PlannedTest, usize)> = [Phase::Pre, Phase::Post]
@@ -208,19 +236,30 @@ fn wrapper(
         .map(|(site, t)| (t, site))
         .collect();
     push_line(out, line, c_name);
+    let target_name = c_string(&target.name);
     for (t, site) in &tests {
-        let _ = writeln!(
-            out,
-            "    static invite_site invite_site_{site} = INVITE_SITE({}, {}, {c_name}, {line}, {}, {:?}, {});",
-            c_string(&target.name),
-            c_string(&t.name),
-            if t.phase == Phase::Pre { "INVITE_PRE" } else { "INVITE_POST" },
-            t.probability,
-            t.timeout_ms
-        );
+        out.extend_from_slice(b"    static invite_site invite_site_");
+        push_number(out, *site);
+        out.extend_from_slice(b" = INVITE_SITE(");
+        for piece in [&target_name, &c_string(&t.name), c_name] {
+            out.extend_from_slice(piece.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+        push_number(out, line);
+        out.extend_from_slice(if t.phase == Phase::Pre {
+            b", INVITE_PRE, ".as_slice()
+        } else {
+            b", INVITE_POST, ".as_slice()
+        });
+        let _ = write!(out, "{:?}", t.probability);
+        out.extend_from_slice(b", ");
+        push_number(out, t.timeout_ms as usize);
+        out.extend_from_slice(b");\n");
     }
     if !def.returns_void {
-        let _ = writeln!(out, "    __typeof__({original}) invite_ret;");
+        out.extend_from_slice(b"    __typeof__(");
+        out.extend_from_slice(&original);
+        out.extend_from_slice(b") invite_ret;\n");
     }
     let run_tests = |out: &mut Vec<u8>, phase: Phase| {
         for (t, site) in tests.iter().filter(|(t, _)| t.phase == phase) {
@@ -236,22 +275,35 @@ fn wrapper(
             } else {
                 ""
             };
-            let call = format!("{}({args}{ret})", t.name);
             push_line(out, ic_src.line(test.name_at), ic_name);
-            let _ = if t.returns_int {
-                writeln!(out, "    if (invite_sample(&invite_site_{site}) && invite_pod_enter(&invite_site_{site})) {{ invite_pod_exit({call} != 0); }}")
+            out.extend_from_slice(b"    if (invite_sample(&invite_site_");
+            push_number(out, *site);
+            out.extend_from_slice(b") && invite_pod_enter(&invite_site_");
+            push_number(out, *site);
+            out.extend_from_slice(if t.returns_int {
+                b")) { invite_pod_exit(".as_slice()
             } else {
-                writeln!(out, "    if (invite_sample(&invite_site_{site}) && invite_pod_enter(&invite_site_{site})) {{ {call}; invite_pod_exit(1); }}")
-            };
+                b")) { ".as_slice()
+            });
+            for piece in [t.name.as_str(), "(", &args, ret, ")"] {
+                out.extend_from_slice(piece.as_bytes());
+            }
+            out.extend_from_slice(if t.returns_int {
+                b" != 0); }\n".as_slice()
+            } else {
+                b"; invite_pod_exit(1); }\n".as_slice()
+            });
         }
     };
     run_tests(out, Phase::Pre);
     push_line(out, line, c_name);
-    if def.returns_void {
-        let _ = writeln!(out, "    {original};");
+    out.extend_from_slice(if def.returns_void {
+        b"    ".as_slice()
     } else {
-        let _ = writeln!(out, "    invite_ret = {original};");
-    }
+        b"    invite_ret = ".as_slice()
+    });
+    out.extend_from_slice(&original);
+    out.extend_from_slice(b";\n");
     run_tests(out, Phase::Post);
     push_line(out, line, c_name);
     out.extend_from_slice(if def.returns_void {
@@ -266,14 +318,14 @@ fn wrapper(
 
 /// The definition's head as a declaration of the original name: K&R parameter names become
 /// `()` (a declaration may not list names without types); a non-static `inline` is blanked.
-fn declaration(c: &Source, def: &FunctionDef) -> Vec<u8> {
-    let mut head = c.text[def.start..def.declarator_end].to_vec();
-    blank_inline(&mut head, def);
+fn push_declaration(out: &mut Vec<u8>, c: &Source, def: &FunctionDef) {
+    let at = out.len();
+    out.extend_from_slice(&c.text[def.start..def.declarator_end]);
+    blank_inline(&mut out[at..], def);
     if def.kr {
         let r = def.params_range.start - def.start + 1..def.params_range.end - def.start - 1;
-        head.splice(r, std::iter::empty());
+        out.drain(at + r.start..at + r.end);
     }
-    head
 }
 
 /// A non-static `inline` wrapper could not hold its `static` sites (C99 6.7.4p3), so the
@@ -324,6 +376,11 @@ fn pad(out: &mut Vec<u8>, column: usize) {
 pub fn c_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return out;
+    }
     for ch in s.chars() {
         match ch {
             '"' => out.push_str("\\\""),

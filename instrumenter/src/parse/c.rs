@@ -6,7 +6,6 @@ use super::head::{self, Brackets, Param};
 use super::scan::{self, Scan};
 use super::tokens::{self, Kind, Tok};
 use super::Source;
-use std::collections::HashSet;
 use std::ops::Range;
 
 /// A definition of a function, with the byte ranges the rewrite edits.
@@ -39,21 +38,22 @@ pub struct FunctionDef {
 
 impl FunctionDef {
     /// The function's name, or (with `rename`) the renamed original's, as C code must write it.
-    pub fn name_expr(&self, rename: bool) -> String {
+    /// Written straight into `out` (the rewrite writes it several times per definition).
+    pub fn push_name_expr(&self, out: &mut Vec<u8>, rename: bool) {
         let (pre, post) = &self.name_macro;
+        out.extend_from_slice(pre.as_bytes());
         if rename {
-            format!("{pre}{}{post}", original_macro(&self.name))
-        } else {
-            format!("{pre}{}{post}", self.name)
+            out.extend_from_slice(ORIGINAL_PREFIX);
         }
+        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(post.as_bytes());
     }
 }
 
-/// The macro that names the renamed original of `name`: `_name`, or `invite_original_name`
-/// where `_name` is already a macro (a library's `#define _pcre2_jit_free ...`).
-pub fn original_macro(name: &str) -> String {
-    format!("INVITE_ORIGINAL_{name}")
-}
+/// The prefix of the macro that names the renamed original of `name`: `INVITE_ORIGINAL_name`,
+/// which stands for `_name`, or `invite_original_name` where `_name` is already a macro (a
+/// library's `#define _pcre2_jit_free ...`).
+pub const ORIGINAL_PREFIX: &[u8] = b"INVITE_ORIGINAL_";
 
 /// What the `.c` file holds for the wanted names.
 pub struct Definitions {
@@ -149,7 +149,7 @@ fn ident_end(text: &[u8], at: usize) -> usize {
 fn item_macro_calls(
     text: &[u8],
     toks: &[Tok],
-    item_macros: &HashSet<Vec<u8>>,
+    item_macros: &scan::FastSet<Vec<u8>>,
 ) -> Result<usize, head::HeadError> {
     let b = Brackets::new(text, toks)?;
     let mut cut = 0;
@@ -181,7 +181,7 @@ fn item_macro_calls(
 /// Where a definition's head is: from the end of the previous item to the body's `{`.
 struct Place<'s> {
     region: Range<usize>,
-    undefs: &'s std::collections::HashMap<Vec<u8>, Vec<usize>>,
+    undefs: &'s scan::FastMap<Vec<u8>, Vec<usize>>,
     in_conditional: bool,
     split_head: bool,
     end: usize,
@@ -192,7 +192,7 @@ struct Place<'s> {
 fn read_head(
     src: &Source,
     place: &Place<'_>,
-    item_macros: &HashSet<Vec<u8>>,
+    item_macros: &scan::FastSet<Vec<u8>>,
     name: impl FnOnce(&[Tok]) -> Option<usize>,
 ) -> Result<Option<FunctionDef>, head::HeadError> {
     let text = &src.text;

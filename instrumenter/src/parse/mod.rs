@@ -36,29 +36,13 @@ impl Source {
 
     fn line_starts(&self) -> &[usize] {
         self.line_starts.get_or_init(|| {
-            // Eight bytes at a time: most words of C hold no newline.
-            const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
             let mut starts = Vec::with_capacity(self.text.len() / 32 + 1);
             starts.push(0);
-            let chunks = self.text.chunks_exact(8);
-            let tail = chunks.remainder();
-            for (w, chunk) in chunks.enumerate() {
-                let x =
-                    u64::from_le_bytes(chunk.try_into().expect("8 bytes")) ^ 0x0a0a_0a0a_0a0a_0a0a;
-                // The high bit of each byte that was a newline (exact: no carries between bytes).
-                let mut hits = !(((x & LOW7).wrapping_add(LOW7)) | x) & !LOW7;
-                while hits != 0 {
-                    starts.push(w * 8 + (hits.trailing_zeros() / 8) as usize + 1);
-                    hits &= hits - 1;
-                }
+            let mut at = 0;
+            while let Some(nl) = scan::find_byte(&self.text, at, b'\n') {
+                at = nl + 1;
+                starts.push(at);
             }
-            let base = self.text.len() - tail.len();
-            starts.extend(
-                tail.iter()
-                    .enumerate()
-                    .filter(|(_, &b)| b == b'\n')
-                    .map(|(j, _)| base + j + 1),
-            );
             starts
         })
     }

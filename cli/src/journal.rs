@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use invite_vocab::{field, kind};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use crate::reader::{Event, Reader};

@@ -48,6 +48,7 @@ mod pod;
 mod podgroup;
 mod reap;
 mod record;
+mod registry;
 mod relay;
 mod runtime;
 mod sample;

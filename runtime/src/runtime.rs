@@ -13,12 +13,13 @@ use crate::config::{Config, Isolation};
 use crate::journal;
 use crate::ledger::Ledger;
 use crate::plan::Plan;
-use crate::site::Site;
 use crate::sys;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering,
+};
+use std::sync::OnceLock;
 
 /// Per-site counters for the summary.
 #[derive(Default)]
@@ -40,7 +41,6 @@ pub struct Runtime {
     pub config: Option<Config>,
     pub host: String,
     pub pid: i32,
-    pub sites: Mutex<Vec<(&'static Site, &'static SiteStats)>>,
     plan: OnceLock<Result<Plan, String>>,
     journal_fd: AtomicI32,
     /// The checked `INVITE_POD_DIR` (-1: no pod is kept).
@@ -60,6 +60,12 @@ pub struct Runtime {
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static IN_POD: AtomicBool = AtomicBool::new(false);
 static START_CWD: OnceLock<PathBuf> = OnceLock::new();
+static SETTINGS: OnceLock<Option<Config>> = OnceLock::new();
+static READING: AtomicBool = AtomicBool::new(false);
+static INITIALIZING: AtomicBool = AtomicBool::new(false);
+static SWITCH: AtomicU8 = AtomicU8::new(0);
+const SWITCH_OFF: u8 = 1;
+const SWITCH_ON: u8 = 2;
 
 /// Where the pods' empty network namespace comes from when something made it ahead of time (the
 /// warm pods' helper, which registers itself at start-up), so no module below it reaches up.
@@ -91,31 +97,71 @@ pub fn in_pod() -> bool {
     IN_POD.load(Ordering::Relaxed)
 }
 
+/// `INVITE` read once, in place: false for `off` (or `0`). With testing off an instrumented call
+/// does nothing else, ever: no allocation, lock or system call (a bad value is reported by the
+/// full configuration, read only when testing is on).
+pub fn switched_on() -> bool {
+    match SWITCH.load(Ordering::Relaxed) {
+        SWITCH_ON => true,
+        SWITCH_OFF => false,
+        _ => {
+            let off = sys::with_secure_env(c"INVITE", |v| matches!(v, Some(b"off" | b"0")));
+            SWITCH.store(if off { SWITCH_OFF } else { SWITCH_ON }, Ordering::Relaxed);
+            !off
+        }
+    }
+}
+
+/// The configuration, read once from the environment (`None` in it: testing is off, the reason
+/// printed). The outer `None`: not read yet and being read right now (by the library's
+/// constructor, whose allocations may call instrumented functions), so the caller must decide
+/// without it. Read here, allocating, only when no constructor did it at load time.
+pub fn settings() -> Option<&'static Option<Config>> {
+    if let Some(s) = SETTINGS.get() {
+        return Some(s);
+    }
+    if READING.swap(true, Ordering::Acquire) {
+        return None;
+    }
+    Some(SETTINGS.get_or_init(read_settings))
+}
+
+/// Whether the runtime is being built (a call sampled meanwhile is not tested: building it
+/// allocates, and the allocator may be what called).
+pub fn initializing() -> bool {
+    INITIALIZING.load(Ordering::Relaxed)
+}
+
+fn read_settings() -> Option<Config> {
+    READING.store(true, Ordering::Relaxed);
+    if sys::set_id() {
+        // A setuid or setgid program: its working directory is its caller's, where it would
+        // create files the caller cannot remove, and secure_getenv hides every INVITE_*
+        // variable, so nothing it may trust says where a journal may go: testing is off.
+        eprintln!(
+            "invite: a setuid/setgid process reads no INVITE_* variable and writes no \
+             journal: in vivo testing is off"
+        );
+        return None;
+    }
+    let cwd = START_CWD
+        .get()
+        .cloned()
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    match Config::from_env(sys::secure_getenv_os, &cwd) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
+}
+
 impl Runtime {
     fn init() -> Runtime {
-        let cwd = START_CWD
-            .get()
-            .cloned()
-            .or_else(|| std::env::current_dir().ok())
-            .unwrap_or_else(|| PathBuf::from("/"));
-        let mut config = if sys::set_id() {
-            // A setuid or setgid program: its working directory is its caller's, where it would
-            // create files the caller cannot remove, and secure_getenv hides every INVITE_*
-            // variable, so nothing it may trust says where a journal may go: testing is off.
-            eprintln!(
-                "invite: a setuid/setgid process reads no INVITE_* variable and writes no \
-                 journal: in vivo testing is off"
-            );
-            None
-        } else {
-            match Config::from_env(sys::secure_getenv_os, &cwd) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    eprintln!("{e}");
-                    None
-                }
-            }
-        };
+        INITIALIZING.store(true, Ordering::Relaxed);
+        let mut config = SETTINGS.get_or_init(read_settings).clone();
         let mut journal_fd = -1;
         if let Some(c) = config.as_ref().filter(|c| c.enabled) {
             match journal::open(&c.journal) {
@@ -133,12 +179,12 @@ impl Runtime {
         let ledger = new_ledger();
         crate::pod::read_fault_injection();
         crate::pod::probe_kernel();
-        sys::at_exit(on_exit);
+        arm_exit();
+        INITIALIZING.store(false, Ordering::Relaxed);
         Runtime {
             config,
             host: sys::hostname(),
             pid: sys::getpid(),
-            sites: Mutex::new(Vec::new()),
             plan: OnceLock::new(),
             journal_fd: AtomicI32::new(journal_fd),
             keep_fd: AtomicI32::new(keep_fd),
@@ -252,9 +298,8 @@ impl Runtime {
         if in_pod() || self.journal_fd() < 0 {
             return;
         }
-        let sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
-        let rows: Vec<journal::SiteSummary> = sites
-            .iter()
+        let rows: Vec<journal::SiteSummary> = crate::registry::entries()
+            .map(|e| (e.site, &e.stats))
             .map(|(site, st)| {
                 let c = site.countdown.load(Ordering::Relaxed).max(0) as u64;
                 let in_cycle = st.current_draw.load(Ordering::Relaxed).saturating_sub(c);
@@ -332,8 +377,22 @@ fn new_ledger() -> *mut Ledger {
     }
 }
 
+/// The runtime, if it was built or some site was called (the summary counts those calls).
+fn for_summary() -> Option<&'static Runtime> {
+    RUNTIME.get().or_else(|| crate::registry::any().then(get))
+}
+
+/// Register the exit handler once: at load time when testing is on, else when the runtime is
+/// built.
+pub fn arm_exit() {
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    if !ARMED.swap(true, Ordering::Relaxed) {
+        sys::at_exit(on_exit);
+    }
+}
+
 extern "C" fn on_exit() {
-    let Some(rt) = RUNTIME.get() else { return };
+    let Some(rt) = for_summary() else { return };
     rt.drain();
     crate::podgroup::remove();
     rt.write_summary();
@@ -341,7 +400,7 @@ extern "C" fn on_exit() {
 
 /// `invite_flush_summary()`.
 pub fn flush_summary() {
-    if let Some(rt) = RUNTIME.get() {
+    if let Some(rt) = for_summary() {
         rt.write_summary();
     }
 }

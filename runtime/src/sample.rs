@@ -7,7 +7,9 @@
 //! `INVITE_SEED` when it is set, so runs are reproducible.
 
 use crate::admit;
-use crate::runtime::{self, SiteStats};
+use crate::config::Config;
+use crate::registry;
+use crate::runtime;
 use crate::site::Site;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,23 +45,43 @@ impl Site {
 }
 
 /// Called by `Site::sample` when the countdown is 0 (unregistered) or 1 (this call is sampled).
+///
+/// Up to "not this time" nothing here allocates, the first call included (registration takes
+/// pages of the runtime's own; the configuration was read at load time): a wrapped function may
+/// be called from inside the program's allocator. With `INVITE=off` nothing happens but one read
+/// of the switch per process.
 #[cold]
 #[inline(never)]
 pub fn sample_slow(site: &'static Site, owner: Option<fn() -> &'static str>) -> bool {
-    if runtime::in_pod() {
-        // No in vivo tests start inside a pod. Touch no lock here: a host thread may have held
-        // it at the fork.
+    // No in vivo tests start inside a pod. Touch no lock here: a host thread may have held it at
+    // the fork.
+    if runtime::in_pod() || !runtime::switched_on() {
         site.countdown.store(NEVER, Ordering::Relaxed);
         return false;
     }
-    let rt = runtime::get();
-    let (p, stats) = register(rt, site);
+    let Some(entry) = registry::register(site) else {
+        site.countdown.store(NEVER, Ordering::Relaxed);
+        return false;
+    };
+    let stats = &entry.stats;
     if let Some(owner) = owner {
         stats.owner.get_or_init(owner);
     }
+    let Some(config) = runtime::settings() else {
+        // The configuration is being read (its allocations called this site): count the call,
+        // and let a later one draw the countdown.
+        stats.cycles_calls.fetch_add(1, Ordering::Relaxed);
+        return false;
+    };
+    let p = probability(config.as_ref(), site);
+    if site.countdown.load(Ordering::Relaxed) == 0 {
+        // The first call: the first countdown, of which this call is the first.
+        let first = draw(p);
+        stats.current_draw.store(first as u64, Ordering::Relaxed);
+        site.countdown.store(first, Ordering::Relaxed);
+    }
     let c = site.countdown.load(Ordering::Relaxed);
     if c > 1 {
-        // Registered by this call (or by a racing thread): count this call and go on.
         site.countdown.store(c - 1, Ordering::Relaxed);
         return false;
     }
@@ -71,34 +93,24 @@ pub fn sample_slow(site: &'static Site, owner: Option<fn() -> &'static str>) -> 
     let next = draw(p);
     stats.current_draw.store(next as u64, Ordering::Relaxed);
     site.countdown.store(next, Ordering::Relaxed);
-    if p <= 0.0 {
+    // While the runtime is being built a sampled call is not tested: building allocates, and
+    // the allocator may be the caller.
+    if p <= 0.0 || runtime::initializing() {
         return false;
     }
     stats.sampled.fetch_add(1, Ordering::Relaxed);
+    let rt = runtime::get();
+    if rt.config.is_none() {
+        // The journal could not be opened: testing is off (said once, when the runtime was
+        // built).
+        site.countdown.store(NEVER, Ordering::Relaxed);
+        return false;
+    }
     admit::admit(rt, stats)
 }
 
-/// Register `site` once: give it an index, its effective probability and a first countdown.
-fn register(rt: &'static runtime::Runtime, site: &'static Site) -> (f64, &'static SiteStats) {
-    let mut sites = rt.sites.lock().unwrap_or_else(|e| e.into_inner());
-    let idx = site.index.load(Ordering::Relaxed);
-    let stats = if idx == 0 {
-        let stats: &'static SiteStats = Box::leak(Box::default());
-        sites.push((site, stats));
-        site.index.store(sites.len() as u32, Ordering::Relaxed);
-        let p = probability(rt, site);
-        let first = draw(p);
-        stats.current_draw.store(first as u64, Ordering::Relaxed);
-        site.countdown.store(first, Ordering::Relaxed);
-        stats
-    } else {
-        sites[idx as usize - 1].1
-    };
-    (probability(rt, site), stats)
-}
-
-fn probability(rt: &runtime::Runtime, site: &Site) -> f64 {
-    match &rt.config {
+fn probability(config: Option<&Config>, site: &Site) -> f64 {
+    match config {
         Some(c) => c.probability_for(site.file(), site.function(), site.test(), site.probability),
         None => 0.0,
     }
@@ -164,9 +176,8 @@ impl Rng {
 
 /// `INVITE_SEED`, or the clock and pid when it is not set.
 fn seed_base() -> u64 {
-    runtime::get()
-        .config
-        .as_ref()
+    runtime::settings()
+        .and_then(|c| c.as_ref())
         .and_then(|c| c.seed)
         .unwrap_or_else(|| crate::sys::monotonic_ns() ^ ((crate::sys::getpid() as u64) << 32))
 }

@@ -99,3 +99,16 @@ pub fn secure_getenv_os(name: &str) -> Option<OsString> {
         unsafe { CStr::from_ptr(p) }.to_bytes().to_vec(),
     ))
 }
+
+/// Call `f` with a variable's bytes read in place (no copy, no allocation): for the on/off switch,
+/// read before anything else, possibly from inside the program's allocator.
+pub fn with_secure_env<R>(name: &CStr, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    // SAFETY: valid C string; the bytes are read during this call only, before any setenv of
+    // this thread.
+    let p = unsafe { secure_getenv(name.as_ptr()) };
+    if p.is_null() {
+        return f(None);
+    }
+    // SAFETY: a non-null result is a NUL-terminated string.
+    f(Some(unsafe { CStr::from_ptr(p) }.to_bytes()))
+}

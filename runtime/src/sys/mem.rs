@@ -250,3 +250,46 @@ pub unsafe fn unmap_page(addr: *mut u8, len: usize) {
     // unmapping it cannot affect other memory.
     unsafe { libc::munmap(addr.cast(), len) };
 }
+
+/// Memory of the runtime's own for values that live as long as the process, carved from private
+/// anonymous pages instead of the program's allocator: the caller may be that allocator (an
+/// instrumented function that `malloc` calls, under its own lock).
+pub struct OwnPages {
+    next: *mut u8,
+    left: usize,
+}
+
+// SAFETY: `next` points into pages nothing else refers to until `put` hands out a part of them;
+// moving the bump pointer to another thread moves only that right.
+unsafe impl Send for OwnPages {}
+
+impl OwnPages {
+    pub const fn new() -> OwnPages {
+        OwnPages {
+            next: std::ptr::null_mut(),
+            left: 0,
+        }
+    }
+
+    /// Move `value` into these pages for the rest of the process (it is never dropped).
+    pub fn put<T: Sync>(&mut self, value: T) -> io::Result<&'static T> {
+        let (size, align) = (std::mem::size_of::<T>(), std::mem::align_of::<T>());
+        let pad = self.next.align_offset(align);
+        if self.next.is_null() || pad.saturating_add(size) > self.left {
+            let len = size.max(page_size() * 16).next_multiple_of(page_size());
+            self.next = map_anonymous(len, libc::MAP_PRIVATE)?.cast();
+            self.left = len;
+        }
+        let pad = self.next.align_offset(align);
+        // SAFETY: `pad + size <= left` (checked above; a fresh mapping is page-aligned and at
+        // least `size` long), so the slot lies inside pages of ours that no one else uses, and
+        // it is aligned for `T`. The pages are never unmapped, so the reference is 'static.
+        unsafe {
+            let slot = self.next.add(pad).cast::<T>();
+            slot.write(value);
+            self.next = self.next.add(pad + size);
+            self.left -= pad + size;
+            Ok(&*slot)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The registry of call sites: every site called at least once, in the order of first calls,
+//! with its summary counters. Part of the sampling step: a site registers on its first call,
+//! before anything decides whether that call is tested.
+//!
+//! Registering never goes through the program's allocator (entries live in pages of the
+//! runtime's own, `sys::OwnPages`), so a site's first call may come from inside `malloc`, as
+//! jemalloc's start-up calls `os_overcommits_proc`. The one lock is held only to append an
+//! entry; readers walk the list without it (entries are published with release stores and are
+//! never freed).
+
+use crate::runtime::SiteStats;
+use crate::site::Site;
+use crate::sys::OwnPages;
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::Mutex;
+
+/// A registered site and its counters.
+pub struct Entry {
+    pub site: &'static Site,
+    pub stats: SiteStats,
+    next: AtomicPtr<Entry>,
+}
+
+/// The entries' pages; the lock also orders appends to the list.
+static PAGES: Mutex<OwnPages> = Mutex::new(OwnPages::new());
+static HEAD: AtomicPtr<Entry> = AtomicPtr::new(ptr::null_mut());
+static TAIL: AtomicPtr<Entry> = AtomicPtr::new(ptr::null_mut());
+static COUNT: AtomicU32 = AtomicU32::new(0);
+
+/// The site's entry, if it is registered.
+pub fn entry(site: &'static Site) -> Option<&'static Entry> {
+    let p = site.next.load(Ordering::Acquire).cast::<Entry>();
+    // SAFETY: `site.next` is runtime-owned: null, or an entry published by `register` (a
+    // release store after the entry was written), which lives for the whole process.
+    unsafe { p.cast_const().as_ref() }
+}
+
+/// The site's entry, registering it on its first call. `None` only when the runtime cannot map
+/// a page for it (the site is then never tested).
+pub fn register(site: &'static Site) -> Option<&'static Entry> {
+    if let Some(e) = entry(site) {
+        return Some(e);
+    }
+    let mut pages = PAGES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(e) = entry(site) {
+        return Some(e); // registered by another thread meanwhile
+    }
+    let e: &'static Entry = pages
+        .put(Entry {
+            site,
+            stats: SiteStats::default(),
+            next: AtomicPtr::new(ptr::null_mut()),
+        })
+        .ok()?;
+    let raw = ptr::from_ref(e).cast_mut();
+    let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+    site.index.store(n, Ordering::Relaxed);
+    site.next.store(raw.cast::<c_void>(), Ordering::Release);
+    match tail() {
+        Some(t) => t.next.store(raw, Ordering::Release),
+        None => HEAD.store(raw, Ordering::Release),
+    }
+    TAIL.store(raw, Ordering::Release);
+    Some(e)
+}
+
+fn tail() -> Option<&'static Entry> {
+    // SAFETY: null or a published, never-freed entry (see `entry`).
+    unsafe { TAIL.load(Ordering::Acquire).cast_const().as_ref() }
+}
+
+/// Every registered site with its counters, in the order of first calls.
+pub fn entries() -> impl Iterator<Item = &'static Entry> {
+    // SAFETY: null or a published, never-freed entry (see `entry`).
+    let first = unsafe { HEAD.load(Ordering::Acquire).cast_const().as_ref() };
+    std::iter::successors(first, |e| {
+        // SAFETY: as above: `next` is null or a published entry.
+        unsafe { e.next.load(Ordering::Acquire).cast_const().as_ref() }
+    })
+}
+
+/// Whether any site was called.
+pub fn any() -> bool {
+    !HEAD.load(Ordering::Acquire).is_null()
+}

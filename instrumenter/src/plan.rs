@@ -35,6 +35,8 @@ pub struct PlannedTest {
     pub returns_int: bool,
     pub probability: f64,
     pub timeout_ms: u32,
+    /// From an `outermost` block: sampled only at the thread's outermost call of the function.
+    pub outermost: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +188,7 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
             returns_int: test.returns_int,
             probability: test.probability,
             timeout_ms: test.timeout_ms,
+            outermost: block.outermost,
         });
     }
     Ok(Plan { targets })

@@ -256,10 +256,18 @@ fn wrapper(
         push_number(out, t.timeout_ms as usize);
         out.extend_from_slice(b");\n");
     }
+    // `outermost` tests: the thread's depth in this function, kept only when one asks for it.
+    let depth = tests.iter().any(|(t, _)| t.outermost);
+    if depth {
+        out.extend_from_slice(b"    static __thread unsigned invite_depth;\n");
+    }
     if !def.returns_void {
         out.extend_from_slice(b"    __typeof__(");
         out.extend_from_slice(&original);
         out.extend_from_slice(b") invite_ret;\n");
+    }
+    if depth {
+        out.extend_from_slice(b"    invite_depth++;\n");
     }
     let run_tests = |out: &mut Vec<u8>, phase: Phase| {
         for (t, site) in tests.iter().filter(|(t, _)| t.phase == phase) {
@@ -276,7 +284,11 @@ fn wrapper(
                 ""
             };
             push_line(out, ic_src.line(test.name_at), ic_name);
-            out.extend_from_slice(b"    if (invite_sample(&invite_site_");
+            out.extend_from_slice(if t.outermost {
+                b"    if (invite_depth == 1 && invite_sample(&invite_site_".as_slice()
+            } else {
+                b"    if (invite_sample(&invite_site_".as_slice()
+            });
             push_number(out, *site);
             out.extend_from_slice(b") && invite_pod_enter(&invite_site_");
             push_number(out, *site);
@@ -306,6 +318,9 @@ fn wrapper(
     out.extend_from_slice(b";\n");
     run_tests(out, Phase::Post);
     push_line(out, line, c_name);
+    if depth {
+        out.extend_from_slice(b"    invite_depth--;\n");
+    }
     out.extend_from_slice(if def.returns_void {
         b"}\n".as_slice()
     } else {

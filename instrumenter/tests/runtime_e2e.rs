@@ -95,3 +95,25 @@ fn seed_demo_tests_pass_in_pods() {
         "{text}"
     );
 }
+
+#[test]
+fn outermost_tests_sample_only_the_outermost_call_of_a_recursion() {
+    let Some((stdout, tests, text)) = run_fixture("outermost", "recurse") else {
+        return;
+    };
+    assert_eq!(stdout, "120\n6\n");
+    let count = |test: &str| {
+        tests
+            .iter()
+            .filter(|l| l.contains(&format!("\"test\":\"{test}\"")))
+            .count()
+    };
+    // fact(5) and fact(3) recurse down to fact(1): 8 calls, 2 of them outermost.
+    assert_eq!(count("outer_call_only"), 2, "{text}");
+    assert_eq!(count("outer_result"), 2, "{text}");
+    assert_eq!(count("every_call"), 8, "{text}");
+    assert!(
+        tests.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
+        "a nested call was tested: {text}"
+    );
+}

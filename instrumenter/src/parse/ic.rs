@@ -3,7 +3,7 @@
 //! comments anywhere).
 //!
 //! The file is lexed into C tokens, then split into top-level items: a *block header*
-//! (`PROTOTYPE pre|post|both`), a *test* (`void|int NAME(PARAMS) [pre|post] PROB [timeout=T] {...}`)
+//! (`PROTOTYPE pre|post|both [outermost]`), a *test* (`void|int NAME(PARAMS) [pre|post] PROB [timeout=T] {...}`)
 //! or *code* (a `#` line, a declaration, a helper function) that is copied through as written.
 
 use super::head::{self, Brackets};
@@ -36,6 +36,9 @@ pub struct Block {
     pub params: usize,
     pub variadic: bool,
     pub returns_void: bool,
+    /// `both outermost`: the block's tests sample only calls made while the same thread is not
+    /// already inside the function (a recursive or re-entrant call is never tested).
+    pub outermost: bool,
 }
 
 /// `void check_funds(struct account *a, int amount) .2 { ... }`
@@ -152,10 +155,17 @@ pub fn parse(src: &Source) -> Result<IcFile, Diagnostic> {
                         b"post" => BlockKind::Post,
                         _ => BlockKind::Both,
                     };
-                    let header = parse_prototype(src, &toks[first..i], kind)?;
+                    let mut header = parse_prototype(src, &toks[first..i], kind)?;
+                    i += 1;
+                    if toks
+                        .get(i)
+                        .is_some_and(|t| t.kind == Kind::Ident && word(t) == b"outermost")
+                    {
+                        header.outermost = true;
+                        i += 1;
+                    }
                     block = Some(file.items.len());
                     file.items.push(Item::Block(header));
-                    i += 1;
                     break;
                 }
                 Kind::Punct(b'{') if depth == 0 => {
@@ -282,6 +292,7 @@ fn parse_prototype(src: &Source, toks: &[Tok], kind: BlockKind) -> Result<Block,
         params: h.params.len(),
         variadic: h.variadic,
         returns_void: h.returns_void,
+        outermost: false,
     })
 }
 

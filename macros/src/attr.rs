@@ -1,7 +1,7 @@
 //! The attribute's arguments, parsed into [`Args`].
 //!
 //! `pre = path`, `test = path` (the same as `pre`), `post = path`, each as often as wanted, and at
-//! most one `probability = 0.01` and one `timeout_ms = 500`. Every error carries the span of the
+//! most one `probability = 0.01`, one `timeout_ms = 500` and one `outermost`. Every error carries the span of the
 //! token that caused it.
 
 use proc_macro2::Span;
@@ -29,17 +29,31 @@ pub(crate) struct Args {
     pub probability: f64,
     /// `0` means the runtime's default (`INVITE_TIMEOUT_MS`).
     pub timeout_ms: u32,
+    /// `outermost`: sample only the thread's outermost call of the function.
+    pub outermost: Option<Ident>,
 }
 
-/// One `key = value` pair, before its meaning is checked.
+/// One `key = value` pair (or the bare flag `outermost`), before its meaning is checked.
 struct Arg {
     key: Ident,
-    value: Expr,
+    value: Option<Expr>,
 }
+
+/// The arguments that take no value.
+const FLAGS: &[&str] = &["outermost"];
 
 impl Parse for Arg {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let key: Ident = input.parse()?;
+        if FLAGS.contains(&key.to_string().as_str()) {
+            if input.peek(Token![=]) {
+                return Err(syn::Error::new(
+                    input.parse::<Token![=]>()?.span,
+                    format!("`{key}` takes no value: write `{key}` alone"),
+                ));
+            }
+            return Ok(Arg { key, value: None });
+        }
         if !input.peek(Token![=]) {
             return Err(syn::Error::new(
                 key.span(),
@@ -48,7 +62,10 @@ impl Parse for Arg {
         }
         input.parse::<Token![=]>()?;
         let value: Expr = input.parse()?;
-        Ok(Arg { key, value })
+        Ok(Arg {
+            key,
+            value: Some(value),
+        })
     }
 }
 
@@ -60,10 +77,16 @@ impl Parse for Args {
             post: Vec::new(),
             probability: DEFAULT_PROBABILITY,
             timeout_ms: 0,
+            outermost: None,
         };
         let mut probability_seen = false;
         let mut timeout_seen = false;
         for Arg { key, value } in list {
+            let Some(value) = value else {
+                once(&mut args.outermost.is_some(), &key)?;
+                args.outermost = Some(key);
+                continue;
+            };
             match key.to_string().as_str() {
                 "pre" | "test" => args.pre.push(test_ref(value)?),
                 "post" => args.post.push(test_ref(value)?),
@@ -80,7 +103,7 @@ impl Parse for Args {
                         key.span(),
                         format!(
                             "unknown argument `{other}`: expected `pre`, `test`, `post`, \
-                             `probability` or `timeout_ms`"
+                             `probability`, `timeout_ms` or `outermost`"
                         ),
                     ))
                 }

@@ -72,6 +72,9 @@ struct Params {
     names: Vec<Ident>,
     /// `let pattern = hidden;` for each parameter whose pattern was replaced by a hidden name.
     rebinds: Vec<TokenStream>,
+    /// The names of the shared-reference parameters (`&T`, `&str`, `&[T]`), which post tests may
+    /// also take.
+    refs: Vec<Ident>,
 }
 
 /// Rewrite parameters that are patterns (`(a, b): (u8, u8)`, `_`) to hidden names so they can be
@@ -80,6 +83,7 @@ fn params(sig: &mut Signature) -> Params {
     let mut receiver = Receiver::None;
     let mut names = Vec::new();
     let mut rebinds = Vec::new();
+    let mut refs = Vec::new();
     for (i, input) in sig.inputs.iter_mut().enumerate() {
         match input {
             FnArg::Receiver(r) => {
@@ -92,6 +96,7 @@ fn params(sig: &mut Signature) -> Params {
             FnArg::Typed(pt) => match &*pt.pat {
                 Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
                     names.push(p.ident.clone());
+                    shared_ref(&pt.ty, &p.ident, &mut refs);
                 }
                 _ => {
                     // Call-site hygiene, as if the user had written the name: a name from another
@@ -100,6 +105,7 @@ fn params(sig: &mut Signature) -> Params {
                     let pat =
                         std::mem::replace(&mut *pt.pat, Pat::Verbatim(hidden.to_token_stream()));
                     rebinds.push(quote!(let #pat = #hidden;));
+                    shared_ref(&pt.ty, &hidden, &mut refs);
                     names.push(hidden);
                 }
             },
@@ -109,6 +115,14 @@ fn params(sig: &mut Signature) -> Params {
         receiver,
         names,
         rebinds,
+        refs,
+    }
+}
+
+/// Note `name` when its type is a shared reference.
+fn shared_ref(ty: &Type, name: &Ident, refs: &mut Vec<Ident>) {
+    if matches!(ty, Type::Reference(r) if r.mutability.is_none()) {
+        refs.push(name.clone());
     }
 }
 
@@ -126,6 +140,15 @@ fn check(args: &Args, sig: &Signature) -> syn::Result<()> {
             v.span(),
             "#[in_vivo] cannot pass C variadic arguments on to a test",
         ));
+    }
+    if let (Some(flag), Some(a)) = (&args.outermost, &sig.asyncness) {
+        let mut e = syn::Error::new(
+            flag.span(),
+            "`outermost` counts calls per thread, and an `async fn` may move between threads: \
+             put `outermost` on a synchronous function",
+        );
+        e.combine(syn::Error::new(a.span, "this function is `async`"));
+        errors.push(e);
     }
     if let ReturnType::Type(_, ty) = &sig.output {
         if matches!(**ty, Type::Never(_)) {
@@ -176,8 +199,9 @@ pub(crate) fn expand(args: &Args, f: InVivoFn, enabled: bool) -> syn::Result<Tok
             .zip(&post_calls)
             .map(|(t, c)| site.guard(t, c, quote!(Post)))
             .collect();
+        let depth = outermost_depth(args);
         if post.is_empty() {
-            quote!({ #(#pre)* #(#rebinds)* #body })
+            quote!({ #depth #(#pre)* #(#rebinds)* #body })
         } else {
             let annot = ret_ty.as_ref().map(|t| quote!(: #t));
             // The return type is written into the closure (or, for an async block, fixed by a
@@ -207,6 +231,7 @@ pub(crate) fn expand(args: &Args, f: InVivoFn, enabled: bool) -> syn::Result<Tok
                 }
             };
             quote!({
+                #depth
                 #(#pre)*
                 #(#rebinds)*
                 let #ret #annot = #value;
@@ -250,6 +275,9 @@ fn call(t: &TestRef, p: &Params, ret: Option<&Ident>) -> TokenStream {
             }
             args.extend(p.names.iter().map(|n| here(n).to_token_stream()));
         }
+        Some(r) if !p.refs.is_empty() && p.refs.len() <= MAX_POST_REFS => {
+            return post_with_refs(t, p, r);
+        }
         Some(r) => {
             if p.receiver == Receiver::Ref {
                 args.push(this.to_token_stream());
@@ -262,6 +290,45 @@ fn call(t: &TestRef, p: &Params, ret: Option<&Ident>) -> TokenStream {
     quote_spanned!(span=> #path(#(#args),*))
 }
 
+/// The most reference parameters a post test can take (`PostTest`'s impls in the runtime).
+const MAX_POST_REFS: usize = 8;
+
+/// A post test of a function with reference parameters, which may take them or not: the runtime's
+/// `PostTest` picks the call by the test's arity, and a test that fits neither shape is an error
+/// at its path.
+fn post_with_refs(t: &TestRef, p: &Params, ret: &Ident) -> TokenStream {
+    let span = t.path.span();
+    let here = |id: &Ident| {
+        let mut id = id.clone();
+        id.set_span(span);
+        id
+    };
+    let head = if p.receiver == Receiver::Ref {
+        let this = Ident::new("self", span);
+        quote_spanned!(span=> (#this,))
+    } else {
+        quote_spanned!(span=> ())
+    };
+    let refs = p.refs.iter().map(here);
+    let ret = here(ret);
+    let path = &t.path;
+    quote_spanned!(span=> ::invite::__private::PostTest::call(#path, (#head, (#(#refs,)*), &#ret)))
+}
+
+/// `outermost`: the thread's depth in this function, held for the whole call (one thread-local
+/// per function, only where asked for).
+fn outermost_depth(args: &Args) -> Option<TokenStream> {
+    args.outermost.as_ref()?;
+    let depth = Ident::new("__INVITE_DEPTH", Span::mixed_site());
+    let guard = Ident::new("__invite_depth", Span::mixed_site());
+    Some(quote! {
+        ::std::thread_local! {
+            static #depth: ::core::cell::Cell<u32> = const { ::core::cell::Cell::new(0) };
+        }
+        let #guard = ::invite::__private::Outermost::enter(&#depth);
+    })
+}
+
 /// What every site of one function shares.
 struct Sites {
     function: String,
@@ -270,6 +337,8 @@ struct Sites {
     sample: TokenStream,
     probability: Literal,
     timeout_ms: Literal,
+    /// `outermost`: the condition before sampling.
+    outer: Option<TokenStream>,
 }
 
 impl Sites {
@@ -295,6 +364,10 @@ impl Sites {
             sample,
             probability: Literal::f64_suffixed(args.probability),
             timeout_ms: Literal::u32_suffixed(args.timeout_ms),
+            outer: args.outermost.as_ref().map(|_| {
+                let guard = Ident::new("__invite_depth", Span::mixed_site());
+                quote!(#guard.is_outermost() &&)
+            }),
         }
     }
 
@@ -307,6 +380,7 @@ impl Sites {
             sample,
             probability,
             timeout_ms,
+            outer,
         } = self;
         let site = Ident::new("__INVITE_SITE", Span::mixed_site());
         let test = format!("{}\0", t.name);
@@ -322,7 +396,7 @@ impl Sites {
                 #probability,
                 #timeout_ms,
             );
-            if #site.#sample && ::invite::__private::enter(&#site, #owner) {
+            if #outer #site.#sample && ::invite::__private::enter(&#site, #owner) {
                 #run;
             }
         })

@@ -17,7 +17,7 @@ mod expand;
 /// # The attribute
 ///
 /// ```text
-/// #[invite::in_vivo(pre = path, post = path, probability = 0.01, timeout_ms = 500)]
+/// #[invite::in_vivo(pre = path, post = path, probability = 0.01, timeout_ms = 500, outermost)]
 /// ```
 ///
 /// * `pre = path` — a test run before the call, in a pod, with the call's arguments. `test = path`
@@ -26,6 +26,11 @@ mod expand;
 /// * `probability` — the chance that one call starts a given test, from 0 to 1. Default **0.01**.
 ///   At run time `INVITE_PROBABILITY` (every site) and `INVITE_RATES` (by function) override it.
 /// * `timeout_ms` — the test's deadline; `0` or absent means the runtime's (`INVITE_TIMEOUT_MS`).
+/// * `outermost` — sample only the thread's outermost call: a call made while the same thread is
+///   already inside this function (recursion, or a call back through other functions) is not
+///   tested, nor counted in the site's `calls`. Use it where the function re-enters itself under a
+///   lock its thread holds (a pod's thread is not that lock's owner). Only such functions keep a
+///   per-thread depth; not on an `async fn`, which may move between threads.
 ///
 /// # What a test receives
 ///
@@ -39,7 +44,12 @@ mod expand;
 ///
 /// A **post** test receives `&R`, a reference to the return value (`&()` for functions that return
 /// nothing), preceded by the receiver when the method takes `&self` or `&mut self` (by-value
-/// receivers were consumed by the body). A `&mut self` method whose return value borrows from
+/// receivers were consumed by the body). It may also take the function's shared-reference
+/// parameters (`&T`, `&str`, `&[T]`; all of them, in order, up to eight) between the receiver and
+/// `&R`, to compare the result with the input: for `fn scaled(&self, xs: &[u32], by: u32) -> Vec<u32>`
+/// either `fn t(s: &Scale, r: &Vec<u32>)` or `fn t(s: &Scale, xs: &[u32], r: &Vec<u32>)`. The
+/// shape is chosen by the test's number of parameters; one that fits neither is an error at the
+/// test's path. A `&mut self` method whose return value borrows from
 /// `self` cannot have a post test: both cannot be passed at once, and the borrow checker says so.
 ///
 /// A test returns `()` (passes unless it panics), `bool` (`false` fails), or `Result<_, E: Debug>`

@@ -46,6 +46,7 @@ mod ownfd;
 mod plan;
 mod pod;
 mod podgroup;
+mod post;
 mod reap;
 mod record;
 mod registry;
@@ -72,6 +73,8 @@ pub use test_api::{fail, in_pod, TestResult};
 /// without notice between versions.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::post::PostTest;
+    pub use crate::sample::Outermost;
     pub use crate::site::{Phase, Site};
     pub use crate::test_api::{enter, run_test, TestResult};
 }

@@ -13,6 +13,7 @@ use crate::runtime;
 use crate::site::Site;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::LocalKey;
 
 /// Countdown of a site that never samples (probability 0, testing off). Calls still count down.
 pub const NEVER: i64 = i64::MAX;
@@ -41,6 +42,42 @@ impl Site {
             return false;
         }
         true
+    }
+}
+
+/// The calling thread's depth in one function, for the sites of `#[in_vivo(outermost)]`: made at
+/// the start of each call, it lowers the depth again when the call ends (by unwinding too). Only
+/// such functions keep a depth (a `const`-initialized thread-local `Cell`: no allocation, no
+/// destructor to register); the other sites pay nothing.
+pub struct Outermost {
+    depth: &'static LocalKey<Cell<u32>>,
+    outer: bool,
+}
+
+impl Outermost {
+    #[inline(always)]
+    pub fn enter(depth: &'static LocalKey<Cell<u32>>) -> Outermost {
+        let outer = depth
+            .try_with(|d| {
+                let n = d.get();
+                d.set(n.saturating_add(1));
+                n == 0
+            })
+            .unwrap_or(false);
+        Outermost { depth, outer }
+    }
+
+    /// Whether this is the thread's outermost call of the function (its sites may sample it).
+    #[inline(always)]
+    pub fn is_outermost(&self) -> bool {
+        self.outer
+    }
+}
+
+impl Drop for Outermost {
+    #[inline(always)]
+    fn drop(&mut self) {
+        let _ = self.depth.try_with(|d| d.set(d.get().saturating_sub(1)));
     }
 }
 

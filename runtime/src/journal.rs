@@ -200,12 +200,19 @@ pub fn summary_line(
     host: &str,
     pid: i32,
     lost: u64,
+    calls_exact: bool,
     settings: &[(&str, String)],
     sites: &[SiteSummary],
 ) -> String {
     let mut s = String::new();
     head(&mut s, kind::SUMMARY, time_ns, host, pid);
-    let _ = write!(s, ",\"{}\":{lost},\"{}\":{{", field::LOST, field::SETTINGS);
+    let _ = write!(
+        s,
+        ",\"{}\":{lost},\"{}\":{calls_exact},\"{}\":{{",
+        field::LOST,
+        field::CALLS_EXACT,
+        field::SETTINGS
+    );
     for (i, (name, value)) in settings.iter().enumerate() {
         if i > 0 {
             s.push(',');

@@ -333,6 +333,7 @@ impl Runtime {
             &self.host,
             self.pid,
             lost,
+            !sys::ever_multithreaded(),
             &settings,
             &rows,
         );

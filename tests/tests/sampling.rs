@@ -171,3 +171,41 @@ fn the_concurrency_cap_and_the_budget_turn_tests_away_and_count_them() {
     assert!(s["skipped"]["budget"].as_u64().unwrap() > 0, "{s}");
     assert!(s["started"].as_u64().unwrap() < 100, "{s}");
 }
+
+/// Issue 21.5: `calls` is exact, or the summary says it may not be. Under 8 threads calling one
+/// site the relaxed countdown can lose counts, so the summary must carry `calls_exact: false`
+/// (and never count more calls than were made); a process that never ran a second thread
+/// counts exactly and says so.
+#[test]
+fn calls_are_exact_or_marked_approximate_under_8_threads() {
+    let d = scratch();
+    let bin = d.path().join("count_threads");
+    compile_c(&[fixture("c/count_threads.c")], &bin);
+    let summary = |threads: &str, calls: &str| {
+        let o = run(
+            &bin,
+            &[threads, calls],
+            d.path(),
+            &[("INVITE_MAX_OVERHEAD", "off")],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let j = journal(&d.path().join("invite.jsonl"));
+        std::fs::remove_file(d.path().join("invite.jsonl")).unwrap();
+        j.into_iter()
+            .rev()
+            .find(|v| v["kind"] == "summary")
+            .expect("a summary")
+    };
+    let one = summary("1", "200000");
+    assert_eq!(one["calls_exact"], true, "{one}");
+    assert_eq!(one["sites"][0]["calls"], 200000, "{one}");
+    let eight = summary("8", "200000");
+    let calls = eight["sites"][0]["calls"].as_u64().unwrap();
+    assert!(calls <= 8 * 200000, "{eight}");
+    assert!(
+        calls == 8 * 200000 || eight["calls_exact"] == false,
+        "calls {calls} of {} and not marked approximate: {eight}",
+        8 * 200000
+    );
+    assert_eq!(eight["calls_exact"], false, "{eight}");
+}

@@ -81,13 +81,14 @@ fn records_are_written_byte_for_byte_as_schema_1_says() {
             "h",
             7,
             2,
+            true,
             &[("INVITE_MAX_CONCURRENT", "4".to_string())],
             &[row]
         ),
         format!(
             "{{\"schema\":1,\"kind\":\"summary\",\"time\":\"2025-11-24T16:00:00.123456Z\",\
              \"host\":\"h\",\"pid\":7,\"runtime_version\":\"{v}\",\"lost\":2,\
-             \"settings\":{{\"INVITE_MAX_CONCURRENT\":\"4\"}},\"sites\":[\
+             \"calls_exact\":true,\"settings\":{{\"INVITE_MAX_CONCURRENT\":\"4\"}},\"sites\":[\
              {{\"site\":\"a.c:3\",\"function\":\"f\",\"test\":\"t\",\"calls\":10,\"sampled\":3,\
              \"started\":2,\"skipped\":{{\"concurrency\":1,\"budget\":4,\"in_pod\":5,\
              \"cgroup\":6}}}}]}}\n"
@@ -124,10 +125,19 @@ fn summary_names_its_settings_and_lost_records() {
         skipped_cgroup: 0,
     };
     let settings = [("INVITE_MAX_OVERHEAD", "10".to_string())];
-    let line = summary_line(1_764_000_000_000_000_000, "h", 7, 3, &settings, &[site]);
+    let line = summary_line(
+        1_764_000_000_000_000_000,
+        "h",
+        7,
+        3,
+        false,
+        &settings,
+        &[site],
+    );
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["kind"], "summary");
     assert_eq!(v["lost"], 3);
+    assert_eq!(v["calls_exact"], false);
     assert_eq!(v["settings"]["INVITE_MAX_OVERHEAD"], "10");
     assert_eq!(v["sites"][0]["skipped"]["budget"], 2);
 }

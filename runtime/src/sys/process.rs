@@ -282,3 +282,16 @@ pub fn gettid() -> libc::pid_t {
     // SAFETY: always succeeds.
     unsafe { libc::gettid() }
 }
+
+extern "C" {
+    /// glibc (2.32 and later): true until the process first creates a thread.
+    static __libc_single_threaded: libc::c_char;
+}
+
+/// Whether the process has ever run a second thread (the runtime's own included).
+pub fn ever_multithreaded() -> bool {
+    // SAFETY: a byte glibc initializes before any user code and only ever writes from the thread
+    // that creates another; a read of a stale value errs towards "single", which is then true of
+    // every call counted so far by this thread.
+    unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) == 0 }
+}

@@ -8,13 +8,27 @@
 //! entry; readers walk the list without it (entries are published with release stores and are
 //! never freed).
 
-use crate::runtime::SiteStats;
 use crate::site::Site;
 use crate::sys::OwnPages;
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// Per-site counters for the summary.
+#[derive(Default)]
+pub struct SiteStats {
+    pub cycles_calls: AtomicU64,
+    pub current_draw: AtomicU64,
+    pub sampled: AtomicU64,
+    pub started: AtomicU64,
+    pub skipped_concurrency: AtomicU64,
+    pub skipped_budget: AtomicU64,
+    pub skipped_in_pod: AtomicU64,
+    pub skipped_cgroup: AtomicU64,
+    /// The `Self` type of a method's site, once known.
+    pub owner: OnceLock<&'static str>,
+}
 
 /// A registered site and its counters.
 pub struct Entry {

@@ -21,20 +21,7 @@ use std::sync::atomic::{
 };
 use std::sync::OnceLock;
 
-/// Per-site counters for the summary.
-#[derive(Default)]
-pub struct SiteStats {
-    pub cycles_calls: AtomicU64,
-    pub current_draw: AtomicU64,
-    pub sampled: AtomicU64,
-    pub started: AtomicU64,
-    pub skipped_concurrency: AtomicU64,
-    pub skipped_budget: AtomicU64,
-    pub skipped_in_pod: AtomicU64,
-    pub skipped_cgroup: AtomicU64,
-    /// The `Self` type of a method's site, once known.
-    pub owner: OnceLock<&'static str>,
-}
+pub use crate::registry::SiteStats;
 
 pub struct Runtime {
     /// `None` when in vivo testing is off because of a bad configuration or an unusable journal.

@@ -21,7 +21,9 @@ pub struct Long;
              the function's reference parameters in order, then `&R` (the return value)"
 )]
 pub trait PostTest<Full, Shape> {
+    /// What the test returns (a [`TestResult`](crate::TestResult)).
     type Output;
+    /// Call the test with the part of `full` its shape takes.
     fn call(self, full: Full) -> Self::Output;
 }
 

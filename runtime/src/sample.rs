@@ -55,6 +55,7 @@ pub struct Outermost {
 }
 
 impl Outermost {
+    /// Enter a call of the function whose depth `depth` keeps.
     #[inline(always)]
     pub fn enter(depth: &'static LocalKey<Cell<u32>>) -> Outermost {
         let outer = depth

@@ -290,8 +290,8 @@ extern "C" {
 
 /// Whether the process has ever run a second thread (the runtime's own included).
 pub fn ever_multithreaded() -> bool {
-    // SAFETY: a byte glibc initializes before any user code and only ever writes from the thread
-    // that creates another; a read of a stale value errs towards "single", which is then true of
-    // every call counted so far by this thread.
+    // SAFETY: a byte glibc defines and initializes before any user code; it only changes from
+    // true to false, in `pthread_create`, and a volatile read of it is what glibc documents
+    // (<sys/single_threaded.h>).
     unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) == 0 }
 }

@@ -13,8 +13,13 @@ fn build(name: &str, src: &str, dir: &Path) -> std::path::PathBuf {
     out
 }
 
-/// A deadline far above what detection takes, so a deadlock left to it shows as `timeout`.
-const ENV: [(&str, &str); 2] = [("INVITE_TIMEOUT_MS", "4000"), ("INVITE_DRAIN_MS", "20000")];
+/// A deadline far above what detection takes, so a deadlock left to it shows as `timeout`; every
+/// sampled test runs (no budget).
+const ENV: [(&str, &str); 3] = [
+    ("INVITE_TIMEOUT_MS", "4000"),
+    ("INVITE_DRAIN_MS", "20000"),
+    ("INVITE_MAX_OVERHEAD", "off"),
+];
 
 /// Both ways a pod starts as root: cold, then warm (as another user, only cold).
 fn modes() -> Vec<&'static str> {
@@ -156,9 +161,16 @@ fn rust_pods_take_no_lock_the_hosts_other_threads_hold() {
         let prints = rust_record(&j, "prints");
         assert_eq!(prints["outcome"], "error", "{warm}: {prints}");
         assert!(message(prints).contains("deadlock"), "{prints}");
+        assert!(
+            message(prints).contains("std::io::stdio::STDOUT"),
+            "{prints}"
+        );
         for r in [passes, panics] {
             let notes = r["notes"].to_string();
-            assert!(notes.contains("stdout"), "the record says stdout was left: {r}");
+            assert!(
+                notes.contains("stdout"),
+                "the record says stdout was left: {r}"
+            );
         }
     }
 }

@@ -30,17 +30,33 @@ fn modes() -> Vec<&'static str> {
     }
 }
 
-/// Run `locks MODE` and return pod 1's record.
+/// `modes()`, and as root also a cold pod of an unprivileged user (`locks` only).
+fn lock_modes() -> Vec<&'static str> {
+    let mut m = modes();
+    if is_root() {
+        m.push("nobody");
+    }
+    m
+}
+
+/// Run `locks MODE` and return pod 1's record (`warm` "nobody": cold, as uid 65534).
 fn locks(mode: &str, warm: &str, isolation: &str) -> Value {
     let d = scratch();
     let bin = build("locks", "c/outcomes/locks.c", d.path());
+    let work = d.path().join("work");
+    std::fs::create_dir(&work).unwrap();
     let mut env = ENV.to_vec();
-    env.push(("INVITE_WARM", warm));
     env.push(("INVITE_ISOLATION", isolation));
-    let o = run(&bin, &[mode], d.path(), &env);
+    let o = if warm == "nobody" {
+        std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
+        run_as_nobody(&bin, &[mode], &work, &env)
+    } else {
+        env.push(("INVITE_WARM", warm));
+        run(&bin, &[mode], &work, &env)
+    };
     assert!(o.status.success(), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("host ok"));
-    let j = journal(&d.path().join("invite.jsonl"));
+    let j = journal(&work.join("invite.jsonl"));
     record_for(&j, "1").clone()
 }
 
@@ -51,7 +67,7 @@ fn message(r: &Value) -> &str {
 #[test]
 fn a_lock_another_thread_held_at_the_checkpoint_is_a_deadlock_named_at_once() {
     for isolation in ["pod", "fork"] {
-        for warm in modes() {
+        for warm in lock_modes() {
             let r = locks("other", warm, isolation);
             assert_eq!(r["outcome"], "error", "{isolation}/{warm}: {r}");
             let m = message(&r);
@@ -69,7 +85,7 @@ fn a_lock_another_thread_held_at_the_checkpoint_is_a_deadlock_named_at_once() {
 
 #[test]
 fn a_recursive_lock_the_caller_held_is_a_re_entrant_deadlock() {
-    for warm in modes() {
+    for warm in lock_modes() {
         let r = locks("recursive", warm, "pod");
         assert_eq!(r["outcome"], "error", "{warm}: {r}");
         let m = message(&r);

@@ -1,5 +1,6 @@
 //! The name of the object at an address of a process: the ELF file mapped there (from
-//! `/proc/PID/maps`, opened through `/proc/PID/map_files` where allowed, else by its path) and
+//! `/proc/PID/maps`, opened through `/proc/PID/map_files` where allowed, else by its path, else
+//! through the pod's or the host's `/proc/PID/root`) and
 //! the object symbol of its symbol table (`.symtab`, else `.dynsym`) that covers the address.
 //! 64-bit little-endian ELF only; anything else, or anything unreadable, is no name.
 
@@ -10,8 +11,10 @@ use std::os::unix::fs::FileExt;
 const MAX_TABLE: u64 = 64 << 20;
 
 /// `(symbol, file name)` for `addr` in process `pid`, e.g. `("g_lock", "server")` or
-/// `("std::io::stdio::STDOUT+8", "app")`.
-pub fn symbol_at(pid: i32, addr: u64) -> Option<(String, String)> {
+/// `("std::io::stdio::STDOUT+8", "app")`. `host`: the process `pid` was forked from, whose view of
+/// the same mapping names a path the caller can open when `pid`'s does not (unprivileged, the
+/// pod's paths are inside its overlay and `map_files` needs CAP_SYS_ADMIN).
+pub fn symbol_at(pid: i32, host: i32, addr: u64) -> Option<(String, String)> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
     // The object mapped at offset 0 nearest below the address: its data and the anonymous .bss
     // that follows it.
@@ -20,9 +23,16 @@ pub fn symbol_at(pid: i32, addr: u64) -> Option<(String, String)> {
         .filter_map(file_start)
         .filter(|(s, _, _)| *s <= addr)
         .max_by_key(|(s, _, _)| *s)?;
+    let host_path = || {
+        let maps = std::fs::read_to_string(format!("/proc/{host}/maps")).ok()?;
+        let line = maps.lines().filter_map(file_start).find(|l| l.0 == start)?;
+        File::open(format!("/proc/{host}/root{}", line.2)).ok()
+    };
     let file = File::open(format!("/proc/{pid}/map_files/{start:x}-{end:x}"))
         .or_else(|_| File::open(path))
-        .ok()?;
+        .or_else(|_| File::open(format!("/proc/{pid}/root{path}")))
+        .ok()
+        .or_else(host_path)?;
     let sym = lookup(&file, start, addr)?;
     let base = path.rsplit('/').next().unwrap_or(path).to_string();
     Some((sym, base))
@@ -198,7 +208,7 @@ mod tests {
         static NAMED_FOR_THE_TEST: std::sync::atomic::AtomicU64 =
             std::sync::atomic::AtomicU64::new(7);
         let addr = &NAMED_FOR_THE_TEST as *const _ as u64;
-        let (sym, _) = symbol_at(std::process::id() as i32, addr).expect("named");
+        let (sym, _) = symbol_at(std::process::id() as i32, 0, addr).expect("named");
         assert!(sym.contains("NAMED_FOR_THE_TEST"), "{sym}");
         NAMED_FOR_THE_TEST.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }

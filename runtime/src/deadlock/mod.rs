@@ -191,7 +191,7 @@ fn in_private_mapping(maps: &str, addr: u64) -> bool {
 fn describe(pid: i32, waits: &[Wait], origin: Origin) -> String {
     let w = waits.iter().find(|w| w.tid == pid).unwrap_or(&waits[0]);
     let cmd = w.op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
-    let name = elf::symbol_at(pid, w.addr)
+    let name = elf::symbol_at(pid, origin.host_pid, w.addr)
         .map(|(sym, file)| format!(" (`{sym}` in {file})"))
         .unwrap_or_default();
     let threads = match waits.len() {

@@ -121,12 +121,16 @@ impl Ending {
 pub fn record_end(
     rt: &Runtime,
     info: &PodInfo,
-    ending: Ending,
+    mut ending: Ending,
     changed: &[String],
     scratch: Option<&pod::Scratch>,
     keep: Option<(i32, Keep)>,
 ) {
     let (outcome, exit_code, signal, message) = decide(info, &ending);
+    if let (Some(stuck), Some(_)) = (&ending.deadlock, &ending.verdict) {
+        let note = format!("ended after its verdict, stuck while its output was flushed: {stuck}");
+        ending.notes.push(note);
+    }
     rt.ledger().pod_ended(ending.cpu_ns);
     let output = tail_utf8(&ending.output, ending.output_cut);
     let (duration_us, pod_us) = durations(info, &ending, sys::monotonic_ns());

@@ -408,12 +408,18 @@ pub fn report_frame_on(fd: RawFd, tag: u8, payload: &[u8]) {
 
 /// In the pod, right before the test's first instruction: `rust` pods first make sure of Rust's
 /// `stdout` (see `stdio`); then the start is stamped (`S`), from which the test's own time runs
-/// and the supervisor looks for deadlocks.
+/// and the supervisor looks for deadlocks. A pod that ends with `exit()` (a `ckpt()` pod's way)
+/// stamps its end (`T`) in its first exit handler.
 pub fn begin_test(rust: bool) {
     if rust {
         stdio::take_rust_stdout();
     }
+    sys::at_exit(stamp_end);
     report_frame(b'S', &sys::monotonic_ns().to_le_bytes());
+}
+
+extern "C" fn stamp_end() {
+    report_frame(b'T', &sys::monotonic_ns().to_le_bytes());
 }
 
 /// End the test in this pod with a verdict. Never returns. The end is stamped (`T`) and the

@@ -126,7 +126,10 @@ fn await_end(
     let _ = sys::set_nonblock(ch.status_r);
     let _ = sys::set_nonblock(ch.out_r);
     let child_fd = sys::pidfd_open(child).ok();
-    let deadline = info.started_ns + info.timeout_ms * 1_000_000;
+    // The deadline bounds the test's own time once it has started (its `S` stamp, which the pod
+    // cannot move past the moment it is read), and the pod's set-up until then.
+    let timeout_ns = info.timeout_ms * 1_000_000;
+    let mut deadline = info.started_ns + timeout_ns;
     let mut e = Ending::default();
     let mut frames = Vec::new();
     let mut child_done = false;
@@ -171,8 +174,10 @@ fn await_end(
         let _ = sys::poll_in(&fds, wait_ms, &mut rev[..fds.len()]);
         out_open &= !read_output(ch.out_r, &mut e.output, &mut e.output_cut);
         status_open &= !read_frames(ch.status_r, &mut frames, &mut e.frames_discarded);
-        if watch.is_none() {
-            watch = record::test_started_ns(&frames).map(deadlock::Watch::new);
+        if let (None, Some(t)) = (&watch, record::test_started_ns(&frames)) {
+            let start = t.clamp(info.started_ns, sys::monotonic_ns());
+            deadline = start + timeout_ns;
+            watch = Some(deadlock::Watch::new(start));
         }
         if host.is_some() && rev[0] != 0 && !e.host_died {
             e.host_died = true;

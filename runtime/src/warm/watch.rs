@@ -67,6 +67,8 @@ struct Pod {
     polled: (usize, usize),
     /// Looks for a deadlock, from the test's start on.
     watch: Option<deadlock::Watch>,
+    /// When the test started (its `S` stamp, clamped), from which its deadline runs.
+    test_t0: Option<u64>,
 }
 
 /// The watcher's state for warm pods.
@@ -133,6 +135,7 @@ impl Watcher {
                 timeout = Some(timeout.map_or(ms, |t: i32| t.min(ms)));
             }
             p.polled = (first, fds.len() - first);
+            p.look_for_deadlock(now);
             let deadline = p.deadline(rt);
             let ending = p.ending.timed_out || p.ending.deadlock.is_some();
             if now >= deadline && !ending {
@@ -142,7 +145,6 @@ impl Watcher {
                 // someone else's by now.
                 sys::pidfd_kill(p.pidfd, libc::SIGKILL);
             }
-            p.look_for_deadlock(now);
             let ms = if p.ending.timed_out || p.ending.deadlock.is_some() {
                 50
             } else {
@@ -194,6 +196,7 @@ impl Watcher {
                 exited: pidfd < 0,
                 polled: (0, 0),
                 watch: None,
+                test_t0: None,
             });
         }
     }
@@ -291,8 +294,11 @@ impl Pod {
         if self.exited || self.ending.timed_out || self.ending.deadlock.is_some() {
             return;
         }
-        if self.watch.is_none() {
-            self.watch = record::test_started_ns(&self.frames).map(deadlock::Watch::new);
+        if let (None, Some(t)) = (&self.watch, record::test_started_ns(&self.frames)) {
+            // The test's own time is bounded from here on (see `supervise::await_end`).
+            let start = t.clamp(self.t0, now);
+            self.test_t0 = Some(start);
+            self.watch = Some(deadlock::Watch::new(start));
         }
         let origin = self.info.as_ref().map(PodInfo::origin).unwrap_or_default();
         if let Some(m) = self
@@ -315,7 +321,7 @@ impl Pod {
             },
             |i| i.timeout_ms,
         );
-        self.t0 + ms * 1_000_000
+        self.test_t0.unwrap_or(self.t0) + ms * 1_000_000
     }
 
     /// Read what the pod wrote; learn who it is from its first frame.

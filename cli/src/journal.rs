@@ -97,7 +97,12 @@ pub struct TestRecord {
     #[serde(default)]
     pub phase: Option<String>,
     pub outcome: Outcome,
+    /// The test's own time.
     pub duration_us: u64,
+    /// The rest of the pod's time (the fork, set-up, tear-down); absent from records of earlier
+    /// versions, whose `duration_us` counted it.
+    #[serde(default)]
+    pub pod_us: Option<u64>,
     #[serde(default)]
     pub exit_code: Option<i64>,
     #[serde(default)]
@@ -126,7 +131,7 @@ pub struct TestRecord {
 }
 
 /// The fields of a test record [`TestRecord`] names; the others go to `extra`.
-const TEST_FIELDS: [&str; 22] = [
+const TEST_FIELDS: [&str; 23] = [
     field::SCHEMA,
     field::KIND,
     field::TIME,
@@ -139,6 +144,7 @@ const TEST_FIELDS: [&str; 22] = [
     field::PHASE,
     field::OUTCOME,
     field::DURATION_US,
+    field::POD_US,
     field::EXIT_CODE,
     field::SIGNAL,
     field::MESSAGE,

@@ -47,7 +47,10 @@ fn manual(file: &'static str, line: u32, function: &'static str) -> c_int {
         function,
     }) {
         Ok(Ckpt::Original) => 0,
-        Ok(Ckpt::Pod(id)) => id as c_int,
+        Ok(Ckpt::Pod(id)) => {
+            crate::pod::begin_test(false);
+            id as c_int
+        }
         Err(e) => -e.errno.max(1),
     }
 }
@@ -78,7 +81,10 @@ pub unsafe extern "C" fn invite_checkpoint_at(
     );
     match r {
         Ok(Ckpt::Original) => 0,
-        Ok(Ckpt::Pod(k)) => k as c_int,
+        Ok(Ckpt::Pod(k)) => {
+            crate::pod::begin_test(false);
+            k as c_int
+        }
         Err(e) => -e.errno.max(1),
     }
 }
@@ -137,7 +143,13 @@ pub unsafe extern "C" fn invite_sample_slow(site: *mut Site) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn invite_pod_enter(site: *mut Site) -> c_int {
     match site_ref(site) {
-        Some(s) => snapshot::enter_site(s, None) as c_int,
+        Some(s) => {
+            let in_pod = snapshot::enter_site(s, None);
+            if in_pod {
+                crate::pod::begin_test(false);
+            }
+            in_pod as c_int
+        }
         None => 0,
     }
 }

@@ -77,7 +77,10 @@ pub struct TestRecord<'a> {
     pub test: &'a str,
     pub phase: &'a str,
     pub outcome: &'a str,
+    /// The test's own time (see `record::durations`).
     pub duration_us: u64,
+    /// The rest of the pod's time: the fork, its set-up and tear-down.
+    pub pod_us: u64,
     pub exit_code: Option<i32>,
     pub signal: Option<&'a str>,
     pub message: Option<&'a str>,
@@ -134,6 +137,7 @@ impl TestRecord<'_> {
         field_str(&mut s, field::PHASE, self.phase);
         field_str(&mut s, field::OUTCOME, self.outcome);
         let _ = write!(s, ",\"{}\":{}", field::DURATION_US, self.duration_us);
+        let _ = write!(s, ",\"{}\":{}", field::POD_US, self.pod_us);
         match self.exit_code {
             Some(c) => {
                 let _ = write!(s, ",\"{}\":{c}", field::EXIT_CODE);

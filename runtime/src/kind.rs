@@ -52,12 +52,27 @@ impl std::error::Error for CkptError {}
 
 static LAST_ERROR: Mutex<String> = Mutex::new(String::new());
 
+/// The last failure's message, locked. In a pod, where another thread of the host may have held
+/// the lock at the fork (and never releases it there), it is only tried: `None` if taken.
+fn last_error_slot() -> Option<std::sync::MutexGuard<'static, String>> {
+    if !crate::runtime::in_pod() {
+        return Some(LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    match LAST_ERROR.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
 pub fn last_error() -> String {
-    LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    last_error_slot().map(|m| m.clone()).unwrap_or_default()
 }
 
 pub(crate) fn fail(errno: i32, message: String) -> CkptError {
-    *LAST_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = message.clone();
+    if let Some(mut slot) = last_error_slot() {
+        *slot = message.clone();
+    }
     CkptError { errno, message }
 }
 

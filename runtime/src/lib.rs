@@ -35,6 +35,7 @@ mod admit;
 mod afterfork;
 mod capi;
 mod config;
+mod deadlock;
 mod headroom;
 mod journal;
 mod keep;

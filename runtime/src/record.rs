@@ -3,144 +3,19 @@
 //! from that, and the journal line. Shared by both supervisors: the supervisor process of a cold
 //! pod (`supervise`) and the watcher thread of warm pods (`warm::watch`).
 
-use crate::config::{Isolation, Keep};
+use crate::config::Keep;
+pub use crate::deadlock::Origin;
 use crate::journal::{self, TestRecord};
-use crate::kind::PodKind;
 use crate::outcome::{signal_name, Outcome};
 use crate::pod;
 use crate::runtime::Runtime;
 use crate::site::Site;
 use crate::sys;
-use invite_vocab::phase;
+use info::function_name;
+pub use info::PodInfo;
 
 /// Output kept per pod: the tail, which is what ended it.
 pub const OUTPUT_TAIL: usize = 16 * 1024;
-
-/// What the record of a pod will say about where it came from.
-pub struct PodInfo {
-    /// An explicit `ckpt()` or a branch: it ends when its code exits (no verdict expected).
-    pub manual: bool,
-    pub path: String,
-    pub function: String,
-    pub test: String,
-    pub site: String,
-    pub phase: &'static str,
-    pub timeout_ms: u64,
-    pub isolation: Isolation,
-    pub host_pid: i32,
-    pub started_ns: u64,
-}
-
-impl PodInfo {
-    pub fn new(
-        rt: &Runtime,
-        kind: PodKind,
-        path: String,
-        host_pid: i32,
-        started_ns: u64,
-    ) -> PodInfo {
-        let cfg = rt.config.as_ref();
-        let default_timeout = cfg.map_or(crate::config::DEFAULT_TIMEOUT_MS, |c| c.timeout_ms);
-        let (function, test, site, phase, timeout_ms) = match kind {
-            PodKind::Site { site, owner } => (
-                function_name(site, owner),
-                site.test().to_string(),
-                format!("{}:{}", site.file(), site.line),
-                site.phase().as_str(),
-                if site.timeout_ms > 0 {
-                    site.timeout_ms as u64
-                } else {
-                    default_timeout
-                },
-            ),
-            PodKind::Manual {
-                file,
-                line,
-                function,
-            } => (
-                function.to_string(),
-                "ckpt".to_string(),
-                format!("{file}:{line}"),
-                phase::MANUAL,
-                default_timeout,
-            ),
-            PodKind::Branch {
-                file,
-                line,
-                function,
-            } => (
-                function.to_string(),
-                "branch".to_string(),
-                format!("{file}:{line}"),
-                phase::MANUAL,
-                default_timeout,
-            ),
-        };
-        PodInfo {
-            manual: !matches!(kind, PodKind::Site { .. }),
-            path,
-            function,
-            test,
-            site,
-            phase,
-            timeout_ms,
-            isolation: rt.isolation(),
-            host_pid,
-            started_ns,
-        }
-    }
-}
-
-impl PodInfo {
-    /// What a warm pod's watcher cannot know by itself, sent as the pod's first frame (`I`).
-    pub fn encode(&self) -> Vec<u8> {
-        format!(
-            "{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}",
-            self.path,
-            self.function,
-            self.test,
-            self.site,
-            self.phase,
-            self.timeout_ms,
-            self.manual as u8
-        )
-        .into_bytes()
-    }
-
-    pub fn decode(
-        b: &[u8],
-        isolation: Isolation,
-        host_pid: i32,
-        started_ns: u64,
-    ) -> Option<PodInfo> {
-        let s = std::str::from_utf8(b).ok()?;
-        let f: Vec<&str> = s.split('\x1f').collect();
-        let [path, function, test, site, phase, timeout, manual] = f.as_slice() else {
-            return None;
-        };
-        Some(PodInfo {
-            manual: *manual == "1",
-            path: path.to_string(),
-            function: function.to_string(),
-            test: test.to_string(),
-            site: site.to_string(),
-            phase: match *phase {
-                phase::PRE => phase::PRE,
-                phase::POST => phase::POST,
-                _ => phase::MANUAL,
-            },
-            timeout_ms: timeout.parse().ok()?,
-            isolation,
-            host_pid,
-            started_ns,
-        })
-    }
-}
-
-/// `module::Type::method` for methods.
-fn function_name(site: &Site, owner: Option<&str>) -> String {
-    crate::site::qualified(site.function(), owner)
-}
 
 /// Notes a pod may add to its record.
 const MAX_POD_NOTES: usize = 32;
@@ -160,6 +35,13 @@ pub struct Ending {
     /// Status-pipe bytes read past `MAX_FRAMES` and dropped.
     pub frames_discarded: u64,
     pub notes: Vec<String>,
+    /// Set when the supervisor found the test deadlocked (see `deadlock`): the message.
+    pub deadlock: Option<String>,
+    /// When the test began and ended, as the pod saw it (its `S` and `T` frames; monotonic ns).
+    pub test_started_ns: Option<u64>,
+    pub test_ended_ns: Option<u64>,
+    /// When the supervisor saw the pod end, or ended it (monotonic ns).
+    pub ended_ns: Option<u64>,
 }
 
 impl Ending {
@@ -196,6 +78,8 @@ impl Ending {
                 },
                 // A warm pod's description and its dirty-IPC mark, read by its watcher.
                 b'I' | b'D' => {}
+                b'S' => self.test_started_ns = self.test_started_ns.or(stamp(payload)),
+                b'T' => self.test_ended_ns = self.test_ended_ns.or(stamp(payload)),
                 // A note from the pod's runtime (a refused system call), bounded in number.
                 b'N' => {
                     let note = String::from_utf8_lossy(payload).into_owned();
@@ -237,14 +121,19 @@ impl Ending {
 pub fn record_end(
     rt: &Runtime,
     info: &PodInfo,
-    ending: Ending,
+    mut ending: Ending,
     changed: &[String],
     scratch: Option<&pod::Scratch>,
     keep: Option<(i32, Keep)>,
 ) {
     let (outcome, exit_code, signal, message) = decide(info, &ending);
+    if let (Some(stuck), Some(_)) = (&ending.deadlock, &ending.verdict) {
+        let note = format!("ended after its verdict, stuck while its output was flushed: {stuck}");
+        ending.notes.push(note);
+    }
     rt.ledger().pod_ended(ending.cpu_ns);
     let output = tail_utf8(&ending.output, ending.output_cut);
+    let (duration_us, pod_us) = durations(info, &ending, sys::monotonic_ns());
     let rec = TestRecord {
         time_ns: journal::now_ns(),
         host: &rt.host,
@@ -255,7 +144,8 @@ pub fn record_end(
         test: &info.test,
         phase: info.phase,
         outcome: outcome.as_str(),
-        duration_us: (sys::monotonic_ns() - info.started_ns) / 1000,
+        duration_us,
+        pod_us,
         exit_code,
         signal: signal.as_deref(),
         message: message.as_deref(),
@@ -315,6 +205,7 @@ pub fn journal_start_failure(site: &'static Site, owner: Option<&'static str>, m
         phase: site.phase().as_str(),
         outcome: Outcome::Error.as_str(),
         duration_us: 0,
+        pod_us: 0,
         exit_code: None,
         signal: None,
         message: Some(message),
@@ -379,6 +270,33 @@ fn parse_frames_rest(mut b: &[u8]) -> (Vec<(u8, &[u8])>, usize) {
     (v, b.len())
 }
 
+/// A frame's monotonic time stamp (8 bytes, little-endian).
+fn stamp(payload: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(payload.try_into().ok()?))
+}
+
+/// When the test began, from the frames read so far: the supervisor starts looking for a
+/// deadlock then.
+pub fn test_started_ns(frames: &[u8]) -> Option<u64> {
+    parse_frames(frames)
+        .into_iter()
+        .find_map(|(tag, p)| (tag == b'S').then(|| stamp(p)).flatten())
+}
+
+/// `duration_us`, the test's own time (its first instruction to its end, as the pod saw it, or
+/// to when the supervisor saw it end when it could not say), and `pod_us`, the rest of the time
+/// from `ckpt()` to `now`: the fork, the pod's set-up and tear-down, the supervisor's work. The
+/// pod's stamps are its word: they are kept within the pod's lifetime.
+pub fn durations(info: &PodInfo, e: &Ending, now: u64) -> (u64, u64) {
+    let total = now.saturating_sub(info.started_ns);
+    let clamp = |t: u64| t.clamp(info.started_ns, now);
+    let own = e.test_started_ns.map_or(0, |start| {
+        let end = e.test_ended_ns.or(e.ended_ns).unwrap_or(now);
+        clamp(end).saturating_sub(clamp(start))
+    });
+    (own / 1000, (total - own) / 1000)
+}
+
 /// Decide the outcome from how the pod ended.
 pub fn decide(
     info: &PodInfo,
@@ -387,6 +305,17 @@ pub fn decide(
     let manual = info.manual;
     if let Some(m) = &e.setup_error {
         return (Outcome::Error, None, None, Some(m.clone()));
+    }
+    if let Some(m) = &e.deadlock {
+        match &e.verdict {
+            None => return (Outcome::Error, None, None, Some(m.clone())),
+            // Stuck after its verdict (the runtime's own flush): the verdict stands.
+            Some((true, m)) => return (Outcome::Pass, None, None, m.clone()),
+            Some((false, m)) => {
+                let m = m.clone().or(Some("test failed".into()));
+                return (Outcome::Fail, None, None, m);
+            }
+        }
     }
     if e.timed_out {
         return (
@@ -463,5 +392,6 @@ fn tail_utf8(b: &[u8], already_cut: u64) -> String {
     }
 }
 
+mod info;
 #[cfg(test)]
 mod tests;

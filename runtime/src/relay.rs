@@ -31,6 +31,7 @@ pub struct Relayed {
     phase: &'static str,
     outcome: &'static str,
     duration_us: u64,
+    pod_us: u64,
     exit_code: Option<i32>,
     signal: Option<String>,
     message: Option<String>,
@@ -61,6 +62,7 @@ pub fn encode(rec: &TestRecord) -> Vec<u8> {
         put(&mut b, f.as_bytes());
     }
     put(&mut b, rec.duration_us.to_string().as_bytes());
+    put(&mut b, rec.pod_us.to_string().as_bytes());
     opt(&mut b, rec.exit_code.map(|c| c.to_string()).as_deref());
     opt(&mut b, rec.signal);
     opt(&mut b, rec.message);
@@ -148,6 +150,7 @@ pub fn decode(payload: &[u8], below: &str) -> Option<Relayed> {
     let phase = one_of(r.str()?, &["pre", "post", "manual"])?;
     let outcome = one_of(r.str()?, &["pass", "fail", "crash", "timeout", "error"])?;
     let duration_us = r.str()?.parse().ok()?;
+    let pod_us = r.str()?.parse().ok()?;
     let exit_code = match r.opt()? {
         Some(c) => Some(c.parse().ok()?),
         None => None,
@@ -175,6 +178,7 @@ pub fn decode(payload: &[u8], below: &str) -> Option<Relayed> {
         phase,
         outcome,
         duration_us,
+        pod_us,
         exit_code,
         signal: signal.map(String::from),
         message: message.map(String::from),
@@ -199,6 +203,7 @@ impl Relayed {
             phase: self.phase,
             outcome: self.outcome,
             duration_us: self.duration_us,
+            pod_us: self.pod_us,
             exit_code: self.exit_code,
             signal: self.signal.as_deref(),
             message: self.message.as_deref(),
@@ -227,6 +232,7 @@ mod tests {
             phase: "manual",
             outcome: "crash",
             duration_us: 42,
+            pod_us: 7,
             exit_code: None,
             signal: Some("SIGSEGV"),
             message: Some("m"),

@@ -30,11 +30,15 @@ use crate::sys;
 #[track_caller]
 pub fn ckpt() -> Result<Ckpt, CkptError> {
     let loc = std::panic::Location::caller();
-    start(PodKind::Manual {
+    let r = start(PodKind::Manual {
         file: loc.file(),
         line: loc.line(),
         function: "ckpt",
-    })
+    });
+    if let Ok(Ckpt::Pod(_)) = r {
+        crate::pod::begin_test(true);
+    }
+    r
 }
 
 /// The call-site entry: start a pod for a site already admitted by `Site::sample`.
@@ -103,11 +107,14 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     // Nothing is allocated here: whatever the host writes between the fork and its return is
     // copied on write while the supervisor lives, so the pod's description is built in the child.
     let id = rt.next_pod_id();
-    let host_pid = sys::getpid();
+    let origin = record::Origin {
+        host_pid: sys::getpid(),
+        caller_tid: sys::gettid(),
+    };
     if !reserved {
         rt.ledger().reserve_any();
     }
-    if let Some(warm) = plan.and_then(|p| crate::warm::try_start(rt, p, kind, id, host_pid)) {
+    if let Some(warm) = plan.and_then(|p| crate::warm::try_start(rt, p, kind, id, origin)) {
         return warm.map_err(|e| {
             rt.ledger().release();
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
@@ -132,7 +139,7 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         }
         Ok(sys::Forked::Child) => {
             // Supervisor: returns only in the pod's test process.
-            let info = PodInfo::new(rt, kind, rt.pod_path(id), host_pid, t0);
+            let info = PodInfo::new(rt, kind, rt.pod_path(id), origin, t0);
             supervise::supervisor(rt, plan, info);
             Ok(Ckpt::Pod(id))
         }

@@ -4,6 +4,7 @@
 //! watches the host: if the host dies, the pod dies with it.
 
 use crate::config::{Isolation, Keep};
+use crate::deadlock;
 use crate::plan::Plan;
 use crate::pod::{self, Channels, PodSpec, Side};
 use crate::record::{self, keep_dir, read_frames, read_output, Ending, PodInfo};
@@ -113,7 +114,8 @@ fn drop_host_fds(own: &[i32]) {
     }
 }
 
-/// Poll the pod's channels, its direct child and the host until the pod is over.
+/// Poll the pod's channels, its direct child and the host until the pod is over. Once the test
+/// has started, it is looked at for a deadlock every `deadlock::PERIOD_NS`.
 fn await_end(
     rt: &Runtime,
     info: &PodInfo,
@@ -124,10 +126,14 @@ fn await_end(
     let _ = sys::set_nonblock(ch.status_r);
     let _ = sys::set_nonblock(ch.out_r);
     let child_fd = sys::pidfd_open(child).ok();
-    let deadline = info.started_ns + info.timeout_ms * 1_000_000;
+    // The deadline bounds the test's own time once it has started (its `S` stamp, which the pod
+    // cannot move past the moment it is read), and the pod's set-up until then.
+    let timeout_ns = info.timeout_ms * 1_000_000;
+    let mut deadline = info.started_ns + timeout_ns;
     let mut e = Ending::default();
     let mut frames = Vec::new();
     let mut child_done = false;
+    let mut watch: Option<deadlock::Watch> = None;
     // A pipe at end of file polls readable for ever: it leaves the poll set (no spinning while
     // the test's exit completes).
     let (mut out_open, mut status_open) = (true, true);
@@ -135,14 +141,26 @@ fn await_end(
     let mut rev = [0i16; 4];
     while !child_done {
         let now = sys::monotonic_ns();
-        if now >= deadline && !e.timed_out {
+        let ending = e.timed_out || e.deadlock.is_some() || e.host_died;
+        if now >= deadline && !ending {
             e.timed_out = true;
+            e.ended_ns = Some(now);
             sys::kill(child, libc::SIGKILL);
         }
-        let wait_ms = if e.timed_out {
+        if let Some(w) = watch.as_mut().filter(|_| !ending) {
+            if let Some(m) = w.look(child, now, info.origin()) {
+                e.deadlock = Some(m);
+                e.ended_ns = Some(now);
+                sys::kill(child, libc::SIGKILL);
+            }
+        }
+        let wait_ms = if e.timed_out || e.deadlock.is_some() {
             50
         } else {
-            ((deadline - now) / 1_000_000).clamp(1, 1000) as i32
+            let next = watch
+                .as_ref()
+                .map_or(deadline, |w| w.due_ns().min(deadline));
+            (next.saturating_sub(now) / 1_000_000).clamp(1, 1000) as i32
         };
         fds.clear();
         fds.extend(host);
@@ -156,6 +174,11 @@ fn await_end(
         let _ = sys::poll_in(&fds, wait_ms, &mut rev[..fds.len()]);
         out_open &= !read_output(ch.out_r, &mut e.output, &mut e.output_cut);
         status_open &= !read_frames(ch.status_r, &mut frames, &mut e.frames_discarded);
+        if let (None, Some(t)) = (&watch, record::test_started_ns(&frames)) {
+            let start = t.clamp(info.started_ns, sys::monotonic_ns());
+            deadline = start + timeout_ns;
+            watch = Some(deadlock::Watch::new(start));
+        }
         if host.is_some() && rev[0] != 0 && !e.host_died {
             e.host_died = true;
             sys::kill(child, libc::SIGKILL);
@@ -170,6 +193,7 @@ fn await_end(
             child_done = true;
         }
     }
+    e.ended_ns.get_or_insert_with(sys::monotonic_ns);
     // The pod is gone; whatever it wrote is in the pipes.
     read_output(ch.out_r, &mut e.output, &mut e.output_cut);
     read_frames(ch.status_r, &mut frames, &mut e.frames_discarded);

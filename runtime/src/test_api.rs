@@ -49,7 +49,11 @@ impl<T, E: Debug> TestResult for Result<T, E> {
 /// the original (also when no pod could be started; that is journaled, never fatal). `owner` is
 /// the `Self` type's name for methods, so the journal names `module::Type::method`.
 pub fn enter(site: &'static Site, owner: Option<&'static str>) -> bool {
-    crate::snapshot::enter_site(site, owner)
+    let in_pod = crate::snapshot::enter_site(site, owner);
+    if in_pod {
+        crate::pod::begin_test(true);
+    }
+    in_pod
 }
 
 /// Run a test body in the pod and end the pod with its outcome. Never returns.

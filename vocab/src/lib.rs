@@ -58,8 +58,12 @@ pub mod field {
     pub const PHASE: &str = "phase";
     /// What happened ([`crate::Outcome`]'s names).
     pub const OUTCOME: &str = "outcome";
-    /// How long the pod ran, in microseconds of wall-clock time.
+    /// The test's own time, in microseconds of wall-clock time: from its first instruction to
+    /// its end, as the pod saw it.
     pub const DURATION_US: &str = "duration_us";
+    /// The rest of the pod's time, in microseconds: from `ckpt()` (the fork) through the pod's
+    /// set-up, and from the test's end through the pod's tear-down to the record.
+    pub const POD_US: &str = "pod_us";
     /// The pod's exit status, when it exited.
     pub const EXIT_CODE: &str = "exit_code";
     /// The signal that ended the pod, when one did.

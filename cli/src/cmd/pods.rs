@@ -218,6 +218,7 @@ fn show_text(pod: &KeptPod) -> String {
     field("time", r.time.clone());
     field("host", r.host.clone());
     field("duration", Some(render::duration(r.duration_us)));
+    field("pod time", r.pod_us.map(render::duration));
     field("isolation", r.isolation.clone());
     field("message", r.message.clone());
 

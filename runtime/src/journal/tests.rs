@@ -14,6 +14,7 @@ fn rec<'a>(output: &'a str, changed: &'a [String]) -> TestRecord<'a> {
         phase: "pre",
         outcome: "fail",
         duration_us: 42,
+        pod_us: 7,
         exit_code: None,
         signal: Some("SIGABRT"),
         message: None,
@@ -58,7 +59,7 @@ fn records_are_written_byte_for_byte_as_schema_1_says() {
             "{{\"schema\":1,\"kind\":\"test\",\"time\":\"2025-11-24T16:00:00.123456Z\",\
              \"host\":\"h\",\"pid\":7,\"runtime_version\":\"{v}\",\"pod\":\"2/1\",\
              \"site\":\"bank.c:12\",\"function\":\"withdraw\",\"test\":\"check \\\"funds\\\"\",\
-             \"phase\":\"pre\",\"outcome\":\"fail\",\"duration_us\":42,\"exit_code\":3,\
+             \"phase\":\"pre\",\"outcome\":\"fail\",\"duration_us\":42,\"pod_us\":7,\"exit_code\":3,\
              \"signal\":\"SIGABRT\",\"message\":null,\"output\":\"o\",\"changed\":[],\
              \"isolation\":\"pod\",\"notes\":[\"n\"],\"relayed\":true}}\n"
         )

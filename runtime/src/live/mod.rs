@@ -68,7 +68,11 @@ static TAKEN: Mutex<Vec<Taken>> = Mutex::new(Vec::new());
 #[track_caller]
 pub fn checkpoint(name: &str) -> Result<Ckpt, CkptError> {
     let loc = std::panic::Location::caller();
-    checkpoint_at(name, loc.file(), loc.line(), "checkpoint")
+    let r = checkpoint_at(name, loc.file(), loc.line(), "checkpoint");
+    if let Ok(Ckpt::Pod(_)) = r {
+        crate::pod::begin_test(true);
+    }
+    r
 }
 
 /// `checkpoint` with the caller's location, for the C API.

@@ -37,6 +37,7 @@ mod pid1;
 mod scratch;
 mod seccomp;
 mod shm;
+mod stdio;
 
 pub use fds::{scan as scan_fds, FdPlan};
 pub use limits::oom_first;
@@ -313,6 +314,7 @@ fn test_steps(
     }
     sys::setsid();
     let null = sys::open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0).step("open /dev/null")?;
+    stdio::purge_host_c_output();
     // SAFETY: the test is a single-threaded fork before any of its code runs; its standard
     // streams and inherited descriptors are its own to replace (and, below, to close but what it
     // keeps).
@@ -404,23 +406,37 @@ pub fn report_frame_on(fd: RawFd, tag: u8, payload: &[u8]) {
     let _ = sys::write_all(fd, &buf);
 }
 
-/// End the test in this pod with a verdict. Never returns.
+/// In the pod, right before the test's first instruction: `rust` pods first make sure of Rust's
+/// `stdout` (see `stdio`); then the start is stamped (`S`), from which the test's own time runs
+/// and the supervisor looks for deadlocks. A pod that ends with `exit()` (a `ckpt()` pod's way)
+/// stamps its end (`T`) in its first exit handler.
+pub fn begin_test(rust: bool) {
+    if rust {
+        stdio::take_rust_stdout();
+    }
+    sys::at_exit(stamp_end);
+    report_frame(b'S', &sys::monotonic_ns().to_le_bytes());
+}
+
+extern "C" fn stamp_end() {
+    report_frame(b'T', &sys::monotonic_ns().to_le_bytes());
+}
+
+/// End the test in this pod with a verdict. Never returns. The end is stamped (`T`) and the
+/// verdict sent before the test's buffered output is flushed: a flush that cannot finish leaves
+/// the verdict standing (see `stdio` for which locks it may take).
 pub fn end_test(passed: bool, message: Option<&str>) -> ! {
+    report_frame(b'T', &sys::monotonic_ns().to_le_bytes());
     let mut payload = vec![passed as u8];
     if let Some(m) = message {
         payload.extend_from_slice(m.as_bytes());
     }
-    flush_stdio();
+    if let Some(note) = stdio::left_unflushed() {
+        report_frame(b'N', note.as_bytes());
+    }
     report_frame(b'V', &payload);
+    stdio::flush_test_output();
     sys::exit_now(0)
-}
-
-/// The test's buffered output belongs in the capture: flush C stdio and Rust's stdout.
-fn flush_stdio() {
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    sys::flush_c_stdio();
 }
 
 /// A record of a pod nested in this one (`relay::encode`), sent to this pod's supervisor.

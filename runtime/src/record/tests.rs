@@ -15,6 +15,7 @@ fn info(manual: bool) -> PodInfo {
         timeout_ms: 1500,
         isolation: Isolation::Pod,
         host_pid: 1234,
+        caller_tid: 1240,
         started_ns: 99,
     }
 }
@@ -126,19 +127,19 @@ fn a_pod_s_description_survives_its_frame() {
         )
     );
     assert_eq!(
-        (got.timeout_ms, got.manual, got.started_ns),
-        (1500, false, 7)
+        (got.timeout_ms, got.manual, got.started_ns, got.caller_tid),
+        (1500, false, 7, 1240)
     );
     assert!(PodInfo::decode(b"too\x1ffew", Isolation::Pod, 1, 1).is_none());
     assert!(PodInfo::decode(
-        b"a\x1fb\x1fc\x1fd\x1fpre\x1fnot-a-number\x1f0",
+        b"a\x1fb\x1fc\x1fd\x1fpre\x1fnot-a-number\x1f0\x1f9",
         Isolation::Pod,
         1,
         1
     )
     .is_none());
     let odd = PodInfo::decode(
-        b"a\x1fb\x1fc\x1fd\x1fsideways\x1f5\x1f1",
+        b"a\x1fb\x1fc\x1fd\x1fsideways\x1f5\x1f1\x1f9",
         Isolation::Pod,
         1,
         1,
@@ -178,4 +179,46 @@ fn only_the_tail_of_the_output_is_kept_and_the_cut_is_said() {
     let kept = tail_utf8(&long, 0);
     assert!(kept.starts_with("[... 3 bytes cut ...]\n"));
     assert_eq!(kept.len() - "[... 3 bytes cut ...]\n".len(), OUTPUT_TAIL);
+}
+
+#[test]
+fn a_deadlock_is_an_error_unless_the_verdict_came_first() {
+    let stuck = Ending {
+        deadlock: Some("deadlocked on a lock".into()),
+        ..ending(killed(libc::SIGKILL), None)
+    };
+    let (outcome, _, _, m) = decide(&info(false), &stuck);
+    assert_eq!(
+        (outcome, m.as_deref()),
+        (Outcome::Error, Some("deadlocked on a lock"))
+    );
+    let after = Ending {
+        deadlock: Some("deadlocked on a lock".into()),
+        ..ending(killed(libc::SIGKILL), Some((true, None)))
+    };
+    assert_eq!(decide(&info(false), &after).0, Outcome::Pass);
+}
+
+#[test]
+fn the_tests_own_time_is_between_its_stamps_and_the_rest_is_the_pods() {
+    let i = info(false); // started_ns 99
+    let mut e = Ending {
+        test_started_ns: Some(1_000_099),
+        test_ended_ns: Some(3_000_099),
+        ended_ns: Some(4_000_099),
+        ..Ending::default()
+    };
+    assert_eq!(durations(&i, &e, 5_000_099), (2_000, 3_000));
+    // No end stamp (a crash, an exit()): to where the supervisor saw it end.
+    e.test_ended_ns = None;
+    assert_eq!(durations(&i, &e, 5_000_099), (3_000, 2_000));
+    // Never started (a setup error): all of it is the pod's.
+    assert_eq!(durations(&i, &Ending::default(), 5_000_099), (0, 5_000));
+    // Stamps outside the pod's life are clamped to it.
+    let forged = Ending {
+        test_started_ns: Some(0),
+        test_ended_ns: Some(u64::MAX),
+        ..Ending::default()
+    };
+    assert_eq!(durations(&i, &forged, 5_000_099), (5_000, 0));
 }

@@ -293,3 +293,24 @@ impl OwnPages {
         }
     }
 }
+
+extern "C" {
+    static mut stdout: *mut libc::FILE;
+    static mut stderr: *mut libc::FILE;
+    fn __fpurge(stream: *mut libc::FILE);
+}
+
+/// Drop what C's `stdout` and `stderr` buffers hold, unwritten (`__fpurge`).
+///
+/// # Safety
+///
+/// No other thread may use `stdout` or `stderr` meanwhile: `__fpurge` takes no lock (as in a
+/// freshly forked child, whose only thread is the caller).
+pub unsafe fn purge_c_std_streams() {
+    // SAFETY: glibc's `stdout` and `stderr` are valid FILE pointers for the life of the process;
+    // reading them copies the pointer; the caller excludes every other user of the streams.
+    unsafe {
+        __fpurge(stdout);
+        __fpurge(stderr);
+    }
+}

@@ -167,7 +167,7 @@ pub fn try_start(
     plan: &Plan,
     kind: PodKind,
     id: u32,
-    host_pid: i32,
+    origin: crate::record::Origin,
 ) -> Option<io::Result<Ckpt>> {
     let w = get(rt, plan)?;
     let taken = stock::take().or_else(|| w.wait.then(stock::wait_take).flatten())?;
@@ -204,7 +204,7 @@ pub fn try_start(
             Some(Ok(Ckpt::Original))
         }
         Ok(sys::Forked::Child) => {
-            let info = PodInfo::new(rt, kind, rt.pod_path(id), host_pid, t0);
+            let info = PodInfo::new(rt, kind, rt.pod_path(id), origin, t0);
             pod::report_frame_on(taken.st_w, b'I', &info.encode());
             let fds = pod::scan_fds(&[]);
             let cwd = std::env::current_dir()

@@ -4,6 +4,7 @@
 
 use super::stock::{self, Stock};
 use crate::config::Keep;
+use crate::deadlock;
 use crate::ownfd;
 use crate::record::{self, read_frames, read_output, Ending, PodInfo};
 use crate::runtime::{self, Runtime};
@@ -64,6 +65,10 @@ struct Pod {
     exited: bool,
     /// Where this pod's descriptors are in the poll set: the first (its pidfd) and how many.
     polled: (usize, usize),
+    /// Looks for a deadlock, from the test's start on.
+    watch: Option<deadlock::Watch>,
+    /// When the test started (its `S` stamp, clamped), from which its deadline runs.
+    test_t0: Option<u64>,
 }
 
 /// The watcher's state for warm pods.
@@ -130,17 +135,24 @@ impl Watcher {
                 timeout = Some(timeout.map_or(ms, |t: i32| t.min(ms)));
             }
             p.polled = (first, fds.len() - first);
+            p.look_for_deadlock(now);
             let deadline = p.deadline(rt);
-            if now >= deadline && !p.ending.timed_out {
+            let ending = p.ending.timed_out || p.ending.deadlock.is_some();
+            if now >= deadline && !ending {
                 p.ending.timed_out = true;
+                p.ending.ended_ns = Some(now);
                 // Through the pidfd: if the host's own wait() reaped the test, its pid may be
                 // someone else's by now.
                 sys::pidfd_kill(p.pidfd, libc::SIGKILL);
             }
-            let ms = if p.ending.timed_out {
+            let ms = if p.ending.timed_out || p.ending.deadlock.is_some() {
                 50
             } else {
-                ((deadline - now) / 1_000_000).clamp(1, 1000) as i32
+                let next = p
+                    .watch
+                    .as_ref()
+                    .map_or(deadline, |w| w.due_ns().min(deadline));
+                (next.saturating_sub(now) / 1_000_000).clamp(1, 1000) as i32
             };
             timeout = Some(timeout.map_or(ms, |t: i32| t.min(ms)));
         }
@@ -183,6 +195,8 @@ impl Watcher {
                 st_open: true,
                 exited: pidfd < 0,
                 polled: (0, 0),
+                watch: None,
+                test_t0: None,
             });
         }
     }
@@ -220,6 +234,7 @@ impl Watcher {
                     Ok((0, _, _)) => {}
                     Ok((_, status, ru)) => {
                         p.exited = true;
+                        p.ending.ended_ns.get_or_insert_with(sys::monotonic_ns);
                         p.ending.status = Some(status);
                         p.ending.cpu_ns =
                             crate::pod::tv_ns(ru.ru_utime) + crate::pod::tv_ns(ru.ru_stime);
@@ -274,6 +289,29 @@ impl Watcher {
 }
 
 impl Pod {
+    /// Once the test has started (its `S` frame read), look at it for a deadlock when due.
+    fn look_for_deadlock(&mut self, now: u64) {
+        if self.exited || self.ending.timed_out || self.ending.deadlock.is_some() {
+            return;
+        }
+        if let (None, Some(t)) = (&self.watch, record::test_started_ns(&self.frames)) {
+            // The test's own time is bounded from here on (see `supervise::await_end`).
+            let start = t.clamp(self.t0, now);
+            self.test_t0 = Some(start);
+            self.watch = Some(deadlock::Watch::new(start));
+        }
+        let origin = self.info.as_ref().map(PodInfo::origin).unwrap_or_default();
+        if let Some(m) = self
+            .watch
+            .as_mut()
+            .and_then(|w| w.look(self.pid, now, origin))
+        {
+            self.ending.deadlock = Some(m);
+            self.ending.ended_ns = Some(now);
+            sys::pidfd_kill(self.pidfd, libc::SIGKILL);
+        }
+    }
+
     fn deadline(&self, rt: &Runtime) -> u64 {
         let ms = self.info.as_ref().map_or_else(
             || {
@@ -283,7 +321,7 @@ impl Pod {
             },
             |i| i.timeout_ms,
         );
-        self.t0 + ms * 1_000_000
+        self.test_t0.unwrap_or(self.t0) + ms * 1_000_000
     }
 
     /// Read what the pod wrote; learn who it is from its first frame.
@@ -321,6 +359,7 @@ impl Pod {
             timeout_ms: 0,
             isolation: rt.isolation(),
             host_pid: rt.pid,
+            caller_tid: 0,
             started_ns: self.t0,
         }
     }

@@ -78,6 +78,37 @@ pub fn set_premade_netns(source: fn() -> Option<RawFd>) {
     let _ = PREMADE_NETNS.set(source);
 }
 
+/// The plan built at start-up (`start::prepare`), with the check that it still describes what
+/// the process sees; the first `Runtime::plan` takes it.
+type PreparedPlan = (Result<Plan, String>, fn() -> bool);
+static PREPARED_PLAN: Mutex<Option<PreparedPlan>> = Mutex::new(None);
+
+/// At start-up: a plan built ahead of its first use, used if `still_valid()` says then that the
+/// process sees the same mounts.
+pub fn set_prepared_plan(plan: Result<Plan, String>, still_valid: fn() -> bool) {
+    *PREPARED_PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some((plan, still_valid));
+}
+
+/// Probe the host and plan the pods' isolation (`Plan::build`, with the pods' namespaces and
+/// system call filter).
+pub fn build_plan() -> Result<Plan, String> {
+    let premade = PREMADE_NETNS.get().and_then(|source| source());
+    Plan::build(
+        || crate::pod::make_namespaces(premade),
+        crate::pod::seccomp_program,
+    )
+}
+
+/// What the runtime reads of the host once (the kernel's features, the fault injection of the
+/// tests): at start-up where pods are warm (`start::prepare`), else with the runtime.
+pub fn probe_host() {
+    static PROBED: std::sync::Once = std::sync::Once::new();
+    PROBED.call_once(|| {
+        crate::pod::read_fault_injection();
+        crate::pod::probe_kernel();
+    });
+}
+
 pub fn get() -> &'static Runtime {
     // The pure core is unit-tested without the process-wide runtime (which reads the
     // environment, opens the journal and registers exit and fork handlers).
@@ -131,8 +162,7 @@ impl Runtime {
         }
         let keep_fd = open_pod_dir(config.as_mut());
         let ledger = new_ledger();
-        crate::pod::read_fault_injection();
-        crate::pod::probe_kernel();
+        probe_host();
         sys::at_exit(on_exit);
         Runtime {
             config,
@@ -170,11 +200,21 @@ impl Runtime {
     pub fn plan(&self) -> Result<&Plan, String> {
         self.plan
             .get_or_init(|| {
-                let premade = PREMADE_NETNS.get().and_then(|source| source());
-                Plan::build(
-                    || crate::pod::make_namespaces(premade),
-                    crate::pod::seccomp_program,
-                )
+                let prepared = PREPARED_PLAN
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                match prepared {
+                    Some((plan, still_valid)) if still_valid() => plan,
+                    Some((stale, _)) => {
+                        // The process entered another mount namespace or root since.
+                        if let Ok(p) = stale {
+                            p.own_fds().into_iter().for_each(crate::ownfd::close);
+                        }
+                        build_plan()
+                    }
+                    None => build_plan(),
+                }
             })
             .as_ref()
             .map_err(Clone::clone)

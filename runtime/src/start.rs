@@ -8,6 +8,19 @@ extern "C" fn at_load() {
     runtime::capture_start_cwd();
     runtime::set_premade_netns(warm::helper_netns);
     warm::start_helper();
+    if warm::helper_available() {
+        prepare();
+    }
+}
+
+/// Where pods will be warm (the helper runs): what the first `ckpt()` would otherwise do while
+/// the host waits, and which no one can see done early: the host's cgroup levels, the kernel
+/// probes, the isolation plan (the mount table, the pods' network namespace from the helper, the
+/// system call filter). The journal is still created by the first call that needs it.
+fn prepare() {
+    let _ = crate::headroom::own();
+    runtime::probe_host();
+    runtime::set_prepared_plan(runtime::build_plan(), warm::helper_available);
 }
 
 #[used]

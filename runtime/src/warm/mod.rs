@@ -35,7 +35,7 @@ mod outlive;
 mod stock;
 mod watch;
 
-pub use helper::{netns as helper_netns, start as start_helper};
+pub use helper::{available as helper_available, netns as helper_netns, start as start_helper};
 pub use watch::Watcher;
 
 use crate::config::{Isolation, Warm as WarmMode};

@@ -15,7 +15,7 @@ use crate::ledger::Ledger;
 use crate::plan::Plan;
 use crate::site::Site;
 use crate::sys;
-use std::os::fd::RawFd;
+use std::os::fd::{IntoRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -150,7 +150,7 @@ impl Runtime {
         let mut journal_fd = -1;
         if let Some(c) = config.as_ref().filter(|c| c.enabled) {
             match journal::open(&c.journal) {
-                Ok(fd) => journal_fd = crate::ownfd::own(fd),
+                Ok(fd) => journal_fd = crate::ownfd::own(fd.into_raw_fd()),
                 Err(e) => {
                     eprintln!(
                         "invite: INVITE_JOURNAL: cannot use {}: {e}; in vivo testing is off",

@@ -71,14 +71,14 @@ pub fn start() {
         Ok(sys::Forked::Parent(pid)) => {
             let _ = sys::wait4(pid, 0);
             drop(theirs);
-            sys::close(host_pidfd);
+            drop(host_pidfd);
             if let (Ok(st), Some(v)) = (sys::fstat(ours.as_raw_fd()), view()) {
                 ownfd::mark(ours.as_raw_fd());
                 let _ = CTL.set((ours, st.st_ino));
                 let _ = VIEW.set(v);
             }
         }
-        Err(_) => sys::close(host_pidfd),
+        Err(_) => drop(host_pidfd),
     }
 }
 
@@ -166,7 +166,7 @@ pub fn netns() -> Option<RawFd> {
 }
 
 /// The helper's loop: one request at a time, each builder a fork of this small process.
-fn serve(ctl: OwnedFd, host_pidfd: RawFd) -> ! {
+fn serve(ctl: OwnedFd, host_pidfd: OwnedFd) -> ! {
     sys::setsid(); // no terminal's signals: it ends with the host, not with a ^C
                    // SAFETY: the helper is a single-threaded fork made before the host's `main`: every
                    // descriptor it inherited is its own to replace or close but the two it keeps (no owner in
@@ -174,10 +174,10 @@ fn serve(ctl: OwnedFd, host_pidfd: RawFd) -> ! {
     unsafe {
         if let Ok(null) = sys::open(c"/dev/null", libc::O_RDWR, 0) {
             for fd in 0..3 {
-                let _ = sys::dup2(null, fd);
+                let _ = sys::dup2(null.as_raw_fd(), fd);
             }
         }
-        sys::close_all_except(3, &[ctl.as_raw_fd(), host_pidfd]);
+        sys::close_all_except(3, &[ctl.as_raw_fd(), host_pidfd.as_raw_fd()]);
     }
     sys::set_name(c"invite-builder");
     if let Ok(net) = new_netns() {
@@ -190,7 +190,8 @@ fn serve(ctl: OwnedFd, host_pidfd: RawFd) -> ! {
     loop {
         let mut rev = [0i16; 2];
         let timeout = if workers.is_empty() { -1 } else { 20 };
-        if sys::poll_in(&[ctl.as_raw_fd(), host_pidfd], timeout, &mut rev).is_err() || rev[1] != 0 {
+        let polled = [ctl.as_raw_fd(), host_pidfd.as_raw_fd()];
+        if sys::poll_in(&polled, timeout, &mut rev).is_err() || rev[1] != 0 {
             sys::exit_now(0); // the host is gone
         }
         reap(&mut workers, cow_ns);
@@ -268,14 +269,13 @@ fn reap(workers: &mut Vec<(libc::pid_t, OwnedFd)>, cow_ns: u64) {
 
 /// A worker: `n` blanks, each new mount, IPC and UTS namespaces with the mounts prepared as a
 /// cold pod's would be, sent with a descriptor of its scratch; then exit.
-fn build(plan: &Plan, sock: OwnedFd, n: usize, ctl: OwnedFd, host_pidfd: RawFd) -> ! {
+fn build(plan: &Plan, sock: OwnedFd, n: usize, ctl: OwnedFd, host_pidfd: OwnedFd) -> ! {
     let helper = sys::getppid();
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     if sys::getppid() != helper {
         sys::exit_now(0);
     }
-    drop(ctl);
-    sys::close(host_pidfd);
+    drop((ctl, host_pidfd));
     // Other requests' reply sockets (the helper's `workers`, never dropped here): only this
     // request's end stays, so theirs reach end of file when the helper closes them.
     // SAFETY: single-threaded; the owners of the others (`workers` in the helper's memory) are

@@ -8,7 +8,7 @@ extern "C" fn at_load() {
     runtime::capture_start_cwd();
     runtime::set_premade_netns(warm::helper_netns);
     warm::start_helper();
-    if warm::helper_available() {
+    if warm::helper_started() {
         prepare();
     }
 }

@@ -100,10 +100,17 @@ fn ctl() -> Option<BorrowedFd<'static>> {
     ours.then(|| fd.as_fd())
 }
 
+/// Was the helper started (at load)?
+pub fn started() -> bool {
+    CTL.get().is_some()
+}
+
 /// Is there a helper whose blanks fit this host? Not if the host has since entered another
-/// mount namespace or root (`unshare`, `chroot`): its pods are cold then.
+/// mount namespace or root (`unshare`, `chroot`): its pods are cold then. Asked when pods are
+/// first needed (by the plan and the warm state, both made once), and answered once.
 pub fn available() -> bool {
-    CTL.get().is_some() && VIEW.get().is_some_and(|v| view().as_ref() == Some(v))
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| started() && VIEW.get().is_some_and(|v| view().as_ref() == Some(v)))
 }
 
 /// The host's end of one request's reply socket: one of the runtime's own descriptors (no pod

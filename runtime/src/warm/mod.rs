@@ -35,7 +35,10 @@ mod outlive;
 mod stock;
 mod watch;
 
-pub use helper::{available as helper_available, netns as helper_netns, start as start_helper};
+pub use helper::{
+    available as helper_available, netns as helper_netns, start as start_helper,
+    started as helper_started,
+};
 pub use watch::Watcher;
 
 use crate::config::{Isolation, Warm as WarmMode};

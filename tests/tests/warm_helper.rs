@@ -236,3 +236,28 @@ fn a_host_that_left_its_start_up_mount_namespace_gets_cold_pods() {
     let (ok, out) = finish(child);
     assert!(ok && out.lines().any(|l| l == "cold"), "{out}");
 }
+
+#[test]
+fn the_plan_is_made_at_start_up_and_the_journal_at_the_first_ckpt() {
+    if !require_root("warm pods need root") {
+        return;
+    }
+    // Where pods are warm, the first ckpt() no longer builds the isolation plan while the host
+    // waits: the constructor made it (the pods' network namespace is held before main runs),
+    // but the journal is still created only by the first call that needs it.
+    let d = scratch();
+    let bin = host(d.path());
+    let env = [("INVITE_WARM", "wait"), ("INVITE_DRAIN_MS", "0")];
+    let (child, pid) = start(&bin, "pod", d.path(), &env, false);
+    let fds = fds_of(pid);
+    let journal = d.path().join("invite.jsonl");
+    let before = journal.exists();
+    let (ok, out) = finish(child);
+    assert!(
+        fds.iter().any(|(_, link)| link.starts_with("net:[")),
+        "no network namespace held before the first ckpt(): {fds:?}"
+    );
+    assert!(!before, "the journal was created before the first ckpt()");
+    assert!(ok && out.lines().any(|l| l == "warm"), "{out}");
+    assert!(journal.exists(), "no journal after the first ckpt()");
+}

@@ -78,25 +78,28 @@ pub fn set_premade_netns(source: fn() -> Option<RawFd>) {
     let _ = PREMADE_NETNS.set(source);
 }
 
-/// The plan built at start-up (`start::prepare`), with the check that it still describes what
-/// the process sees; the first `Runtime::plan` takes it.
+/// The plan probed at start-up (`start::prepare`, all but its namespaces), with the check that
+/// it still describes what the process sees; the first `Runtime::plan` takes it.
 type PreparedPlan = (Result<Plan, String>, fn() -> bool);
 static PREPARED_PLAN: Mutex<Option<PreparedPlan>> = Mutex::new(None);
 
-/// At start-up: a plan built ahead of its first use, used if `still_valid()` says then that the
-/// process sees the same mounts.
+/// At start-up: the plan probed ahead of its first use (`probe_plan`), used if `still_valid()`
+/// says then that the process sees the same mounts.
 pub fn set_prepared_plan(plan: Result<Plan, String>, still_valid: fn() -> bool) {
     *PREPARED_PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some((plan, still_valid));
 }
 
-/// Probe the host and plan the pods' isolation (`Plan::build`, with the pods' namespaces and
-/// system call filter).
-pub fn build_plan() -> Result<Plan, String> {
+/// Probe the host for the pods' isolation (`Plan::probe`, with the pods' system call filter);
+/// no namespace yet.
+pub fn probe_plan() -> Result<Plan, String> {
+    Plan::probe(crate::pod::seccomp_program)
+}
+
+/// Add the namespaces pods join: the helper's network namespace where it made one (by the
+/// first pod the helper has long answered; at start-up it would be waited for).
+fn with_namespaces(plan: Plan) -> Result<Plan, String> {
     let premade = PREMADE_NETNS.get().and_then(|source| source());
-    Plan::build(
-        || crate::pod::make_namespaces(premade),
-        crate::pod::seccomp_program,
-    )
+    plan.with_namespaces(|| crate::pod::make_namespaces(premade))
 }
 
 /// What the runtime reads of the host once (the kernel's features, the fault injection of the
@@ -204,17 +207,13 @@ impl Runtime {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .take();
-                match prepared {
+                // A plan probed before the process entered another mount namespace or root is
+                // probed again.
+                let probed = match prepared {
                     Some((plan, still_valid)) if still_valid() => plan,
-                    Some((stale, _)) => {
-                        // The process entered another mount namespace or root since.
-                        if let Ok(p) = stale {
-                            p.own_fds().into_iter().for_each(crate::ownfd::close);
-                        }
-                        build_plan()
-                    }
-                    None => build_plan(),
-                }
+                    _ => probe_plan(),
+                };
+                probed.and_then(with_namespaces)
             })
             .as_ref()
             .map_err(Clone::clone)

@@ -15,12 +15,13 @@ extern "C" fn at_load() {
 
 /// Where pods will be warm (the helper runs): what the first `ckpt()` would otherwise do while
 /// the host waits, and which no one can see done early: the host's cgroup levels, the kernel
-/// probes, the isolation plan (the mount table, the pods' network namespace from the helper, the
-/// system call filter). The journal is still created by the first call that needs it.
+/// probes, the isolation plan (the mount table, the system call filter; the pods' network
+/// namespace is asked of the helper by the first pod, when it is long made). The journal is
+/// still created by the first call that needs it.
 fn prepare() {
     let _ = crate::headroom::own();
     runtime::probe_host();
-    runtime::set_prepared_plan(runtime::build_plan(), warm::helper_available);
+    runtime::set_prepared_plan(runtime::probe_plan(), warm::helper_available);
 }
 
 #[used]

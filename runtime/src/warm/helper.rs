@@ -161,7 +161,28 @@ pub fn netns() -> Option<RawFd> {
     if let Some(own) = HELPER_NET.get() {
         return Some(own.as_raw_fd()); // the helper's own plan
     }
-    let reply = ask(b"N")?;
+    let asked = ASKED.lock().unwrap_or_else(|e| e.into_inner()).take();
+    // Only the process that asked reads the answer (a fork of it would take its parent's).
+    let reply = match asked {
+        Some((pid, reply)) if pid == sys::getpid() => reply,
+        _ => ask(b"N")?,
+    };
+    receive_netns(reply)
+}
+
+/// The network namespace asked for at start-up (`ask_netns_early`), by this process id.
+static ASKED: std::sync::Mutex<Option<(libc::pid_t, Reply)>> = std::sync::Mutex::new(None);
+
+/// At start-up: ask the helper for the pods' network namespace now, without waiting. The helper
+/// makes it meanwhile, and the first pod (`netns`) finds the answer waiting.
+pub fn ask_netns_early() {
+    if let Some(reply) = ask(b"N") {
+        *ASKED.lock().unwrap_or_else(|e| e.into_inner()) = Some((sys::getpid(), reply));
+    }
+}
+
+/// The helper's answer to a request for the network namespace, waited for.
+fn receive_netns(reply: Reply) -> Option<RawFd> {
     let mut rev = [0i16];
     let mut buf = [0u8; 64];
     let (n, mut fds) = match sys::poll_in(&[reply.raw()], 10_000, &mut rev) {

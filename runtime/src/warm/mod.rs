@@ -36,7 +36,7 @@ mod stock;
 mod watch;
 
 pub use helper::{
-    available as helper_available, netns as helper_netns, start as start_helper,
+    ask_netns_early, available as helper_available, netns as helper_netns, start as start_helper,
     started as helper_started,
 };
 pub use watch::Watcher;

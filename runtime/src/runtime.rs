@@ -78,13 +78,13 @@ pub fn set_premade_netns(source: fn() -> Option<RawFd>) {
     let _ = PREMADE_NETNS.set(source);
 }
 
-/// The plan probed at start-up (`start::prepare`, all but its namespaces), with the check that
-/// it still describes what the process sees; the first `Runtime::plan` takes it.
+/// The plan made at start-up (`start::prepare`), with the check that it still describes what the
+/// process sees; the first `Runtime::plan` takes it.
 type PreparedPlan = (Result<Plan, String>, fn() -> bool);
 static PREPARED_PLAN: Mutex<Option<PreparedPlan>> = Mutex::new(None);
 
-/// At start-up: the plan probed ahead of its first use (`probe_plan`), used if `still_valid()`
-/// says then that the process sees the same mounts.
+/// At start-up: the plan made ahead of its first use, used if `still_valid()` says then that the
+/// process sees the same mounts.
 pub fn set_prepared_plan(plan: Result<Plan, String>, still_valid: fn() -> bool) {
     *PREPARED_PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some((plan, still_valid));
 }
@@ -95,9 +95,8 @@ pub fn probe_plan() -> Result<Plan, String> {
     Plan::probe(crate::pod::seccomp_program)
 }
 
-/// Add the namespaces pods join: the helper's network namespace where it made one (by the
-/// first pod the helper has long answered; at start-up it would be waited for).
-fn with_namespaces(plan: Plan) -> Result<Plan, String> {
+/// Add the namespaces pods join: the helper's network namespace where it made one.
+pub fn with_namespaces(plan: Plan) -> Result<Plan, String> {
     let premade = PREMADE_NETNS.get().and_then(|source| source());
     plan.with_namespaces(|| crate::pod::make_namespaces(premade))
 }
@@ -207,13 +206,14 @@ impl Runtime {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .take();
-                // A plan probed before the process entered another mount namespace or root is
-                // probed again.
-                let probed = match prepared {
+                match prepared {
                     Some((plan, still_valid)) if still_valid() => plan,
-                    _ => probe_plan(),
-                };
-                probed.and_then(with_namespaces)
+                    // Made before the process entered another mount namespace or root: probed
+                    // again, with the same namespaces.
+                    Some((Ok(stale), _)) => probe_plan()
+                        .and_then(|p| p.with_namespaces(|| Ok((stale.netns_fd, stale.userns_fd)))),
+                    _ => probe_plan().and_then(with_namespaces),
+                }
             })
             .as_ref()
             .map_err(Clone::clone)

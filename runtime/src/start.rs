@@ -15,15 +15,15 @@ extern "C" fn at_load() {
 
 /// Where pods will be warm (the helper runs): what the first `ckpt()` would otherwise do while
 /// the host waits, and which no one can see done early: the host's cgroup levels, the kernel
-/// probes, the isolation plan (the mount table, the system call filter). The pods' network
-/// namespace is asked of the helper now and received by the first pod: the helper makes it
-/// meanwhile, and start-up never waits for it. The journal is still created by the first call
-/// that needs it.
+/// probes, the isolation plan (the mount table, the system call filter, the pods' network
+/// namespace). The namespace is asked of the helper first, which makes it while the rest is done.
+/// The journal is still created by the first call that needs it.
 fn prepare() {
     warm::ask_netns_early();
     let _ = crate::headroom::own();
     runtime::probe_host();
-    runtime::set_prepared_plan(runtime::probe_plan(), warm::helper_available);
+    let plan = runtime::probe_plan().and_then(runtime::with_namespaces);
+    runtime::set_prepared_plan(plan, warm::helper_available);
 }
 
 #[used]

@@ -173,8 +173,8 @@ pub fn netns() -> Option<RawFd> {
 /// The network namespace asked for at start-up (`ask_netns_early`), by this process id.
 static ASKED: std::sync::Mutex<Option<(libc::pid_t, Reply)>> = std::sync::Mutex::new(None);
 
-/// At start-up: ask the helper for the pods' network namespace now, without waiting. The helper
-/// makes it meanwhile, and the first pod (`netns`) finds the answer waiting.
+/// At start-up: ask the helper for the pods' network namespace now, without waiting: it makes it
+/// while the constructor does the rest of its work, and `netns` takes the answer.
 pub fn ask_netns_early() {
     if let Some(reply) = ask(b"N") {
         *ASKED.lock().unwrap_or_else(|e| e.into_inner()) = Some((sys::getpid(), reply));

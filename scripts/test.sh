@@ -12,6 +12,7 @@ need pkg-config pkg-config
 need cmake cmake
 need nm binutils
 need setpriv util-linux
+need strace strace   # the order of a host's start-up steps (warm_helper.rs)
 need /bin/kill procps   # not the shell builtin: a test runs the program
 need chromium chromium
 need dpkg-deb dpkg

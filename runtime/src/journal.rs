@@ -5,7 +5,7 @@
 use crate::sys;
 use invite_vocab::{field, kind, SCHEMA};
 use std::fmt::Write as _;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -16,7 +16,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// only if it is a regular file owned by the effective user (a FIFO or socket planted at the path
 /// would block or divert the host; another user's file would receive this user's records). The
 /// error says what the path is instead, in words.
-pub fn open(path: &Path) -> Result<RawFd, String> {
+pub fn open(path: &Path) -> Result<OwnedFd, String> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| "the path holds a NUL byte".to_string())?;
     let flags = libc::O_WRONLY
@@ -36,16 +36,10 @@ pub fn open(path: &Path) -> Result<RawFd, String> {
         }
     };
     match sys::open(&c, flags, 0o600) {
-        Ok(fd) => match sys::fstat(fd)
+        Ok(fd) => sys::fstat(fd.as_raw_fd())
             .map_err(|e| e.to_string())
             .and_then(|st| checked(&st))
-        {
-            Ok(()) => Ok(fd),
-            Err(m) => {
-                sys::close(fd);
-                Err(m)
-            }
-        },
+            .map(|()| fd),
         // Say what is there rather than what open() met (ENXIO for a FIFO without a reader,
         // ELOOP for a link, EACCES for a protected file in a sticky directory).
         Err(e) => match sys::fstatat_nofollow(libc::AT_FDCWD, &c) {

@@ -15,7 +15,7 @@ use crate::journal::TestRecord;
 use crate::pod::Scratch;
 use crate::sys;
 use std::ffi::{CStr, CString};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -42,26 +42,22 @@ pub fn open_dir(dir: &Path) -> Result<RawFd, String> {
         Some(libc::ENOTDIR) | Some(libc::ELOOP) => "not a directory".to_string(),
         _ => e.to_string(),
     })?;
-    let checked = sys::fstat(fd).map_err(|e| e.to_string()).and_then(|st| {
-        let euid = sys::geteuid();
-        if st.st_uid != euid {
-            Err(format!("owned by uid {}, not by uid {euid}", st.st_uid))
-        } else if st.st_mode & 0o022 != 0 {
-            Err(format!(
-                "writable by others (mode {:o}): another user could plant files in it",
-                st.st_mode & 0o7777
-            ))
-        } else {
-            Ok(())
-        }
-    });
-    match checked {
-        Ok(()) => Ok(fd),
-        Err(m) => {
-            sys::close(fd);
-            Err(m)
-        }
-    }
+    let checked = sys::fstat(fd.as_raw_fd())
+        .map_err(|e| e.to_string())
+        .and_then(|st| {
+            let euid = sys::geteuid();
+            if st.st_uid != euid {
+                Err(format!("owned by uid {}, not by uid {euid}", st.st_uid))
+            } else if st.st_mode & 0o022 != 0 {
+                Err(format!(
+                    "writable by others (mode {:o}): another user could plant files in it",
+                    st.st_mode & 0o7777
+                ))
+            } else {
+                Ok(())
+            }
+        });
+    checked.map(|()| fd.into_raw_fd())
 }
 
 /// Keep one pod: its files, then `record.json` with `rec` and the notes of what was not kept.
@@ -110,8 +106,7 @@ pub fn keep_pod(
         ..*rec
     };
     if let Ok(fd) = create_file(base, c"record.json") {
-        let _ = sys::write_all(fd, kept.to_line().as_bytes());
-        sys::close(fd);
+        let _ = sys::write_all(fd.as_raw_fd(), kept.to_line().as_bytes());
     }
     sys::close(base);
     notes
@@ -137,7 +132,10 @@ fn fresh_dir(dir_fd: RawFd, name: &str) -> Option<RawFd> {
 
 fn open_dir_at(dir: RawFd, name: &CStr) -> Option<RawFd> {
     let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    sys::openat(dir, name, flags, 0).ok()
+    // The copy walks directories by number (`Copy::close` knows which to close).
+    sys::openat(dir, name, flags, 0)
+        .ok()
+        .map(IntoRawFd::into_raw_fd)
 }
 
 /// A directory below `dir`: made (0700) if missing, refused if it is anything else.
@@ -148,7 +146,7 @@ fn sub_dir(dir: RawFd, name: &CStr) -> Option<RawFd> {
     }
 }
 
-fn create_file(dir: RawFd, name: &CStr) -> std::io::Result<RawFd> {
+fn create_file(dir: RawFd, name: &CStr) -> std::io::Result<OwnedFd> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     sys::openat(dir, name, flags, 0o600)
 }
@@ -229,15 +227,15 @@ impl Copy {
 fn copy_file(src: &CStr, dir: RawFd, leaf: &CStr) -> std::io::Result<()> {
     let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
     let from = sys::open(src, flags, 0)?;
-    let result = create_file(dir, leaf).and_then(|to| {
+    create_file(dir, leaf).and_then(|to| {
         let mut buf = vec![0u8; 64 * 1024];
         let mut left = MAX_BYTES;
-        let r = loop {
-            match sys::read(from, &mut buf) {
+        loop {
+            match sys::read(from.as_raw_fd(), &mut buf) {
                 Ok(0) => break Ok(()),
                 Ok(n) => {
                     let n = n.min(left as usize);
-                    if let Err(e) = sys::write_all(to, &buf[..n]) {
+                    if let Err(e) = sys::write_all(to.as_raw_fd(), &buf[..n]) {
                         break Err(e);
                     }
                     left -= n as u64;
@@ -247,10 +245,6 @@ fn copy_file(src: &CStr, dir: RawFd, leaf: &CStr) -> std::io::Result<()> {
                 }
                 Err(e) => break Err(e),
             }
-        };
-        sys::close(to);
-        r
-    });
-    sys::close(from);
-    result
+        }
+    })
 }

@@ -75,6 +75,12 @@ impl Plan {
         make_namespaces: impl FnOnce() -> Result<(RawFd, Option<RawFd>), String>,
         seccomp: impl FnOnce() -> Vec<sys::Insn>,
     ) -> Result<Plan, String> {
+        Plan::probe(seccomp)?.with_namespaces(make_namespaces)
+    }
+
+    /// The plan but the namespaces pods join (`with_namespaces`): what can be worked out at
+    /// start-up, holding no descriptor.
+    pub fn probe(seccomp: impl FnOnce() -> Vec<sys::Insn>) -> Result<Plan, String> {
         let info = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("isolation unavailable: cannot read /proc/self/mountinfo: {e}"))?;
         let mut mounts = classify(&info);
@@ -91,9 +97,6 @@ impl Plan {
                     .status();
             }
         }
-        let (netns_fd, userns_fd) = make_namespaces()?;
-        crate::ownfd::mark(netns_fd);
-        userns_fd.into_iter().for_each(crate::ownfd::mark);
         let scratch_mountpoint = ["/tmp", "/mnt", "/var/tmp", "/run"]
             .into_iter()
             .find(|p| std::path::Path::new(p).is_dir())
@@ -113,8 +116,8 @@ impl Plan {
         Ok(Plan {
             mounts,
             root_entries,
-            netns_fd,
-            userns_fd,
+            netns_fd: -1,
+            userns_fd: None,
             scratch_mountpoint,
             scratch_bytes: SCRATCH_BYTES,
             seccomp: seccomp(),
@@ -123,6 +126,19 @@ impl Plan {
             bound,
             bound_nodes,
         })
+    }
+
+    /// Add the namespaces pods join (`make_namespaces`, see `build`).
+    pub fn with_namespaces(
+        mut self,
+        make_namespaces: impl FnOnce() -> Result<(RawFd, Option<RawFd>), String>,
+    ) -> Result<Plan, String> {
+        let (netns_fd, userns_fd) = make_namespaces()?;
+        crate::ownfd::mark(netns_fd);
+        userns_fd.into_iter().for_each(crate::ownfd::mark);
+        self.netns_fd = netns_fd;
+        self.userns_fd = userns_fd;
+        Ok(self)
     }
 
     /// Descriptors of the runtime that pods must not inherit.

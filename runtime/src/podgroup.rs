@@ -19,6 +19,7 @@
 use crate::headroom;
 use crate::sys;
 use std::ffi::CString;
+use std::os::fd::IntoRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -127,7 +128,7 @@ fn make(dir: &Path, own: &headroom::Own, pids: u64, memory: Option<u64>) -> Opti
     };
     let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_bytes()).ok()?;
     match ok.then(|| sys::open(&procs, libc::O_WRONLY | libc::O_CLOEXEC, 0).ok()) {
-        Some(Some(fd)) => Some(fd),
+        Some(Some(fd)) => Some(fd.into_raw_fd()),
         _ => {
             let _ = std::fs::remove_dir(dir);
             None

@@ -14,7 +14,7 @@
 //! reaper knows it only as a `Duty`: the flow goes from `warm` to here, never back.
 
 use crate::sys;
-use std::os::fd::RawFd;
+use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
@@ -111,7 +111,7 @@ fn run() {
             let pid = slot.swap(0, Ordering::AcqRel);
             if pid > 0 {
                 match sys::pidfd_open(pid) {
-                    Ok(pfd) => watched.push((pid, crate::ownfd::own(pfd))),
+                    Ok(pfd) => watched.push((pid, crate::ownfd::own(pfd.into_raw_fd()))),
                     Err(_) => {
                         let _ = sys::wait4(pid, libc::WNOHANG);
                     }

@@ -14,7 +14,7 @@ use crate::journal;
 use crate::ledger::Ledger;
 use crate::plan::Plan;
 use crate::sys;
-use std::os::fd::RawFd;
+use std::os::fd::{IntoRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering,
@@ -69,6 +69,39 @@ pub fn capture_start_cwd() {
 /// At start-up: where the plan gets a network namespace made ahead of time (see `PREMADE_NETNS`).
 pub fn set_premade_netns(source: fn() -> Option<RawFd>) {
     let _ = PREMADE_NETNS.set(source);
+}
+
+/// The plan made at start-up (`start::prepare`), with the check that it still describes what the
+/// process sees; the first `Runtime::plan` takes it.
+type PreparedPlan = (Result<Plan, String>, fn() -> bool);
+static PREPARED_PLAN: Mutex<Option<PreparedPlan>> = Mutex::new(None);
+
+/// At start-up: the plan made ahead of its first use, used if `still_valid()` says then that the
+/// process sees the same mounts.
+pub fn set_prepared_plan(plan: Result<Plan, String>, still_valid: fn() -> bool) {
+    *PREPARED_PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some((plan, still_valid));
+}
+
+/// Probe the host for the pods' isolation (`Plan::probe`, with the pods' system call filter);
+/// no namespace yet.
+pub fn probe_plan() -> Result<Plan, String> {
+    Plan::probe(crate::pod::seccomp_program)
+}
+
+/// Add the namespaces pods join: the helper's network namespace where it made one.
+pub fn with_namespaces(plan: Plan) -> Result<Plan, String> {
+    let premade = PREMADE_NETNS.get().and_then(|source| source());
+    plan.with_namespaces(|| crate::pod::make_namespaces(premade))
+}
+
+/// What the runtime reads of the host once (the kernel's features, the fault injection of the
+/// tests): at start-up where pods are warm (`start::prepare`), else with the runtime.
+pub fn probe_host() {
+    static PROBED: std::sync::Once = std::sync::Once::new();
+    PROBED.call_once(|| {
+        crate::pod::read_fault_injection();
+        crate::pod::probe_kernel();
+    });
 }
 
 pub fn get() -> &'static Runtime {
@@ -152,7 +185,7 @@ impl Runtime {
         let mut journal_fd = -1;
         if let Some(c) = config.as_ref().filter(|c| c.enabled) {
             match journal::open(&c.journal) {
-                Ok(fd) => journal_fd = crate::ownfd::own(fd),
+                Ok(fd) => journal_fd = crate::ownfd::own(fd.into_raw_fd()),
                 Err(e) => {
                     eprintln!(
                         "invite: INVITE_JOURNAL: cannot use {}: {e}; in vivo testing is off",
@@ -164,8 +197,7 @@ impl Runtime {
         }
         let keep_fd = open_pod_dir(config.as_mut());
         let ledger = new_ledger();
-        crate::pod::read_fault_injection();
-        crate::pod::probe_kernel();
+        probe_host();
         arm_exit();
         INITIALIZING.store(false, Ordering::Relaxed);
         Runtime {
@@ -203,11 +235,18 @@ impl Runtime {
     pub fn plan(&self) -> Result<&Plan, String> {
         self.plan
             .get_or_init(|| {
-                let premade = PREMADE_NETNS.get().and_then(|source| source());
-                Plan::build(
-                    || crate::pod::make_namespaces(premade),
-                    crate::pod::seccomp_program,
-                )
+                let prepared = PREPARED_PLAN
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                match prepared {
+                    Some((plan, still_valid)) if still_valid() => plan,
+                    // Made before the process entered another mount namespace or root: probed
+                    // again, with the same namespaces.
+                    Some((Ok(stale), _)) => probe_plan()
+                        .and_then(|p| p.with_namespaces(|| Ok((stale.netns_fd, stale.userns_fd)))),
+                    _ => probe_plan().and_then(with_namespaces),
+                }
             })
             .as_ref()
             .map_err(Clone::clone)

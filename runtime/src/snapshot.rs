@@ -121,6 +121,9 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
             fail(errno, format!("fork: {e}"))
         });
     }
+    // The reaper thread (started by the first pod) is started before the fork: after it, every
+    // page the new thread's start writes in the host would be a copy-on-write fault.
+    crate::reap::ensure();
     let t0 = sys::monotonic_ns();
     // SAFETY: the child is the pod's supervisor: it uses the runtime's lock-free state and
     // system calls, and its test runs the host's code as the design's trade-off (README,

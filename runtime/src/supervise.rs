@@ -10,6 +10,7 @@ use crate::pod::{self, Channels, PodSpec, Side};
 use crate::record::{self, keep_dir, read_frames, read_output, Ending, PodInfo};
 use crate::runtime::Runtime;
 use crate::sys;
+use std::os::fd::{AsRawFd, IntoRawFd};
 
 /// In the supervisor (the host's child). Returns only in the pod's test process.
 pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
@@ -21,7 +22,11 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
     // What the pod pins while its supervisor lives (the scratch) must go before the host does.
     pod::oom_first();
     rt.ledger().measure_cow_fault_once();
-    let host_pidfd = sys::pidfd_open(info.host_pid).ok();
+    // The supervisor's own descriptors (this one, `host_ipc`, the test's pidfd) live until it
+    // exits; the test closes them with the rest of what it inherited.
+    let host_pidfd = sys::pidfd_open(info.host_pid)
+        .ok()
+        .map(IntoRawFd::into_raw_fd);
     if sys::getppid() != info.host_pid {
         sys::exit_now(0); // the host is already gone
     }
@@ -55,7 +60,8 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
     // The pod's IPC namespace is the supervisor's too: left once the test has ended, so that
     // the SysV objects the pod made are freed then, not after the record.
     let host_ipc = plan
-        .and_then(|_| sys::open(c"/proc/self/ns/ipc", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok());
+        .and_then(|_| sys::open(c"/proc/self/ns/ipc", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok())
+        .map(IntoRawFd::into_raw_fd);
     let spec = PodSpec {
         isolation,
         plan,
@@ -107,9 +113,8 @@ fn drop_host_fds(own: &[i32]) {
     unsafe {
         sys::close_all_except(3, own);
         if let Ok(null) = sys::open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0) {
-            let _ = sys::dup2(null, 0);
-            let _ = sys::dup2(null, 1);
-            sys::close(null);
+            let _ = sys::dup2(null.as_raw_fd(), 0);
+            let _ = sys::dup2(null.as_raw_fd(), 1);
         }
     }
 }
@@ -125,7 +130,7 @@ fn await_end(
 ) -> Ending {
     let _ = sys::set_nonblock(ch.status_r);
     let _ = sys::set_nonblock(ch.out_r);
-    let child_fd = sys::pidfd_open(child).ok();
+    let child_fd = sys::pidfd_open(child).ok().map(IntoRawFd::into_raw_fd);
     // The deadline bounds the test's own time once it has started (its `S` stamp, which the pod
     // cannot move past the moment it is read), and the pod's set-up until then.
     let timeout_ns = info.timeout_ms * 1_000_000;

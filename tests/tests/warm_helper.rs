@@ -236,3 +236,46 @@ fn a_host_that_left_its_start_up_mount_namespace_gets_cold_pods() {
     let (ok, out) = finish(child);
     assert!(ok && out.lines().any(|l| l == "cold"), "{out}");
 }
+
+#[test]
+fn the_plan_is_made_at_start_up_and_the_journal_at_the_first_ckpt() {
+    if !require_root("warm pods need root") {
+        return;
+    }
+    // Where pods are warm, the first ckpt() no longer reads the mount table while the host waits:
+    // the constructor did, before main. The journal is still created only by the first call that
+    // needs it. strace shows the order of the host's own opens and its first line of output.
+    let d = scratch();
+    let bin = host(d.path());
+    let trace = d.path().join("trace.txt");
+    let mut cmd = Command::new("strace");
+    cmd.arg("-o")
+        .arg(&trace)
+        .args(["-e", "trace=openat,write", "-s", "64"])
+        .arg(&bin)
+        .arg("pod")
+        .current_dir(d.path());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("INVITE") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .envs([("INVITE_WARM", "wait"), ("INVITE_DRAIN_MS", "0")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace (apt-get install strace)");
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = text(&o);
+    assert!(o.status.success() && out.lines().any(|l| l == "warm"), "{out}");
+    let calls = std::fs::read_to_string(&trace).expect("the trace");
+    let at = |what: &str| calls.lines().position(|l| l.contains(what));
+    let main = at("write(1, \"pid ").unwrap_or_else(|| panic!("no pid line:\n{calls}"));
+    let mountinfo = at("/proc/self/mountinfo").unwrap_or_else(|| panic!("no plan:\n{calls}"));
+    let journal = at("invite.jsonl").unwrap_or_else(|| panic!("no journal:\n{calls}"));
+    assert!(mountinfo < main, "the mount table was read after main started:\n{calls}");
+    assert!(journal > main, "the journal was opened before main:\n{calls}");
+}

@@ -28,7 +28,7 @@ mod proto;
 use crate::runtime;
 use crate::snapshot::{self, Ckpt, CkptError};
 use crate::sys;
-use std::os::fd::RawFd;
+use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::Mutex;
 
 /// Live checkpoints one process may keep at once.
@@ -126,30 +126,20 @@ pub fn checkpoint_at(
         )
     };
     let host = sys::pidfd_open(sys::getpid()).map_err(|e| os("pidfd_open", e))?;
-    let (alive_r, alive_w) = sys::pipe().map_err(|e| {
-        sys::close(host);
-        os("pipe", e)
-    })?;
+    let (alive_r, alive_w) = sys::pipe().map_err(|e| os("pipe", e))?;
     let t0 = sys::monotonic_ns();
     // SAFETY: the child only forks the parked copy and exits; the copy serves the live
     // checkpoint with the host's code, the feature's trade-off (docs: live checkpoints).
     match unsafe { sys::fork() } {
-        Err(e) => {
-            for fd in [host, alive_r, alive_w] {
-                sys::close(fd);
-            }
-            Err(os("fork", e))
-        }
+        Err(e) => Err(os("fork", e)),
         Ok(sys::Forked::Parent(child)) => {
             let pause = sys::monotonic_ns() - t0;
             rt.ledger().charge(pause);
             crate::reap::reap_when_over(child);
-            sys::close(host);
-            sys::close(alive_w);
-            drop(listener);
+            drop((host, alive_w, listener));
             taken.push(Taken {
                 name: name.to_string(),
-                alive_r,
+                alive_r: alive_r.into_raw_fd(),
             });
             Ok(Ckpt::Original)
         }
@@ -157,7 +147,7 @@ pub fn checkpoint_at(
             // The short-lived child: its only job is to take the parked copy out of the host's
             // wait(), by forking it and exiting (the copy is then reparented away from the host).
             drop(taken);
-            sys::close(alive_r);
+            drop(alive_r);
             // SAFETY: this child is single-threaded (a fork of one thread).
             match unsafe { sys::fork() } {
                 Ok(sys::Forked::Parent(_)) => sys::exit_now(0),
@@ -170,8 +160,8 @@ pub fn checkpoint_at(
                         name: name.to_string(),
                         socket,
                         listener,
-                        host,
-                        alive_w,
+                        host: host.into_raw_fd(),
+                        alive_w: alive_w.into_raw_fd(),
                         site: (file, line, function),
                     });
                     Ok(Ckpt::Pod(k))

@@ -19,7 +19,7 @@ use crate::runtime::{self, Runtime};
 use crate::snapshot::{self, Ckpt, PodKind};
 use crate::sys;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -223,27 +223,23 @@ fn clean_fds(keep: &[RawFd]) {
         })
         .unwrap_or_default();
     for fd in listed {
-        if fd == null || keep.contains(&fd) {
+        if fd == null.as_raw_fd() || keep.contains(&fd) {
             continue;
         }
         let Ok(fd_flags) = sys::get_fd_flags(fd) else {
             continue; // the directory listing's own descriptor, closed by now
         };
         let reopened = if fd > 2 { reopen(fd) } else { None };
-        let from = reopened.unwrap_or(null);
+        let from = reopened.as_ref().unwrap_or(&null).as_raw_fd();
         // SAFETY: the parked copy is single-threaded (a fork of one thread) and replaces the
         // descriptors it inherited, which nothing in it uses as the files they were.
         if unsafe { sys::dup2(from, fd) }.is_ok() {
             let _ = sys::set_fd_flags(fd, fd_flags);
         }
-        if let Some(r) = reopened {
-            sys::close(r);
-        }
     }
-    sys::close(null);
 }
 
-fn reopen(fd: RawFd) -> Option<RawFd> {
+fn reopen(fd: RawFd) -> Option<OwnedFd> {
     let st = sys::fstat(fd).ok()?;
     let fmt = st.st_mode & libc::S_IFMT;
     if fmt != libc::S_IFREG && fmt != libc::S_IFDIR {
@@ -264,16 +260,12 @@ fn reopen(fd: RawFd) -> Option<RawFd> {
         | libc::O_DSYNC;
     let flags = (sys::get_fl(fd).ok()? & KEPT) | libc::O_CLOEXEC | libc::O_NOCTTY;
     let new = sys::open(&sys::cstring(target).ok()?, flags, 0).ok()?;
-    let same = sys::fstat(new).is_ok_and(|n| n.st_dev == st.st_dev && n.st_ino == st.st_ino);
+    let same =
+        sys::fstat(new.as_raw_fd()).is_ok_and(|n| n.st_dev == st.st_dev && n.st_ino == st.st_ino);
     let placed = fmt != libc::S_IFREG
         || flags & libc::O_PATH != 0
         || sys::lseek(fd, 0, libc::SEEK_CUR)
-            .and_then(|off| sys::lseek(new, off, libc::SEEK_SET))
+            .and_then(|off| sys::lseek(new.as_raw_fd(), off, libc::SEEK_SET))
             .is_ok();
-    if same && placed {
-        Some(new)
-    } else {
-        sys::close(new);
-        None
-    }
+    (same && placed).then_some(new)
 }

@@ -15,7 +15,7 @@
 use super::{SetupError, Step};
 use crate::sys;
 use std::ffi::CString;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// Above this size, a file the host has open for writing is reopened read-only in the pod.
 pub const MAX_WRITABLE_COPY: u64 = 64 << 20;
@@ -162,8 +162,8 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
             } => match reopen(path, *flags, *ino, *dir) {
                 Some(new) => {
                     // SAFETY: see above.
-                    unsafe { sys::dup2(new, *fd) }.step("reopen an inherited file")?;
-                    sys::close(new);
+                    unsafe { sys::dup2(new.as_raw_fd(), *fd) }.step("reopen an inherited file")?;
+                    drop(new);
                     if !*cloexec {
                         sys::set_fd_flags(*fd, 0).step("restore close-on-exec")?;
                     }
@@ -183,23 +183,22 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
 
 /// Open `path` in the overlay if it is still the inode the host has open (checked read-only
 /// first, so a file replaced since is never copied up).
-fn reopen(path: &CString, flags: i32, ino: u64, dir: bool) -> Option<RawFd> {
+fn reopen(path: &CString, flags: i32, ino: u64, dir: bool) -> Option<OwnedFd> {
     let probe_flags = if dir {
         libc::O_RDONLY | libc::O_DIRECTORY
     } else {
         libc::O_RDONLY | libc::O_NONBLOCK
     };
     let probe = sys::open(path, probe_flags | libc::O_CLOEXEC, 0).ok()?;
-    let same = sys::fstat(probe)
+    let same = sys::fstat(probe.as_raw_fd())
         .map(|st| st.st_ino == ino)
         .unwrap_or(false);
     if !same {
-        sys::close(probe);
         return None;
     }
     if flags & libc::O_ACCMODE == libc::O_RDONLY {
         return Some(probe);
     }
-    sys::close(probe);
+    drop(probe);
     sys::open(path, flags | libc::O_CLOEXEC, 0).ok()
 }

@@ -49,7 +49,7 @@ use crate::plan::Plan;
 use crate::sys;
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 
 /// A setup step that failed, with the OS error.
 #[derive(Debug)]
@@ -109,11 +109,12 @@ impl Channels {
     pub fn new() -> io::Result<Channels> {
         let (status_r, status_w) = sys::pipe()?;
         let (out_r, out_w) = sys::pipe()?;
+        // Their owners across the forks are the supervisor and the test (`supervise`).
         Ok(Channels {
-            status_r,
-            status_w,
-            out_r,
-            out_w,
+            status_r: status_r.into_raw_fd(),
+            status_w: status_w.into_raw_fd(),
+            out_r: out_r.into_raw_fd(),
+            out_w: out_w.into_raw_fd(),
         })
     }
 }
@@ -319,14 +320,15 @@ fn test_steps(
     // streams and inherited descriptors are its own to replace (and, below, to close but what it
     // keeps).
     unsafe {
-        sys::dup2(null, 0).step("stdin from /dev/null")?;
+        sys::dup2(null.as_raw_fd(), 0).step("stdin from /dev/null")?;
         sys::dup2(ch.out_w, 1).step("stdout to the capture pipe")?;
         sys::dup2(ch.out_w, 2).step("stderr to the capture pipe")?;
     }
     if isolated {
         crate::podgroup::join();
-        fds::apply(spec.fds, null)?;
+        fds::apply(spec.fds, null.as_raw_fd())?;
     }
+    drop(null);
     let mut keep = spec.fds.kept();
     keep.push(ch.status_w);
     // SAFETY: see above.

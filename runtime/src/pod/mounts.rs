@@ -19,6 +19,7 @@ use super::{SetupError, Step};
 use crate::plan::{MountAction, Plan};
 use crate::sys;
 use std::ffi::{CStr, CString};
+use std::os::fd::IntoRawFd;
 
 pub(super) fn c(s: &str) -> Result<CString, SetupError> {
     sys::cstring(s).step("path with a NUL byte")
@@ -82,7 +83,7 @@ fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
     for s in out.iter_mut() {
         let path = c(&s.path)?;
         // A path that cannot be opened is left out of the pod below.
-        s.source = match s.action {
+        let source = match s.action {
             // A copy of the tree taken now, before the scratch is mounted (which may sit on a
             // directory of the tree, and would show up in a recursive bind taken later).
             MountAction::BindReadOnly => sys::open_tree_clone(&path).ok(),
@@ -91,6 +92,8 @@ fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
             }
             MountAction::Proc | MountAction::Dev => None,
         };
+        // Closed once every step is done (below).
+        s.source = source.map(IntoRawFd::into_raw_fd);
     }
     Ok(out)
 }

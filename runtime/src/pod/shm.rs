@@ -7,6 +7,7 @@
 
 use super::{SetupError, Step};
 use crate::sys;
+use std::os::fd::AsRawFd;
 
 /// Returns the size of the address space (the sum of all mappings), which the limits use.
 /// `own_page`: the runtime's counters page, which the pod unmaps itself (see
@@ -64,8 +65,9 @@ fn remap(shared: &[(usize, usize, libc::c_int)]) -> Result<(), SetupError> {
         // SAFETY: each range is a whole MAP_SHARED mapping read from this process's maps, in
         // the single-threaded test before its code runs; the runtime's only reference into
         // one, its counter page, was taken out of the list (`own_page`).
-        .try_for_each(|&(addr, len, prot)| unsafe { sys::privatize_mapping(mem, addr, len, prot) })
+        .try_for_each(|&(addr, len, prot)| unsafe {
+            sys::privatize_mapping(mem.as_raw_fd(), addr, len, prot)
+        })
         .step("remap shared memory private");
-    sys::close(mem);
     result
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::Isolation;
+use std::os::fd::AsRawFd;
 
 fn info(manual: bool) -> PodInfo {
     PodInfo {
@@ -150,14 +151,17 @@ fn a_pod_s_description_survives_its_frame() {
 #[test]
 fn frames_written_by_a_pod_are_read_back_whole_and_a_torn_one_is_left() {
     let (r, w) = sys::pipe().expect("pipe");
-    pod::report_frame_on(w, b'V', b"\x01all good");
-    pod::report_frame_on(w, b'N', b"");
-    pod::report_frame_on(w, b'R', &[0xff; 300]);
-    sys::close(w);
+    for (tag, payload) in [
+        (b'V', &b"\x01all good"[..]),
+        (b'N', b""),
+        (b'R', &[0xff; 300]),
+    ] {
+        pod::report_frame_on(w.as_raw_fd(), tag, payload);
+    }
+    drop(w);
     let mut bytes = Vec::new();
     let mut discarded = 0;
-    while !read_frames(r, &mut bytes, &mut discarded) {}
-    sys::close(r);
+    while !read_frames(r.as_raw_fd(), &mut bytes, &mut discarded) {}
     assert_eq!(discarded, 0);
     let frames = parse_frames(&bytes);
     assert_eq!(frames.len(), 3);

@@ -5,7 +5,7 @@
 use super::check;
 use std::ffi::{CStr, CString, OsString};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 
 pub fn openat(
@@ -13,9 +13,11 @@ pub fn openat(
     name: &CStr,
     flags: libc::c_int,
     mode: libc::mode_t,
-) -> io::Result<RawFd> {
+) -> io::Result<OwnedFd> {
     // SAFETY: valid C string; `dir` is a descriptor or AT_FDCWD.
-    check(unsafe { libc::openat(dir, name.as_ptr(), flags, mode as libc::c_uint) })
+    super::fd::owned(
+        unsafe { libc::openat(dir, name.as_ptr(), flags, mode as libc::c_uint) }.into(),
+    )
 }
 
 pub fn mkdirat(dir: RawFd, name: &CStr, mode: libc::mode_t) -> io::Result<()> {

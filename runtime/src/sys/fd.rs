@@ -1,20 +1,27 @@
 //! Descriptors: open, close, duplicate, read, write, poll.
 //!
-//! Descriptors are still raw numbers here (the sockets of `socket` are `OwnedFd`/`BorrowedFd`
-//! already). Many of the runtime's are published through lock-free atomics (`ownfd`'s bitmap,
-//! the warm stock's slots) that a freshly forked test reads, and end their life there, not at a
-//! scope's end; those stay numbers by design. The rest (a step's temporary descriptor, a
-//! supervisor's pipes) should become `OwnedFd`, and `close` of a raw number an `unsafe fn` (as
-//! `dup2` and `close_all_except` are): not done yet.
+//! What opens a descriptor returns an `OwnedFd`: a step's temporary descriptor closes when it
+//! goes out of scope. Many of the runtime's descriptors are published through lock-free atomics
+//! (`ownfd`'s bitmap, the warm stock's slots) that a freshly forked test reads, and end their
+//! life there, not at a scope's end; their owners take the number with `into_raw_fd` where they
+//! publish it, and the functions that use a descriptor take it as a number. (`close` of a raw
+//! number is still a safe function.)
 
 use super::{check, check_long};
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-pub fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<RawFd> {
+/// A descriptor a system call just returned (`r >= 0`), or its error.
+pub(super) fn owned(r: libc::c_long) -> io::Result<OwnedFd> {
+    let fd = check_long(r)? as RawFd;
+    // SAFETY: a new descriptor, which nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn open(path: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
     // SAFETY: valid C string.
-    check(unsafe { libc::open(path.as_ptr(), flags, mode as libc::c_uint) })
+    owned(unsafe { libc::open(path.as_ptr(), flags, mode as libc::c_uint) }.into())
 }
 
 pub fn close(fd: RawFd) {
@@ -107,11 +114,13 @@ pub fn fstat(fd: RawFd) -> io::Result<libc::stat> {
     Ok(st)
 }
 
-pub fn pipe() -> io::Result<(RawFd, RawFd)> {
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds has room for two descriptors.
     check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    Ok((fds[0], fds[1]))
+    // SAFETY: two new descriptors, which nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
@@ -153,10 +162,9 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-pub fn pidfd_open(pid: libc::pid_t) -> io::Result<RawFd> {
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    check_long(r).map(|fd| fd as RawFd)
+    owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
 }
 
 /// Poll `fds` (events POLLIN) for up to `timeout_ms`; returns the revents per fd.
@@ -185,9 +193,9 @@ pub fn poll_in(fds: &[RawFd], timeout_ms: i32, revents: &mut [i16]) -> io::Resul
 }
 
 /// A non-blocking, close-on-exec eventfd: a doorbell one thread rings for another.
-pub fn eventfd() -> io::Result<RawFd> {
+pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: plain syscall.
-    check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })
+    owned(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) }.into())
 }
 
 /// Ring an eventfd (one write of a counter increment).
@@ -201,21 +209,20 @@ pub fn ring(fd: RawFd) {
 /// size (Linux 6.2+) the descriptors are found by `poll` (POLLNVAL marks closed numbers) instead.
 /// No allocation: a freshly forked test pays for every page it writes.
 pub fn list_fds(out: &mut [RawFd]) -> Option<usize> {
-    let dir = open(
+    let listing = open(
         c"/proc/self/fd",
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
         0,
     )
     .ok()?;
+    let dir = listing.as_raw_fd();
     let count = fstat(dir).map(|st| st.st_size.max(0) as usize).unwrap_or(0);
     let n = if count > 0 && count <= out.len() {
         probe_fds(count, dir, out)
     } else {
         None
     };
-    let n = n.or_else(|| read_fd_dir(dir, out));
-    close(dir);
-    n
+    n.or_else(|| read_fd_dir(dir, out))
 }
 
 /// Find `count` open descriptors (one of them `skip`) by polling ranges of numbers.

@@ -4,7 +4,7 @@ use super::fd::close;
 use super::{check, check_long};
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 
 pub fn unshare(flags: libc::c_int) -> io::Result<()> {
     // SAFETY: plain syscall on integer flags.
@@ -65,13 +65,13 @@ pub fn make_tree_readonly(target: &CStr) -> io::Result<()> {
 
 /// `open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)`: a detached copy of the mount tree at `path`,
 /// as it is now (Linux 5.2+).
-pub fn open_tree_clone(path: &CStr) -> io::Result<RawFd> {
+pub fn open_tree_clone(path: &CStr) -> io::Result<OwnedFd> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
     const AT_RECURSIVE: libc::c_uint = 0x8000;
     let flags = OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint;
     // SAFETY: a valid C string; the result is a new descriptor or an error.
     let r = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-    check_long(r).map(|fd| fd as RawFd)
+    super::fd::owned(r)
 }
 
 /// `move_mount` of a tree from `open_tree_clone` onto `target`.

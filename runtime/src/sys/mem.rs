@@ -2,7 +2,7 @@
 
 use super::check;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 /// A fresh anonymous read-write mapping (`MAP_SHARED` or `MAP_PRIVATE` in `share`).
 fn map_anonymous(len: usize, share: libc::c_int) -> io::Result<*mut libc::c_void> {
@@ -187,7 +187,7 @@ const QUERY_COVERING_OR_NEXT_VMA: u64 = 0x10;
 pub fn shared_mappings(out: &mut Vec<(usize, usize, libc::c_int)>) -> io::Result<bool> {
     let maps = super::open(c"/proc/self/maps", libc::O_RDONLY | libc::O_CLOEXEC, 0)?;
     let mut addr = 0u64;
-    let result = loop {
+    loop {
         let mut q = ProcmapQuery {
             size: std::mem::size_of::<ProcmapQuery>() as u64,
             query_flags: QUERY_VMA_SHARED | QUERY_COVERING_OR_NEXT_VMA,
@@ -195,7 +195,8 @@ pub fn shared_mappings(out: &mut Vec<(usize, usize, libc::c_int)>) -> io::Result
             ..ProcmapQuery::default()
         };
         // SAFETY: q is a valid, writable procmap_query whose size field says its size.
-        let r = unsafe { libc::ioctl(maps, PROCMAP_QUERY, &mut q as *mut ProcmapQuery) };
+        let r =
+            unsafe { libc::ioctl(maps.as_raw_fd(), PROCMAP_QUERY, &mut q as *mut ProcmapQuery) };
         if r < 0 {
             let e = io::Error::last_os_error();
             break match e.raw_os_error() {
@@ -223,17 +224,14 @@ pub fn shared_mappings(out: &mut Vec<(usize, usize, libc::c_int)>) -> io::Result
             break Ok(true);
         }
         addr = q.vma_end;
-    };
-    super::close(maps);
-    result
+    }
 }
 
 /// The size of this process's address space in bytes (`/proc/self/statm`, first field).
 pub fn address_space_size() -> Option<u64> {
     let fd = super::open(c"/proc/self/statm", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
     let mut buf = [0u8; 128];
-    let n = super::read(fd, &mut buf).ok();
-    super::close(fd);
+    let n = super::read(fd.as_raw_fd(), &mut buf).ok();
     let text = std::str::from_utf8(&buf[..n?]).ok()?;
     let pages: u64 = text.split_whitespace().next()?.parse().ok()?;
     Some(pages * page_size() as u64)

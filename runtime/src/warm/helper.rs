@@ -71,14 +71,14 @@ pub fn start() {
         Ok(sys::Forked::Parent(pid)) => {
             let _ = sys::wait4(pid, 0);
             drop(theirs);
-            sys::close(host_pidfd);
+            drop(host_pidfd);
             if let (Ok(st), Some(v)) = (sys::fstat(ours.as_raw_fd()), view()) {
                 ownfd::mark(ours.as_raw_fd());
                 let _ = CTL.set((ours, st.st_ino));
                 let _ = VIEW.set(v);
             }
         }
-        Err(_) => sys::close(host_pidfd),
+        Err(_) => drop(host_pidfd),
     }
 }
 
@@ -100,10 +100,17 @@ fn ctl() -> Option<BorrowedFd<'static>> {
     ours.then(|| fd.as_fd())
 }
 
+/// Was the helper started (at load)?
+pub fn started() -> bool {
+    CTL.get().is_some()
+}
+
 /// Is there a helper whose blanks fit this host? Not if the host has since entered another
-/// mount namespace or root (`unshare`, `chroot`): its pods are cold then.
+/// mount namespace or root (`unshare`, `chroot`): its pods are cold then. Asked when pods are
+/// first needed (by the plan and the warm state, both made once), and answered once.
 pub fn available() -> bool {
-    CTL.get().is_some() && VIEW.get().is_some_and(|v| view().as_ref() == Some(v))
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| started() && VIEW.get().is_some_and(|v| view().as_ref() == Some(v)))
 }
 
 /// The host's end of one request's reply socket: one of the runtime's own descriptors (no pod
@@ -154,7 +161,28 @@ pub fn netns() -> Option<RawFd> {
     if let Some(own) = HELPER_NET.get() {
         return Some(own.as_raw_fd()); // the helper's own plan
     }
-    let reply = ask(b"N")?;
+    let asked = ASKED.lock().unwrap_or_else(|e| e.into_inner()).take();
+    // Only the process that asked reads the answer (a fork of it would take its parent's).
+    let reply = match asked {
+        Some((pid, reply)) if pid == sys::getpid() => reply,
+        _ => ask(b"N")?,
+    };
+    receive_netns(reply)
+}
+
+/// The network namespace asked for at start-up (`ask_netns_early`), by this process id.
+static ASKED: std::sync::Mutex<Option<(libc::pid_t, Reply)>> = std::sync::Mutex::new(None);
+
+/// At start-up: ask the helper for the pods' network namespace now, without waiting: it makes it
+/// while the constructor does the rest of its work, and `netns` takes the answer.
+pub fn ask_netns_early() {
+    if let Some(reply) = ask(b"N") {
+        *ASKED.lock().unwrap_or_else(|e| e.into_inner()) = Some((sys::getpid(), reply));
+    }
+}
+
+/// The helper's answer to a request for the network namespace, waited for.
+fn receive_netns(reply: Reply) -> Option<RawFd> {
     let mut rev = [0i16];
     let mut buf = [0u8; 64];
     let (n, mut fds) = match sys::poll_in(&[reply.raw()], 10_000, &mut rev) {
@@ -166,7 +194,7 @@ pub fn netns() -> Option<RawFd> {
 }
 
 /// The helper's loop: one request at a time, each builder a fork of this small process.
-fn serve(ctl: OwnedFd, host_pidfd: RawFd) -> ! {
+fn serve(ctl: OwnedFd, host_pidfd: OwnedFd) -> ! {
     sys::setsid(); // no terminal's signals: it ends with the host, not with a ^C
                    // SAFETY: the helper is a single-threaded fork made before the host's `main`: every
                    // descriptor it inherited is its own to replace or close but the two it keeps (no owner in
@@ -174,10 +202,10 @@ fn serve(ctl: OwnedFd, host_pidfd: RawFd) -> ! {
     unsafe {
         if let Ok(null) = sys::open(c"/dev/null", libc::O_RDWR, 0) {
             for fd in 0..3 {
-                let _ = sys::dup2(null, fd);
+                let _ = sys::dup2(null.as_raw_fd(), fd);
             }
         }
-        sys::close_all_except(3, &[ctl.as_raw_fd(), host_pidfd]);
+        sys::close_all_except(3, &[ctl.as_raw_fd(), host_pidfd.as_raw_fd()]);
     }
     sys::set_name(c"invite-builder");
     if let Ok(net) = new_netns() {
@@ -190,7 +218,8 @@ fn serve(ctl: OwnedFd, host_pidfd: RawFd) -> ! {
     loop {
         let mut rev = [0i16; 2];
         let timeout = if workers.is_empty() { -1 } else { 20 };
-        if sys::poll_in(&[ctl.as_raw_fd(), host_pidfd], timeout, &mut rev).is_err() || rev[1] != 0 {
+        let polled = [ctl.as_raw_fd(), host_pidfd.as_raw_fd()];
+        if sys::poll_in(&polled, timeout, &mut rev).is_err() || rev[1] != 0 {
             sys::exit_now(0); // the host is gone
         }
         reap(&mut workers, cow_ns);
@@ -268,14 +297,13 @@ fn reap(workers: &mut Vec<(libc::pid_t, OwnedFd)>, cow_ns: u64) {
 
 /// A worker: `n` blanks, each new mount, IPC and UTS namespaces with the mounts prepared as a
 /// cold pod's would be, sent with a descriptor of its scratch; then exit.
-fn build(plan: &Plan, sock: OwnedFd, n: usize, ctl: OwnedFd, host_pidfd: RawFd) -> ! {
+fn build(plan: &Plan, sock: OwnedFd, n: usize, ctl: OwnedFd, host_pidfd: OwnedFd) -> ! {
     let helper = sys::getppid();
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     if sys::getppid() != helper {
         sys::exit_now(0);
     }
-    drop(ctl);
-    sys::close(host_pidfd);
+    drop((ctl, host_pidfd));
     // Other requests' reply sockets (the helper's `workers`, never dropped here): only this
     // request's end stays, so theirs reach end of file when the helper closes them.
     // SAFETY: single-threaded; the owners of the others (`workers` in the helper's memory) are

@@ -35,7 +35,10 @@ mod outlive;
 mod stock;
 mod watch;
 
-pub use helper::{netns as helper_netns, start as start_helper};
+pub use helper::{
+    ask_netns_early, available as helper_available, netns as helper_netns, start as start_helper,
+    started as helper_started,
+};
 pub use watch::Watcher;
 
 use crate::config::{Isolation, Warm as WarmMode};
@@ -48,7 +51,7 @@ use crate::runtime::Runtime;
 use crate::sys;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -138,21 +141,15 @@ fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
         return None;
     }
     let orig_pidns = sys::open(c"/proc/self/ns/pid", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
-    let (doorbell, host_pidfd) = match (sys::eventfd(), sys::pidfd_open(sys::getpid())) {
-        (Ok(d), Ok(h)) => (d, h),
-        (d, h) => {
-            [Some(orig_pidns), d.ok(), h.ok()]
-                .into_iter()
-                .flatten()
-                .for_each(sys::close);
-            return None;
-        }
-    };
+    let doorbell = sys::eventfd().ok()?;
+    let host_pidfd = sys::pidfd_open(sys::getpid()).ok()?;
+    let root = CString::new(pod::root_of(plan)).ok()?;
+    // The process's warm state holds them for its life.
     Some(Warm {
-        orig_pidns: ownfd::own(orig_pidns),
-        doorbell: ownfd::own(doorbell),
-        host_pidfd: ownfd::own(host_pidfd),
-        root: CString::new(pod::root_of(plan)).ok()?,
+        orig_pidns: ownfd::own(orig_pidns.into_raw_fd()),
+        doorbell: ownfd::own(doorbell.into_raw_fd()),
+        host_pidfd: ownfd::own(host_pidfd.into_raw_fd()),
+        root,
         has_proc: pod::has_proc(plan),
         wait: cfg.warm == WarmMode::Wait,
         // Two spare blanks, so a blank being rebuilt does not send a pod the cold way.

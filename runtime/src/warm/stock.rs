@@ -299,9 +299,8 @@ impl Stock {
             sys::close(scratch_fd);
             return;
         };
-        for fd in [out_r, out_w, st_r, st_w] {
-            ownfd::mark(fd);
-        }
+        let [out_r, out_w, st_r, st_w] =
+            [out_r, out_w, st_r, st_w].map(|fd| ownfd::own(fd.into_raw_fd()));
         let _ = sys::set_nonblock(out_r);
         let _ = sys::set_nonblock(st_r);
         self.blanks[i] = Some(Blank {

@@ -6,9 +6,8 @@ use super::*;
 use std::ffi::CString;
 
 fn pipe_end() -> RawFd {
-    let (r, w) = sys::pipe().expect("pipe");
-    sys::close(w);
-    r
+    let (r, _) = sys::pipe().expect("pipe");
+    r.into_raw_fd()
 }
 
 fn blank_over(dir: &std::path::Path) -> Blank {
@@ -20,11 +19,15 @@ fn blank_over(dir: &std::path::Path) -> Blank {
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
         0,
     )
-    .expect("open");
+    .expect("open")
+    .into_raw_fd();
     let dirs = upper_dirs(dir.to_str().unwrap(), vec!["upper".into()]);
     let baseline = Baseline::of(scratch_fd, &dirs).expect("baseline");
-    let (out_r, out_w) = sys::pipe().unwrap();
-    let (st_r, st_w) = sys::pipe().unwrap();
+    let [(out_r, out_w), (st_r, st_w)] = [(); 2].map(|()| {
+        sys::pipe()
+            .map(|(r, w)| (r.into_raw_fd(), w.into_raw_fd()))
+            .unwrap()
+    });
     Blank {
         ns: [pipe_end(), pipe_end(), pipe_end()],
         scratch_fd,

@@ -9,7 +9,7 @@ use crate::ownfd;
 use crate::record::{self, read_frames, read_output, Ending, PodInfo};
 use crate::runtime::{self, Runtime};
 use crate::sys;
-use std::os::fd::RawFd;
+use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Pods started by the host and not yet picked up by the watcher (more than blanks can exist).
@@ -177,7 +177,7 @@ impl Watcher {
             };
             let (out_r, st_r) = (blank.out_r, blank.st_r);
             let pidfd = match sys::pidfd_open(pid) {
-                Ok(fd) => ownfd::own(fd),
+                Ok(fd) => ownfd::own(fd.into_raw_fd()),
                 Err(_) => -1, // already reaped by the host's own wait(): finished below
             };
             self.pods.push(Pod {

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering,
 };
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 pub use crate::registry::SiteStats;
 

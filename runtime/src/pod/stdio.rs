@@ -21,6 +21,7 @@
 
 use crate::sys;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,8 +56,8 @@ pub fn take_rust_stdout() {
     // /dev/null while the host's bytes are flushed away, then back at the capture (2 is the same
     // pipe). No other thread of the pod writes meanwhile: the test has not started.
     let free = unsafe {
-        let _ = sys::dup2(null, 1);
-        sys::close(null);
+        let _ = sys::dup2(null.as_raw_fd(), 1);
+        drop(null);
         let free = completes(|| {
             let _ = std::io::stdout().lock().flush();
         });

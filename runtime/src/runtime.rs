@@ -134,6 +134,9 @@ impl Runtime {
         crate::pod::read_fault_injection();
         crate::pod::probe_kernel();
         sys::at_exit(on_exit);
+        if let Some(c) = config.as_ref().filter(|c| c.enabled && journal_fd >= 0) {
+            start_summary_ticker(c.summary_s);
+        }
         Runtime {
             config,
             host: sys::hostname(),
@@ -252,7 +255,9 @@ impl Runtime {
         if in_pod() || self.journal_fd() < 0 {
             return;
         }
-        let sites = self.sites.lock().unwrap_or_else(|e| e.into_inner());
+        // A copy, so the lock is held for as short a time as can be (a fork while it is held
+        // leaves it held in the pod).
+        let sites = self.sites.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let rows: Vec<journal::SiteSummary> = sites
             .iter()
             .map(|(site, st)| {
@@ -339,7 +344,33 @@ extern "C" fn on_exit() {
     rt.write_summary();
 }
 
-/// `invite_flush_summary()`.
+/// A summary record every `period_s` seconds (`INVITE_SUMMARY_S`) from a thread of its own, so
+/// a process that never reaches its exit handler (killed, or `_exit`) leaves a recent summary.
+/// The thread does not survive a fork: pods and checkpoints write no summary.
+fn start_summary_ticker(period_s: u64) {
+    if period_s == 0 {
+        return;
+    }
+    let tick = move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(period_s));
+        flush_summary();
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("invite-summary".into())
+        .spawn(tick)
+    {
+        eprintln!("invite: no periodic summary (INVITE_SUMMARY_S): cannot start its thread: {e}");
+    }
+}
+
+/// Write a summary record now: per site, its calls, sampled calls, started tests and skips so
+/// far. The runtime writes one at exit and every `INVITE_SUMMARY_S` seconds; call this before a
+/// process ends in a way that skips exit handlers (`_exit`, a signal handler of its own). Does
+/// nothing in a pod, before the runtime started, or when testing is off.
+///
+/// ```
+/// invite::flush_summary();
+/// ```
 pub fn flush_summary() {
     if let Some(rt) = RUNTIME.get() {
         rt.write_summary();

@@ -35,6 +35,7 @@ mod admit;
 mod afterfork;
 mod capi;
 mod config;
+mod executor;
 mod headroom;
 mod journal;
 mod keep;
@@ -58,12 +59,14 @@ mod start;
 mod supervise;
 mod sys;
 mod test_api;
+mod test_kind;
 mod warm;
 
 pub use invite_macros::in_vivo;
 pub use kind::{Ckpt, CkptError};
 pub use live::checkpoint;
 pub use outcome::Outcome;
+pub use runtime::flush_summary;
 pub use snapshot::ckpt;
 pub use test_api::{fail, in_pod, TestResult};
 
@@ -73,4 +76,5 @@ pub use test_api::{fail, in_pod, TestResult};
 pub mod __private {
     pub use crate::site::{Phase, Site};
     pub use crate::test_api::{enter, run_test, TestResult};
+    pub use crate::test_kind::{probe, Verdict, ViaDisplay, ViaFuture, ViaTestResult, ViaValue};
 }

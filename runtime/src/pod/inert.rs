@@ -7,10 +7,14 @@
 //! | listening socket | a listening socket of the same domain and type, bound by the kernel in the pod's network namespace: no connection arrives |
 //! | other socket | one end of a new Unix socket pair of the same type (stream, datagram, seqpacket), the other end held by the pod: nothing arrives, writes are absorbed; a blocking socket is shut down for reading (reads see end of file) |
 //! | pipe or FIFO, read end | a new pipe: blocking, its write end closed (end of file); non-blocking, held (nothing) |
-//! | pipe or FIFO, write end | a new pipe whose read end the pod holds: writes are absorbed |
+//! | pipe or FIFO, write end | a new pipe whose read end the pod holds: writes are absorbed (then `EAGAIN`) |
+//!
+//! What leads nowhere fills up: the pod's end of a socket or of a pipe's write end is always
+//! non-blocking, so once its buffer is full a write fails with `EAGAIN` rather than hang the test
+//! until its deadline (a blocking write there used to go to /dev/null).
 //! | eventfd, timerfd, signalfd, epoll, inotify | a fresh one: counter 0, disarmed, empty mask, empty interest list, no watch |
 //!
-//! Blocking mode (`O_NONBLOCK`) and close-on-exec are those of the inherited descriptor. Planned
+//! Otherwise blocking mode (`O_NONBLOCK`) and close-on-exec are those of the inherited descriptor. Planned
 //! in the supervisor (which reads the host's descriptors), made in the test, in the pod's
 //! network namespace. Nothing of the host's is reachable through any of them.
 
@@ -102,7 +106,7 @@ pub fn make(p: &InertPlan) -> io::Result<(RawFd, Option<RawFd>)> {
             }
         }
         Inert::PipeWrite => {
-            let (r, w) = sys::pipe_with(nb)?;
+            let (r, w) = sys::pipe_with(true)?;
             Ok((w, Some(r)))
         }
         Inert::Event(kind) => sys::idle_event(kind, nb).map(|fd| (fd, None)),
@@ -114,7 +118,7 @@ fn pair(ty: i32, nonblock: bool) -> io::Result<(RawFd, Option<RawFd>)> {
         libc::SOCK_STREAM | libc::SOCK_SEQPACKET => ty,
         _ => libc::SOCK_DGRAM,
     };
-    let (ours, held) = sys::unix_pair(ty, nonblock)?;
+    let (ours, held) = sys::unix_pair(ty, true)?;
     if !nonblock {
         if let Err(e) = sys::shutdown_read(ours) {
             sys::close(ours);
@@ -164,7 +168,13 @@ mod tests {
             assert_eq!((p.kind, p.nonblock, p.cloexec), (kind, nonblock, true));
             let (new, held) = make(&p).unwrap();
             let again = plan_of(new).unwrap();
-            assert_eq!((again.kind, again.nonblock), (kind, nonblock), "{kind:?}");
+            // What is written to leads nowhere: never blocks.
+            let writes = matches!(kind, Inert::Socket { .. } | Inert::PipeWrite);
+            assert_eq!(
+                (again.kind, again.nonblock),
+                (kind, nonblock || writes),
+                "{kind:?}"
+            );
             sys::close(new);
             held.into_iter().for_each(sys::close);
         }
@@ -188,6 +198,10 @@ mod tests {
         let (nonblocking, held2) = make(&p(true)).unwrap();
         let e = sys::read(nonblocking, &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        // Writes are absorbed until the buffer is full, then fail: they never block.
+        let chunk = [0u8; 4096];
+        let full = (0..10_000).find_map(|_| sys::write(blocking, &chunk).err());
+        assert_eq!(full.map(|e| e.kind()), Some(io::ErrorKind::WouldBlock));
         for fd in [Some(blocking), held, Some(nonblocking), held2]
             .into_iter()
             .flatten()

@@ -272,20 +272,11 @@ fn verdict(t: &TestRef, call: &TokenStream) -> TokenStream {
     quote_spanned!(t.path.span()=> {
         #[allow(unused_imports)]
         use #p::{ViaDisplay as _, ViaFuture as _, ViaTestResult as _, ViaValue as _};
+        #[allow(clippy::let_unit_value)]
         let __invite_test = #call;
-        // The borrow is the point: method lookup tries `&Probe` before `&&Probe`.
-        #[allow(clippy::needless_borrow)]
-        let __invite_verdict = (&#p::probe(&__invite_test)).__invite_kind().run(
-            __invite_test,
-            |__invite_out| {
-                #[allow(clippy::needless_borrow)]
-                let __invite_verdict = (&#p::probe(&__invite_out))
-                    .__invite_verdict()
-                    .verdict(__invite_out);
-                __invite_verdict
-            },
-        );
-        __invite_verdict
+        #p::probe(&__invite_test).__invite_kind().run(__invite_test, |__invite_out| {
+            #p::probe(&__invite_out).__invite_verdict().verdict(__invite_out)
+        })
     })
 }
 

@@ -6,7 +6,7 @@
 //! The generated code, for a test value `t`:
 //!
 //! ```text
-//! (&probe(&t)).__invite_kind().run(t, |out| (&probe(&out)).__invite_verdict().verdict(out))
+//! probe(&t).__invite_kind().run(t, |out| probe(&out).__invite_verdict().verdict(out))
 //! ```
 //!
 //! Method lookup tries `&Probe<T>` before `&&Probe<T>`, so the impl on `Probe<T>` with a bound
@@ -31,9 +31,9 @@ impl TestResult for Verdict {
 /// A type, asked about at compile time.
 pub struct Probe<T>(PhantomData<T>);
 
-/// The probe of `value`'s type.
-pub fn probe<T>(_value: &T) -> Probe<T> {
-    Probe(PhantomData)
+/// The probe of `value`'s type, by reference: the receiver method lookup starts from.
+pub fn probe<T>(_value: &T) -> &Probe<T> {
+    &Probe(PhantomData)
 }
 
 /// The test returned a future: it runs on an executor of the pod's own (`executor`).
@@ -107,7 +107,6 @@ impl ResultKind {
 }
 
 #[cfg(test)]
-#[allow(clippy::needless_borrow)] // the borrows select the impl, as in generated code
 mod tests {
     use super::*;
 
@@ -122,19 +121,19 @@ mod tests {
     #[test]
     fn display_wins_over_debug_for_errors_that_have_it() {
         let r: Result<(), String> = Err("two\nlines".to_string());
-        let v = (&probe(&r)).__invite_verdict().verdict(r);
+        let v = probe(&r).__invite_verdict().verdict(r);
         assert_eq!(v.0, Err(Some("two\nlines".to_string())));
         #[derive(Debug)]
         struct OnlyDebug;
         let r: Result<(), OnlyDebug> = Err(OnlyDebug);
-        let v = (&probe(&r)).__invite_verdict().verdict(r);
+        let v = probe(&r).__invite_verdict().verdict(r);
         assert_eq!(v.0, Err(Some("OnlyDebug".to_string())));
         assert_eq!(message(false).as_deref(), Some("test returned false"));
     }
 
     #[test]
     fn values_are_not_futures() {
-        let v = (&probe(&true))
+        let v = probe(&true)
             .__invite_kind()
             .run(true, |b| ResultKind.verdict(b));
         assert_eq!(v.0, Ok(()));

@@ -41,14 +41,18 @@ pub struct FutureKind;
 /// The test returned its result.
 pub struct ValueKind;
 
+/// Selected when the test's value is a future.
 pub trait ViaFuture {
+    /// The kind of the test's value.
     fn __invite_kind(&self) -> FutureKind {
         FutureKind
     }
 }
 impl<F: Future> ViaFuture for Probe<F> {}
 
+/// The fallback: the test's value is its result.
 pub trait ViaValue {
+    /// The kind of the test's value.
     fn __invite_kind(&self) -> ValueKind {
         ValueKind
     }
@@ -70,6 +74,7 @@ impl FutureKind {
 }
 
 impl ValueKind {
+    /// Decide on the test's value.
     pub fn run<T, D: FnOnce(T) -> Verdict>(self, value: T, decide: D) -> Verdict {
         decide(value)
     }
@@ -80,14 +85,18 @@ pub struct DisplayKind;
 /// Any other `TestResult`: its own verdict (`Debug` for errors).
 pub struct ResultKind;
 
+/// Selected when the result is a `Result` whose error type has `Display`.
 pub trait ViaDisplay {
+    /// How the result becomes a verdict.
     fn __invite_verdict(&self) -> DisplayKind {
         DisplayKind
     }
 }
 impl<T, E: Display> ViaDisplay for Probe<Result<T, E>> {}
 
+/// The fallback: the result's own `TestResult` verdict.
 pub trait ViaTestResult {
+    /// How the result becomes a verdict.
     fn __invite_verdict(&self) -> ResultKind {
         ResultKind
     }
@@ -95,12 +104,14 @@ pub trait ViaTestResult {
 impl<T> ViaTestResult for &Probe<T> {}
 
 impl DisplayKind {
+    /// Pass on `Ok`; fail on `Err(e)` with `e.to_string()`.
     pub fn verdict<T, E: Display>(self, result: Result<T, E>) -> Verdict {
         Verdict(result.map(|_| ()).map_err(|e| Some(e.to_string())))
     }
 }
 
 impl ResultKind {
+    /// The result's own verdict.
     pub fn verdict<R: TestResult>(self, result: R) -> Verdict {
         Verdict(result.into_verdict())
     }

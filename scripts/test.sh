@@ -24,4 +24,4 @@ cargo test --release --workspace --no-fail-fast
 RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --quiet --no-deps -p invite-rt -p invite-macros \
     -p invite-vocab -p invite-instrumenter -p invite-cli -p invite-cc
 # The published crates pack, and build from their packages alone, as crates.io and docs.rs get them.
-cargo package --quiet --workspace --allow-dirty --exclude invite-tests --exclude invite-macros-tests --exclude bank
+cargo package --quiet --workspace --allow-dirty --exclude invite-tests --exclude invite-macros-tests --exclude bank --exclude service

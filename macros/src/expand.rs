@@ -240,13 +240,15 @@ pub(crate) fn expand(args: &Args, f: InVivoFn, enabled: bool) -> syn::Result<Tok
             })
         }
     } else {
-        let pre = pre_calls.iter().map(
-            |c| quote!(#[allow(unreachable_code)] if false { let _ = #c; ::core::unreachable!() }),
-        );
+        let pre = args.pre.iter().zip(&pre_calls).map(|(t, c)| {
+            let c = verdict(t, c);
+            quote!(#[allow(unreachable_code)] if false { let _ = #c; ::core::unreachable!() })
+        });
         // A post test can only be checked against a return type that can be written down.
         let ret = &ret;
         let post = ret_ty.iter().flat_map(|t| {
-            post_calls.iter().map(move |c| {
+            args.post.iter().zip(&post_calls).map(move |(test, c)| {
+                let c = verdict(test, c);
                 quote!(#[allow(unreachable_code)] if false {
                     let #ret: #t = ::core::unreachable!();
                     let _ = #c;
@@ -329,6 +331,22 @@ fn outermost_depth(args: &Args) -> Option<TokenStream> {
     })
 }
 
+/// The test's verdict from its call: an `async fn` test's future runs on the pod's executor, an
+/// error with `Display` becomes its message (see the runtime's `test_kind`). Emitted the same
+/// way with the feature off, so both builds accept and reject the same tests.
+fn verdict(t: &TestRef, call: &TokenStream) -> TokenStream {
+    let p = quote_spanned!(t.path.span()=> ::invite::__private);
+    quote_spanned!(t.path.span()=> {
+        #[allow(unused_imports)]
+        use #p::{ViaDisplay as _, ViaFuture as _, ViaTestResult as _, ViaValue as _};
+        #[allow(clippy::let_unit_value)]
+        let __invite_test = #call;
+        #p::probe(&__invite_test).__invite_kind().run(__invite_test, |__invite_out| {
+            #p::probe(&__invite_out).__invite_verdict().verdict(__invite_out)
+        })
+    })
+}
+
 /// What every site of one function shares.
 struct Sites {
     function: String,
@@ -385,6 +403,7 @@ impl Sites {
         let site = Ident::new("__INVITE_SITE", Span::mixed_site());
         let test = format!("{}\0", t.name);
         let span = t.path.span();
+        let call = verdict(t, call);
         let run = quote_spanned!(span=> ::invite::__private::run_test(move || #call));
         quote!({
             static #site: ::invite::__private::Site = ::invite::__private::Site::new(

@@ -52,10 +52,13 @@ mod expand;
 /// test's path. A `&mut self` method whose return value borrows from
 /// `self` cannot have a post test: both cannot be passed at once, and the borrow checker says so.
 ///
-/// A test returns `()` (passes unless it panics), `bool` (`false` fails), or `Result<_, E: Debug>`
-/// (`Err(e)` fails with `e`'s `Debug` text as the journal's message). A panic fails the test with
-/// the panic message; `invite::fail("...")` ends it as failed from anywhere. Tests run synchronously,
-/// also for an `async fn`, whose pre tests start at its first poll.
+/// A test returns `()` (passes unless it panics), `bool` (`false` fails), or `Result<_, E>`
+/// (`Err(e)` fails with `e`'s `Display` text as the journal's message when `E` has `Display`, its
+/// `Debug` text otherwise). A panic fails the test with the panic message; `invite::fail("...")`
+/// ends it as failed from anywhere. A test may be an `async fn` returning one of these: in the pod
+/// its future runs to completion on a new thread with an executor of its own (a current-thread
+/// tokio runtime with the runtime's `tokio` feature, else a minimal `block_on` for futures that
+/// need no reactor); it must be `Send`. Pre tests of an `async fn` start at its first poll.
 ///
 /// A test whose signature does not fit the function is a type error on the call, reported at the
 /// test's path in the attribute. The test functions are type-checked the same way with the feature

@@ -55,6 +55,8 @@ pub struct Config {
     pub max_overhead: Option<f64>,
     pub timeout_ms: u64,
     pub drain_ms: u64,
+    /// Seconds between summary records while the process runs (`0`: only at exit).
+    pub summary_s: u64,
     pub isolation: Isolation,
     pub keep_pods: Keep,
     pub warm: Warm,
@@ -68,6 +70,7 @@ pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
 pub const DEFAULT_MAX_OVERHEAD: f64 = 10.0;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_DRAIN_MS: u64 = 2_000;
+pub const DEFAULT_SUMMARY_S: u64 = 60;
 
 /// A bad configuration value: the variable, what it held, and the accepted form.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +148,12 @@ impl Config {
             |s| s.parse::<u64>().ok().filter(|n| *n <= 86_400_000),
         )?
         .unwrap_or(DEFAULT_DRAIN_MS);
+        let summary_s = parse_opt(
+            var("INVITE_SUMMARY_S"),
+            "seconds, an integer from 0 (only at exit) to 86400",
+            |s| s.parse::<u64>().ok().filter(|n| *n <= 86_400),
+        )?
+        .unwrap_or(DEFAULT_SUMMARY_S);
         let isolation = match var("INVITE_ISOLATION") {
             None => Isolation::Pod,
             Some((_, v)) if v == "pod" => Isolation::Pod,
@@ -199,6 +208,7 @@ impl Config {
             max_overhead,
             timeout_ms,
             drain_ms,
+            summary_s,
             isolation,
             keep_pods,
             warm,
@@ -373,6 +383,8 @@ mod tests {
         assert_eq!(c.pod_dir, PathBuf::from("/srv/app/invite-pods"));
         assert_eq!(c.isolation, Isolation::Pod);
         assert_eq!(c.warm, Warm::On);
+        assert_eq!(c.summary_s, DEFAULT_SUMMARY_S);
+        assert_eq!(cfg(&[("INVITE_SUMMARY_S", "0")]).unwrap().summary_s, 0);
     }
 
     #[test]
@@ -384,6 +396,8 @@ mod tests {
             ("INVITE_RATES", "foo"),
             ("INVITE_RATES", "foo=2"),
             ("INVITE_MAX_CONCURRENT", "0"),
+            ("INVITE_SUMMARY_S", "-1"),
+            ("INVITE_SUMMARY_S", "86401"),
             ("INVITE_MAX_OVERHEAD", "-3"),
             ("INVITE_MAX_OVERHEAD", "1e308"),
             ("INVITE_MAX_OVERHEAD", "5%%"),

@@ -36,6 +36,7 @@ mod afterfork;
 mod capi;
 mod config;
 mod deadlock;
+mod executor;
 mod headroom;
 mod journal;
 mod keep;
@@ -61,12 +62,14 @@ mod start;
 mod supervise;
 mod sys;
 mod test_api;
+mod test_kind;
 mod warm;
 
 pub use invite_macros::in_vivo;
 pub use kind::{Ckpt, CkptError};
 pub use live::checkpoint;
 pub use outcome::Outcome;
+pub use runtime::flush_summary;
 pub use snapshot::ckpt;
 pub use test_api::{fail, in_pod, TestResult};
 
@@ -78,4 +81,5 @@ pub mod __private {
     pub use crate::sample::Outermost;
     pub use crate::site::{Phase, Site};
     pub use crate::test_api::{enter, run_test, TestResult};
+    pub use crate::test_kind::{probe, Verdict, ViaDisplay, ViaFuture, ViaTestResult, ViaValue};
 }

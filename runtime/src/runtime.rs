@@ -199,6 +199,9 @@ impl Runtime {
         let ledger = new_ledger();
         probe_host();
         arm_exit();
+        if let Some(c) = config.as_ref().filter(|c| c.enabled && journal_fd >= 0) {
+            start_summary_ticker(c.summary_s);
+        }
         INITIALIZING.store(false, Ordering::Relaxed);
         Runtime {
             config,
@@ -425,7 +428,33 @@ extern "C" fn on_exit() {
     rt.write_summary();
 }
 
-/// `invite_flush_summary()`.
+/// A summary record every `period_s` seconds (`INVITE_SUMMARY_S`) from a thread of its own, so
+/// a process that never reaches its exit handler (killed, or `_exit`) leaves a recent summary.
+/// The thread does not survive a fork: pods and checkpoints write no summary.
+fn start_summary_ticker(period_s: u64) {
+    if period_s == 0 {
+        return;
+    }
+    let tick = move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(period_s));
+        flush_summary();
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("invite-summary".into())
+        .spawn(tick)
+    {
+        eprintln!("invite: no periodic summary (INVITE_SUMMARY_S): cannot start its thread: {e}");
+    }
+}
+
+/// Write a summary record now: per site, its calls, sampled calls, started tests and skips so
+/// far. The runtime writes one at exit and every `INVITE_SUMMARY_S` seconds; call this before a
+/// process ends in a way that skips exit handlers (`_exit`, a signal handler of its own). Does
+/// nothing in a pod, before the runtime started, or when testing is off.
+///
+/// ```
+/// invite::flush_summary();
+/// ```
 pub fn flush_summary() {
     if let Some(rt) = for_summary() {
         rt.write_summary();

@@ -15,6 +15,12 @@ use std::fmt::Debug;
 /// assert_eq!(true.into_verdict(), Ok(()));
 /// assert!(Err::<(), _>("balance below zero").into_verdict().is_err());
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a test result",
+    label = "this test returns `{Self}`",
+    note = "an in vivo test returns `()`, `bool` or `Result<_, E>` (E: Display or Debug), or is an \
+            `async fn` returning one of them"
+)]
 pub trait TestResult {
     /// `Ok(())` passes; `Err(message)` fails.
     fn into_verdict(self) -> Result<(), Option<String>>;

@@ -7,11 +7,13 @@
 //!   offset, after checking the inode is the one the host had open;
 //! - a file open for writing above `MAX_WRITABLE_COPY` is reopened read-only (a write would copy
 //!   it up whole), and the record says so;
-//! - deleted files, memfds and everything that is not a file or a harmless character device
-//!   (sockets, pipes, FIFOs, epoll, eventfd, timerfd, signalfd, inotify, pidfd, io_uring, ...)
-//!   are replaced by /dev/null;
+//! - sockets, pipes, FIFOs, eventfd, timerfd, signalfd, epoll and inotify become new objects of
+//!   the same kind that lead nowhere (`inert`), held open by the pod where they need a peer;
+//! - deleted files, memfds and everything else that is not a file or a harmless character
+//!   device (pidfd, io_uring, ...) are replaced by /dev/null;
 //! - the runtime's own descriptors (journal, namespaces) are closed.
 
+use super::inert::{self, InertPlan};
 use super::{SetupError, Step};
 use crate::sys;
 use std::ffi::CString;
@@ -30,6 +32,7 @@ enum Action {
         ino: u64,
         dir: bool,
     },
+    Inert(InertPlan),
     Null,
     Keep,
 }
@@ -73,7 +76,7 @@ pub fn scan(own: &[RawFd]) -> FdPlan {
         } else if fmt == libc::S_IFCHR && HARMLESS_DEV.contains(&&*target) {
             Action::Keep
         } else {
-            Action::Null
+            inert::plan(fd, fmt, &target).map_or(Action::Null, Action::Inert)
         };
         plan.entries.push((fd, action));
     }
@@ -140,14 +143,27 @@ impl FdPlan {
     }
 }
 
-/// In the test, after chroot: reopen, replace, keep.
-pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
+/// In the test, after chroot: reopen, replace, keep. Returns the descriptors the pod must hold
+/// open besides (the other ends of its inert pipes and sockets).
+pub fn apply(plan: &FdPlan, null: RawFd) -> Result<Vec<RawFd>, SetupError> {
+    let mut held = Vec::new();
     // Each `dup2` below: the test is a single-threaded fork before any of its code
     // runs; the descriptors it replaces are the ones it inherited, which nothing in it will use
     // as the files they were.
     for (fd, action) in &plan.entries {
         match action {
             Action::Keep => {}
+            Action::Inert(p) => {
+                let (new, other) = inert::make(p).step("make an inert socket, pipe or event fd")?;
+                // SAFETY: see above.
+                unsafe { sys::dup2(new, *fd) }
+                    .step("replace an inherited socket, pipe or event fd")?;
+                sys::close(new);
+                if p.cloexec {
+                    sys::set_fd_flags(*fd, libc::FD_CLOEXEC).step("restore close-on-exec")?;
+                }
+                held.extend(other);
+            }
             Action::Null => {
                 // SAFETY: see above.
                 unsafe { sys::dup2(null, *fd) }.step("replace a descriptor by /dev/null")?
@@ -178,7 +194,7 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
             },
         }
     }
-    Ok(())
+    Ok(held)
 }
 
 /// Open `path` in the overlay if it is still the inode the host has open (checked read-only

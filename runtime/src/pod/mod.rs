@@ -30,6 +30,7 @@
 
 mod dev;
 mod fds;
+mod inert;
 mod limits;
 mod mounts;
 mod ns;
@@ -324,12 +325,12 @@ fn test_steps(
         sys::dup2(ch.out_w, 1).step("stdout to the capture pipe")?;
         sys::dup2(ch.out_w, 2).step("stderr to the capture pipe")?;
     }
+    let mut keep = spec.fds.kept();
     if isolated {
         crate::podgroup::join();
-        fds::apply(spec.fds, null.as_raw_fd())?;
+        keep.extend(fds::apply(spec.fds, null.as_raw_fd())?);
     }
     drop(null);
-    let mut keep = spec.fds.kept();
     keep.push(ch.status_w);
     // SAFETY: see above.
     unsafe { sys::close_all_except(3, &keep) };

@@ -111,7 +111,7 @@ const EXPECTED: &[Expected] = &[
         "half_is_err",
         "post",
         "fail",
-        Some("\"half of 7 came out 3\""),
+        Some("half of 7 came out 3"),
         1,
     ),
     (

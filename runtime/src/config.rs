@@ -51,8 +51,12 @@ pub struct Config {
     pub rates: Vec<(String, f64)>,
     pub seed: Option<u64>,
     pub max_concurrent: u32,
-    /// Percent; `None` is unlimited.
+    /// Percent of the host's elapsed time; `None` is unlimited.
     pub max_overhead: Option<f64>,
+    /// Percent of the machine's CPUs over wall-clock time; `None` is unlimited.
+    pub max_pod_cpu: Option<f64>,
+    /// Sampled calls that may wait for a slot (`queue`).
+    pub max_queue: u32,
     pub timeout_ms: u64,
     pub drain_ms: u64,
     pub isolation: Isolation,
@@ -66,6 +70,8 @@ pub struct Config {
 
 pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
 pub const DEFAULT_MAX_OVERHEAD: f64 = 10.0;
+pub const DEFAULT_MAX_POD_CPU: f64 = 50.0;
+pub const DEFAULT_MAX_QUEUE: u32 = 32;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_DRAIN_MS: u64 = 2_000;
 
@@ -131,6 +137,21 @@ impl Config {
             Some((_, v)) if v == "off" || v == "unlimited" => None,
             Some((n, v)) => Some(parse_percent(&v).ok_or_else(|| bad(n, v, OVERHEAD))?),
         };
+        let max_pod_cpu = match var("INVITE_MAX_POD_CPU") {
+            None => Some(DEFAULT_MAX_POD_CPU),
+            Some((_, v)) if v == "off" => None,
+            Some((n, v)) => Some(
+                parse_percent(&v)
+                    .filter(|p| *p <= 100.0)
+                    .ok_or_else(|| bad(n, v, POD_CPU))?,
+            ),
+        };
+        let max_queue = parse_opt(var("INVITE_MAX_QUEUE"), "an integer from 0 to 64", |s| {
+            s.parse::<u32>()
+                .ok()
+                .filter(|n| *n as usize <= crate::queue::SLOTS)
+        })?
+        .unwrap_or(DEFAULT_MAX_QUEUE);
         let ms = "milliseconds, an integer from 1 to 86400000";
         let ms_range = |s: &str| {
             s.parse::<u64>()
@@ -197,6 +218,8 @@ impl Config {
             seed,
             max_concurrent,
             max_overhead,
+            max_pod_cpu,
+            max_queue,
             timeout_ms,
             drain_ms,
             isolation,
@@ -263,6 +286,7 @@ fn parse_percent(s: &str) -> Option<f64> {
         .ok()
         .filter(|p| (0.0..=1000.0).contains(p))
 }
+const POD_CPU: &str = "a percent from 0 to 100 (5, 2.5, 5%) or off";
 const RATES: &str = "NAME=P[,NAME=P...] with NAME a function or file.c:function and P from 0 to 1";
 
 fn bad(var: &'static str, value: String, expected: &'static str) -> ConfigError {
@@ -369,6 +393,8 @@ mod tests {
         assert!(c.enabled);
         assert_eq!(c.max_concurrent, DEFAULT_MAX_CONCURRENT);
         assert_eq!(c.max_overhead, Some(DEFAULT_MAX_OVERHEAD));
+        assert_eq!(c.max_pod_cpu, Some(DEFAULT_MAX_POD_CPU));
+        assert_eq!(c.max_queue, DEFAULT_MAX_QUEUE);
         assert_eq!(c.journal, PathBuf::from("/srv/app/invite.jsonl"));
         assert_eq!(c.pod_dir, PathBuf::from("/srv/app/invite-pods"));
         assert_eq!(c.isolation, Isolation::Pod);
@@ -391,6 +417,9 @@ mod tests {
             ("INVITE_MAX_OVERHEAD", "inf"),
             ("INVITE_MAX_OVERHEAD", "1001"),
             ("INVITE_MAX_OVERHEAD", "5."),
+            ("INVITE_MAX_POD_CPU", "101"),
+            ("INVITE_MAX_POD_CPU", "half"),
+            ("INVITE_MAX_QUEUE", "65"),
             ("INVITE_FLEET", "2000000"),
             ("INVITE_TIMEOUT_MS", "soon"),
             ("INVITE_ISOLATION", "vm"),

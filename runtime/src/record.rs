@@ -243,7 +243,8 @@ pub fn record_end(
     keep: Option<(i32, Keep)>,
 ) {
     let (outcome, exit_code, signal, message) = decide(info, &ending);
-    rt.ledger().pod_ended(ending.cpu_ns);
+    let wall_ns = sys::monotonic_ns().saturating_sub(info.started_ns);
+    rt.ledger().pod_ended(ending.cpu_ns, wall_ns);
     let output = tail_utf8(&ending.output, ending.output_cut);
     let rec = TestRecord {
         time_ns: journal::now_ns(),

@@ -75,7 +75,7 @@ pub fn sample_slow(site: &'static Site, owner: Option<fn() -> &'static str>) -> 
         return false;
     }
     stats.sampled.fetch_add(1, Ordering::Relaxed);
-    admit::admit(rt, stats)
+    admit::admit(rt, site, stats)
 }
 
 /// Register `site` once: give it an index, its effective probability and a first countdown.

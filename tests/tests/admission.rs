@@ -156,3 +156,41 @@ fn rogue_tests_in_a_sleeping_host_all_run_with_the_default_budget() {
         assert!(expected.contains(&outcome), "{m}: {}", rs[0]);
     }
 }
+
+#[test]
+fn the_report_says_which_tests_were_starved_and_the_setting_to_change() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let (_d, bin) = build("admission");
+    // One slot, no queue: the hot site's first test holds the slot (it sleeps 200 ms) while the
+    // cold site is called, so the cold test is turned away.
+    let d = scratch();
+    let env = [
+        ("INVITE_MAX_CONCURRENT", "1"),
+        ("INVITE_MAX_QUEUE", "0"),
+        ("INVITE_MAX_OVERHEAD", "off"),
+    ];
+    let o = run(&bin, &["hotcold", "1000"], d.path(), &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = std::process::Command::new(tool("invite"))
+        .arg("report")
+        .arg(d.path().join("invite.jsonl"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let cold = out
+        .lines()
+        .find(|l| l.starts_with("cold"))
+        .unwrap_or_else(|| panic!("no row for the cold site:\n{out}"));
+    assert!(
+        cold.contains("never ran: concurrency 1 (INVITE_MAX_CONCURRENT=1)"),
+        "{out}"
+    );
+    let hot = out.lines().find(|l| l.starts_with("hot")).unwrap();
+    assert!(
+        hot.contains("concurrency 999 (INVITE_MAX_CONCURRENT=1)"),
+        "{out}"
+    );
+}

@@ -266,6 +266,10 @@ fn within_budgets(ledger: &Ledger, limits: Limits, clock: Clock) -> Result<(), S
 /// the host is gone.
 pub fn wait_for_slot(rt: &Runtime, ticket: Ticket, host_pid: i32) {
     sys::background_and_yield();
+    // A signal to the host's process group must not run the host's handlers in this copy while
+    // it waits; the supervisor saves them for the pod once it has its slot.
+    let signals = sys::save_signal_state();
+    sys::reset_signal_handlers(&signals);
     let max = rt.config.as_ref().map_or(1, |c| c.max_concurrent);
     let ledger = rt.ledger();
     let me = sys::getpid() as u32;
@@ -278,7 +282,7 @@ pub fn wait_for_slot(rt: &Runtime, ticket: Ticket, host_pid: i32) {
             |pid| sys::alive(pid as i32),
         );
         match claim {
-            Claim::Run => return,
+            Claim::Run => return sys::restore_signal_state(&signals),
             Claim::Displaced => sys::exit_now(0),
             Claim::Wait => {}
         }

@@ -194,3 +194,30 @@ fn the_report_says_which_tests_were_starved_and_the_setting_to_change() {
         "{out}"
     );
 }
+
+#[test]
+fn a_pod_that_waited_for_its_slot_runs_as_the_host_was_at_the_call() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let (_d, bin) = build("rogue");
+    // One slot, held 200 ms by the first test: the second waits in the queue, and its test
+    // still finds the host's SIGUSR1 handler (the waiting copy ran with default handlers).
+    let j = run_host(
+        &bin,
+        &["sleep,handler", "0"],
+        &[
+            ("INVITE_MAX_CONCURRENT", "1"),
+            ("INVITE_MAX_OVERHEAD", "off"),
+        ],
+    );
+    let rows = summary_rows(&j);
+    assert_eq!(rows["handler"]["queued"], 1, "{rows:?}");
+    let ran = records(&j);
+    assert_eq!(ran["handler"][0]["outcome"], "pass", "{:?}", ran["handler"]);
+    assert_eq!(ran["sleep"][0]["outcome"], "pass", "{:?}", ran["sleep"]);
+    let s = j.iter().rfind(|v| v["kind"] == "summary").unwrap();
+    assert_eq!(s["queue"]["queued"], 1, "{s}");
+    assert_eq!(s["queue"]["waiting"], 0, "{s}");
+    assert!(s["budget"]["drain_us"].as_u64().unwrap() > 0, "{s}");
+}

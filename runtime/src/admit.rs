@@ -24,7 +24,7 @@ use crate::runtime::{Runtime, SiteStats};
 use crate::site::Site;
 use crate::sys;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 /// Why a sampled call starts no pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,13 +98,6 @@ thread_local! {
     static PASS: Cell<Pass> = const { Cell::new(Pass { ticket: None, first_run: false }) };
     /// The snapshot being taken on this thread is a never-run test's (`charge_pause`).
     static EXEMPT: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Waiting repeats displaced by never-run tests, for the summary.
-static DISPLACED: AtomicU64 = AtomicU64::new(0);
-
-pub fn displaced() -> u64 {
-    DISPLACED.load(Ordering::Relaxed)
 }
 
 pub fn admit(rt: &Runtime, site: &Site, stats: &SiteStats) -> bool {
@@ -182,7 +175,7 @@ pub fn charge_pause(ledger: &Ledger, ns: u64) {
 
 /// A displaced waiter was counted started: it is skipped (`queue`) instead.
 fn count_displaced(rt: &Runtime, key: Key) {
-    DISPLACED.fetch_add(1, Ordering::Relaxed);
+    rt.ledger().count_displaced();
     let sites = rt.sites.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, stats)) = (key.site() as usize)
         .checked_sub(1)
@@ -321,5 +314,4 @@ const COW_WINDOW_NS: u64 = 1_000_000_000;
 const DEFAULT_COW_FAULT_NS: u64 = 1_000;
 
 #[cfg(test)]
-#[path = "admit_tests.rs"]
 mod tests;

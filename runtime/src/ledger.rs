@@ -36,6 +36,8 @@ pub struct Ledger {
     cow_fault_ns: AtomicU64,
     /// Records that could not be written to the journal (the summary's `lost`).
     lost: AtomicU64,
+    /// Waiting repeats whose place a never-run test took.
+    displaced: AtomicU64,
     /// Pods waiting for a slot.
     queue: Queue,
 }
@@ -51,6 +53,7 @@ impl Ledger {
             pod_wall_ns: AtomicU64::new(0),
             cow_fault_ns: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            displaced: AtomicU64::new(0),
             queue: Queue::new(),
         }
     }
@@ -102,6 +105,15 @@ impl Ledger {
         self.pod_cpu_ns.fetch_add(cpu_ns, Ordering::Relaxed);
         self.pod_wall_ns.fetch_add(wall_ns, Ordering::Relaxed);
         self.pods_finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A never-run test took a waiting repeat's place.
+    pub fn count_displaced(&self) {
+        self.displaced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn displaced(&self) -> u64 {
+        self.displaced.load(Ordering::Relaxed)
     }
 
     pub fn queue(&self) -> &Queue {

@@ -323,7 +323,7 @@ impl Runtime {
             cpus: crate::cpus::machine(),
             queue_max: self.config.as_ref().map_or(0, |c| c.max_queue),
             queued: rows.iter().map(|r| r.queued).sum(),
-            displaced: crate::admit::displaced(),
+            displaced: ledger.displaced(),
             waiting: ledger.queue().waiting(),
         };
         let line = journal::summary_line(

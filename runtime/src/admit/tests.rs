@@ -1,3 +1,5 @@
+//! Unit tests of admission (see `admit.rs`).
+
 use super::*;
 
 const SECOND: u64 = 1_000_000_000;

@@ -221,3 +221,42 @@ fn a_pod_that_waited_for_its_slot_runs_as_the_host_was_at_the_call() {
     assert_eq!(s["queue"]["waiting"], 0, "{s}");
     assert!(s["budget"]["drain_us"].as_u64().unwrap() > 0, "{s}");
 }
+
+#[test]
+fn a_never_run_test_takes_the_place_of_a_waiting_repeat_in_a_full_queue() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let (_d, bin) = build("admission");
+    // One slot (the hot site's first test holds it 200 ms), two places in the queue (two hot
+    // repeats take them); the cold site, called half-way, displaces the newest repeat.
+    let j = run_host(
+        &bin,
+        &["hotcold", "1000"],
+        &[
+            ("INVITE_MAX_CONCURRENT", "1"),
+            ("INVITE_MAX_QUEUE", "2"),
+            ("INVITE_MAX_OVERHEAD", "off"),
+            ("INVITE_MAX_POD_CPU", "off"),
+            ("INVITE_DRAIN_MS", "60000"),
+        ],
+    );
+    let s = j.iter().rfind(|v| v["kind"] == "summary").unwrap();
+    assert_eq!(s["queue"]["displaced"], 1, "{s}");
+    let rows = summary_rows(&j);
+    assert_eq!(rows["cold_test"]["started"], 1, "{rows:?}");
+    assert_eq!(rows["cold_test"]["queued"], 1, "{rows:?}");
+    let hot = &rows["hot_test"];
+    assert_eq!(
+        hot["started"], 2,
+        "the first and the repeat left waiting: {hot}"
+    );
+    assert_eq!(hot["skipped"]["queue"], 998, "{hot}");
+    let ran = records(&j);
+    assert_eq!(
+        ran["hot_test"].len(),
+        2,
+        "no record for the displaced repeat"
+    );
+    assert_eq!(ran["cold_test"][0]["outcome"], "pass");
+}

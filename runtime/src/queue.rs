@@ -112,11 +112,12 @@ impl Queue {
             return None;
         }
         (0..SLOTS.min(max as usize)).find_map(|slot| {
-            self.pids[slot].store(0, Ordering::Relaxed);
             self.keys[slot]
                 .compare_exchange(0, key.0, Ordering::AcqRel, Ordering::Relaxed)
-                .ok()
-                .map(|_| Ticket { slot, key })
+                .ok()?;
+            // (Until its supervisor says its pid, a waiter counts as alive.)
+            self.pids[slot].store(0, Ordering::Relaxed);
+            Some(Ticket { slot, key })
         })
     }
 

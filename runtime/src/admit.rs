@@ -98,6 +98,8 @@ thread_local! {
     static PASS: Cell<Pass> = const { Cell::new(Pass { ticket: None, first_run: false }) };
     /// The snapshot being taken on this thread is a never-run test's (`charge_pause`).
     static EXEMPT: Cell<bool> = const { Cell::new(false) };
+    /// This thread's CPU time when its snapshot began (`charge_pause`).
+    static CPU_AT_START: Cell<u64> = const { Cell::new(0) };
 }
 
 pub fn admit(rt: &Runtime, site: &Site, stats: &SiteStats) -> bool {
@@ -160,12 +162,16 @@ pub fn admit(rt: &Runtime, site: &Site, stats: &SiteStats) -> bool {
 pub fn take_pass(site: bool) -> Pass {
     let pass = if site { PASS.take() } else { Pass::default() };
     EXEMPT.set(pass.first_run);
+    CPU_AT_START.set(sys::thread_cpu_ns());
     pass
 }
 
-/// The host paused `ns` for the snapshot this thread is taking: charged to the budget, unless
-/// it is a never-run test's (a cost still, outside the budget).
-pub fn charge_pause(ledger: &Ledger, ns: u64) {
+/// The host paused `_wall_ns` for the snapshot this thread took. Charged to the budget: the
+/// thread's CPU time since `take_pass`, the setup before the fork included (on a busy machine
+/// the wall-clock pause also counts the host's waits for a CPU, which are not testing's cost);
+/// unless it is a never-run test's (a cost still, outside the budget).
+pub fn charge_pause(ledger: &Ledger, _wall_ns: u64) {
+    let ns = sys::thread_cpu_ns().saturating_sub(CPU_AT_START.get());
     if EXEMPT.take() {
         ledger.charge_exempt(ns);
     } else {

@@ -52,13 +52,19 @@ for h in pause latency throughput; do $CC $CFLAGS "$S/$h.c" $LIBS -o "$W/$h"; do
 "$PRE" "$S/e2e_work.c" "$S/e2e_work.ic" -o "$W/e2e_work.invite.c"
 $CC $CFLAGS "$S/e2e.c" "$W/e2e_work.invite.c" $LIBS -o "$W/e2e_instrumented"
 $CC $CFLAGS "$S/e2e.c" "$S/e2e_work.c" -o "$W/e2e_plain"
+"$PRE" "$S/e2e_work.c" "$S/idle_work.ic" -o "$W/idle_work.invite.c"
+$CC $CFLAGS "$S/idle.c" "$W/idle_work.invite.c" $LIBS -o "$W/idle_instrumented"
+$CC $CFLAGS "$S/idle.c" "$S/e2e_work.c" -o "$W/idle_plain"
 
 # ---- run ----------------------------------------------------------------------------------------
 if [ "$QUICK" = 1 ]; then
     FP="3 1000000" PAUSE_RUNS="3 3 3" LAT_RUNS=5 TPUT_S=0.5 E2E_RUNS=1 E2E_S=0.3 PRE_RUNS=1
+    IDLE_RUNS=1 IDLE_REQUESTS=20
 else
     FP="41 20000000" PAUSE_RUNS="101 51 21" LAT_RUNS=201 TPUT_S=10 E2E_RUNS=7 E2E_S=3 PRE_RUNS=7
+    IDLE_RUNS=5 IDLE_REQUESTS=150
 fi
+
 R=$W/results
 : >"$R"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -95,28 +101,41 @@ inv INVITE_WARM=off INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=${INVITE_BENCH
     awk '/^row throughput /{print "info throughput_cold_pods", $3, "tests/s", $6}' | tee -a "$R" >&2
 
 step "end to end, INVITE_MAX_OVERHEAD=5 vs uninstrumented"
-e2e() { # KEY HEAP_MB
-    local plain=() inst=() pods=0 i p
-    for ((i = 0; i < E2E_RUNS; i++)); do
+median() { sort -g | awk '{v[NR]=$1} END{print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}'; }
+# KEY RUNS FIELD UNIT [VAR=VALUE...] -- PROG ARGS...: PROG's instrumented and plain builds,
+# interleaved, RUNS times each; the medians of FIELD make the row, the journals count the pods and
+# the sampled calls that started one.
+versus() {
+    local key=$1 runs=$2 field=$3 unit=$4 envs=() plain=() inst=() pods=0 sampled=0 started=0 i s t
+    shift 4
+    while [ "$1" != -- ]; do envs+=("$1"); shift; done
+    shift
+    local prog=$1; shift
+    one_inst() { inv "${envs[@]}" "$W/${prog}_instrumented" "$@" | awk -v f=$field '$1 == f {print $2}'; }
+    one_plain() { inv "$W/${prog}_plain" "$@" | awk -v f=$field '$1 == f {print $2}'; }
+    for ((i = 0; i < runs; i++)); do
         rm -f "$W/journal.jsonl"
-        if ((i % 2)); then
-            p=$(inv INVITE_MAX_OVERHEAD=5 "$W/e2e_instrumented" $E2E_S $2 | awk '/calls_per_s/{print $2}'); inst+=("$p")
-            plain+=("$(inv "$W/e2e_plain" $E2E_S $2 | awk '/calls_per_s/{print $2}')")
-        else
-            plain+=("$(inv "$W/e2e_plain" $E2E_S $2 | awk '/calls_per_s/{print $2}')")
-            p=$(inv INVITE_MAX_OVERHEAD=5 "$W/e2e_instrumented" $E2E_S $2 | awk '/calls_per_s/{print $2}'); inst+=("$p")
-        fi
+        if ((i % 2)); then inst+=("$(one_inst "$@")"); plain+=("$(one_plain "$@")")
+        else plain+=("$(one_plain "$@")"); inst+=("$(one_inst "$@")"); fi
         pods=$((pods + $(grep -c '"kind":"test"' "$W/journal.jsonl" || true)))
+        read -r s t < <(grep '"kind":"summary"' "$W/journal.jsonl" | tail -1 |
+            sed -n 's/.*"sampled":\([0-9]*\),"started":\([0-9]*\).*/\1 \2/p') || true
+        sampled=$((sampled + ${s:-0})) started=$((started + ${t:-0}))
     done
-    local mi mp
-    mi=$(printf '%s\n' "${inst[@]}" | sort -g | awk '{v[NR]=$1} END{print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}')
-    mp=$(printf '%s\n' "${plain[@]}" | sort -g | awk '{v[NR]=$1} END{print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}')
-    echo "# e2e heap ${2} MiB: instrumented ${inst[*]}; plain ${plain[*]}; $pods pod tests in all runs" >&2
-    echo "row $1 $mi $mp calls/s $E2E_RUNS" >>"$R"
-    echo "info ${1}_pods_per_run $(awk -v p=$pods -v n=$E2E_RUNS 'BEGIN{print p/n}') pods $E2E_RUNS" >>"$R"
+    echo "# $key: instrumented ${inst[*]}; plain ${plain[*]}; $pods pod tests, $started of $sampled sampled calls started, in all runs" >&2
+    echo "row $key $(printf '%s\n' "${inst[@]}" | median) $(printf '%s\n' "${plain[@]}" | median) $unit $runs" >>"$R"
+    echo "info ${key}_pods_per_run $(awk -v p=$pods -v n=$runs 'BEGIN{print p/n}') pods $runs" >>"$R"
+    [ "$sampled" -gt 0 ] && echo "info ${key}_started_pct $(awk -v s=$started -v n=$sampled 'BEGIN{print 100*s/n}') % $runs" >>"$R"
+    return 0
 }
+e2e() { versus "$1" $E2E_RUNS calls_per_s calls/s INVITE_MAX_OVERHEAD=5 -- e2e $E2E_S "${@:2}"; }
 e2e e2e 0
 e2e e2e_heap64 64
+step "every core CPU-bound, INVITE_MAX_OVERHEAD=5 vs uninstrumented"
+e2e e2e_allcores 0 0
+
+step "idle server (95 % asleep), default settings vs uninstrumented"
+versus idle $IDLE_RUNS wall_s s -- idle $IDLE_REQUESTS 19
 
 step "precompiler vs gcc -fsyntax-only"
 # The example takes [FILE.c [FILE.ic] [RUNS]]; without a file it generates an 8 MB one and runs 7
@@ -183,10 +202,12 @@ BEGIN {
     label["throughput"]              = "pod tests per second, 2 cores, trivial test | raw fork() tests per second"
     label["e2e"]                     = "CPU-bound program, INVITE_MAX_OVERHEAD=5 (calls/s) | same program uninstrumented"
     label["e2e_heap64"]              = "same, writing a 64 MiB heap (calls/s) | same program uninstrumented"
+    label["e2e_allcores"]            = "same, a thread per core, INVITE_MAX_OVERHEAD=5 (calls/s) | same program uninstrumented"
+    label["idle"]                    = "idle server, 95 % asleep, default settings (wall s) | same program uninstrumented"
     label["precompile"]              = "invite-precompile, 8 MB generated C file | gcc -fsyntax-only on it"
     label["precompile_sqlite_one"]   = "invite-precompile, SQLite amalgamation (9 MB), one function | gcc -fsyntax-only on it"
     label["precompile_sqlite_all"]   = "invite-precompile, SQLite amalgamation, its --skeleton (every function) | gcc -fsyntax-only on it"
-    order = "fastpath_c fastpath_rust pause_0mb pause_100mb pause_1024mb pause_0mb_vs_reaped pause_0mb_first3 pause_1024mb_first3 latency_ckpt_vs_fork latency_ckpt_vs_unshare throughput e2e e2e_heap64 precompile precompile_sqlite_one precompile_sqlite_all"
+    order = "fastpath_c fastpath_rust pause_0mb pause_100mb pause_1024mb pause_0mb_vs_reaped pause_0mb_first3 pause_1024mb_first3 latency_ckpt_vs_fork latency_ckpt_vs_unshare throughput e2e e2e_heap64 e2e_allcores idle precompile precompile_sqlite_one precompile_sqlite_all"
     print "| figure | value | baseline | value | ratio | goal (issue) | met |"
     print "|---|---:|---|---:|---:|---|---|"
 }
@@ -206,7 +227,9 @@ END {
         else if (key ~ /^pause/) { goal = "<= 1.2 x fork (#2)"; met = (f / b <= 1.2) ? "yes" : "no" }
         else if (key ~ /^latency/) { goal = "<= 300 us (#2)"; met = (f <= 300) ? "yes" : "no" }
         else if (key == "throughput") { goal = ">= 1,500/s (#3)"; met = (f >= 1500) ? "yes" : "no" }
+        else if (key == "e2e_allcores") { goal = "loss <= 5 % (#14)"; loss = 100 * (1 - f / b); met = ((loss <= 5) ? "yes" : "no") sprintf(" (%.1f %% loss)", loss) }
         else if (key ~ /^e2e/) { goal = "loss within 5 +- 1 % (#3)"; loss = 100 * (1 - f / b); met = ((loss <= 6) ? "yes" : "no") sprintf(" (%.1f %% loss)", loss) }
+        else if (key == "idle") { goal = "wall <= +2 %, >= 80 % of samples started (#14)"; met = ((f / b <= 1.02) ? "yes" : "no") sprintf(" (%+.1f %%)", 100 * (f / b - 1)) }
         else if (key == "precompile") { goal = "<= 0.25 x gcc (#4)"; met = (f / b <= 0.25) ? "yes" : "no" }
         else if (key ~ /^precompile_sqlite/) { goal = "<= 0.25 x gcc (#16)"; met = (f == "nan") ? "" : (f / b <= 0.25) ? "yes" : "no" }
         print "| " l[1] " | " fmt(f, unit[key]) " | " l[2] " | " fmt(b, unit[key]) " | " r " | " goal " | " met " |"

@@ -385,3 +385,20 @@ fn an_empty_journal_says_so() {
     let run = invite(dir.path(), &["report"]);
     assert_eq!((run.code, run.stdout.as_str()), (0, "no test records\n"));
 }
+
+#[test]
+fn the_queue_and_the_pods_cpu_bound_name_their_settings() {
+    let mut s = summary("2026-05-01T12:00:01Z", 1, &[("f", "t", [0, 0, 0])]);
+    s["sites"][0]["started"] = json!(1);
+    s["sites"][0]["skipped"] = json!({"queue": 6, "pod_cpu": 3, "budget": 0});
+    s["settings"] = json!({"INVITE_MAX_QUEUE": "32", "INVITE_MAX_POD_CPU": "50"});
+    let dir = journal_dir(&[record("f", "t", "pass", 1), s]);
+    let run = invite(dir.path(), &["report"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        row(&run.stdout, "f", "t")[11],
+        "queue 6 (INVITE_MAX_QUEUE=32), pod_cpu 3 (INVITE_MAX_POD_CPU=50)",
+        "{}",
+        run.stdout
+    );
+}

@@ -1,38 +1,108 @@
-//! Admission: whether a sampled call may start a pod now. Turned-away calls are counted per
-//! reason for the summary, never journaled one by one.
+//! Admission: whether a sampled call starts a pod now, waits for a slot, or is turned away.
+//! Turned-away calls are counted per reason for the summary, never journaled one by one.
 //!
 //! - (No site tests start inside a pod: `sample` turns them away before admission.)
-//! - At most `INVITE_MAX_CONCURRENT` pods run at once; admission reserves the slot.
+//! - Coverage first: a (site, test) that has not run yet in this process is not held to either
+//!   budget, goes ahead of every repeat in the wait queue, and may displace a waiting repeat
+//!   when the queue is full. A hot site cannot starve a cold one.
+//! - The host's budget (`INVITE_MAX_OVERHEAD`, percent): what testing costs the host stays at or
+//!   below this share of its elapsed time: its pauses (the fork), its copy-on-write faults while
+//!   pods live or wait (minor faults since the last admission at the measured cost of one), and
+//!   the exit drain (estimated while pods wait: the queue's backlog at the mean pod's duration).
+//! - The pods' own CPU (`INVITE_MAX_POD_CPU`, percent): finished pods' CPU time plus running and
+//!   waiting ones at the mean stay at or below this share of the machine's CPUs (`cpus`: a cgroup
+//!   quota counts) over the host's elapsed time.
+//! - At most `INVITE_MAX_CONCURRENT` pods run at once; admission reserves the slot. Past it, a
+//!   call takes its snapshot and waits (`queue`) while the queue has room: at most
+//!   `INVITE_MAX_QUEUE` waiters, and memory for a frozen copy of the host each (`headroom`).
 //! - The host's cgroup must have room for every running pod's memory and processes and this
 //!   one's (`headroom`), else the pod is turned away (`cgroup`).
-//! - CPU budget: host pauses plus pods' CPU time (finished pods measured by rusage, running pods
-//!   estimated by the mean so far) plus the host's copy-on-write faults stay at or below
-//!   `INVITE_MAX_OVERHEAD` percent of the process's own CPU time. While a pod lives, every page
-//!   the host writes is copied: that is the host's own CPU time, but caused by testing, so minor
-//!   faults taken while pods ran are charged at the measured cost of one copy-on-write fault.
 
 use crate::ledger::Ledger;
+use crate::queue::{Claim, Key, Ticket};
 use crate::runtime::{Runtime, SiteStats};
+use crate::site::Site;
 use crate::sys;
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 
 /// Why a sampled call starts no pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skip {
+    /// Every slot taken and no queue (`INVITE_MAX_QUEUE=0`).
     Concurrency,
     Cgroup,
+    /// The host's budget.
     Budget,
+    /// The pods' own CPU bound.
+    PodCpu,
+    /// The queue is full (or memory for one more waiting copy is short), or a never-run test
+    /// took this waiter's place.
+    Queue,
 }
 
 /// The limits admission applies (from the configuration).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_concurrent: u32,
-    /// Percent of the process's own CPU time; `None`: no budget.
+    /// Percent of the host's elapsed time; `None`: no budget.
     pub max_overhead: Option<f64>,
+    /// Percent of the machine's CPUs; `None`: no bound.
+    pub max_pod_cpu: Option<f64>,
+    pub max_queue: u32,
 }
 
-pub fn admit(rt: &Runtime, stats: &SiteStats) -> bool {
+/// The sampled call: whether its (site, test) has run in this process, and its site's index.
+#[derive(Clone, Copy, Debug)]
+pub struct Call {
+    pub first_run: bool,
+    pub site: u32,
+}
+
+/// The host's elapsed time and the CPUs its pods may share.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    pub elapsed_ns: u64,
+    pub cpus: f64,
+}
+
+/// A call let in: it runs now, or waits in the queue (having displaced a repeat, whose key is
+/// given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admitted {
+    Run,
+    Wait(Ticket, Option<Key>),
+}
+
+/// How the decision sees the world, so that it can be tested without one.
+pub struct World<R, Q, C, A> {
+    /// Whether the host's cgroups have room for `n` running pods.
+    pub room: R,
+    /// Whether memory allows `n` waiting copies of the host beside the running pods.
+    pub queue_room: Q,
+    pub clock: C,
+    /// Whether a waiter's supervisor still lives.
+    pub alive: A,
+}
+
+/// What admission tells the snapshot of the call it let in, on the same thread.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pass {
+    /// The call waits for a slot with this ticket.
+    pub ticket: Option<Ticket>,
+    /// A never-run test: its pause is not charged to the budget.
+    pub first_run: bool,
+}
+
+thread_local! {
+    static PASS: Cell<Pass> = const { Cell::new(Pass { ticket: None, first_run: false }) };
+    /// The snapshot being taken on this thread is a never-run test's (`charge_pause`).
+    static EXEMPT: Cell<bool> = const { Cell::new(false) };
+    /// This thread's CPU time when its snapshot began (`charge_pause`).
+    static CPU_AT_START: Cell<u64> = const { Cell::new(0) };
+}
+
+pub fn admit(rt: &Runtime, site: &Site, stats: &SiteStats) -> bool {
     let Some(cfg) = rt.config.as_ref() else {
         return false;
     };
@@ -40,60 +110,193 @@ pub fn admit(rt: &Runtime, stats: &SiteStats) -> bool {
     let limits = Limits {
         max_concurrent: cfg.max_concurrent,
         max_overhead: cfg.max_overhead,
+        max_pod_cpu: cfg.max_pod_cpu,
+        max_queue: cfg.max_queue,
     };
-    let verdict = decide(
-        rt.ledger(),
-        limits,
-        |running| crate::headroom::no_room(running).is_none(),
-        sys::process_cpu_ns,
-    );
+    let call = Call {
+        first_run: stats.started.load(Ordering::Relaxed) == 0,
+        site: site.index.load(Ordering::Relaxed),
+    };
+    let world = World {
+        room: |running| crate::headroom::no_room(running).is_none(),
+        queue_room: crate::headroom::queue_room,
+        clock: || Clock {
+            elapsed_ns: sys::monotonic_ns().saturating_sub(crate::runtime::started_ns()),
+            cpus: crate::cpus::machine(),
+        },
+        alive: |pid: u32| sys::alive(pid as i32),
+    };
+    let verdict = decide(rt.ledger(), limits, call, world);
+    let first_run = call.first_run;
     let counter = match verdict {
-        Ok(()) => &stats.started,
+        Ok(Admitted::Run) => {
+            PASS.set(Pass {
+                ticket: None,
+                first_run,
+            });
+            &stats.started
+        }
+        Ok(Admitted::Wait(ticket, displaced)) => {
+            stats.queued.fetch_add(1, Ordering::Relaxed);
+            if let Some(key) = displaced {
+                count_displaced(rt, key);
+            }
+            PASS.set(Pass {
+                ticket: Some(ticket),
+                first_run,
+            });
+            &stats.started
+        }
         Err(Skip::Concurrency) => &stats.skipped_concurrency,
         Err(Skip::Cgroup) => &stats.skipped_cgroup,
         Err(Skip::Budget) => &stats.skipped_budget,
+        Err(Skip::PodCpu) => &stats.skipped_pod_cpu,
+        Err(Skip::Queue) => &stats.skipped_queue,
     };
     counter.fetch_add(1, Ordering::Relaxed);
     verdict.is_ok()
 }
 
-/// Reserve a slot in `ledger` for one more pod, or say why not (nothing reserved then).
-/// `room(n)`: whether the host's cgroups have room for `n` pods; `process_cpu_ns`: the
-/// process's own CPU time so far (read only when a budget applies).
+/// What `admit` said of the call it let in on this thread, taken once by the snapshot of a site
+/// (`site`); an explicit `ckpt()` takes nothing.
+pub fn take_pass(site: bool) -> Pass {
+    let pass = if site { PASS.take() } else { Pass::default() };
+    EXEMPT.set(pass.first_run);
+    CPU_AT_START.set(sys::thread_cpu_ns());
+    pass
+}
+
+/// The host paused `_wall_ns` for the snapshot this thread took. Charged to the budget: the
+/// thread's CPU time since `take_pass`, the setup before the fork included (on a busy machine
+/// the wall-clock pause also counts the host's waits for a CPU, which are not testing's cost);
+/// unless it is a never-run test's (a cost still, outside the budget).
+pub fn charge_pause(ledger: &Ledger, _wall_ns: u64) {
+    let ns = sys::thread_cpu_ns().saturating_sub(CPU_AT_START.get());
+    if EXEMPT.take() {
+        ledger.charge_exempt(ns);
+    } else {
+        ledger.charge(ns);
+    }
+}
+
+/// A displaced waiter was counted started: it is skipped (`queue`) instead.
+fn count_displaced(rt: &Runtime, key: Key) {
+    rt.ledger().count_displaced();
+    let sites = rt.sites.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, stats)) = (key.site() as usize)
+        .checked_sub(1)
+        .and_then(|i| sites.get(i))
+    {
+        stats.started.fetch_sub(1, Ordering::Relaxed);
+        stats.skipped_queue.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Let `call` run (a running slot reserved in `ledger`) or wait (a queue slot taken), or say
+/// why not (nothing reserved then).
 pub fn decide(
     ledger: &Ledger,
     limits: Limits,
-    room: impl FnOnce(u64) -> bool,
-    process_cpu_ns: impl FnOnce() -> u64,
-) -> Result<(), Skip> {
-    let running = ledger
-        .reserve(limits.max_concurrent)
-        .ok_or(Skip::Concurrency)?;
-    let refuse = |why| {
-        ledger.release();
-        Err(why)
-    };
-    if !room(running as u64) {
-        return refuse(Skip::Cgroup);
+    call: Call,
+    world: World<
+        impl FnOnce(u64) -> bool,
+        impl FnOnce(u64) -> bool,
+        impl FnOnce() -> Clock,
+        impl Fn(u32) -> bool,
+    >,
+) -> Result<Admitted, Skip> {
+    if limits.max_overhead == Some(0.0) {
+        // No budget at all: no pod, however idle the host or new the test.
+        return Err(Skip::Budget);
     }
-    if let Some(max) = limits.max_overhead {
-        if max == 0.0 {
-            // No budget at all: no pod, however idle the host.
-            return refuse(Skip::Budget);
+    if !call.first_run {
+        within_budgets(ledger, limits, (world.clock)())?;
+    }
+    let queue = ledger.queue();
+    let key = queue.key(!call.first_run, call.site);
+    // A free slot goes to the waiters ahead of this call first.
+    if !queue.ahead_of(Some(key), &world.alive) {
+        if let Some(running) = ledger.reserve(limits.max_concurrent) {
+            if !(world.room)(running as u64) {
+                ledger.release();
+                return Err(Skip::Cgroup);
+            }
+            return Ok(Admitted::Run);
         }
-        let spent = ledger.overhead_ns() + ledger.mean_pod_cpu_ns() * running as u64;
-        let allowed = process_cpu_ns() as f64 * max / 100.0;
-        if spent as f64 > allowed {
-            return refuse(Skip::Budget);
+    }
+    if limits.max_queue == 0 {
+        return Err(Skip::Concurrency);
+    }
+    let room = (world.queue_room)(queue.waiting() as u64 + 1);
+    if let Some(ticket) = room.then(|| queue.enqueue(key, limits.max_queue)).flatten() {
+        return Ok(Admitted::Wait(ticket, None));
+    }
+    match call.first_run.then(|| queue.displace(key)).flatten() {
+        Some((ticket, gone)) => Ok(Admitted::Wait(ticket, Some(gone))),
+        None => Err(Skip::Queue),
+    }
+}
+
+/// A repeat stays within the host's budget and the pods' CPU bound.
+fn within_budgets(ledger: &Ledger, limits: Limits, clock: Clock) -> Result<(), Skip> {
+    let running = ledger.running() as u64;
+    let waiting = ledger.queue().waiting() as u64;
+    let cap = limits.max_concurrent.max(1) as u64;
+    if let Some(pct) = limits.max_overhead {
+        // Were the host to exit now, the drain would wait for the queue's backlog.
+        let backlog = waiting + u64::from(running >= cap);
+        let drain = ledger.mean_pod_wall_ns() * backlog.div_ceil(cap);
+        let spent = ledger.overhead_ns().saturating_add(drain);
+        if spent as f64 > clock.elapsed_ns as f64 * pct / 100.0 {
+            return Err(Skip::Budget);
+        }
+    }
+    if let Some(pct) = limits.max_pod_cpu {
+        let spent = ledger.pod_cpu_ns() + ledger.mean_pod_cpu_ns() * (running + waiting + 1);
+        if spent as f64 > clock.elapsed_ns as f64 * clock.cpus * pct / 100.0 {
+            return Err(Skip::PodCpu);
         }
     }
     Ok(())
 }
 
-/// Charge the host's minor faults since the last admission to the budget when a pod lived
-/// within the last `COW_WINDOW_NS` (copies while it shares the host's pages, and the faults
-/// that re-own each page after it ends). Faults of the host's own are charged too in that
-/// window: the budget errs on the side of testing less.
+/// In a waiting call's supervisor (a frozen fork of the host): wait, at the lowest priority,
+/// until a running slot is this call's; end without a pod if a never-run test displaced it or
+/// the host is gone.
+pub fn wait_for_slot(rt: &Runtime, ticket: Ticket, host_pid: i32) {
+    sys::background_and_yield();
+    // A signal to the host's process group must not run the host's handlers in this copy while
+    // it waits; the supervisor saves them for the pod once it has its slot.
+    let signals = sys::save_signal_state();
+    sys::reset_signal_handlers(&signals);
+    let max = rt.config.as_ref().map_or(1, |c| c.max_concurrent);
+    let ledger = rt.ledger();
+    let me = sys::getpid() as u32;
+    loop {
+        let claim = ledger.queue().claim(
+            ticket,
+            me,
+            || ledger.reserve(max).is_some(),
+            || ledger.release(),
+            |pid| sys::alive(pid as i32),
+        );
+        match claim {
+            Claim::Run => return sys::restore_signal_state(&signals),
+            Claim::Displaced => sys::exit_now(0),
+            Claim::Wait => {}
+        }
+        if sys::getppid() != host_pid {
+            ledger.queue().leave(ticket);
+            sys::exit_now(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Charge the host's minor faults since the last admission to the budget when a pod lived or
+/// waited within the last `COW_WINDOW_NS` (copies while it shares the host's pages, and the
+/// faults that re-own each page after it ends). Faults of the host's own are charged too in
+/// that window: the budget errs on the side of testing less.
 fn charge_cow_faults(rt: &Runtime) {
     let ledger = rt.ledger();
     let now = sys::monotonic_ns();
@@ -101,7 +304,7 @@ fn charge_cow_faults(rt: &Runtime) {
     let finished = ledger.pods_finished();
     let prev_faults = rt.last_minor_faults.swap(faults, Ordering::Relaxed);
     let prev_finished = rt.last_pods_finished.swap(finished, Ordering::Relaxed);
-    if ledger.running() > 0 || finished != prev_finished {
+    if ledger.running() > 0 || ledger.queue().waiting() > 0 || finished != prev_finished {
         rt.last_pod_seen_ns.store(now, Ordering::Relaxed);
     }
     let recent = now.saturating_sub(rt.last_pod_seen_ns.load(Ordering::Relaxed)) < COW_WINDOW_NS;
@@ -117,78 +320,4 @@ const COW_WINDOW_NS: u64 = 1_000_000_000;
 const DEFAULT_COW_FAULT_NS: u64 = 1_000;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const CAP_2: Limits = Limits {
-        max_concurrent: 2,
-        max_overhead: None,
-    };
-
-    fn no_cpu() -> u64 {
-        panic!("the process's CPU time is read only under a budget")
-    }
-
-    #[test]
-    fn the_concurrency_cap_turns_the_third_pod_away() {
-        let ledger = Ledger::new();
-        assert_eq!(decide(&ledger, CAP_2, |_| true, no_cpu), Ok(()));
-        assert_eq!(decide(&ledger, CAP_2, |_| true, no_cpu), Ok(()));
-        assert_eq!(
-            decide(&ledger, CAP_2, |_| true, no_cpu),
-            Err(Skip::Concurrency)
-        );
-        assert_eq!(ledger.running(), 2);
-        ledger.release();
-        assert_eq!(decide(&ledger, CAP_2, |_| true, no_cpu), Ok(()));
-    }
-
-    #[test]
-    fn no_room_in_the_cgroup_reserves_nothing_and_asks_for_all_pods() {
-        let ledger = Ledger::new();
-        ledger.reserve_any();
-        let mut asked = 0;
-        let verdict = decide(
-            &ledger,
-            CAP_2,
-            |n| {
-                asked = n;
-                false
-            },
-            no_cpu,
-        );
-        assert_eq!(verdict, Err(Skip::Cgroup));
-        assert_eq!(asked, 2, "room for the running pod and this one");
-        assert_eq!(ledger.running(), 1);
-    }
-
-    #[test]
-    fn the_budget_counts_spent_time_and_running_pods_at_their_mean() {
-        let budget = |pct| Limits {
-            max_concurrent: 10,
-            max_overhead: Some(pct),
-        };
-        let ledger = Ledger::new();
-        assert_eq!(
-            decide(&ledger, budget(0.0), |_| true, no_cpu),
-            Err(Skip::Budget),
-            "a budget of 0 starts nothing"
-        );
-        ledger.pod_ended(1_000); // spent 1000, mean 1000
-                                 // 10% of 20 µs = 2000 ns allowed; spent 1000 + one running (this one) at 1000.
-        assert_eq!(decide(&ledger, budget(10.0), |_| true, || 20_000), Ok(()));
-        // Now 2 running at 1000 each + 1000 spent = 3000 > 2000.
-        assert_eq!(
-            decide(&ledger, budget(10.0), |_| true, || 20_000),
-            Err(Skip::Budget)
-        );
-        assert_eq!(ledger.running(), 1, "the refused pod left no reservation");
-    }
-
-    #[test]
-    fn a_copy_on_write_fault_has_a_measurable_cost() {
-        let ns = crate::sys::measure_cow_fault_ns().expect("measured");
-        assert!((1..1_000_000).contains(&ns), "{ns} ns per fault");
-        eprintln!("cow fault: {ns} ns");
-    }
-}
+mod tests;

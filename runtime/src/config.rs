@@ -51,8 +51,12 @@ pub struct Config {
     pub rates: Vec<(String, f64)>,
     pub seed: Option<u64>,
     pub max_concurrent: u32,
-    /// Percent; `None` is unlimited.
+    /// Percent of the host's elapsed time; `None` is unlimited.
     pub max_overhead: Option<f64>,
+    /// Percent of the machine's CPUs over wall-clock time; `None` is unlimited.
+    pub max_pod_cpu: Option<f64>,
+    /// Sampled calls that may wait for a slot (`queue`).
+    pub max_queue: u32,
     pub timeout_ms: u64,
     pub drain_ms: u64,
     /// Seconds between summary records while the process runs (`0`: only at exit).
@@ -68,6 +72,8 @@ pub struct Config {
 
 pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
 pub const DEFAULT_MAX_OVERHEAD: f64 = 10.0;
+pub const DEFAULT_MAX_POD_CPU: f64 = 50.0;
+pub const DEFAULT_MAX_QUEUE: u32 = 32;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_DRAIN_MS: u64 = 2_000;
 pub const DEFAULT_SUMMARY_S: u64 = 60;
@@ -129,11 +135,24 @@ impl Config {
             |s| s.parse::<u32>().ok().filter(|n| (1..=1024).contains(n)),
         )?
         .unwrap_or(DEFAULT_MAX_CONCURRENT);
-        let max_overhead = match var("INVITE_MAX_OVERHEAD") {
-            None => Some(DEFAULT_MAX_OVERHEAD),
-            Some((_, v)) if v == "off" || v == "unlimited" => None,
-            Some((n, v)) => Some(parse_percent(&v).ok_or_else(|| bad(n, v, OVERHEAD))?),
-        };
+        let max_overhead = percent(
+            var("INVITE_MAX_OVERHEAD"),
+            DEFAULT_MAX_OVERHEAD,
+            1000.0,
+            OVERHEAD,
+        )?;
+        let max_pod_cpu = percent(
+            var("INVITE_MAX_POD_CPU"),
+            DEFAULT_MAX_POD_CPU,
+            100.0,
+            POD_CPU,
+        )?;
+        let max_queue = parse_opt(var("INVITE_MAX_QUEUE"), "an integer from 0 to 64", |s| {
+            s.parse::<u32>()
+                .ok()
+                .filter(|n| *n as usize <= crate::queue::SLOTS)
+        })?
+        .unwrap_or(DEFAULT_MAX_QUEUE);
         let ms = "milliseconds, an integer from 1 to 86400000";
         let ms_range = |s: &str| {
             s.parse::<u64>()
@@ -206,6 +225,8 @@ impl Config {
             seed,
             max_concurrent,
             max_overhead,
+            max_pod_cpu,
+            max_queue,
             timeout_ms,
             drain_ms,
             summary_s,
@@ -273,7 +294,26 @@ fn parse_percent(s: &str) -> Option<f64> {
         .ok()
         .filter(|p| (0.0..=1000.0).contains(p))
 }
+const POD_CPU: &str = "a percentage from 0 to 100 in decimal digits, such as 50 or 12.5%, or off";
 const RATES: &str = "NAME=P[,NAME=P...] with NAME a function or file.c:function and P from 0 to 1";
+
+/// A percentage variable: `default` when unset, `None` for `off` (or `unlimited`), else at most
+/// `max`.
+fn percent(
+    v: Option<(&'static str, String)>,
+    default: f64,
+    max: f64,
+    expected: &'static str,
+) -> Result<Option<f64>, ConfigError> {
+    match v {
+        None => Ok(Some(default)),
+        Some((_, v)) if v == "off" || v == "unlimited" => Ok(None),
+        Some((n, v)) => match parse_percent(&v).filter(|p| *p <= max) {
+            Some(p) => Ok(Some(p)),
+            None => Err(bad(n, v, expected)),
+        },
+    }
+}
 
 fn bad(var: &'static str, value: String, expected: &'static str) -> ConfigError {
     ConfigError {
@@ -361,143 +401,4 @@ pub fn shard_of(function: &str, test: &str, n: u64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, OsString> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), OsString::from(v)))
-            .collect();
-        Config::from_env(|k| m.get(k).cloned(), Path::new("/srv/app"))
-    }
-
-    #[test]
-    fn defaults_are_documented_values() {
-        let c = cfg(&[]).unwrap();
-        assert!(c.enabled);
-        assert_eq!(c.max_concurrent, DEFAULT_MAX_CONCURRENT);
-        assert_eq!(c.max_overhead, Some(DEFAULT_MAX_OVERHEAD));
-        assert_eq!(c.journal, PathBuf::from("/srv/app/invite.jsonl"));
-        assert_eq!(c.pod_dir, PathBuf::from("/srv/app/invite-pods"));
-        assert_eq!(c.isolation, Isolation::Pod);
-        assert_eq!(c.warm, Warm::On);
-        assert_eq!(c.summary_s, DEFAULT_SUMMARY_S);
-        assert_eq!(cfg(&[("INVITE_SUMMARY_S", "0")]).unwrap().summary_s, 0);
-    }
-
-    #[test]
-    fn bad_values_name_the_variable_and_the_form() {
-        for (k, v) in [
-            ("INVITE", "maybe"),
-            ("INVITE_PROBABILITY", "1.5"),
-            ("INVITE_PROBABILITY", "abc"),
-            ("INVITE_RATES", "foo"),
-            ("INVITE_RATES", "foo=2"),
-            ("INVITE_MAX_CONCURRENT", "0"),
-            ("INVITE_SUMMARY_S", "-1"),
-            ("INVITE_SUMMARY_S", "86401"),
-            ("INVITE_MAX_OVERHEAD", "-3"),
-            ("INVITE_MAX_OVERHEAD", "1e308"),
-            ("INVITE_MAX_OVERHEAD", "5%%"),
-            ("INVITE_MAX_OVERHEAD", "nan"),
-            ("INVITE_MAX_OVERHEAD", "inf"),
-            ("INVITE_MAX_OVERHEAD", "1001"),
-            ("INVITE_MAX_OVERHEAD", "5."),
-            ("INVITE_FLEET", "2000000"),
-            ("INVITE_TIMEOUT_MS", "soon"),
-            ("INVITE_ISOLATION", "vm"),
-            ("INVITE_KEEP_PODS", "some"),
-            ("INVITE_WARM", "hot"),
-            ("INVITE_SHARD", "3/2"),
-            ("INVITE_SHARD", "0/2"),
-            ("INVITE_FLEET", "0"),
-            ("INVITE_SEED", "-1"),
-            ("INVITE_JOURNAL", ""),
-        ] {
-            let e = cfg(&[(k, v)]).unwrap_err();
-            assert_eq!(e.var, k);
-            let line = e.to_string();
-            assert!(
-                line.contains(k) && line.contains("expected") && !line.contains('\n'),
-                "{line}"
-            );
-        }
-    }
-
-    #[test]
-    fn probability_precedence_fleet_and_shard() {
-        let c = cfg(&[("INVITE_RATES", "withdraw=0.5,bank.c:deposit=0.25")]).unwrap();
-        assert_eq!(c.probability_for("src/bank.c", "withdraw", "t", 0.1), 0.5);
-        assert_eq!(c.probability_for("src/bank.c", "deposit", "t", 0.1), 0.25);
-        assert_eq!(c.probability_for("other.c", "deposit", "t", 0.1), 0.1);
-        let c = cfg(&[
-            ("INVITE_RATES", "withdraw=0.5"),
-            ("INVITE_PROBABILITY", "1"),
-        ])
-        .unwrap();
-        assert_eq!(c.probability_for("bank.c", "withdraw", "t", 0.1), 1.0);
-        let c = cfg(&[("INVITE_PROBABILITY", "1"), ("INVITE_FLEET", "4")]).unwrap();
-        assert_eq!(c.probability_for("bank.c", "withdraw", "t", 0.1), 0.25);
-        let c = cfg(&[("INVITE_RATES", "bank::Account::withdraw=0.5")]).unwrap();
-        assert_eq!(
-            c.probability_for("src/lib.rs", "bank::Account::withdraw", "t", 0.1),
-            0.5
-        );
-        // Exactly one shard of N runs each site.
-        for (f, t) in [
-            ("a", "x"),
-            ("withdraw", "check"),
-            ("bank::Account::deposit", "inv"),
-        ] {
-            let hits = (1..=5)
-                .filter(|k| {
-                    let s = format!("{k}/5");
-                    cfg(&[("INVITE_SHARD", &s), ("INVITE_PROBABILITY", "1")])
-                        .unwrap()
-                        .probability_for("f.c", f, t, 1.0)
-                        > 0.0
-                })
-                .count();
-            assert_eq!(hits, 1);
-        }
-    }
-
-    #[test]
-    fn overhead_forms_and_contradictions() {
-        for (v, want) in [
-            ("5", 5.0),
-            ("5%", 5.0),
-            ("2.5", 2.5),
-            ("0", 0.0),
-            ("1000", 1000.0),
-        ] {
-            assert_eq!(
-                cfg(&[("INVITE_MAX_OVERHEAD", v)]).unwrap().max_overhead,
-                Some(want)
-            );
-        }
-        let e = cfg(&[("INVITE_SHARD", "1/4"), ("INVITE_FLEET", "4")]).unwrap_err();
-        assert_eq!(e.var, "INVITE_FLEET");
-        assert!(e.to_string().contains("INVITE_SHARD"), "{e}");
-    }
-
-    #[test]
-    fn paths_are_kept_as_bytes() {
-        use std::os::unix::ffi::{OsStrExt, OsStringExt};
-        let raw = OsString::from_vec(b"j\xff.jsonl".to_vec());
-        let c = Config::from_env(
-            |k| (k == "INVITE_JOURNAL").then(|| raw.clone()),
-            Path::new("/srv"),
-        )
-        .unwrap();
-        assert_eq!(c.journal.as_os_str().as_bytes(), b"/srv/j\xff.jsonl");
-    }
-
-    #[test]
-    fn off_switch() {
-        let c = cfg(&[("INVITE", "off"), ("INVITE_PROBABILITY", "1")]).unwrap();
-        assert_eq!(c.probability_for("a.c", "f", "t", 1.0), 0.0);
-    }
-}
+mod tests;

@@ -125,6 +125,50 @@ pub fn no_room(pods: u64) -> Option<String> {
     None
 }
 
+/// Whether memory allows `waiting` frozen copies of the host (the wait queue's snapshots) beside
+/// the running pods: each may come to hold as much as the host's resident memory, if the host
+/// rewrites every page while it waits. The room is the host's cgroups' (as for `no_room`) and the
+/// machine's available memory (`MemAvailable`), read again at most every `REFRESH_NS`.
+pub fn queue_room(waiting: u64) -> bool {
+    static READ: AtomicU64 = AtomicU64::new(0);
+    static FREE: AtomicU64 = AtomicU64::new(u64::MAX);
+    static RESIDENT: AtomicU64 = AtomicU64::new(0);
+    let now = crate::sys::monotonic_ns();
+    let last = READ.load(Ordering::Relaxed);
+    if last == 0 || now.saturating_sub(last) > REFRESH_NS {
+        let available = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| kib_of(&m, "MemAvailable:"))
+            .unwrap_or(u64::MAX);
+        FREE.store(memory_room().min(available), Ordering::Relaxed);
+        RESIDENT.store(resident_bytes(), Ordering::Relaxed);
+        READ.store(now.max(1), Ordering::Relaxed);
+    }
+    let copies = waiting.saturating_mul(RESIDENT.load(Ordering::Relaxed));
+    FREE.load(Ordering::Relaxed) >= copies.saturating_add(POD_MEMORY)
+}
+
+/// `NAME: N kB` of /proc/meminfo, in bytes.
+fn kib_of(meminfo: &str, name: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with(name))?;
+    let kib = line[name.len()..].trim().trim_end_matches("kB").trim();
+    kib.parse::<u64>().ok().map(|k| k << 10)
+}
+
+/// The host's resident memory that is not shared with files (what a copy could duplicate).
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let f: Vec<u64> = statm
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let pages = match f.as_slice() {
+        [_, resident, shared, ..] => resident.saturating_sub(*shared),
+        _ => 0,
+    };
+    pages * crate::sys::page_size() as u64
+}
+
 /// The least room left over the levels (`u64::MAX` when none has a limit).
 fn room(levels: &[(Counter, Counter)]) -> u64 {
     levels
@@ -215,7 +259,7 @@ fn levels_of(cgroups: &str, mountinfo: &str) -> Levels {
 
 /// Where the v1 hierarchy of `ctrl` (or v2, for `""`) is mounted, and the cgroup path it shows
 /// as its root.
-fn mount_of(mountinfo: &str, ctrl: &str) -> Option<(PathBuf, String)> {
+pub(crate) fn mount_of(mountinfo: &str, ctrl: &str) -> Option<(PathBuf, String)> {
     mountinfo.lines().find_map(|l| {
         let (pre, post) = l.split_once(" - ")?;
         let f: Vec<&str> = pre.split(' ').collect();
@@ -234,6 +278,19 @@ fn mount_of(mountinfo: &str, ctrl: &str) -> Option<(PathBuf, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn available_memory_is_read_from_meminfo() {
+        let m = "MemTotal:       16000000 kB\nMemAvailable:    2048 kB\n";
+        assert_eq!(kib_of(m, "MemAvailable:"), Some(2 << 20));
+        assert_eq!(kib_of(m, "SwapFree:"), None);
+        assert!(resident_bytes() > 0);
+        assert!(
+            queue_room(1),
+            "a test process has room for one copy of itself"
+        );
+        assert!(!queue_room(u64::MAX), "no machine holds that many copies");
+    }
 
     #[test]
     fn mounts_are_found_by_controller() {

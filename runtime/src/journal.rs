@@ -185,6 +185,22 @@ pub struct SiteSummary {
     pub skipped_budget: u64,
     pub skipped_in_pod: u64,
     pub skipped_cgroup: u64,
+    pub skipped_pod_cpu: u64,
+    pub skipped_queue: u64,
+    pub queued: u64,
+}
+
+/// The summary's `budget` and `queue`: what testing cost, and the wait queue.
+pub struct Admission {
+    pub elapsed_ns: u64,
+    pub host_ns: u64,
+    pub drain_ns: u64,
+    pub pod_cpu_ns: u64,
+    pub cpus: f64,
+    pub queue_max: u32,
+    pub queued: u64,
+    pub displaced: u64,
+    pub waiting: u32,
 }
 
 /// The version of the runtime that writes the records (`runtime_version` in each).
@@ -200,6 +216,7 @@ pub fn summary_line(
     lost: u64,
     calls_exact: bool,
     settings: &[(&str, String)],
+    admission: &Admission,
     sites: &[SiteSummary],
 ) -> String {
     let mut s = String::new();
@@ -219,7 +236,29 @@ pub fn summary_line(
         s.push(':');
         string(&mut s, value);
     }
-    let _ = write!(s, "}},\"{}\":[", field::SITES);
+    let a = admission;
+    let [elapsed, host, drain, pod_cpu, cpus] = field::BUDGET_FIELDS;
+    let _ = write!(
+        s,
+        "}},\"{}\":{{\"{elapsed}\":{},\"{host}\":{},\"{drain}\":{},\"{pod_cpu}\":{},\"{cpus}\":{:.2}}}",
+        field::BUDGET,
+        a.elapsed_ns / 1000,
+        a.host_ns / 1000,
+        a.drain_ns / 1000,
+        a.pod_cpu_ns / 1000,
+        a.cpus
+    );
+    let [max, queued, displaced, waiting] = field::QUEUE_FIELDS;
+    let _ = write!(
+        s,
+        ",\"{}\":{{\"{max}\":{},\"{queued}\":{},\"{displaced}\":{},\"{waiting}\":{}}}",
+        field::QUEUE,
+        a.queue_max,
+        a.queued,
+        a.displaced,
+        a.waiting
+    );
+    let _ = write!(s, ",\"{}\":[", field::SITES);
     for (i, t) in sites.iter().enumerate() {
         if i > 0 {
             s.push(',');
@@ -230,13 +269,15 @@ pub fn summary_line(
         field_str(&mut s, field::TEST, &t.test);
         let _ = write!(
             s,
-            ",\"{}\":{},\"{}\":{},\"{}\":{},\"{}\":{{",
+            ",\"{}\":{},\"{}\":{},\"{}\":{},\"{}\":{},\"{}\":{{",
             field::CALLS,
             t.calls,
             field::SAMPLED,
             t.sampled,
             field::STARTED,
             t.started,
+            field::QUEUED,
+            t.queued,
             field::SKIPPED
         );
         let skipped = [
@@ -244,6 +285,8 @@ pub fn summary_line(
             t.skipped_budget,
             t.skipped_in_pod,
             t.skipped_cgroup,
+            t.skipped_pod_cpu,
+            t.skipped_queue,
         ];
         for (j, (reason, n)) in field::SKIPPED_REASONS.iter().zip(skipped).enumerate() {
             let comma = if j > 0 { "," } else { "" };

@@ -1,17 +1,21 @@
 //! The ledger: the one owner of the counters that admission reads and the pods' supervisors
-//! update (pods running, overhead spent, finished pods' CPU time, lost records).
+//! update (pods running and waiting, the host's cost, finished pods' CPU and wall time, lost
+//! records).
 //!
 //! It lives on a page shared (MAP_SHARED) between the host and its supervisors, so it is a plain
 //! `#[repr(C)]` block of atomics; every change goes through a verb here:
 //!
 //! - `reserve` / `release`: a pod's slot among `INVITE_MAX_CONCURRENT`, from admission (or the
 //!   fork of an explicit `ckpt()`) to the record of its end;
-//! - `charge`: host pauses and copy-on-write faults, in nanoseconds;
-//! - `pod_ended`: a finished pod's CPU time (charged, and kept for the estimate of a running one);
+//! - `queue`: the pods waiting for a slot (`queue`);
+//! - `charge`: what testing costs the host (its pauses, its copy-on-write faults), in nanoseconds;
+//! - `pod_ended`: a finished pod's CPU and wall time (the pods' own CPU bound, and the estimates
+//!   of a running pod's CPU and of the exit drain);
 //! - `record_lost`: a record the journal could not take.
 //!
 //! A ledger in ordinary memory (`Ledger::new`) behaves the same: unit tests use one.
 
+use crate::queue::Queue;
 use crate::sys;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -20,15 +24,22 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 pub struct Ledger {
     /// Pods started and not yet finished (slots reserved by admission included).
     running: AtomicU32,
-    /// Host pauses plus finished pods' CPU time plus copy-on-write faults, in nanoseconds.
+    /// What testing cost the host: its pauses plus its copy-on-write faults, in nanoseconds.
     overhead_ns: AtomicU64,
-    /// Finished pods and their total CPU time, for the estimate of a running pod's cost.
+    /// The host's pauses for never-run tests, which the budget does not hold them to.
+    exempt_ns: AtomicU64,
+    /// Finished pods and their total CPU and wall time.
     pods_finished: AtomicU64,
     pod_cpu_ns: AtomicU64,
+    pod_wall_ns: AtomicU64,
     /// The cost of one copy-on-write fault, measured once by the first supervisor (0: not yet).
     cow_fault_ns: AtomicU64,
     /// Records that could not be written to the journal (the summary's `lost`).
     lost: AtomicU64,
+    /// Waiting repeats whose place a never-run test took.
+    displaced: AtomicU64,
+    /// Pods waiting for a slot.
+    queue: Queue,
 }
 
 impl Ledger {
@@ -36,10 +47,14 @@ impl Ledger {
         Ledger {
             running: AtomicU32::new(0),
             overhead_ns: AtomicU64::new(0),
+            exempt_ns: AtomicU64::new(0),
             pods_finished: AtomicU64::new(0),
             pod_cpu_ns: AtomicU64::new(0),
+            pod_wall_ns: AtomicU64::new(0),
             cow_fault_ns: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            displaced: AtomicU64::new(0),
+            queue: Queue::new(),
         }
     }
 
@@ -64,16 +79,45 @@ impl Ledger {
         self.running.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Charge `ns` of testing's cost to the budget.
+    /// Charge `ns` of what testing cost the host to the budget.
     pub fn charge(&self, ns: u64) {
         self.overhead_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
-    /// A pod ended having used `cpu_ns`: charged, and counted for the mean cost of a pod.
-    pub fn pod_ended(&self, cpu_ns: u64) {
-        self.charge(cpu_ns);
+    /// The host paused `ns` for a never-run test's snapshot: a cost, outside the budget.
+    pub fn charge_exempt(&self, ns: u64) {
+        self.exempt_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// Everything testing cost the host, the never-run tests' pauses included.
+    pub fn host_cost_ns(&self) -> u64 {
+        self.overhead_ns() + self.exempt_ns.load(Ordering::Relaxed)
+    }
+
+    /// CPU time spent for the pods outside them (the warm pods' helper building their blanks):
+    /// counted with the pods' own CPU.
+    pub fn charge_pod_cpu(&self, ns: u64) {
+        self.pod_cpu_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// A pod ended having used `cpu_ns` of CPU over `wall_ns` from its start to its record.
+    pub fn pod_ended(&self, cpu_ns: u64, wall_ns: u64) {
         self.pod_cpu_ns.fetch_add(cpu_ns, Ordering::Relaxed);
+        self.pod_wall_ns.fetch_add(wall_ns, Ordering::Relaxed);
         self.pods_finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A never-run test took a waiting repeat's place.
+    pub fn count_displaced(&self) {
+        self.displaced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn displaced(&self) -> u64 {
+        self.displaced.load(Ordering::Relaxed)
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.queue
     }
 
     /// A record the journal could not take; true for the first one (said once on stderr).
@@ -93,9 +137,21 @@ impl Ledger {
         self.pods_finished.load(Ordering::Relaxed)
     }
 
+    /// The finished pods' CPU time in all.
+    pub fn pod_cpu_ns(&self) -> u64 {
+        self.pod_cpu_ns.load(Ordering::Relaxed)
+    }
+
     /// The mean CPU time of a finished pod (0 before the first).
     pub fn mean_pod_cpu_ns(&self) -> u64 {
-        self.pod_cpu_ns
+        self.pod_cpu_ns()
+            .checked_div(self.pods_finished())
+            .unwrap_or(0)
+    }
+
+    /// The mean time from a pod's start to its record (0 before the first).
+    pub fn mean_pod_wall_ns(&self) -> u64 {
+        self.pod_wall_ns
             .load(Ordering::Relaxed)
             .checked_div(self.pods_finished())
             .unwrap_or(0)
@@ -152,15 +208,22 @@ mod tests {
     }
 
     #[test]
-    fn an_ended_pod_is_charged_and_averaged() {
+    fn an_ended_pod_is_averaged_and_not_charged_to_the_host() {
         let l = Ledger::new();
         assert_eq!(l.mean_pod_cpu_ns(), 0);
         l.charge(500);
-        l.pod_ended(1_000);
-        l.pod_ended(3_000);
-        assert_eq!(l.overhead_ns(), 4_500);
+        l.pod_ended(1_000, 10_000);
+        l.pod_ended(3_000, 30_000);
+        assert_eq!(l.overhead_ns(), 500, "the pods' CPU is bounded apart");
         assert_eq!(l.pods_finished(), 2);
+        assert_eq!(l.pod_cpu_ns(), 4_000);
         assert_eq!(l.mean_pod_cpu_ns(), 2_000);
+        assert_eq!(l.mean_pod_wall_ns(), 20_000);
+    }
+
+    #[test]
+    fn the_ledger_fits_the_page_it_shares() {
+        assert!(std::mem::size_of::<Ledger>() <= 4096);
     }
 
     #[test]

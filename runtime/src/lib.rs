@@ -15,7 +15,8 @@
 //!
 //! * [`site`] — the static record of a call site.
 //! * `sample` — the site's one-nanosecond fast path, the probability countdown.
-//! * `admit` — concurrency cap, cgroup room, CPU budget, over the `ledger` of shared counters.
+//! * `admit` — coverage first, the host's budget, the pods' CPU, the cap and the wait `queue`,
+//!   cgroup room, over the `ledger` of shared counters.
 //! * `snapshot` — the fork of the host (the only pause it sees) and the supervisor.
 //! * `warm` — as root, the fast way in: the host forks the test itself into a mount namespace
 //!   built ahead of time (a "blank"), supervised by the watcher, a duty of the reaper (`reap`).
@@ -35,6 +36,7 @@ mod admit;
 mod afterfork;
 mod capi;
 mod config;
+mod cpus;
 mod deadlock;
 mod executor;
 mod headroom;
@@ -49,6 +51,7 @@ mod plan;
 mod pod;
 mod podgroup;
 mod post;
+mod queue;
 mod reap;
 mod record;
 mod registry;

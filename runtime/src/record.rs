@@ -131,7 +131,8 @@ pub fn record_end(
         let note = format!("ended after its verdict, stuck while its output was flushed: {stuck}");
         ending.notes.push(note);
     }
-    rt.ledger().pod_ended(ending.cpu_ns);
+    let wall_ns = sys::monotonic_ns().saturating_sub(info.started_ns);
+    rt.ledger().pod_ended(ending.cpu_ns, wall_ns);
     let output = tail_utf8(&ending.output, ending.output_cut);
     let (duration_us, pod_us) = durations(info, &ending, sys::monotonic_ns());
     let rec = TestRecord {

@@ -26,6 +26,10 @@ pub struct SiteStats {
     pub skipped_budget: AtomicU64,
     pub skipped_in_pod: AtomicU64,
     pub skipped_cgroup: AtomicU64,
+    pub skipped_pod_cpu: AtomicU64,
+    pub skipped_queue: AtomicU64,
+    /// Started calls that waited in the queue first.
+    pub queued: AtomicU64,
     /// The `Self` type of a method's site, once known.
     pub owner: OnceLock<&'static str>,
 }

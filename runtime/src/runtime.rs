@@ -53,6 +53,9 @@ static INITIALIZING: AtomicBool = AtomicBool::new(false);
 static SWITCH: AtomicU8 = AtomicU8::new(0);
 const SWITCH_OFF: u8 = 1;
 const SWITCH_ON: u8 = 2;
+static START_NS: OnceLock<u64> = OnceLock::new();
+/// How long the exit drain waited.
+static DRAIN_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Where the pods' empty network namespace comes from when something made it ahead of time (the
 /// warm pods' helper, which registers itself at start-up), so no module below it reaches up.
@@ -61,6 +64,7 @@ static PREMADE_NETNS: OnceLock<fn() -> Option<RawFd>> = OnceLock::new();
 /// At start-up: remember the working directory (default journal and pod paths are relative to
 /// it).
 pub fn capture_start_cwd() {
+    START_NS.get_or_init(sys::monotonic_ns);
     if let Ok(cwd) = std::env::current_dir() {
         let _ = START_CWD.set(cwd);
     }
@@ -111,6 +115,12 @@ pub fn get() -> &'static Runtime {
         panic!("a unit test started the global runtime");
     }
     RUNTIME.get_or_init(Runtime::init)
+}
+
+/// When the process started (the library's load, or the runtime's first use), for the budget's
+/// elapsed time.
+pub fn started_ns() -> u64 {
+    *START_NS.get_or_init(sys::monotonic_ns)
 }
 
 pub fn in_pod() -> bool {
@@ -314,13 +324,21 @@ impl Runtime {
         }
     }
 
-    /// Wait up to `INVITE_DRAIN_MS` for running pods to finish.
+    /// Wait up to `INVITE_DRAIN_MS` for running and waiting pods to finish; the wait is
+    /// charged to the budget.
     pub fn drain(&self) {
         let drain_ms = self.config.as_ref().map_or(0, |c| c.drain_ms);
-        let deadline = sys::monotonic_ns() + drain_ms * 1_000_000;
-        while self.ledger().running() > 0 && sys::monotonic_ns() < deadline {
+        let start = sys::monotonic_ns();
+        let deadline = start + drain_ms * 1_000_000;
+        let ledger = self.ledger();
+        while (ledger.running() > 0 || ledger.queue().waiting() > 0)
+            && sys::monotonic_ns() < deadline
+        {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        let waited = sys::monotonic_ns() - start;
+        DRAIN_NS.store(waited, Ordering::Relaxed);
+        ledger.charge(waited);
     }
 
     pub fn write_summary(&self) {
@@ -343,6 +361,9 @@ impl Runtime {
                     skipped_budget: st.skipped_budget.load(Ordering::Relaxed),
                     skipped_in_pod: st.skipped_in_pod.load(Ordering::Relaxed),
                     skipped_cgroup: st.skipped_cgroup.load(Ordering::Relaxed),
+                    skipped_pod_cpu: st.skipped_pod_cpu.load(Ordering::Relaxed),
+                    skipped_queue: st.skipped_queue.load(Ordering::Relaxed),
+                    queued: st.queued.load(Ordering::Relaxed),
                 }
             })
             .collect();
@@ -355,8 +376,26 @@ impl Runtime {
                         .map_or_else(|| "off".to_string(), |p| p.to_string()),
                 ),
                 ("INVITE_MAX_CONCURRENT", c.max_concurrent.to_string()),
+                (
+                    "INVITE_MAX_POD_CPU",
+                    c.max_pod_cpu
+                        .map_or_else(|| "off".to_string(), |p| p.to_string()),
+                ),
+                ("INVITE_MAX_QUEUE", c.max_queue.to_string()),
             ]
         });
+        let ledger = self.ledger();
+        let admission = journal::Admission {
+            elapsed_ns: sys::monotonic_ns().saturating_sub(started_ns()),
+            host_ns: ledger.host_cost_ns(),
+            drain_ns: DRAIN_NS.load(Ordering::Relaxed),
+            pod_cpu_ns: ledger.pod_cpu_ns(),
+            cpus: crate::cpus::machine(),
+            queue_max: self.config.as_ref().map_or(0, |c| c.max_queue),
+            queued: rows.iter().map(|r| r.queued).sum(),
+            displaced: ledger.displaced(),
+            waiting: ledger.queue().waiting(),
+        };
         let line = journal::summary_line(
             journal::now_ns(),
             &self.host,
@@ -364,6 +403,7 @@ impl Runtime {
             lost,
             !sys::ever_multithreaded(),
             &settings,
+            &admission,
             &rows,
         );
         self.write_line(&line);

@@ -144,7 +144,7 @@ pub fn sample_slow(site: &'static Site, owner: Option<fn() -> &'static str>) -> 
         site.countdown.store(NEVER, Ordering::Relaxed);
         return false;
     }
-    admit::admit(rt, stats)
+    admit::admit(rt, site, stats)
 }
 
 fn probability(config: Option<&Config>, site: &Site) -> f64 {

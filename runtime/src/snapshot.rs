@@ -56,10 +56,14 @@ pub fn enter_site(site: &'static Site, owner: Option<&'static str>) -> bool {
 pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     let rt = runtime::get();
     let reserved = matches!(kind, PodKind::Site { .. });
-    let release = |rt: &Runtime| {
-        if reserved {
-            rt.ledger().release();
+    // Admitted to wait for a slot (`admit`): the snapshot is taken now, the pod built later.
+    let ticket = crate::admit::take_pass(reserved).ticket;
+    let release = |rt: &Runtime| match ticket {
+        Some(t) => {
+            rt.ledger().queue().leave(t);
         }
+        None if reserved => rt.ledger().release(),
+        None => {}
     };
     let Some(cfg) = rt.config.as_ref() else {
         release(rt);
@@ -114,7 +118,8 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     if !reserved {
         rt.ledger().reserve_any();
     }
-    if let Some(warm) = plan.and_then(|p| crate::warm::try_start(rt, p, kind, id, origin)) {
+    let warm = plan.filter(|_| ticket.is_none());
+    if let Some(warm) = warm.and_then(|p| crate::warm::try_start(rt, p, kind, id, origin)) {
         return warm.map_err(|e| {
             rt.ledger().release();
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
@@ -130,18 +135,31 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     // limitations: only the calling thread); the pod's steps close the runtime's descriptors.
     match unsafe { sys::fork() } {
         Err(e) => {
-            rt.ledger().release();
+            match ticket {
+                Some(_) => release(rt),
+                None => rt.ledger().release(),
+            }
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             Err(fail(errno, format!("fork: {e}")))
         }
         Ok(sys::Forked::Parent(pid)) => {
             let pause = sys::monotonic_ns() - t0;
-            rt.ledger().charge(pause);
+            crate::admit::charge_pause(rt.ledger(), pause);
+            if let Some(t) = ticket {
+                rt.ledger().queue().set_pid(t, pid as u32);
+            }
             crate::reap::reap_when_over(pid);
             Ok(Ckpt::Original)
         }
         Ok(sys::Forked::Child) => {
             // Supervisor: returns only in the pod's test process.
+            let t0 = match ticket {
+                Some(t) => {
+                    crate::admit::wait_for_slot(rt, t, origin.host_pid);
+                    sys::monotonic_ns()
+                }
+                None => t0,
+            };
             let info = PodInfo::new(rt, kind, rt.pod_path(id), origin, t0);
             supervise::supervisor(rt, plan, info);
             Ok(Ckpt::Pod(id))

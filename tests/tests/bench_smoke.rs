@@ -19,6 +19,8 @@ const ROWS: &[&str] = &[
     "pod tests per second",
     "CPU-bound program, INVITE_MAX_OVERHEAD=5",
     "same, writing a 64 MiB heap",
+    "same, a thread per core",
+    "idle server, 95 % asleep",
     "invite-precompile",
 ];
 

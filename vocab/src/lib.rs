@@ -96,12 +96,37 @@ pub mod field {
     pub const CALLS: &str = "calls";
     /// Calls sampled to run the test.
     pub const SAMPLED: &str = "sampled";
-    /// Sampled calls whose test started in a pod.
+    /// Sampled calls whose test started in a pod (those that waited in the queue first included).
     pub const STARTED: &str = "started";
+    /// Started calls that waited in the queue for a slot first.
+    pub const QUEUED: &str = "queued";
     /// Sampled tests not started, per reason ([`SKIPPED_REASONS`]).
     pub const SKIPPED: &str = "skipped";
-    /// The reasons under `skipped`.
-    pub const SKIPPED_REASONS: [&str; 4] = ["concurrency", "budget", "in_pod", "cgroup"];
+    /// The reasons under `skipped`: every slot taken and no queue (`concurrency`), the host's
+    /// budget (`budget`), called inside a pod (`in_pod`), no room in the host's cgroup
+    /// (`cgroup`), the pods' own CPU bound (`pod_cpu`), the queue full or a never-run test took
+    /// the waiting call's place (`queue`).
+    pub const SKIPPED_REASONS: [&str; 6] = [
+        "concurrency",
+        "budget",
+        "in_pod",
+        "cgroup",
+        "pod_cpu",
+        "queue",
+    ];
+    /// What testing cost, the budget's terms ([`BUDGET_FIELDS`]).
+    pub const BUDGET: &str = "budget";
+    /// Under `budget`: the host's elapsed time; what testing cost it (pauses, copy-on-write faults
+    /// and the exit drain); the exit drain alone; the pods' own CPU time; the CPUs the pods may
+    /// share (a cgroup quota counts). Times in microseconds.
+    pub const BUDGET_FIELDS: [&str; 5] =
+        ["elapsed_us", "host_us", "drain_us", "pod_cpu_us", "cpus"];
+    /// The wait queue ([`QUEUE_FIELDS`]).
+    pub const QUEUE: &str = "queue";
+    /// Under `queue`: its bound (`INVITE_MAX_QUEUE`); calls that waited in it; waiting repeats a
+    /// never-run test displaced; calls still waiting when the summary was written (after the exit
+    /// drain: pods that never ran).
+    pub const QUEUE_FIELDS: [&str; 4] = ["max", "queued", "displaced", "waiting"];
 }
 
 /// When a test runs relative to the call of the function under test (`"phase"`): before it,

@@ -14,7 +14,9 @@ use crate::term;
 pub fn reason_setting(reason: &str) -> Option<&'static str> {
     match reason {
         "budget" => Some("INVITE_MAX_OVERHEAD"),
-        "concurrency" | "queue" | "queue_full" => Some("INVITE_MAX_CONCURRENT"),
+        "concurrency" => Some("INVITE_MAX_CONCURRENT"),
+        "queue" => Some("INVITE_MAX_QUEUE"),
+        "pod_cpu" => Some("INVITE_MAX_POD_CPU"),
         "in_pod" => None,
         _ => None,
     }

@@ -75,6 +75,9 @@ fn records_are_written_byte_for_byte_as_schema_1_says() {
         skipped_budget: 4,
         skipped_in_pod: 5,
         skipped_cgroup: 6,
+        skipped_pod_cpu: 7,
+        skipped_queue: 8,
+        queued: 1,
     };
     assert_eq!(
         summary_line(
@@ -84,15 +87,19 @@ fn records_are_written_byte_for_byte_as_schema_1_says() {
             2,
             true,
             &[("INVITE_MAX_CONCURRENT", "4".to_string())],
+            &admission(),
             &[row]
         ),
         format!(
             "{{\"schema\":1,\"kind\":\"summary\",\"time\":\"2025-11-24T16:00:00.123456Z\",\
              \"host\":\"h\",\"pid\":7,\"runtime_version\":\"{v}\",\"lost\":2,\
-             \"calls_exact\":true,\"settings\":{{\"INVITE_MAX_CONCURRENT\":\"4\"}},\"sites\":[\
+             \"calls_exact\":true,\"settings\":{{\"INVITE_MAX_CONCURRENT\":\"4\"}},\
+             \"budget\":{{\"elapsed_us\":2000000,\"host_us\":30000,\"drain_us\":10000,\
+             \"pod_cpu_us\":500000,\"cpus\":1.50}},\
+             \"queue\":{{\"max\":32,\"queued\":5,\"displaced\":2,\"waiting\":1}},\"sites\":[\
              {{\"site\":\"a.c:3\",\"function\":\"f\",\"test\":\"t\",\"calls\":10,\"sampled\":3,\
-             \"started\":2,\"skipped\":{{\"concurrency\":1,\"budget\":4,\"in_pod\":5,\
-             \"cgroup\":6}}}}]}}\n"
+             \"started\":2,\"queued\":1,\"skipped\":{{\"concurrency\":1,\"budget\":4,\"in_pod\":5,\
+             \"cgroup\":6,\"pod_cpu\":7,\"queue\":8}}}}]}}\n"
         )
     );
 }
@@ -124,6 +131,9 @@ fn summary_names_its_settings_and_lost_records() {
         skipped_budget: 2,
         skipped_in_pod: 0,
         skipped_cgroup: 0,
+        skipped_pod_cpu: 0,
+        skipped_queue: 0,
+        queued: 0,
     };
     let settings = [("INVITE_MAX_OVERHEAD", "10".to_string())];
     let line = summary_line(
@@ -133,6 +143,7 @@ fn summary_names_its_settings_and_lost_records() {
         3,
         false,
         &settings,
+        &admission(),
         &[site],
     );
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -141,4 +152,18 @@ fn summary_names_its_settings_and_lost_records() {
     assert_eq!(v["calls_exact"], false);
     assert_eq!(v["settings"]["INVITE_MAX_OVERHEAD"], "10");
     assert_eq!(v["sites"][0]["skipped"]["budget"], 2);
+}
+
+fn admission() -> Admission {
+    Admission {
+        elapsed_ns: 2_000_000_000,
+        host_ns: 30_000_000,
+        drain_ns: 10_000_000,
+        pod_cpu_ns: 500_000_000,
+        cpus: 1.5,
+        queue_max: 32,
+        queued: 5,
+        displaced: 2,
+        waiting: 1,
+    }
 }

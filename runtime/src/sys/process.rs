@@ -66,6 +66,13 @@ pub fn kill(pid: libc::pid_t, sig: libc::c_int) {
     unsafe { libc::kill(pid, sig) };
 }
 
+/// Whether process `pid` exists (a zombie not yet reaped included).
+pub fn alive(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 pub fn getpid() -> libc::pid_t {
     // SAFETY: always succeeds.
     unsafe { libc::getpid() }
@@ -216,10 +223,6 @@ pub fn thread_cpu_ns() -> u64 {
 pub unsafe fn at_fork_child(child: extern "C" fn()) {
     // SAFETY: registering a handler is always sound; what it does is the caller's obligation.
     unsafe { libc::pthread_atfork(None, None, Some(child)) };
-}
-
-pub fn process_cpu_ns() -> u64 {
-    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {

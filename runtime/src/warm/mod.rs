@@ -195,7 +195,7 @@ pub fn try_start(
         }
         Ok(sys::Forked::Parent(pid)) => {
             let pause = sys::monotonic_ns() - t0;
-            rt.ledger().charge(pause);
+            crate::admit::charge_pause(rt.ledger(), pause);
             watch::register(pid, taken.index, id, t0);
             outlive::started(taken.index);
             Some(Ok(Ckpt::Original))

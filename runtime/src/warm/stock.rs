@@ -361,11 +361,11 @@ impl Stock {
     }
 }
 
-/// `D<cpu_ns> <cow_ns>`: what building cost, and what a copy-on-write fault costs.
+/// `D<cpu_ns> <cow_ns>`: what building cost (the pods' CPU), and what a copy-on-write fault costs.
 fn charge(rt: &Runtime, text: &str) {
     let mut it = text.split(' ').map(|v| v.parse::<u64>().unwrap_or(0));
     let (cpu, cow) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
-    rt.ledger().charge(cpu);
+    rt.ledger().charge_pod_cpu(cpu);
     rt.ledger().cow_fault_measured(cow);
 }
 

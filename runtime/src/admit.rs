@@ -182,10 +182,11 @@ pub fn charge_pause(ledger: &Ledger, _wall_ns: u64) {
 /// A displaced waiter was counted started: it is skipped (`queue`) instead.
 fn count_displaced(rt: &Runtime, key: Key) {
     rt.ledger().count_displaced();
-    let sites = rt.sites.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, stats)) = (key.site() as usize)
+    // Sites are numbered from 1 in the registry's order of registration.
+    if let Some(stats) = (key.site() as usize)
         .checked_sub(1)
-        .and_then(|i| sites.get(i))
+        .and_then(|i| crate::registry::entries().nth(i))
+        .map(|e| &e.stats)
     {
         stats.started.fetch_sub(1, Ordering::Relaxed);
         stats.skipped_queue.fetch_add(1, Ordering::Relaxed);

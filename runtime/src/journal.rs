@@ -208,13 +208,20 @@ pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `settings`: the variables behind the skip reasons, as in force (`INVITE_MAX_OVERHEAD` and
 /// `INVITE_MAX_CONCURRENT`), so a report can say which one to change.
-/// `lost`: records that could not be written (a full disk, an I/O error).
+/// The process's own counts in a summary.
+#[derive(Clone, Copy)]
+pub struct Totals {
+    /// Records that could not be written (a full disk, an I/O error).
+    pub lost: u64,
+    /// Whether every site's `calls` is exact (see `calls_exact` in docs/journal.md).
+    pub calls_exact: bool,
+}
+
 pub fn summary_line(
     time_ns: u128,
     host: &str,
     pid: i32,
-    lost: u64,
-    calls_exact: bool,
+    Totals { lost, calls_exact }: Totals,
     settings: &[(&str, String)],
     admission: &Admission,
     sites: &[SiteSummary],

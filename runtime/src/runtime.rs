@@ -400,8 +400,10 @@ impl Runtime {
             journal::now_ns(),
             &self.host,
             self.pid,
-            lost,
-            !sys::ever_multithreaded(),
+            journal::Totals {
+                lost,
+                calls_exact: !sys::ever_multithreaded(),
+            },
             &settings,
             &admission,
             &rows,

@@ -270,12 +270,21 @@ fn the_plan_is_made_at_start_up_and_the_journal_at_the_first_ckpt() {
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let o = child.wait_with_output().unwrap();
     let out = text(&o);
-    assert!(o.status.success() && out.lines().any(|l| l == "warm"), "{out}");
+    assert!(
+        o.status.success() && out.lines().any(|l| l == "warm"),
+        "{out}"
+    );
     let calls = std::fs::read_to_string(&trace).expect("the trace");
     let at = |what: &str| calls.lines().position(|l| l.contains(what));
     let main = at("write(1, \"pid ").unwrap_or_else(|| panic!("no pid line:\n{calls}"));
     let mountinfo = at("/proc/self/mountinfo").unwrap_or_else(|| panic!("no plan:\n{calls}"));
     let journal = at("invite.jsonl").unwrap_or_else(|| panic!("no journal:\n{calls}"));
-    assert!(mountinfo < main, "the mount table was read after main started:\n{calls}");
-    assert!(journal > main, "the journal was opened before main:\n{calls}");
+    assert!(
+        mountinfo < main,
+        "the mount table was read after main started:\n{calls}"
+    );
+    assert!(
+        journal > main,
+        "the journal was opened before main:\n{calls}"
+    );
 }

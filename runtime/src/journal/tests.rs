@@ -84,8 +84,10 @@ fn records_are_written_byte_for_byte_as_schema_1_says() {
             1_764_000_000_123_456_789,
             "h",
             7,
-            2,
-            true,
+            Totals {
+                lost: 2,
+                calls_exact: true
+            },
             &[("INVITE_MAX_CONCURRENT", "4".to_string())],
             &admission(),
             &[row]
@@ -140,8 +142,10 @@ fn summary_names_its_settings_and_lost_records() {
         1_764_000_000_000_000_000,
         "h",
         7,
-        3,
-        false,
+        Totals {
+            lost: 3,
+            calls_exact: false,
+        },
         &settings,
         &admission(),
         &[site],

@@ -209,7 +209,10 @@ impl Runtime {
         let ledger = new_ledger();
         probe_host();
         arm_exit();
-        if let Some(c) = config.as_ref().filter(|c| c.enabled && journal_fd >= 0) {
+        // Built by the exit handler (nothing was sampled before): its summary is the last, and
+        // a thread started now would only mark the counts inexact.
+        let exiting = EXITING.load(Ordering::Relaxed);
+        if let Some(c) = config.as_ref().filter(|c| c.enabled && journal_fd >= 0 && !exiting) {
             start_summary_ticker(c.summary_s);
         }
         INITIALIZING.store(false, Ordering::Relaxed);
@@ -463,7 +466,11 @@ pub fn arm_exit() {
     }
 }
 
+/// Set when the exit handler runs.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
 extern "C" fn on_exit() {
+    EXITING.store(true, Ordering::Relaxed);
     let Some(rt) = for_summary() else { return };
     rt.drain();
     crate::podgroup::remove();

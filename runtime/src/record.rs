@@ -160,6 +160,9 @@ pub struct Ending {
     /// Status-pipe bytes read past `MAX_FRAMES` and dropped.
     pub frames_discarded: u64,
     pub notes: Vec<String>,
+    /// The host's files open for writing as they were at the checkpoint, as the test's setup
+    /// sent them (its first `F` frame, written before any code of the test's).
+    pub watch: Option<pod::Watch>,
 }
 
 impl Ending {
@@ -178,6 +181,10 @@ impl Ending {
                     self.verdict = Some((payload[0] != 0, msg));
                 }
                 b'E' => self.setup_error = Some(String::from_utf8_lossy(payload).into_owned()),
+                b'F' if self.watch.is_none() => {
+                    self.watch = Some(pod::Watch::decode(payload).unwrap_or_default())
+                }
+                b'F' => {}
                 // The test, as PID 1, died of a signal it reported itself: as if killed by it
                 // (a wait status whose low bits are the signal number).
                 b'K' if payload.len() == 4 => {
@@ -243,6 +250,8 @@ pub fn record_end(
     keep: Option<(i32, Keep)>,
 ) {
     let (outcome, exit_code, signal, message) = decide(info, &ending);
+    let mut ending = ending;
+    let unreliable = torn_files(&mut ending, outcome);
     rt.ledger().pod_ended(ending.cpu_ns);
     let output = tail_utf8(&ending.output, ending.output_cut);
     let rec = TestRecord {
@@ -264,6 +273,7 @@ pub fn record_end(
         isolation: info.isolation.as_str(),
         notes: &ending.notes,
         relayed: false,
+        unreliable,
     };
     // A kept pod's record also says what of it could not be kept.
     let kept_notes: Vec<String>;
@@ -323,8 +333,21 @@ pub fn journal_start_failure(site: &'static Site, owner: Option<&'static str>, m
         isolation: rt.isolation().as_str(),
         notes: &[],
         relayed: false,
+        unreliable: false,
     };
     write(rt, &rec);
+}
+
+/// Name in the notes the files the host wrote after the checkpoint, which the pod may have read
+/// torn (`pod::Watch`); a failing outcome is then unreliable: it may be the files' doing, not
+/// the code's.
+fn torn_files(e: &mut Ending, outcome: Outcome) -> bool {
+    let Some(watch) = &e.watch else {
+        return false;
+    };
+    let torn = watch.changed_by_host();
+    e.notes.extend(torn.iter().map(|p| pod::torn_note(p)));
+    !torn.is_empty() && matches!(outcome, Outcome::Fail | Outcome::Crash | Outcome::Timeout)
 }
 /// Read what is there; true at end of file.
 pub fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) -> bool {

@@ -207,6 +207,7 @@ impl Relayed {
             isolation: self.isolation,
             notes: &self.notes,
             relayed: true,
+            unreliable: false,
         }
     }
 }
@@ -235,6 +236,7 @@ mod tests {
             isolation: "fork",
             notes: &[],
             relayed: false,
+            unreliable: false,
         }
     }
 

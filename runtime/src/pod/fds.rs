@@ -5,20 +5,20 @@
 //!
 //! - regular files and directories are reopened by path in the overlay, same number, flags and
 //!   offset, after checking the inode is the one the host had open;
-//! - a file open for writing above `MAX_WRITABLE_COPY` is reopened read-only (a write would copy
-//!   it up whole), and the record says so;
+//! - a file open for writing is reopened read-only, and made writable on the test's first write
+//!   through it (`lazy`): a pod copies no file it does not write; its state at the checkpoint is
+//!   taken for the record (`files`);
 //! - deleted files, memfds and everything that is not a file or a harmless character device
 //!   (sockets, pipes, FIFOs, epoll, eventfd, timerfd, signalfd, inotify, pidfd, io_uring, ...)
 //!   are replaced by /dev/null;
 //! - the runtime's own descriptors (journal, namespaces) are closed.
 
+use super::files::Watch;
+use super::lazy::{Lazy, MAX_LAZY};
 use super::{SetupError, Step};
 use crate::sys;
 use std::ffi::CString;
 use std::os::fd::RawFd;
-
-/// Above this size, a file the host has open for writing is reopened read-only in the pod.
-pub const MAX_WRITABLE_COPY: u64 = 64 << 20;
 
 #[derive(Debug)]
 enum Action {
@@ -29,6 +29,8 @@ enum Action {
         offset: i64,
         ino: u64,
         dir: bool,
+        /// Reopened read-only, made writable with these flags on the first write (`lazy`).
+        lazy: Option<i32>,
     },
     Null,
     Keep,
@@ -38,8 +40,10 @@ enum Action {
 #[derive(Debug, Default)]
 pub struct FdPlan {
     entries: Vec<(RawFd, Action)>,
-    /// Notes for the record: files the pod sees read-only or not at all.
+    /// Notes for the record: files the pod does not see.
     pub notes: Vec<String>,
+    /// The files open for writing (and their companions) as they were at the checkpoint.
+    pub watch: Watch,
 }
 
 const HARMLESS_DEV: &[&str] = &[
@@ -51,8 +55,9 @@ const HARMLESS_DEV: &[&str] = &[
 ];
 
 /// Plan the descriptors of the calling process (the supervisor, right after the fork: the same
-/// table as the host's). `own` are the runtime's descriptors, to be closed.
-pub fn scan(own: &[RawFd]) -> FdPlan {
+/// table as the host's). `own` are the runtime's descriptors, to be closed; `ckpt_ns` the
+/// monotonic time of the fork.
+pub fn scan(own: &[RawFd], ckpt_ns: u64) -> FdPlan {
     let mut plan = FdPlan::default();
     let mut listed = [0 as RawFd; 512];
     let fds: Vec<RawFd> = match sys::list_fds(&mut listed) {
@@ -77,6 +82,19 @@ pub fn scan(own: &[RawFd]) -> FdPlan {
         };
         plan.entries.push((fd, action));
     }
+    let writable: Vec<String> = plan
+        .entries
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::Reopen {
+                path,
+                lazy: Some(_),
+                ..
+            } => Some(path.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    plan.watch = Watch::take(&writable, ckpt_ns);
     plan
 }
 
@@ -108,14 +126,8 @@ fn reopen_action(fd: RawFd, st: &libc::stat, target: &str, notes: &mut Vec<Strin
         .map(|f| f & libc::FD_CLOEXEC != 0)
         .unwrap_or(false);
     let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-    let mut flags = fl & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_NOCTTY);
-    if !dir && fl & libc::O_ACCMODE != libc::O_RDONLY && st.st_size as u64 > MAX_WRITABLE_COPY {
-        flags = (flags & !libc::O_ACCMODE) | libc::O_RDONLY;
-        notes.push(format!(
-            "fd {fd} ({target}) is larger than {} MiB: read-only in the pod",
-            MAX_WRITABLE_COPY >> 20
-        ));
-    }
+    let flags = fl & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_NOCTTY);
+    let lazy = (!dir && fl & libc::O_ACCMODE != libc::O_RDONLY).then_some(flags);
     let offset = if dir {
         0
     } else {
@@ -128,6 +140,7 @@ fn reopen_action(fd: RawFd, st: &libc::stat, target: &str, notes: &mut Vec<Strin
         offset,
         ino: st.st_ino,
         dir,
+        lazy,
     }
 }
 
@@ -140,8 +153,10 @@ impl FdPlan {
     }
 }
 
-/// In the test, after chroot: reopen, replace, keep.
-pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
+/// In the test, after chroot: reopen, replace, keep. Returns the files reopened read-only until
+/// their first write (`lazy`).
+pub fn apply(plan: &FdPlan, null: RawFd) -> Result<Vec<Lazy>, SetupError> {
+    let mut lazies = Vec::new();
     // Each `dup2` below: the test is a single-threaded fork before any of its code
     // runs; the descriptors it replaces are the ones it inherited, which nothing in it will use
     // as the files they were.
@@ -159,8 +174,18 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
                 offset,
                 ino,
                 dir,
-            } => match reopen(path, *flags, *ino, *dir) {
-                Some(new) => {
+                lazy,
+            } => match reopen(
+                path,
+                *flags,
+                *ino,
+                *dir,
+                lazy.is_some() && lazies.len() < MAX_LAZY,
+            ) {
+                Some((new, lazy_st)) => {
+                    if let (Some(st), Some(host_flags)) = (lazy_st, lazy) {
+                        lazies.push(Lazy::new(*fd, path.clone(), *host_flags, &st));
+                    }
                     // SAFETY: see above.
                     unsafe { sys::dup2(new, *fd) }.step("reopen an inherited file")?;
                     sys::close(new);
@@ -178,28 +203,38 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<(), SetupError> {
             },
         }
     }
-    Ok(())
+    Ok(lazies)
 }
 
 /// Open `path` in the overlay if it is still the inode the host has open (checked read-only
-/// first, so a file replaced since is never copied up).
-fn reopen(path: &CString, flags: i32, ino: u64, dir: bool) -> Option<RawFd> {
+/// first, so a file replaced since is never copied up). `lazy`: keep it read-only for now, and
+/// return its state.
+fn reopen(
+    path: &CString,
+    flags: i32,
+    ino: u64,
+    dir: bool,
+    lazy: bool,
+) -> Option<(RawFd, Option<libc::stat>)> {
     let probe_flags = if dir {
         libc::O_RDONLY | libc::O_DIRECTORY
     } else {
         libc::O_RDONLY | libc::O_NONBLOCK
     };
     let probe = sys::open(path, probe_flags | libc::O_CLOEXEC, 0).ok()?;
-    let same = sys::fstat(probe)
-        .map(|st| st.st_ino == ino)
-        .unwrap_or(false);
-    if !same {
+    let st = sys::fstat(probe).ok().filter(|st| st.st_ino == ino);
+    let Some(st) = st else {
         sys::close(probe);
         return None;
+    };
+    if lazy {
+        return Some((probe, Some(st)));
     }
     if flags & libc::O_ACCMODE == libc::O_RDONLY {
-        return Some(probe);
+        return Some((probe, None));
     }
     sys::close(probe);
-    sys::open(path, flags | libc::O_CLOEXEC, 0).ok()
+    sys::open(path, flags | libc::O_CLOEXEC, 0)
+        .ok()
+        .map(|fd| (fd, None))
 }

@@ -22,14 +22,17 @@
 //! | test | pid_max, OOM score (through the host's /proc); fresh /proc, read-only, OCI masks; chroot into the overlay, same working directory |
 //! | test | as PID 1, report default-action signals (PID 1 would ignore them) |
 //! | test | new session; stdin /dev/null, stdout/stderr to the capture pipe |
-//! | test | reopen inherited files by path in the overlay; cut sockets, pipes, event fds |
+//! | test | send the state of the host's files open for writing at the checkpoint (`files`) |
+//! | test | reopen inherited files by path in the overlay (those open for writing read-only, until their first write: `lazy`); cut sockets, pipes, event fds |
 //! | test | remap every MAP_SHARED mapping private with its contents |
 //! | test | limits (CPU, address space, processes, core 0), lowest priority, OOM first |
 //! | test | a fresh session keyring; no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
-//! | test | the system call filter (`seccomp`), last |
+//! | test | the system call filter (`seccomp`), last; then the lazy copy-up filter, if any file is lazy |
 
 mod dev;
 mod fds;
+mod files;
+mod lazy;
 mod limits;
 mod mounts;
 mod ns;
@@ -39,6 +42,7 @@ mod seccomp;
 mod shm;
 
 pub use fds::{scan as scan_fds, FdPlan};
+pub use files::{torn_note, Watch};
 pub use limits::oom_first;
 pub use ns::make_namespaces;
 pub use seccomp::program as seccomp_program;
@@ -321,9 +325,12 @@ fn test_steps(
         sys::dup2(ch.out_w, 1).step("stdout to the capture pipe")?;
         sys::dup2(ch.out_w, 2).step("stderr to the capture pipe")?;
     }
+    let mut lazy = Vec::new();
     if isolated {
+        // Before any code of the test's: what the host's files were at the checkpoint.
+        report_frame(b'F', &spec.fds.watch.encode());
         crate::podgroup::join();
-        fds::apply(spec.fds, null)?;
+        lazy = fds::apply(spec.fds, null)?;
     }
     let mut keep = spec.fds.kept();
     keep.push(ch.status_w);
@@ -341,6 +348,7 @@ fn test_steps(
         sys::drop_capabilities().step("drop capabilities")?;
         if let Some(plan) = spec.plan {
             seccomp::install(&plan.seccomp).step("install the system call filter")?;
+            lazy::install(lazy).step("install the lazy copy-up filter")?;
         }
     } else {
         limits::lower_priority();

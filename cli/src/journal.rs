@@ -114,6 +114,10 @@ pub struct TestRecord {
     pub truncated: bool,
     #[serde(default)]
     pub notes: Vec<String>,
+    /// A failure that may be due to files the host wrote after the checkpoint (the notes name
+    /// them), not to the code under test.
+    #[serde(default)]
+    pub unreliable: bool,
     /// The service the program is part of, when the runtime records one.
     #[serde(default)]
     pub service: Option<String>,
@@ -126,7 +130,7 @@ pub struct TestRecord {
 }
 
 /// The fields of a test record [`TestRecord`] names; the others go to `extra`.
-const TEST_FIELDS: [&str; 22] = [
+const TEST_FIELDS: [&str; 23] = [
     field::SCHEMA,
     field::KIND,
     field::TIME,
@@ -147,6 +151,7 @@ const TEST_FIELDS: [&str; 22] = [
     field::ISOLATION,
     field::TRUNCATED,
     field::NOTES,
+    field::UNRELIABLE,
     // Not written by this runtime yet; read when a record carries them (OTLP's service.name).
     "service",
     "program",

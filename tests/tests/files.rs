@@ -64,30 +64,49 @@ fn check_sqlite_journal(j: &[Value]) -> (usize, usize, usize) {
     (recs.len(), fails, unreliable)
 }
 
+/// Run a SQLite host (C or Rust) cold and warm: the host's database stays intact, and no
+/// failing check goes unmarked.
+fn sqlite_host_never_fails_silently(bin: &Path, dir: &Path) {
+    for warm in ["off", "on"] {
+        for f in ["invite.jsonl", "kv.db", "kv.db-wal", "kv.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        let o = run(
+            bin,
+            &["kv.db", "150"],
+            dir,
+            &[("INVITE_WARM", warm), ("INVITE_MAX_CONCURRENT", "4")],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("host ok"), "{}", text(&o));
+        let j = journal(&dir.join("invite.jsonl"));
+        let (n, fails, unreliable) = check_sqlite_journal(&j);
+        eprintln!(
+            "{}, warm={warm}: {n} pods, {fails} failing, {unreliable} unreliable",
+            bin.display()
+        );
+        assert!(n >= 100, "only {n} records");
+    }
+}
+
 #[test]
-fn sqlite_wal_checks_in_pods_never_fail_silently() {
+fn sqlite_wal_checks_in_pods_of_a_c_host_never_fail_silently() {
     if !require_root("pods with overlays") {
         return;
     }
     let d = scratch();
     let bin = build("sqlite_host", d.path(), &["-lsqlite3"]);
-    for warm in ["off", "on"] {
-        for f in ["invite.jsonl", "kv.db", "kv.db-wal", "kv.db-shm"] {
-            let _ = std::fs::remove_file(d.path().join(f));
-        }
-        let o = run(
-            &bin,
-            &["kv.db", "150"],
-            d.path(),
-            &[("INVITE_WARM", warm), ("INVITE_MAX_CONCURRENT", "4")],
-        );
-        assert!(o.status.success(), "{}", text(&o));
-        assert!(text(&o).contains("host ok"), "{}", text(&o));
-        let j = journal(&d.path().join("invite.jsonl"));
-        let (n, fails, unreliable) = check_sqlite_journal(&j);
-        eprintln!("warm={warm}: {n} pods, {fails} failing, {unreliable} unreliable");
-        assert!(n >= 100, "only {n} records");
+    sqlite_host_never_fails_silently(&bin, d.path());
+}
+
+#[test]
+fn sqlite_wal_checks_in_pods_of_a_rust_host_never_fail_silently() {
+    if !require_root("pods with overlays") {
+        return;
     }
+    let d = scratch();
+    // fixtures/rust/bank/src/bin/kv.rs, built by the workspace build.
+    sqlite_host_never_fails_silently(&tool("kv"), d.path());
 }
 
 fn changed(r: &Value) -> Vec<String> {
@@ -99,6 +118,18 @@ fn changed(r: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Run big_host; its three pods' records.
+fn big_host(bin: &Path, dir: &Path, size: &str, mode: &str, warm: &str) -> Vec<Value> {
+    let _ = std::fs::remove_file(dir.join("invite.jsonl"));
+    let o = run(bin, &["big.dat", size, mode], dir, &[("INVITE_WARM", warm)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("host ok"), "{}", text(&o));
+    let j = journal(&dir.join("invite.jsonl"));
+    let recs: Vec<Value> = tests_of(&j).into_iter().cloned().collect();
+    assert_eq!(recs.len(), 3, "{j:?}");
+    recs
+}
+
 #[test]
 fn pods_that_touch_nothing_copy_nothing() {
     if !require_root("pods with overlays") {
@@ -107,20 +138,9 @@ fn pods_that_touch_nothing_copy_nothing() {
     let d = scratch();
     let bin = build("big_host", d.path(), &[]);
     for (size, warm) in [("16", "off"), ("16", "wait"), ("1024", "wait")] {
-        let _ = std::fs::remove_file(d.path().join("invite.jsonl"));
-        let o = run(
-            &bin,
-            &["big.dat", size, "idle"],
-            d.path(),
-            &[("INVITE_WARM", warm)],
-        );
-        assert!(o.status.success(), "{}", text(&o));
-        let j = journal(&d.path().join("invite.jsonl"));
-        let recs = tests_of(&j);
-        assert_eq!(recs.len(), 3, "{j:?}");
-        for r in recs {
+        for r in big_host(&bin, d.path(), size, "idle", warm) {
             assert_eq!(r["outcome"], "pass", "{r}");
-            assert!(changed(r).is_empty(), "{size} MiB, warm {warm}: {r}");
+            assert!(changed(&r).is_empty(), "{size} MiB, warm {warm}: {r}");
         }
     }
 }
@@ -133,21 +153,9 @@ fn a_large_file_open_for_writing_stays_writable_in_the_pod_and_untouched_in_the_
     let d = scratch();
     let bin = build("big_host", d.path(), &[]);
     for (size, warm) in [("8", "off"), ("1024", "off"), ("1024", "wait")] {
-        let _ = std::fs::remove_file(d.path().join("invite.jsonl"));
-        let o = run(
-            &bin,
-            &["big.dat", size, "write"],
-            d.path(),
-            &[("INVITE_WARM", warm)],
-        );
-        assert!(o.status.success(), "{}", text(&o));
-        assert!(text(&o).contains("host ok"), "{}", text(&o));
-        let j = journal(&d.path().join("invite.jsonl"));
-        let recs = tests_of(&j);
-        assert_eq!(recs.len(), 3, "{j:?}");
-        for r in recs {
+        for r in big_host(&bin, d.path(), size, "write", warm) {
             assert_eq!(r["outcome"], "pass", "{size} MiB, warm {warm}: {r}");
-            let c = changed(r);
+            let c = changed(&r);
             assert!(
                 c.len() == 1 && c[0].ends_with("/big.dat"),
                 "{size} MiB, warm {warm}: {r}"

@@ -7,10 +7,14 @@
 //! traps what would write through one of those descriptor numbers: `write`, `pwrite64`,
 //! `writev`, `pwritev`, `pwritev2`, `ftruncate`, `fallocate`, `sendfile` and `copy_file_range`
 //! and `splice` to it, a shared writable `mmap` of it, and the ways to duplicate it (`dup`,
-//! `dup2`, `dup3`, `fcntl(F_DUPFD*)`). The SIGSYS handler then reopens the file by path with
+//! `dup2`, `dup3`, `fcntl(F_DUPFD*)`), and record locks (below). The SIGSYS handler then reopens the file by path with
 //! the host's flags (the overlay copies it up now), puts it at the same number with the same
 //! offset and close-on-exec flag, and makes the trapped call through the gate, which the filter
 //! lets through. A descriptor number the test has since reused for another file is left alone.
+//! Setting a record lock (`fcntl(F_SETLK*)`, `F_OFD_SETLK*`) also makes the file writable first:
+//! a write lock needs a descriptor open for writing (SQLite locks its database and `-shm` so),
+//! and taking it before the reopen keeps the reopen from dropping a lock the test holds (closing
+//! any descriptor of a file drops the process's POSIX locks on it).
 //!
 //! The filter traps by number, and stays on after `execve`: before one, every lazy file is made
 //! writable, and the record's notes say that a program the test ran dies of SIGSYS if it writes
@@ -205,7 +209,11 @@ fn program(fds: &[u32], gate: u64) -> Vec<sys::Insn> {
         vec![
             (LD, off_arg(1), To::Next, To::Next),
             (JEQ, libc::F_DUPFD as u32, fd_block(0), To::Next),
-            (JEQ, libc::F_DUPFD_CLOEXEC as u32, fd_block(0), To::Allow),
+            (JEQ, libc::F_DUPFD_CLOEXEC as u32, fd_block(0), To::Next),
+            (JEQ, libc::F_SETLK as u32, fd_block(0), To::Next),
+            (JEQ, libc::F_SETLKW as u32, fd_block(0), To::Next),
+            (JEQ, libc::F_OFD_SETLK as u32, fd_block(0), To::Next),
+            (JEQ, libc::F_OFD_SETLKW as u32, fd_block(0), To::Allow),
         ],
         vec![
             (LD, off_arg(3), To::Next, To::Next),
@@ -327,6 +335,8 @@ mod tests {
         );
         let dupfd = libc::F_DUPFD_CLOEXEC as u32;
         assert_eq!(run(&p, 1, libc::SYS_fcntl, [3, dupfd, 0, 0, 0, 0]), write);
+        let setlk = libc::F_SETLK as u32;
+        assert_eq!(run(&p, 1, libc::SYS_fcntl, [7, setlk, 0, 0, 0, 0]), write);
         let getfl = libc::F_GETFL as u32;
         assert_eq!(run(&p, 1, libc::SYS_fcntl, [3, getfl, 0, 0, 0, 0]), allow);
         let (rw, ro) = (

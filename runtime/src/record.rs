@@ -251,7 +251,7 @@ pub fn record_end(
 ) {
     let (outcome, exit_code, signal, message) = decide(info, &ending);
     let mut ending = ending;
-    let unreliable = torn_files(&mut ending, outcome);
+    let unreliable = torn_files(&mut ending, outcome, info.host_pid);
     rt.ledger().pod_ended(ending.cpu_ns);
     let output = tail_utf8(&ending.output, ending.output_cut);
     let rec = TestRecord {
@@ -341,11 +341,11 @@ pub fn journal_start_failure(site: &'static Site, owner: Option<&'static str>, m
 /// Name in the notes the files the host wrote after the checkpoint, which the pod may have read
 /// torn (`pod::Watch`); a failing outcome is then unreliable: it may be the files' doing, not
 /// the code's.
-fn torn_files(e: &mut Ending, outcome: Outcome) -> bool {
+fn torn_files(e: &mut Ending, outcome: Outcome, host_pid: i32) -> bool {
     let Some(watch) = &e.watch else {
         return false;
     };
-    let torn = watch.changed_by_host();
+    let torn = watch.changed_by_host(&format!("/proc/{host_pid}/root"));
     e.notes.extend(torn.iter().map(|p| pod::torn_note(p)));
     !torn.is_empty() && matches!(outcome, Outcome::Fail | Outcome::Crash | Outcome::Timeout)
 }

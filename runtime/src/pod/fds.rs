@@ -155,7 +155,8 @@ impl FdPlan {
 
 /// In the test, after chroot: reopen, replace, keep. Returns the files reopened read-only until
 /// their first write (`lazy`).
-pub fn apply(plan: &FdPlan, null: RawFd) -> Result<Vec<Lazy>, SetupError> {
+/// `watch`: which paths are clones bound over the host's files (whose inode differs).
+pub fn apply(plan: &FdPlan, null: RawFd, watch: &Watch) -> Result<Vec<Lazy>, SetupError> {
     let mut lazies = Vec::new();
     // Each `dup2` below: the test is a single-threaded fork before any of its code
     // runs; the descriptors it replaces are the ones it inherited, which nothing in it will use
@@ -178,7 +179,7 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<Vec<Lazy>, SetupError> {
             } => match reopen(
                 path,
                 *flags,
-                *ino,
+                (!watch.is_clone(&path.to_string_lossy())).then_some(*ino),
                 *dir,
                 lazy.is_some() && lazies.len() < MAX_LAZY,
             ) {
@@ -207,12 +208,12 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<Vec<Lazy>, SetupError> {
 }
 
 /// Open `path` in the overlay if it is still the inode the host has open (checked read-only
-/// first, so a file replaced since is never copied up). `lazy`: keep it read-only for now, and
-/// return its state.
+/// first, so a file replaced since is never copied up; `None`: any inode, the pod's clone of
+/// the file). `lazy`: keep it read-only for now, and return its state.
 fn reopen(
     path: &CString,
     flags: i32,
-    ino: u64,
+    ino: Option<u64>,
     dir: bool,
     lazy: bool,
 ) -> Option<(RawFd, Option<libc::stat>)> {
@@ -222,7 +223,9 @@ fn reopen(
         libc::O_RDONLY | libc::O_NONBLOCK
     };
     let probe = sys::open(path, probe_flags | libc::O_CLOEXEC, 0).ok()?;
-    let st = sys::fstat(probe).ok().filter(|st| st.st_ino == ino);
+    let st = sys::fstat(probe)
+        .ok()
+        .filter(|st| ino.is_none_or(|ino| st.st_ino == ino));
     let Some(st) = st else {
         sys::close(probe);
         return None;

@@ -33,7 +33,7 @@ const MAX_WATCHED: usize = 64;
 
 /// What of a file says it changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileState {
+pub(super) struct FileState {
     dev: u64,
     ino: u64,
     size: u64,
@@ -41,7 +41,14 @@ struct FileState {
     ctime_ns: i128,
 }
 
-fn state(path: &str) -> Option<FileState> {
+impl FileState {
+    pub(super) fn same_file(&self, other: &FileState) -> bool {
+        (self.dev, self.ino) == (other.dev, other.ino)
+    }
+}
+
+/// The state of the file at `path` (followed), if there is one.
+pub(super) fn state(path: &str) -> Option<FileState> {
     let m = std::fs::metadata(path).ok()?;
     Some(FileState {
         dev: m.dev(),
@@ -59,6 +66,12 @@ pub struct Watch {
     ckpt_ns: i128,
     /// (path, state at the checkpoint; `None`: it did not exist)
     files: Vec<(String, Option<FileState>)>,
+    /// The files that existed are the pod's clones of their state at the checkpoint (`clones`):
+    /// what the host wrote since does not reach the pod.
+    frozen: bool,
+    /// The files that existed are the pod's clones (of the checkpoint's state or a little later),
+    /// bound over their paths: not the inodes the host has open.
+    cloned: bool,
 }
 
 impl Watch {
@@ -72,6 +85,8 @@ impl Watch {
         let mut w = Watch {
             ckpt_ns: now - now_mono.saturating_sub(ckpt_mono_ns) as i128,
             files: Vec::new(),
+            frozen: false,
+            cloned: false,
         };
         for path in writable {
             let with = std::iter::once(path.clone())
@@ -88,21 +103,57 @@ impl Watch {
     }
 
     /// The watched files the host changed since the checkpoint, or so close to it that the pod
-    /// may have seen the change: as the host's files are now (in the supervisor, after the pod).
-    pub fn changed_by_host(&self) -> Vec<&str> {
+    /// may have seen the change: as the host's files are now (in the supervisor, after the pod),
+    /// seen below `root`: `/proc/<host pid>/root`, the host's own view (the supervisor's mounts
+    /// may cover the path: the scratch sits on `/tmp`). A file that cannot be seen counts as
+    /// changed.
+    pub fn changed_by_host(&self, root: &str) -> Vec<&str> {
         self.files
             .iter()
+            .filter(|(_, then)| !(self.frozen && then.is_some()))
             .filter(|(path, then)| {
-                let now = state(path);
-                now != *then || then.is_some_and(|t| t.ctime_ns >= self.ckpt_ns - TICK_NS)
+                state(&format!("{root}{path}")) != *then || self.near_checkpoint(then)
             })
             .map(|(p, _)| p.as_str())
             .collect()
     }
 
+    /// Changed within a tick before the checkpoint: its time stamp cannot tell before from after.
+    fn near_checkpoint(&self, st: &Option<FileState>) -> bool {
+        st.is_some_and(|t| t.ctime_ns >= self.ckpt_ns - TICK_NS)
+    }
+
+    /// The files that existed at the checkpoint, with their state then.
+    pub(super) fn existing(&self) -> impl Iterator<Item = (&str, FileState)> {
+        self.files
+            .iter()
+            .filter_map(|(p, st)| st.map(|st| (p.as_str(), st)))
+    }
+
+    /// Whether `now` (the state of each of `existing`, in order) is the checkpoint's, with no
+    /// write near it.
+    pub(super) fn unchanged_since_checkpoint(&self, now: &[Option<FileState>]) -> bool {
+        let then: Vec<Option<FileState>> = self.existing().map(|(_, st)| Some(st)).collect();
+        then == now && !then.iter().any(|st| self.near_checkpoint(st))
+    }
+
+    /// The pod sees clones of the existing files, as they were at the checkpoint if `exact`.
+    pub(super) fn cloned(&self, exact: bool) -> Watch {
+        Watch {
+            frozen: exact,
+            cloned: true,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the pod sees `path` as a clone bound over it (its inode is not the host's).
+    pub(super) fn is_clone(&self, path: &str) -> bool {
+        self.cloned && self.existing().any(|(p, _)| p == path)
+    }
+
     /// As the payload of the pod's `F` frame: the checkpoint's time, then a line per file.
     pub fn encode(&self) -> Vec<u8> {
-        let mut s = format!("{}\n", self.ckpt_ns);
+        let mut s = format!("{} {}\n", self.ckpt_ns, self.frozen as u8);
         for (path, st) in &self.files {
             match st {
                 Some(t) => s.push_str(&format!(
@@ -118,7 +169,8 @@ impl Watch {
     pub fn decode(b: &[u8]) -> Option<Watch> {
         let s = std::str::from_utf8(b).ok()?;
         let mut lines = s.lines();
-        let ckpt_ns = lines.next()?.parse().ok()?;
+        let (ckpt_ns, frozen) = lines.next()?.split_once(' ')?;
+        let (ckpt_ns, frozen) = (ckpt_ns.parse().ok()?, frozen == "1");
         let mut files = Vec::new();
         for l in lines {
             if let Some(path) = l.strip_prefix("- ") {
@@ -138,7 +190,12 @@ impl Watch {
             };
             files.push((path, Some(st)));
         }
-        Some(Watch { ckpt_ns, files })
+        Some(Watch {
+            ckpt_ns,
+            files,
+            frozen,
+            cloned: false,
+        })
     }
 }
 
@@ -172,17 +229,17 @@ mod tests {
         // Well past a tick before the checkpoint.
         std::thread::sleep(std::time::Duration::from_millis(50));
         let w = Watch::take(std::slice::from_ref(&old), crate::sys::monotonic_ns());
-        assert!(w.changed_by_host().is_empty(), "{w:?}");
+        assert!(w.changed_by_host("").is_empty(), "{w:?}");
         // Written just before the checkpoint: its time stamp cannot tell before from after.
         std::fs::write(&new, b"x").unwrap();
         let w = Watch::take(std::slice::from_ref(&new), crate::sys::monotonic_ns());
-        assert_eq!(w.changed_by_host(), [new.as_str()]);
+        assert_eq!(w.changed_by_host(""), [new.as_str()]);
         std::thread::sleep(std::time::Duration::from_millis(50));
         let w = Watch::take(std::slice::from_ref(&new), crate::sys::monotonic_ns());
-        assert!(w.changed_by_host().is_empty(), "{w:?}");
+        assert!(w.changed_by_host("").is_empty(), "{w:?}");
         std::fs::write(&new, b"xy").unwrap();
         std::fs::write(format!("{new}-shm"), b"s").unwrap();
-        let c = w.changed_by_host();
+        let c = w.changed_by_host("");
         assert_eq!(c, [new.clone(), format!("{new}-shm")], "{w:?}");
     }
 

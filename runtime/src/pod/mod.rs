@@ -17,8 +17,9 @@
 //! | where | step |
 //! |---|---|
 //! | supervisor | join the user namespace (not root), join the empty network namespace |
+//! | supervisor | clone the host's files open for writing where the file system has reflinks (`clones`) |
 //! | supervisor | unshare mount, IPC, UTS, PID namespaces; make every mount private |
-//! | supervisor | mount the scratch tmpfs; overlay every mount (`nodev`; read-only ones read-only); minimal /dev; sysfs bound read-only with its OCI masks |
+//! | supervisor | mount the scratch tmpfs; overlay every mount (`nodev`; read-only ones read-only); minimal /dev; sysfs bound read-only with its OCI masks; the clones bound over their paths |
 //! | test | pid_max, OOM score (through the host's /proc); fresh /proc, read-only, OCI masks; chroot into the overlay, same working directory |
 //! | test | as PID 1, report default-action signals (PID 1 would ignore them) |
 //! | test | new session; stdin /dev/null, stdout/stderr to the capture pipe |
@@ -29,6 +30,7 @@
 //! | test | a fresh session keyring; no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
 //! | test | the system call filter (`seccomp`), last; then the lazy copy-up filter, if any file is lazy |
 
+mod clones;
 mod dev;
 mod fds;
 mod files;
@@ -163,11 +165,13 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
             }),
             sys::Forked::Child => {
                 set_report_fd(ch.status_w);
-                in_test(|| test_steps(spec, ch, false, None));
+                in_test(|| test_steps(spec, ch, false, None, &spec.fds.watch));
                 Ok(Side::Test)
             }
         };
     };
+    // First, as close to the fork as can be: the files the host is writing, as they are.
+    let clones = clones::take(&spec.fds.watch);
     if let Some(userns) = plan.userns_fd {
         sys::setns(userns, libc::CLONE_NEWUSER).step("join the user namespace")?;
     }
@@ -175,7 +179,15 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
     sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWPID)
         .step("unshare mount, IPC, UTS and PID namespaces")?;
     limits::bound_ipc(c"/proc")?;
-    let scratch = mounts::prepare(plan)?;
+    let mut scratch = mounts::prepare(plan)?;
+    scratch.clones = match clones {
+        Some(c) => clones::bind(c, &scratch.root.to_string_lossy())?,
+        None => None,
+    };
+    let watch = match &scratch.clones {
+        Some(c) => spec.fds.watch.cloned(c.exact),
+        None => spec.fds.watch.clone(),
+    };
     // SAFETY: as above, the supervisor is single-threaded.
     match unsafe { sys::fork() }.step("fork the test")? {
         sys::Forked::Parent(child) => Ok(Side::Supervisor {
@@ -188,7 +200,7 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
                 sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
                     .step("set the parent-death signal")?;
                 mounts::enter_root(plan, &scratch, spec.cwd.as_deref())?;
-                test_steps(spec, ch, true, None)
+                test_steps(spec, ch, true, None, &watch)
             });
             Ok(Side::Test)
         }
@@ -284,7 +296,7 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
             spec.cwd.as_deref(),
         )?;
         sys::ring(w.doorbell);
-        test_steps(spec, ch, true, done)
+        test_steps(spec, ch, true, done, &spec.fds.watch)
     });
 }
 
@@ -305,12 +317,13 @@ pub fn tv_ns(tv: libc::timeval) -> u64 {
 
 /// The test's own steps, after init has entered the pod's root.
 /// `done`: the address-space size when the /proc steps (shared memory, pid_max, OOM score) are
-/// done already (a warm test).
+/// done already (a warm test). `watch`: the host's files open for writing at the checkpoint.
 fn test_steps(
     spec: &PodSpec,
     ch: &Channels,
     isolated: bool,
     done: Option<u64>,
+    watch: &Watch,
 ) -> Result<(), SetupError> {
     if let Some(signals) = spec.signals {
         sys::restore_signal_state(signals);
@@ -328,9 +341,9 @@ fn test_steps(
     let mut lazy = Vec::new();
     if isolated {
         // Before any code of the test's: what the host's files were at the checkpoint.
-        report_frame(b'F', &spec.fds.watch.encode());
+        report_frame(b'F', &watch.encode());
         crate::podgroup::join();
-        lazy = fds::apply(spec.fds, null)?;
+        lazy = fds::apply(spec.fds, null, watch)?;
     }
     let mut keep = spec.fds.kept();
     keep.push(ch.status_w);

@@ -347,7 +347,12 @@ fn torn_files(e: &mut Ending, outcome: Outcome, host_pid: i32) -> bool {
     };
     let torn = watch.changed_by_host(&format!("/proc/{host_pid}/root"));
     e.notes.extend(torn.iter().map(|p| pod::torn_note(p)));
-    !torn.is_empty() && matches!(outcome, Outcome::Fail | Outcome::Crash | Outcome::Timeout)
+    let unknown = watch.left_out();
+    if unknown > 0 {
+        e.notes.push(pod::left_out_note(unknown));
+    }
+    (!torn.is_empty() || unknown > 0)
+        && matches!(outcome, Outcome::Fail | Outcome::Crash | Outcome::Timeout)
 }
 /// Read what is there; true at end of file.
 pub fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) -> bool {

@@ -26,6 +26,10 @@ use std::os::fd::RawFd;
 /// Tries at a consistent set before settling for the last one.
 const ATTEMPTS: usize = 3;
 
+/// File systems with reflinks (`statfs` magic numbers): XFS, btrfs, bcachefs. Elsewhere no
+/// clone is tried (each try would make and drop an inode).
+const REFLINK_FS: &[i64] = &[0x5846_5342, 0x9123_683e, 0xca45_1a4e];
+
 /// One clone: the path it stands for, its descriptor until it is bound, then its state as bound.
 pub struct Clone {
     pub path: String,
@@ -54,7 +58,7 @@ pub fn take(w: &Watch) -> Option<Clones> {
         for ((path, at_ckpt), now) in existing.iter().zip(&before) {
             match now
                 .filter(|s| s.same_file(at_ckpt))
-                .and_then(|_| clone_one(path))
+                .and_then(|_| clone_one(path, at_ckpt.ino))
             {
                 Some(fd) => files.push(Clone {
                     path: path.to_string(),
@@ -81,8 +85,9 @@ pub fn take(w: &Watch) -> Option<Clones> {
     None
 }
 
-/// An unnamed file beside `path`, on its file system, sharing its blocks; its mode and owner.
-fn clone_one(path: &str) -> Option<RawFd> {
+/// An unnamed file beside `path` (still inode `ino`), on its file system, sharing its blocks;
+/// its owner and mode (without set-id bits).
+fn clone_one(path: &str, ino: u64) -> Option<RawFd> {
     let dir = std::path::Path::new(path).parent()?.to_str()?;
     let src = sys::open(
         &c(path).ok()?,
@@ -90,6 +95,12 @@ fn clone_one(path: &str) -> Option<RawFd> {
         0,
     )
     .ok()?;
+    let fits = sys::fs_type(src).is_ok_and(|t| REFLINK_FS.contains(&t))
+        && sys::fstat(src).is_ok_and(|st| st.st_ino == ino);
+    if !fits {
+        sys::close(src);
+        return None;
+    }
     let dst = c(dir).ok().and_then(|dir| {
         sys::open(
             &dir,
@@ -101,7 +112,7 @@ fn clone_one(path: &str) -> Option<RawFd> {
     let cloned = dst.is_some_and(|d| {
         let st = sys::fstat(src);
         sys::clone_file(d, src).is_ok()
-            && st.is_ok_and(|st| sys::fchmod_fchown(d, st.st_mode & 0o7777, st.st_uid, st.st_gid))
+            && st.is_ok_and(|st| sys::fchmod_fchown(d, st.st_mode & 0o777, st.st_uid, st.st_gid))
     });
     sys::close(src);
     match dst {

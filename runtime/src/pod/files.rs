@@ -28,14 +28,15 @@ const COMPANIONS: &[&str] = &["-wal", "-shm", "-journal"];
 /// the coarsest Linux uses).
 const TICK_NS: i128 = 10_000_000;
 
-/// At most this many files are watched per pod (the frame stays small).
-const MAX_WATCHED: usize = 64;
+/// At most this many files are watched per pod (the frame stays small); the record says how many
+/// more were not.
+const MAX_WATCHED: usize = 256;
 
 /// What of a file says it changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct FileState {
     dev: u64,
-    ino: u64,
+    pub(super) ino: u64,
     size: u64,
     mtime_ns: i128,
     ctime_ns: i128,
@@ -66,6 +67,8 @@ pub struct Watch {
     ckpt_ns: i128,
     /// (path, state at the checkpoint; `None`: it did not exist)
     files: Vec<(String, Option<FileState>)>,
+    /// Files past `MAX_WATCHED`, not watched.
+    left_out: usize,
     /// The files that existed are the pod's clones of their state at the checkpoint (`clones`):
     /// what the host wrote since does not reach the pod.
     frozen: bool,
@@ -85,6 +88,7 @@ impl Watch {
         let mut w = Watch {
             ckpt_ns: now - now_mono.saturating_sub(ckpt_mono_ns) as i128,
             files: Vec::new(),
+            left_out: 0,
             frozen: false,
             cloned: false,
         };
@@ -92,11 +96,16 @@ impl Watch {
             let with = std::iter::once(path.clone())
                 .chain(COMPANIONS.iter().map(|c| format!("{path}{c}")));
             for p in with {
-                if w.files.len() < MAX_WATCHED && !w.files.iter().any(|(q, _)| *q == p) {
-                    let st = state(&p);
-                    // A companion that does not exist is still watched: the host may make one.
-                    w.files.push((p, st));
+                if w.files.iter().any(|(q, _)| *q == p) {
+                    continue;
                 }
+                if w.files.len() == MAX_WATCHED {
+                    w.left_out += 1;
+                    continue;
+                }
+                // A companion that does not exist is still watched: the host may make one.
+                let st = state(&p);
+                w.files.push((p, st));
             }
         }
         w
@@ -116,6 +125,11 @@ impl Watch {
             })
             .map(|(p, _)| p.as_str())
             .collect()
+    }
+
+    /// How many files the host had open for writing (or their companions) were not watched.
+    pub fn left_out(&self) -> usize {
+        self.left_out
     }
 
     /// Changed within a tick before the checkpoint: its time stamp cannot tell before from after.
@@ -153,7 +167,7 @@ impl Watch {
 
     /// As the payload of the pod's `F` frame: the checkpoint's time, then a line per file.
     pub fn encode(&self) -> Vec<u8> {
-        let mut s = format!("{} {}\n", self.ckpt_ns, self.frozen as u8);
+        let mut s = format!("{} {} {}\n", self.ckpt_ns, self.frozen as u8, self.left_out);
         for (path, st) in &self.files {
             match st {
                 Some(t) => s.push_str(&format!(
@@ -169,8 +183,10 @@ impl Watch {
     pub fn decode(b: &[u8]) -> Option<Watch> {
         let s = std::str::from_utf8(b).ok()?;
         let mut lines = s.lines();
-        let (ckpt_ns, frozen) = lines.next()?.split_once(' ')?;
-        let (ckpt_ns, frozen) = (ckpt_ns.parse().ok()?, frozen == "1");
+        let mut head = lines.next()?.split(' ');
+        let ckpt_ns = head.next()?.parse().ok()?;
+        let frozen = head.next()? == "1";
+        let left_out = head.next()?.parse().ok()?;
         let mut files = Vec::new();
         for l in lines {
             if let Some(path) = l.strip_prefix("- ") {
@@ -193,10 +209,19 @@ impl Watch {
         Some(Watch {
             ckpt_ns,
             files,
+            left_out,
             frozen,
             cloned: false,
         })
     }
+}
+
+/// The record's word on the files not watched: any of them may have been read torn.
+pub fn left_out_note(n: usize) -> String {
+    format!(
+        "{n} more files the host had open for writing (or their companions) were not watched; \
+         the pod may have read them torn"
+    )
 }
 
 /// The record's word on a watched file the host changed.

@@ -44,7 +44,7 @@ mod seccomp;
 mod shm;
 
 pub use fds::{scan as scan_fds, FdPlan};
-pub use files::{torn_note, Watch};
+pub use files::{left_out_note, torn_note, Watch};
 pub use limits::oom_first;
 pub use ns::make_namespaces;
 pub use seccomp::program as seccomp_program;

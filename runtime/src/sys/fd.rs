@@ -337,3 +337,12 @@ pub fn clone_file(dst: RawFd, src: RawFd) -> io::Result<()> {
     // SAFETY: FICLONE takes the source descriptor as its integer argument; no memory is passed.
     check(unsafe { libc::ioctl(dst, FICLONE, src) }).map(drop)
 }
+
+/// The type of the file system `fd` is on (`statfs`'s `f_type`: a magic number).
+pub fn fs_type(fd: RawFd) -> io::Result<i64> {
+    // SAFETY: zeroed statfs is a valid out-parameter.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid, writable statfs.
+    check(unsafe { libc::fstatfs(fd, &mut st) })?;
+    Ok(st.f_type as i64)
+}

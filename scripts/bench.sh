@@ -48,7 +48,7 @@ S=$ROOT/bench/c
 $CC $CFLAGS -c "$W/fastpath_target.invite.c" -o "$W/fp_wrapped.o"
 $CC $CFLAGS -Dfp_work=fp_plain -c "$S/fastpath_target.c" -o "$W/fp_plain.o"
 $CC $CFLAGS "$S/fastpath.c" "$W/fp_wrapped.o" "$W/fp_plain.o" $LIBS -o "$W/fastpath"
-for h in pause latency throughput; do $CC $CFLAGS "$S/$h.c" $LIBS -o "$W/$h"; done
+for h in pause latency throughput openfile; do $CC $CFLAGS "$S/$h.c" $LIBS -o "$W/$h"; done
 "$PRE" "$S/e2e_work.c" "$S/e2e_work.ic" -o "$W/e2e_work.invite.c"
 $CC $CFLAGS "$S/e2e.c" "$W/e2e_work.invite.c" $LIBS -o "$W/e2e_instrumented"
 $CC $CFLAGS "$S/e2e.c" "$S/e2e_work.c" -o "$W/e2e_plain"
@@ -58,10 +58,10 @@ $CC $CFLAGS "$S/idle.c" "$S/e2e_work.c" -o "$W/idle_plain"
 
 # ---- run ----------------------------------------------------------------------------------------
 if [ "$QUICK" = 1 ]; then
-    FP="3 1000000" PAUSE_RUNS="3 3 3" LAT_RUNS=5 TPUT_S=0.5 E2E_RUNS=1 E2E_S=0.3 PRE_RUNS=1
+    FP="3 1000000" PAUSE_RUNS="3 3 3" LAT_RUNS=5 TPUT_S=0.5 E2E_RUNS=1 E2E_S=0.3 PRE_RUNS=1 OPEN_RUNS=3
     IDLE_RUNS=1 IDLE_REQUESTS=20
 else
-    FP="41 20000000" PAUSE_RUNS="101 51 21" LAT_RUNS=201 TPUT_S=10 E2E_RUNS=7 E2E_S=3 PRE_RUNS=7
+    FP="41 20000000" PAUSE_RUNS="101 51 21" LAT_RUNS=201 TPUT_S=10 E2E_RUNS=7 E2E_S=3 PRE_RUNS=7 OPEN_RUNS=101
     IDLE_RUNS=5 IDLE_REQUESTS=150
 fi
 
@@ -90,6 +90,11 @@ inv INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=64 "$W/latency" $LAT_RUNS | te
 rm -f "$W/journal.jsonl"
 inv INVITE_WARM=off INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=64 "$W/latency" $LAT_RUNS |
     awk '/^row latency_ckpt_vs_fork /{print "info latency_cold_pods", $3, "us", $6}' | tee -a "$R" >&2
+
+step "ckpt() to the pod's code, a 1 GiB file open for writing vs none"
+rm -f "$W/journal.jsonl"
+inv INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=64 "$W/openfile" $OPEN_RUNS "$W/open.dat" |
+    tee -a "$R" >&2
 
 step "sustained pod tests per second"
 rm -f "$W/journal.jsonl"
@@ -199,6 +204,7 @@ BEGIN {
     label["pause_1024mb_first3"]     = "worst pause of the first three ckpt(), 1 GiB resident | raw fork(), child lives on (median)"
     label["latency_ckpt_vs_fork"]    = "ckpt() to code in the pod, tiny | raw fork() to the child"
     label["latency_ckpt_vs_unshare"] = "ckpt() to code in the pod, tiny | naive unshare of every ns + fresh netns, to the grandchild"
+    label["latency_open_1g"]         = "ckpt() to code in the pod, a 1 GiB file open for writing | the same, no file open"
     label["throughput"]              = "pod tests per second, 2 cores, trivial test | raw fork() tests per second"
     label["e2e"]                     = "CPU-bound program, INVITE_MAX_OVERHEAD=5 (calls/s) | same program uninstrumented"
     label["e2e_heap64"]              = "same, writing a 64 MiB heap (calls/s) | same program uninstrumented"
@@ -207,7 +213,7 @@ BEGIN {
     label["precompile"]              = "invite-precompile, 8 MB generated C file | gcc -fsyntax-only on it"
     label["precompile_sqlite_one"]   = "invite-precompile, SQLite amalgamation (9 MB), one function | gcc -fsyntax-only on it"
     label["precompile_sqlite_all"]   = "invite-precompile, SQLite amalgamation, its --skeleton (every function) | gcc -fsyntax-only on it"
-    order = "fastpath_c fastpath_rust pause_0mb pause_100mb pause_1024mb pause_0mb_vs_reaped pause_0mb_first3 pause_1024mb_first3 latency_ckpt_vs_fork latency_ckpt_vs_unshare throughput e2e e2e_heap64 e2e_allcores idle precompile precompile_sqlite_one precompile_sqlite_all"
+    order = "fastpath_c fastpath_rust pause_0mb pause_100mb pause_1024mb pause_0mb_vs_reaped pause_0mb_first3 pause_1024mb_first3 latency_ckpt_vs_fork latency_ckpt_vs_unshare latency_open_1g throughput e2e e2e_heap64 e2e_allcores idle precompile precompile_sqlite_one precompile_sqlite_all"
     print "| figure | value | baseline | value | ratio | goal (issue) | met |"
     print "|---|---:|---|---:|---:|---|---|"
 }
@@ -225,6 +231,7 @@ END {
         else if (key ~ /_first3$/) { goal = "<= 1.3 x fork (#13)"; met = (f / b <= 1.3) ? "yes" : "no" }
         else if (key ~ /_vs_reaped$/) { goal = "<= 1.2 x fork (#13)"; met = (f / b <= 1.2) ? "yes" : "no" }
         else if (key ~ /^pause/) { goal = "<= 1.2 x fork (#2)"; met = (f / b <= 1.2) ? "yes" : "no" }
+        else if (key == "latency_open_1g") { goal = "<= 1.1 x no file (#20)"; met = (f / b <= 1.1) ? "yes" : "no" }
         else if (key ~ /^latency/) { goal = "<= 300 us (#2)"; met = (f <= 300) ? "yes" : "no" }
         else if (key == "throughput") { goal = ">= 1,500/s (#3)"; met = (f >= 1500) ? "yes" : "no" }
         else if (key == "e2e_allcores") { goal = "loss <= 5 % (#14)"; loss = 100 * (1 - f / b); met = ((loss <= 5) ? "yes" : "no") sprintf(" (%.1f %% loss)", loss) }

@@ -17,6 +17,9 @@ need /bin/kill procps   # not the shell builtin: a test runs the program
 need chromium chromium
 need dpkg-deb dpkg
 need /etc/ssl/certs/ca-certificates.crt ca-certificates   # the bzip2 test fetches a crate
+need /usr/include/sqlite3.h libsqlite3-dev   # SQLite hosts (tests/tests/files.rs)
+need mkfs.xfs xfsprogs       # a loop-mounted XFS image: files cloned with reflinks
+need mkfs.btrfs btrfs-progs  # and a btrfs one
 need_installed
 cargo build --release --workspace --all-targets
 cargo test --release --workspace --no-fail-fast

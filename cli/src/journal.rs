@@ -119,6 +119,10 @@ pub struct TestRecord {
     pub truncated: bool,
     #[serde(default)]
     pub notes: Vec<String>,
+    /// A failure that may be due to files the host wrote after the checkpoint (the notes name
+    /// them), not to the code under test.
+    #[serde(default)]
+    pub unreliable: bool,
     /// The service the program is part of, when the runtime records one.
     #[serde(default)]
     pub service: Option<String>,
@@ -153,6 +157,7 @@ const TEST_FIELDS: [&str; 23] = [
     field::ISOLATION,
     field::TRUNCATED,
     field::NOTES,
+    field::UNRELIABLE,
     // Not written by this runtime yet; read when a record carries them (OTLP's service.name).
     "service",
     "program",

@@ -402,3 +402,42 @@ fn the_queue_and_the_pods_cpu_bound_name_their_settings() {
         run.stdout
     );
 }
+
+#[test]
+fn an_unreliable_failure_says_so_and_names_the_files() {
+    let torn = "/srv/kv.db-wal: the host wrote it after the checkpoint; the pod may have read it \
+                mixed with earlier states (torn)";
+    let mut r = record("check_db", "quick_check", "fail", 10);
+    r["message"] = json!("pod exited with status 1");
+    r["unreliable"] = json!(true);
+    r["notes"] = json!([torn, "seccomp refused the system call keyctl (250): EPERM"]);
+    let dir = journal_dir(&[r, record("check_db", "quick_check", "fail", 10)]);
+    let run = invite(dir.path(), &["report"]);
+    assert!(
+        run.stdout.contains(&format!(
+            "fail (exit 1) (unreliable)  check_db / quick_check\n    pod 4242.1 on web1 at \
+             2026-05-01T12:00:00Z (invite.jsonl:1)\n    pod exited with status 1\n    \
+             unreliable: the pod may have read files the host wrote after the checkpoint:\n    \
+             ! {torn}\n"
+        )),
+        "{}",
+        run.stdout
+    );
+    // The other failure is not marked.
+    assert!(
+        run.stdout
+            .contains("\nfail (exit 1)  check_db / quick_check\n"),
+        "{}",
+        run.stdout
+    );
+    let json: Value =
+        serde_json::from_str(&invite(dir.path(), &["report", "--json"]).stdout).unwrap();
+    let f = &json["recent_failures"];
+    let marked: Vec<bool> = f
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["unreliable"] == true)
+        .collect();
+    assert_eq!(marked.iter().filter(|m| **m).count(), 1, "{f}");
+}

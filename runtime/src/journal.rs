@@ -86,6 +86,9 @@ pub struct TestRecord<'a> {
     pub notes: &'a [String],
     /// A record of a nested pod, relayed by the supervisor of the pod it ran in (see `relay`).
     pub relayed: bool,
+    /// A failing outcome that may be due to files the host wrote after the checkpoint (named in
+    /// `notes`), not to the code under test; omitted when false.
+    pub unreliable: bool,
 }
 
 impl TestRecord<'_> {
@@ -164,6 +167,9 @@ impl TestRecord<'_> {
         }
         if self.relayed {
             let _ = write!(s, ",\"{}\":true", field::RELAYED);
+        }
+        if self.unreliable {
+            let _ = write!(s, ",\"{}\":true", field::UNRELIABLE);
         }
         if truncated {
             let _ = write!(s, ",\"{}\":true", field::TRUNCATED);

@@ -42,6 +42,9 @@ pub struct Ending {
     pub test_ended_ns: Option<u64>,
     /// When the supervisor saw the pod end, or ended it (monotonic ns).
     pub ended_ns: Option<u64>,
+    /// The host's files open for writing as they were at the checkpoint, as the test's setup
+    /// sent them (its first `F` frame, written before any code of the test's).
+    pub watch: Option<pod::Watch>,
 }
 
 impl Ending {
@@ -60,6 +63,10 @@ impl Ending {
                     self.verdict = Some((payload[0] != 0, msg));
                 }
                 b'E' => self.setup_error = Some(String::from_utf8_lossy(payload).into_owned()),
+                b'F' if self.watch.is_none() => {
+                    self.watch = Some(pod::Watch::decode(payload).unwrap_or_default())
+                }
+                b'F' => {}
                 // The test, as PID 1, died of a signal it reported itself: as if killed by it
                 // (a wait status whose low bits are the signal number).
                 b'K' if payload.len() == 4 => {
@@ -131,6 +138,7 @@ pub fn record_end(
         let note = format!("ended after its verdict, stuck while its output was flushed: {stuck}");
         ending.notes.push(note);
     }
+    let unreliable = torn_files(&mut ending, outcome, info.host_pid);
     let wall_ns = sys::monotonic_ns().saturating_sub(info.started_ns);
     rt.ledger().pod_ended(ending.cpu_ns, wall_ns);
     let output = tail_utf8(&ending.output, ending.output_cut);
@@ -155,6 +163,7 @@ pub fn record_end(
         isolation: info.isolation.as_str(),
         notes: &ending.notes,
         relayed: false,
+        unreliable,
     };
     // A kept pod's record also says what of it could not be kept.
     let kept_notes: Vec<String>;
@@ -215,8 +224,26 @@ pub fn journal_start_failure(site: &'static Site, owner: Option<&'static str>, m
         isolation: rt.isolation().as_str(),
         notes: &[],
         relayed: false,
+        unreliable: false,
     };
     write(rt, &rec);
+}
+
+/// Name in the notes the files the host wrote after the checkpoint, which the pod may have read
+/// torn (`pod::Watch`); a failing outcome is then unreliable: it may be the files' doing, not
+/// the code's.
+fn torn_files(e: &mut Ending, outcome: Outcome, host_pid: i32) -> bool {
+    let Some(watch) = &e.watch else {
+        return false;
+    };
+    let torn = watch.changed_by_host(&format!("/proc/{host_pid}/root"));
+    e.notes.extend(torn.iter().map(|p| pod::torn_note(p)));
+    let unknown = watch.left_out();
+    if unknown > 0 {
+        e.notes.push(pod::left_out_note(unknown));
+    }
+    (!torn.is_empty() || unknown > 0)
+        && matches!(outcome, Outcome::Fail | Outcome::Crash | Outcome::Timeout)
 }
 /// Read what is there; true at end of file.
 pub fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) -> bool {

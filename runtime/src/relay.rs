@@ -212,6 +212,7 @@ impl Relayed {
             isolation: self.isolation,
             notes: &self.notes,
             relayed: true,
+            unreliable: false,
         }
     }
 }
@@ -241,6 +242,7 @@ mod tests {
             isolation: "fork",
             notes: &[],
             relayed: false,
+            unreliable: false,
         }
     }
 

@@ -212,7 +212,10 @@ impl Runtime {
         // Built by the exit handler (nothing was sampled before): its summary is the last, and
         // a thread started now would only mark the counts inexact.
         let exiting = EXITING.load(Ordering::Relaxed);
-        if let Some(c) = config.as_ref().filter(|c| c.enabled && journal_fd >= 0 && !exiting) {
+        if let Some(c) = config
+            .as_ref()
+            .filter(|c| c.enabled && journal_fd >= 0 && !exiting)
+        {
             start_summary_ticker(c.summary_s);
         }
         INITIALIZING.store(false, Ordering::Relaxed);

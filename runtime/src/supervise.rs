@@ -35,7 +35,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
     own.extend(host_pidfd);
     own.push(pod::report_fd());
     own.extend(crate::reap::own_fds());
-    let fds = pod::scan_fds(&own);
+    let fds = pod::scan_fds(&own, info.started_ns);
     let keep_dir = keep_dir(rt);
     let ch = match Channels::new() {
         Ok(ch) => ch,

@@ -16,6 +16,7 @@ const ROWS: &[&str] = &[
     "worst pause of the first three ckpt(), tiny",
     "worst pause of the first three ckpt(), 1 GiB resident",
     "ckpt() to code in the pod, tiny",
+    "ckpt() to code in the pod, a 1 GiB file open for writing",
     "pod tests per second",
     "CPU-bound program, INVITE_MAX_OVERHEAD=5",
     "same, writing a 64 MiB heap",

@@ -82,6 +82,9 @@ pub mod field {
     pub const RELAYED: &str = "relayed";
     /// `true` on a record cut to fit a line's limit.
     pub const TRUNCATED: &str = "truncated";
+    /// `true` on a failing record whose pod may have read a file the host wrote after the
+    /// checkpoint (named in `notes`): the failure may be the file's, not the code's.
+    pub const UNRELIABLE: &str = "unreliable";
     // A summary record.
     /// How many records the runtime could not write.
     pub const LOST: &str = "lost";

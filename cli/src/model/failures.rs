@@ -32,6 +32,11 @@ pub struct Failure {
     pub truncated: bool,
     /// Files the test created, changed or removed (the first 100).
     pub changed: Vec<String>,
+    /// The pod may have read files the host wrote after the checkpoint: the failure may be
+    /// theirs, not the code's.
+    pub unreliable: bool,
+    /// The runtime's notes on the pod (for an unreliable failure, the files it names).
+    pub notes: Vec<String>,
     /// The whole output kept (its last 64 KiB), for the HTML report.
     #[serde(skip)]
     pub output: String,
@@ -121,6 +126,8 @@ fn failure(origin: &Origin, t: &TestRecord, output_lines: usize) -> Failure {
         output_tail,
         truncated: t.truncated,
         changed: t.changed.iter().take(CHANGED_KEPT).cloned().collect(),
+        unreliable: t.unreliable,
+        notes: t.notes.clone(),
         output: t.output.clone(),
     }
 }

@@ -182,7 +182,8 @@ fn totals_notes(report: &Report, out: &mut String) {
 
 fn failure_text(f: &Failure, out: &mut String) {
     let how = outcome_text(f.outcome, f.signal.as_deref(), f.exit_code);
-    let title = format!("{how}  {} / {}", f.function, f.test);
+    let unreliable = if f.unreliable { " (unreliable)" } else { "" };
+    let title = format!("{how}{unreliable}  {} / {}", f.function, f.test);
     let _ = writeln!(out, "{}", term::cell(&title));
     let mut whence = Vec::new();
     if let Some(id) = pod_id(f.pid, f.pod.as_deref()) {
@@ -199,6 +200,15 @@ fn failure_text(f: &Failure, out: &mut String) {
     if let Some(message) = &f.message {
         for line in message.lines() {
             let _ = writeln!(out, "    {}", term::cell(line));
+        }
+    }
+    if f.unreliable {
+        let _ = writeln!(
+            out,
+            "    unreliable: the pod may have read files the host wrote after the checkpoint:"
+        );
+        for n in f.notes.iter().filter(|n| n.ends_with("(torn)")) {
+            let _ = writeln!(out, "    ! {}", term::cell(n));
         }
     }
     if !f.output_tail.is_empty() {

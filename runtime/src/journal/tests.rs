@@ -23,6 +23,7 @@ fn rec<'a>(output: &'a str, changed: &'a [String]) -> TestRecord<'a> {
         isolation: "pod",
         notes: &[],
         relayed: false,
+        unreliable: false,
     }
 }
 
@@ -49,6 +50,7 @@ fn records_are_written_byte_for_byte_as_schema_1_says() {
         exit_code: Some(3),
         notes: &notes,
         relayed: true,
+        unreliable: false,
         ..rec("o", &[])
     }
     .to_line();

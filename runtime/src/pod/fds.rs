@@ -5,22 +5,22 @@
 //!
 //! - regular files and directories are reopened by path in the overlay, same number, flags and
 //!   offset, after checking the inode is the one the host had open;
-//! - a file open for writing above `MAX_WRITABLE_COPY` is reopened read-only (a write would copy
-//!   it up whole), and the record says so;
+//! - a file open for writing is reopened read-only, and made writable on the test's first write
+//!   through it (`lazy`): a pod copies no file it does not write; its state at the checkpoint is
+//!   taken for the record (`files`);
 //! - sockets, pipes, FIFOs, eventfd, timerfd, signalfd, epoll and inotify become new objects of
 //!   the same kind that lead nowhere (`inert`), held open by the pod where they need a peer;
 //! - deleted files, memfds and everything else that is not a file or a harmless character
 //!   device (pidfd, io_uring, ...) are replaced by /dev/null;
 //! - the runtime's own descriptors (journal, namespaces) are closed.
 
+use super::files::Watch;
 use super::inert::{self, InertPlan};
+use super::lazy::{Lazy, MAX_LAZY};
 use super::{SetupError, Step};
 use crate::sys;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-
-/// Above this size, a file the host has open for writing is reopened read-only in the pod.
-pub const MAX_WRITABLE_COPY: u64 = 64 << 20;
 
 #[derive(Debug)]
 enum Action {
@@ -31,6 +31,8 @@ enum Action {
         offset: i64,
         ino: u64,
         dir: bool,
+        /// Reopened read-only, made writable with these flags on the first write (`lazy`).
+        lazy: Option<i32>,
     },
     Inert(InertPlan),
     Null,
@@ -41,8 +43,10 @@ enum Action {
 #[derive(Debug, Default)]
 pub struct FdPlan {
     entries: Vec<(RawFd, Action)>,
-    /// Notes for the record: files the pod sees read-only or not at all.
+    /// Notes for the record: files the pod does not see.
     pub notes: Vec<String>,
+    /// The files open for writing (and their companions) as they were at the checkpoint.
+    pub watch: Watch,
 }
 
 const HARMLESS_DEV: &[&str] = &[
@@ -54,8 +58,9 @@ const HARMLESS_DEV: &[&str] = &[
 ];
 
 /// Plan the descriptors of the calling process (the supervisor, right after the fork: the same
-/// table as the host's). `own` are the runtime's descriptors, to be closed.
-pub fn scan(own: &[RawFd]) -> FdPlan {
+/// table as the host's). `own` are the runtime's descriptors, to be closed; `ckpt_ns` the
+/// monotonic time of the fork.
+pub fn scan(own: &[RawFd], ckpt_ns: u64) -> FdPlan {
     let mut plan = FdPlan::default();
     let mut listed = [0 as RawFd; 512];
     let fds: Vec<RawFd> = match sys::list_fds(&mut listed) {
@@ -80,6 +85,19 @@ pub fn scan(own: &[RawFd]) -> FdPlan {
         };
         plan.entries.push((fd, action));
     }
+    let writable: Vec<String> = plan
+        .entries
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::Reopen {
+                path,
+                lazy: Some(_),
+                ..
+            } => Some(path.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    plan.watch = Watch::take(&writable, ckpt_ns);
     plan
 }
 
@@ -111,14 +129,8 @@ fn reopen_action(fd: RawFd, st: &libc::stat, target: &str, notes: &mut Vec<Strin
         .map(|f| f & libc::FD_CLOEXEC != 0)
         .unwrap_or(false);
     let dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-    let mut flags = fl & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_NOCTTY);
-    if !dir && fl & libc::O_ACCMODE != libc::O_RDONLY && st.st_size as u64 > MAX_WRITABLE_COPY {
-        flags = (flags & !libc::O_ACCMODE) | libc::O_RDONLY;
-        notes.push(format!(
-            "fd {fd} ({target}) is larger than {} MiB: read-only in the pod",
-            MAX_WRITABLE_COPY >> 20
-        ));
-    }
+    let flags = fl & !(libc::O_CREAT | libc::O_TRUNC | libc::O_EXCL | libc::O_NOCTTY);
+    let lazy = (!dir && fl & libc::O_ACCMODE != libc::O_RDONLY).then_some(flags);
     let offset = if dir {
         0
     } else {
@@ -131,6 +143,7 @@ fn reopen_action(fd: RawFd, st: &libc::stat, target: &str, notes: &mut Vec<Strin
         offset,
         ino: st.st_ino,
         dir,
+        lazy,
     }
 }
 
@@ -144,9 +157,16 @@ impl FdPlan {
 }
 
 /// In the test, after chroot: reopen, replace, keep. Returns the descriptors the pod must hold
-/// open besides (the other ends of its inert pipes and sockets).
-pub fn apply(plan: &FdPlan, null: RawFd) -> Result<Vec<RawFd>, SetupError> {
+/// open besides (the other ends of its inert pipes and sockets), and the files reopened
+/// read-only until their first write (`lazy`).
+/// `watch`: which paths are clones bound over the host's files (whose inode differs).
+pub fn apply(
+    plan: &FdPlan,
+    null: RawFd,
+    watch: &Watch,
+) -> Result<(Vec<RawFd>, Vec<Lazy>), SetupError> {
     let mut held = Vec::new();
+    let mut lazies = Vec::new();
     // Each `dup2` below: the test is a single-threaded fork before any of its code
     // runs; the descriptors it replaces are the ones it inherited, which nothing in it will use
     // as the files they were.
@@ -175,8 +195,18 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<Vec<RawFd>, SetupError> {
                 offset,
                 ino,
                 dir,
-            } => match reopen(path, *flags, *ino, *dir) {
-                Some(new) => {
+                lazy,
+            } => match reopen(
+                path,
+                *flags,
+                (!watch.is_clone(&path.to_string_lossy())).then_some(*ino),
+                *dir,
+                lazy.is_some() && lazies.len() < MAX_LAZY,
+            ) {
+                Some((new, lazy_st)) => {
+                    if let (Some(st), Some(host_flags)) = (lazy_st, lazy) {
+                        lazies.push(Lazy::new(*fd, path.clone(), *host_flags, &st));
+                    }
                     // SAFETY: see above.
                     unsafe { sys::dup2(new.as_raw_fd(), *fd) }.step("reopen an inherited file")?;
                     drop(new);
@@ -194,27 +224,39 @@ pub fn apply(plan: &FdPlan, null: RawFd) -> Result<Vec<RawFd>, SetupError> {
             },
         }
     }
-    Ok(held)
+    Ok((held, lazies))
 }
 
 /// Open `path` in the overlay if it is still the inode the host has open (checked read-only
-/// first, so a file replaced since is never copied up).
-fn reopen(path: &CString, flags: i32, ino: u64, dir: bool) -> Option<OwnedFd> {
+/// first, so a file replaced since is never copied up; `None`: any inode, the pod's clone of
+/// the file). `lazy`: keep it read-only for now, and return its state.
+fn reopen(
+    path: &CString,
+    flags: i32,
+    ino: Option<u64>,
+    dir: bool,
+    lazy: bool,
+) -> Option<(OwnedFd, Option<libc::stat>)> {
     let probe_flags = if dir {
         libc::O_RDONLY | libc::O_DIRECTORY
     } else {
         libc::O_RDONLY | libc::O_NONBLOCK
     };
     let probe = sys::open(path, probe_flags | libc::O_CLOEXEC, 0).ok()?;
-    let same = sys::fstat(probe.as_raw_fd())
-        .map(|st| st.st_ino == ino)
-        .unwrap_or(false);
-    if !same {
+    let st = sys::fstat(probe.as_raw_fd())
+        .ok()
+        .filter(|st| ino.is_none_or(|ino| st.st_ino == ino));
+    let Some(st) = st else {
         return None;
+    };
+    if lazy {
+        return Some((probe, Some(st)));
     }
     if flags & libc::O_ACCMODE == libc::O_RDONLY {
-        return Some(probe);
+        return Some((probe, None));
     }
     drop(probe);
-    sys::open(path, flags | libc::O_CLOEXEC, 0).ok()
+    sys::open(path, flags | libc::O_CLOEXEC, 0)
+        .ok()
+        .map(|fd| (fd, None))
 }

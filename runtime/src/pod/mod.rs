@@ -17,20 +17,25 @@
 //! | where | step |
 //! |---|---|
 //! | supervisor | join the user namespace (not root), join the empty network namespace |
+//! | supervisor | clone the host's files open for writing where the file system has reflinks (`clones`) |
 //! | supervisor | unshare mount, IPC, UTS, PID namespaces; make every mount private |
-//! | supervisor | mount the scratch tmpfs; overlay every mount (`nodev`; read-only ones read-only); minimal /dev; sysfs bound read-only with its OCI masks |
+//! | supervisor | mount the scratch tmpfs; overlay every mount (`nodev`; read-only ones read-only); minimal /dev; sysfs bound read-only with its OCI masks; the clones bound over their paths |
 //! | test | pid_max, OOM score (through the host's /proc); fresh /proc, read-only, OCI masks; chroot into the overlay, same working directory |
 //! | test | as PID 1, report default-action signals (PID 1 would ignore them) |
 //! | test | new session; stdin /dev/null, stdout/stderr to the capture pipe |
-//! | test | reopen inherited files by path in the overlay; cut sockets, pipes, event fds |
+//! | test | send the state of the host's files open for writing at the checkpoint (`files`) |
+//! | test | reopen inherited files by path in the overlay (those open for writing read-only, until their first write: `lazy`); cut sockets, pipes, event fds |
 //! | test | remap every MAP_SHARED mapping private with its contents |
 //! | test | limits (CPU, address space, processes, core 0), lowest priority, OOM first |
 //! | test | a fresh session keyring; no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
-//! | test | the system call filter (`seccomp`), last |
+//! | test | the system call filter (`seccomp`), last; then the lazy copy-up filter, if any file is lazy |
 
+mod clones;
 mod dev;
 mod fds;
+mod files;
 mod inert;
+mod lazy;
 mod limits;
 mod mounts;
 mod ns;
@@ -41,6 +46,7 @@ mod shm;
 mod stdio;
 
 pub use fds::{scan as scan_fds, FdPlan};
+pub use files::{left_out_note, torn_note, Watch};
 pub use limits::oom_first;
 pub use ns::make_namespaces;
 pub use seccomp::program as seccomp_program;
@@ -162,11 +168,13 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
             }),
             sys::Forked::Child => {
                 set_report_fd(ch.status_w);
-                in_test(|| test_steps(spec, ch, false, None));
+                in_test(|| test_steps(spec, ch, false, None, &spec.fds.watch));
                 Ok(Side::Test)
             }
         };
     };
+    // First, as close to the fork as can be: the files the host is writing, as they are.
+    let clones = clones::take(&spec.fds.watch);
     if let Some(userns) = plan.userns_fd {
         sys::setns(userns, libc::CLONE_NEWUSER).step("join the user namespace")?;
     }
@@ -174,7 +182,15 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
     sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWPID)
         .step("unshare mount, IPC, UTS and PID namespaces")?;
     limits::bound_ipc(c"/proc")?;
-    let scratch = mounts::prepare(plan)?;
+    let mut scratch = mounts::prepare(plan)?;
+    scratch.clones = match clones {
+        Some(c) => clones::bind(c, &scratch.root.to_string_lossy())?,
+        None => None,
+    };
+    let watch = match &scratch.clones {
+        Some(c) => spec.fds.watch.cloned(c.exact),
+        None => spec.fds.watch.clone(),
+    };
     // SAFETY: as above, the supervisor is single-threaded.
     match unsafe { sys::fork() }.step("fork the test")? {
         sys::Forked::Parent(child) => Ok(Side::Supervisor {
@@ -187,7 +203,7 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
                 sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
                     .step("set the parent-death signal")?;
                 mounts::enter_root(plan, &scratch, spec.cwd.as_deref())?;
-                test_steps(spec, ch, true, None)
+                test_steps(spec, ch, true, None, &watch)
             });
             Ok(Side::Test)
         }
@@ -283,7 +299,7 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
             spec.cwd.as_deref(),
         )?;
         sys::ring(w.doorbell);
-        test_steps(spec, ch, true, done)
+        test_steps(spec, ch, true, done, &spec.fds.watch)
     });
 }
 
@@ -304,12 +320,13 @@ pub fn tv_ns(tv: libc::timeval) -> u64 {
 
 /// The test's own steps, after init has entered the pod's root.
 /// `done`: the address-space size when the /proc steps (shared memory, pid_max, OOM score) are
-/// done already (a warm test).
+/// done already (a warm test). `watch`: the host's files open for writing at the checkpoint.
 fn test_steps(
     spec: &PodSpec,
     ch: &Channels,
     isolated: bool,
     done: Option<u64>,
+    watch: &Watch,
 ) -> Result<(), SetupError> {
     if let Some(signals) = spec.signals {
         sys::restore_signal_state(signals);
@@ -326,9 +343,14 @@ fn test_steps(
         sys::dup2(ch.out_w, 2).step("stderr to the capture pipe")?;
     }
     let mut keep = spec.fds.kept();
+    let mut lazy = Vec::new();
     if isolated {
+        // Before any code of the test's: what the host's files were at the checkpoint.
+        report_frame(b'F', &watch.encode());
         crate::podgroup::join();
-        keep.extend(fds::apply(spec.fds, null.as_raw_fd())?);
+        let (held, lazies) = fds::apply(spec.fds, null.as_raw_fd(), watch)?;
+        keep.extend(held);
+        lazy = lazies;
     }
     drop(null);
     keep.push(ch.status_w);
@@ -346,6 +368,9 @@ fn test_steps(
         sys::drop_capabilities().step("drop capabilities")?;
         if let Some(plan) = spec.plan {
             seccomp::install(&plan.seccomp).step("install the system call filter")?;
+            if std::env::var_os("XX_NOLAZY").is_none() {
+                lazy::install(lazy).step("install the lazy copy-up filter")?;
+            }
         }
     } else {
         limits::lower_priority();

@@ -198,6 +198,7 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
         root: c(&root)?,
         uppers,
         has_proc,
+        clones: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The scratch of a pod as its supervisor (or a warm pod's watcher) reads it: where the pod root
 //! is, which upper layer belongs to which mount, and what the pod changed.
 
+use super::clones::Clones;
 use std::ffi::CString;
 
 /// The scratch of one pod: where its root is and which upper directory belongs to which mount.
@@ -11,6 +12,9 @@ pub struct Scratch {
     /// (mount point in the pod, upper directory in the scratch)
     pub uppers: Vec<(String, String)>,
     pub(super) has_proc: bool,
+    /// The watched files the pod sees as clones bound over their paths (a cold pod's, on a file
+    /// system with reflinks: `clones`).
+    pub(super) clones: Option<Clones>,
 }
 
 impl Scratch {
@@ -43,6 +47,7 @@ impl Scratch {
             root,
             uppers,
             has_proc: proc == "1",
+            clones: None,
         })
     }
 
@@ -56,8 +61,11 @@ impl Scratch {
         }
     }
 
-    /// Where a changed path's new contents are, in the upper layer of its mount.
+    /// Where a changed path's new contents are: in the upper layer of its mount, or its clone.
     pub fn upper_path(&self, path: &str) -> Option<std::path::PathBuf> {
+        if let Some(p) = self.clones.as_ref().and_then(|c| c.contents(path)) {
+            return Some(p);
+        }
         self.uppers
             .iter()
             .filter(|(m, _)| m == "/" || path == m || path.starts_with(&format!("{m}/")))
@@ -76,6 +84,9 @@ impl Scratch {
         }
         if self.dev_in_upper {
             out.retain(|p| p != "/dev" && !p.starts_with("/dev/") || p.starts_with("/dev/shm/"));
+        }
+        if let Some(c) = &self.clones {
+            out.extend(c.changed().map(str::to_string));
         }
         out.sort();
         out

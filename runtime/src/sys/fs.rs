@@ -223,3 +223,15 @@ pub fn dir_is_empty_at(dir: RawFd, path: &CStr) -> io::Result<bool> {
     close(fd);
     result.map(|()| entries == 0)
 }
+
+/// Give `fd` this mode and owner; whether both took.
+pub fn fchmod_fchown(fd: RawFd, mode: libc::mode_t, uid: libc::uid_t, gid: libc::gid_t) -> bool {
+    // SAFETY: plain calls on a descriptor; no memory is passed.
+    unsafe { libc::fchown(fd, uid, gid) == 0 && libc::fchmod(fd, mode) == 0 }
+}
+
+/// Detach the mount at `target` (`umount2(MNT_DETACH)`), ignoring failure.
+pub fn detach(target: &CStr) {
+    // SAFETY: a valid C string.
+    unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+}

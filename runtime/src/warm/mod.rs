@@ -203,7 +203,7 @@ pub fn try_start(
         Ok(sys::Forked::Child) => {
             let info = PodInfo::new(rt, kind, rt.pod_path(id), origin, t0);
             pod::report_frame_on(taken.st_w, b'I', &info.encode());
-            let fds = pod::scan_fds(&[]);
+            let fds = pod::scan_fds(&[], t0);
             let cwd = std::env::current_dir()
                 .ok()
                 .and_then(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok());

@@ -1,0 +1,277 @@
+//! Files as they were at the checkpoint (issue 20): a pod never reports a failure on a file the
+//! host was writing without saying so; it copies no file it does not write; a file of any size
+//! open for writing in the host stays writable in the pod, and the host's copy untouched.
+
+use invite_tests::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn build(name: &str, dir: &Path, libs: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let o = Command::new("gcc")
+        .args([
+            "-std=gnu11",
+            "-O1",
+            "-g",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pthread",
+        ])
+        .arg("-I")
+        .arg(include_dir())
+        .arg(fixture(&format!("c/files/{name}.c")))
+        .arg(static_lib())
+        .args(libs)
+        .args(NATIVE_LIBS)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("run gcc");
+    assert!(o.status.success(), "gcc: {}", text(&o));
+    out
+}
+
+/// A file system image of `kind` (xfs, btrfs) loop-mounted in `dir`, unmounted when dropped;
+/// `None` (and a line saying why) where loop devices are unavailable.
+struct LoopFs {
+    mnt: PathBuf,
+}
+
+impl LoopFs {
+    fn new(dir: &Path, kind: &str) -> Option<LoopFs> {
+        let img = dir.join(format!("{kind}.img"));
+        let mnt = dir.join(kind);
+        std::fs::create_dir_all(&mnt).unwrap();
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(512 << 20)
+            .unwrap();
+        let mkfs = Command::new(format!("mkfs.{kind}"))
+            .args(if kind == "xfs" {
+                &["-q", "-m", "reflink=1"][..]
+            } else {
+                &["-q"][..]
+            })
+            .arg(&img)
+            .output()
+            .expect("mkfs (scripts/test.sh installs it)");
+        assert!(mkfs.status.success(), "mkfs.{kind}: {}", text(&mkfs));
+        let m = Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(&mnt)
+            .output()
+            .unwrap();
+        if !m.status.success() {
+            eprintln!(
+                "SKIPPED: no loop device to mount a {kind} image: {}",
+                text(&m)
+            );
+            return None;
+        }
+        std::fs::set_permissions(&mnt, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        Some(LoopFs { mnt })
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+    }
+}
+
+/// A check that failed (a timeout is the machine's load or a lock another thread of the host
+/// held at the fork, not a file's state: counted apart).
+fn failing(r: &Value) -> bool {
+    matches!(r["outcome"].as_str(), Some("fail" | "crash"))
+}
+
+/// Every failing record of a pod that may have read a file in a mixed state says so; returns
+/// (records, failing, unreliable).
+fn check_sqlite_journal(j: &[Value]) -> (usize, usize, usize) {
+    let recs = tests_of(j);
+    let mut fails = 0;
+    let mut unreliable = 0;
+    let timeouts = recs.iter().filter(|r| r["outcome"] == "timeout").count();
+    eprintln!("{timeouts} timeouts");
+    for r in &recs {
+        if r["unreliable"] == Value::Bool(true) {
+            unreliable += 1;
+            let notes = r["notes"].to_string();
+            assert!(
+                notes.contains("kv.db"),
+                "unreliable without naming the file: {r}"
+            );
+        }
+        if failing(r) {
+            fails += 1;
+            assert_eq!(
+                r["unreliable"],
+                Value::Bool(true),
+                "a failure on a database the host was writing, not marked unreliable: {r}"
+            );
+        }
+    }
+    (recs.len(), fails, unreliable)
+}
+
+/// Run a SQLite host (C or Rust) cold and warm: the host's database stays intact, and no
+/// failing check goes unmarked. Returns the failing runs of each.
+fn sqlite_host_never_fails_silently(bin: &Path, dir: &Path, modes: &[&str]) -> Vec<usize> {
+    let mut failed = Vec::new();
+    for &warm in modes {
+        // Cloning a file flushes what the host wrote of it first: on a loop device, slow.
+        let deadline = "60000";
+        for f in ["invite.jsonl", "kv.db", "kv.db-wal", "kv.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        let o = run(
+            bin,
+            &["kv.db", "150"],
+            dir,
+            &[
+                ("INVITE_WARM", warm),
+                ("INVITE_MAX_CONCURRENT", "4"),
+                ("INVITE_TIMEOUT_MS", deadline),
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("host ok"), "{}", text(&o));
+        let j = journal(&dir.join("invite.jsonl"));
+        let (n, fails, unreliable) = check_sqlite_journal(&j);
+        eprintln!(
+            "{}, warm={warm}: {n} pods, {fails} failing, {unreliable} unreliable",
+            bin.display()
+        );
+        assert!(n >= 100, "only {n} records");
+        failed.push(fails);
+    }
+    failed
+}
+
+#[test]
+fn sqlite_wal_checks_in_pods_of_a_c_host_never_fail_silently() {
+    if !require_root("pods with overlays") {
+        return;
+    }
+    let d = scratch();
+    let bin = build("sqlite_host", d.path(), &["-lsqlite3"]);
+    sqlite_host_never_fails_silently(&bin, d.path(), &["off", "on"]);
+}
+
+#[test]
+fn sqlite_wal_checks_in_pods_of_a_rust_host_never_fail_silently() {
+    if !require_root("pods with overlays") {
+        return;
+    }
+    let d = scratch();
+    // fixtures/rust/bank/src/bin/kv.rs, built by the workspace build.
+    sqlite_host_never_fails_silently(&tool("kv"), d.path(), &["off", "on"]);
+}
+
+/// On XFS and btrfs a cold pod's database, -wal and -shm are reflink clones of one instant:
+/// every check passes.
+#[test]
+fn on_a_file_system_with_reflinks_every_sqlite_check_passes() {
+    if !require_root("mounts file system images") {
+        return;
+    }
+    let d = scratch();
+    let c_host = build("sqlite_host", d.path(), &["-lsqlite3"]);
+    for kind in ["xfs", "btrfs"] {
+        let Some(fs) = LoopFs::new(d.path(), kind) else {
+            return;
+        };
+        for bin in [&c_host, &tool("kv")] {
+            let failed = sqlite_host_never_fails_silently(bin, &fs.mnt, &["off"]);
+            assert_eq!(failed, [0], "{kind}, {}", bin.display());
+        }
+    }
+}
+
+fn changed(r: &Value) -> Vec<String> {
+    r["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Run big_host; its three pods' records.
+fn big_host(bin: &Path, dir: &Path, size: &str, mode: &str, warm: &str) -> Vec<Value> {
+    let _ = std::fs::remove_file(dir.join("invite.jsonl"));
+    let o = run(bin, &["big.dat", size, mode], dir, &[("INVITE_WARM", warm)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("host ok"), "{}", text(&o));
+    let j = journal(&dir.join("invite.jsonl"));
+    let recs: Vec<Value> = tests_of(&j).into_iter().cloned().collect();
+    assert_eq!(recs.len(), 3, "{j:?}");
+    recs
+}
+
+/// On XFS the pod's file is a clone: written in the pod, untouched in the host, listed in
+/// `changed` only where the pod wrote it.
+#[test]
+fn a_cloned_file_is_the_pods_own() {
+    if !require_root("mounts file system images") {
+        return;
+    }
+    let d = scratch();
+    let bin = build("big_host", d.path(), &[]);
+    let Some(fs) = LoopFs::new(d.path(), "xfs") else {
+        return;
+    };
+    for r in big_host(&bin, &fs.mnt, "64", "idle", "off") {
+        assert_eq!(r["outcome"], "pass", "{r}");
+        assert!(changed(&r).is_empty(), "{r}");
+        assert!(r.get("notes").is_none(), "{r}");
+    }
+    for r in big_host(&bin, &fs.mnt, "64", "write", "off") {
+        assert_eq!(r["outcome"], "pass", "{r}");
+        let c = changed(&r);
+        assert!(
+            c.len() == 2 && c.iter().any(|p| p.ends_with("/big.dat")),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn pods_that_touch_nothing_copy_nothing() {
+    if !require_root("pods with overlays") {
+        return;
+    }
+    let d = scratch();
+    let bin = build("big_host", d.path(), &[]);
+    for (size, warm) in [("16", "off"), ("16", "wait"), ("1024", "wait")] {
+        for r in big_host(&bin, d.path(), size, "idle", warm) {
+            assert_eq!(r["outcome"], "pass", "{r}");
+            // The host did not write it after the checkpoint: nothing to say.
+            assert!(r.get("notes").is_none(), "{r}");
+            assert!(changed(&r).is_empty(), "{size} MiB, warm {warm}: {r}");
+        }
+    }
+}
+
+#[test]
+fn a_large_file_open_for_writing_stays_writable_in_the_pod_and_untouched_in_the_host() {
+    if !require_root("pods with overlays") {
+        return;
+    }
+    let d = scratch();
+    let bin = build("big_host", d.path(), &[]);
+    for (size, warm) in [("8", "off"), ("1024", "off"), ("1024", "wait")] {
+        for r in big_host(&bin, d.path(), size, "write", warm) {
+            assert_eq!(r["outcome"], "pass", "{size} MiB, warm {warm}: {r}");
+            let c = changed(&r);
+            assert!(
+                c.len() == 2 && c[0].ends_with("/big.dat") && c[1].ends_with("/sub.txt"),
+                "{size} MiB, warm {warm}: {r}"
+            );
+        }
+    }
+}

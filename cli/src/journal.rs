@@ -135,7 +135,7 @@ pub struct TestRecord {
 }
 
 /// The fields of a test record [`TestRecord`] names; the others go to `extra`.
-const TEST_FIELDS: [&str; 23] = [
+const TEST_FIELDS: [&str; 24] = [
     field::SCHEMA,
     field::KIND,
     field::TIME,

@@ -245,10 +245,7 @@ fn reopen(
     let probe = sys::open(path, probe_flags | libc::O_CLOEXEC, 0).ok()?;
     let st = sys::fstat(probe.as_raw_fd())
         .ok()
-        .filter(|st| ino.is_none_or(|ino| st.st_ino == ino));
-    let Some(st) = st else {
-        return None;
-    };
+        .filter(|st| ino.is_none_or(|ino| st.st_ino == ino))?;
     if lazy {
         return Some((probe, Some(st)));
     }

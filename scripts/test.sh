@@ -27,4 +27,9 @@ cargo test --release --workspace --no-fail-fast
 RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --quiet --no-deps -p invite-rt -p invite-macros \
     -p invite-vocab -p invite-instrumenter -p invite-cli -p invite-cc
 # The published crates pack, and build from their packages alone, as crates.io and docs.rs get them.
+# Cargo verifies a package against its sibling packages as if they came from crates.io, and takes a
+# registry crate's build as fresh by name and version alone: a build left in target/debug by an
+# earlier run would stand in for a changed sibling of the same version. Drop those first.
+cargo clean --quiet --profile dev -p invite-vocab -p invite-macros -p invite-rt -p invite-instrumenter \
+    -p invite-cc -p invite-cli
 cargo package --quiet --workspace --allow-dirty --exclude invite-tests --exclude invite-macros-tests --exclude bank --exclude service

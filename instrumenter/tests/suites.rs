@@ -1,0 +1,255 @@
+//! Real libraries, every function of the library instrumented with its `--skeleton` `.ic`,
+//! built by their own build systems and checked by their own test suites: zstd (`make check`:
+//! the command-line round trips of playTests.sh), pcre2 (`make check`: RunTest, RunGrepTest and
+//! the POSIX wrapper's test), xz's liblzma (`make check`) and curl (a range of its runtests.pl
+//! tests), from Debian's source packages (support/debian.rs; their `-sys` crates ship no tests),
+//! and jemalloc (`make check`) from tikv-jemalloc-sys. The compiler is wrapped only to add the
+//! runtime. Each suite runs twice: with `INVITE=off` (no in vivo test may run) and with testing
+//! on at a low probability (every in vivo test that ran passed, at least one ran). The suite's
+//! own verdict is its exit status: every test of theirs passes both times.
+//!
+//! Many minutes of compiling each, so `#[ignore]`d; run them with
+//! `cargo test --release -p invite-instrumenter --test suites -- --ignored --test-threads 1`
+//! (needs `cargo build --release -p invite` for libinvite.a, apt-get for the sources, perl for
+//! pcre2's and curl's scripts, and root or user namespaces for the pods).
+
+mod support;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::corpus::*;
+use support::instrumented::*;
+use support::*;
+
+/// A library with a test suite: where its tree comes from, which of its files are the library,
+/// how it is configured, built and checked.
+struct Suite {
+    name: &'static str,
+    /// Debian source package.
+    package: &'static str,
+    /// Directories (relative to the tree) whose `.c` files at any depth are the library.
+    library: &'static [&'static str],
+    /// Files there that are not the library's sources (programs, tests, generators, files that
+    /// others `#include`): a path that contains one of these is left alone.
+    not_library: &'static [&'static str],
+    /// Run in the tree with `CC` set to the wrapper (empty: the Makefile needs no configure).
+    configure: &'static [&'static str],
+    /// `make` arguments that build (none: the check builds), then those that run the suite
+    /// (with `CC=` the wrapper).
+    build: &'static [&'static str],
+    check: &'static [&'static str],
+}
+
+const ZSTD_SUITE: Suite = Suite {
+    name: "zstd",
+    package: "zstd",
+    library: &["lib"],
+    not_library: &[],
+    configure: &[],
+    // `make check` builds the program itself, with its debug flags.
+    build: &[],
+    check: &["check"],
+};
+
+const PCRE2_SUITE: Suite = Suite {
+    name: "pcre2",
+    package: "pcre2",
+    library: &["src"],
+    not_library: &[
+        "pcre2test.c",
+        "pcre2grep.c",
+        "pcre2demo.c",
+        "pcre2posix_test.c",
+        "pcre2_jit_match.c",
+        "pcre2_jit_misc.c",
+        "pcre2_jit_test.c",
+        "pcre2_printint.c",
+        "pcre2_fuzzsupport.c",
+        "pcre2_dftables.c",
+        "pcre2_ucptables.c",
+        "sljit/",
+    ],
+    configure: &["./configure", "--disable-shared"],
+    build: &["-j2"],
+    check: &["check"],
+};
+
+const XZ_SUITE: Suite = Suite {
+    name: "liblzma",
+    package: "xz-utils",
+    library: &["src/liblzma", "src/common"],
+    not_library: &["tablegen.c"],
+    configure: &[
+        "./configure",
+        "--disable-shared",
+        "--disable-nls",
+        "--disable-doc",
+    ],
+    build: &["-j2"],
+    check: &["check"],
+};
+
+const CURL_SUITE: Suite = Suite {
+    name: "curl",
+    package: "curl",
+    library: &["lib"],
+    not_library: &[],
+    configure: &[
+        "./configure",
+        "--disable-shared",
+        "--without-ssl",
+        "--without-zlib",
+        "--without-brotli",
+        "--without-zstd",
+        "--without-libpsl",
+        "--without-libidn2",
+        "--without-nghttp2",
+        "--without-libssh2",
+        "--without-librtmp",
+        "--disable-ldap",
+    ],
+    build: &["-j2"],
+    // The first two hundred of its tests (HTTP, FTP, file:// and the tool's options, against
+    // its own servers on loopback): the whole suite takes hours with a wrapped compiler.
+    check: &["-C", "tests", "test", "TFLAGS=1 to 200"],
+};
+
+/// Where Debian's sources are kept between runs.
+fn cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian-sources")
+}
+
+/// Every `.c` at any depth of `tree/dir`, relative to `tree`.
+fn c_files(tree: &Path, dir: &str, out: &mut Vec<String>) {
+    let mut entries: Vec<_> = std::fs::read_dir(tree.join(dir))
+        .unwrap_or_else(|e| panic!("{}: {e}", tree.join(dir).display()))
+        .map(|e| e.unwrap())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let rel = format!("{dir}/{}", e.file_name().to_string_lossy());
+        if e.file_type().unwrap().is_dir() {
+            c_files(tree, &rel, out);
+        } else if rel.ends_with(".c") {
+            out.push(rel);
+        }
+    }
+}
+
+/// `command` in `dir` with `envs`; it must succeed (its output is in the failure message).
+fn run_in(dir: &Path, command: &[&str], envs: &[(&str, String)]) {
+    run_ok(
+        Command::new(command[0])
+            .args(&command[1..])
+            .envs(envs.iter().map(|(k, v)| (k, v)))
+            .current_dir(dir),
+        &format!("{command:?} in {}", dir.display()),
+    );
+}
+
+/// The suite's own tests, run with `INVITE=off` and then with testing on; returns how many in
+/// vivo tests ran (all passed).
+fn check_twice(tree: &Path, work: &Path, cc_arg: &str, check: &[&str]) -> usize {
+    let off = work.join("off.jsonl");
+    let on = work.join("on.jsonl");
+    let mut args = vec![cc_arg];
+    args.extend_from_slice(check);
+    make(
+        tree,
+        &args,
+        &[
+            ("INVITE", "off".to_string()),
+            ("INVITE_JOURNAL", off.display().to_string()),
+        ],
+    );
+    assert_eq!(all_passed(&off), 0, "INVITE=off, yet in vivo tests ran");
+    make(
+        tree,
+        &args,
+        &[
+            ("INVITE_PROBABILITY", PROBABILITY.to_string()),
+            ("INVITE_JOURNAL", on.display().to_string()),
+            ("INVITE_SEED", "7".to_string()),
+        ],
+    );
+    all_passed(&on)
+}
+
+/// Instrument, configure, build, check twice; report.
+fn run_suite(s: &Suite) {
+    let work = tempfile::tempdir().unwrap();
+    let Some((cc, _)) = compiler_wrapper(work.path()) else {
+        return;
+    };
+    let upstream = support::debian::upstream(&cache(), s.package);
+    let tree = work.path().join("tree");
+    support::registry::copy_tree(&upstream, &tree);
+    let mut sources = Vec::new();
+    for dir in s.library {
+        c_files(&upstream, dir, &mut sources);
+    }
+    sources.retain(|f| !s.not_library.iter().any(|x| f.contains(x)));
+    let mut counts = Counts::default();
+    for src in &sources {
+        instrument_into(&upstream, src, &work.path().join("ic"), &tree, &mut counts);
+    }
+    let cc_env = [("CC", cc.display().to_string())];
+    if !s.configure.is_empty() {
+        run_in(&tree, s.configure, &cc_env);
+    }
+    let cc_arg = format!("CC={}", cc.display());
+    if !s.build.is_empty() {
+        let mut build = vec![cc_arg.as_str()];
+        build.extend_from_slice(s.build);
+        make(&tree, &build, &[("INVITE", "off".to_string())]);
+    }
+    let ran = check_twice(&tree, work.path(), &cc_arg, s.check);
+    report(s.name, &counts, ran);
+}
+
+fn report(name: &str, c: &Counts, ran: usize) {
+    eprintln!(
+        "suite {name}: {} definitions found, {} instrumented ({} variadic), skipped {:?}; its own tests passed with INVITE=off and with testing on; {ran} in vivo tests ran and passed",
+        c.found, c.instrumented, c.variadic, c.skipped
+    );
+    assert!(c.instrumented > 0, "{name}: nothing instrumented");
+    assert!(ran > 0, "{name}: no in vivo test ran at p = {PROBABILITY}");
+}
+
+#[test]
+#[ignore = "minutes: builds zstd with every library function instrumented and runs make check"]
+fn zstd_make_check_with_every_function_instrumented() {
+    run_suite(&ZSTD_SUITE);
+}
+
+#[test]
+#[ignore = "minutes: builds pcre2 with every library function instrumented and runs make check"]
+fn pcre2_make_check_with_every_function_instrumented() {
+    run_suite(&PCRE2_SUITE);
+}
+
+#[test]
+#[ignore = "minutes: builds xz with every liblzma function instrumented and runs make check"]
+fn liblzma_make_check_with_every_function_instrumented() {
+    run_suite(&XZ_SUITE);
+}
+
+#[test]
+#[ignore = "tens of minutes: builds curl with every libcurl function instrumented and runs 200 of its tests"]
+fn curl_tests_with_every_function_instrumented() {
+    run_suite(&CURL_SUITE);
+}
+
+#[test]
+#[ignore = "tens of minutes: builds jemalloc with every function instrumented and runs make check"]
+fn jemalloc_make_check_with_every_function_instrumented() {
+    let work = tempfile::tempdir().unwrap();
+    let Some((cc, _)) = compiler_wrapper(work.path()) else {
+        return;
+    };
+    // The crate's own tree, configured as tikv-jemalloc-sys's build.rs does.
+    let (_plain, inst, counts) = prepare(&JEMALLOC, work.path());
+    let cc_arg = format!("CC={}", cc.display());
+    make(&inst, &[&cc_arg, "-j2"], &[("INVITE", "off".to_string())]);
+    let ran = check_twice(&inst, work.path(), &cc_arg, &["check"]);
+    report("jemalloc", &counts, ran);
+}

@@ -152,6 +152,16 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
 
     for target in &plan.targets {
         for (k, def) in target.defs.iter().enumerate() {
+            let set_aside = [
+                &b"#pragma push_macro(\""[..],
+                target.name.as_bytes(),
+                b"\")\n#undef ",
+                target.name.as_bytes(),
+                b"\n",
+            ];
+            if def.name_defined_later {
+                set_aside.iter().for_each(|p| out.extend_from_slice(p));
+            }
             wrapper(
                 &mut out,
                 (c, &c_name),
@@ -161,6 +171,14 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
                 k,
                 def,
             );
+            if def.name_defined_later {
+                let restore = [
+                    &b"#pragma pop_macro(\""[..],
+                    target.name.as_bytes(),
+                    b"\")\n",
+                ];
+                restore.iter().for_each(|p| out.extend_from_slice(p));
+            }
         }
     }
     out

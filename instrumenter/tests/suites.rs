@@ -239,8 +239,13 @@ fn curl_tests_with_every_function_instrumented() {
     run_suite(&CURL_SUITE);
 }
 
+/// Fails today (hangs at the first allocation, `INVITE=off` or not) until the runtime stays
+/// inert where it must not allocate: jemalloc's constructor calls `malloc_init`, instrumented, so
+/// the first sample initializes the runtime in a `OnceLock`; that initialization allocates
+/// (`std::env::current_dir`), which calls jemalloc's instrumented `malloc`, which samples and
+/// waits on the same `OnceLock`: a deadlock (seen with gdb on a program that calls `malloc`).
 #[test]
-#[ignore = "tens of minutes: builds jemalloc with every function instrumented and runs make check"]
+#[ignore = "hangs until the runtime does not allocate on its first sample (see the comment); then tens of minutes: builds jemalloc with every function instrumented and runs make check"]
 fn jemalloc_make_check_with_every_function_instrumented() {
     let work = tempfile::tempdir().unwrap();
     let Some((cc, _)) = compiler_wrapper(work.path()) else {

@@ -7,7 +7,7 @@ use super::head::{self, Head};
 use super::scan::{self, Scan};
 use super::tokens::{self, Kind, Tok};
 use super::Source;
-use super::{fx, lexical};
+use super::{fx, lexical, words};
 use std::ops::Range;
 
 /// A definition of a function: its head, and where it is.
@@ -21,6 +21,9 @@ pub struct FunctionDef {
     pub body_start: usize,
     pub end: usize,
     pub in_conditional: bool,
+    /// The name is `#define`d as a macro after the definition: the wrapper at the end of the
+    /// file is written with that macro set aside (`#pragma push_macro`, `#undef`).
+    pub name_defined_later: bool,
 }
 
 impl FunctionDef {
@@ -69,6 +72,7 @@ pub fn find_definitions(src: &Source, wanted: &[&str], watched: &[&str]) -> Defi
         let place = Place {
             region,
             undefs: &scan.undefs,
+            defines: &scan.defines,
             in_conditional: cand.in_conditional,
             split_head: cand.split_head,
             end: cand.item_end,
@@ -108,6 +112,7 @@ pub fn all_definitions(src: &Source) -> (Vec<Result<FunctionDef, Unread>>, Scan)
         let place = Place {
             region,
             undefs: &scan.undefs,
+            defines: &scan.defines,
             in_conditional: body.in_conditional,
             split_head: body.split_head,
             end: body.item_end,
@@ -144,17 +149,23 @@ fn item_macro_calls(
     let mut i = 0;
     while i < toks.len() {
         let t = toks[i];
-        if t.kind == Kind::Ident && toks.get(i + 1).is_some_and(|n| n.is(b'(')) {
+        let word = &text[t.start..t.end];
+        if t.kind == Kind::Ident
+            && !words::is_attribute(word)
+            && toks.get(i + 1).is_some_and(|n| n.is(b'('))
+        {
             let close = b.end(toks, i + 1);
+            // A blank line between: one whole line of blanks (a directive's line is not one).
             let blank = toks.get(close + 1).is_some_and(|n| {
                 let gap = &text[toks[close].end..n.start];
-                gap.split(|&c| c == b'\n')
-                    .skip(1)
-                    .any(|l| l.iter().all(u8::is_ascii_whitespace))
-                    && gap.iter().filter(|&&c| c == b'\n').count() >= 2
+                let lines: Vec<&[u8]> = gap.split(|&c| c == b'\n').collect();
+                lines.len() > 2
+                    && lines[1..lines.len() - 1]
+                        .iter()
+                        .any(|l| l.iter().all(u8::is_ascii_whitespace))
             });
             let rest_has_params = toks[close + 1..].iter().any(|n| n.is(b'('));
-            if rest_has_params && (blank || item_macros.contains(&text[t.start..t.end])) {
+            if rest_has_params && (blank || item_macros.contains(word)) {
                 cut = close + 1;
             }
             i = close;
@@ -170,6 +181,7 @@ fn item_macro_calls(
 struct Place<'s> {
     region: Range<usize>,
     undefs: &'s fx::FastMap<Vec<u8>, Vec<usize>>,
+    defines: &'s fx::FastMap<Vec<u8>, Vec<usize>>,
     in_conditional: bool,
     split_head: bool,
     end: usize,
@@ -250,6 +262,14 @@ fn read_head(
             ),
         });
     }
+    // A name `#define`d as a macro after the definition (zstd's legacy `#define FSEv06_isError
+    // ERR_isError`, curl's `#else #define progress_meter(x)`): the wrapper at the end of the
+    // file must name the function, not what the macro expands to.
+    let name_text = &text[toks[n].start..toks[n].end];
+    let name_defined_later = place
+        .defines
+        .get(name_text)
+        .is_some_and(|d| d.iter().any(|&d| d > place.end));
     let start = toks.first().map_or(region.start, |t| t.start);
 
     Ok(Some(FunctionDef {
@@ -259,6 +279,7 @@ fn read_head(
         body_start: region.end,
         end: place.end,
         in_conditional: place.in_conditional,
+        name_defined_later,
     }))
 }
 
@@ -308,5 +329,37 @@ mod tests {
         );
         assert!(by("var").head.variadic);
         assert_eq!(by("lz4").head.params.len(), 1);
+    }
+
+    /// xz's crc64_fast.c: an attribute before a directive belongs to the head after it; a
+    /// head split by `#endif` is refused, never rewritten with the attribute on the wrong
+    /// declaration.
+    #[test]
+    fn attribute_before_a_directive_stays_with_its_head() {
+        let code = "#if defined(__GNUC__)\n__attribute__((__target__(\"sse4.1\")))\n#endif\nstatic int f(int a) { return a; }\n#if X\n#endif\nint g(int a) { return a; }\n";
+        let src = Source::new("t.c", code.as_bytes().to_vec());
+        let found = find_definitions(&src, &["f", "g"], &[]);
+        assert_eq!(found.defs.len(), 1, "{:?}", found.unparsed);
+        assert_eq!(found.defs[0].name, "g");
+        assert!(
+            found.unparsed[0].2.contains("#if inside its head"),
+            "{:?}",
+            found.unparsed
+        );
+    }
+
+    /// zstd's legacy decoders define `FSEv06_isError` and later `#define FSEv06_isError
+    /// ERR_isError`: the definition is found, and marked so the wrapper sets the macro aside.
+    #[test]
+    fn notes_a_name_defined_as_a_macro_later() {
+        let code = "unsigned f_isError(int c) { return c; }\n#define f_isError g_isError\nint h(int a) { return a; }\n#define h(a) (a)\n";
+        let src = Source::new("t.c", code.as_bytes().to_vec());
+        let found = find_definitions(&src, &["f_isError", "h"], &[]);
+        assert!(found.unparsed.is_empty(), "{:?}", found.unparsed);
+        let later: Vec<_> = found.defs.iter().map(|d| d.name_defined_later).collect();
+        assert_eq!(later, [true, true]);
+        let code = "#define f(a) (a)\nint f(int a) { return a; }\n";
+        let src = Source::new("t.c", code.as_bytes().to_vec());
+        assert!(!find_definitions(&src, &["f"], &[]).defs[0].name_defined_later);
     }
 }

@@ -13,7 +13,7 @@
 use super::brackets::Brackets;
 use super::params::{parameters, params_score, Param};
 use super::tokens::{Kind, Tok};
-use super::words::{is_name_word, word};
+use super::words::{is_keyword, is_name_word, word};
 use std::ops::Range;
 
 /// A head that cannot be read: where, and why.
@@ -89,11 +89,16 @@ fn declarator(
         return Ok(None);
     }
     // Only a declarator may surround the name: `*`, qualifiers and macros, no commas (a name
-    // inside a macro's arguments, `GEN(x, name(i)->y)`, is not a head).
+    // inside a macro's arguments, `GEN(x, name(i)->y)`, is not a head), and after the last `*`
+    // only keywords (`* const name`): a word there is a parameter's name, and the "name" an
+    // attribute macro after it (`(const void *p lzma_attribute((unused)))`).
     let plain = |from: usize| {
-        toks[from..name]
-            .iter()
-            .all(|t| t.is(b'*') || t.kind == Kind::Ident)
+        let inside = &toks[from..name];
+        let after_star = inside.iter().rposition(|t| t.is(b'*')).map_or(0, |s| s + 1);
+        inside.iter().all(|t| t.is(b'*') || t.kind == Kind::Ident)
+            && inside[after_star..]
+                .iter()
+                .all(|t| is_keyword(word(text, t)))
     };
     if open.iter().any(|&o| !plain(o + 1)) {
         return Ok(None);
@@ -270,6 +275,8 @@ mod tests {
             ("int kr(a, b)", "kr", 2, false),
             ("int v(int a, ...)", "v", 1, false),
             ("void nothing(void)", "nothing", 0, true),
+            // An attribute macro after a parameter (xz's lzip_decoder.c) is not the name.
+            ("static lzma_check lzip_decoder_get_check(const void *coder_ptr lzma_attribute((__unused__)))", "lzip_decoder_get_check", 1, false),
         ] {
             let got = name_of(code);
             assert_eq!((got.0.as_str(), got.1, got.2), (name, n, void), "{code}");

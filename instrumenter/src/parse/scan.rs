@@ -57,6 +57,8 @@ pub struct Scan {
     pub instrumented_at: Option<usize>,
     /// Where each `#undef`ed name is undefined.
     pub undefs: FastMap<Vec<u8>, Vec<usize>>,
+    /// Where each `#define`d name is defined.
+    pub defines: FastMap<Vec<u8>, Vec<usize>>,
     pub problem: Option<(usize, String)>,
 }
 
@@ -102,6 +104,9 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
     let mut last_rparen: Option<usize> = None;
     let mut last_tag: Option<usize> = None;
     let mut attribute_paren: Option<i64> = None;
+    // An attribute at the top level since the last boundary: a directive after it does not end
+    // the item (`__attribute__((target("sse4.1")))` under `#if`, then the head after `#endif`).
+    let mut item_attribute = false;
     // The brace and parenthesis depths at each open `#if`.
     let mut conditionals: Vec<(i64, i64)> = Vec::new();
     let mut line_start = true;
@@ -169,6 +174,7 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                     }
                     b"define" => {
                         let (at, name) = defined_name(text, i, end);
+                        out.defines.entry(name.to_vec()).or_default().push(at);
                         if watched.contains(name) {
                             out.top_level.entry(name.to_vec()).or_insert(at);
                         }
@@ -181,7 +187,7 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                     }
                     _ => {}
                 }
-                if depth == 0 && paren == 0 {
+                if depth == 0 && paren == 0 && !item_attribute {
                     last_boundary = end;
                     prev = b';';
                     last_rparen = None;
@@ -248,6 +254,7 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                         last_boundary = i + 1;
                         last_rparen = None;
                         last_tag = None;
+                        item_attribute = false;
                     }
                     prev = b'}';
                     for p in open.drain(..) {
@@ -301,6 +308,7 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                     last_boundary = i + 1;
                     last_rparen = None;
                     last_tag = None;
+                    item_attribute = false;
                     let after_paren = prev == b')';
                     pending.retain_mut(|p| {
                         p.semicolons += 1;
@@ -326,7 +334,8 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                     b"__attribute__" | b"__attribute" | b"__declspec" | b"__asm__" | b"__asm"
                         if attribute_paren.is_none() =>
                     {
-                        attribute_paren = Some(paren)
+                        attribute_paren = Some(paren);
+                        item_attribute |= paren == 0;
                     }
                     _ => {}
                 }

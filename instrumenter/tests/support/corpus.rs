@@ -409,7 +409,12 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{what} failed:\n{text}");
+    if !out.status.success() {
+        // The end of a build's output says what failed; its beginning is compiler lines.
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(120)..].join("\n");
+        panic!("{what} failed (the last 120 lines of its output):\n{tail}");
+    }
     text
 }
 

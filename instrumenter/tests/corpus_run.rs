@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::corpus::*;
 use support::instrumented::*;
-use support::*;
 
 /// A library built twice by its own Makefile (in `dir` of its tree, target `target`): as it is,
 /// and with every function instrumented.

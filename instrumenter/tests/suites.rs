@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::corpus::*;
 use support::instrumented::*;
-use support::*;
 
 /// A library with a test suite: where its tree comes from, which of its files are the library,
 /// how it is configured, built and checked.

@@ -49,11 +49,7 @@ impl Built {
 
     /// The environment the instrumented programs run in.
     fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("INVITE_PROBABILITY", PROBABILITY.to_string()),
-            ("INVITE_JOURNAL", self.journal.display().to_string()),
-            ("INVITE_SEED", "7".to_string()),
-        ]
+        testing_env(&self.journal)
     }
 
     /// `tree/program ARGS`, in the invite environment; it must succeed.

@@ -161,15 +161,7 @@ fn check_twice(tree: &Path, work: &Path, cc_arg: &str, check: &[&str]) -> usize 
         ],
     );
     assert_eq!(all_passed(&off), 0, "INVITE=off, yet in vivo tests ran");
-    make(
-        tree,
-        &args,
-        &[
-            ("INVITE_PROBABILITY", PROBABILITY.to_string()),
-            ("INVITE_JOURNAL", on.display().to_string()),
-            ("INVITE_SEED", "7".to_string()),
-        ],
-    );
+    make(tree, &args, &testing_env(&on));
     all_passed(&on)
 }
 

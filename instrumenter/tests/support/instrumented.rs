@@ -9,6 +9,19 @@ use std::process::Command;
 /// The probability every skeleton test runs with.
 pub const PROBABILITY: &str = "0.0005";
 
+/// The environment of a run with testing on, journaling to `journal`. Pods run at idle
+/// priority: on a loaded machine even an empty test can wait seconds for a CPU, so the deadline
+/// and the exit drain are generous (they are not what these tests check).
+pub fn testing_env(journal: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("INVITE_PROBABILITY", PROBABILITY.to_string()),
+        ("INVITE_JOURNAL", journal.display().to_string()),
+        ("INVITE_SEED", "7".to_string()),
+        ("INVITE_TIMEOUT_MS", "300000".to_string()),
+        ("INVITE_DRAIN_MS", "300000".to_string()),
+    ]
+}
+
 /// A `cc` that adds the runtime's header and, when linking, the runtime itself.
 pub fn compiler_wrapper(dir: &Path) -> Option<(PathBuf, String)> {
     // (The runtime's flags: `--cflags` to compile, `--libs` after the objects to link.)

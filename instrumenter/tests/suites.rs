@@ -191,11 +191,17 @@ fn check_twice(tree: &Path, work: &Path, cc_arg: &str, s: &Suite) -> usize {
         ("INVITE", "off".to_string()),
         ("INVITE_JOURNAL", off.display().to_string()),
     ];
-    for env in [&off_env[..], &testing_env(&on)] {
+    for (mode, env) in [
+        ("INVITE=off", &off_env[..]),
+        ("testing on", &testing_env(&on)),
+    ] {
         let mut attempt = 1;
         while let Err(failure) = make_result(tree, &args, env) {
-            assert!(attempt < s.attempts, "{failure}");
-            eprintln!("{}: attempt {attempt} failed, again:\n{failure}", s.name);
+            assert!(attempt < s.attempts, "{mode}: {failure}");
+            eprintln!(
+                "{} ({mode}): attempt {attempt} failed, again:\n{failure}",
+                s.name
+            );
             attempt += 1;
         }
     }

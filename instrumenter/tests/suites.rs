@@ -290,11 +290,11 @@ fn liblzma_make_check_with_every_function_instrumented() {
     run_suite(&XZ_SUITE);
 }
 
-/// Not yet run to completion: with the wrapped compiler on a loaded two-core machine its
-/// configure alone took more than twenty minutes, and its test harness links some hundreds of
-/// test programs.
+/// Passes with `INVITE=off`; fails with testing on until the runtime's pods stop leaking the
+/// host's buffered stdio when their set-up fails (test 1: `pod setup failed at step "mask a
+/// path"`, then an extra copy of the buffered HTTP response in curl's stdout).
 #[test]
-#[ignore = "an hour or more: builds curl with every libcurl function instrumented and runs 200 of its tests"]
+#[ignore = "fails until a pod that fails its set-up no longer flushes the host's stdio (see the comment); then ten minutes: builds curl with every libcurl function instrumented and runs 200 of its tests"]
 fn curl_tests_with_every_function_instrumented() {
     run_suite(&CURL_SUITE);
 }

@@ -11,8 +11,8 @@ mod names;
 
 use crate::error::Diagnostic;
 use crate::parse::c::{self, FunctionDef};
+use crate::parse::fx::FastMap as HashMap;
 use crate::parse::ic::{BlockKind, IcFile, Item, Phase};
-use crate::parse::scan::FastMap as HashMap;
 use crate::parse::Source;
 
 /// A function to wrap: its definitions (one per `#if` branch) and its tests.
@@ -51,7 +51,7 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
     c_src.check_text("C")?;
     check_duplicate_tests(ic_src, ic)?;
     let mut names: Vec<&str> = Vec::new();
-    let mut seen = crate::parse::scan::Names::default();
+    let mut seen = crate::parse::fx::Names::default();
     for (_, b) in ic.blocks() {
         if seen.insert(b.name.as_bytes()) {
             names.push(&b.name);
@@ -95,12 +95,12 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
                 format!("`{}` is not defined in {}", block.name, c_src.name),
             ));
         }
-        if let Some(d) = all.iter().find(|d| d.variadic) {
-            return Err(c_src.error(d.name_range.start, format!("`{}` is variadic: the wrapper cannot forward `...`, so it cannot be tested in vivo", block.name)));
+        if let Some(d) = all.iter().find(|d| d.head.variadic) {
+            return Err(c_src.error(d.head.name.start, format!("`{}` is variadic: the wrapper cannot forward `...`, so it cannot be tested in vivo", block.name)));
         }
         let matching: Vec<FunctionDef> = all
             .iter()
-            .filter(|d| d.params.len() == block.params)
+            .filter(|d| d.head.params.len() == block.params)
             .map(|d| (*d).clone())
             .collect();
         if matching.is_empty() {
@@ -111,12 +111,12 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
                     format!(
                         "`{}` takes {} parameter(s) in {}, but the .ic prototype has {}",
                         block.name,
-                        d.params.len(),
+                        d.head.params.len(),
                         c_src.name,
                         block.params
                     ),
                 )
-                .note(c_src.location(d.name_range.start), "the definition is here"));
+                .note(c_src.location(d.head.name.start), "the definition is here"));
         }
         for d in &matching {
             check_definition(c_src, d)?;
@@ -216,7 +216,7 @@ fn check_duplicate_tests(ic_src: &Source, ic: &IcFile) -> Result<(), Diagnostic>
 }
 
 fn check_definition(c_src: &Source, d: &FunctionDef) -> Result<(), Diagnostic> {
-    for (i, p) in d.params.iter().enumerate() {
+    for (i, p) in d.head.params.iter().enumerate() {
         match &p.name {
             None => {
                 return Err(c_src.error(

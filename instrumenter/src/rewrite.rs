@@ -75,9 +75,9 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         ];
         pieces.iter().for_each(|p| out.extend_from_slice(p));
         out.extend_from_slice(b"\n#endif\n#endif\n#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wdeprecated-declarations\"\nstatic __typeof__(");
-        def.push_name_expr(&mut out, false);
+        def.push_name_expr(&c.text, &mut out, false);
         out.extend_from_slice(b") ");
-        def.push_name_expr(&mut out, true);
+        def.push_name_expr(&c.text, &mut out, true);
         out.extend_from_slice(b";\n#pragma GCC diagnostic pop\n");
         for &b in &target.blocks {
             let Item::Block(block) = &ic.items[b] else {
@@ -89,10 +89,10 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         }
         push_line(&mut out, line, &c_name);
         pad(&mut out, c.column(def.start));
-        out.extend_from_slice(&c.text[def.start..def.name_range.start]);
+        out.extend_from_slice(&c.text[def.start..def.head.name.start]);
         out.extend_from_slice(ORIGINAL);
         out.extend_from_slice(target.name.as_bytes());
-        out.extend_from_slice(&c.text[def.name_range.end..def.end]);
+        out.extend_from_slice(&c.text[def.head.name.end..def.end]);
         cursor = def.end;
         if def.in_conditional {
             out.extend_from_slice(b"\n#define ");
@@ -111,7 +111,7 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
     out.push(b'\n');
     out.extend_from_slice(MARKER);
     out.extend_from_slice(b"\n#include \"invite.h\"\n#pragma GCC diagnostic push\n#pragma GCC diagnostic ignored \"-Wunused-parameter\"\n");
-    let targets_of_tests: crate::parse::scan::FastMap<usize, &Target> = plan
+    let targets_of_tests: crate::parse::fx::FastMap<usize, &Target> = plan
         .targets
         .iter()
         .flat_map(|t| t.tests.iter().map(move |p| (p.item, t)))
@@ -152,6 +152,16 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
 
     for target in &plan.targets {
         for (k, def) in target.defs.iter().enumerate() {
+            let set_aside = [
+                &b"#pragma push_macro(\""[..],
+                target.name.as_bytes(),
+                b"\")\n#undef ",
+                target.name.as_bytes(),
+                b"\n",
+            ];
+            if def.name_defined_later {
+                set_aside.iter().for_each(|p| out.extend_from_slice(p));
+            }
             wrapper(
                 &mut out,
                 (c, &c_name),
@@ -161,6 +171,14 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
                 k,
                 def,
             );
+            if def.name_defined_later {
+                let restore = [
+                    &b"#pragma pop_macro(\""[..],
+                    target.name.as_bytes(),
+                    b"\")\n",
+                ];
+                restore.iter().for_each(|p| out.extend_from_slice(p));
+            }
         }
     }
     out
@@ -208,7 +226,7 @@ fn wrapper(
         push_marker(out, target, k);
         out.push(b'\n');
     }
-    let line = c.line(def.name_range.start);
+    let line = c.line(def.head.name.start);
     push_line(out, c.line(def.start), c_name);
     pad(out, c.column(def.start));
     let head_at = out.len();
@@ -216,14 +234,14 @@ fn wrapper(
     blank_inline(&mut out[head_at..], def);
     out.extend_from_slice(b"{\n");
     let mut args = String::new();
-    for (i, p) in def.params.iter().enumerate() {
+    for (i, p) in def.head.params.iter().enumerate() {
         if i > 0 {
             args.push_str(", ");
         }
         args.push_str(p.name.as_deref().unwrap_or(""));
     }
     let mut original = Vec::new();
-    def.push_name_expr(&mut original, true);
+    def.push_name_expr(&c.text, &mut original, true);
     original.push(b'(');
     original.extend_from_slice(args.as_bytes());
     original.push(b')');
@@ -261,7 +279,7 @@ fn wrapper(
     if depth {
         out.extend_from_slice(b"    static __thread unsigned invite_depth;\n");
     }
-    if !def.returns_void {
+    if !def.head.returns_void {
         out.extend_from_slice(b"    __typeof__(");
         out.extend_from_slice(&original);
         out.extend_from_slice(b") invite_ret;\n");
@@ -274,7 +292,7 @@ fn wrapper(
             let Item::Test(test) = &ic.items[t.item] else {
                 continue;
             };
-            let ret = if phase == Phase::Post && !def.returns_void {
+            let ret = if phase == Phase::Post && !def.head.returns_void {
                 if args.is_empty() {
                     "invite_ret"
                 } else {
@@ -309,7 +327,7 @@ fn wrapper(
     };
     run_tests(out, Phase::Pre);
     push_line(out, line, c_name);
-    out.extend_from_slice(if def.returns_void {
+    out.extend_from_slice(if def.head.returns_void {
         b"    ".as_slice()
     } else {
         b"    invite_ret = ".as_slice()
@@ -321,7 +339,7 @@ fn wrapper(
     if depth {
         out.extend_from_slice(b"    invite_depth--;\n");
     }
-    out.extend_from_slice(if def.returns_void {
+    out.extend_from_slice(if def.head.returns_void {
         b"}\n".as_slice()
     } else {
         b"    return invite_ret;\n}\n".as_slice()
@@ -335,10 +353,11 @@ fn wrapper(
 /// `()` (a declaration may not list names without types); a non-static `inline` is blanked.
 fn push_declaration(out: &mut Vec<u8>, c: &Source, def: &FunctionDef) {
     let at = out.len();
-    out.extend_from_slice(&c.text[def.start..def.declarator_end]);
+    out.extend_from_slice(&c.text[def.start..def.head.declarator_end]);
     blank_inline(&mut out[at..], def);
-    if def.kr {
-        let r = def.params_range.start - def.start + 1..def.params_range.end - def.start - 1;
+    if def.head.kr {
+        let r =
+            def.head.params_range.start - def.start + 1..def.head.params_range.end - def.start - 1;
         out.drain(at + r.start..at + r.end);
     }
 }
@@ -346,10 +365,10 @@ fn push_declaration(out: &mut Vec<u8>, c: &Source, def: &FunctionDef) {
 /// A non-static `inline` wrapper could not hold its `static` sites (C99 6.7.4p3), so the
 /// wrapper and its declaration drop `inline`; the renamed original keeps it.
 fn blank_inline(head: &mut [u8], def: &FunctionDef) {
-    if def.is_static {
+    if def.head.is_static {
         return;
     }
-    for r in &def.inline_kw {
+    for r in &def.head.inline_kw {
         if r.end <= def.start + head.len() {
             head[r.start - def.start..r.end - def.start].fill(b' ');
         }

@@ -57,18 +57,18 @@ impl Skeleton {
 
 /// Why a definition cannot be instrumented, if it cannot.
 fn refusal(c: &Source, d: &FunctionDef) -> Option<String> {
-    if d.variadic {
+    if d.head.variadic {
         return Some("variadic: the wrapper cannot forward `...`".into());
     }
-    if d.kr {
+    if d.head.kr {
         return Some("old-style (K&R) definition: write its prototype by hand".into());
     }
-    if c.text[d.start..d.declarator_end].contains(&b'#') && has_directive(c, d) {
+    if c.text[d.start..d.head.declarator_end].contains(&b'#') && has_directive(c, d) {
         return Some(
             "a preprocessor line inside its head: the .ic prototype cannot hold it".into(),
         );
     }
-    for (i, p) in d.params.iter().enumerate() {
+    for (i, p) in d.head.params.iter().enumerate() {
         match &p.name {
             None => {
                 return Some(format!(
@@ -88,7 +88,7 @@ fn refusal(c: &Source, d: &FunctionDef) -> Option<String> {
 }
 
 fn has_directive(c: &Source, d: &FunctionDef) -> bool {
-    crate::parse::tokens::lex(&c.text, d.start..d.declarator_end)
+    crate::parse::tokens::lex(&c.text, d.start..d.head.declarator_end)
         .map(|t| {
             t.iter()
                 .any(|t| t.kind == crate::parse::tokens::Kind::Directive)
@@ -115,16 +115,17 @@ pub(crate) fn skeleton(c: &Source) -> Result<Skeleton, Diagnostic> {
     for d in defs.iter().flatten() {
         by_name.entry(&d.name).or_default().push(d);
     }
-    let head = |d: &FunctionDef| c.text[d.start..d.declarator_end].to_vec();
+    let head = |d: &FunctionDef| c.text[d.start..d.head.declarator_end].to_vec();
     // Heads compared token by token, parameter names aside (`const void *p` and `const void *ptr`
     // declare the same function).
     let shape = |d: &FunctionDef| -> Vec<Vec<u8>> {
         let names: Vec<&[u8]> = d
+            .head
             .params
             .iter()
             .filter_map(|p| p.name.as_deref().map(str::as_bytes))
             .collect();
-        crate::parse::tokens::lex(&c.text, d.start..d.declarator_end)
+        crate::parse::tokens::lex(&c.text, d.start..d.head.declarator_end)
             .unwrap_or_default()
             .iter()
             .map(|t| c.text[t.start..t.end].to_vec())
@@ -142,7 +143,7 @@ pub(crate) fn skeleton(c: &Source) -> Result<Skeleton, Diagnostic> {
                 continue;
             }
         };
-        let line = c.line(d.name_range.start);
+        let line = c.line(d.head.name.start);
         let same = &by_name[d.name.as_str()];
         let why = refusal(c, d).or_else(|| {
             (same.iter().any(|o| shape(o) != shape(d)))
@@ -161,7 +162,7 @@ pub(crate) fn skeleton(c: &Source) -> Result<Skeleton, Diagnostic> {
             continue;
         }
         let proto = String::from_utf8_lossy(&head(d)).into_owned();
-        let params = c.str(d.params_range.start + 1..d.params_range.end - 1);
+        let params = c.str(d.head.params_range.start + 1..d.head.params_range.end - 1);
         out.push_str(&format!(
             "\n{proto} pre\nvoid {}_skeleton({params}) 1 {{ }}\n",
             d.name

@@ -12,60 +12,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::corpus::*;
-use support::*;
-
-/// The probability every skeleton test runs with.
-const PROBABILITY: &str = "0.0005";
-
-/// A `cc` that adds the runtime's header and, when linking, the runtime itself.
-fn compiler_wrapper(dir: &Path) -> Option<(PathBuf, String)> {
-    // (The runtime's flags: `--cflags` to compile, `--libs` after the objects to link.)
-    let runtime = invite_instrumenter::Runtime::locate()
-        .ok()
-        .filter(|r| r.library.is_some());
-    let Some(rt) = runtime else {
-        cannot_run("libinvite.a is not built (cargo build --release -p invite)");
-        return None;
-    };
-    let cc = dir.join("cc-invite");
-    std::fs::write(
-        &cc,
-        format!(
-            "#!/bin/sh\n# gcc with invite.h, and the invite runtime when linking (after the objects).\ncase \" $* \" in\n*\" -c \"*|*\" -E \"*|*\" -M\"*) exec gcc {inc} \"$@\" ;;\n*) exec gcc {inc} \"$@\" {libs} ;;\nesac\n",
-            inc = rt.cflags(),
-            libs = rt.libs().unwrap()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&cc, std::fs::Permissions::from_mode(0o755)).unwrap();
-    Some((cc, rt.libs().unwrap()))
-}
-
-fn make(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> String {
-    run_ok(
-        Command::new("make")
-            .arg("-s")
-            .args(args)
-            .envs(envs.iter().map(|(k, v)| (k, v)))
-            .current_dir(dir),
-        &format!("make {args:?} in {}", dir.display()),
-    )
-}
-
-/// Every journal record is a pass; returns how many tests ran.
-fn all_passed(journal: &Path) -> usize {
-    let text = std::fs::read_to_string(journal).unwrap_or_default();
-    let mut ran = 0;
-    for line in text.lines().filter(|l| l.contains("\"kind\":\"test\"")) {
-        assert!(
-            line.contains("\"outcome\":\"pass\""),
-            "a test did not pass: {line}"
-        );
-        ran += 1;
-    }
-    ran
-}
+use support::instrumented::*;
 
 /// A library built twice by its own Makefile (in `dir` of its tree, target `target`): as it is,
 /// and with every function instrumented.
@@ -102,11 +49,7 @@ impl Built {
 
     /// The environment the instrumented programs run in.
     fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("INVITE_PROBABILITY", PROBABILITY.to_string()),
-            ("INVITE_JOURNAL", self.journal.display().to_string()),
-            ("INVITE_SEED", "7".to_string()),
-        ]
+        testing_env(&self.journal)
     }
 
     /// `tree/program ARGS`, in the invite environment; it must succeed.

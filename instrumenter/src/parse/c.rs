@@ -2,51 +2,42 @@
 //! [`super::head`]. Bodies are never parsed: the scan matched their braces, and the rewrite copies
 //! them as they are.
 
-use super::head::{self, Brackets, Param};
+use super::brackets::Brackets;
+use super::head::{self, Head};
 use super::scan::{self, Scan};
 use super::tokens::{self, Kind, Tok};
 use super::Source;
+use super::{fx, lexical, words};
 use std::ops::Range;
 
-/// A definition of a function, with the byte ranges the rewrite edits.
+/// A definition of a function: its head, and where it is.
 #[derive(Debug, Clone)]
 pub struct FunctionDef {
     pub name: String,
+    /// What the head says, with the byte ranges the rewrite edits.
+    pub head: Head,
     /// First byte of the definition's head (after the previous top-level item).
     pub start: usize,
-    /// The name, to be renamed `_name`.
-    pub name_range: Range<usize>,
-    /// The parameter list, `(` to one past `)`.
-    pub params_range: Range<usize>,
-    /// End of the declarator (K&R parameter declarations and the body follow).
-    pub declarator_end: usize,
     pub body_start: usize,
     pub end: usize,
-    pub params: Vec<Param>,
-    pub variadic: bool,
-    pub returns_void: bool,
-    /// Old-style (K&R) definition: `int f(a) int a; { ... }`.
-    pub kr: bool,
-    pub is_static: bool,
-    /// `inline` keywords of the definition.
-    pub inline_kw: Vec<Range<usize>>,
     pub in_conditional: bool,
-    /// How generated code names the function: the text of a macro around the name, before and
-    /// after it (`PRIV(` and `)`), or empty.
-    pub name_macro: (String, String),
+    /// The name is `#define`d as a macro after the definition: the wrapper at the end of the
+    /// file is written with that macro set aside (`#pragma push_macro`, `#undef`).
+    pub name_defined_later: bool,
 }
 
 impl FunctionDef {
-    /// The function's name, or (with `rename`) the renamed original's, as C code must write it.
-    /// Written straight into `out` (the rewrite writes it several times per definition).
-    pub fn push_name_expr(&self, out: &mut Vec<u8>, rename: bool) {
-        let (pre, post) = &self.name_macro;
-        out.extend_from_slice(pre.as_bytes());
+    /// The function's name, or (with `rename`) the renamed original's, as C code must write it
+    /// (through the macro around the name, if any). `text` is the `.c` file's. Written straight
+    /// into `out` (the rewrite writes it several times per definition).
+    pub fn push_name_expr(&self, text: &[u8], out: &mut Vec<u8>, rename: bool) {
+        let (pre, post) = self.head.name_macro.clone().unwrap_or_default();
+        out.extend_from_slice(&text[pre]);
         if rename {
             out.extend_from_slice(ORIGINAL_PREFIX);
         }
         out.extend_from_slice(self.name.as_bytes());
-        out.extend_from_slice(post.as_bytes());
+        out.extend_from_slice(&text[post]);
     }
 }
 
@@ -66,12 +57,12 @@ pub struct Definitions {
 /// The definitions of the `wanted` functions; `watched` names are looked up at the top level
 /// (see [`Scan::top_level`]).
 pub fn find_definitions(src: &Source, wanted: &[&str], watched: &[&str]) -> Definitions {
-    let names: scan::Names = wanted.iter().map(|n| n.as_bytes()).collect();
-    let watched: scan::Names = watched.iter().map(|n| n.as_bytes()).collect();
+    let names: fx::Names = wanted.iter().map(|n| n.as_bytes()).collect();
+    let watched: fx::Names = watched.iter().map(|n| n.as_bytes()).collect();
     let scan = scan::scan(&src.text, &names, &watched);
     let mut defs: Vec<FunctionDef> = Vec::new();
     let mut unparsed = Vec::new();
-    let mut done = scan::FastMap::default();
+    let mut done = fx::FastMap::default();
     for cand in &scan.candidates {
         if done.insert(cand.name_at, ()).is_some() {
             continue;
@@ -81,6 +72,7 @@ pub fn find_definitions(src: &Source, wanted: &[&str], watched: &[&str]) -> Defi
         let place = Place {
             region,
             undefs: &scan.undefs,
+            defines: &scan.defines,
             in_conditional: cand.in_conditional,
             split_head: cand.split_head,
             end: cand.item_end,
@@ -107,19 +99,20 @@ pub type Unread = (usize, String);
 /// Every function definition in the file (for `--skeleton`): each one read, or why not (the
 /// offset and the reason), in file order.
 pub fn all_definitions(src: &Source) -> (Vec<Result<FunctionDef, Unread>>, Scan) {
-    let scan = scan::scan(&src.text, &scan::Names::default(), &scan::Names::default());
+    let scan = scan::scan(&src.text, &fx::Names::default(), &fx::Names::default());
     let mut out = Vec::new();
     for body in &scan.bodies {
         let region = body.item_start..body.body_start;
         let mut found = None;
         let pick = |toks: &[Tok]| -> Option<usize> {
             let b = Brackets::new(&src.text, toks).ok()?;
-            let h = head::find_name(&src.text, toks, &b).ok()??;
-            Some(h.name)
+            let (name, _) = head::find_name(&src.text, toks, &b).ok()??;
+            Some(name)
         };
         let place = Place {
             region,
             undefs: &scan.undefs,
+            defines: &scan.defines,
             in_conditional: body.in_conditional,
             split_head: body.split_head,
             end: body.item_end,
@@ -149,24 +142,30 @@ fn ident_end(text: &[u8], at: usize) -> usize {
 fn item_macro_calls(
     text: &[u8],
     toks: &[Tok],
-    item_macros: &scan::FastSet<Vec<u8>>,
+    item_macros: &fx::FastSet<Vec<u8>>,
 ) -> Result<usize, head::HeadError> {
     let b = Brackets::new(text, toks)?;
     let mut cut = 0;
     let mut i = 0;
     while i < toks.len() {
         let t = toks[i];
-        if t.kind == Kind::Ident && toks.get(i + 1).is_some_and(|n| n.is(b'(')) {
+        let word = &text[t.start..t.end];
+        if t.kind == Kind::Ident
+            && !words::is_attribute(word)
+            && toks.get(i + 1).is_some_and(|n| n.is(b'('))
+        {
             let close = b.end(toks, i + 1);
+            // A blank line between: one whole line of blanks (a directive's line is not one).
             let blank = toks.get(close + 1).is_some_and(|n| {
                 let gap = &text[toks[close].end..n.start];
-                gap.split(|&c| c == b'\n')
-                    .skip(1)
-                    .any(|l| l.iter().all(u8::is_ascii_whitespace))
-                    && gap.iter().filter(|&&c| c == b'\n').count() >= 2
+                let lines: Vec<&[u8]> = gap.split(|&c| c == b'\n').collect();
+                lines.len() > 2
+                    && lines[1..lines.len() - 1]
+                        .iter()
+                        .any(|l| l.iter().all(u8::is_ascii_whitespace))
             });
             let rest_has_params = toks[close + 1..].iter().any(|n| n.is(b'('));
-            if rest_has_params && (blank || item_macros.contains(&text[t.start..t.end])) {
+            if rest_has_params && (blank || item_macros.contains(word)) {
                 cut = close + 1;
             }
             i = close;
@@ -181,7 +180,8 @@ fn item_macro_calls(
 /// Where a definition's head is: from the end of the previous item to the body's `{`.
 struct Place<'s> {
     region: Range<usize>,
-    undefs: &'s scan::FastMap<Vec<u8>, Vec<usize>>,
+    undefs: &'s fx::FastMap<Vec<u8>, Vec<usize>>,
+    defines: &'s fx::FastMap<Vec<u8>, Vec<usize>>,
     in_conditional: bool,
     split_head: bool,
     end: usize,
@@ -192,7 +192,7 @@ struct Place<'s> {
 fn read_head(
     src: &Source,
     place: &Place<'_>,
-    item_macros: &scan::FastSet<Vec<u8>>,
+    item_macros: &fx::FastSet<Vec<u8>>,
     name: impl FnOnce(&[Tok]) -> Option<usize>,
 ) -> Result<Option<FunctionDef>, head::HeadError> {
     let text = &src.text;
@@ -219,7 +219,7 @@ fn read_head(
         t.kind == Kind::Directive
             && t.start > first
             && matches!(
-                scan::directive(text, t.start).1,
+                lexical::directive(text, t.start).1,
                 b"if"
                     | b"ifdef"
                     | b"ifndef"
@@ -262,26 +262,24 @@ fn read_head(
             ),
         });
     }
+    // A name `#define`d as a macro after the definition (zstd's legacy `#define FSEv06_isError
+    // ERR_isError`, curl's `#else #define progress_meter(x)`): the wrapper at the end of the
+    // file must name the function, not what the macro expands to.
+    let name_text = &text[toks[n].start..toks[n].end];
+    let name_defined_later = place
+        .defines
+        .get(name_text)
+        .is_some_and(|d| d.iter().any(|&d| d > place.end));
     let start = toks.first().map_or(region.start, |t| t.start);
 
     Ok(Some(FunctionDef {
-        name: String::from_utf8_lossy(&text[toks[n].start..toks[n].end]).into_owned(),
+        name: String::from_utf8_lossy(&text[h.name.clone()]).into_owned(),
+        head: h,
         start,
-        name_range: toks[n].start..toks[n].end,
-        params_range: toks[h.params_open].start..toks[h.params_close].end,
-        declarator_end: h.declarator_end,
         body_start: region.end,
         end: place.end,
-        params: h.params,
-        variadic: h.variadic,
-        returns_void: h.returns_void,
-        kr: h.kr,
-        is_static: h.is_static,
-        inline_kw: h.inline_kw,
         in_conditional: place.in_conditional,
-        name_macro: h.name_macro.map_or_else(Default::default, |(pre, post)| {
-            (src.str(pre), src.str(post))
-        }),
+        name_defined_later,
     }))
 }
 
@@ -315,20 +313,53 @@ mod tests {
                 .find(|f| f.name == n)
                 .unwrap_or_else(|| panic!("{n} not found"))
         };
-        assert_eq!(by("bz").params.len(), 2);
-        assert_eq!(by("paren").params[0].name.as_deref(), Some("a"));
-        assert!(!by("handler").returns_void);
-        assert!(by("kr").kr);
+        assert_eq!(by("bz").head.params.len(), 2);
+        assert_eq!(by("paren").head.params[0].name.as_deref(), Some("a"));
+        assert!(!by("handler").head.returns_void);
+        assert!(by("kr").head.kr);
         let n = by("nothing");
-        assert!(n.returns_void && n.is_static && n.inline_kw.len() == 1);
+        assert!(n.head.returns_void && n.head.is_static && n.head.inline_kw.len() == 1);
         assert_eq!(
-            n.params
+            n.head
+                .params
                 .iter()
                 .map(|p| p.name.clone().unwrap())
                 .collect::<Vec<_>>(),
             ["a", "cb"]
         );
-        assert!(by("var").variadic);
-        assert_eq!(by("lz4").params.len(), 1);
+        assert!(by("var").head.variadic);
+        assert_eq!(by("lz4").head.params.len(), 1);
+    }
+
+    /// xz's crc64_fast.c: an attribute before a directive belongs to the head after it; a
+    /// head split by `#endif` is refused, never rewritten with the attribute on the wrong
+    /// declaration.
+    #[test]
+    fn attribute_before_a_directive_stays_with_its_head() {
+        let code = "#if defined(__GNUC__)\n__attribute__((__target__(\"sse4.1\")))\n#endif\nstatic int f(int a) { return a; }\n#if X\n#endif\nint g(int a) { return a; }\n";
+        let src = Source::new("t.c", code.as_bytes().to_vec());
+        let found = find_definitions(&src, &["f", "g"], &[]);
+        assert_eq!(found.defs.len(), 1, "{:?}", found.unparsed);
+        assert_eq!(found.defs[0].name, "g");
+        assert!(
+            found.unparsed[0].2.contains("#if inside its head"),
+            "{:?}",
+            found.unparsed
+        );
+    }
+
+    /// zstd's legacy decoders define `FSEv06_isError` and later `#define FSEv06_isError
+    /// ERR_isError`: the definition is found, and marked so the wrapper sets the macro aside.
+    #[test]
+    fn notes_a_name_defined_as_a_macro_later() {
+        let code = "unsigned f_isError(int c) { return c; }\n#define f_isError g_isError\nint h(int a) { return a; }\n#define h(a) (a)\n";
+        let src = Source::new("t.c", code.as_bytes().to_vec());
+        let found = find_definitions(&src, &["f_isError", "h"], &[]);
+        assert!(found.unparsed.is_empty(), "{:?}", found.unparsed);
+        let later: Vec<_> = found.defs.iter().map(|d| d.name_defined_later).collect();
+        assert_eq!(later, [true, true]);
+        let code = "#define f(a) (a)\nint f(int a) { return a; }\n";
+        let src = Source::new("t.c", code.as_bytes().to_vec());
+        assert!(!find_definitions(&src, &["f"], &[]).defs[0].name_defined_later);
     }
 }

@@ -6,7 +6,8 @@
 //! (`PROTOTYPE pre|post|both [outermost]`), a *test* (`void|int NAME(PARAMS) [pre|post] PROB [timeout=T] {...}`)
 //! or *code* (a `#` line, a declaration, a helper function) that is copied through as written.
 
-use super::head::{self, Brackets};
+use super::brackets::Brackets;
+use super::head;
 use super::tokens::{self, Kind, Tok};
 use super::Source;
 use crate::error::Diagnostic;
@@ -272,7 +273,7 @@ fn parse_prototype(src: &Source, toks: &[Tok], kind: BlockKind) -> Result<Block,
         )
     };
     let b = Brackets::new(text, toks).map_err(|e| malformed(e.at, &e.message))?;
-    let h = head::find_name(text, toks, &b)
+    let (_, h) = head::find_name(text, toks, &b)
         .map_err(|e| malformed(e.at, &e.message))?
         .ok_or_else(|| {
             malformed(
@@ -283,12 +284,11 @@ fn parse_prototype(src: &Source, toks: &[Tok], kind: BlockKind) -> Result<Block,
     if h.kr {
         return Err(malformed(range.start, "expected one function declaration"));
     }
-    let name = &toks[h.name];
     Ok(Block {
         kind,
         proto: range.clone(),
-        name: src.str(name.start..name.end),
-        name_at: name.start,
+        name: src.str(h.name.clone()),
+        name_at: h.name.start,
         params: h.params.len(),
         variadic: h.variadic,
         returns_void: h.returns_void,

@@ -5,15 +5,23 @@
 //! - [`c`] reads each such head into a [`c::FunctionDef`]; bodies are never parsed.
 //! - [`ic`] parses the `.ic` file (the 2008 Invite format plus extensions, docs/ic-format.md).
 //! - [`head`] reads a function head (name, parameters, storage class) from [`tokens`], taking
-//!   every identifier it does not know for a macro; for both files.
+//!   every identifier it does not know for a macro; for both files. It matches [`brackets`],
+//!   knows the [`words`] of C, and reads the parameter list with [`params`].
+//! - [`lexical`] says where comments, literals, numbers and directives end (for the scan and
+//!   the tokens); [`fx`] is the fast hash of the maps keyed by names.
 //!
 //! This step owns no decisions about phases or output; it only says what is there and where.
 
+pub mod brackets;
 pub mod c;
+pub mod fx;
 pub mod head;
 pub mod ic;
+pub mod lexical;
+pub mod params;
 pub mod scan;
 pub mod tokens;
+pub mod words;
 
 use crate::error::{Diagnostic, Location};
 use std::sync::OnceLock;
@@ -39,7 +47,7 @@ impl Source {
             let mut starts = Vec::with_capacity(self.text.len() / 32 + 1);
             starts.push(0);
             let mut at = 0;
-            while let Some(nl) = scan::find_byte(&self.text, at, b'\n') {
+            while let Some(nl) = lexical::find_byte(&self.text, at, b'\n') {
                 at = nl + 1;
                 starts.push(at);
             }

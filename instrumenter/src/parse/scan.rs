@@ -13,49 +13,12 @@
 //! parenthesis) depth of its `#if`, so definitions whose heads differ between branches do not
 //! unbalance the count; a body whose head had such branches is marked ([`Body::split_head`]).
 
+use super::fx::{FastMap, FastSet, Names};
 use super::is_ident_byte;
 use super::is_ident_start;
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// A multiply-rotate hash (as rustc's FxHash), eight bytes a step: the scan hashes every
-/// top-level identifier of the file against the wanted names, and SipHash's collision
-/// resistance buys nothing against names the user wrote. (Nothing iterates these maps, so
-/// the hash never shows in the output.)
-#[derive(Default)]
-pub struct Fx(u64);
-
-impl Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut h = self.0;
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            let w = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-        }
-        self.0 = h;
-    }
-}
-
-/// A set of names to look for.
-pub type Names<'a> = HashSet<&'a [u8], BuildHasherDefault<Fx>>;
-
-/// A map with [`Fx`] hashing.
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
-
-/// A set with [`Fx`] hashing.
-pub type FastSet<K> = HashSet<K, BuildHasherDefault<Fx>>;
+use super::lexical::{
+    body_stop, defined_name, directive, find, line_comment_end, literal_end, number_end,
+};
 
 /// The comment that starts the test section of every output of the precompiler.
 pub const MARKER: &[u8] = b"/* ---- in vivo tests (invite-precompile) ---- */";
@@ -94,6 +57,8 @@ pub struct Scan {
     pub instrumented_at: Option<usize>,
     /// Where each `#undef`ed name is undefined.
     pub undefs: FastMap<Vec<u8>, Vec<usize>>,
+    /// Where each `#define`d name is defined.
+    pub defines: FastMap<Vec<u8>, Vec<usize>>,
     pub problem: Option<(usize, String)>,
 }
 
@@ -139,6 +104,9 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
     let mut last_rparen: Option<usize> = None;
     let mut last_tag: Option<usize> = None;
     let mut attribute_paren: Option<i64> = None;
+    // An attribute at the top level since the last boundary: a directive after it does not end
+    // the item (`__attribute__((target("sse4.1")))` under `#if`, then the head after `#endif`).
+    let mut item_attribute = false;
     // The brace and parenthesis depths at each open `#if`.
     let mut conditionals: Vec<(i64, i64)> = Vec::new();
     let mut line_start = true;
@@ -206,6 +174,7 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                     }
                     b"define" => {
                         let (at, name) = defined_name(text, i, end);
+                        out.defines.entry(name.to_vec()).or_default().push(at);
                         if watched.contains(name) {
                             out.top_level.entry(name.to_vec()).or_insert(at);
                         }
@@ -218,7 +187,7 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                     }
                     _ => {}
                 }
-                if depth == 0 && paren == 0 {
+                if depth == 0 && paren == 0 && !item_attribute {
                     last_boundary = end;
                     prev = b';';
                     last_rparen = None;
@@ -285,6 +254,7 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                         last_boundary = i + 1;
                         last_rparen = None;
                         last_tag = None;
+                        item_attribute = false;
                     }
                     prev = b'}';
                     for p in open.drain(..) {
@@ -338,6 +308,7 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                     last_boundary = i + 1;
                     last_rparen = None;
                     last_tag = None;
+                    item_attribute = false;
                     let after_paren = prev == b')';
                     pending.retain_mut(|p| {
                         p.semicolons += 1;
@@ -363,7 +334,8 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
                     b"__attribute__" | b"__attribute" | b"__declspec" | b"__asm__" | b"__asm"
                         if attribute_paren.is_none() =>
                     {
-                        attribute_paren = Some(paren)
+                        attribute_paren = Some(paren);
+                        item_attribute |= paren == 0;
                     }
                     _ => {}
                 }
@@ -400,173 +372,6 @@ pub fn scan(text: &[u8], names: &Names<'_>, watched: &Names<'_>) -> Scan {
         problem(&mut out, outer_open_at, "this `{` is never closed");
     }
     out
-}
-
-/// The first byte at or after `from` that may change the scan's state inside a body (a
-/// newline does too, but only through the blanks before a `#`: see [`scan`]), or the end. Most
-/// of a C file is bodies: sixteen bytes at a time, in a loop the compiler vectorizes.
-fn body_stop(text: &[u8], from: usize) -> usize {
-    let mut at = from;
-    while let Some(chunk) = text.get(at..at + 16) {
-        let any = chunk.iter().fold(false, |any, &b| {
-            any | (b == b'{')
-                | (b == b'}')
-                | (b == b'"')
-                | (b == b'\'')
-                | (b == b'/')
-                | (b == b'#')
-                | (b == b'\\')
-        });
-        if any {
-            break;
-        }
-        at += 16;
-    }
-    at + text[at..]
-        .iter()
-        .position(|&b| BODY_STOP[b as usize])
-        .unwrap_or(text.len() - at)
-}
-
-/// Bytes that may change the scan's state inside a body, but for newlines.
-const BODY_STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    let stops = *b"{}\"'/#\\";
-    let mut k = 0;
-    while k < stops.len() {
-        t[stops[k] as usize] = true;
-        k += 1;
-    }
-    t
-};
-
-/// The name a `#define` or `#undef` line names, and where.
-fn defined_name(text: &[u8], hash: usize, end: usize) -> (usize, &[u8]) {
-    let mut j = hash + 1;
-    while j < end && matches!(text[j], b' ' | b'\t') {
-        j += 1;
-    }
-    while j < end && text[j].is_ascii_alphabetic() {
-        j += 1;
-    }
-    while j < end && matches!(text[j], b' ' | b'\t') {
-        j += 1;
-    }
-    let start = j;
-    while j < end && is_ident_byte(text[j]) {
-        j += 1;
-    }
-    (start, &text[start..j])
-}
-
-/// End (offset of the terminating newline, or EOF) of the directive starting at `#`, and its
-/// keyword (`if`, `include`, ...).
-pub(crate) fn directive(text: &[u8], hash: usize) -> (usize, &[u8]) {
-    let n = text.len();
-    let mut j = hash + 1;
-    while j < n && (text[j] == b' ' || text[j] == b'\t') {
-        j += 1;
-    }
-    let kw_start = j;
-    while j < n && text[j].is_ascii_alphanumeric() {
-        j += 1;
-    }
-    let keyword = &text[kw_start..j];
-    while j < n {
-        match text[j] {
-            b'\n' => break,
-            b'\\' if text.get(j + 1) == Some(&b'\n') => j += 2,
-            b'\\' if text.get(j + 1) == Some(&b'\r') && text.get(j + 2) == Some(&b'\n') => j += 3,
-            b'/' if text.get(j + 1) == Some(&b'*') => match find(text, j + 2, b"*/") {
-                Some(e) => j = e + 2,
-                None => return (n, keyword),
-            },
-            b'/' if text.get(j + 1) == Some(&b'/') => return (line_comment_end(text, j), keyword),
-            b'"' | b'\'' => j = literal_end(text, j),
-            _ => j += 1,
-        }
-    }
-    (j, keyword)
-}
-
-/// Offset of the newline that ends a `//` comment (continuations with `\` included).
-pub(crate) fn line_comment_end(text: &[u8], start: usize) -> usize {
-    let mut j = start;
-    while j < text.len() {
-        if text[j] == b'\n' && !(j > 0 && text[j - 1] == b'\\') {
-            return j;
-        }
-        j += 1;
-    }
-    j
-}
-
-/// One past the closing quote of a string or character literal; a literal left open ends at the
-/// newline (as in `#error don't`), which it does not consume.
-pub(crate) fn literal_end(text: &[u8], start: usize) -> usize {
-    let quote = text[start];
-    let mut j = start + 1;
-    while j < text.len() {
-        match text[j] {
-            b'\\' => j += 2,
-            b'\n' => return j,
-            c if c == quote => return j + 1,
-            _ => j += 1,
-        }
-    }
-    text.len()
-}
-
-/// One past a preprocessing number (`1.0`, `0x1f`, `1e-4`, `500ms`).
-pub(crate) fn number_end(text: &[u8], start: usize) -> usize {
-    let mut j = start;
-    while j < text.len() {
-        let c = text[j];
-        let sign = matches!(c, b'+' | b'-')
-            && j > start
-            && matches!(text[j - 1], b'e' | b'E' | b'p' | b'P');
-        if sign || is_ident_byte(c) || c == b'.' {
-            j += 1;
-        } else {
-            break;
-        }
-    }
-    j
-}
-
-/// The first `byte` at or after `from`, eight bytes at a time (comments are a good part of
-/// many C files, and their end is searched for byte by byte otherwise).
-pub(crate) fn find_byte(text: &[u8], from: usize, byte: u8) -> Option<usize> {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let pattern = u64::from_ne_bytes([byte; 8]);
-    let mut at = from;
-    while let Some(word) = text.get(at..at + 8) {
-        let x = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ pattern;
-        // The high bit of each byte that was `byte` (exact: no carries between bytes).
-        let hits = !(((x & LOW7).wrapping_add(LOW7)) | x) & !LOW7;
-        if hits != 0 {
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    text.get(at..)?
-        .iter()
-        .position(|&b| b == byte)
-        .map(|p| at + p)
-}
-
-/// The first `needle` at or after `from` (a scan for its first byte, then a compare).
-pub(crate) fn find(text: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let mut at = from;
-    while at + needle.len() <= text.len() {
-        let p = find_byte(&text[..=text.len() - needle.len()], at, first)?;
-        if &text[p + 1..p + needle.len()] == rest {
-            return Some(p);
-        }
-        at = p + 1;
-    }
-    None
 }
 
 #[cfg(test)]

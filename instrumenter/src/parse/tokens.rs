@@ -2,7 +2,7 @@
 //! punctuation bytes and whole preprocessor lines. Comments are skipped. Used for the heads of
 //! definitions in the `.c` file and for the whole `.ic` file; bodies are never tokenized.
 
-use super::scan::{directive, find, line_comment_end, literal_end, number_end};
+use super::lexical::{directive, find, line_comment_end, literal_end, number_end};
 use super::{is_ident_byte, is_ident_start};
 use std::ops::Range;
 

@@ -4,8 +4,8 @@
 //! reports a redefinition somewhere confusing; here it is an error at the `.ic` line.
 
 use crate::error::Diagnostic;
+use crate::parse::fx::Names;
 use crate::parse::ic::{IcFile, Item};
-use crate::parse::scan::Names;
 use crate::parse::scan::Scan;
 use crate::parse::tokens::{lex, Kind};
 use crate::parse::Source;
@@ -132,7 +132,7 @@ fn runtime_names() -> &'static std::collections::HashSet<&'static str> {
 /// helper code defines (`static int seen;`, `static int helper(int a) {...}`).
 pub fn defined(ic_src: &Source, ic: &IcFile) -> Vec<(String, usize)> {
     let mut out = Vec::new();
-    let mut seen = crate::parse::scan::FastMap::default();
+    let mut seen = crate::parse::fx::FastMap::default();
     for item in &ic.items {
         match item {
             Item::Test(t) => {

@@ -409,7 +409,12 @@ pub fn run_ok(cmd: &mut Command, what: &str) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{what} failed:\n{text}");
+    if !out.status.success() {
+        // The end of a build's output says what failed; its beginning is compiler lines.
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(120)..].join("\n");
+        panic!("{what} failed (the last 120 lines of its output):\n{tail}");
+    }
     text
 }
 
@@ -434,31 +439,37 @@ pub fn prepare(lib: &Library, work: &Path) -> (PathBuf, PathBuf, Counts) {
     registry::copy_tree(&plain, &inst);
     let mut counts = Counts::default();
     for src in &lib.all_sources(&plain) {
-        let ic = ics.join(src).with_extension("ic");
-        std::fs::create_dir_all(ic.parent().unwrap()).unwrap();
-        let sk = invite_instrumenter::skeleton_of(&plain.join(src)).unwrap();
-        counts.found += sk.found;
-        counts.instrumented += sk.instrumented;
-        for (reason, n) in sk.skipped_by_reason() {
-            if reason == "variadic" {
-                counts.variadic += n;
-            }
-            *counts.skipped.entry(reason).or_default() += n;
-        }
-        if sk.instrumented == 0 {
-            continue;
-        }
-        std::fs::write(&ic, &sk.text).unwrap();
-        // Named relative to the tree, as the library's build names them.
-        run_ok(
-            Command::new(env!("CARGO_BIN_EXE_invite-precompile"))
-                .arg(src)
-                .arg(&ic)
-                .arg("-o")
-                .arg(inst.join(src))
-                .current_dir(&plain),
-            &format!("invite-precompile {src}"),
-        );
+        instrument_into(&plain, src, &ics, &inst, &mut counts);
     }
     (plain, inst, counts)
+}
+
+/// A skeleton `.ic` (in `ics`) for `from/src`, and `from/src` instrumented with it into `to/src`
+/// (left as it is when the skeleton instruments nothing); counted in `counts`.
+pub fn instrument_into(from: &Path, src: &str, ics: &Path, to: &Path, counts: &mut Counts) {
+    let ic = ics.join(src).with_extension("ic");
+    std::fs::create_dir_all(ic.parent().unwrap()).unwrap();
+    let sk = invite_instrumenter::skeleton_of(&from.join(src)).unwrap();
+    counts.found += sk.found;
+    counts.instrumented += sk.instrumented;
+    for (reason, n) in sk.skipped_by_reason() {
+        if reason == "variadic" {
+            counts.variadic += n;
+        }
+        *counts.skipped.entry(reason).or_default() += n;
+    }
+    if sk.instrumented == 0 {
+        return;
+    }
+    std::fs::write(&ic, &sk.text).unwrap();
+    // Named relative to the tree, as the library's build names them.
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_invite-precompile"))
+            .arg(src)
+            .arg(&ic)
+            .arg("-o")
+            .arg(to.join(src))
+            .current_dir(from),
+        &format!("invite-precompile {src}"),
+    );
 }

@@ -4,6 +4,8 @@
 
 pub mod corpus;
 pub mod curl;
+pub mod debian;
+pub mod instrumented;
 pub mod registry;
 
 use std::path::{Path, PathBuf};

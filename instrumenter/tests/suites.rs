@@ -1,0 +1,320 @@
+//! Real libraries, every function of the library instrumented with its `--skeleton` `.ic`,
+//! built by their own build systems and checked by their own test suites: zstd (`make check`:
+//! the command-line round trips of playTests.sh), pcre2 (`make check`: RunTest, RunGrepTest and
+//! the POSIX wrapper's test), xz's liblzma (`make check`) and curl (a range of its runtests.pl
+//! tests), from Debian's source packages (support/debian.rs; their `-sys` crates ship no tests),
+//! and jemalloc (`make check`) from tikv-jemalloc-sys. The compiler is wrapped only to add the
+//! runtime. Each suite runs twice: with `INVITE=off` (no in vivo test may run) and with testing
+//! on at a low probability (every in vivo test that ran passed, at least one ran). The suite's
+//! own verdict is its exit status: every test of theirs passes both times.
+//!
+//! Many minutes of compiling each, so `#[ignore]`d; run them with
+//! `cargo test --release -p invite-instrumenter --test suites -- --ignored --test-threads 1`
+//! (needs `cargo build --release -p invite` for libinvite.a, apt-get for the sources, perl for
+//! pcre2's and curl's scripts, and root or user namespaces for the pods).
+
+mod support;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::corpus::*;
+use support::instrumented::*;
+
+/// A library with a test suite: where its tree comes from, which of its files are the library,
+/// how it is configured, built and checked.
+struct Suite {
+    name: &'static str,
+    /// Debian source package.
+    package: &'static str,
+    /// Directories (relative to the tree) whose `.c` files at any depth are the library.
+    library: &'static [&'static str],
+    /// Files there that are left alone: not the library's sources (programs, tests, generators,
+    /// files that others `#include`), or sources that another program of the build compiles
+    /// under other names (a path that contains one of these).
+    not_library: &'static [&'static str],
+    /// Run in the tree with `CC` set to the wrapper (empty: the Makefile needs no configure).
+    configure: &'static [&'static str],
+    /// `make` arguments that build (none: the check builds), then those that run the suite
+    /// (with `CC=` the wrapper).
+    build: &'static [&'static str],
+    check: &'static [&'static str],
+    /// How many times the check may run before it passes (1 but for a suite with a test that
+    /// is flaky on the uninstrumented build too).
+    attempts: u32,
+}
+
+const ZSTD_SUITE: Suite = Suite {
+    name: "zstd",
+    package: "zstd",
+    library: &["lib"],
+    not_library: &[],
+    configure: &[],
+    // `make check` builds the program itself, with its debug flags.
+    build: &[],
+    check: &["check"],
+    attempts: 1,
+};
+
+const PCRE2_SUITE: Suite = Suite {
+    name: "pcre2",
+    package: "pcre2",
+    library: &["src"],
+    not_library: &[
+        "pcre2test.c",
+        "pcre2grep.c",
+        "pcre2demo.c",
+        "pcre2posix_test.c",
+        "pcre2_jit_match.c",
+        "pcre2_jit_misc.c",
+        "pcre2_jit_test.c",
+        "pcre2_printint.c",
+        "pcre2_fuzzsupport.c",
+        "pcre2_dftables.c",
+        "pcre2_ucptables.c",
+        "sljit/",
+    ],
+    configure: &["./configure", "--disable-shared"],
+    build: &["-j2"],
+    check: &["check"],
+    // RunGrepTest's script callouts race: pcre2grep flushes its output after fork(), while the
+    // callout's /bin/echo writes to the same file. One of its commands comes out in the other
+    // order in about 2 % of runs on the uninstrumented build as well (3 to 9 of 300 here, on
+    // either build).
+    attempts: 3,
+};
+
+const XZ_SUITE: Suite = Suite {
+    name: "liblzma",
+    package: "xz-utils",
+    library: &["src/liblzma", "src/common"],
+    not_library: &["tablegen.c"],
+    configure: &[
+        "./configure",
+        "--disable-shared",
+        "--disable-nls",
+        "--disable-doc",
+    ],
+    build: &["-j2"],
+    check: &["check"],
+    attempts: 1,
+};
+
+const CURL_SUITE: Suite = Suite {
+    name: "curl",
+    package: "curl",
+    library: &["lib"],
+    // The files the curl tool compiles again as its "curlx" copies, where a header makes their
+    // names function-like macros (`#define Curl_dyn_init(a,b) curlx_dyn_init(a,b)` in
+    // dynbuf.h): the precompiler reads no header, so its wrapper would name the macro.
+    not_library: &[
+        "lib/strtoofft.c",
+        "lib/timediff.c",
+        "lib/nonblock.c",
+        "lib/warnless.c",
+        "lib/curl_multibyte.c",
+        "lib/version_win32.c",
+        "lib/dynbuf.c",
+    ],
+    configure: &[
+        "./configure",
+        "--disable-shared",
+        "--without-ssl",
+        "--without-zlib",
+        "--without-brotli",
+        "--without-zstd",
+        "--without-libpsl",
+        "--without-libidn2",
+        "--without-nghttp2",
+        "--without-libssh2",
+        "--without-librtmp",
+        "--disable-ldap",
+    ],
+    build: &["-j2"],
+    // The first two hundred of its tests (HTTP, FTP, file:// and the tool's options, against
+    // its own servers on loopback): the whole suite takes hours with a wrapped compiler.
+    check: &["-C", "tests", "test", "TFLAGS=1 to 200"],
+    attempts: 1,
+};
+
+/// jemalloc's tree comes from its crate ([`JEMALLOC`]); only its check is described here.
+const JEMALLOC_SUITE: Suite = Suite {
+    name: "jemalloc",
+    package: "",
+    library: &[],
+    not_library: &[],
+    configure: &[],
+    build: &["-j2"],
+    check: &["check"],
+    attempts: 1,
+};
+
+/// Where Debian's sources are kept between runs.
+fn cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("debian-sources")
+}
+
+/// Every `.c` at any depth of `tree/dir`, relative to `tree`.
+fn c_files(tree: &Path, dir: &str, out: &mut Vec<String>) {
+    let mut entries: Vec<_> = std::fs::read_dir(tree.join(dir))
+        .unwrap_or_else(|e| panic!("{}: {e}", tree.join(dir).display()))
+        .map(|e| e.unwrap())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let rel = format!("{dir}/{}", e.file_name().to_string_lossy());
+        if e.file_type().unwrap().is_dir() {
+            c_files(tree, &rel, out);
+        } else if rel.ends_with(".c") {
+            out.push(rel);
+        }
+    }
+}
+
+/// `command` in `dir` with `envs`; it must succeed (its output is in the failure message).
+fn run_in(dir: &Path, command: &[&str], envs: &[(&str, String)]) {
+    run_ok(
+        Command::new(command[0])
+            .args(&command[1..])
+            .envs(envs.iter().map(|(k, v)| (k, v)))
+            .current_dir(dir),
+        &format!("{command:?} in {}", dir.display()),
+    );
+}
+
+/// The suite's own tests, run with `INVITE=off` and then with testing on, each at most
+/// `attempts` times until it passes; returns how many in vivo tests ran (all passed).
+fn check_twice(tree: &Path, work: &Path, cc_arg: &str, s: &Suite) -> usize {
+    let off = work.join("off.jsonl");
+    let on = work.join("on.jsonl");
+    let mut args = vec![cc_arg];
+    args.extend_from_slice(s.check);
+    let off_env = [
+        ("INVITE", "off".to_string()),
+        ("INVITE_JOURNAL", off.display().to_string()),
+    ];
+    for (mode, env) in [
+        ("INVITE=off", &off_env[..]),
+        ("testing on", &testing_env(&on)),
+    ] {
+        let mut attempt = 1;
+        while let Err(failure) = make_result(tree, &args, env) {
+            assert!(attempt < s.attempts, "{mode}: {failure}");
+            eprintln!(
+                "{} ({mode}): attempt {attempt} failed, again:\n{failure}",
+                s.name
+            );
+            attempt += 1;
+        }
+    }
+    assert_eq!(all_passed(&off), 0, "INVITE=off, yet in vivo tests ran");
+    all_passed(&on)
+}
+
+/// `make ARGS` in `dir`: Err(the end of its output) if it fails.
+fn make_result(dir: &Path, args: &[&str], envs: &[(&str, String)]) -> Result<(), String> {
+    let out = Command::new("make")
+        .arg("-s")
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir)
+        .output()
+        .expect("run make");
+    if out.status.success() {
+        return Ok(());
+    }
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = text.lines().collect();
+    Err(format!(
+        "make {args:?} in {} failed:\n{}",
+        dir.display(),
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    ))
+}
+
+/// Instrument, configure, build, check twice; report.
+fn run_suite(s: &Suite) {
+    let work = tempfile::tempdir().unwrap();
+    let Some((cc, _)) = compiler_wrapper(work.path()) else {
+        return;
+    };
+    let upstream = support::debian::upstream(&cache(), s.package);
+    let tree = work.path().join("tree");
+    support::registry::copy_tree(&upstream, &tree);
+    let mut sources = Vec::new();
+    for dir in s.library {
+        c_files(&upstream, dir, &mut sources);
+    }
+    sources.retain(|f| !s.not_library.iter().any(|x| f.contains(x)));
+    let mut counts = Counts::default();
+    for src in &sources {
+        instrument_into(&upstream, src, &work.path().join("ic"), &tree, &mut counts);
+    }
+    let cc_env = [("CC", cc.display().to_string())];
+    if !s.configure.is_empty() {
+        run_in(&tree, s.configure, &cc_env);
+    }
+    let cc_arg = format!("CC={}", cc.display());
+    if !s.build.is_empty() {
+        let mut build = vec![cc_arg.as_str()];
+        build.extend_from_slice(s.build);
+        make(&tree, &build, &[("INVITE", "off".to_string())]);
+    }
+    let ran = check_twice(&tree, work.path(), &cc_arg, s);
+    report(s.name, &counts, ran);
+}
+
+fn report(name: &str, c: &Counts, ran: usize) {
+    eprintln!(
+        "suite {name}: {} definitions found, {} instrumented ({} variadic), skipped {:?}; its own tests passed with INVITE=off and with testing on; {ran} in vivo tests ran and passed",
+        c.found, c.instrumented, c.variadic, c.skipped
+    );
+    assert!(c.instrumented > 0, "{name}: nothing instrumented");
+    assert!(ran > 0, "{name}: no in vivo test ran at p = {PROBABILITY}");
+}
+
+#[test]
+#[ignore = "minutes: builds zstd with every library function instrumented and runs make check"]
+fn zstd_make_check_with_every_function_instrumented() {
+    run_suite(&ZSTD_SUITE);
+}
+
+#[test]
+#[ignore = "minutes: builds pcre2 with every library function instrumented and runs make check"]
+fn pcre2_make_check_with_every_function_instrumented() {
+    run_suite(&PCRE2_SUITE);
+}
+
+#[test]
+#[ignore = "minutes: builds xz with every liblzma function instrumented and runs make check"]
+fn liblzma_make_check_with_every_function_instrumented() {
+    run_suite(&XZ_SUITE);
+}
+
+/// Passes with `INVITE=off`; fails with testing on until the runtime's pods stop leaking the
+/// host's buffered stdio when their set-up fails (test 1: `pod setup failed at step "mask a
+/// path"`, then an extra copy of the buffered HTTP response in curl's stdout).
+#[test]
+#[ignore = "fails until a pod that fails its set-up no longer flushes the host's stdio (see the comment); then ten minutes: builds curl with every libcurl function instrumented and runs 200 of its tests"]
+fn curl_tests_with_every_function_instrumented() {
+    run_suite(&CURL_SUITE);
+}
+
+/// Fails today (hangs at the first allocation, `INVITE=off` or not) until the runtime stays
+/// inert where it must not allocate: jemalloc's constructor calls `malloc_init`, instrumented, so
+/// the first sample initializes the runtime in a `OnceLock`; that initialization allocates
+/// (`std::env::current_dir`), which calls jemalloc's instrumented `malloc`, which samples and
+/// waits on the same `OnceLock`: a deadlock (seen with gdb on a program that calls `malloc`).
+#[test]
+#[ignore = "hangs until the runtime does not allocate on its first sample (see the comment); then tens of minutes: builds jemalloc with every function instrumented and runs make check"]
+fn jemalloc_make_check_with_every_function_instrumented() {
+    let work = tempfile::tempdir().unwrap();
+    let Some((cc, _)) = compiler_wrapper(work.path()) else {
+        return;
+    };
+    // The crate's own tree, configured as tikv-jemalloc-sys's build.rs does.
+    let (_plain, inst, counts) = prepare(&JEMALLOC, work.path());
+    let cc_arg = format!("CC={}", cc.display());
+    make(&inst, &[&cc_arg, "-j2"], &[("INVITE", "off".to_string())]);
+    let ran = check_twice(&inst, work.path(), &cc_arg, &JEMALLOC_SUITE);
+    report("jemalloc", &counts, ran);
+}

@@ -273,6 +273,12 @@ fn wrapper(
         out.extend_from_slice(b", ");
         push_number(out, t.timeout_ms as usize);
         out.extend_from_slice(b");\n");
+        // Listed, so that the summary has the site's row even if the function is never called.
+        out.extend_from_slice(b"    static invite_site *invite_site_");
+        push_number(out, *site);
+        out.extend_from_slice(b"_listed INVITE_LISTED = &invite_site_");
+        push_number(out, *site);
+        out.extend_from_slice(b";\n");
     }
     // `outermost` tests: the thread's depth in this function, kept only when one asks for it.
     let depth = tests.iter().any(|(t, _)| t.outermost);

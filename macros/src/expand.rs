@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! static SITE: Site = Site::new(function, test, file, line, phase, probability, timeout_ms);
+//! #[used] #[link_section = "invite_sites"] static LISTED: &Site = &SITE;   // for the summary
 //! if SITE.sample() && enter(&SITE, owner) { run_test(move || test(args...)) }   // returns `!`
 //! ```
 //!
@@ -401,6 +402,7 @@ impl Sites {
             outer,
         } = self;
         let site = Ident::new("__INVITE_SITE", Span::mixed_site());
+        let listed = Ident::new("__INVITE_LISTED", Span::mixed_site());
         let test = format!("{}\0", t.name);
         let span = t.path.span();
         let call = verdict(t, call);
@@ -415,6 +417,11 @@ impl Sites {
                 #probability,
                 #timeout_ms,
             );
+            // Listed, so that the summary has the site's row even if the function is never
+            // called (the runtime reads the section only when it writes the summary).
+            #[used]
+            #[unsafe(link_section = "invite_sites")]
+            static #listed: &::invite::__private::Site = &#site;
             if #outer #site.#sample && ::invite::__private::enter(&#site, #owner) {
                 #run;
             }

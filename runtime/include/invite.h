@@ -71,6 +71,7 @@ void invite_flush_summary(void);
  * countdown runs out the runtime decides (probability, concurrency, budget) whether to start a pod.
  *
  *   static invite_site site = INVITE_SITE("withdraw", "check_funds", "bank.c", 42, INVITE_PRE, 0.2, 0);
+ *   static invite_site *site_listed INVITE_LISTED = &site;   // optional: see INVITE_LISTED
  *   if (invite_sample(&site) && invite_pod_enter(&site)) {
  *       check_funds(a, amount);            // runs in the pod, on the live state
  *       invite_pod_exit(1);                // never returns
@@ -93,6 +94,12 @@ typedef struct invite_site {
 
 #define INVITE_SITE(function, test, file, line, phase, probability, timeout_ms) \
     { 0, (function), (test), (file), (line), (phase), (probability), (timeout_ms), 0, 0 }
+
+/* List a site, so that the summary has its row even when its function is never called:
+ *   static invite_site *site_listed INVITE_LISTED = &site;
+ * puts a pointer to it in the `invite_sites` section, which the runtime reads only when it writes
+ * the summary (pointers, not the sites, so that the linker never pads between entries). */
+#define INVITE_LISTED __attribute__((section("invite_sites"), used))
 
 /* Slow path: registers the site on first use, draws the next countdown, and returns 1 when a pod
  * should be started now (admission already granted), else 0. */

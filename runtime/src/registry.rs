@@ -1,6 +1,7 @@
 //! The registry of call sites: every site called at least once, in the order of first calls,
-//! with its summary counters. Part of the sampling step: a site registers on its first call,
-//! before anything decides whether that call is tested.
+//! with its summary counters (and, for the summary, the compiled-in sites never called). Part of
+//! the sampling step: a site registers on its first call, before anything decides whether that
+//! call is tested.
 //!
 //! Registering never goes through the program's allocator (entries live in pages of the
 //! runtime's own, `sys::OwnPages`), so a site's first call may come from inside `malloc`, as
@@ -97,6 +98,23 @@ pub fn entries() -> impl Iterator<Item = &'static Entry> {
         // SAFETY: as above: `next` is null or a published entry.
         unsafe { e.next.load(Ordering::Acquire).cast_const().as_ref() }
     })
+}
+
+/// Every compiled-in site, with its counters once it is registered: those called so far in the
+/// order of first calls, then the others (`None`), which this reads and never registers (their
+/// fast path stays as it is). A site registered meanwhile is one of the others: each site is
+/// here once. Sites only in objects that do not link the runtime statically are here once
+/// called.
+pub fn every_site() -> Vec<(&'static Site, Option<&'static SiteStats>)> {
+    let mut all: Vec<_> = entries().map(|e| (e.site, Some(&e.stats))).collect();
+    let seen: std::collections::HashSet<*const Site> =
+        all.iter().map(|(s, _)| ptr::from_ref(*s)).collect();
+    all.extend(
+        crate::sys::compiled_sites()
+            .filter(|s| !seen.contains(&ptr::from_ref(*s)))
+            .map(|s| (s, None)),
+    );
+    all
 }
 
 /// Whether any site was called.

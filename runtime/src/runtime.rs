@@ -351,8 +351,10 @@ impl Runtime {
         if in_pod() || self.journal_fd() < 0 {
             return;
         }
-        let rows: Vec<journal::SiteSummary> = crate::registry::entries()
-            .map(|e| (e.site, &e.stats))
+        let never_called = crate::registry::SiteStats::default();
+        let rows: Vec<journal::SiteSummary> = crate::registry::every_site()
+            .into_iter()
+            .map(|(site, st)| (site, st.unwrap_or(&never_called)))
             .map(|(site, st)| {
                 let c = site.countdown.load(Ordering::Relaxed).max(0) as u64;
                 let in_cycle = st.current_draw.load(Ordering::Relaxed).saturating_sub(c);
@@ -455,9 +457,12 @@ fn new_ledger() -> *mut Ledger {
     }
 }
 
-/// The runtime, if it was built or some site was called (the summary counts those calls).
+/// The runtime, if it was built or the program has sites (the summary counts their calls, and
+/// lists those never called).
 fn for_summary() -> Option<&'static Runtime> {
-    RUNTIME.get().or_else(|| crate::registry::any().then(get))
+    RUNTIME
+        .get()
+        .or_else(|| (crate::registry::any() || sys::compiled_sites().next().is_some()).then(get))
 }
 
 /// Register the exit handler once: at load time when testing is on, else when the runtime is

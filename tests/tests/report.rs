@@ -49,3 +49,73 @@ fn report_and_gate_on_a_real_journal() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v.to_string().contains("\"fail\":1"), "{v}");
 }
+
+/// Issue 14 item 4: a function that is instrumented but never called still has its row: the
+/// summary lists every compiled-in site (calls 0) and `invite report` says the test never ran
+/// and why. With both compilers, the runtime linked statically.
+#[test]
+fn a_test_whose_function_is_never_called_is_reported_as_never_run() {
+    if !require_root("pods as root") {
+        return;
+    }
+    for cc in ["gcc", "clang"] {
+        let d = scratch();
+        let src = d.path().join("tri.c");
+        let o = Command::new(tool("invite-precompile"))
+            .args(["tri.c", "-o"])
+            .arg(&src)
+            .current_dir(fixture("c/uncalled"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let bin = d.path().join("tri");
+        let o = Command::new(cc)
+            .args(["-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(include_dir())
+            .arg(&src)
+            .arg(static_lib())
+            .args(NATIVE_LIBS)
+            .arg("-o")
+            .arg(&bin)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cc}: {}", text(&o));
+        let env = [
+            ("INVITE_PROBABILITY", "1"),
+            ("INVITE_MAX_OVERHEAD", "off"),
+            ("INVITE_JOURNAL", "tri.jsonl"),
+        ];
+        let o = run(&bin, &[], d.path(), &env);
+        assert!(o.status.success(), "{cc}: {}", text(&o));
+        let j = journal(&d.path().join("tri.jsonl"));
+        let summary = j
+            .iter()
+            .rfind(|r| r["kind"] == "summary")
+            .unwrap_or_else(|| panic!("{cc}: no summary: {j:?}"));
+        let sites = summary["sites"].as_array().unwrap();
+        let site = |f: &str| {
+            sites
+                .iter()
+                .find(|s| s["function"] == f)
+                .unwrap_or_else(|| panic!("{cc}: no row for {f}: {summary}"))
+        };
+        assert_eq!(sites.len(), 3, "{cc}: {summary}");
+        assert_eq!(site("negate")["test"], "negate_sane", "{cc}: {summary}");
+        assert_eq!(site("negate")["calls"], 0, "{cc}: {summary}");
+        assert_eq!(site("negate")["sampled"], 0, "{cc}: {summary}");
+        assert_eq!(site("twice")["calls"], 1, "{cc}: {summary}");
+        assert_eq!(site("square")["started"], 1, "{cc}: {summary}");
+        let o = Command::new(tool("invite"))
+            .arg("report")
+            .arg(d.path().join("tri.jsonl"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cc}: {}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let row = out
+            .lines()
+            .find(|l| l.contains("negate_sane"))
+            .unwrap_or_else(|| panic!("{cc}: no row for negate_sane:\n{out}"));
+        assert!(row.contains("never called"), "{cc}: {row}\n{out}");
+    }
+}

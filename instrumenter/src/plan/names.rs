@@ -104,12 +104,13 @@ const LIBC: &[&str] = &[
     "write",
 ];
 
-/// The identifiers the rewrite generates: `invite_site_N`, `invite_ret`, the renamed original
+/// The identifiers the rewrite generates: `invite_site_N`, `invite_site_N_listed`, `invite_ret`, the renamed original
 /// (`invite_original_NAME`, `INVITE_ORIGINAL_NAME`) and `INVITE_DEFINED_` markers.
 fn generated(name: &str) -> bool {
     name == "invite_ret"
         || name
             .strip_prefix("invite_site_")
+            .map(|n| n.strip_suffix("_listed").unwrap_or(n))
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         || ["invite_original_", "INVITE_ORIGINAL_", "INVITE_DEFINED_"]
             .iter()

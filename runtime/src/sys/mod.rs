@@ -35,6 +35,7 @@ mod mem;
 mod process;
 mod seccomp;
 mod signal;
+mod sites;
 mod socket;
 
 pub use at::*;
@@ -45,6 +46,7 @@ pub use mem::*;
 pub use process::*;
 pub use seccomp::*;
 pub use signal::*;
+pub use sites::compiled_sites;
 pub use socket::{peer_cred, recv_fds, send_fds, seqpacket_pair};
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {

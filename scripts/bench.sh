@@ -80,28 +80,28 @@ step "parent pause, ckpt() vs fork()"
 set -- $PAUSE_RUNS
 for mb_runs in "0 $1" "100 $2" "1024 $3"; do
     rm -f "$W/journal.jsonl"
-    inv INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=64 "$W/pause" $mb_runs | tee -a "$R" >&2
+    inv INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_CONCURRENT=64 "$W/pause" $mb_runs | tee -a "$R" >&2
 done
 
 step "ckpt() to the pod's code vs raw fork vs naive unshare"
 rm -f "$W/journal.jsonl"
-inv INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=64 "$W/latency" $LAT_RUNS | tee -a "$R" >&2
+inv INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_CONCURRENT=64 "$W/latency" $LAT_RUNS | tee -a "$R" >&2
 # The same with cold pods only (what rootless hosts get): an extra figure.
 rm -f "$W/journal.jsonl"
-inv INVITE_WARM=off INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=64 "$W/latency" $LAT_RUNS |
+inv INVITE_WARM=off INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_CONCURRENT=64 "$W/latency" $LAT_RUNS |
     awk '/^row latency_ckpt_vs_fork /{print "info latency_cold_pods", $3, "us", $6}' | tee -a "$R" >&2
 
 step "ckpt() to the pod's code, a 1 GiB file open for writing vs none"
 rm -f "$W/journal.jsonl"
-inv INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=64 "$W/openfile" $OPEN_RUNS "$W/open.dat" |
+inv INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_CONCURRENT=64 "$W/openfile" $OPEN_RUNS "$W/open.dat" |
     tee -a "$R" >&2
 
 step "sustained pod tests per second"
 rm -f "$W/journal.jsonl"
-inv INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} INVITE_DRAIN_MS=60000 \
+inv INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} INVITE_DRAIN_MS=60000 \
     "$W/throughput" $TPUT_S | tee -a "$R" >&2
 rm -f "$W/journal.jsonl"
-inv INVITE_WARM=off INVITE_MAX_OVERHEAD=off INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} \
+inv INVITE_WARM=off INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} \
     INVITE_DRAIN_MS=60000 "$W/throughput" $TPUT_S |
     awk '/^row throughput /{print "info throughput_cold_pods", $3, "tests/s", $6}' | tee -a "$R" >&2
 

@@ -98,11 +98,18 @@ inv INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_CONCURRENT=64 "$W/
 
 step "sustained pod tests per second"
 rm -f "$W/journal.jsonl"
-inv INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} INVITE_DRAIN_MS=60000 \
+# Capacity: no budget and no wait queue (past the cap a sampled call is turned away, as in #3).
+inv INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_QUEUE=0 \
+    INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} INVITE_DRAIN_MS=60000 \
     "$W/throughput" $TPUT_S | tee -a "$R" >&2
+# The same with the default queue: past the cap every sampled call waits as a copy (cold pods).
 rm -f "$W/journal.jsonl"
-inv INVITE_WARM=off INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} \
+inv INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} \
     INVITE_DRAIN_MS=60000 "$W/throughput" $TPUT_S |
+    awk '/^row throughput /{print "info throughput_default_queue", $3, "tests/s", $6}' | tee -a "$R" >&2
+rm -f "$W/journal.jsonl"
+inv INVITE_WARM=off INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_QUEUE=0 \
+    INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} INVITE_DRAIN_MS=60000 "$W/throughput" $TPUT_S |
     awk '/^row throughput /{print "info throughput_cold_pods", $3, "tests/s", $6}' | tee -a "$R" >&2
 
 step "end to end, INVITE_MAX_OVERHEAD=5 vs uninstrumented"

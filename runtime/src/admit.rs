@@ -24,7 +24,7 @@ use crate::runtime::{Runtime, SiteStats};
 use crate::site::Site;
 use crate::sys;
 use std::cell::Cell;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a sampled call starts no pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +107,7 @@ pub fn admit(rt: &Runtime, site: &Site, stats: &SiteStats) -> bool {
         return false;
     };
     charge_cow_faults(rt);
+    charge_crowded_pods(rt.ledger());
     let limits = Limits {
         max_concurrent: cfg.max_concurrent,
         max_overhead: cfg.max_overhead,
@@ -316,6 +317,46 @@ fn charge_cow_faults(rt: &Runtime) {
 }
 
 const COW_WINDOW_NS: u64 = 1_000_000_000;
+
+/// Charge the host's budget with the pods' CPU time the machine had no idle time for: on a
+/// machine whose every core is busy (with the host's threads, or anyone's), pods at
+/// `SCHED_IDLE` still take CPU from the host (the kernel's work for their forks, mounts and
+/// exits is not all at their priority). Settled over windows of at least `CROWD_WINDOW_NS`:
+/// the pods' CPU finished in the window beyond the machine's idle time in it. It errs on the
+/// side of testing less: idle time the pods themselves used is not seen as idle.
+fn charge_crowded_pods(ledger: &Ledger) {
+    static LAST_NS: AtomicU64 = AtomicU64::new(0);
+    static LAST_IDLE_NS: AtomicU64 = AtomicU64::new(0);
+    static LAST_POD_CPU_NS: AtomicU64 = AtomicU64::new(0);
+    let now = sys::monotonic_ns();
+    let last = LAST_NS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < CROWD_WINDOW_NS
+        || LAST_NS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return; // not yet, or another thread settles this window
+    }
+    let Some(idle) = crate::cpus::idle_ns() else {
+        return;
+    };
+    let pods = ledger.pod_cpu_ns();
+    let prev_idle = LAST_IDLE_NS.swap(idle, Ordering::Relaxed);
+    let prev_pods = LAST_POD_CPU_NS.swap(pods, Ordering::Relaxed);
+    if last > 0 {
+        ledger.charge(crowded(
+            pods.saturating_sub(prev_pods),
+            idle.saturating_sub(prev_idle),
+        ));
+    }
+}
+
+/// Of `pod_cpu_ns` spent in a window with `idle_ns` of machine idle time, what the host lost.
+fn crowded(pod_cpu_ns: u64, idle_ns: u64) -> u64 {
+    pod_cpu_ns.saturating_sub(idle_ns)
+}
+
+const CROWD_WINDOW_NS: u64 = 100_000_000;
 
 /// Until the first supervisor has measured it: a copy-on-write fault costs about this much.
 const DEFAULT_COW_FAULT_NS: u64 = 1_000;

@@ -6,8 +6,28 @@
 //! v2: `cpu.max` ("QUOTA PERIOD", or "max PERIOD"). The least quota from the host's own cgroup up
 //! to the mount's root counts. Read once: a quota changed later is not seen.
 
+use crate::sys;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+/// The machine's idle CPU time so far, every CPU summed (`idle` and `iowait` of /proc/stat's
+/// `cpu` line), in ns; `None` where /proc/stat cannot be read.
+pub fn idle_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    idle_ticks(&stat).map(|t| t.saturating_mul(1_000_000_000 / sys::clock_ticks_per_s()))
+}
+
+/// `idle + iowait` from the first line of /proc/stat (`cpu  user nice system idle iowait ...`).
+fn idle_ticks(stat: &str) -> Option<u64> {
+    let mut f = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace();
+    let mut nth = |n| f.nth(n)?.parse::<u64>().ok();
+    let idle = nth(3)?;
+    Some(idle + nth(0).unwrap_or(0))
+}
 
 /// The CPUs the host's pods may share (at least 0.01).
 pub fn machine() -> f64 {
@@ -78,6 +98,15 @@ mod tests {
     fn write(p: &Path, s: &str) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, s).unwrap();
+    }
+
+    #[test]
+    fn idle_time_is_idle_plus_iowait_of_the_cpu_line() {
+        let stat = "cpu  100 5 50 9000 40 0 3 0 0 0\ncpu0 50 2 25 4500 20 0 1 0 0 0\n";
+        assert_eq!(idle_ticks(stat), Some(9040));
+        assert_eq!(idle_ticks("cpu0 1 2 3 4 5\n"), None);
+        assert_eq!(idle_ticks(""), None);
+        assert!(idle_ns().is_some(), "this machine has /proc/stat");
     }
 
     #[test]

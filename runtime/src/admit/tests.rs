@@ -233,3 +233,10 @@ fn a_copy_on_write_fault_has_a_measurable_cost() {
     assert!((1..1_000_000).contains(&ns), "{ns} ns per fault");
     eprintln!("cow fault: {ns} ns");
 }
+
+#[test]
+fn pods_cpu_is_the_hosts_loss_only_beyond_the_machines_idle_time() {
+    assert_eq!(crowded(30_000_000, 0), 30_000_000); // every core busy: all of it
+    assert_eq!(crowded(30_000_000, 10_000_000), 20_000_000);
+    assert_eq!(crowded(30_000_000, 200_000_000), 0); // idle cores ran the pods
+}

@@ -298,3 +298,14 @@ pub fn ever_multithreaded() -> bool {
     // (<sys/single_threaded.h>).
     unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) == 0 }
 }
+
+/// Clock ticks per second of the times in /proc (`USER_HZ`, 100 on Linux).
+pub fn clock_ticks_per_s() -> u64 {
+    // SAFETY: sysconf reads a constant of the system; no memory is involved.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as u64
+    } else {
+        100
+    }
+}

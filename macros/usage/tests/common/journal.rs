@@ -55,6 +55,33 @@ pub fn every_test(cmd: &mut Command, journal: &Path) {
         .env_remove("INVITE_SHARD");
 }
 
+/// Run this test binary's `child_scenario` test again in a child process (marked by the
+/// environment variable `child`) with every test sampled, in `dir`; its journal's path once the
+/// child has passed.
+pub fn run_child_scenario(child: &str, dir: &Path) -> std::path::PathBuf {
+    let journal = dir.join("invite.jsonl");
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    every_test(&mut cmd, &journal);
+    let out = cmd
+        .args([
+            "--exact",
+            "child_scenario",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(child, "1")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the scenario failed in the child:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    journal
+}
+
 /// The table as keys, with `function_prefix` and `test_prefix` put before the names.
 pub fn expected(
     table: &[Expected],

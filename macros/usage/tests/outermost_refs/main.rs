@@ -11,7 +11,6 @@ mod journal;
 
 use invite::in_vivo;
 use journal::Expected;
-use std::process::Command;
 
 const CHILD: &str = "INVITE_MACROS_OUTERMOST_CHILD";
 
@@ -157,26 +156,7 @@ fn outermost_and_reference_arguments_in_pods() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("invite.jsonl");
-    let mut child = Command::new(std::env::current_exe().unwrap());
-    journal::every_test(&mut child, &journal);
-    let out = child
-        .args([
-            "--exact",
-            "child_scenario",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the scenario failed in the child:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let journal = journal::run_child_scenario(CHILD, dir.path());
     let want = journal::expected(EXPECTED, "outermost_refs::", "");
     journal::assert_records(&journal, &want, "main.rs");
 }

@@ -14,7 +14,6 @@ mod shapes;
 
 use journal::Expected;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Set in the child process that runs the scenario with in vivo testing on.
@@ -130,26 +129,7 @@ fn tests_run_in_pods_and_see_the_calls() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("invite.jsonl");
-    let mut child = Command::new(std::env::current_exe().unwrap());
-    journal::every_test(&mut child, &journal);
-    let out = child
-        .args([
-            "--exact",
-            "child_scenario",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the scenario failed in the child:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let journal = journal::run_child_scenario(CHILD, dir.path());
     let want = journal::expected(EXPECTED, "run_pass::shapes::", "checks::");
     journal::assert_records(&journal, &want, "shapes.rs");
 }

@@ -1,6 +1,7 @@
 //! Limits on what a test may consume: CPU time (a backstop behind the deadline), address space
-//! relative to what it inherited, open files, processes, no core files, lowest CPU priority, and first in
-//! line for the OOM killer so the kernel kills the pod, not the host. Also the pod's IPC namespace:
+//! relative to what it inherited, open files, processes, no core files, lowest CPU priority (set
+//! last, `lower_priority`), and first in line for the OOM killer so the kernel kills the pod, not
+//! the host. Also the pod's IPC namespace:
 //! SysV shared memory, SysV message queues and POSIX message queues are memory no process owns
 //! (RLIMIT_AS does not see an unattached segment, and the OOM killer cannot free it), so the
 //! namespace's own tunables bound them.
@@ -61,7 +62,6 @@ pub fn apply(timeout_ms: u64, address_space: u64) -> Result<(), SetupError> {
     let (_, nproc_hard) = sys::getrlimit(libc::RLIMIT_NPROC);
     let n = MAX_PROCESSES.min(nproc_hard);
     sys::setrlimit(libc::RLIMIT_NPROC, n, n).step("limit processes")?;
-    lower_priority();
     Ok(())
 }
 
@@ -70,6 +70,9 @@ pub fn oom_first() {
     let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
 }
 
+/// Nice 19 and `SCHED_IDLE`: the pod's very last setup step, so that the setup itself (a few
+/// hundred microseconds of the pod's way in) is not left waiting behind every runnable task of
+/// the machine, while the test's first line already runs at the lowest priority.
 pub fn lower_priority() {
     sys::lowest_priority();
 }

@@ -26,9 +26,10 @@
 //! | test | send the state of the host's files open for writing at the checkpoint (`files`) |
 //! | test | reopen inherited files by path in the overlay (those open for writing read-only, until their first write: `lazy`); cut sockets, pipes, event fds |
 //! | test | remap every MAP_SHARED mapping private with its contents |
-//! | test | limits (CPU, address space, processes, core 0), lowest priority, OOM first |
+//! | test | limits (CPU, address space, processes, core 0), OOM first |
 //! | test | a fresh session keyring; no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
 //! | test | the system call filter (`seccomp`), last; then the lazy copy-up filter, if any file is lazy |
+//! | test | lowest priority (nice 19, `SCHED_IDLE`), the very last step: the setup is not kept waiting behind the machine's other work, the test's first line is not run above it |
 
 mod clones;
 mod dev;
@@ -372,9 +373,9 @@ fn test_steps(
                 lazy::install(lazy).step("install the lazy copy-up filter")?;
             }
         }
-    } else {
-        limits::lower_priority();
     }
+    // Last, right before the test's first line (the filters allow it).
+    limits::lower_priority();
     Ok(())
 }
 

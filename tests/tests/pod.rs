@@ -160,6 +160,11 @@ fn escape_battery(as_nobody: bool, warm: &str) {
         "{log}"
     );
     assert!(log.contains("ptrace host: No such process"), "{log}");
+    // The host's controlling terminal is not the pod's (the pod has none).
+    assert!(
+        log.contains("open /dev/tty: No such device or address"),
+        "{log}"
+    );
     assert!(log.contains("umount /: Operation not permitted"), "{log}");
     // A program the test execs has no capabilities either, and cannot gain any.
     assert!(log.contains("CapPrm:\t0000000000000000"), "{log}");

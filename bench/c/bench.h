@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static inline double now_us(void) {
     struct timespec t;
@@ -66,6 +68,22 @@ static inline long count_lines(const char *path) {
     while ((got = fread(buf, 1, sizeof buf, f)) > 0)
         for (size_t i = 0; i < got; i++) n += buf[i] == '\n';
     fclose(f);
+    return n;
+}
+
+/* Wait until the journal at `path` has more than `lines` lines, for at most `timeout_us`; returns
+ * its lines. The waiting host must take no CPU from the pod it waits for (a raw fork's parent
+ * waits blocked in read()): it looks at the file's size every 500 us and reads the file only
+ * when the size changed, instead of counting a growing journal's lines every 100 us. */
+static inline long wait_lines(const char *path, long lines, double timeout_us) {
+    struct stat st;
+    off_t seen = -1;
+    long n = lines;
+    for (double deadline = now_us() + timeout_us; now_us() < deadline; usleep(500)) {
+        if (stat(path, &st) != 0 || st.st_size == seen) continue;
+        seen = st.st_size;
+        if ((n = count_lines(path)) > lines) break;
+    }
     return n;
 }
 #endif

@@ -7,7 +7,8 @@
  *  - naive unshare: fork(), the child unshares every namespace (user, mount, pid, net with a fresh
  *    network namespace, ipc, uts) and forks again to be in the new PID namespace; the grandchild's
  *    first line writes its timestamp to a pipe. No mounts, no overlay, no supervision.
- * The host waits for each child (the pod: its journal record) before the next measurement.
+ * The host waits for each child (the pod: its journal record) before the next measurement, and
+ * takes no CPU from it meanwhile (`wait_lines`).
  *
  * usage: INVITE_JOURNAL=FILE latency RUNS */
 #include "bench.h"
@@ -82,9 +83,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         start[++pods] = t0;
-        double deadline = now_us() + 30e6;
-        while (count_lines(journal) <= records && now_us() < deadline) usleep(100);
-        records = count_lines(journal);
+        records = wait_lines(journal, records, 30e6);
     }
     /* Join: each test record names its pod ("pod":"K") and carries the pod's "T=..." line. */
     FILE *f = fopen(journal, "r");

@@ -73,9 +73,14 @@ pub fn scan(own: &[RawFd], ckpt_ns: u64) -> FdPlan {
             continue;
         }
         let Ok(st) = sys::fstat(fd) else { continue };
-        let n = sys::fd_target(fd, &mut link).unwrap_or(0);
-        let target = String::from_utf8_lossy(&link[..n]);
         let fmt = st.st_mode & libc::S_IFMT;
+        // A pipe or a socket is told by its type alone: its /proc link ("pipe:[...]"), a lookup
+        // that makes an inode in a freshly forked test, is not read.
+        let n = match fmt {
+            libc::S_IFIFO | libc::S_IFSOCK => 0,
+            _ => sys::fd_target(fd, &mut link).unwrap_or(0),
+        };
+        let target = String::from_utf8_lossy(&link[..n]);
         let action = if fmt == libc::S_IFREG || fmt == libc::S_IFDIR {
             reopen_action(fd, &st, &target, &mut plan.notes)
         } else if fmt == libc::S_IFCHR && HARMLESS_DEV.contains(&&*target) {

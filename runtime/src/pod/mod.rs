@@ -375,9 +375,7 @@ fn test_steps(
         sys::drop_capabilities().step("drop capabilities")?;
         if let Some(plan) = spec.plan {
             seccomp::install(&plan.seccomp).step("install the system call filter")?;
-            if std::env::var_os("XX_NOLAZY").is_none() {
-                lazy::install(lazy).step("install the lazy copy-up filter")?;
-            }
+            lazy::install(lazy).step("install the lazy copy-up filter")?;
         }
     }
     // Last, right before the test's first line (the filters allow it).

@@ -170,6 +170,25 @@ fn escape_battery(as_nobody: bool, warm: &str) {
     assert!(log.contains("CapPrm:\t0000000000000000"), "{log}");
     assert!(log.contains("CapEff:\t0000000000000000"), "{log}");
     assert!(log.contains("NoNewPrivs:\t1"), "{log}");
+    // Linux 6.14+: the pod's PID namespace has a pid_max of its own, which bounds a fork bomb.
+    if kernel_at_least(6, 14) {
+        assert!(log.contains("pid_max: 512\n"), "{log}");
+        let started: u32 = log
+            .split("processes started: ")
+            .nth(1)
+            .and_then(|s| s.lines().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(u32::MAX);
+        assert!(started < 512, "{log}");
+    }
+}
+
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0)) >= (major, minor)
 }
 
 #[test]

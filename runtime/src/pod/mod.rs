@@ -20,7 +20,7 @@
 //! | supervisor | clone the host's files open for writing where the file system has reflinks (`clones`) |
 //! | supervisor | unshare mount, IPC, UTS, PID namespaces; make every mount private |
 //! | supervisor | mount the scratch tmpfs; overlay every mount (`nodev`; read-only ones read-only); minimal /dev; sysfs bound read-only with its OCI masks; the clones bound over their paths |
-//! | test | pid_max, OOM score (through the host's /proc); fresh /proc, read-only, OCI masks; chroot into the overlay, same working directory |
+//! | test | OOM score (through the host's /proc); fresh /proc, pid_max through it, then read-only, OCI masks; chroot into the overlay, same working directory |
 //! | test | as PID 1, report default-action signals (PID 1 would ignore them) |
 //! | test | a process group of its own, no controlling terminal; stdin /dev/null, stdout/stderr to the capture pipe |
 //! | test | send the state of the host's files open for writing at the checkpoint (`files`) |
@@ -280,10 +280,10 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
         // What goes through /proc is done here, through the host's /proc (still reachable before
         // chroot, its entries long made) rather than the pod's fresh one (each entry made anew):
         // these files act on the calling task and its PID namespace, whichever /proc names them.
-        // (Without a host /proc there, they happen after chroot as in a cold test.)
+        // (Without a host /proc there, they happen after chroot as in a cold test.) pid_max is
+        // written through the fresh one (`enter_root_at`).
         let done = shm::privatize(spec.own_page).ok();
         if done.is_some() {
-            mounts::limit_pids(c"/proc");
             limits::oom_first();
         }
         // This pod's /proc goes on top of those of the blank's earlier pods (detaching them

@@ -307,15 +307,15 @@ fn bind_readonly(tree_fd: i32, target: &CStr) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// In the test: a bound on its process count, a fresh /proc, then chroot into the pod root at
+/// In the test: a fresh /proc, a bound on its process count, then chroot into the pod root at
 /// the same working directory.
 pub fn enter_root(plan: &Plan, s: &Scratch, cwd: Option<&CStr>) -> Result<(), SetupError> {
     enter_root_at(plan, &s.root, s.has_proc, true, cwd)
 }
 
 /// `enter_root` for a root known by path (a warm pod's, the same in every blank). `proc_steps`:
-/// bound the process count and put the test first in line for the OOM killer (not done yet),
-/// through the host's /proc, still reachable: the pod's own is read-only.
+/// put the test first in line for the OOM killer (not done yet), through the host's /proc, still
+/// reachable: the pod's own is read-only. The process count is bounded here (`limit_pids`).
 ///
 /// The pod's /proc is read-only as a whole (a uid 0 without capabilities could otherwise write
 /// `/proc/sys`, `/proc/sysrq-trigger`, `/proc/irq/*`: kernel-wide state), and the paths OCI
@@ -329,15 +329,22 @@ pub fn enter_root_at(
 ) -> Result<(), SetupError> {
     let root = root_c.to_str().unwrap_or("/");
     if proc_steps {
-        limit_pids(c"/proc");
         super::limits::oom_first();
     }
     if has_proc {
+        // pid_max is written through this /proc before it is made read-only: looked up through
+        // the host's /proc, the new PID namespace's entry cost 50-190 us of CPU here (more as the
+        // machine had made more PID namespaces), through a fresh /proc about 10.
         let proc_dir = format!("{root}/proc");
-        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY;
-        sys::mount(Some(c"proc"), &c(&proc_dir)?, Some(c"proc"), flags, None)
-            .step("mount a fresh /proc")?;
+        let dir = c(&proc_dir)?;
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        sys::mount(Some(c"proc"), &dir, Some(c"proc"), flags, None).step("mount a fresh /proc")?;
+        limit_pids(&dir);
+        let ro = libc::MS_REMOUNT | libc::MS_RDONLY | flags;
+        sys::mount(None, &dir, None, ro, None).step("make the fresh /proc read-only")?;
         mask(plan, &proc_dir, &plan.proc_masks)?;
+    } else {
+        limit_pids(c"/proc");
     }
     sys::chroot(root_c).step("chroot into the pod root")?;
     let dir = cwd.unwrap_or(c"/");

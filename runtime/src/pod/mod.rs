@@ -22,7 +22,7 @@
 //! | supervisor | mount the scratch tmpfs; overlay every mount (`nodev`; read-only ones read-only); minimal /dev; sysfs bound read-only with its OCI masks; the clones bound over their paths |
 //! | test | OOM score (through the host's /proc); fresh /proc, pid_max through it, then read-only, OCI masks; chroot into the overlay, same working directory |
 //! | test | as PID 1, report default-action signals (PID 1 would ignore them) |
-//! | test | a process group of its own, no controlling terminal; stdin /dev/null, stdout/stderr to the capture pipe |
+//! | test | new session; stdin /dev/null, stdout/stderr to the capture pipe |
 //! | test | send the state of the host's files open for writing at the checkpoint (`files`) |
 //! | test | reopen inherited files by path in the overlay (those open for writing read-only, until their first write: `lazy`); cut sockets, pipes, event fds |
 //! | test | remap every MAP_SHARED mapping private with its contents |
@@ -332,13 +332,13 @@ fn test_steps(
     if let Some(signals) = spec.signals {
         sys::restore_signal_state(signals);
     }
-    // Out of the host's process group and terminal. Not a session of its own: `setsid` makes a
-    // scheduler autogroup per pod, whose placement kept a busy machine's pods off the CPU for
-    // ~90 us of their way in, and gave each pod a share of the CPU equal to the host's whole
-    // session. If that fails (no /dev/tty node), `setsid` as before.
-    if sys::own_process_group_without_terminal().is_err() {
-        sys::setsid();
-    }
+    // A session of its own: out of the host's process group, without its terminal, and (where
+    // the kernel has scheduler autogroups) in a CPU group of its own, which keeps a pod's fork
+    // bomb from starving the pods beside it. That group costs its way in ~20 us of CPU and, on a
+    // busy machine, ~70 us of waiting for the CPU (the test is placed anew among the runnable
+    // tasks); a process group of its own (setpgid + TIOCNOTTY) was tried and made the rogue
+    // tests of admission.rs time out.
+    sys::setsid();
     let null = sys::open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0).step("open /dev/null")?;
     stdio::purge_host_c_output();
     // SAFETY: the test is a single-threaded fork before any of its code runs; its standard

@@ -98,26 +98,6 @@ pub fn setsid() {
     unsafe { libc::setsid() };
 }
 
-/// Leave the caller's process group for a new one of its own, in the same session, and drop the
-/// session's controlling terminal, if it has one (`TIOCNOTTY` through /dev/tty, which opens the
-/// caller's terminal whatever file system holds the node; ENXIO: it has none). Without a
-/// terminal and outside the session's process groups, a terminal's `^C` or hang-up does not reach
-/// the caller and it cannot reach the terminal; unlike `setsid` it makes no scheduler autogroup.
-pub fn own_process_group_without_terminal() -> io::Result<()> {
-    // SAFETY: integer-only call on the caller itself.
-    check(unsafe { libc::setpgid(0, 0) })?;
-    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC;
-    match super::open(c"/dev/tty", flags, 0) {
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(()),
-        Err(e) => Err(e),
-        Ok(tty) => {
-            use std::os::fd::AsRawFd;
-            // SAFETY: TIOCNOTTY takes no argument; `tty` is open for the call.
-            check(unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCNOTTY) }).map(drop)
-        }
-    }
-}
-
 pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
     // SAFETY: the options used take integer arguments only.
     check(unsafe {

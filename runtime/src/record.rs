@@ -45,9 +45,26 @@ pub struct Ending {
     /// The host's files open for writing as they were at the checkpoint, as the test's setup
     /// sent them (its first `F` frame, written before any code of the test's).
     pub watch: Option<pod::Watch>,
+    /// A warm test's word on which of its clones it changed (its last `C` frame: a bitmap).
+    pub clones_changed: Option<Vec<u8>>,
 }
 
 impl Ending {
+    /// The clones a warm test changed, by its word (its watcher cannot look: the test's mount
+    /// namespace is gone); a note instead where it could not say (killed).
+    pub fn clones_changed(&mut self) -> Vec<String> {
+        let Some(w) = &self.watch else {
+            return Vec::new();
+        };
+        match w.clones_changed(self.clones_changed.as_deref()) {
+            Ok(paths) => paths,
+            Err(note) => {
+                self.notes.push(note);
+                Vec::new()
+            }
+        }
+    }
+
     /// Take in the frames the pod sent on its status pipe: its verdict, how its setup or its
     /// PID 1 ended, the records of pods nested in it (`relay`). Everything else is ignored and
     /// counted in the record's `notes`.
@@ -67,6 +84,7 @@ impl Ending {
                     self.watch = Some(pod::Watch::decode(payload).unwrap_or_default())
                 }
                 b'F' => {}
+                b'C' => self.clones_changed = Some(payload.to_vec()),
                 // The test, as PID 1, died of a signal it reported itself: as if killed by it
                 // (a wait status whose low bits are the signal number).
                 b'K' if payload.len() == 4 => {
@@ -236,15 +254,12 @@ fn torn_files(e: &mut Ending, outcome: Outcome, host_pid: i32) -> bool {
     let Some(watch) = &e.watch else {
         return false;
     };
-    let torn = watch.changed_by_host(&format!("/proc/{host_pid}/root"));
-    e.notes.extend(torn.iter().map(|p| pod::torn_note(p)));
-    let unknown = watch.left_out();
-    if unknown > 0 {
-        e.notes.push(pod::left_out_note(unknown));
-    }
-    (!torn.is_empty() || unknown > 0)
-        && matches!(outcome, Outcome::Fail | Outcome::Crash | Outcome::Timeout)
+    let notes = watch.notes(&format!("/proc/{host_pid}/root"));
+    let any = !notes.is_empty();
+    e.notes.extend(notes);
+    any && matches!(outcome, Outcome::Fail | Outcome::Crash | Outcome::Timeout)
 }
+
 /// Read what is there; true at end of file.
 pub fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) -> bool {
     let mut buf = [0u8; 16 * 1024];

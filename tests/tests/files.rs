@@ -220,8 +220,8 @@ fn big_host(bin: &Path, dir: &Path, size: &str, mode: &str, warm: &str) -> Vec<V
     recs
 }
 
-/// On XFS the pod's file is a clone: written in the pod, untouched in the host, listed in
-/// `changed` only where the pod wrote it.
+/// On XFS the pod's file is a clone, cold or warm: written in the pod, untouched in the host,
+/// listed in `changed` only where the pod wrote it (a warm test says so itself as it ends).
 #[test]
 fn a_cloned_file_is_the_pods_own() {
     if !require_root("mounts file system images") {
@@ -232,18 +232,20 @@ fn a_cloned_file_is_the_pods_own() {
     let Some(fs) = LoopFs::new(d.path(), "xfs") else {
         return;
     };
-    for r in big_host(&bin, &fs.mnt, "64", "idle", "off") {
-        assert_eq!(r["outcome"], "pass", "{r}");
-        assert!(changed(&r).is_empty(), "{r}");
-        assert!(r.get("notes").is_none(), "{r}");
-    }
-    for r in big_host(&bin, &fs.mnt, "64", "write", "off") {
-        assert_eq!(r["outcome"], "pass", "{r}");
-        let c = changed(&r);
-        assert!(
-            c.len() == 2 && c.iter().any(|p| p.ends_with("/big.dat")),
-            "{r}"
-        );
+    for warm in ["off", "wait"] {
+        for r in big_host(&bin, &fs.mnt, "64", "idle", warm) {
+            assert_eq!(r["outcome"], "pass", "warm {warm}: {r}");
+            assert!(changed(&r).is_empty(), "warm {warm}: {r}");
+            assert!(r.get("notes").is_none(), "warm {warm}: {r}");
+        }
+        for r in big_host(&bin, &fs.mnt, "64", "write", warm) {
+            assert_eq!(r["outcome"], "pass", "warm {warm}: {r}");
+            let c = changed(&r);
+            assert!(
+                c.len() == 2 && c.iter().any(|p| p.ends_with("/big.dat")),
+                "warm {warm}: {r}"
+            );
+        }
     }
 }
 
@@ -279,6 +281,45 @@ fn a_large_file_open_for_writing_stays_writable_in_the_pod_and_untouched_in_the_
                 c.len() == 2 && c[0].ends_with("/big.dat") && c[1].ends_with("/sub.txt"),
                 "{size} MiB, warm {warm}: {r}"
             );
+        }
+    }
+}
+
+/// On XFS and btrfs a pod, cold or warm, sees the file as it was at the checkpoint although the
+/// host writes it right after: by its path (a fresh open, as SQLite's would be) and through the
+/// inherited descriptor. The host waits until the clone exists (its blocks are shared) before
+/// it writes; if the pod's clone could only be taken after that write, the record says so.
+#[test]
+fn on_a_file_system_with_reflinks_a_pod_sees_the_checkpoints_file() {
+    if !require_root("mounts file system images") {
+        return;
+    }
+    let d = scratch();
+    let bin = build("clone_host", d.path(), &[]);
+    for kind in ["xfs", "btrfs"] {
+        let Some(fs) = LoopFs::new(d.path(), kind) else {
+            return;
+        };
+        for warm in ["off", "wait"] {
+            let _ = std::fs::remove_file(fs.mnt.join("invite.jsonl"));
+            let o = run(&bin, &["data"], &fs.mnt, &[("INVITE_WARM", warm)]);
+            assert!(
+                text(&o).contains("host ok"),
+                "{kind} warm {warm}: {}",
+                text(&o)
+            );
+            let j = journal(&fs.mnt.join("invite.jsonl"));
+            let recs = tests_of(&j);
+            assert_eq!(recs.len(), 1, "{j:?}");
+            let r = recs[0];
+            let late = r["notes"]
+                .to_string()
+                .contains("cloned after the host wrote");
+            assert!(
+                r["outcome"] == "pass" || late,
+                "{kind}, warm {warm}: the pod did not see the checkpoint's file: {r}"
+            );
+            assert!(changed(r).is_empty(), "{kind}, warm {warm}: {r}");
         }
     }
 }

@@ -30,7 +30,7 @@ const TICK_NS: i128 = 10_000_000;
 
 /// At most this many files are watched per pod (the frame stays small); the record says how many
 /// more were not.
-const MAX_WATCHED: usize = 256;
+pub(super) const MAX_WATCHED: usize = 256;
 
 /// What of a file says it changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,35 @@ pub(super) fn state(path: &str) -> Option<FileState> {
     })
 }
 
+/// `state`, async-signal-safe (no allocation): `stat` of a C string.
+pub(super) fn state_of(path: &std::ffi::CStr) -> Option<FileState> {
+    let st = crate::sys::stat_path(path).ok()?;
+    let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+    Some(FileState {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size: st.st_size as u64,
+        mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+        ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
+    })
+}
+
+/// What the pod sees of the watched files that existed at the checkpoint.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Seen {
+    /// The live files, which the host may write while the pod reads them.
+    #[default]
+    Live,
+    /// Clones of one instant, the checkpoint's (`clones`): what the host wrote since does not
+    /// reach the pod.
+    Exact,
+    /// Clones of one instant a little after the checkpoint: the files the host wrote in
+    /// between (`late`) are newer than the pod's memory.
+    Late,
+    /// Clones the host wrote while they were taken: they may mix states.
+    Mixed,
+}
+
 /// The watched files and their state at the checkpoint.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Watch {
@@ -69,12 +98,9 @@ pub struct Watch {
     files: Vec<(String, Option<FileState>)>,
     /// Files past `MAX_WATCHED`, not watched.
     left_out: usize,
-    /// The files that existed are the pod's clones of their state at the checkpoint (`clones`):
-    /// what the host wrote since does not reach the pod.
-    frozen: bool,
-    /// The files that existed are the pod's clones (of the checkpoint's state or a little later),
-    /// bound over their paths: not the inodes the host has open.
-    cloned: bool,
+    seen: Seen,
+    /// With `Seen::Late`: the indices (in `files`) of those the host wrote before the clones.
+    late: Vec<usize>,
 }
 
 impl Watch {
@@ -89,8 +115,8 @@ impl Watch {
             ckpt_ns: now - now_mono.saturating_sub(ckpt_mono_ns) as i128,
             files: Vec::new(),
             left_out: 0,
-            frozen: false,
-            cloned: false,
+            seen: Seen::Live,
+            late: Vec::new(),
         };
         for path in writable {
             let with = std::iter::once(path.clone())
@@ -111,25 +137,30 @@ impl Watch {
         w
     }
 
-    /// The watched files the host changed since the checkpoint, or so close to it that the pod
-    /// may have seen the change: as the host's files are now (in the supervisor, after the pod),
-    /// seen below `root`: `/proc/<host pid>/root`, the host's own view (the supervisor's mounts
-    /// may cover the path: the scratch sits on `/tmp`). A file that cannot be seen counts as
-    /// changed.
-    pub fn changed_by_host(&self, root: &str) -> Vec<&str> {
-        self.files
-            .iter()
-            .filter(|(_, then)| !(self.frozen && then.is_some()))
-            .filter(|(path, then)| {
-                state(&format!("{root}{path}")) != *then || self.near_checkpoint(then)
-            })
-            .map(|(p, _)| p.as_str())
-            .collect()
-    }
-
-    /// How many files the host had open for writing (or their companions) were not watched.
-    pub fn left_out(&self) -> usize {
-        self.left_out
+    /// What the record says of the watched files (as the host's files are now, in the
+    /// supervisor after the pod, seen below `root`: `/proc/<host pid>/root`, the host's own view,
+    /// since the supervisor's mounts may cover the path: the scratch sits on `/tmp`): each file
+    /// the pod may have seen in a state the checkpoint never had. A live file the host changed
+    /// since the checkpoint, or so close to it that the pod may have seen the change (one that
+    /// cannot be seen counts as changed); a clone taken after the host wrote it; clones the host
+    /// wrote while they were taken. Files the host made after the checkpoint are live in every
+    /// case.
+    pub fn notes(&self, root: &str) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (i, (path, then)) in self.files.iter().enumerate() {
+            let note = match (self.seen, then.is_some()) {
+                (Seen::Exact, true) => None,
+                (Seen::Late, true) => self.late.contains(&i).then(|| late_note(path)),
+                (Seen::Mixed, true) => Some(mixed_note(path)),
+                _ => (state(&format!("{root}{path}")) != *then || self.near_checkpoint(then))
+                    .then(|| torn_note(path)),
+            };
+            notes.extend(note);
+        }
+        if self.left_out > 0 {
+            notes.push(left_out_note(self.left_out));
+        }
+        notes
     }
 
     /// Changed within a tick before the checkpoint: its time stamp cannot tell before from after.
@@ -144,30 +175,84 @@ impl Watch {
             .filter_map(|(p, st)| st.map(|st| (p.as_str(), st)))
     }
 
-    /// Whether `now` (the state of each of `existing`, in order) is the checkpoint's, with no
-    /// write near it.
-    pub(super) fn unchanged_since_checkpoint(&self, now: &[Option<FileState>]) -> bool {
-        let then: Vec<Option<FileState>> = self.existing().map(|(_, st)| Some(st)).collect();
-        then == now && !then.iter().any(|st| self.near_checkpoint(st))
+    /// Which of `existing` (by index in it) differ in `now` (their state, in order) from the
+    /// checkpoint's, or were written so near it that their time stamp cannot tell.
+    pub(super) fn changed_since_checkpoint(&self, now: &[Option<FileState>]) -> Vec<usize> {
+        self.existing()
+            .zip(now)
+            .enumerate()
+            .filter(|(_, ((_, then), now))| {
+                **now != Some(*then) || self.near_checkpoint(&Some(*then))
+            })
+            .map(|(i, _)| i)
+            .collect()
     }
 
-    /// The pod sees clones of the existing files, as they were at the checkpoint if `exact`.
-    pub(super) fn cloned(&self, exact: bool) -> Watch {
+    /// The pod sees clones of the existing files: consistent or not, and of those, which the
+    /// host wrote before they were taken (`changed_since_checkpoint`).
+    pub(super) fn cloned(&self, consistent: bool, late: &[usize]) -> Watch {
+        // Indices among the existing files, to indices among all.
+        let existing: Vec<usize> = (0..self.files.len())
+            .filter(|&i| self.files[i].1.is_some())
+            .collect();
+        let late: Vec<usize> = late
+            .iter()
+            .filter_map(|&i| existing.get(i).copied())
+            .collect();
+        let seen = match (consistent, late.is_empty()) {
+            (false, _) => Seen::Mixed,
+            (true, true) => Seen::Exact,
+            (true, false) => Seen::Late,
+        };
         Watch {
-            frozen: exact,
-            cloned: true,
+            seen,
+            late,
             ..self.clone()
         }
     }
 
     /// Whether the pod sees `path` as a clone bound over it (its inode is not the host's).
     pub(super) fn is_clone(&self, path: &str) -> bool {
-        self.cloned && self.existing().any(|(p, _)| p == path)
+        self.seen != Seen::Live && self.existing().any(|(p, _)| p == path)
+    }
+
+    /// The paths of the clones a warm test changed, from its `C` frame (`clones::report_changes`,
+    /// a bitmap by index among the files that existed); the record's note where the test sent
+    /// none (it was killed).
+    pub fn clones_changed(&self, bitmap: Option<&[u8]>) -> Result<Vec<String>, String> {
+        if self.seen == Seen::Live {
+            return Ok(Vec::new());
+        }
+        let Some(bits) = bitmap else {
+            let paths: Vec<&str> = self.existing().map(|(p, _)| p).collect();
+            return Err(format!(
+                "the pod ended without saying whether it changed its clones of {}: they are \
+                 not in `changed`",
+                paths.join(", ")
+            ));
+        };
+        Ok(self
+            .existing()
+            .enumerate()
+            .filter(|(i, _)| bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0))
+            .map(|(_, (p, _))| p.to_string())
+            .collect())
     }
 
     /// As the payload of the pod's `F` frame: the checkpoint's time, then a line per file.
     pub fn encode(&self) -> Vec<u8> {
-        let mut s = format!("{} {} {}\n", self.ckpt_ns, self.frozen as u8, self.left_out);
+        let late: Vec<String> = self.late.iter().map(|i| i.to_string()).collect();
+        let mut s = format!(
+            "{} {} {} {}\n",
+            self.ckpt_ns,
+            self.seen as u8,
+            self.left_out,
+            if late.is_empty() {
+                "-".to_string()
+            } else {
+                late.join(",")
+            }
+        );
         for (path, st) in &self.files {
             match st {
                 Some(t) => s.push_str(&format!(
@@ -185,8 +270,21 @@ impl Watch {
         let mut lines = s.lines();
         let mut head = lines.next()?.split(' ');
         let ckpt_ns = head.next()?.parse().ok()?;
-        let frozen = head.next()? == "1";
+        let seen = match head.next()? {
+            "0" => Seen::Live,
+            "1" => Seen::Exact,
+            "2" => Seen::Late,
+            "3" => Seen::Mixed,
+            _ => return None,
+        };
         let left_out = head.next()?.parse().ok()?;
+        let late = match head.next()? {
+            "-" => Vec::new(),
+            l => l
+                .split(',')
+                .map(|i| i.parse().ok())
+                .collect::<Option<_>>()?,
+        };
         let mut files = Vec::new();
         for l in lines {
             if let Some(path) = l.strip_prefix("- ") {
@@ -210,14 +308,14 @@ impl Watch {
             ckpt_ns,
             files,
             left_out,
-            frozen,
-            cloned: false,
+            seen,
+            late,
         })
     }
 }
 
 /// The record's word on the files not watched: any of them may have been read torn.
-pub fn left_out_note(n: usize) -> String {
+fn left_out_note(n: usize) -> String {
     format!(
         "{n} more files the host had open for writing (or their companions) were not watched; \
          the pod may have read them torn"
@@ -225,10 +323,26 @@ pub fn left_out_note(n: usize) -> String {
 }
 
 /// The record's word on a watched file the host changed.
-pub fn torn_note(path: &str) -> String {
+fn torn_note(path: &str) -> String {
     format!(
         "{path}: the host wrote it after the checkpoint; the pod may have read it mixed with \
          earlier states (torn)"
+    )
+}
+
+/// The record's word on a clone taken after the host wrote the file.
+fn late_note(path: &str) -> String {
+    format!(
+        "{path}: cloned after the host wrote it: the pod saw it consistent with its companions, \
+         a little after the checkpoint (newer than the pod's memory)"
+    )
+}
+
+/// The record's word on clones the host wrote while they were taken.
+fn mixed_note(path: &str) -> String {
+    format!(
+        "{path}: the host wrote it while the pod's clones were taken; the pod may have read it \
+         mixed with its companions' other states (torn)"
     )
 }
 
@@ -254,18 +368,22 @@ mod tests {
         // Well past a tick before the checkpoint.
         std::thread::sleep(std::time::Duration::from_millis(50));
         let w = Watch::take(std::slice::from_ref(&old), crate::sys::monotonic_ns());
-        assert!(w.changed_by_host("").is_empty(), "{w:?}");
+        assert!(w.notes("").is_empty(), "{w:?}");
         // Written just before the checkpoint: its time stamp cannot tell before from after.
         std::fs::write(&new, b"x").unwrap();
         let w = Watch::take(std::slice::from_ref(&new), crate::sys::monotonic_ns());
-        assert_eq!(w.changed_by_host(""), [new.as_str()]);
+        assert_eq!(w.notes(""), [torn_note(&new)]);
         std::thread::sleep(std::time::Duration::from_millis(50));
         let w = Watch::take(std::slice::from_ref(&new), crate::sys::monotonic_ns());
-        assert!(w.changed_by_host("").is_empty(), "{w:?}");
+        assert!(w.notes("").is_empty(), "{w:?}");
         std::fs::write(&new, b"xy").unwrap();
         std::fs::write(format!("{new}-shm"), b"s").unwrap();
-        let c = w.changed_by_host("");
-        assert_eq!(c, [new.clone(), format!("{new}-shm")], "{w:?}");
+        let c = w.notes("");
+        assert_eq!(
+            c,
+            [torn_note(&new), torn_note(&format!("{new}-shm"))],
+            "{w:?}"
+        );
     }
 
     fn tempfile_dir() -> String {

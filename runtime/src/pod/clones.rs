@@ -10,7 +10,10 @@
 //! taken before and after cloning them all; the kernel gives a file a new, fine-grained change
 //! time on any write that follows a look at its state (multigrain time stamps, Linux 6.13+, on
 //! XFS, btrfs, ext4, tmpfs), so equal states mean no write reached any of them in between: the
-//! set is one instant's. While they differ the set is cloned again, up to `ATTEMPTS` times
+//! set is one instant's. (A write already under way at the first look has its time stamp
+//! already; the clone of its file waits for it to end: the set is then the instant after it.)
+//! On older kernels two writes within a tick may share a time stamp: a set counts as
+//! consistent there only if each file was last changed over a tick before the first look. While they differ the set is cloned again, up to `ATTEMPTS` times
 //! within `PATIENCE_NS`; a set still mixed after that is named as such in the record
 //! (`consistent` false). If no file changed since the checkpoint at all, the clones are the
 //! checkpoint's state exactly (`late` empty), and the record says nothing of them; a consistent set
@@ -30,17 +33,19 @@
 //! it. What the pod writes to them takes room on the host's file system (only the blocks it
 //! writes), not in the pod's scratch.
 
-use super::files::{state, FileState, Watch};
+use super::files::{state, wall_ns, writes_show, FileState, Watch};
 use super::mounts::c;
 use super::{SetupError, Step};
 use crate::sys;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-/// Tries at a consistent set before settling for the last one...
-const ATTEMPTS: usize = 20;
-/// ... and for how long (a try takes tens of microseconds when the host is quiet).
-const PATIENCE_NS: u64 = 50_000_000;
+/// Tries at a consistent set before settling for the last one (each try holds off the host's
+/// writes to the file being cloned while it is cloned)...
+const ATTEMPTS: usize = 5;
+/// ... and for how long (a try takes tens of microseconds when the host is quiet; on a busy
+/// disk, tens of milliseconds).
+const PATIENCE_NS: u64 = 20_000_000;
 
 /// File systems with reflinks (`statfs` magic numbers): XFS, btrfs, bcachefs. Elsewhere no
 /// clone is tried (each try would make and drop an inode).
@@ -77,6 +82,7 @@ pub fn take(w: &Watch) -> Option<Clones> {
     }
     let t0 = sys::monotonic_ns();
     for attempt in 1..=ATTEMPTS {
+        let wall = wall_ns();
         let before: Vec<Option<FileState>> = existing.iter().map(|(p, _)| state(p)).collect();
         let mut files = Vec::with_capacity(existing.len());
         for ((path, at_ckpt), now) in existing.iter().zip(&before) {
@@ -93,7 +99,7 @@ pub fn take(w: &Watch) -> Option<Clones> {
             });
         }
         let after: Vec<Option<FileState>> = existing.iter().map(|(p, _)| state(p)).collect();
-        let consistent = before == after;
+        let consistent = before == after && writes_show(&before, wall);
         let patience = sys::monotonic_ns().saturating_sub(t0) < PATIENCE_NS;
         if consistent || attempt == ATTEMPTS || !patience {
             return Some(Clones {

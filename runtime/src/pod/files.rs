@@ -89,6 +89,25 @@ pub(super) enum Seen {
     Mixed,
 }
 
+/// Whether a write that follows `states` (taken at wall-clock time `wall_ns`) is sure to change
+/// them: always where change times are fine-grained after a look (`fine_grained_ctime`), else
+/// only where each was last changed over a tick before (a write within the same tick could
+/// leave the same time stamp).
+pub(super) fn writes_show(states: &[Option<FileState>], wall_ns: i128) -> bool {
+    super::mounts::fine_grained_ctime()
+        || states
+            .iter()
+            .flatten()
+            .all(|s| s.ctime_ns < wall_ns - TICK_NS)
+}
+
+/// Wall-clock time now, in nanoseconds since the epoch.
+pub(super) fn wall_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
 /// The watched files and their state at the checkpoint.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Watch {
@@ -108,9 +127,7 @@ impl Watch {
     /// `ckpt_mono_ns` is the monotonic time taken just before the fork.
     pub fn take(writable: &[String], ckpt_mono_ns: u64) -> Watch {
         let now_mono = crate::sys::monotonic_ns();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
+        let now = wall_ns();
         let mut w = Watch {
             ckpt_ns: now - now_mono.saturating_sub(ckpt_mono_ns) as i128,
             files: Vec::new(),

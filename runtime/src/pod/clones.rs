@@ -74,10 +74,15 @@ pub struct Clones {
     root: String,
 }
 
+/// Whether the file open at `fd` is on a file system with reflinks.
+pub fn may_clone(fd: std::os::fd::RawFd) -> bool {
+    sys::fs_type(fd).is_ok_and(|t| REFLINK_FS.contains(&t))
+}
+
 /// Clone every watched file that existed at the checkpoint; `None` where any cannot be.
 pub fn take(w: &Watch) -> Option<Clones> {
     let existing: Vec<(&str, FileState)> = w.existing().collect();
-    if existing.is_empty() {
+    if existing.is_empty() || !w.may_clone {
         return None;
     }
     let t0 = sys::monotonic_ns();
@@ -123,8 +128,8 @@ fn clone_one(path: &str, ino: u64) -> Option<(OwnedFd, OwnedFd)> {
         0,
     )
     .ok()?;
-    let fits = sys::fs_type(src.as_raw_fd()).is_ok_and(|t| REFLINK_FS.contains(&t))
-        && sys::fstat(src.as_raw_fd()).is_ok_and(|st| st.st_ino == ino);
+    let fits =
+        may_clone(src.as_raw_fd()) && sys::fstat(src.as_raw_fd()).is_ok_and(|st| st.st_ino == ino);
     if !fits {
         return None;
     }

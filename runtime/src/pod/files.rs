@@ -120,6 +120,8 @@ pub struct Watch {
     seen: Seen,
     /// With `Seen::Late`: the indices (in `files`) of those the host wrote before the clones.
     late: Vec<usize>,
+    /// Some file is on a file system with reflinks (`clones::may_clone`): worth trying to clone.
+    pub(super) may_clone: bool,
 }
 
 impl Watch {
@@ -134,6 +136,7 @@ impl Watch {
             left_out: 0,
             seen: Seen::Live,
             late: Vec::new(),
+            may_clone: false,
         };
         for path in writable {
             let with = std::iter::once(path.clone())
@@ -327,6 +330,7 @@ impl Watch {
             left_out,
             seen,
             late,
+            may_clone: false,
         })
     }
 }

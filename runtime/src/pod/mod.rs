@@ -28,7 +28,7 @@
 //! | test | remap every MAP_SHARED mapping private with its contents |
 //! | test | limits (CPU, address space, processes, core 0), lowest priority, OOM first |
 //! | test | a fresh session keyring; no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
-//! | test | the system call filter (`seccomp`), last; then the lazy copy-up filter, if any file is lazy |
+//! | test | the system call filter (`seccomp`), last, with the lazy copy-up traps ahead of it if any file is lazy (`lazy`) |
 
 mod clones;
 mod dev;
@@ -386,10 +386,8 @@ fn test_steps(
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
         sys::drop_capabilities().step("drop capabilities")?;
         if let Some(plan) = spec.plan {
-            seccomp::install(&plan.seccomp).step("install the system call filter")?;
-            if std::env::var_os("XX_NOLAZY").is_none() {
-                lazy::install(lazy).step("install the lazy copy-up filter")?;
-            }
+            let filter = lazy::ahead_of(lazy, &plan.seccomp);
+            seccomp::install(&filter).step("install the system call filter")?;
         }
     } else {
         limits::lower_priority();

@@ -314,3 +314,58 @@ pub unsafe fn purge_c_std_streams() {
         __fpurge(stderr);
     }
 }
+
+/// The process's executable mappings, (start, end) each, asked of the kernel one by one with
+/// `PROCMAP_QUERY` (Linux 6.11+) on `/proc/self/maps`: no text to make and parse. `None` where
+/// the kernel does not know the request.
+pub fn executable_mappings() -> Option<Vec<(u64, u64)>> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct ProcmapQuery {
+        size: u64,
+        query_flags: u64,
+        query_addr: u64,
+        vma_start: u64,
+        vma_end: u64,
+        vma_flags: u64,
+        vma_page_size: u64,
+        vma_offset: u64,
+        inode: u64,
+        dev_major: u32,
+        dev_minor: u32,
+        vma_name_size: u32,
+        build_id_size: u32,
+        vma_name_addr: u64,
+        build_id_addr: u64,
+    }
+    // _IOWR('f', 17, struct procmap_query)
+    const PROCMAP_QUERY: libc::c_ulong = 0xC000_0000
+        | ((std::mem::size_of::<ProcmapQuery>() as libc::c_ulong) << 16)
+        | (0x66 << 8)
+        | 17;
+    const VMA_EXECUTABLE: u64 = 0x04;
+    const COVERING_OR_NEXT_VMA: u64 = 0x10;
+    let maps = super::fd::open(c"/proc/self/maps", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
+    let mut out = Vec::new();
+    let mut addr = 0u64;
+    loop {
+        let mut q = ProcmapQuery {
+            size: std::mem::size_of::<ProcmapQuery>() as u64,
+            query_flags: VMA_EXECUTABLE | COVERING_OR_NEXT_VMA,
+            query_addr: addr,
+            ..Default::default()
+        };
+        // SAFETY: `q` is a writable procmap_query of the size it states; no names or build ids
+        // are asked for (their sizes are 0), so the kernel writes into `q` only.
+        let r = unsafe { libc::ioctl(maps.as_raw_fd(), PROCMAP_QUERY, &mut q) };
+        if r != 0 {
+            let e = io::Error::last_os_error().raw_os_error();
+            return (e == Some(libc::ENOENT)).then_some(out);
+        }
+        if q.vma_end <= addr {
+            return Some(out);
+        }
+        out.push((q.vma_start, q.vma_end));
+        addr = q.vma_end;
+    }
+}

@@ -156,7 +156,7 @@ pub fn record_end(
         let note = format!("ended after its verdict, stuck while its output was flushed: {stuck}");
         ending.notes.push(note);
     }
-    let unreliable = torn_files(&mut ending, outcome, info.host_pid);
+    let unreliable = torn_files(&mut ending, outcome, info.host_pid, changed);
     let wall_ns = sys::monotonic_ns().saturating_sub(info.started_ns);
     rt.ledger().pod_ended(ending.cpu_ns, wall_ns);
     let output = tail_utf8(&ending.output, ending.output_cut);
@@ -248,13 +248,16 @@ pub fn journal_start_failure(site: &'static Site, owner: Option<&'static str>, m
 }
 
 /// Name in the notes the files the host wrote after the checkpoint, which the pod may have read
-/// torn (`pod::Watch`); a failing outcome is then unreliable: it may be the files' doing, not
-/// the code's.
-fn torn_files(e: &mut Ending, outcome: Outcome, host_pid: i32) -> bool {
+/// torn (`pod::Watch`): those it had open for writing then, and those the pod copied
+/// (`changed`); a failing outcome is then unreliable: it may be the files' doing, not the
+/// code's.
+fn torn_files(e: &mut Ending, outcome: Outcome, host_pid: i32, changed: &[String]) -> bool {
     let Some(watch) = &e.watch else {
         return false;
     };
-    let notes = watch.notes(&format!("/proc/{host_pid}/root"));
+    let root = format!("/proc/{host_pid}/root");
+    let mut notes = watch.notes(&root);
+    notes.extend(watch.copied_notes(changed, &root));
     let any = !notes.is_empty();
     e.notes.extend(notes);
     any && matches!(outcome, Outcome::Fail | Outcome::Crash | Outcome::Timeout)

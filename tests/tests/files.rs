@@ -334,3 +334,35 @@ fn on_a_file_system_with_reflinks_a_pod_sees_the_checkpoints_file() {
         }
     }
 }
+
+/// A file the host opens and writes only after the checkpoint (not watched: it was not open for
+/// writing then), which the test opens for writing once the host's write shows through: the
+/// pod's copy is a state the checkpoint never had, and the record names the file, cold or warm.
+#[test]
+fn a_file_the_host_writes_after_the_checkpoint_and_the_test_opens_for_writing_is_named() {
+    if !require_root("pods with overlays") {
+        return;
+    }
+    let d = scratch();
+    let bin = build("late_host", d.path(), &[]);
+    for warm in ["off", "wait"] {
+        let _ = std::fs::remove_file(d.path().join("invite.jsonl"));
+        let o = run(&bin, &["late.dat"], d.path(), &[("INVITE_WARM", warm)]);
+        assert!(text(&o).contains("host ok"), "warm {warm}: {}", text(&o));
+        let j = journal(&d.path().join("invite.jsonl"));
+        let recs = tests_of(&j);
+        assert_eq!(recs.len(), 1, "{j:?}");
+        let r = recs[0];
+        assert_eq!(r["outcome"], "pass", "warm {warm}: {r}");
+        assert!(
+            r["output"].to_string().contains("starting with 'b'"),
+            "warm {warm}: {r}"
+        );
+        assert!(
+            r["notes"]
+                .to_string()
+                .contains("late.dat: the host wrote it after the checkpoint"),
+            "warm {warm}: the pod's copy of a file the host wrote later is not named: {r}"
+        );
+    }
+}

@@ -183,6 +183,25 @@ impl Watch {
         notes
     }
 
+    /// What the record says of the files the pod copied (`changed`: opened for writing, written,
+    /// removed) that were not watched (the host did not have them open for writing at the
+    /// checkpoint): each one the host changed after the checkpoint, or so close to it that its
+    /// time stamp cannot tell (its change time, seen below `root` as for `notes`). The pod
+    /// copied it whenever the test first wrote or opened it for writing: maybe a later state,
+    /// maybe one mixed with the host's write under way. A file the host did not change since
+    /// the checkpoint was copied as it was then.
+    pub fn copied_notes(&self, changed: &[String], root: &str) -> Vec<String> {
+        changed
+            .iter()
+            .filter(|p| !self.files.iter().any(|(q, _)| q == *p))
+            .filter(|p| {
+                let now = state(&format!("{root}{p}"));
+                now.is_some_and(|st| st.ctime_ns >= self.ckpt_ns - TICK_NS)
+            })
+            .map(|p| copied_note(p))
+            .collect()
+    }
+
     /// Changed within a tick before the checkpoint: its time stamp cannot tell before from after.
     fn near_checkpoint(&self, st: &Option<FileState>) -> bool {
         st.is_some_and(|t| t.ctime_ns >= self.ckpt_ns - TICK_NS)
@@ -348,6 +367,15 @@ fn torn_note(path: &str) -> String {
     format!(
         "{path}: the host wrote it after the checkpoint; the pod may have read it mixed with \
          earlier states (torn)"
+    )
+}
+
+/// The record's word on a file the pod copied that the host wrote after the checkpoint.
+fn copied_note(path: &str) -> String {
+    format!(
+        "{path}: the host wrote it after the checkpoint (it did not have it open for writing \
+         then); the pod's copy, made when the test first wrote it, may hold a later state or \
+         one mixed with the host's write (torn)"
     )
 }
 

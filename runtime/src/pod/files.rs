@@ -14,9 +14,13 @@
 //! in a state the checkpoint never had: the record's `notes` name it, and a failing outcome is
 //! marked `unreliable`.
 //!
-//! What this does not see: files the host opens, writes and closes while the pod runs without
-//! having them open at the checkpoint, and writes that change neither size nor times (through a
-//! shared mapping of a page already dirty).
+//! Where the file system has reflinks the pod sees clones instead (`clones`): the record then
+//! says how they relate to the checkpoint (`Seen`). A file the pod copied (`changed`) that was
+//! not watched is named if the host changed it after the checkpoint (`copied_notes`).
+//!
+//! What this does not see: files the host did not have open for writing at the checkpoint and
+//! writes while the test only reads them, and writes that change neither size nor times (through
+//! a shared mapping of a page already dirty).
 
 use std::os::unix::fs::MetadataExt;
 

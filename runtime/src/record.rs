@@ -45,9 +45,26 @@ pub struct Ending {
     /// The host's files open for writing as they were at the checkpoint, as the test's setup
     /// sent them (its first `F` frame, written before any code of the test's).
     pub watch: Option<pod::Watch>,
+    /// A warm test's word on which of its clones it changed (its last `C` frame: a bitmap).
+    pub clones_changed: Option<Vec<u8>>,
 }
 
 impl Ending {
+    /// The clones a warm test changed, by its word (its watcher cannot look: the test's mount
+    /// namespace is gone); a note instead where it could not say (killed).
+    pub fn clones_changed(&mut self) -> Vec<String> {
+        let Some(w) = &self.watch else {
+            return Vec::new();
+        };
+        match w.clones_changed(self.clones_changed.as_deref()) {
+            Ok(paths) => paths,
+            Err(note) => {
+                self.notes.push(note);
+                Vec::new()
+            }
+        }
+    }
+
     /// Take in the frames the pod sent on its status pipe: its verdict, how its setup or its
     /// PID 1 ended, the records of pods nested in it (`relay`). Everything else is ignored and
     /// counted in the record's `notes`.
@@ -67,6 +84,7 @@ impl Ending {
                     self.watch = Some(pod::Watch::decode(payload).unwrap_or_default())
                 }
                 b'F' => {}
+                b'C' => self.clones_changed = Some(payload.to_vec()),
                 // The test, as PID 1, died of a signal it reported itself: as if killed by it
                 // (a wait status whose low bits are the signal number).
                 b'K' if payload.len() == 4 => {
@@ -138,7 +156,7 @@ pub fn record_end(
         let note = format!("ended after its verdict, stuck while its output was flushed: {stuck}");
         ending.notes.push(note);
     }
-    let unreliable = torn_files(&mut ending, outcome, info.host_pid);
+    let unreliable = torn_files(&mut ending, outcome, info.host_pid, changed);
     let wall_ns = sys::monotonic_ns().saturating_sub(info.started_ns);
     rt.ledger().pod_ended(ending.cpu_ns, wall_ns);
     let output = tail_utf8(&ending.output, ending.output_cut);
@@ -230,21 +248,21 @@ pub fn journal_start_failure(site: &'static Site, owner: Option<&'static str>, m
 }
 
 /// Name in the notes the files the host wrote after the checkpoint, which the pod may have read
-/// torn (`pod::Watch`); a failing outcome is then unreliable: it may be the files' doing, not
-/// the code's.
-fn torn_files(e: &mut Ending, outcome: Outcome, host_pid: i32) -> bool {
+/// torn (`pod::Watch`): those it had open for writing then, and those the pod copied
+/// (`changed`); a failing outcome is then unreliable: it may be the files' doing, not the
+/// code's.
+fn torn_files(e: &mut Ending, outcome: Outcome, host_pid: i32, changed: &[String]) -> bool {
     let Some(watch) = &e.watch else {
         return false;
     };
-    let torn = watch.changed_by_host(&format!("/proc/{host_pid}/root"));
-    e.notes.extend(torn.iter().map(|p| pod::torn_note(p)));
-    let unknown = watch.left_out();
-    if unknown > 0 {
-        e.notes.push(pod::left_out_note(unknown));
-    }
-    (!torn.is_empty() || unknown > 0)
-        && matches!(outcome, Outcome::Fail | Outcome::Crash | Outcome::Timeout)
+    let root = format!("/proc/{host_pid}/root");
+    let mut notes = watch.notes(&root);
+    notes.extend(watch.copied_notes(changed, &root));
+    let any = !notes.is_empty();
+    e.notes.extend(notes);
+    any && matches!(outcome, Outcome::Fail | Outcome::Crash | Outcome::Timeout)
 }
+
 /// Read what is there; true at end of file.
 pub fn read_output(fd: i32, out: &mut Vec<u8>, cut: &mut u64) -> bool {
     let mut buf = [0u8; 16 * 1024];

@@ -90,19 +90,22 @@ pub fn scan(own: &[RawFd], ckpt_ns: u64) -> FdPlan {
         };
         plan.entries.push((fd, action));
     }
-    let writable: Vec<String> = plan
+    let writable: Vec<(RawFd, String)> = plan
         .entries
         .iter()
-        .filter_map(|(_, a)| match a {
+        .filter_map(|(fd, a)| match a {
             Action::Reopen {
                 path,
                 lazy: Some(_),
                 ..
-            } => Some(path.to_string_lossy().into_owned()),
+            } => Some((*fd, path.to_string_lossy().into_owned())),
             _ => None,
         })
         .collect();
-    plan.watch = Watch::take(&writable, ckpt_ns);
+    let paths: Vec<String> = writable.iter().map(|(_, p)| p.clone()).collect();
+    plan.watch = Watch::take(&paths, ckpt_ns);
+    // Where no such file is on a file system with reflinks, no clone is tried at all.
+    plan.watch.may_clone = writable.iter().any(|&(fd, _)| super::clones::may_clone(fd));
     plan
 }
 

@@ -14,9 +14,13 @@
 //! in a state the checkpoint never had: the record's `notes` name it, and a failing outcome is
 //! marked `unreliable`.
 //!
-//! What this does not see: files the host opens, writes and closes while the pod runs without
-//! having them open at the checkpoint, and writes that change neither size nor times (through a
-//! shared mapping of a page already dirty).
+//! Where the file system has reflinks the pod sees clones instead (`clones`): the record then
+//! says how they relate to the checkpoint (`Seen`). A file the pod copied (`changed`) that was
+//! not watched is named if the host changed it after the checkpoint (`copied_notes`).
+//!
+//! What this does not see: files the host did not have open for writing at the checkpoint and
+//! writes while the test only reads them, and writes that change neither size nor times (through
+//! a shared mapping of a page already dirty).
 
 use std::os::unix::fs::MetadataExt;
 
@@ -30,7 +34,7 @@ const TICK_NS: i128 = 10_000_000;
 
 /// At most this many files are watched per pod (the frame stays small); the record says how many
 /// more were not.
-const MAX_WATCHED: usize = 256;
+pub(super) const MAX_WATCHED: usize = 256;
 
 /// What of a file says it changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +64,54 @@ pub(super) fn state(path: &str) -> Option<FileState> {
     })
 }
 
+/// `state`, async-signal-safe (no allocation): `stat` of a C string.
+pub(super) fn state_of(path: &std::ffi::CStr) -> Option<FileState> {
+    let st = crate::sys::stat_path(path).ok()?;
+    let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+    Some(FileState {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size: st.st_size as u64,
+        mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+        ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
+    })
+}
+
+/// What the pod sees of the watched files that existed at the checkpoint.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Seen {
+    /// The live files, which the host may write while the pod reads them.
+    #[default]
+    Live,
+    /// Clones of one instant, the checkpoint's (`clones`): what the host wrote since does not
+    /// reach the pod.
+    Exact,
+    /// Clones of one instant a little after the checkpoint: the files the host wrote in
+    /// between (`late`) are newer than the pod's memory.
+    Late,
+    /// Clones the host wrote while they were taken: they may mix states.
+    Mixed,
+}
+
+/// Whether a write that follows `states` (taken at wall-clock time `wall_ns`) is sure to change
+/// them: always where change times are fine-grained after a look (`fine_grained_ctime`), else
+/// only where each was last changed over a tick before (a write within the same tick could
+/// leave the same time stamp).
+pub(super) fn writes_show(states: &[Option<FileState>], wall_ns: i128) -> bool {
+    super::mounts::fine_grained_ctime()
+        || states
+            .iter()
+            .flatten()
+            .all(|s| s.ctime_ns < wall_ns - TICK_NS)
+}
+
+/// Wall-clock time now, in nanoseconds since the epoch.
+pub(super) fn wall_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
 /// The watched files and their state at the checkpoint.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Watch {
@@ -69,12 +121,11 @@ pub struct Watch {
     files: Vec<(String, Option<FileState>)>,
     /// Files past `MAX_WATCHED`, not watched.
     left_out: usize,
-    /// The files that existed are the pod's clones of their state at the checkpoint (`clones`):
-    /// what the host wrote since does not reach the pod.
-    frozen: bool,
-    /// The files that existed are the pod's clones (of the checkpoint's state or a little later),
-    /// bound over their paths: not the inodes the host has open.
-    cloned: bool,
+    seen: Seen,
+    /// With `Seen::Late`: the indices (in `files`) of those the host wrote before the clones.
+    late: Vec<usize>,
+    /// Some file is on a file system with reflinks (`clones::may_clone`): worth trying to clone.
+    pub(super) may_clone: bool,
 }
 
 impl Watch {
@@ -82,15 +133,14 @@ impl Watch {
     /// `ckpt_mono_ns` is the monotonic time taken just before the fork.
     pub fn take(writable: &[String], ckpt_mono_ns: u64) -> Watch {
         let now_mono = crate::sys::monotonic_ns();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128);
+        let now = wall_ns();
         let mut w = Watch {
             ckpt_ns: now - now_mono.saturating_sub(ckpt_mono_ns) as i128,
             files: Vec::new(),
             left_out: 0,
-            frozen: false,
-            cloned: false,
+            seen: Seen::Live,
+            late: Vec::new(),
+            may_clone: false,
         };
         for path in writable {
             let with = std::iter::once(path.clone())
@@ -111,25 +161,49 @@ impl Watch {
         w
     }
 
-    /// The watched files the host changed since the checkpoint, or so close to it that the pod
-    /// may have seen the change: as the host's files are now (in the supervisor, after the pod),
-    /// seen below `root`: `/proc/<host pid>/root`, the host's own view (the supervisor's mounts
-    /// may cover the path: the scratch sits on `/tmp`). A file that cannot be seen counts as
-    /// changed.
-    pub fn changed_by_host(&self, root: &str) -> Vec<&str> {
-        self.files
-            .iter()
-            .filter(|(_, then)| !(self.frozen && then.is_some()))
-            .filter(|(path, then)| {
-                state(&format!("{root}{path}")) != *then || self.near_checkpoint(then)
-            })
-            .map(|(p, _)| p.as_str())
-            .collect()
+    /// What the record says of the watched files (as the host's files are now, in the
+    /// supervisor after the pod, seen below `root`: `/proc/<host pid>/root`, the host's own view,
+    /// since the supervisor's mounts may cover the path: the scratch sits on `/tmp`): each file
+    /// the pod may have seen in a state the checkpoint never had. A live file the host changed
+    /// since the checkpoint, or so close to it that the pod may have seen the change (one that
+    /// cannot be seen counts as changed); a clone taken after the host wrote it; clones the host
+    /// wrote while they were taken. Files the host made after the checkpoint are live in every
+    /// case.
+    pub fn notes(&self, root: &str) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (i, (path, then)) in self.files.iter().enumerate() {
+            let note = match (self.seen, then.is_some()) {
+                (Seen::Exact, true) => None,
+                (Seen::Late, true) => self.late.contains(&i).then(|| late_note(path)),
+                (Seen::Mixed, true) => Some(mixed_note(path)),
+                _ => (state(&format!("{root}{path}")) != *then || self.near_checkpoint(then))
+                    .then(|| torn_note(path)),
+            };
+            notes.extend(note);
+        }
+        if self.left_out > 0 {
+            notes.push(left_out_note(self.left_out));
+        }
+        notes
     }
 
-    /// How many files the host had open for writing (or their companions) were not watched.
-    pub fn left_out(&self) -> usize {
-        self.left_out
+    /// What the record says of the files the pod copied (`changed`: opened for writing, written,
+    /// removed) that were not watched (the host did not have them open for writing at the
+    /// checkpoint): each one the host changed after the checkpoint, or so close to it that its
+    /// time stamp cannot tell (its change time, seen below `root` as for `notes`). The pod
+    /// copied it whenever the test first wrote or opened it for writing: maybe a later state,
+    /// maybe one mixed with the host's write under way. A file the host did not change since
+    /// the checkpoint was copied as it was then.
+    pub fn copied_notes(&self, changed: &[String], root: &str) -> Vec<String> {
+        changed
+            .iter()
+            .filter(|p| !self.files.iter().any(|(q, _)| q == *p))
+            .filter(|p| {
+                let now = state(&format!("{root}{p}"));
+                now.is_some_and(|st| st.ctime_ns >= self.ckpt_ns - TICK_NS)
+            })
+            .map(|p| copied_note(p))
+            .collect()
     }
 
     /// Changed within a tick before the checkpoint: its time stamp cannot tell before from after.
@@ -144,30 +218,84 @@ impl Watch {
             .filter_map(|(p, st)| st.map(|st| (p.as_str(), st)))
     }
 
-    /// Whether `now` (the state of each of `existing`, in order) is the checkpoint's, with no
-    /// write near it.
-    pub(super) fn unchanged_since_checkpoint(&self, now: &[Option<FileState>]) -> bool {
-        let then: Vec<Option<FileState>> = self.existing().map(|(_, st)| Some(st)).collect();
-        then == now && !then.iter().any(|st| self.near_checkpoint(st))
+    /// Which of `existing` (by index in it) differ in `now` (their state, in order) from the
+    /// checkpoint's, or were written so near it that their time stamp cannot tell.
+    pub(super) fn changed_since_checkpoint(&self, now: &[Option<FileState>]) -> Vec<usize> {
+        self.existing()
+            .zip(now)
+            .enumerate()
+            .filter(|(_, ((_, then), now))| {
+                **now != Some(*then) || self.near_checkpoint(&Some(*then))
+            })
+            .map(|(i, _)| i)
+            .collect()
     }
 
-    /// The pod sees clones of the existing files, as they were at the checkpoint if `exact`.
-    pub(super) fn cloned(&self, exact: bool) -> Watch {
+    /// The pod sees clones of the existing files: consistent or not, and of those, which the
+    /// host wrote before they were taken (`changed_since_checkpoint`).
+    pub(super) fn cloned(&self, consistent: bool, late: &[usize]) -> Watch {
+        // Indices among the existing files, to indices among all.
+        let existing: Vec<usize> = (0..self.files.len())
+            .filter(|&i| self.files[i].1.is_some())
+            .collect();
+        let late: Vec<usize> = late
+            .iter()
+            .filter_map(|&i| existing.get(i).copied())
+            .collect();
+        let seen = match (consistent, late.is_empty()) {
+            (false, _) => Seen::Mixed,
+            (true, true) => Seen::Exact,
+            (true, false) => Seen::Late,
+        };
         Watch {
-            frozen: exact,
-            cloned: true,
+            seen,
+            late,
             ..self.clone()
         }
     }
 
     /// Whether the pod sees `path` as a clone bound over it (its inode is not the host's).
     pub(super) fn is_clone(&self, path: &str) -> bool {
-        self.cloned && self.existing().any(|(p, _)| p == path)
+        self.seen != Seen::Live && self.existing().any(|(p, _)| p == path)
+    }
+
+    /// The paths of the clones a warm test changed, from its `C` frame (`clones::report_changes`,
+    /// a bitmap by index among the files that existed); the record's note where the test sent
+    /// none (it was killed).
+    pub fn clones_changed(&self, bitmap: Option<&[u8]>) -> Result<Vec<String>, String> {
+        if self.seen == Seen::Live {
+            return Ok(Vec::new());
+        }
+        let Some(bits) = bitmap else {
+            let paths: Vec<&str> = self.existing().map(|(p, _)| p).collect();
+            return Err(format!(
+                "the pod ended without saying whether it changed its clones of {}: they are \
+                 not in `changed`",
+                paths.join(", ")
+            ));
+        };
+        Ok(self
+            .existing()
+            .enumerate()
+            .filter(|(i, _)| bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0))
+            .map(|(_, (p, _))| p.to_string())
+            .collect())
     }
 
     /// As the payload of the pod's `F` frame: the checkpoint's time, then a line per file.
     pub fn encode(&self) -> Vec<u8> {
-        let mut s = format!("{} {} {}\n", self.ckpt_ns, self.frozen as u8, self.left_out);
+        let late: Vec<String> = self.late.iter().map(|i| i.to_string()).collect();
+        let mut s = format!(
+            "{} {} {} {}\n",
+            self.ckpt_ns,
+            self.seen as u8,
+            self.left_out,
+            if late.is_empty() {
+                "-".to_string()
+            } else {
+                late.join(",")
+            }
+        );
         for (path, st) in &self.files {
             match st {
                 Some(t) => s.push_str(&format!(
@@ -185,8 +313,21 @@ impl Watch {
         let mut lines = s.lines();
         let mut head = lines.next()?.split(' ');
         let ckpt_ns = head.next()?.parse().ok()?;
-        let frozen = head.next()? == "1";
+        let seen = match head.next()? {
+            "0" => Seen::Live,
+            "1" => Seen::Exact,
+            "2" => Seen::Late,
+            "3" => Seen::Mixed,
+            _ => return None,
+        };
         let left_out = head.next()?.parse().ok()?;
+        let late = match head.next()? {
+            "-" => Vec::new(),
+            l => l
+                .split(',')
+                .map(|i| i.parse().ok())
+                .collect::<Option<_>>()?,
+        };
         let mut files = Vec::new();
         for l in lines {
             if let Some(path) = l.strip_prefix("- ") {
@@ -210,14 +351,15 @@ impl Watch {
             ckpt_ns,
             files,
             left_out,
-            frozen,
-            cloned: false,
+            seen,
+            late,
+            may_clone: false,
         })
     }
 }
 
 /// The record's word on the files not watched: any of them may have been read torn.
-pub fn left_out_note(n: usize) -> String {
+fn left_out_note(n: usize) -> String {
     format!(
         "{n} more files the host had open for writing (or their companions) were not watched; \
          the pod may have read them torn"
@@ -225,10 +367,35 @@ pub fn left_out_note(n: usize) -> String {
 }
 
 /// The record's word on a watched file the host changed.
-pub fn torn_note(path: &str) -> String {
+fn torn_note(path: &str) -> String {
     format!(
         "{path}: the host wrote it after the checkpoint; the pod may have read it mixed with \
          earlier states (torn)"
+    )
+}
+
+/// The record's word on a file the pod copied that the host wrote after the checkpoint.
+fn copied_note(path: &str) -> String {
+    format!(
+        "{path}: the host wrote it after the checkpoint (it did not have it open for writing \
+         then); the pod's copy, made when the test first wrote it, may hold a later state or \
+         one mixed with the host's write (torn)"
+    )
+}
+
+/// The record's word on a clone taken after the host wrote the file.
+fn late_note(path: &str) -> String {
+    format!(
+        "{path}: cloned after the host wrote it: the pod saw it consistent with its companions, \
+         a little after the checkpoint (newer than the pod's memory)"
+    )
+}
+
+/// The record's word on clones the host wrote while they were taken.
+fn mixed_note(path: &str) -> String {
+    format!(
+        "{path}: the host wrote it while the pod's clones were taken; the pod may have read it \
+         mixed with its companions' other states (torn)"
     )
 }
 
@@ -254,18 +421,22 @@ mod tests {
         // Well past a tick before the checkpoint.
         std::thread::sleep(std::time::Duration::from_millis(50));
         let w = Watch::take(std::slice::from_ref(&old), crate::sys::monotonic_ns());
-        assert!(w.changed_by_host("").is_empty(), "{w:?}");
+        assert!(w.notes("").is_empty(), "{w:?}");
         // Written just before the checkpoint: its time stamp cannot tell before from after.
         std::fs::write(&new, b"x").unwrap();
         let w = Watch::take(std::slice::from_ref(&new), crate::sys::monotonic_ns());
-        assert_eq!(w.changed_by_host(""), [new.as_str()]);
+        assert_eq!(w.notes(""), [torn_note(&new)]);
         std::thread::sleep(std::time::Duration::from_millis(50));
         let w = Watch::take(std::slice::from_ref(&new), crate::sys::monotonic_ns());
-        assert!(w.changed_by_host("").is_empty(), "{w:?}");
+        assert!(w.notes("").is_empty(), "{w:?}");
         std::fs::write(&new, b"xy").unwrap();
         std::fs::write(format!("{new}-shm"), b"s").unwrap();
-        let c = w.changed_by_host("");
-        assert_eq!(c, [new.clone(), format!("{new}-shm")], "{w:?}");
+        let c = w.notes("");
+        assert_eq!(
+            c,
+            [torn_note(&new), torn_note(&format!("{new}-shm"))],
+            "{w:?}"
+        );
     }
 
     fn tempfile_dir() -> String {

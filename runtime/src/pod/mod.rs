@@ -28,7 +28,7 @@
 //! | test | remap every MAP_SHARED mapping private with its contents |
 //! | test | limits (CPU, address space, processes, core 0), OOM first |
 //! | test | a fresh session keyring; no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
-//! | test | the system call filter (`seccomp`), last; then the lazy copy-up filter, if any file is lazy |
+//! | test | the system call filter (`seccomp`), last, with the lazy copy-up traps ahead of it if any file is lazy (`lazy`) |
 //! | test | lowest priority (nice 19, `SCHED_IDLE`), the very last step: the setup is not kept waiting behind the machine's other work, the test's first line is not run above it |
 
 mod clones;
@@ -47,7 +47,7 @@ mod shm;
 mod stdio;
 
 pub use fds::{scan as scan_fds, FdPlan};
-pub use files::{left_out_note, torn_note, Watch};
+pub use files::Watch;
 pub use limits::oom_first;
 pub use ns::make_namespaces;
 pub use seccomp::program as seccomp_program;
@@ -174,14 +174,15 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
             }
         };
     };
-    // First, as close to the fork as can be: the files the host is writing, as they are.
-    let clones = clones::take(&spec.fds.watch);
     if let Some(userns) = plan.userns_fd {
         sys::setns(userns, libc::CLONE_NEWUSER).step("join the user namespace")?;
     }
     sys::setns(plan.netns_fd, libc::CLONE_NEWNET).step("join the network namespace")?;
     sys::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS | libc::CLONE_NEWPID)
         .step("unshare mount, IPC, UTS and PID namespaces")?;
+    // First, as close to the fork as can be: the files the host is writing, as they are (in the
+    // mount namespace they are bound in: a clone is bound from the mount it was made on).
+    let clones = clones::take(&spec.fds.watch);
     limits::bound_ipc(c"/proc")?;
     let mut scratch = mounts::prepare(plan)?;
     scratch.clones = match clones {
@@ -189,7 +190,7 @@ pub fn build(spec: &PodSpec, ch: &Channels) -> Result<Side, SetupError> {
         None => None,
     };
     let watch = match &scratch.clones {
-        Some(c) => spec.fds.watch.cloned(c.exact),
+        Some(c) => spec.fds.watch.cloned(c.consistent, &c.late),
         None => spec.fds.watch.clone(),
     };
     // SAFETY: as above, the supervisor is single-threaded.
@@ -266,7 +267,14 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
         if sys::poll_in(&[w.host_pidfd], 0, &mut [0]).unwrap_or(0) > 0 {
             sys::exit_now(0); // the host died before the parent-death signal was armed
         }
+        // As close to the fork as can be, in the host's mount namespace, where the paths are
+        // the host's: the files the host is writing, as they are.
+        let clones = clones::take(&spec.fds.watch).and_then(|mut c| c.stage().then_some(c));
         sys::setns(w.mnt, libc::CLONE_NEWNS).step("join the pod's mount namespace")?;
+        if clones.is_some() {
+            // The clones' binds must die with this pod, not stay in the blank for the next.
+            sys::unshare(libc::CLONE_NEWNS).step("unshare the pod's mount namespace")?;
+        }
         sys::setns(w.uts, libc::CLONE_NEWUTS).step("join the pod's UTS namespace")?;
         sys::setns(w.ipc, libc::CLONE_NEWIPC).step("join the pod's IPC namespace")?;
         if !sys::sysv_ipc_empty() {
@@ -292,6 +300,17 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
             step: "enter the pod root",
             err: io::Error::from_raw_os_error(libc::EINVAL),
         })?;
+        let clones = match clones {
+            Some(c) => clones::bind(c, &w.root.to_string_lossy())?,
+            None => None,
+        };
+        let watch = match &clones {
+            Some(c) => {
+                clones::remember(c);
+                spec.fds.watch.cloned(c.consistent, &c.late)
+            }
+            None => spec.fds.watch.clone(),
+        };
         mounts::enter_root_at(
             plan,
             w.root,
@@ -300,7 +319,7 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
             spec.cwd.as_deref(),
         )?;
         sys::ring(w.doorbell);
-        test_steps(spec, ch, true, done, &spec.fds.watch)
+        test_steps(spec, ch, true, done, &watch)
     });
 }
 
@@ -374,8 +393,8 @@ fn test_steps(
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
         sys::drop_capabilities().step("drop capabilities")?;
         if let Some(plan) = spec.plan {
-            seccomp::install(&plan.seccomp).step("install the system call filter")?;
-            lazy::install(lazy).step("install the lazy copy-up filter")?;
+            let filter = lazy::ahead_of(lazy, &plan.seccomp);
+            seccomp::install(&filter).step("install the system call filter")?;
         }
     }
     // Last, right before the test's first line (the filters allow it).
@@ -452,6 +471,7 @@ pub fn begin_test(rust: bool) {
 }
 
 extern "C" fn stamp_end() {
+    clones::report_changes();
     report_frame(b'T', &sys::monotonic_ns().to_le_bytes());
 }
 
@@ -467,6 +487,7 @@ pub fn end_test(passed: bool, message: Option<&str>) -> ! {
     if let Some(note) = stdio::left_unflushed() {
         report_frame(b'N', note.as_bytes());
     }
+    clones::report_changes();
     report_frame(b'V', &payload);
     stdio::flush_test_output();
     sys::exit_now(0)

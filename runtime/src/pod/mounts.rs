@@ -379,6 +379,19 @@ pub fn probe_kernel() {
         kernel_at_least(&release, (6, 14)),
         std::sync::atomic::Ordering::Relaxed,
     );
+    FINE_CTIME.store(
+        kernel_at_least(&release, (6, 13)),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+static FINE_CTIME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Linux 6.13+: a write that follows a look at a file's change time gives it a new one, however
+/// soon (multigrain time stamps: XFS, btrfs, ext4, tmpfs). Before, two writes within a tick
+/// may leave the same time stamp.
+pub fn fine_grained_ctime() -> bool {
+    FINE_CTIME.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// `release` as `uname -r` gives it ("6.18.44-fc-v657"), compared by major and minor.

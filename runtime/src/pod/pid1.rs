@@ -4,7 +4,8 @@
 //! action terminates and whose disposition is still the default, a handler reports the signal to
 //! the supervisor and exits: the outcome is the same as for a process killed by it.
 //!
-//! The handler is async-signal-safe: one `write` of a fixed frame, then `_exit`. Dying with a
+//! The handler is async-signal-safe: one `write` of a fixed frame (after a warm test's word on
+//! its clones, `clones::report_changes`), then `_exit`. Dying with a
 //! PID 1 also ends every other process of the pod (the kernel kills the namespace).
 
 use crate::sys;
@@ -36,6 +37,7 @@ const TERMINATING: &[libc::c_int] = &[
 ];
 
 extern "C" fn on_signal(sig: libc::c_int) {
+    super::clones::report_changes();
     super::report_signal(sig);
     sys::exit_now(128 + sig);
 }

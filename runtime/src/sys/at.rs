@@ -30,6 +30,15 @@ pub fn symlinkat(target: &CStr, dir: RawFd, name: &CStr) -> io::Result<()> {
     check(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) }).map(drop)
 }
 
+/// `stat` of `path` (followed). Async-signal-safe.
+pub fn stat_path(path: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: zeroed stat is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and writable stat.
+    check(unsafe { libc::stat(path.as_ptr(), &mut st) })?;
+    Ok(st)
+}
+
 /// `lstat` of `name` in `dir` (never follows a final symbolic link).
 pub fn fstatat_nofollow(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
     // SAFETY: zeroed stat is a valid out-parameter.

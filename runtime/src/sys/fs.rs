@@ -235,3 +235,27 @@ pub fn detach(target: &CStr) {
     // SAFETY: a valid C string.
     unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
 }
+
+/// Give the unnamed file `fd` (`O_TMPFILE`) the name `name` in the directory `dir` (`linkat`
+/// through its `/proc/self/fd` entry, which needs no capability). Both must be on one mount.
+pub fn name_unnamed(fd: RawFd, dir: RawFd, name: &CStr) -> io::Result<()> {
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{fd}"))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: two valid C strings that outlive the call; `dir` is a descriptor or EBADF.
+    check(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            dir,
+            name.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(drop)
+}
+
+/// Remove the name `name` from the directory `dir`.
+pub fn unlink_at(dir: RawFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: a valid C string; `dir` is a descriptor or EBADF.
+    check(unsafe { libc::unlinkat(dir, name.as_ptr(), 0) }).map(drop)
+}

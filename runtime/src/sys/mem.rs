@@ -187,26 +187,7 @@ const QUERY_COVERING_OR_NEXT_VMA: u64 = 0x10;
 /// kernel one by one (`PROCMAP_QUERY`, Linux 6.11+) instead of formatting and parsing all of
 /// `/proc/self/maps`. `Ok(false)`: the kernel cannot answer; read the maps instead.
 pub fn shared_mappings(out: &mut Vec<(usize, usize, libc::c_int)>) -> io::Result<bool> {
-    let maps = super::open(c"/proc/self/maps", libc::O_RDONLY | libc::O_CLOEXEC, 0)?;
-    let mut addr = 0u64;
-    loop {
-        let mut q = ProcmapQuery {
-            size: std::mem::size_of::<ProcmapQuery>() as u64,
-            query_flags: QUERY_VMA_SHARED | QUERY_COVERING_OR_NEXT_VMA,
-            query_addr: addr,
-            ..ProcmapQuery::default()
-        };
-        // SAFETY: q is a valid, writable procmap_query whose size field says its size.
-        let r =
-            unsafe { libc::ioctl(maps.as_raw_fd(), PROCMAP_QUERY, &mut q as *mut ProcmapQuery) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            break match e.raw_os_error() {
-                Some(libc::ENOENT) => Ok(true),
-                Some(libc::ENOTTY) | Some(libc::EINVAL) => Ok(false),
-                _ => Err(e),
-            };
-        }
+    each_mapping(QUERY_VMA_SHARED, |q| {
         let mut prot = 0;
         if q.vma_flags & QUERY_VMA_READABLE != 0 {
             prot |= libc::PROT_READ;
@@ -222,6 +203,41 @@ pub fn shared_mappings(out: &mut Vec<(usize, usize, libc::c_int)>) -> io::Result
             (q.vma_end - q.vma_start) as usize,
             prot,
         ));
+    })
+}
+
+/// The executable mappings of this process as (start, end), asked of the kernel as
+/// `shared_mappings` does. `None` where the kernel cannot answer.
+pub fn executable_mappings() -> Option<Vec<(u64, u64)>> {
+    let mut out = Vec::new();
+    let answered = each_mapping(QUERY_VMA_EXECUTABLE, |q| out.push((q.vma_start, q.vma_end)));
+    answered.ok().filter(|&a| a).map(|_| out)
+}
+
+/// Each mapping with every property in `flags`, in address order, to `f` (`PROCMAP_QUERY`).
+/// `Ok(false)`: the kernel cannot answer.
+fn each_mapping(flags: u64, mut f: impl FnMut(&ProcmapQuery)) -> io::Result<bool> {
+    let maps = super::open(c"/proc/self/maps", libc::O_RDONLY | libc::O_CLOEXEC, 0)?;
+    let mut addr = 0u64;
+    loop {
+        let mut q = ProcmapQuery {
+            size: std::mem::size_of::<ProcmapQuery>() as u64,
+            query_flags: flags | QUERY_COVERING_OR_NEXT_VMA,
+            query_addr: addr,
+            ..ProcmapQuery::default()
+        };
+        // SAFETY: q is a valid, writable procmap_query whose size field says its size.
+        let r =
+            unsafe { libc::ioctl(maps.as_raw_fd(), PROCMAP_QUERY, &mut q as *mut ProcmapQuery) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            break match e.raw_os_error() {
+                Some(libc::ENOENT) => Ok(true),
+                Some(libc::ENOTTY) | Some(libc::EINVAL) => Ok(false),
+                _ => Err(e),
+            };
+        }
+        f(&q);
         if q.vma_end <= addr {
             break Ok(true);
         }

@@ -269,12 +269,14 @@ impl Watcher {
         let Some(stock) = self.stock.as_mut() else {
             return;
         };
-        let (changed, pristine) = match stock.blank(p.slot) {
+        let (mut changed, pristine) = match stock.blank(p.slot) {
             // Left as the builder made it: nothing changed, and the blank goes back.
             Some(b) if !dirty && b.pristine() => (Vec::new(), true),
             Some(b) => (b.scratch.changed(), false),
             None => (Vec::new(), false),
         };
+        changed.extend(ending.clones_changed());
+        changed.sort();
         record::record_end(
             rt,
             &info,

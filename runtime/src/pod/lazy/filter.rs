@@ -1,171 +1,10 @@
-//! Lazy copy-up: a file the host has open for writing is reopened read-only in the pod (no
-//! copy), and made writable on the test's first write through it.
-//!
-//! Reopening it for writing would make the overlay copy it whole into the pod's scratch at pod
-//! start, whether the test ever touches it or not (a 1 GiB file: a 1 GiB copy per pod). So
-//! `fds` reopens it read-only, and a second system call filter, installed after the pod's own,
-//! traps what would write through one of those descriptor numbers: `write`, `pwrite64`,
-//! `writev`, `pwritev`, `pwritev2`, `ftruncate`, `fallocate`, `sendfile` and `copy_file_range`
-//! and `splice` to it, a shared writable `mmap` of it, and the ways to duplicate it (`dup`,
-//! `dup2`, `dup3`, `fcntl(F_DUPFD*)`), and record locks (below). The SIGSYS handler then reopens the file by path with
-//! the host's flags (the overlay copies it up now), puts it at the same number with the same
-//! offset and close-on-exec flag, and makes the trapped call through the gate, which the filter
-//! lets through. A descriptor number the test has since reused for another file is left alone.
-//! Setting a record lock (`fcntl(F_SETLK*)`, `F_OFD_SETLK*`) also makes the file writable first:
-//! a write lock needs a descriptor open for writing (SQLite locks its database and `-shm` so),
-//! and taking it before the reopen keeps the reopen from dropping a lock the test holds (closing
-//! any descriptor of a file drops the process's POSIX locks on it).
-//!
-//! The filter traps by number, and stays on after `execve`, where no handler is: so it traps only
-//! calls made from the pod's own code (its executable mappings when the filter is installed; a
-//! program the test runs is mapped elsewhere). Such a program sees the lazy files as the test
-//! left them: read-only until the test wrote them (its writes to them fail with EBADF). A call
-//! trapped while SIGSYS is blocked (a test that blocked every signal) ends the test with
-//! SIGSYS, as the pod's own filter does.
+//! The lazy copy-up traps as a classic BPF program (`program`): which calls write through a
+//! descriptor, where the pod's own code is, and the jumps laid out for the kernel.
 
 use crate::sys;
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::OnceLock;
 
-/// At most this many descriptors are reopened lazily (the filter's jumps are 8-bit); the rest
-/// are reopened for writing at once.
-pub const MAX_LAZY: usize = 16;
-
-/// One descriptor reopened read-only.
-pub struct Lazy {
-    pub fd: RawFd,
-    pub path: CString,
-    /// The host's flags, for the writable reopen.
-    pub flags: i32,
-    /// The read-only file as reopened (to tell it from another the test put at that number).
-    pub dev: u64,
-    pub ino: u64,
-}
-
-impl Lazy {
-    pub fn new(fd: RawFd, path: CString, flags: i32, st: &libc::stat) -> Lazy {
-        Lazy {
-            fd,
-            path,
-            flags,
-            dev: st.st_dev,
-            ino: st.st_ino,
-        }
-    }
-}
-
-/// The pod's lazy descriptors, set once during its setup, read by the SIGSYS handler.
-static LAZY: OnceLock<Vec<Lazy>> = OnceLock::new();
-
-const DATA_WRITE: u32 = 1;
-
-/// After the pod's own filter: trap writes through the lazy descriptors.
-pub fn install(lazy: Vec<Lazy>) -> std::io::Result<()> {
-    if lazy.is_empty() || cfg!(not(target_arch = "x86_64")) {
-        return Ok(());
-    }
-    let fds: Vec<u32> = lazy.iter().map(|l| l.fd as u32).collect();
-    if LAZY.set(lazy).is_err() {
-        return Ok(()); // a nested pod: its parent's table and filter hold
-    }
-    // SAFETY: `on_trap` is async-signal-safe: system calls, atomics and reads of a table set
-    // before the filter is installed.
-    unsafe { sys::on_trapped(on_trap) };
-    sys::install_filter(&program(&fds, gate(), &own_code()))
-}
-
-/// At most this many address ranges of the pod's own code are told apart in the filter.
-const MAX_RANGES: usize = 12;
-
-/// The pod's executable mappings now (the host's program, its libraries, the vDSO), merged into
-/// at most `MAX_RANGES` ranges, each within one 4 GiB-aligned region: (start, last byte).
-fn own_code() -> Vec<(u64, u64)> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let mut r: Vec<(u64, u64)> = maps
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            let (range, perms) = (it.next()?, it.next()?);
-            if perms.as_bytes().get(2) != Some(&b'x') {
-                return None;
-            }
-            let (a, b) = range.split_once('-')?;
-            let (a, b) = (
-                u64::from_str_radix(a, 16).ok()?,
-                u64::from_str_radix(b, 16).ok()?,
-            );
-            (b > a).then_some((a, b - 1))
-        })
-        .collect();
-    r.sort_unstable();
-    // Merge the closest neighbours until few enough (the gaps between them join the ranges).
-    while r.len() > MAX_RANGES {
-        let i = (1..r.len())
-            .min_by_key(|&i| r[i].0 - r[i - 1].1)
-            .unwrap_or(1);
-        r[i - 1].1 = r[i].1;
-        r.remove(i);
-    }
-    // Split at 4 GiB boundaries, where the instruction pointer's high word changes.
-    let mut out = Vec::new();
-    for (mut a, b) in r {
-        while a >> 32 != b >> 32 {
-            let end = a | 0xffff_ffff;
-            out.push((a, end));
-            a = end + 1;
-        }
-        out.push((a, b));
-    }
-    out
-}
-
-#[cfg(target_arch = "x86_64")]
-fn gate() -> u64 {
-    sys::gate_address()
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn gate() -> u64 {
-    0
-}
-
-/// In the SIGSYS handler: make the lazy file the call writes to writable.
-fn on_trap(data: u32, nr: i64, args: &[u64; 6]) -> Option<i32> {
-    if data != DATA_WRITE {
-        return None;
-    }
-    let table = LAZY.get()?;
-    let fd = match nr {
-        libc::SYS_copy_file_range | libc::SYS_splice => args[2],
-        libc::SYS_mmap => args[4],
-        _ => args[0],
-    } as i32;
-    let l = table.iter().find(|l| l.fd == fd)?;
-    upgrade(l).err()
-}
-
-/// Reopen `l` for writing at its number, at its offset; the overlay copies the file up. An
-/// errno if that fails (the scratch is full: ENOSPC).
-fn upgrade(l: &Lazy) -> Result<(), i32> {
-    let same = sys::fstat(l.fd).is_ok_and(|st| st.st_dev == l.dev && st.st_ino == l.ino)
-        && sys::get_fl(l.fd).is_ok_and(|f| f & libc::O_ACCMODE == libc::O_RDONLY);
-    if !same {
-        return Ok(()); // the test closed it, or put another file at its number
-    }
-    let offset = sys::lseek(l.fd, 0, libc::SEEK_CUR).unwrap_or(0);
-    let fd_flags = sys::get_fd_flags(l.fd).unwrap_or(0);
-    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
-    let new = sys::open(&l.path, l.flags | libc::O_CLOEXEC, 0).map_err(errno)?;
-    let _ = sys::lseek(new.as_raw_fd(), offset, libc::SEEK_SET);
-    // SAFETY: `l.fd` is the pod's read-only reopen of the file (checked above); replacing it by
-    // the writable one is what the test's call needs, and the test holds no other meaning for it.
-    let r = unsafe { sys::dup2(new.as_raw_fd(), l.fd) };
-    drop(new);
-    r.map_err(errno)?;
-    let _ = sys::set_fd_flags(l.fd, fd_flags);
-    Ok(())
-}
+/// The data of a trap on a write through a lazy descriptor (`SECCOMP_RET_DATA`).
+pub(super) const DATA_WRITE: u32 = 1;
 
 // struct seccomp_data: nr, arch, instruction_pointer (low, high), args[6].
 const OFF_NR: u32 = 0;
@@ -204,6 +43,8 @@ const JSET: u16 = (libc::BPF_JMP | libc::BPF_JSET) as u16;
 const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE) as u16;
 const JGT: u16 = (libc::BPF_JMP | libc::BPF_JGT) as u16;
 const RET: u16 = libc::BPF_RET as u16;
+/// Jump always, to `jt` (laid out as the offset in `k`).
+const JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
 
 /// Jump targets: the next instruction, past the next n, a labelled block, or a return.
 #[derive(Clone, Copy, PartialEq)]
@@ -215,12 +56,39 @@ enum To {
     TrapWrite,
 }
 
-/// The filter: not this architecture, a call not listed, a call through the gate, or a call
+/// A binary search of the sorted call numbers `nrs` (in the accumulator): a listed one goes to
+/// block 0, any other is allowed. Few steps for any number: when the filter is installed the
+/// kernel runs it for every call number to find those it allows whatever their arguments, and
+/// each step of that costs (15 comparisons in a row: ~20 us).
+fn search(nrs: &[u32]) -> Vec<(u16, u32, To, To)> {
+    if nrs.len() <= 3 {
+        return nrs
+            .iter()
+            .enumerate()
+            .map(|(i, &nr)| {
+                let miss = if i + 1 == nrs.len() {
+                    To::Allow
+                } else {
+                    To::Next
+                };
+                (JEQ, nr, To::Block(0), miss)
+            })
+            .collect();
+    }
+    let (low, high) = nrs.split_at(nrs.len() / 2);
+    let low = search(low);
+    let mut out = vec![(JGE, high[0], To::Skip(low.len()), To::Next)];
+    out.extend(low);
+    out.extend(search(high));
+    out
+}
+
+/// The filter (its last instruction: allow): not this architecture, a call not listed, a call through the gate, or a call
 /// from outside `code` (the pod's own code at install time: a program the test execs runs
 /// elsewhere, and keeps the filter but not the handler): allowed. Then by number: the writing
 /// calls look at their descriptor argument, `fcntl` at its command first, `mmap` at its flags
 /// and protection first.
-fn program(fds: &[u32], gate: u64, code: &[(u64, u64)]) -> Vec<sys::Insn> {
+pub(super) fn program(fds: &[u32], gate: u64, code: &[(u64, u64)]) -> Vec<sys::Insn> {
     // Blocks, laid out in this order (jumps go forward only): 0 the gate and the code ranges,
     // 1 by number, 2 fcntl, 3 mmap, then 4, 5, 6 check descriptor argument 0, 2, 4. A call not
     // listed is allowed before anything else is looked at: the kernel's per-number cache then
@@ -237,14 +105,9 @@ fn program(fds: &[u32], gate: u64, code: &[(u64, u64)]) -> Vec<sys::Insn> {
         (JEQ, AUDIT_ARCH, To::Next, To::Allow),
         (LD, OFF_NR, To::Next, To::Next),
     ];
-    for (i, &nr) in listed.iter().enumerate() {
-        let miss = if i + 1 == listed.len() {
-            To::Allow
-        } else {
-            To::Next
-        };
-        head.push((JEQ, nr, To::Block(0), miss));
-    }
+    let mut listed = listed;
+    listed.sort_unstable();
+    head.extend(search(&listed));
     let mut gate_check = vec![
         (LD, OFF_IP_LO, To::Next, To::Next),
         (JEQ, gate as u32, To::Next, To::Skip(2)),
@@ -261,7 +124,7 @@ fn program(fds: &[u32], gate: u64, code: &[(u64, u64)]) -> Vec<sys::Insn> {
             (JGT, b as u32, To::Next, To::Block(1)),
         ]);
     }
-    gate_check.push((RET, libc::SECCOMP_RET_ALLOW, To::Next, To::Next));
+    gate_check.push((JA, 0, To::Allow, To::Allow));
     let mut by_nr = vec![(LD, OFF_NR, To::Next, To::Next)];
     for &(nr, arg) in WRITES {
         by_nr.push((JEQ, nr as u32, fd_block(arg), To::Next));
@@ -290,7 +153,7 @@ fn program(fds: &[u32], gate: u64, code: &[(u64, u64)]) -> Vec<sys::Insn> {
     for arg in [0, 2, 4] {
         let mut b = vec![(LD, off_arg(arg), To::Next, To::Next)];
         b.extend(fds.iter().map(|&fd| (JEQ, fd, To::TrapWrite, To::Next)));
-        b.push((RET, libc::SECCOMP_RET_ALLOW, To::Next, To::Next));
+        b.push((JA, 0, To::Allow, To::Allow));
         blocks.push(b);
     }
     // Lay out: head, blocks in order; then the returns.
@@ -304,7 +167,7 @@ fn program(fds: &[u32], gate: u64, code: &[(u64, u64)]) -> Vec<sys::Insn> {
         head.extend(b);
     }
     let n = head.len();
-    let (allow, trap_write) = (n, n + 1);
+    let (trap_write, allow) = (n, n + 1);
     let mut prog: Vec<sys::Insn> = head
         .iter()
         .enumerate()
@@ -319,16 +182,17 @@ fn program(fds: &[u32], gate: u64, code: &[(u64, u64)]) -> Vec<sys::Insn> {
                 };
                 u8::try_from(target - i - 1).expect("a filter short enough for 8-bit jumps")
             };
-            let jump = code & 0x07 == libc::BPF_JMP as u16;
+            let jump = code & 0x07 == libc::BPF_JMP as u16 && code != JA;
             sys::Insn {
                 code,
                 jt: if jump { off(jt) } else { 0 },
                 jf: if jump { off(jf) } else { 0 },
-                k,
+                k: if code == JA { off(jt) as u32 } else { k },
             }
         })
         .collect();
-    for ret in [libc::SECCOMP_RET_ALLOW, libc::SECCOMP_RET_TRAP | DATA_WRITE] {
+    // `allow` last: `ahead_of` puts the pod's own filter in its place.
+    for ret in [libc::SECCOMP_RET_TRAP | DATA_WRITE, libc::SECCOMP_RET_ALLOW] {
         prog.push(sys::Insn {
             code: RET,
             jt: 0,
@@ -341,6 +205,7 @@ fn program(fds: &[u32], gate: u64, code: &[(u64, u64)]) -> Vec<sys::Insn> {
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
+    use super::super::MAX_LAZY;
     use super::*;
 
     /// Run the program on one call, as the kernel would.
@@ -367,6 +232,7 @@ mod tests {
                     };
                     pc += 1;
                 }
+                JA => pc += 1 + i.k as usize,
                 JEQ | JSET | JGE | JGT => {
                     let yes = match i.code {
                         JEQ => acc == i.k,
@@ -380,6 +246,26 @@ mod tests {
                 c => panic!("opcode {c:#x}"),
             }
         }
+    }
+
+    #[test]
+    fn what_the_lazy_checks_let_through_goes_on_to_the_pods_filter() {
+        let (gate, own) = (0x7f12_3456_789a, 0x5555_0000_2000);
+        let mut p = program(&[3], gate, &[(0x5555_0000_1000, 0x5555_0000_8fff)]);
+        let errno = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        // `ahead_of`, with a pod filter that refuses everything.
+        p.pop();
+        p.push(sys::Insn {
+            code: RET,
+            jt: 0,
+            jf: 0,
+            k: errno,
+        });
+        let trap = libc::SECCOMP_RET_TRAP | DATA_WRITE;
+        assert_eq!(run(&p, own, libc::SYS_write, [3, 0, 0, 0, 0, 0]), trap);
+        assert_eq!(run(&p, gate, libc::SYS_write, [3, 0, 0, 0, 0, 0]), errno);
+        assert_eq!(run(&p, own, libc::SYS_write, [4, 0, 0, 0, 0, 0]), errno);
+        assert_eq!(run(&p, own, libc::SYS_getpid, [0; 6]), errno);
     }
 
     #[test]
@@ -449,7 +335,9 @@ mod tests {
         for nr in 0..500 {
             let listed = WRITES.iter().any(|&(n, _)| n == nr)
                 || [libc::SYS_fcntl, libc::SYS_mmap].contains(&nr);
-            if !listed {
+            if listed {
+                assert!(walk(&p, own, nr, a(3)).1, "call {nr} not looked at");
+            } else {
                 assert_eq!(walk(&p, own, nr, a(3)), (allow, false), "call {nr}");
             }
         }

@@ -210,7 +210,7 @@ impl Runtime {
         probe_host();
         arm_exit();
         // Built by the exit handler (nothing was sampled before): its summary is the last, and
-        // a thread started now would only mark the counts inexact.
+        // no thread is started to write more.
         let exiting = EXITING.load(Ordering::Relaxed);
         if let Some(c) = config
             .as_ref()
@@ -352,17 +352,19 @@ impl Runtime {
             return;
         }
         let never_called = crate::registry::SiteStats::default();
+        // The running threads' counts are read with no thread exiting meanwhile (`counts`).
+        let reading = crate::counts::Reading::start();
+        let threads_running = reading.threads_running();
         let rows: Vec<journal::SiteSummary> = crate::registry::every_site()
             .into_iter()
             .map(|(site, st)| (site, st.unwrap_or(&never_called)))
             .map(|(site, st)| {
-                let c = site.countdown.load(Ordering::Relaxed).max(0) as u64;
-                let in_cycle = st.current_draw.load(Ordering::Relaxed).saturating_sub(c);
+                let folded = st.calls.load(Ordering::Relaxed);
                 journal::SiteSummary {
                     site: format!("{}:{}", site.file(), site.line),
                     function: crate::site::qualified(site.function(), st.owner.get().copied()),
                     test: site.test().to_string(),
-                    calls: st.cycles_calls.load(Ordering::Relaxed) + in_cycle,
+                    calls: crate::counts::calls(&reading, site, folded),
                     sampled: st.sampled.load(Ordering::Relaxed),
                     started: st.started.load(Ordering::Relaxed),
                     skipped_concurrency: st.skipped_concurrency.load(Ordering::Relaxed),
@@ -375,6 +377,7 @@ impl Runtime {
                 }
             })
             .collect();
+        drop(reading);
         let lost = self.ledger().lost();
         let settings: Vec<(&str, String)> = self.config.as_ref().map_or_else(Vec::new, |c| {
             vec![
@@ -410,7 +413,7 @@ impl Runtime {
             self.pid,
             journal::Totals {
                 lost,
-                calls_exact: !sys::ever_multithreaded(),
+                threads_running,
             },
             &settings,
             &admission,

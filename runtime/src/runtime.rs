@@ -27,7 +27,9 @@ pub struct Runtime {
     /// `None` when in vivo testing is off because of a bad configuration or an unusable journal.
     pub config: Option<Config>,
     pub host: String,
-    pub pid: i32,
+    /// The process whose pods these are: the one that built the runtime, or a forked child of
+    /// it once it samples a call (`adopt_fork`).
+    pid: AtomicI32,
     plan: OnceLock<Result<Plan, String>>,
     journal_fd: AtomicI32,
     /// The checked `INVITE_POD_DIR` (-1: no pod is kept).
@@ -191,6 +193,7 @@ fn read_settings() -> Option<Config> {
 impl Runtime {
     fn init() -> Runtime {
         INITIALIZING.store(true, Ordering::Relaxed);
+        BUILT_BY.store(sys::getpid(), Ordering::Relaxed);
         let mut config = SETTINGS.get_or_init(read_settings).clone();
         let mut journal_fd = -1;
         if let Some(c) = config.as_ref().filter(|c| c.enabled) {
@@ -209,6 +212,8 @@ impl Runtime {
         let ledger = new_ledger();
         probe_host();
         arm_exit();
+        // SAFETY: `forked` only stores to an atomic.
+        unsafe { sys::at_fork_child(forked) };
         // Built by the exit handler (nothing was sampled before): its summary is the last, and
         // no thread is started to write more.
         let exiting = EXITING.load(Ordering::Relaxed);
@@ -222,7 +227,7 @@ impl Runtime {
         Runtime {
             config,
             host: sys::hostname(),
-            pid: sys::getpid(),
+            pid: AtomicI32::new(sys::getpid()),
             plan: OnceLock::new(),
             journal_fd: AtomicI32::new(journal_fd),
             keep_fd: AtomicI32::new(keep_fd),
@@ -232,6 +237,27 @@ impl Runtime {
             last_minor_faults: AtomicU64::new(0),
             last_pods_finished: AtomicU64::new(0),
             last_pod_seen_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// The process whose pods these are (`pid` of records and summaries).
+    pub fn pid(&self) -> i32 {
+        self.pid.load(Ordering::Relaxed)
+    }
+
+    /// On a sampled call: in a process forked by the host's own code (a worker), the runtime
+    /// becomes the child's: its records and summaries carry the child's pid, and it writes
+    /// periodic summaries of its own (the thread that wrote them did not survive the fork). Its
+    /// counts started from zero at the fork (`counts`). Not in a pod.
+    pub fn adopt_fork(&self) {
+        if !FORKED.swap(false, Ordering::Relaxed) || in_pod() {
+            return;
+        }
+        self.pid.store(sys::getpid(), Ordering::Relaxed);
+        if let Some(c) = self.config.as_ref().filter(|c| c.enabled) {
+            if self.journal_fd() >= 0 {
+                start_summary_ticker(c.summary_s);
+            }
         }
     }
 
@@ -410,7 +436,7 @@ impl Runtime {
         let line = journal::summary_line(
             journal::now_ns(),
             &self.host,
-            self.pid,
+            sys::getpid(),
             journal::Totals {
                 lost,
                 threads_running,
@@ -479,18 +505,30 @@ pub fn arm_exit() {
 
 /// Set when the exit handler runs.
 static EXITING: AtomicBool = AtomicBool::new(false);
+/// Set in the child of every fork (pods and supervisors included), until a sampled call of the
+/// child adopts the runtime (`adopt_fork`).
+static FORKED: AtomicBool = AtomicBool::new(false);
+/// The process that built the runtime (its pods' group is its own to remove).
+static BUILT_BY: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forked() {
+    FORKED.store(true, Ordering::Relaxed);
+}
 
 extern "C" fn on_exit() {
     EXITING.store(true, Ordering::Relaxed);
     let Some(rt) = for_summary() else { return };
     rt.drain();
-    crate::podgroup::remove();
+    if BUILT_BY.load(Ordering::Relaxed) == sys::getpid() {
+        crate::podgroup::remove();
+    }
     rt.write_summary();
 }
 
 /// A summary record every `period_s` seconds (`INVITE_SUMMARY_S`) from a thread of its own, so
 /// a process that never reaches its exit handler (killed, or `_exit`) leaves a recent summary.
-/// The thread does not survive a fork: pods and checkpoints write no summary.
+/// The thread does not survive a fork: pods and checkpoints write no summary; a worker the host
+/// forked starts its own with its first sampled call (`adopt_fork`).
 fn start_summary_ticker(period_s: u64) {
     if period_s == 0 {
         return;

@@ -144,6 +144,7 @@ pub fn sample_slow(
     }
     stats.sampled.fetch_add(1, Ordering::Relaxed);
     let rt = runtime::get();
+    rt.adopt_fork();
     if rt.config.is_none() {
         // The journal could not be opened: testing is off (said once, when the runtime was
         // built).

@@ -123,7 +123,7 @@ fn serve(rt: &Runtime, p: &Parked, mut conn: UnixStream, started: u64, issued: &
         Ok(Request::Info) => {
             let info = proto::Info {
                 name: &p.name,
-                host_pid: rt.pid,
+                host_pid: rt.pid(),
                 parked_pid: sys::getpid(),
                 uid: owner,
                 age_ms: (sys::monotonic_ns() - started) / 1_000_000,

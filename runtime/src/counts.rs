@@ -7,8 +7,9 @@
 //! and the blocks of the threads still running.
 //!
 //! Blocks live in pages of the runtime's own and are never unmapped. The fast path of Rust sites
-//! finds its block through a thread-local slice (`COUNTDOWNS`: an empty slice until the thread's
-//! first slow path), that of C sites through a `long long *` thread-local of `invite.h` whose
+//! finds its block through a thread-local table (`COUNTDOWNS`: a table of zeros until the
+//! thread's first slow path, so the first call of each site takes the slow path; a fixed size,
+//! so the slot is found with a mask, not a bounds check), that of C sites through a `long long *` thread-local of `invite.h` whose
 //! address the slow path is given, noted in the block, and cleared when the thread exits.
 //!
 //! With testing off, or in a pod, threads count down a shared table (`NEVER_TABLE`) whose slots
@@ -24,7 +25,7 @@ use std::sync::Mutex;
 
 /// Slots per block: the site with index n counts in slot n (1 ..); slot 0 stays 0, so the fast
 /// path of a site without an index takes the slow path (`registry::slot`).
-use registry::SLOTS;
+pub use registry::SLOTS;
 
 /// A countdown that never runs out (testing off, probability 0, in a pod).
 pub const NEVER: i64 = i64::MAX;
@@ -35,7 +36,7 @@ const C_VARS: usize = 8;
 
 /// One thread's counts.
 pub struct Block {
-    countdown: &'static [AtomicI64],
+    countdown: &'static Table,
     end: &'static [AtomicU64],
     /// Odd while the owner changes a slot's (end, countdown) pair on its slow path.
     seq: AtomicU64,
@@ -56,13 +57,18 @@ static PAGES: Mutex<sys::OwnPages> = Mutex::new(sys::OwnPages::new());
 static FOLD: SpinLock = SpinLock::new();
 /// Where calls go when testing is off or in a pod: slots set to `NEVER` (racy stores of nearly
 /// `NEVER` by several threads lose nothing anyone reads).
-static NEVER_TABLE: [AtomicI64; SLOTS] = [const { AtomicI64::new(0) }; SLOTS];
+static NEVER_TABLE: Table = [const { AtomicI64::new(0) }; SLOTS];
+/// The table of a thread without a block: never written, all zero (pages of zeros).
+static ZEROS: Table = [const { AtomicI64::new(0) }; SLOTS];
+
+/// A thread's countdowns, one per slot.
+pub type Table = [AtomicI64; SLOTS];
 /// The key whose destructor folds a thread's block at its exit (`None`: none could be made).
 static EXIT_KEY: std::sync::OnceLock<Option<libc::pthread_key_t>> = std::sync::OnceLock::new();
 
 thread_local! {
     /// This thread's countdowns: what the Rust fast path counts down (`Site::due`).
-    pub(crate) static COUNTDOWNS: Cell<&'static [AtomicI64]> = const { Cell::new(&[]) };
+    pub(crate) static COUNTDOWNS: Cell<&'static Table> = const { Cell::new(&ZEROS) };
     static BLOCK: Cell<Option<&'static Block>> = const { Cell::new(None) };
     /// Set when this thread's block was folded at its exit: later calls count on the slow path.
     static EXITED: Cell<bool> = const { Cell::new(false) };
@@ -218,7 +224,7 @@ fn thread_block(c_var: Option<CVar>) -> Option<&'static Block> {
 }
 
 /// Point this thread's fast paths (the Rust one, and the C one at `c_var`) at `table`.
-fn point_at(table: &'static [AtomicI64], c_var: Option<CVar>) {
+fn point_at(table: &'static Table, c_var: Option<CVar>) {
     COUNTDOWNS.with(|c| c.set(table));
     if let Some(CVar(var)) = c_var {
         // SAFETY: `var` is the address of the calling thread's own `long long *` thread-local,
@@ -256,7 +262,7 @@ fn claim() -> Option<&'static Block> {
         }
     }
     let block = Block {
-        countdown: sys::map_zeroed(SLOTS).ok()?,
+        countdown: sys::map_zeroed(SLOTS).ok()?.try_into().ok()?,
         end: sys::map_zeroed(SLOTS).ok()?,
         seq: AtomicU64::new(0),
         live: AtomicBool::new(true),
@@ -303,7 +309,7 @@ unsafe extern "C" fn fold_at_exit(_block: *mut libc::c_void) {
     };
     EXITED.with(|e| e.set(true));
     BLOCK.with(|b| b.set(None));
-    COUNTDOWNS.with(|c| c.set(&[]));
+    COUNTDOWNS.with(|c| c.set(&ZEROS));
     for v in &block.c_vars {
         let var = v.swap(0, Ordering::Relaxed);
         if var != 0 {

@@ -42,18 +42,15 @@ impl Site {
     /// writes the countdown, so no call is lost (`counts`).
     #[inline(always)]
     fn due(&self) -> bool {
-        let slot = self.index.load(Ordering::Relaxed) as usize;
-        counts::COUNTDOWNS.with(|table| match table.get().get(slot) {
-            Some(countdown) => {
-                let c = countdown.load(Ordering::Relaxed);
-                if c > 1 {
-                    countdown.store(c - 1, Ordering::Relaxed);
-                    return false;
-                }
-                true
-            }
-            None => true,
-        })
+        // Indices are below `SLOTS` (`registry::slot`): the mask only spares a bounds check.
+        let slot = self.index.load(Ordering::Relaxed) as usize % counts::SLOTS;
+        let countdown = &counts::COUNTDOWNS.with(Cell::get)[slot];
+        let c = countdown.load(Ordering::Relaxed);
+        if c > 1 {
+            countdown.store(c - 1, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 }
 

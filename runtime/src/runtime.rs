@@ -378,32 +378,38 @@ impl Runtime {
             return;
         }
         let never_called = crate::registry::SiteStats::default();
-        // The running threads' counts are read with no thread exiting meanwhile (`counts`).
-        let reading = crate::counts::Reading::start();
-        let threads_running = reading.threads_running();
-        let rows: Vec<journal::SiteSummary> = crate::registry::every_site()
+        let sites = crate::registry::every_site();
+        // The running threads' counts are read with no thread exiting meanwhile (`counts`), and
+        // without allocating under that lock: a thread may wait for it inside the allocator.
+        let mut calls = Vec::with_capacity(sites.len());
+        let threads_running = {
+            let reading = crate::counts::Reading::start();
+            calls.extend(sites.iter().map(|(site, st)| {
+                let folded = st.map_or(0, |st| st.calls.load(Ordering::Relaxed));
+                crate::counts::calls(&reading, site, folded)
+            }));
+            reading.threads_running()
+        };
+        let rows: Vec<journal::SiteSummary> = sites
             .into_iter()
-            .map(|(site, st)| (site, st.unwrap_or(&never_called)))
-            .map(|(site, st)| {
-                let folded = st.calls.load(Ordering::Relaxed);
-                journal::SiteSummary {
-                    site: format!("{}:{}", site.file(), site.line),
-                    function: crate::site::qualified(site.function(), st.owner.get().copied()),
-                    test: site.test().to_string(),
-                    calls: crate::counts::calls(&reading, site, folded),
-                    sampled: st.sampled.load(Ordering::Relaxed),
-                    started: st.started.load(Ordering::Relaxed),
-                    skipped_concurrency: st.skipped_concurrency.load(Ordering::Relaxed),
-                    skipped_budget: st.skipped_budget.load(Ordering::Relaxed),
-                    skipped_in_pod: st.skipped_in_pod.load(Ordering::Relaxed),
-                    skipped_cgroup: st.skipped_cgroup.load(Ordering::Relaxed),
-                    skipped_pod_cpu: st.skipped_pod_cpu.load(Ordering::Relaxed),
-                    skipped_queue: st.skipped_queue.load(Ordering::Relaxed),
-                    queued: st.queued.load(Ordering::Relaxed),
-                }
+            .zip(calls)
+            .map(|((site, st), calls)| (site, st.unwrap_or(&never_called), calls))
+            .map(|(site, st, calls)| journal::SiteSummary {
+                site: format!("{}:{}", site.file(), site.line),
+                function: crate::site::qualified(site.function(), st.owner.get().copied()),
+                test: site.test().to_string(),
+                calls,
+                sampled: st.sampled.load(Ordering::Relaxed),
+                started: st.started.load(Ordering::Relaxed),
+                skipped_concurrency: st.skipped_concurrency.load(Ordering::Relaxed),
+                skipped_budget: st.skipped_budget.load(Ordering::Relaxed),
+                skipped_in_pod: st.skipped_in_pod.load(Ordering::Relaxed),
+                skipped_cgroup: st.skipped_cgroup.load(Ordering::Relaxed),
+                skipped_pod_cpu: st.skipped_pod_cpu.load(Ordering::Relaxed),
+                skipped_queue: st.skipped_queue.load(Ordering::Relaxed),
+                queued: st.queued.load(Ordering::Relaxed),
             })
             .collect();
-        drop(reading);
         let lost = self.ledger().lost();
         let settings: Vec<(&str, String)> = self.config.as_ref().map_or_else(Vec::new, |c| {
             vec![

@@ -46,8 +46,7 @@ fn a_forked_worker_writes_its_own_summaries_with_its_own_counts() {
     assert_eq!(last["calls_exact"], true, "{last}");
     let host = j
         .iter()
-        .filter(|v| v["kind"] == "summary" && v["pid"] != worker)
-        .last()
+        .rfind(|v| v["kind"] == "summary" && v["pid"] != worker)
         .expect("the host's summary");
     assert_eq!(
         host["sites"][0]["calls"], 5,

@@ -103,9 +103,10 @@ typedef struct invite_site {
 #define INVITE_LISTED __attribute__((section("invite_sites"), used))
 
 /* The calling thread's countdowns, one per site (runtime-owned; null until the thread's first
- * slow path): each thread counts its own calls, so none is lost under many threads. Weak: one
- * variable however many files include this header; initial-exec, so reading it is one load. */
-__attribute__((weak, tls_model("initial-exec"))) __thread long long *invite_countdowns;
+ * slow path): each thread counts its own calls, so none is lost under many threads. Weak and
+ * hidden: one variable per program or shared library however many of its files include this
+ * header, and not exported; initial-exec, so reading it is one load. */
+__attribute__((weak, visibility("hidden"), tls_model("initial-exec"))) __thread long long *invite_countdowns;
 
 /* Slow path: registers the site on first use, draws the thread's next countdown, and returns 1
  * when a pod should be started now (admission already granted), else 0. `countdowns` is the

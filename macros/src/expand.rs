@@ -56,6 +56,17 @@ impl Parse for InVivoFn {
     }
 }
 
+/// The user's body, the same tokens, as the block nested in the generated one. Its braces keep
+/// their place (rustc's errors about the block still point at them) but are marked as the
+/// macro's: a body on one line (`fn f(x: u32) -> u32 { x + 1 }`) is otherwise a block whose only
+/// content is a block, and rustc's `unused_braces` warns in the user's crate about braces the
+/// user did not write twice.
+fn nested(body: Group) -> Group {
+    let mut g = Group::new(Delimiter::Brace, body.stream());
+    g.set_span(body.span().resolved_at(Span::mixed_site()));
+    g
+}
+
 /// How a method takes `self`, which decides what its post tests receive.
 #[derive(Clone, Copy, PartialEq)]
 enum Receiver {
@@ -179,6 +190,7 @@ pub(crate) fn expand(args: &Args, f: InVivoFn, enabled: bool) -> syn::Result<Tok
         mut sig,
         body,
     } = f;
+    let body = nested(body);
     let p = params(&mut sig);
     let ret_ty = nameable_return(&sig.output);
     let ret = Ident::new("__invite_ret", Span::call_site());

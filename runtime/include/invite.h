@@ -67,7 +67,8 @@ void invite_flush_summary(void);
 
 /* ---- call-site API ------------------------------------------------------------------------
  * One static `invite_site` per (function under test, test). The fast path, invite_sample(), is a
- * relaxed load and store of the site's countdown: no lock, syscall or allocation. When the
+ * relaxed load and store of the calling thread's countdown for the site: no lock, syscall or
+ * allocation. When the
  * countdown runs out the runtime decides (probability, concurrency, budget) whether to start a pod.
  *
  *   static invite_site site = INVITE_SITE("withdraw", "check_funds", "bank.c", 42, INVITE_PRE, 0.2, 0);
@@ -80,7 +81,7 @@ void invite_flush_summary(void);
 enum invite_phase { INVITE_PRE = 1, INVITE_POST = 2 };
 
 typedef struct invite_site {
-    long long countdown;       /* runtime-owned: calls left before the next sample; 0 = unregistered */
+    long long countdown;       /* runtime-owned: unused since countdowns are per thread (kept: the layout) */
     const char *function;      /* function under test, e.g. "account_withdraw" */
     const char *test;          /* test name, e.g. "check_funds" */
     const char *file;          /* file of the function under test */
@@ -88,7 +89,7 @@ typedef struct invite_site {
     unsigned phase;            /* INVITE_PRE or INVITE_POST */
     double probability;        /* compiled-in probability, 0.0 ..= 1.0 */
     unsigned timeout_ms;       /* per-site deadline; 0 = INVITE_TIMEOUT_MS */
-    unsigned index;            /* runtime-owned */
+    unsigned index;            /* runtime-owned: the site's slot in each thread's countdowns; 0 = none yet */
     void *next;                /* runtime-owned */
 } invite_site;
 
@@ -101,17 +102,30 @@ typedef struct invite_site {
  * the summary (pointers, not the sites, so that the linker never pads between entries). */
 #define INVITE_LISTED __attribute__((section("invite_sites"), used))
 
-/* Slow path: registers the site on first use, draws the next countdown, and returns 1 when a pod
- * should be started now (admission already granted), else 0. */
+/* The calling thread's countdowns, one per site (runtime-owned; null until the thread's first
+ * slow path): each thread counts its own calls, so none is lost under many threads. Weak and
+ * hidden: one variable per program or shared library however many of its files include this
+ * header, and not exported; initial-exec, so reading it is one load. */
+__attribute__((weak, visibility("hidden"), tls_model("initial-exec"))) __thread long long *invite_countdowns;
+
+/* Slow path: registers the site on first use, draws the thread's next countdown, and returns 1
+ * when a pod should be started now (admission already granted), else 0. `countdowns` is the
+ * address of the calling thread's invite_countdowns. */
+int invite_sample_slow_tls(invite_site *site, long long **countdowns);
+/* The slow path of objects compiled with an earlier invite.h. */
 int invite_sample_slow(invite_site *site);
 
 static inline int invite_sample(invite_site *site) {
-    long long c = __atomic_load_n(&site->countdown, __ATOMIC_RELAXED);
-    if (__builtin_expect(c > 1, 1)) {
-        __atomic_store_n(&site->countdown, c - 1, __ATOMIC_RELAXED);
-        return 0;
+    long long *cd = invite_countdowns;
+    if (__builtin_expect(cd != 0, 1)) {
+        unsigned i = __atomic_load_n(&site->index, __ATOMIC_RELAXED);
+        long long c = __atomic_load_n(&cd[i], __ATOMIC_RELAXED);
+        if (__builtin_expect(c > 1, 1)) {
+            __atomic_store_n(&cd[i], c - 1, __ATOMIC_RELAXED);
+            return 0;
+        }
     }
-    return invite_sample_slow(site);
+    return invite_sample_slow_tls(site, &invite_countdowns);
 }
 
 /* Start a pod for a sampled site. Returns 1 in the pod (run the test, then invite_pod_exit), 0 in

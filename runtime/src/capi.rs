@@ -128,12 +128,33 @@ pub extern "C" fn invite_flush_summary() {
     crate::runtime::flush_summary();
 }
 
+/// The slow path of objects compiled with an earlier `invite.h` (their fast path counts down
+/// the site's own field, which stays 0: every call comes here, and is counted exactly).
+///
 /// # Safety
 /// `site` points at a static `invite_site` made with `INVITE_SITE`.
 #[no_mangle]
 pub unsafe extern "C" fn invite_sample_slow(site: *mut Site) -> c_int {
     match site_ref(site) {
-        Some(s) => crate::sample::sample_slow(s, None) as c_int,
+        Some(s) => crate::sample::sample_slow(s, None, None) as c_int,
+        None => 0,
+    }
+}
+
+/// The slow path of `invite_sample`: `countdowns` is the address of the calling thread's
+/// `invite_countdowns`, which the runtime points at the thread's countdowns.
+///
+/// # Safety
+/// `site` as for `invite_sample_slow`; `countdowns` is the address of the calling thread's
+/// `invite_countdowns` thread-local (or null).
+#[no_mangle]
+pub unsafe extern "C" fn invite_sample_slow_tls(
+    site: *mut Site,
+    countdowns: *mut *const i64,
+) -> c_int {
+    let c_var = (!countdowns.is_null()).then_some(crate::counts::CVar(countdowns as usize));
+    match site_ref(site) {
+        Some(s) => crate::sample::sample_slow(s, None, c_var) as c_int,
         None => 0,
     }
 }

@@ -219,15 +219,20 @@ pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Totals {
     /// Records that could not be written (a full disk, an I/O error).
     pub lost: u64,
-    /// Whether every site's `calls` is exact (see `calls_exact` in docs/journal.md).
-    pub calls_exact: bool,
+    /// Threads other than the writer's that had counted calls and were still running: their
+    /// calls after the summary are not in it (`calls_exact` is false when there are any; see
+    /// docs/journal.md).
+    pub threads_running: u64,
 }
 
 pub fn summary_line(
     time_ns: u128,
     host: &str,
     pid: i32,
-    Totals { lost, calls_exact }: Totals,
+    Totals {
+        lost,
+        threads_running,
+    }: Totals,
     settings: &[(&str, String)],
     admission: &Admission,
     sites: &[SiteSummary],
@@ -236,9 +241,11 @@ pub fn summary_line(
     head(&mut s, kind::SUMMARY, time_ns, host, pid);
     let _ = write!(
         s,
-        ",\"{}\":{lost},\"{}\":{calls_exact},\"{}\":{{",
+        ",\"{}\":{lost},\"{}\":{},\"{}\":{threads_running},\"{}\":{{",
         field::LOST,
         field::CALLS_EXACT,
+        threads_running == 0,
+        field::THREADS_RUNNING,
         field::SETTINGS
     );
     for (i, (name, value)) in settings.iter().enumerate() {

@@ -36,6 +36,7 @@ mod admit;
 mod afterfork;
 mod capi;
 mod config;
+mod counts;
 mod cpus;
 mod deadlock;
 mod executor;

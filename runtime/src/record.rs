@@ -97,7 +97,7 @@ impl Ending {
                     Some(_) if relayed >= crate::relay::MAX_RELAYED => over_cap += 1,
                     Some(r) => {
                         relayed += 1;
-                        write(rt, &r.record(journal::now_ns(), &rt.host, rt.pid));
+                        write(rt, &r.record(journal::now_ns(), &rt.host, rt.pid()));
                     }
                     None => malformed += 1,
                 },
@@ -164,7 +164,7 @@ pub fn record_end(
     let rec = TestRecord {
         time_ns: journal::now_ns(),
         host: &rt.host,
-        pid: rt.pid,
+        pid: rt.pid(),
         pod: &info.path,
         site: &info.site,
         function: &info.function,
@@ -187,7 +187,8 @@ pub fn record_end(
     let kept_notes: Vec<String>;
     let rec = match keep.filter(|(_, mode)| *mode == Keep::All || outcome != Outcome::Pass) {
         Some((dir_fd, _)) => {
-            kept_notes = crate::keep::keep_pod(dir_fd, &info.path, rt.pid, &rec, changed, scratch);
+            kept_notes =
+                crate::keep::keep_pod(dir_fd, &info.path, rt.pid(), &rec, changed, scratch);
             TestRecord {
                 notes: &kept_notes,
                 ..rec
@@ -225,7 +226,7 @@ pub fn journal_start_failure(site: &'static Site, owner: Option<&'static str>, m
     let rec = TestRecord {
         time_ns: journal::now_ns(),
         host: &rt.host,
-        pid: rt.pid,
+        pid: rt.pid(),
         pod: "",
         site: &format!("{}:{}", site.file(), site.line),
         function: &function_name(site, owner),

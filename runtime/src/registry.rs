@@ -19,8 +19,9 @@ use std::sync::{Mutex, OnceLock};
 /// Per-site counters for the summary.
 #[derive(Default)]
 pub struct SiteStats {
-    pub cycles_calls: AtomicU64,
-    pub current_draw: AtomicU64,
+    /// Calls of threads that exited, and calls counted on the slow path (`counts`): the
+    /// running threads' calls are in their blocks.
+    pub calls: AtomicU64,
     pub sampled: AtomicU64,
     pub started: AtomicU64,
     pub skipped_concurrency: AtomicU64,
@@ -33,6 +34,26 @@ pub struct SiteStats {
     pub queued: AtomicU64,
     /// The `Self` type of a method's site, once known.
     pub owner: OnceLock<&'static str>,
+}
+
+impl SiteStats {
+    /// Every count back to zero (in a fork's child, which counts its own).
+    pub fn reset(&self) {
+        for c in [
+            &self.calls,
+            &self.sampled,
+            &self.started,
+            &self.skipped_concurrency,
+            &self.skipped_budget,
+            &self.skipped_in_pod,
+            &self.skipped_cgroup,
+            &self.skipped_pod_cpu,
+            &self.skipped_queue,
+            &self.queued,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A registered site and its counters.
@@ -74,8 +95,7 @@ pub fn register(site: &'static Site) -> Option<&'static Entry> {
         })
         .ok()?;
     let raw = ptr::from_ref(e).cast_mut();
-    let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
-    site.index.store(n, Ordering::Relaxed);
+    slot(site);
     site.next.store(raw.cast::<c_void>(), Ordering::Release);
     match tail() {
         Some(t) => t.next.store(raw, Ordering::Release),
@@ -83,6 +103,31 @@ pub fn register(site: &'static Site) -> Option<&'static Entry> {
     }
     TAIL.store(raw, Ordering::Release);
     Some(e)
+}
+
+/// Slots in each thread's counts (`counts`): indices go up to `SLOTS - 1`; sites past them keep
+/// index 0, whose calls take the slow path (counted there; tested, in the queue, as one site).
+pub const SLOTS: usize = 1 << 15;
+
+/// The site's index (1, 2, ...: its slot in the threads' counts), given on first need, without
+/// a lock: also to sites never registered (testing off). Two threads may race to give one; the
+/// loser's number is left unused.
+pub fn slot(site: &Site) -> u32 {
+    let i = site.index.load(Ordering::Relaxed);
+    if i != 0 || COUNT.load(Ordering::Relaxed) as usize >= SLOTS - 1 {
+        return i;
+    }
+    let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+    if n as usize >= SLOTS {
+        return 0;
+    }
+    match site
+        .index
+        .compare_exchange(0, n, Ordering::Relaxed, Ordering::Relaxed)
+    {
+        Ok(_) => n,
+        Err(other) => other,
+    }
 }
 
 fn tail() -> Option<&'static Entry> {

@@ -27,7 +27,9 @@ pub struct Runtime {
     /// `None` when in vivo testing is off because of a bad configuration or an unusable journal.
     pub config: Option<Config>,
     pub host: String,
-    pub pid: i32,
+    /// The process whose pods these are: the one that built the runtime, or a forked child of
+    /// it once it samples a call (`adopt_fork`).
+    pid: AtomicI32,
     plan: OnceLock<Result<Plan, String>>,
     journal_fd: AtomicI32,
     /// The checked `INVITE_POD_DIR` (-1: no pod is kept).
@@ -191,6 +193,7 @@ fn read_settings() -> Option<Config> {
 impl Runtime {
     fn init() -> Runtime {
         INITIALIZING.store(true, Ordering::Relaxed);
+        BUILT_BY.store(sys::getpid(), Ordering::Relaxed);
         let mut config = SETTINGS.get_or_init(read_settings).clone();
         let mut journal_fd = -1;
         if let Some(c) = config.as_ref().filter(|c| c.enabled) {
@@ -209,8 +212,10 @@ impl Runtime {
         let ledger = new_ledger();
         probe_host();
         arm_exit();
+        // SAFETY: `forked` only stores to an atomic.
+        unsafe { sys::at_fork_child(forked) };
         // Built by the exit handler (nothing was sampled before): its summary is the last, and
-        // a thread started now would only mark the counts inexact.
+        // no thread is started to write more.
         let exiting = EXITING.load(Ordering::Relaxed);
         if let Some(c) = config
             .as_ref()
@@ -222,7 +227,7 @@ impl Runtime {
         Runtime {
             config,
             host: sys::hostname(),
-            pid: sys::getpid(),
+            pid: AtomicI32::new(sys::getpid()),
             plan: OnceLock::new(),
             journal_fd: AtomicI32::new(journal_fd),
             keep_fd: AtomicI32::new(keep_fd),
@@ -232,6 +237,27 @@ impl Runtime {
             last_minor_faults: AtomicU64::new(0),
             last_pods_finished: AtomicU64::new(0),
             last_pod_seen_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// The process whose pods these are (`pid` of records and summaries).
+    pub fn pid(&self) -> i32 {
+        self.pid.load(Ordering::Relaxed)
+    }
+
+    /// On a sampled call: in a process forked by the host's own code (a worker), the runtime
+    /// becomes the child's: its records and summaries carry the child's pid, and it writes
+    /// periodic summaries of its own (the thread that wrote them did not survive the fork). Its
+    /// counts started from zero at the fork (`counts`). Not in a pod.
+    pub fn adopt_fork(&self) {
+        if !FORKED.swap(false, Ordering::Relaxed) || in_pod() {
+            return;
+        }
+        self.pid.store(sys::getpid(), Ordering::Relaxed);
+        if let Some(c) = self.config.as_ref().filter(|c| c.enabled) {
+            if self.journal_fd() >= 0 {
+                start_summary_ticker(c.summary_s);
+            }
         }
     }
 
@@ -352,27 +378,36 @@ impl Runtime {
             return;
         }
         let never_called = crate::registry::SiteStats::default();
-        let rows: Vec<journal::SiteSummary> = crate::registry::every_site()
+        let sites = crate::registry::every_site();
+        // The running threads' counts are read with no thread exiting meanwhile (`counts`), and
+        // without allocating under that lock: a thread may wait for it inside the allocator.
+        let mut calls = Vec::with_capacity(sites.len());
+        let threads_running = {
+            let reading = crate::counts::Reading::start();
+            calls.extend(sites.iter().map(|(site, st)| {
+                let folded = st.map_or(0, |st| st.calls.load(Ordering::Relaxed));
+                crate::counts::calls(&reading, site, folded)
+            }));
+            reading.threads_running()
+        };
+        let rows: Vec<journal::SiteSummary> = sites
             .into_iter()
-            .map(|(site, st)| (site, st.unwrap_or(&never_called)))
-            .map(|(site, st)| {
-                let c = site.countdown.load(Ordering::Relaxed).max(0) as u64;
-                let in_cycle = st.current_draw.load(Ordering::Relaxed).saturating_sub(c);
-                journal::SiteSummary {
-                    site: format!("{}:{}", site.file(), site.line),
-                    function: crate::site::qualified(site.function(), st.owner.get().copied()),
-                    test: site.test().to_string(),
-                    calls: st.cycles_calls.load(Ordering::Relaxed) + in_cycle,
-                    sampled: st.sampled.load(Ordering::Relaxed),
-                    started: st.started.load(Ordering::Relaxed),
-                    skipped_concurrency: st.skipped_concurrency.load(Ordering::Relaxed),
-                    skipped_budget: st.skipped_budget.load(Ordering::Relaxed),
-                    skipped_in_pod: st.skipped_in_pod.load(Ordering::Relaxed),
-                    skipped_cgroup: st.skipped_cgroup.load(Ordering::Relaxed),
-                    skipped_pod_cpu: st.skipped_pod_cpu.load(Ordering::Relaxed),
-                    skipped_queue: st.skipped_queue.load(Ordering::Relaxed),
-                    queued: st.queued.load(Ordering::Relaxed),
-                }
+            .zip(calls)
+            .map(|((site, st), calls)| (site, st.unwrap_or(&never_called), calls))
+            .map(|(site, st, calls)| journal::SiteSummary {
+                site: format!("{}:{}", site.file(), site.line),
+                function: crate::site::qualified(site.function(), st.owner.get().copied()),
+                test: site.test().to_string(),
+                calls,
+                sampled: st.sampled.load(Ordering::Relaxed),
+                started: st.started.load(Ordering::Relaxed),
+                skipped_concurrency: st.skipped_concurrency.load(Ordering::Relaxed),
+                skipped_budget: st.skipped_budget.load(Ordering::Relaxed),
+                skipped_in_pod: st.skipped_in_pod.load(Ordering::Relaxed),
+                skipped_cgroup: st.skipped_cgroup.load(Ordering::Relaxed),
+                skipped_pod_cpu: st.skipped_pod_cpu.load(Ordering::Relaxed),
+                skipped_queue: st.skipped_queue.load(Ordering::Relaxed),
+                queued: st.queued.load(Ordering::Relaxed),
             })
             .collect();
         let lost = self.ledger().lost();
@@ -407,10 +442,10 @@ impl Runtime {
         let line = journal::summary_line(
             journal::now_ns(),
             &self.host,
-            self.pid,
+            sys::getpid(),
             journal::Totals {
                 lost,
-                calls_exact: !sys::ever_multithreaded(),
+                threads_running,
             },
             &settings,
             &admission,
@@ -476,18 +511,30 @@ pub fn arm_exit() {
 
 /// Set when the exit handler runs.
 static EXITING: AtomicBool = AtomicBool::new(false);
+/// Set in the child of every fork (pods and supervisors included), until a sampled call of the
+/// child adopts the runtime (`adopt_fork`).
+static FORKED: AtomicBool = AtomicBool::new(false);
+/// The process that built the runtime (its pods' group is its own to remove).
+static BUILT_BY: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forked() {
+    FORKED.store(true, Ordering::Relaxed);
+}
 
 extern "C" fn on_exit() {
     EXITING.store(true, Ordering::Relaxed);
     let Some(rt) = for_summary() else { return };
     rt.drain();
-    crate::podgroup::remove();
+    if BUILT_BY.load(Ordering::Relaxed) == sys::getpid() {
+        crate::podgroup::remove();
+    }
     rt.write_summary();
 }
 
 /// A summary record every `period_s` seconds (`INVITE_SUMMARY_S`) from a thread of its own, so
 /// a process that never reaches its exit handler (killed, or `_exit`) leaves a recent summary.
-/// The thread does not survive a fork: pods and checkpoints write no summary.
+/// The thread does not survive a fork: pods and checkpoints write no summary; a worker the host
+/// forked starts its own with its first sampled call (`adopt_fork`).
 fn start_summary_ticker(period_s: u64) {
     if period_s == 0 {
         return;

@@ -3,11 +3,14 @@
 //!
 //! Sampling by countdown (as allocation samplers do): instead of a random draw per call, draw the
 //! number of calls until the next sample from a geometric distribution with the site's
-//! probability. The fast path only decrements. Draws use a per-thread generator, seeded from
-//! `INVITE_SEED` when it is set, so runs are reproducible.
+//! probability. The fast path only decrements. Each thread counts down its own countdown per
+//! site (`counts`), so no call is lost and a thread's calls are sampled as a single thread's
+//! would be. Draws use a per-thread generator, seeded from `INVITE_SEED` when it is set, so runs
+//! are reproducible.
 
 use crate::admit;
 use crate::config::Config;
+use crate::counts;
 use crate::registry;
 use crate::runtime;
 use crate::site::Site;
@@ -16,29 +19,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::LocalKey;
 
 /// Countdown of a site that never samples (probability 0, testing off). Calls still count down.
-pub const NEVER: i64 = i64::MAX;
+pub const NEVER: i64 = counts::NEVER;
 
-/// The fast path: one relaxed load and store decide "not this time".
+/// The fast path: one relaxed load and store of the calling thread's countdown for the site
+/// decide "not this time".
 impl Site {
     /// The fast path: true when this call should start a pod (admission already granted).
     #[inline(always)]
     pub fn sample(&'static self) -> bool {
-        self.due() && sample_slow(self, None)
+        self.due() && sample_slow(self, None, None)
     }
 
     /// The fast path of a method's site: `owner` names the `Self` type (called on the slow path
     /// only), so the summary names `module::Type::method` as the test records do.
     #[inline(always)]
     pub fn sample_with_owner(&'static self, owner: fn() -> &'static str) -> bool {
-        self.due() && sample_slow(self, Some(owner))
+        self.due() && sample_slow(self, Some(owner), None)
     }
 
-    /// Count this call down; true when the slow path must look (unregistered, or sampled).
+    /// Count this call down on the calling thread's countdowns; true when the slow path must
+    /// look (the thread's first call of the site, or this call is sampled). No other thread
+    /// writes the countdown, so no call is lost (`counts`).
     #[inline(always)]
     fn due(&self) -> bool {
-        let c = self.countdown.load(Ordering::Relaxed);
+        // Indices are below `SLOTS` (`registry::slot`): the mask only spares a bounds check.
+        let slot = self.index.load(Ordering::Relaxed) as usize % counts::SLOTS;
+        let countdown = &counts::COUNTDOWNS.with(Cell::get)[slot];
+        let c = countdown.load(Ordering::Relaxed);
         if c > 1 {
-            self.countdown.store(c - 1, Ordering::Relaxed);
+            countdown.store(c - 1, Ordering::Relaxed);
             return false;
         }
         true
@@ -90,15 +99,19 @@ impl Drop for Outermost {
 /// of the switch per process.
 #[cold]
 #[inline(never)]
-pub fn sample_slow(site: &'static Site, owner: Option<fn() -> &'static str>) -> bool {
+pub fn sample_slow(
+    site: &'static Site,
+    owner: Option<fn() -> &'static str>,
+    c_var: Option<counts::CVar>,
+) -> bool {
     // No in vivo tests start inside a pod. Touch no lock here: a host thread may have held it at
     // the fork.
     if runtime::in_pod() || !runtime::switched_on() {
-        site.countdown.store(NEVER, Ordering::Relaxed);
+        counts::never(site, c_var);
         return false;
     }
     let Some(entry) = registry::register(site) else {
-        site.countdown.store(NEVER, Ordering::Relaxed);
+        counts::never(site, c_var);
         return false;
     };
     let stats = &entry.stats;
@@ -108,40 +121,31 @@ pub fn sample_slow(site: &'static Site, owner: Option<fn() -> &'static str>) -> 
     let Some(config) = runtime::settings() else {
         // The configuration is being read (its allocations called this site): count the call,
         // and let a later one draw the countdown.
-        stats.cycles_calls.fetch_add(1, Ordering::Relaxed);
+        stats.calls.fetch_add(1, Ordering::Relaxed);
         return false;
     };
     let p = probability(config.as_ref(), site);
-    if site.countdown.load(Ordering::Relaxed) == 0 {
-        // The first call: the first countdown, of which this call is the first.
-        let first = draw(p);
-        stats.current_draw.store(first as u64, Ordering::Relaxed);
-        site.countdown.store(first, Ordering::Relaxed);
-    }
-    let c = site.countdown.load(Ordering::Relaxed);
-    if c > 1 {
-        site.countdown.store(c - 1, Ordering::Relaxed);
-        return false;
-    }
-    // This call is sampled: close the cycle, draw the next one.
-    stats.cycles_calls.fetch_add(
-        stats.current_draw.load(Ordering::Relaxed),
-        Ordering::Relaxed,
-    );
-    let next = draw(p);
-    stats.current_draw.store(next as u64, Ordering::Relaxed);
-    site.countdown.store(next, Ordering::Relaxed);
+    let sampled = match counts::count(site, c_var, || draw(p)) {
+        counts::Count::Counted(sampled) => sampled,
+        // No block for this thread (it is exiting, or no memory): counted here, sampled by a
+        // draw of its own (a countdown of 1 is a sample with probability p).
+        counts::Count::NoBlock => {
+            stats.calls.fetch_add(1, Ordering::Relaxed);
+            draw(p) == 1
+        }
+    };
     // While the runtime is being built a sampled call is not tested: building allocates, and
     // the allocator may be the caller.
-    if p <= 0.0 || runtime::initializing() {
+    if !sampled || p <= 0.0 || runtime::initializing() {
         return false;
     }
     stats.sampled.fetch_add(1, Ordering::Relaxed);
     let rt = runtime::get();
+    rt.adopt_fork();
     if rt.config.is_none() {
         // The journal could not be opened: testing is off (said once, when the runtime was
         // built).
-        site.countdown.store(NEVER, Ordering::Relaxed);
+        counts::never(site, c_var);
         return false;
     }
     admit::admit(rt, site, stats)

@@ -1,11 +1,10 @@
 //! Call sites: the static record of one (function under test, test) pair. Data only: the fast
-//! path that reads and counts down its countdown is `sample`'s (`Site::sample`), the first
-//! step of the flow.
+//! path is `sample`'s (`Site::sample`), the first step of the flow.
 //!
-//! The countdown holds the number of calls left before the next sample. `0` means the site has not
-//! been registered yet; `1` means "this call is sampled". A site that can never run (probability
-//! 0, testing off) gets `i64::MAX`, so its calls are still counted (as `i64::MAX - countdown`) at
-//! the same cost.
+//! A site's countdowns (calls left before the next sample) are per thread (`counts`); the site
+//! holds its `index`, its slot in every thread's countdowns (0 until its first call). The
+//! `countdown` field is no longer used (objects built with an earlier `invite.h` count it down;
+//! left at 0, it sends each of their calls to the slow path, which counts it exactly).
 //!
 //! The layout is `#[repr(C)]` and shared with `invite_site` in `invite.h`.
 

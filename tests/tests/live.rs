@@ -5,7 +5,7 @@
 
 use invite_tests::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -53,7 +53,11 @@ impl Host {
         let pid = first
             .strip_prefix("parked ")
             .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("the demo did not park: {first:?}"));
+            .unwrap_or_else(|| {
+                let mut err = String::new();
+                let _ = child.stderr.as_mut().unwrap().read_to_string(&mut err);
+                panic!("the demo did not park: {first:?}; stderr: {err}")
+            });
         Host {
             child,
             stdin,
@@ -84,6 +88,16 @@ impl Host {
             .as_array()
             .unwrap()
             .clone()
+    }
+
+    /// Branch the checkpoint once (its first branch): the branch's record.
+    fn branch_once(&self) -> Value {
+        self.invite_ok(&["branch", "demo"]);
+        let journal = self.dir.join("invite.jsonl");
+        wait_until("the branch's record", || {
+            journal.exists() && journal_has_pod(&journal, "demo/1")
+        });
+        record(&journal, "demo/1")
     }
 
     fn socket(&self) -> PathBuf {
@@ -341,12 +355,7 @@ fn rust_programs_checkpoint_and_branch_the_same_way() {
     let d = scratch();
     // fixtures/rust/bank/src/bin/parked.rs, built by the workspace build.
     let host = Host::start_bin(d.path(), &tool("parked"));
-    host.invite_ok(&["branch", "demo"]);
-    let journal = host.dir.join("invite.jsonl");
-    wait_until("the branch's record", || {
-        journal.exists() && journal_has_pod(&journal, "demo/1")
-    });
-    let r = record(&journal, "demo/1");
+    let r = host.branch_once();
     assert_eq!(r["outcome"], "pass", "{r}");
     assert_eq!(r["test"], "branch");
     assert!(
@@ -418,4 +427,28 @@ fn a_trickling_client_cannot_hold_the_checkpoint() {
     );
     let o = host.finish();
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// Issue 21: in a live checkpoint's branches, inherited sockets, pipes and event descriptors are
+/// inert objects of the same kind, as in pods (they were /dev/null, which epoll refuses), and
+/// nothing a branch writes to them reaches the host.
+#[test]
+fn branches_get_inert_sockets_pipes_and_event_fds_of_the_same_kind() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let d = scratch();
+    let bin = d.path().join("inert_host");
+    compile_c(&[fixture("c/live/sockets.c")], &bin);
+    let host = Host::start_bin(d.path(), &bin);
+    let r = host.branch_once();
+    assert_eq!(r["outcome"], "pass", "{r}");
+    assert!(r["output"].as_str().unwrap().contains("kinds ok"), "{r}");
+    let o = host.finish();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).ends_with("host saw nothing\n"),
+        "{}",
+        text(&o)
+    );
 }

@@ -200,22 +200,16 @@ fn the_concurrency_cap_and_the_budget_turn_tests_away_and_count_them() {
     assert!(s["started"].as_u64().unwrap() < 100, "{s}");
 }
 
-/// Issue 21.5: `calls` is exact, or the summary says it may not be. Under 8 threads calling one
-/// site the relaxed countdown can lose counts, so the summary must carry `calls_exact: false`
-/// (and never count more calls than were made); a process that never ran a second thread
-/// counts exactly and says so.
+/// Issue 21.5: `calls` is exact under many threads (the shared relaxed countdown lost calls:
+/// 1,403,511 of 1,600,000 seen), and the summary says when it cannot be: threads still calling
+/// when it was written.
 #[test]
-fn calls_are_exact_or_marked_approximate_under_8_threads() {
+fn calls_are_exact_under_8_threads_and_marked_when_threads_still_run() {
     let d = scratch();
     let bin = d.path().join("count_threads");
     compile_c(&[fixture("c/count_threads.c")], &bin);
-    let summary = |threads: &str, calls: &str| {
-        let o = run(
-            &bin,
-            &[threads, calls],
-            d.path(),
-            &[("INVITE_MAX_OVERHEAD", "off")],
-        );
+    let summary = |args: &[&str]| {
+        let o = run(&bin, args, d.path(), &[("INVITE_MAX_OVERHEAD", "off")]);
         assert!(o.status.success(), "{}", text(&o));
         let j = journal(&d.path().join("invite.jsonl"));
         std::fs::remove_file(d.path().join("invite.jsonl")).unwrap();
@@ -224,16 +218,21 @@ fn calls_are_exact_or_marked_approximate_under_8_threads() {
             .find(|v| v["kind"] == "summary")
             .expect("a summary")
     };
-    let one = summary("1", "200000");
+    let one = summary(&["1", "200000"]);
     assert_eq!(one["calls_exact"], true, "{one}");
     assert_eq!(one["sites"][0]["calls"], 200000, "{one}");
-    let eight = summary("8", "200000");
-    let calls = eight["sites"][0]["calls"].as_u64().unwrap();
-    assert!(calls <= 8 * 200000, "{eight}");
+    for _ in 0..3 {
+        let eight = summary(&["8", "200000"]);
+        assert_eq!(eight["sites"][0]["calls"], 8 * 200000, "{eight}");
+        assert_eq!(eight["calls_exact"], true, "{eight}");
+        assert_eq!(eight["threads_running"], 0, "{eight}");
+    }
+    // main exits while its 8 threads go on calling: counted up to the summary, and said.
+    let running = summary(&["8", "1000", "running"]);
     assert!(
-        calls == 8 * 200000 || eight["calls_exact"] == false,
-        "calls {calls} of {} and not marked approximate: {eight}",
-        8 * 200000
+        running["sites"][0]["calls"].as_u64().unwrap() >= 8 * 1000,
+        "{running}"
     );
-    assert_eq!(eight["calls_exact"], false, "{eight}");
+    assert_eq!(running["calls_exact"], false, "{running}");
+    assert_eq!(running["threads_running"], 8, "{running}");
 }

@@ -88,9 +88,12 @@ pub mod field {
     // A summary record.
     /// How many records the runtime could not write.
     pub const LOST: &str = "lost";
-    /// `false` when the `calls` counts may be short: the process ran more than one thread, and
-    /// concurrent calls of one site can lose a count (see docs/journal.md).
+    /// `false` when other threads that called sites were running as the summary was written:
+    /// the counts are exact up to then, and their later calls are not in them (see
+    /// docs/journal.md).
     pub const CALLS_EXACT: &str = "calls_exact";
+    /// How many such threads were running.
+    pub const THREADS_RUNNING: &str = "threads_running";
     /// The `INVITE_*` settings the runtime ran with.
     pub const SETTINGS: &str = "settings";
     /// The per-site counters, one object per test.

@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Written as users write: one-line bodies, every warning an error (the generated code once gave
+/// rustc's `unused_braces` on them).
 const GOOD: &str = r#"
+#![deny(warnings)]
 use invite::in_vivo;
 async fn positive(amount: u64) -> Result<(), String> {
     std::future::ready(()).await;

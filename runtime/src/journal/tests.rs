@@ -88,7 +88,7 @@ fn records_are_written_byte_for_byte_as_schema_1_says() {
             7,
             Totals {
                 lost: 2,
-                calls_exact: true
+                threads_running: 0
             },
             &[("INVITE_MAX_CONCURRENT", "4".to_string())],
             &admission(),
@@ -97,7 +97,7 @@ fn records_are_written_byte_for_byte_as_schema_1_says() {
         format!(
             "{{\"schema\":1,\"kind\":\"summary\",\"time\":\"2025-11-24T16:00:00.123456Z\",\
              \"host\":\"h\",\"pid\":7,\"runtime_version\":\"{v}\",\"lost\":2,\
-             \"calls_exact\":true,\"settings\":{{\"INVITE_MAX_CONCURRENT\":\"4\"}},\
+             \"calls_exact\":true,\"threads_running\":0,\"settings\":{{\"INVITE_MAX_CONCURRENT\":\"4\"}},\
              \"budget\":{{\"elapsed_us\":2000000,\"host_us\":30000,\"drain_us\":10000,\
              \"pod_cpu_us\":500000,\"cpus\":1.50}},\
              \"queue\":{{\"max\":32,\"queued\":5,\"displaced\":2,\"waiting\":1}},\"sites\":[\
@@ -146,7 +146,7 @@ fn summary_names_its_settings_and_lost_records() {
         7,
         Totals {
             lost: 3,
-            calls_exact: false,
+            threads_running: 2,
         },
         &settings,
         &admission(),
@@ -156,6 +156,7 @@ fn summary_names_its_settings_and_lost_records() {
     assert_eq!(v["kind"], "summary");
     assert_eq!(v["lost"], 3);
     assert_eq!(v["calls_exact"], false);
+    assert_eq!(v["threads_running"], 2);
     assert_eq!(v["settings"]["INVITE_MAX_OVERHEAD"], "10");
     assert_eq!(v["sites"][0]["skipped"]["budget"], 2);
 }

@@ -116,7 +116,7 @@ pub fn checkpoint_at(
     }
     let fail = |(errno, m): (i32, String)| snapshot::fail(errno, m);
     let socket_dir = dir::ensure().map_err(fail)?;
-    let socket = socket_dir.join(dir::socket_name(rt.pid, name));
+    let socket = socket_dir.join(dir::socket_name(rt.pid(), name));
     let listener = dir::bind(&socket).map_err(fail)?;
     let os = |step: &str, e: std::io::Error| {
         let _ = std::fs::remove_file(&socket);

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | name `invite-ckpt`, new session | visible in `ps`; out of the terminal's process group, so Ctrl-C and job control reach the host only |
 //! | own counters, ids from 1 under `NAME/`, no host reaper | branches do not count against the host's concurrency and budget |
-//! | descriptors: 0-2 → /dev/null; files and directories reopened by path (same flags, offset); everything else → /dev/null | the copy must not keep the host's pipes, sockets, ports or `flock` locks alive; numbers stay valid for the branches |
+//! | descriptors: 0-2 → /dev/null; files and directories reopened by path (same flags, offset); sockets, pipes and event descriptors → inert ones of the same kind, as pods get (`pod::inert`; a listening socket becomes a socket that leads nowhere, since a listener made here would listen in the host's network namespace), the other ends held by the copy; everything else → /dev/null | the copy must not keep the host's pipes, sockets, ports or `flock` locks alive; numbers stay valid for the branches, and code in a branch can still register them with epoll |
 //! | lowest CPU priority, `oom_score_adj` 1000 | under memory pressure the kernel kills a checkpoint before the host |
 //!
 //! Then it waits on its socket and on the host's pidfd. When the host exits, or on `DROP`, the
@@ -123,7 +123,7 @@ fn serve(rt: &Runtime, p: &Parked, mut conn: UnixStream, started: u64, issued: &
         Ok(Request::Info) => {
             let info = proto::Info {
                 name: &p.name,
-                host_pid: rt.pid,
+                host_pid: rt.pid(),
                 parked_pid: sys::getpid(),
                 uid: owner,
                 age_ms: (sys::monotonic_ns() - started) / 1_000_000,
@@ -210,7 +210,8 @@ fn branch(rt: &Runtime, p: &Parked, issued: &mut u32) -> Result<Ckpt, String> {
 
 /// Make the descriptor table safe to park with: keep `keep`, reopen files and directories by
 /// path with the same flags and offset (a new open file description, so no shared offset and no
-/// `flock` held for the host), replace everything else with /dev/null at the same number.
+/// `flock` held for the host), make sockets, pipes and event descriptors inert ones of the same
+/// kind (`inert`), replace everything else with /dev/null at the same number.
 fn clean_fds(keep: &[RawFd]) {
     let Ok(null) = sys::open(c"/dev/null", libc::O_RDWR | libc::O_CLOEXEC, 0) else {
         return;
@@ -222,21 +223,50 @@ fn clean_fds(keep: &[RawFd]) {
                 .collect()
         })
         .unwrap_or_default();
+    // The other ends of the inert pipes and sockets, held for the copy's life (and so never
+    // replaced in turn, whatever number they got).
+    let mut held: Vec<RawFd> = Vec::new();
     for fd in listed {
-        if fd == null.as_raw_fd() || keep.contains(&fd) {
+        if fd == null.as_raw_fd() || keep.contains(&fd) || held.contains(&fd) {
             continue;
         }
         let Ok(fd_flags) = sys::get_fd_flags(fd) else {
             continue; // the directory listing's own descriptor, closed by now
         };
         let reopened = if fd > 2 { reopen(fd) } else { None };
-        let from = reopened.as_ref().unwrap_or(&null).as_raw_fd();
+        let made = match reopened {
+            None if fd > 2 => inert(fd, &mut held),
+            _ => None,
+        };
+        let from = reopened
+            .as_ref()
+            .map(AsRawFd::as_raw_fd)
+            .or(made)
+            .unwrap_or(null.as_raw_fd());
         // SAFETY: the parked copy is single-threaded (a fork of one thread) and replaces the
         // descriptors it inherited, which nothing in it uses as the files they were.
         if unsafe { sys::dup2(from, fd) }.is_ok() {
             let _ = sys::set_fd_flags(fd, fd_flags);
         }
+        if let Some(made) = made {
+            sys::close(made);
+        }
     }
+}
+
+/// A socket, pipe or event descriptor: an inert one of the same kind, with its other end (if
+/// any) pushed on `held`. A listening socket becomes a socket that leads nowhere: the copy is in
+/// the host's network namespace, where a listener would take connections.
+fn inert(fd: RawFd, held: &mut Vec<RawFd>) -> Option<RawFd> {
+    let st = sys::fstat(fd).ok()?;
+    let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    let mut plan = crate::pod::plan_inert(fd, st.st_mode & libc::S_IFMT, target.to_str()?)?;
+    if let crate::pod::Inert::Listener { ty, .. } = plan.kind {
+        plan.kind = crate::pod::Inert::Socket { ty };
+    }
+    let (new, other) = crate::pod::make_inert(&plan).ok()?;
+    held.extend(other);
+    Some(new)
 }
 
 fn reopen(fd: RawFd) -> Option<OwnedFd> {

@@ -48,6 +48,7 @@ mod stdio;
 
 pub use fds::{scan as scan_fds, FdPlan};
 pub use files::Watch;
+pub use inert::{make as make_inert, plan as plan_inert, Inert};
 pub use limits::oom_first;
 pub use ns::make_namespaces;
 pub use seccomp::program as seccomp_program;

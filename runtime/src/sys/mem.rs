@@ -330,3 +330,39 @@ pub unsafe fn purge_c_std_streams() {
         __fpurge(stderr);
     }
 }
+
+/// Types for which all-zero bytes are a valid value (so fresh anonymous pages hold valid ones).
+///
+/// # Safety
+///
+/// The all-zero bit pattern must be a valid value of the type.
+pub unsafe trait Zeroed: Sync {}
+
+// SAFETY: an atomic integer of all-zero bytes is 0.
+unsafe impl Zeroed for std::sync::atomic::AtomicI64 {}
+// SAFETY: as above.
+unsafe impl Zeroed for std::sync::atomic::AtomicU64 {}
+
+/// `n` zeroed values of the runtime's own for the rest of the process: private anonymous pages
+/// reserved without swap, so only the pages written to are ever backed.
+pub fn map_zeroed<T: Zeroed>(n: usize) -> io::Result<&'static [T]> {
+    let len = (n.max(1) * std::mem::size_of::<T>()).next_multiple_of(page_size());
+    let p = map_anonymous(len, libc::MAP_PRIVATE | libc::MAP_NORESERVE)?;
+    // SAFETY: a fresh, page-aligned (so aligned for T) mapping of at least `n` values, zero-
+    // filled, which is a valid `T` (`Zeroed`); it is never unmapped, so it lives for 'static,
+    // and nothing else refers to it.
+    Ok(unsafe { std::slice::from_raw_parts(p.cast::<T>(), n) })
+}
+
+/// Store `value` into the C thread-local pointer at `var` (a countdown table for the inline fast
+/// path of `invite.h`).
+///
+/// # Safety
+///
+/// `var` is the address of a `long long *` thread-local variable of the calling thread, which
+/// the C fast path passed to the slow path on this same thread.
+pub unsafe fn store_c_thread_ptr(var: usize, value: *const i64) {
+    // SAFETY: the caller's promise: a live, aligned pointer variable of this thread; the C code
+    // reads it only from this thread, so a plain store does not race.
+    unsafe { (var as *mut *const i64).write(value) };
+}

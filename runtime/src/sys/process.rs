@@ -286,19 +286,6 @@ pub fn gettid() -> libc::pid_t {
     unsafe { libc::gettid() }
 }
 
-extern "C" {
-    /// glibc (2.32 and later): true until the process first creates a thread.
-    static __libc_single_threaded: libc::c_char;
-}
-
-/// Whether the process has ever run a second thread (the runtime's own included).
-pub fn ever_multithreaded() -> bool {
-    // SAFETY: a byte glibc defines and initializes before any user code; it only changes from
-    // true to false, in `pthread_create`, and a volatile read of it is what glibc documents
-    // (<sys/single_threaded.h>).
-    unsafe { std::ptr::read_volatile(&raw const __libc_single_threaded) == 0 }
-}
-
 /// Clock ticks per second of the times in /proc (`USER_HZ`, 100 on Linux).
 pub fn clock_ticks_per_s() -> u64 {
     // SAFETY: sysconf reads a constant of the system; no memory is involved.
@@ -308,4 +295,22 @@ pub fn clock_ticks_per_s() -> u64 {
     } else {
         100
     }
+}
+
+/// A thread-specific key whose `at_exit` runs when a thread that set a non-null value for it
+/// exits (`pthread_key_create`: no allocation, unlike the destructors of Rust's thread-locals,
+/// which a thread registers through `malloc`). `None` when the process has no key left.
+pub fn thread_exit_key(
+    at_exit: unsafe extern "C" fn(*mut libc::c_void),
+) -> Option<libc::pthread_key_t> {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-parameter; `at_exit` is a function for the process's life.
+    let r = unsafe { libc::pthread_key_create(&mut key, Some(at_exit)) };
+    (r == 0).then_some(key)
+}
+
+/// Set the calling thread's value for `key` (made by `thread_exit_key`).
+pub fn set_thread_value(key: libc::pthread_key_t, value: *const libc::c_void) {
+    // SAFETY: a key made by `thread_exit_key`; the value is only handed back to its destructor.
+    unsafe { libc::pthread_setspecific(key, value) };
 }

@@ -344,7 +344,7 @@ impl Pod {
         }
         if self.info.is_none() {
             if let Some((b'I', payload)) = record::parse_frames(&self.frames).first() {
-                self.info = PodInfo::decode(payload, rt.isolation(), rt.pid, self.t0);
+                self.info = PodInfo::decode(payload, rt.isolation(), rt.pid(), self.t0);
             }
         }
     }
@@ -360,7 +360,7 @@ impl Pod {
             phase: "manual",
             timeout_ms: 0,
             isolation: rt.isolation(),
-            host_pid: rt.pid,
+            host_pid: rt.pid(),
             caller_tid: 0,
             started_ns: self.t0,
         }

@@ -5,7 +5,7 @@
 //! it safely whatever the host's other threads were doing.
 
 use crate::sys;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const WORDS: usize = 1024; // descriptors below 65536
@@ -44,4 +44,40 @@ pub fn close(fd: RawFd) {
 pub fn own(fd: RawFd) -> RawFd {
     mark(fd);
     fd
+}
+
+/// One of the runtime's descriptors, owned: marked while it lives, unmarked and closed when
+/// dropped. For descriptors a thread of the host holds (the reaper's pidfds, the warm state, the
+/// helper's reply sockets); those a freshly forked child reads lock-free from shared state (the
+/// journal, the blanks in the stock) stay numbers in atomics.
+#[derive(Debug)]
+pub struct Own(OwnedFd);
+
+impl Own {
+    pub fn new(fd: OwnedFd) -> Own {
+        mark(fd.as_raw_fd());
+        Own(fd)
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl AsFd for Own {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for Own {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl Drop for Own {
+    fn drop(&mut self) {
+        unmark(self.raw()); // then closed, with the OwnedFd
+    }
 }

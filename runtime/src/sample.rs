@@ -138,13 +138,18 @@ pub fn sample_slow(site: &'static Site, owner: Option<fn() -> &'static str>) -> 
     }
     stats.sampled.fetch_add(1, Ordering::Relaxed);
     let rt = runtime::get();
-    if rt.config.is_none() {
-        // The journal could not be opened: testing is off (said once, when the runtime was
-        // built).
+    if rt.config.is_none() || rt.journal_failed() {
+        // A bad configuration or journal: testing is off (said once, when the runtime was built
+        // or the journal first written).
         site.countdown.store(NEVER, Ordering::Relaxed);
         return false;
     }
-    admit::admit(rt, site, stats)
+    let admitted = admit::admit(rt, site, stats);
+    if !admitted {
+        // The runtime's thread, if it is wanted before any pod (a pod starts it after its fork).
+        crate::reap::start_wanted();
+    }
+    admitted
 }
 
 fn probability(config: Option<&Config>, site: &Site) -> f64 {

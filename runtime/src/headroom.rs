@@ -90,6 +90,16 @@ pub fn memory_room() -> u64 {
     room(&LEVELS.get_or_init(find).memory)
 }
 
+/// The memory room of the last reading (`no_room`) if it is at most `REFRESH_NS` old, else read
+/// now: no second reading right after admission's.
+pub fn memory_room_recent() -> u64 {
+    let last = READ_AT.load(Ordering::Relaxed);
+    if last != 0 && crate::sys::monotonic_ns().saturating_sub(last) <= REFRESH_NS {
+        return MEMORY.load(Ordering::Relaxed);
+    }
+    memory_room()
+}
+
 static LEVELS: OnceLock<Levels> = OnceLock::new();
 static READ_AT: AtomicU64 = AtomicU64::new(0);
 /// `u64::MAX`: no limit.

@@ -17,35 +17,61 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// would block or divert the host; another user's file would receive this user's records). The
 /// error says what the path is instead, in words.
 pub fn open(path: &Path) -> Result<OwnedFd, String> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| "the path holds a NUL byte".to_string())?;
+    let c = c_path(path)?;
     let flags = libc::O_WRONLY
         | libc::O_APPEND
         | libc::O_CREAT
         | libc::O_CLOEXEC
         | libc::O_NOFOLLOW
         | libc::O_NONBLOCK;
-    let checked = |st: &libc::stat| -> Result<(), String> {
-        let euid = sys::geteuid();
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            Err(format!("not a regular file ({})", file_kind(st.st_mode)))
-        } else if st.st_uid != euid {
-            Err(format!("owned by uid {}, not by uid {euid}", st.st_uid))
-        } else {
-            Ok(())
-        }
-    };
     match sys::open(&c, flags, 0o600) {
         Ok(fd) => sys::fstat(fd.as_raw_fd())
             .map_err(|e| e.to_string())
-            .and_then(|st| checked(&st))
+            .and_then(|st| usable(&st))
             .map(|()| fd),
         // Say what is there rather than what open() met (ENXIO for a FIFO without a reader,
         // ELOOP for a link, EACCES for a protected file in a sticky directory).
         Err(e) => match sys::fstatat_nofollow(libc::AT_FDCWD, &c) {
-            Ok(st) => Err(checked(&st).err().unwrap_or_else(|| e.to_string())),
+            Ok(st) => Err(usable(&st).err().unwrap_or_else(|| e.to_string())),
             Err(_) => Err(e.to_string()),
         },
+    }
+}
+
+/// What `open` would say of the journal at `path`, without opening or creating anything: the file
+/// there is one `open` takes, or there is none and its directory lets this user create it. The
+/// host's first `ckpt()` checks this much, so that a journal it cannot use turns testing off
+/// before any pod starts, and leaves the creation (tens of microseconds on some file systems) to
+/// whoever writes first, off its pause (`Runtime::journal`).
+pub fn check(path: &Path) -> Result<(), String> {
+    let c = c_path(path)?;
+    match sys::fstatat_nofollow(libc::AT_FDCWD, &c) {
+        Ok(st) => usable(&st),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            sys::may_create_in(&c_path(dir)?).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn c_path(path: &Path) -> Result<std::ffi::CString, String> {
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| "the path holds a NUL byte".to_string())
+}
+
+/// A journal must be a regular file of the effective user.
+fn usable(st: &libc::stat) -> Result<(), String> {
+    let euid = sys::geteuid();
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        Err(format!("not a regular file ({})", file_kind(st.st_mode)))
+    } else if st.st_uid != euid {
+        Err(format!("owned by uid {}, not by uid {euid}", st.st_uid))
+    } else {
+        Ok(())
     }
 }
 

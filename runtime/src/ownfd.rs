@@ -5,7 +5,7 @@
 //! it safely whatever the host's other threads were doing.
 
 use crate::sys;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const WORDS: usize = 1024; // descriptors below 65536
@@ -44,4 +44,50 @@ pub fn close(fd: RawFd) {
 pub fn own(fd: RawFd) -> RawFd {
     mark(fd);
     fd
+}
+
+/// One of the runtime's descriptors, owned: marked while it lives, unmarked and closed when
+/// dropped. For descriptors a thread of the host holds (the reaper's pidfds, the warm state, the
+/// helper's reply sockets, blanks being taken in); those a freshly forked child reads lock-free
+/// from shared state (the journal, the blanks in the stock) are published as numbers
+/// (`into_raw`), which their owner closes with `close`.
+#[derive(Debug)]
+pub struct Own(Option<OwnedFd>);
+
+impl Own {
+    pub fn new(fd: OwnedFd) -> Own {
+        mark(fd.as_raw_fd());
+        Own(Some(fd))
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.0.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+    }
+
+    /// Publish the number, still marked: whoever reads it from shared state now owns it.
+    pub fn into_raw(mut self) -> RawFd {
+        self.0.take().map_or(-1, IntoRawFd::into_raw_fd)
+    }
+}
+
+impl AsFd for Own {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // Some until `into_raw`, which consumes it.
+        let fd = self.0.as_ref().map(AsFd::as_fd);
+        fd.unwrap_or_else(|| unreachable!("an Own is only emptied by into_raw"))
+    }
+}
+
+impl AsRawFd for Own {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw()
+    }
+}
+
+impl Drop for Own {
+    fn drop(&mut self) {
+        if let Some(fd) = self.0.take() {
+            unmark(fd.as_raw_fd());
+        } // then closed, with the OwnedFd
+    }
 }

@@ -37,7 +37,7 @@ static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 pub fn ensure(max_concurrent: u32, want_pids: bool) {
     MADE.call_once(|| {
         let pids = headroom::POD_PIDS * max_concurrent as u64;
-        let room = headroom::memory_room();
+        let room = headroom::memory_room_recent();
         let memory =
             (room != u64::MAX).then(|| room.saturating_sub(HOST_MEMORY).max(headroom::POD_MEMORY));
         // Only what bounds something: the process count where a PID namespace does not bound

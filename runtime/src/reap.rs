@@ -9,13 +9,16 @@
 //! `PICKUP_MS`, so a supervisor is a zombie at most that long after it exits. A pod (a fork
 //! without the thread) starts its own reaper when it needs one.
 //!
-//! The same thread has one more duty when warm pods are on: `warm` registers its watcher
-//! (`reap::add_duty`), which keeps their stock of blanks full and supervises the warm tests. The
-//! reaper knows it only as a `Duty`: the flow goes from `warm` to here, never back.
+//! The same thread has other duties (`reap::set_duty`), which it knows only as a `Duty`: the flow
+//! goes from them to here, never back. When warm pods are on, `warm`'s watcher keeps their stock
+//! of blanks full and supervises the warm tests; the runtime's periodic summary
+//! (`INVITE_SUMMARY_S`) is written from here too, so a process has one thread of the runtime's,
+//! started once (a thread's start costs a host tens of microseconds).
 
+use crate::ownfd::Own;
 use crate::sys;
-use std::os::fd::{IntoRawFd, RawFd};
-use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 /// Work the reaper thread does besides reaping, in the same poll.
@@ -26,8 +29,22 @@ pub trait Duty {
     fn handle(&mut self, rev: &[i16]);
 }
 
-/// The extra duty's maker, set once; the thread makes the duty when it first sees it set.
-static DUTY: OnceLock<fn() -> Box<dyn Duty>> = OnceLock::new();
+/// The duties besides reaping, in the order the thread serves them.
+#[derive(Clone, Copy)]
+pub enum DutyKind {
+    /// The runtime's housekeeping (the periodic summary).
+    Runtime = 0,
+    /// Warm pods' watcher.
+    Warm = 1,
+}
+
+const DUTIES: usize = 2;
+
+/// What makes a duty, in the thread.
+type MakeDuty = fn() -> Box<dyn Duty>;
+
+/// Each duty's maker, set once; the thread makes the duty when it first sees it set.
+static DUTY: [OnceLock<MakeDuty>; DUTIES] = [const { OnceLock::new() }; DUTIES];
 
 const SLOTS: usize = 256;
 const PICKUP_MS: i32 = 20;
@@ -38,6 +55,8 @@ const STOPPED: u8 = 0;
 const STARTING: u8 = 1;
 const RUNNING: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(STOPPED);
+/// The thread is wanted before any pod (`want`).
+static WANTED: AtomicBool = AtomicBool::new(false);
 
 /// Hand a supervisor's pid to the reaper (starting it on first use).
 pub fn reap_when_over(pid: libc::pid_t) {
@@ -65,6 +84,7 @@ pub fn drop_pending() {
     for slot in &PENDING {
         slot.store(0, Ordering::Relaxed);
     }
+    WANTED.store(false, Ordering::Relaxed);
     STATE.store(STOPPED, Ordering::Release);
 }
 
@@ -74,36 +94,76 @@ extern "C" fn after_fork() {
     drop_pending();
 }
 
-/// Give the reaper thread one more duty (once per process; later calls are ignored), which it
-/// takes up when it next starts or wakes (`ensure`, `reap_when_over`).
-pub fn set_duty(make: fn() -> Box<dyn Duty>) {
-    let _ = DUTY.set(make);
+/// Give the reaper thread a duty of this kind (once per process; later calls are ignored), which
+/// it takes up when it next starts or wakes (`ensure`, `reap_when_over`).
+pub fn set_duty(kind: DutyKind, make: MakeDuty) {
+    let _ = DUTY[kind as usize].set(make);
 }
 
-pub fn ensure() {
+/// Ask for the thread before any pod needs it (a duty of its own is due), without starting it
+/// now: `start_wanted` does, where no pause is measured (a call that started no pod, or right
+/// after a pod's fork, which starts it anyway).
+pub fn want() {
+    WANTED.store(true, Ordering::Relaxed);
+}
+
+/// Start the thread if it was asked for (`want`).
+pub fn start_wanted() {
+    if WANTED.load(Ordering::Relaxed) && !ensure() {
+        WANTED.store(false, Ordering::Relaxed);
+        eprintln!(
+            "invite: cannot start the runtime's thread: no periodic summary (INVITE_SUMMARY_S)"
+        );
+    }
+}
+
+/// Start the thread if it is not running; false if it could not be started.
+pub fn ensure() -> bool {
     if STATE.load(Ordering::Acquire) != STOPPED
         || STATE
             .compare_exchange(STOPPED, STARTING, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
     {
-        return;
+        return true;
     }
     static AT_FORK: std::sync::Once = std::sync::Once::new();
     // SAFETY: `after_fork` only stores to atomics (`forget`s), async-signal-safe.
     AT_FORK.call_once(|| unsafe { sys::at_fork_child(after_fork) });
-    match std::thread::Builder::new()
-        .name("invite-reaper".into())
-        .spawn(run)
-    {
-        Ok(_) => STATE.store(RUNNING, Ordering::Release),
-        Err(_) => STATE.store(STOPPED, Ordering::Release),
+    match sys::spawn_thread(thread_main, STACK) {
+        Ok(()) => {
+            STATE.store(RUNNING, Ordering::Release);
+            true
+        }
+        Err(_) => {
+            STATE.store(STOPPED, Ordering::Release);
+            false
+        }
     }
 }
 
+/// The thread's stack: what `std::thread` gives a thread by default.
+const STACK: usize = 2 << 20;
+
+extern "C" fn thread_main(_: *mut libc::c_void) -> *mut libc::c_void {
+    // Started at the end of a pod's way in (`snapshot`): let the host's pause end before this
+    // thread's first steps (its allocations map an arena, its first round opens the journal,
+    // makes the warm state and asks for blanks) compete with it for the CPUs and the address
+    // space. Nothing is lost: pids are picked up at the first round, and the first pods are cold
+    // anyway.
+    std::thread::sleep(std::time::Duration::from_millis(NAP_MS));
+    sys::set_name(c"invite-reaper");
+    // Nothing may unwind out of a thread's start routine.
+    let _ = std::panic::catch_unwind(run);
+    std::ptr::null_mut()
+}
+
+/// The thread's first wait, before anything else.
+const NAP_MS: u64 = 2;
+
 fn run() {
     sys::lower_thread_priority(5);
-    let mut watched: Vec<(libc::pid_t, RawFd)> = Vec::new();
-    let mut duty: Option<Box<dyn Duty>> = None;
+    let mut watched: Vec<(libc::pid_t, Own)> = Vec::new();
+    let mut duties: [Option<Box<dyn Duty>>; DUTIES] = [const { None }; DUTIES];
     let mut fds: Vec<RawFd> = Vec::new();
     let mut rev: Vec<i16> = Vec::new();
     loop {
@@ -111,7 +171,7 @@ fn run() {
             let pid = slot.swap(0, Ordering::AcqRel);
             if pid > 0 {
                 match sys::pidfd_open(pid) {
-                    Ok(pfd) => watched.push((pid, crate::ownfd::own(pfd.into_raw_fd()))),
+                    Ok(pfd) => watched.push((pid, Own::new(pfd))),
                     Err(_) => {
                         let _ = sys::wait4(pid, libc::WNOHANG);
                     }
@@ -119,28 +179,32 @@ fn run() {
             }
         }
         fds.clear();
-        fds.extend(watched.iter().map(|(_, fd)| *fd));
-        if duty.is_none() {
-            duty = DUTY.get().map(|make| make());
+        fds.extend(watched.iter().map(|(_, fd)| fd.as_raw_fd()));
+        let mut duty_timeout: Option<i32> = None;
+        for (duty, make) in duties.iter_mut().zip(&DUTY) {
+            if duty.is_none() {
+                *duty = make.get().map(|make| make());
+            }
+            if let Some(t) = duty.as_mut().and_then(|d| d.prepare(&mut fds)) {
+                duty_timeout = Some(duty_timeout.map_or(t, |d| d.min(t)));
+            }
         }
-        let duty_timeout = duty.as_mut().and_then(|d| d.prepare(&mut fds));
         rev.clear();
         rev.resize(fds.len(), 0);
+        let timeout = duty_timeout.map_or(PICKUP_MS, |t| t.clamp(0, PICKUP_MS));
         if fds.is_empty() {
-            std::thread::sleep(std::time::Duration::from_millis(PICKUP_MS as u64));
-            continue;
+            std::thread::sleep(std::time::Duration::from_millis(timeout as u64));
+        } else {
+            let _ = sys::poll_in(&fds, timeout, &mut rev);
         }
-        let timeout = duty_timeout.map_or(PICKUP_MS, |t| t.min(PICKUP_MS));
-        let _ = sys::poll_in(&fds, timeout, &mut rev);
         for i in (0..watched.len()).rev() {
             if rev[i] != 0 {
-                let (pid, pfd) = watched.swap_remove(i);
+                let (pid, _pidfd) = watched.swap_remove(i);
                 let _ = sys::wait4(pid, libc::WNOHANG);
-                crate::ownfd::close(pfd);
             }
         }
         // A bug in the bookkeeping of one pod must not end the thread that watches all pods.
-        if let Some(d) = duty.as_mut() {
+        for d in duties.iter_mut().flatten() {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.handle(&rev)));
         }
     }

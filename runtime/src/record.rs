@@ -204,7 +204,7 @@ pub fn record_end(
 /// supervisor when this process is itself a pod (which relays it, see `relay`). A record the
 /// journal cannot take whole is counted in the summary's `lost`.
 pub fn write(rt: &Runtime, rec: &TestRecord) {
-    if rt.journal_fd() >= 0 {
+    if rt.journal().is_some() {
         rt.write_line(&rec.to_line());
     } else if crate::runtime::in_pod() {
         pod::relay_record(&crate::relay::encode(rec));

@@ -14,7 +14,7 @@ use crate::journal;
 use crate::ledger::Ledger;
 use crate::plan::Plan;
 use crate::sys;
-use std::os::fd::{IntoRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering,
@@ -22,6 +22,14 @@ use std::sync::atomic::{
 use std::sync::{Mutex, OnceLock};
 
 pub use crate::registry::SiteStats;
+
+mod journal_file;
+mod page;
+mod ticker;
+
+use journal_file::{JOURNAL_TO_CREATE, NO_JOURNAL};
+pub use page::premake_ledger;
+use page::{new_ledger, PREMADE_LEDGER, SHARED_MAPPED};
 
 pub struct Runtime {
     /// `None` when in vivo testing is off because of a bad configuration or an unusable journal.
@@ -31,7 +39,10 @@ pub struct Runtime {
     /// it once it samples a call (`adopt_fork`).
     pid: AtomicI32,
     plan: OnceLock<Result<Plan, String>>,
+    /// The journal's descriptor, `NO_JOURNAL`, or `JOURNAL_TO_CREATE` (`journal`).
     journal_fd: AtomicI32,
+    /// The journal could not be created when first written: testing is off from then on.
+    journal_failed: AtomicBool,
     /// The checked `INVITE_POD_DIR` (-1: no pod is kept).
     keep_fd: AtomicI32,
     /// The ledger, on a page shared with the supervisors (`ledger`).
@@ -195,10 +206,11 @@ impl Runtime {
         INITIALIZING.store(true, Ordering::Relaxed);
         BUILT_BY.store(sys::getpid(), Ordering::Relaxed);
         let mut config = SETTINGS.get_or_init(read_settings).clone();
-        let mut journal_fd = -1;
+        let mut journal_fd = NO_JOURNAL;
         if let Some(c) = config.as_ref().filter(|c| c.enabled) {
-            match journal::open(&c.journal) {
-                Ok(fd) => journal_fd = crate::ownfd::own(fd.into_raw_fd()),
+            // Checked now, created by the first write (`journal`): off the first pause.
+            match journal::check(&c.journal) {
+                Ok(()) => journal_fd = JOURNAL_TO_CREATE,
                 Err(e) => {
                     eprintln!(
                         "invite: INVITE_JOURNAL: cannot use {}: {e}; in vivo testing is off",
@@ -209,7 +221,12 @@ impl Runtime {
             }
         }
         let keep_fd = open_pod_dir(config.as_mut());
-        let ledger = new_ledger();
+        let premade = PREMADE_LEDGER.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        let ledger = if premade.is_null() {
+            new_ledger()
+        } else {
+            premade
+        };
         probe_host();
         arm_exit();
         // SAFETY: `forked` only stores to an atomic.
@@ -219,9 +236,9 @@ impl Runtime {
         let exiting = EXITING.load(Ordering::Relaxed);
         if let Some(c) = config
             .as_ref()
-            .filter(|c| c.enabled && journal_fd >= 0 && !exiting)
+            .filter(|c| c.enabled && journal_fd != NO_JOURNAL && !exiting)
         {
-            start_summary_ticker(c.summary_s);
+            ticker::start(c.summary_s);
         }
         INITIALIZING.store(false, Ordering::Relaxed);
         Runtime {
@@ -230,6 +247,7 @@ impl Runtime {
             pid: AtomicI32::new(sys::getpid()),
             plan: OnceLock::new(),
             journal_fd: AtomicI32::new(journal_fd),
+            journal_failed: AtomicBool::new(false),
             keep_fd: AtomicI32::new(keep_fd),
             ledger: AtomicPtr::new(ledger),
             next_id: AtomicU32::new(0),
@@ -255,8 +273,10 @@ impl Runtime {
         }
         self.pid.store(sys::getpid(), Ordering::Relaxed);
         if let Some(c) = self.config.as_ref().filter(|c| c.enabled) {
-            if self.journal_fd() >= 0 {
-                start_summary_ticker(c.summary_s);
+            if self.journal_fd() != NO_JOURNAL {
+                // The runtime's thread did not survive the fork: asked for again (its duty is
+                // registered already), it makes the ticker anew, owned by this process.
+                ticker::start(c.summary_s);
             }
         }
     }
@@ -267,8 +287,10 @@ impl Runtime {
         unsafe { &*self.ledger.load(Ordering::Relaxed) }
     }
 
+    /// The journal's descriptor as it is now, for the lists of descriptors a fork keeps or
+    /// closes (negative: none open in this process).
     pub fn journal_fd(&self) -> RawFd {
-        self.journal_fd.load(Ordering::Relaxed)
+        self.journal_fd.load(Ordering::Acquire)
     }
 
     /// The kept-pods directory, when pods are kept.
@@ -317,7 +339,7 @@ impl Runtime {
     /// In the test process of a new pod: re-point the runtime at the pod.
     pub fn become_pod(&self, path: &str) {
         IN_POD.store(true, Ordering::Relaxed);
-        self.journal_fd.store(-1, Ordering::Relaxed);
+        self.journal_fd.store(NO_JOURNAL, Ordering::Relaxed);
         self.keep_fd.store(-1, Ordering::Relaxed);
         // The host's page of counters was left shared (not copied) by the pod's setup: it goes.
         let host_page_mapped = SHARED_MAPPED.load(Ordering::Relaxed);
@@ -349,7 +371,8 @@ impl Runtime {
     /// Append a line to the journal; a line it cannot take whole is counted in the summary's
     /// `lost`.
     pub fn write_line(&self, line: &str) {
-        if let Err(e) = journal::append(self.journal_fd(), line) {
+        let fd = self.journal().unwrap_or(NO_JOURNAL);
+        if let Err(e) = journal::append(fd, line) {
             if self.ledger().record_lost() {
                 eprintln!("invite: journal write failed: {e}; the summary counts lost records");
             }
@@ -374,7 +397,7 @@ impl Runtime {
     }
 
     pub fn write_summary(&self) {
-        if in_pod() || self.journal_fd() < 0 {
+        if in_pod() || self.journal().is_none() {
             return;
         }
         let never_called = crate::registry::SiteStats::default();
@@ -474,24 +497,6 @@ fn open_pod_dir(config: Option<&mut Config>) -> RawFd {
     }
 }
 
-/// Whether the current ledger is a mapping of its own (not the fallback box).
-static SHARED_MAPPED: AtomicBool = AtomicBool::new(false);
-
-fn new_ledger() -> *mut Ledger {
-    match sys::map_shared_page(sys::page_size()) {
-        Ok(p) => {
-            SHARED_MAPPED.store(true, Ordering::Relaxed);
-            p.cast()
-        }
-        // Without a shared page supervisors cannot report back; a private page keeps the
-        // counters coherent within the host at least.
-        Err(_) => {
-            SHARED_MAPPED.store(false, Ordering::Relaxed);
-            Box::into_raw(Box::new(Ledger::new()))
-        }
-    }
-}
-
 /// The runtime, if it was built or the program has sites (the summary counts their calls, and
 /// lists those never called).
 fn for_summary() -> Option<&'static Runtime> {
@@ -529,26 +534,6 @@ extern "C" fn on_exit() {
         crate::podgroup::remove();
     }
     rt.write_summary();
-}
-
-/// A summary record every `period_s` seconds (`INVITE_SUMMARY_S`) from a thread of its own, so
-/// a process that never reaches its exit handler (killed, or `_exit`) leaves a recent summary.
-/// The thread does not survive a fork: pods and checkpoints write no summary; a worker the host
-/// forked starts its own with its first sampled call (`adopt_fork`).
-fn start_summary_ticker(period_s: u64) {
-    if period_s == 0 {
-        return;
-    }
-    let tick = move || loop {
-        std::thread::sleep(std::time::Duration::from_secs(period_s));
-        flush_summary();
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name("invite-summary".into())
-        .spawn(tick)
-    {
-        eprintln!("invite: no periodic summary (INVITE_SUMMARY_S): cannot start its thread: {e}");
-    }
 }
 
 /// Write a summary record now: per site, its calls, sampled calls, started tests and skips so

@@ -142,13 +142,18 @@ pub fn sample_slow(
     stats.sampled.fetch_add(1, Ordering::Relaxed);
     let rt = runtime::get();
     rt.adopt_fork();
-    if rt.config.is_none() {
-        // The journal could not be opened: testing is off (said once, when the runtime was
-        // built).
+    if rt.config.is_none() || rt.journal_failed() {
+        // A bad configuration or journal: testing is off (said once, when the runtime was built
+        // or the journal first written).
         counts::never(site, c_var);
         return false;
     }
-    admit::admit(rt, site, stats)
+    let admitted = admit::admit(rt, site, stats);
+    if !admitted {
+        // The runtime's thread, if it is wanted before any pod (a pod starts it after its fork).
+        crate::reap::start_wanted();
+    }
+    admitted
 }
 
 fn probability(config: Option<&Config>, site: &Site) -> f64 {

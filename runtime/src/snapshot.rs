@@ -54,6 +54,16 @@ pub fn enter_site(site: &'static Site, owner: Option<&'static str>) -> bool {
 }
 
 pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
+    let r = snapshot(kind);
+    if !matches!(r, Ok(Ckpt::Pod(_))) {
+        // The runtime's thread, if it is wanted before any pod: started once the host's pause
+        // is over (a pod's fork has started it already).
+        crate::reap::start_wanted();
+    }
+    r
+}
+
+fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
     let rt = runtime::get();
     let reserved = matches!(kind, PodKind::Site { .. });
     // Admitted to wait for a slot (`admit`): the snapshot is taken now, the pod built later.
@@ -77,6 +87,13 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         return Err(fail(
             libc::ECANCELED,
             "in vivo testing is off (INVITE=off)".into(),
+        ));
+    }
+    if rt.journal_failed() {
+        release(rt);
+        return Err(fail(
+            libc::ECANCELED,
+            "in vivo testing is off: the journal cannot be created (see stderr)".into(),
         ));
     }
     if cfg.max_overhead == Some(0.0) {
@@ -126,9 +143,6 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
             fail(errno, format!("fork: {e}"))
         });
     }
-    // The reaper thread (started by the first pod) is started before the fork: after it, every
-    // page the new thread's start writes in the host would be a copy-on-write fault.
-    crate::reap::ensure();
     let t0 = sys::monotonic_ns();
     // SAFETY: the child is the pod's supervisor: it uses the runtime's lock-free state and
     // system calls, and its test runs the host's code as the design's trade-off (README,
@@ -148,6 +162,10 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
             if let Some(t) = ticket {
                 rt.ledger().queue().set_pid(t, pid as u32);
             }
+            // The runtime's thread is started here by the first pod, after its fork: a thread
+            // of the host during the fork makes the fork itself slower (the other CPU's view of
+            // the address space is flushed), and it starts no work that would compete with the
+            // rest of this pause (see `reap`).
             crate::reap::reap_when_over(pid);
             Ok(Ckpt::Original)
         }

@@ -30,6 +30,9 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
     if sys::getppid() != info.host_pid {
         sys::exit_now(0); // the host is already gone
     }
+    // The journal, if the host has not created it yet (`Runtime::journal`): by its path, while
+    // the supervisor still sees the host's files; the test closes it with the rest.
+    let _ = rt.journal();
     let mut own = plan.map(Plan::own_fds).unwrap_or_default();
     own.push(rt.journal_fd());
     own.extend(host_pidfd);

@@ -243,15 +243,16 @@ fn the_plan_is_made_at_start_up_and_the_journal_at_the_first_ckpt() {
         return;
     }
     // Where pods are warm, the first ckpt() no longer reads the mount table while the host waits:
-    // the constructor did, before main. The journal is still created only by the first call that
-    // needs it. strace shows the order of the host's own opens and its first line of output.
+    // the constructor did, before main. The journal is still created only once pods start (by
+    // the runtime's thread or the first supervisor, off the host's pause). strace (following
+    // threads and children) shows the order of the opens and the host's first line of output.
     let d = scratch();
     let bin = host(d.path());
     let trace = d.path().join("trace.txt");
     let mut cmd = Command::new("strace");
     cmd.arg("-o")
         .arg(&trace)
-        .args(["-e", "trace=openat,write", "-s", "64"])
+        .args(["-f", "-e", "trace=openat,write", "-s", "64"])
         .arg(&bin)
         .arg("pod")
         .current_dir(d.path());

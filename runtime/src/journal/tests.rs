@@ -174,3 +174,29 @@ fn admission() -> Admission {
         waiting: 1,
     }
 }
+
+#[test]
+fn the_journal_is_checked_without_being_created_and_refused_as_open_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invite.jsonl");
+    // Missing, in a directory this user may write: usable, and still missing.
+    assert_eq!(check(&path), Ok(()));
+    assert!(!path.exists());
+    // Missing, in a directory that does not exist: what open() would meet.
+    let nowhere = dir.path().join("no/such/dir/invite.jsonl");
+    assert!(check(&nowhere).unwrap_err().contains("No such file"));
+    assert!(open(&nowhere).is_err());
+    // Not a regular file: the same words as `open`.
+    let fifo = dir.path().join("fifo.jsonl");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()));
+    assert_eq!(check(&fifo), open(&fifo).map(drop));
+    assert!(check(&fifo).unwrap_err().contains("a FIFO"));
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    assert!(check(&link).unwrap_err().contains("symbolic link"));
+    // An existing regular file of this user: usable, and left as it was.
+    std::fs::write(&path, b"x\n").unwrap();
+    assert_eq!(check(&path), Ok(()));
+    assert_eq!(std::fs::read(&path).unwrap(), b"x\n");
+}

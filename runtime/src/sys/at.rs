@@ -48,6 +48,21 @@ pub fn fstatat_nofollow(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
     Ok(st)
 }
 
+/// Whether the effective user may create a file in `dir` (write and search permission, a
+/// writable file system), as `open(O_CREAT)` there would find.
+pub fn may_create_in(dir: &CStr) -> io::Result<()> {
+    // SAFETY: valid C string; no memory is written.
+    check(unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            dir.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    })
+    .map(drop)
+}
+
 pub fn readlinkat(dir: RawFd, name: &CStr) -> io::Result<CString> {
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
     // SAFETY: buf is writable for its length.

@@ -6,6 +6,14 @@
 //! life there, not at a scope's end; their owners take the number with `into_raw_fd` where they
 //! publish it, and the functions that use a descriptor take it as a number. (`close` of a raw
 //! number is still a safe function.)
+//!
+//! Owned: what a thread of the host holds for a while and then lets go of (the reaper's and the
+//! watcher's pidfds, the warm state's descriptors, the helper's reply sockets) is an
+//! `ownfd::Own`, an `OwnedFd` marked in the bitmap while it lives. Numbers: what a freshly
+//! forked child reads lock-free (the journal, the kept-pods directory, the stock's blanks, the
+//! pods' cgroup), and what a supervisor or a pod's test holds, which close and reopen descriptors
+//! by number in bulk (`close_all_except`, inherited descriptors reopened at the same number): an
+//! owner dropped there could close a number that is another file's by then.
 
 use super::{check, check_long};
 use std::ffi::CStr;

@@ -259,3 +259,26 @@ pub fn unlink_at(dir: RawFd, name: &CStr) -> io::Result<()> {
     // SAFETY: a valid C string; `dir` is a descriptor or EBADF.
     check(unsafe { libc::unlinkat(dir, name.as_ptr(), 0) }).map(drop)
 }
+
+/// What the process's root is: the mount it is reached through (its id, new for every copy of a
+/// mount: a new mount namespace or another root changes it), its device and inode. One `statx`,
+/// no /proc lookup.
+pub fn root_identity() -> io::Result<(u64, u64, u64)> {
+    // SAFETY: zeroed statx is a valid out-parameter.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and writable statx.
+    check(unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            0,
+            libc::STATX_INO | libc::STATX_MNT_ID,
+            &mut st,
+        )
+    })?;
+    if st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    }
+    let dev = (u64::from(st.stx_dev_major) << 32) | u64::from(st.stx_dev_minor);
+    Ok((st.stx_mnt_id, dev, st.stx_ino))
+}

@@ -34,15 +34,13 @@ use std::sync::OnceLock;
 /// the host may have put at the same number after closing ours).
 static CTL: OnceLock<(OwnedFd, u64)> = OnceLock::new();
 
-/// The files the helper sees: the mount namespace and root of the process when it started. Its
-/// blanks are made there, so they serve only a host that still sees the same.
+/// The files the helper sees: the process's root when it started (`sys::root_identity`: its
+/// mount, new in another mount namespace, and inode). Its blanks are made there, so they serve
+/// only a host that still sees the same.
 static VIEW: OnceLock<(u64, u64, u64)> = OnceLock::new();
 
 fn view() -> Option<(u64, u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let ns = std::fs::metadata("/proc/self/ns/mnt").ok()?;
-    let root = std::fs::metadata("/").ok()?;
-    Some((ns.ino(), root.dev(), root.ino()))
+    sys::root_identity().ok()
 }
 
 /// From the library's constructor: start the helper if warm pods may be used here.
@@ -115,33 +113,14 @@ pub fn available() -> bool {
 
 /// The host's end of one request's reply socket: one of the runtime's own descriptors (no pod
 /// inherits it) while it lives.
-pub struct Reply(OwnedFd);
-
-impl Reply {
-    pub fn raw(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
-}
-
-impl AsFd for Reply {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-}
-
-impl Drop for Reply {
-    fn drop(&mut self) {
-        ownfd::unmark(self.raw()); // closed right after, with the OwnedFd
-    }
-}
+pub type Reply = ownfd::Own;
 
 /// Send one request with a new reply socket; returns the host's end of it.
 fn ask(req: &[u8]) -> Option<Reply> {
     let ctl = ctl()?;
     let (ours, theirs) = sys::seqpacket_pair().ok()?;
     sys::send_fds(ctl, req, &[theirs.as_fd()]).ok()?;
-    ownfd::mark(ours.as_raw_fd());
-    Some(Reply(ours))
+    Some(ownfd::Own::new(ours))
 }
 
 /// Ask for `n` blanks: the socket they arrive on (`B…` messages, then `D<cpu_ns> <cow_ns>`,

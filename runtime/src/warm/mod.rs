@@ -43,7 +43,7 @@ pub use watch::Watcher;
 
 use crate::config::{Isolation, Warm as WarmMode};
 use crate::kind::{Ckpt, PodKind};
-use crate::ownfd;
+use crate::ownfd::Own;
 use crate::plan::Plan;
 use crate::pod::{self, Channels, PodSpec, WarmEntry};
 use crate::record::PodInfo;
@@ -51,7 +51,7 @@ use crate::runtime::Runtime;
 use crate::sys;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{IntoRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -69,13 +69,13 @@ impl crate::reap::Duty for Watcher {
 /// The per-process state of warm pods, made once.
 struct Warm {
     /// The host's own PID namespace, to switch the forking thread back after each fork.
-    orig_pidns: RawFd,
+    orig_pidns: Own,
     /// Rung by each warm test once it is isolated, so the watcher picks it up (the host
     /// registered it right after the fork): no wake-up competes with the test's setup, and no
     /// system call is added to the host's pause.
-    doorbell: RawFd,
+    doorbell: Own,
     /// The host's own pidfd, which its tests poll to learn it has died.
-    host_pidfd: RawFd,
+    host_pidfd: Own,
     root: CString,
     has_proc: bool,
     wait: bool,
@@ -107,28 +107,32 @@ fn state() -> Option<&'static Warm> {
     WARM.get().and_then(Option::as_ref)
 }
 
+/// The warm state, made now if it is not yet (its descriptors: tens of microseconds).
 fn get(rt: &Runtime, plan: &Plan) -> Option<&'static Warm> {
     if FORGOTTEN.load(Ordering::Relaxed) {
         return None;
     }
-    let w = WARM
-        .get_or_init(|| {
-            // SAFETY: `after_fork` only stores to atomics (`disown_stock`): async-signal-safe.
-            unsafe { sys::at_fork_child(after_fork) };
-            init(rt, plan)
-        })
-        .as_ref();
-    if let Some(w) = w {
-        // The watcher fills the stock. Until it runs the stock is empty and the pod is cold, whose
-        // fork starts it (`reap::reap_when_over`) right after: its first steps (a thread, the first
-        // request to the helper) then do not compete with the host's first fork. Only `wait`
-        // needs it now.
-        crate::reap::set_duty(|| Box::new(Watcher::new()));
-        if w.wait {
-            crate::reap::ensure();
+    WARM.get_or_init(|| {
+        // SAFETY: `after_fork` only stores to atomics (`disown_stock`): async-signal-safe.
+        unsafe { sys::at_fork_child(after_fork) };
+        init(rt, plan)
+    })
+    .as_ref()
+}
+
+/// The warm state for a pod starting now. The first pods of a process find the stock empty and
+/// start cold anyway: they only hand the watcher its duty, and the runtime's thread (started
+/// right after the first pod's fork, `reap::reap_when_over`) makes the state and fills the stock,
+/// off the host's pause. Only `wait`, which waits for a blank, needs it all now.
+fn for_pod(rt: &Runtime, plan: &Plan) -> Option<&'static Warm> {
+    if WARM.get().is_none() {
+        crate::reap::set_duty(crate::reap::DutyKind::Warm, || Box::new(Watcher::new()));
+        if rt.config.as_ref()?.warm != WarmMode::Wait {
+            return None;
         }
+        let _ = crate::reap::ensure();
     }
-    w
+    get(rt, plan)
 }
 
 fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
@@ -146,9 +150,9 @@ fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
     let root = CString::new(pod::root_of(plan)).ok()?;
     // The process's warm state holds them for its life.
     Some(Warm {
-        orig_pidns: ownfd::own(orig_pidns.into_raw_fd()),
-        doorbell: ownfd::own(doorbell.into_raw_fd()),
-        host_pidfd: ownfd::own(host_pidfd.into_raw_fd()),
+        orig_pidns: Own::new(orig_pidns),
+        doorbell: Own::new(doorbell),
+        host_pidfd: Own::new(host_pidfd),
         root,
         has_proc: pod::has_proc(plan),
         wait: cfg.warm == WarmMode::Wait,
@@ -166,7 +170,7 @@ pub fn try_start(
     id: u32,
     origin: crate::record::Origin,
 ) -> Option<io::Result<Ckpt>> {
-    let w = get(rt, plan)?;
+    let w = for_pod(rt, plan)?;
     let taken = stock::take().or_else(|| w.wait.then(stock::wait_take).flatten())?;
     let t0 = sys::monotonic_ns();
     // No signal handler of the host may run (and fork) while this thread's children are born in
@@ -183,7 +187,7 @@ pub fn try_start(
     let forked = unsafe { sys::fork() };
     if !matches!(forked, Ok(sys::Forked::Child)) {
         // Later forks of this thread (the host's own) must be born in the host's namespace.
-        if let Err(e) = sys::setns(w.orig_pidns, libc::CLONE_NEWPID) {
+        if let Err(e) = sys::setns(w.orig_pidns.raw(), libc::CLONE_NEWPID) {
             eprintln!("invite: cannot switch back to the host's PID namespace: {e}");
         }
     }
@@ -229,8 +233,8 @@ pub fn try_start(
                 root: &w.root,
                 has_proc: w.has_proc,
                 netns: plan.netns_fd,
-                host_pidfd: w.host_pidfd,
-                doorbell: w.doorbell,
+                host_pidfd: w.host_pidfd.raw(),
+                doorbell: w.doorbell.raw(),
             };
             pod::enter_warm(&spec, &ch, &entry);
             crate::afterfork::pod_test(rt, &info.path);

@@ -6,12 +6,12 @@
 //! A slot publishes what the test needs (the mount namespace and the write ends of its two
 //! pipes); the watcher keeps the rest (`Blank`).
 
-use crate::ownfd;
+use crate::ownfd::{self, Own};
 use crate::plan::Plan;
 use crate::pod::{self, Scratch};
 use crate::runtime::Runtime;
 use crate::sys;
-use std::os::fd::{AsFd, IntoRawFd, RawFd};
+use std::os::fd::{AsFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 
 /// Most blanks kept at once (each holds a mount namespace and a scratch tmpfs).
@@ -239,10 +239,9 @@ impl Stock {
             match sys::recv_fds(b.sock.as_fd(), &mut buf) {
                 Ok((n, fds)) if n > 0 && buf[0] == b'B' && fds.len() == 4 => {
                     let text = String::from_utf8_lossy(&buf[1..n]).into_owned();
-                    // From here the runtime's registry owns them (`ownfd`): a freshly forked
-                    // test reads their numbers from the stock's atomics.
-                    let raw: Vec<RawFd> = fds.into_iter().map(IntoRawFd::into_raw_fd).collect();
-                    if let [mnt, ipc, uts, scratch] = raw[..] {
+                    // The runtime's own from here (`ownfd`): no pod forked meanwhile keeps them.
+                    let own: Vec<Own> = fds.into_iter().map(Own::new).collect();
+                    if let Ok([mnt, ipc, uts, scratch]) = <[Own; 4]>::try_from(own) {
                         self.fill(plan, [mnt, ipc, uts], scratch, &text);
                     }
                 }
@@ -273,14 +272,14 @@ impl Stock {
         }
     }
 
-    fn fill(&mut self, plan: &Plan, ns: [RawFd; 3], scratch_fd: RawFd, text: &str) {
+    /// Take a new blank in (a descriptor not taken in is closed on the way out); from the stock
+    /// on, a freshly forked test reads their numbers from its atomics.
+    fn fill(&mut self, plan: &Plan, ns: [Own; 3], scratch_own: Own, text: &str) {
         let slot = (0..MAX_BLANKS).find(|&i| SLOTS[i].state.load(Ordering::Acquire) == BUILDING);
         let (Some(i), Some(mut scratch)) = (slot, Scratch::decode(text)) else {
-            ns.into_iter().for_each(sys::close);
-            sys::close(scratch_fd);
             return;
         };
-        ns.into_iter().for_each(ownfd::mark);
+        let scratch_fd = scratch_own.raw();
         let prefix = format!("{}/", plan.scratch_mountpoint);
         let uppers: Vec<String> = scratch
             .uppers
@@ -295,17 +294,15 @@ impl Stock {
         let baseline = Baseline::of(scratch_fd, &dirs);
         let pipes = (sys::pipe(), sys::pipe());
         let (Some(baseline), (Ok((out_r, out_w)), Ok((st_r, st_w)))) = (baseline, pipes) else {
-            ns.into_iter().for_each(ownfd::close);
-            sys::close(scratch_fd);
             return;
         };
         let [out_r, out_w, st_r, st_w] =
-            [out_r, out_w, st_r, st_w].map(|fd| ownfd::own(fd.into_raw_fd()));
+            [out_r, out_w, st_r, st_w].map(|fd| Own::new(fd).into_raw());
         let _ = sys::set_nonblock(out_r);
         let _ = sys::set_nonblock(st_r);
         self.blanks[i] = Some(Blank {
-            ns,
-            scratch_fd: ownfd::own(scratch_fd),
+            ns: ns.map(Own::into_raw),
+            scratch_fd: scratch_own.into_raw(),
             dirs,
             out_r,
             st_r,

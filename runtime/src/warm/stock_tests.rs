@@ -4,6 +4,7 @@
 
 use super::*;
 use std::ffi::CString;
+use std::os::fd::IntoRawFd;
 
 fn pipe_end() -> RawFd {
     let (r, _) = sys::pipe().expect("pipe");

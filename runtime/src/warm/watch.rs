@@ -5,11 +5,11 @@
 use super::stock::{self, Stock};
 use crate::config::Keep;
 use crate::deadlock;
-use crate::ownfd;
+use crate::ownfd::Own;
 use crate::record::{self, read_frames, read_output, Ending, PodInfo};
 use crate::runtime::{self, Runtime};
 use crate::sys;
-use std::os::fd::{IntoRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Pods started by the host and not yet picked up by the watcher (more than blanks can exist).
@@ -51,7 +51,8 @@ const QUIET_NS: u64 = 5_000_000;
 /// One running warm pod.
 struct Pod {
     pid: libc::pid_t,
-    pidfd: RawFd,
+    /// `None`: the host's own wait() reaped it first.
+    pidfd: Option<Own>,
     slot: usize,
     id: u32,
     t0: u64,
@@ -101,16 +102,15 @@ impl Watcher {
     /// Pick up new pods, keep the stock full, and list what to poll. Returns the poll timeout
     /// this side needs (the nearest deadline), in milliseconds.
     pub fn prepare(&mut self, fds: &mut Vec<RawFd>) -> Option<i32> {
-        let w = super::state()?;
         let rt = runtime::get();
-        rt.plan().ok()?;
+        let w = super::get(rt, rt.plan().ok()?)?;
         if self.stock.is_none() {
             self.stock = Some(Stock::new(w.target));
         }
         self.pick_up();
         self.stock.as_mut()?.maintain();
         self.polled.0 = fds.len();
-        fds.push(w.doorbell);
+        fds.push(w.doorbell.raw());
         self.polled.1 = self.stock.as_ref().and_then(Stock::builder_fd).map(|fd| {
             fds.push(fd);
             fds.len() - 1
@@ -119,7 +119,7 @@ impl Watcher {
         let mut timeout: Option<i32> = None;
         for p in &mut self.pods {
             let first = fds.len();
-            fds.push(p.pidfd);
+            fds.push(p.pidfd());
             // A young pod's pipes are left alone: most pods end within QUIET_NS, their output
             // fits the pipes, and the watcher reads it all once, when the pidfd says they ended.
             let quiet_until = p.t0 + QUIET_NS;
@@ -143,7 +143,7 @@ impl Watcher {
                 p.ending.ended_ns = Some(now);
                 // Through the pidfd: if the host's own wait() reaped the test, its pid may be
                 // someone else's by now.
-                sys::pidfd_kill(p.pidfd, libc::SIGKILL);
+                sys::pidfd_kill(p.pidfd(), libc::SIGKILL);
             }
             let ms = if p.ending.timed_out || p.ending.deadlock.is_some() {
                 50
@@ -176,12 +176,11 @@ impl Watcher {
                 continue;
             };
             let (out_r, st_r) = (blank.out_r, blank.st_r);
-            let pidfd = match sys::pidfd_open(pid) {
-                Ok(fd) => ownfd::own(fd.into_raw_fd()),
-                Err(_) => -1, // already reaped by the host's own wait(): finished below
-            };
+            // None: already reaped by the host's own wait(): finished below.
+            let pidfd = sys::pidfd_open(pid).ok().map(Own::new);
             self.pods.push(Pod {
                 pid,
+                exited: pidfd.is_none(),
                 pidfd,
                 slot,
                 id,
@@ -193,7 +192,6 @@ impl Watcher {
                 st_r,
                 out_open: true,
                 st_open: true,
-                exited: pidfd < 0,
                 polled: (0, 0),
                 watch: None,
                 test_t0: None,
@@ -209,7 +207,7 @@ impl Watcher {
         let cpu0 = sys::thread_cpu_ns();
         if ready(self.polled.0) {
             let mut buf = [0u8; 8];
-            let _ = sys::read(w.doorbell, &mut buf);
+            let _ = sys::read(w.doorbell.raw(), &mut buf);
         }
         let rt = runtime::get();
         let Ok(plan) = rt.plan() else { return };
@@ -256,9 +254,7 @@ impl Watcher {
 
     fn close_pod(&mut self, rt: &Runtime, mut p: Pod) {
         p.pump(rt);
-        if p.pidfd >= 0 {
-            ownfd::close(p.pidfd);
-        }
+        p.pidfd = None; // closed
         let info = p.info.take().unwrap_or_else(|| p.fallback_info(rt));
         let mut ending = std::mem::take(&mut p.ending);
         let dirty = record::parse_frames(&p.frames).iter().any(|f| f.0 == b'D');
@@ -291,6 +287,11 @@ impl Watcher {
 }
 
 impl Pod {
+    /// The pod's pidfd, -1 once it is gone (poll skips it, a kill through it does nothing).
+    fn pidfd(&self) -> RawFd {
+        self.pidfd.as_ref().map_or(-1, Own::raw)
+    }
+
     /// Once the test has started (its `S` frame read), look at it for a deadlock when due.
     fn look_for_deadlock(&mut self, now: u64) {
         if self.exited || self.ending.timed_out || self.ending.deadlock.is_some() {
@@ -310,7 +311,7 @@ impl Pod {
         {
             self.ending.deadlock = Some(m);
             self.ending.ended_ns = Some(now);
-            sys::pidfd_kill(self.pidfd, libc::SIGKILL);
+            sys::pidfd_kill(self.pidfd(), libc::SIGKILL);
         }
     }
 

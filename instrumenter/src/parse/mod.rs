@@ -94,28 +94,16 @@ impl Source {
     }
 }
 
-/// The offset of every line's first byte. Lines are short (a few dozen bytes in C), so the
-/// newlines of 64 bytes at a time are gathered in a bit mask (a loop the compiler vectorizes) and
-/// the mask's bits are read off.
+/// The offset of every line's first byte. (A scan a word at a time per line: measured on
+/// sqlite3.c, as fast as gathering 64 bytes' newlines into a mask, and four times as fast as a
+/// mask built with a fold, which the compiler does not vectorize.)
 fn line_starts(text: &[u8]) -> Vec<usize> {
     let mut starts = Vec::with_capacity(text.len() / 32 + 1);
     starts.push(0);
-    let chunks = text.chunks_exact(64);
-    let tail_at = text.len() - chunks.remainder().len();
-    for (k, chunk) in chunks.enumerate() {
-        let mut mask = chunk
-            .iter()
-            .enumerate()
-            .fold(0u64, |m, (j, &b)| m | (u64::from(b == b'\n') << j));
-        while mask != 0 {
-            starts.push(k * 64 + mask.trailing_zeros() as usize + 1);
-            mask &= mask - 1;
-        }
-    }
-    for (j, &b) in text[tail_at..].iter().enumerate() {
-        if b == b'\n' {
-            starts.push(tail_at + j + 1);
-        }
+    let mut at = 0;
+    while let Some(nl) = lexical::find_byte(text, at, b'\n') {
+        at = nl + 1;
+        starts.push(at);
     }
     starts
 }
@@ -131,8 +119,8 @@ pub(crate) fn is_ident_start(b: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
-    /// The 64-byte masks find the same lines as a byte-by-byte count, at every position of a
-    /// chunk and in the tail.
+    /// The word-at-a-time scan finds the same lines as a byte-by-byte count, at every position
+    /// of a word and in the tail.
     #[test]
     fn line_starts_match_a_plain_count() {
         for len in 0..200 {

@@ -94,3 +94,29 @@ fn skeleton_lists_what_it_skips() {
     assert!(String::from_utf8_lossy(&o.stderr)
         .contains("2 definitions, 1 instrumented, 1 skipped (variadic: 1)"));
 }
+
+/// A head that cannot be read (a macro `#undef`'d before the wrapper, `#if` inside the head) is
+/// still named in its comment, at the line of its name, not `?`.
+#[test]
+fn skeleton_names_the_heads_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("u.c");
+    std::fs::write(
+        &c,
+        "#define T int\nstatic T\nlater(T a)\n{\n    return a;\n}\n#undef T\n\n\
+         int pick(\n#ifdef WIDE\n    long a\n#else\n    int a\n#endif\n)\n{\n    return (int)a;\n}\n",
+    )
+    .unwrap();
+    let o = precompile(&["--skeleton".as_ref(), &c]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("/* skipped later (line 3): a macro #undef'd later in its head: `T`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/* skipped pick (line 9): #if inside its head"),
+        "{text}"
+    );
+    assert!(!text.contains("skipped ?"), "{text}");
+}

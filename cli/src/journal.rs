@@ -21,62 +21,9 @@ pub use crate::reader::{Event, Reader};
 /// The only journal schema this version reads: the one the runtime writes.
 pub const SCHEMA: u64 = invite_vocab::SCHEMA;
 
-/// What happened to one test in its pod (the contract's outcome table).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    // Not a value of `--fail-on`: passing is never a reason to stop a deployment.
-    #[value(skip)]
-    Pass,
-    Fail,
-    Crash,
-    Timeout,
-    Error,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Pass,
-        Outcome::Fail,
-        Outcome::Crash,
-        Outcome::Timeout,
-        Outcome::Error,
-    ];
-
-    /// The shared word for this outcome, as the runtime writes it (`invite_vocab`).
-    pub fn shared(self) -> invite_vocab::Outcome {
-        match self {
-            Outcome::Pass => invite_vocab::Outcome::Pass,
-            Outcome::Fail => invite_vocab::Outcome::Fail,
-            Outcome::Crash => invite_vocab::Outcome::Crash,
-            Outcome::Timeout => invite_vocab::Outcome::Timeout,
-            Outcome::Error => invite_vocab::Outcome::Error,
-        }
-    }
-
-    /// The outcome's name in the journal.
-    pub fn as_str(self) -> &'static str {
-        self.shared().as_str()
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// What happened to one test in its pod (the contract's outcome table): the runtime's own word
+/// list; [`crate::outcome`] reads and writes it.
+pub use invite_vocab::Outcome;
 
 /// A `kind: "test"` record: one finished test. Fields the report does not need are optional, so
 /// a record from a runtime that leaves one out is still counted.
@@ -96,6 +43,7 @@ pub struct TestRecord {
     pub test: String,
     #[serde(default)]
     pub phase: Option<String>,
+    #[serde(with = "crate::outcome")]
     pub outcome: Outcome,
     /// The test's own time.
     pub duration_us: u64,

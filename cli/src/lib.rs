@@ -37,11 +37,10 @@ pub mod fuzzing;
 mod journal;
 mod live;
 mod model;
+mod outcome;
 mod pods;
 mod reader;
 mod render;
 mod source;
 #[doc(hidden)]
 pub mod term;
-#[cfg(test)]
-mod vocab_check;

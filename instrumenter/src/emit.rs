@@ -86,23 +86,32 @@ pub fn check_output(path: &Path, inputs: &[&Path]) -> Result<()> {
 
 /// Write `bytes` to `path` (see the module docs), refusing to write over any of `inputs`.
 pub fn write_output(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<()> {
+    write_output_with(path, inputs, &mut |w| w.write_all(bytes))
+}
+
+/// [`write_output`] of what `fill` writes, as it writes it (a large output never sits in
+/// memory whole). A failure of `fill` leaves no output file.
+pub fn write_output_with(path: &Path, inputs: &[&Path], fill: Fill) -> Result<()> {
     if is_dev_null(path) {
         return fs::OpenOptions::new()
             .write(true)
             .open(path)
-            .and_then(|mut f| f.write_all(bytes))
+            .and_then(|mut f| fill(&mut f))
             .map_err(|e| Error::io(path, "cannot write the output file", e));
     }
     check_output(path, inputs)?;
-    replace(path, bytes, inputs)
+    replace(path, fill, inputs)
 }
+
+/// What writes an output into the file it is given.
+pub type Fill<'a> = &'a mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>;
 
 /// [`write_output`] with no inputs to protect.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_output(path, bytes, &[])
 }
 
-fn replace(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<()> {
+fn replace(path: &Path, fill: Fill, inputs: &[&Path]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -129,8 +138,7 @@ fn replace(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<()> {
             Err(e) => return Err(Error::io(path, "cannot create the output file", e)),
         }
     };
-    let result = file
-        .write_all(bytes)
+    let result = fill(&mut file)
         .and_then(|_| file.flush())
         .map_err(|e| Error::io(path, "cannot write the output file", e))
         // Checked again right before the rename: what is there now is what gets replaced.

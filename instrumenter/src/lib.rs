@@ -74,11 +74,46 @@ pub fn instrument(
     ic_name: &str,
     ic_text: Vec<u8>,
 ) -> Result<Vec<u8>> {
-    let c = Source::new(c_name, c_text);
-    let ic_src = Source::new(ic_name, ic_text);
-    let ic = parse::ic::parse(&ic_src)?;
-    let plan = plan::plan(&c, &ic_src, &ic)?;
-    Ok(rewrite::rewrite(&c, &ic_src, &ic, &plan))
+    let job = Job::plan(Source::new(c_name, c_text), Source::new(ic_name, ic_text))?;
+    let mut out = Vec::with_capacity(job.c.text.len() + 2 * job.ic_src.text.len());
+    job.write_to(&mut out)
+        .map_err(|e| Error::io(c_name, "cannot write the output", e))?;
+    Ok(out)
+}
+
+/// A `.c` and a `.ic` file, planned: everything that can be wrong with them has been found, and
+/// the output can be written as it is produced.
+struct Job {
+    c: Source,
+    ic_src: Source,
+    ic: parse::ic::IcFile,
+    plan: plan::Plan,
+}
+
+impl Job {
+    fn plan(c: Source, ic_src: Source) -> Result<Job> {
+        let ic = parse::ic::parse(&ic_src)?;
+        let plan = plan::plan(&c, &ic_src, &ic)?;
+        Ok(Job {
+            c,
+            ic_src,
+            ic,
+            plan,
+        })
+    }
+
+    /// Reads `c` and its `.ic` (`ic`, or the sibling) and plans.
+    fn read(c: &Path, ic: Option<&Path>) -> Result<Job> {
+        let ic = ic
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| default_ic_path(c));
+        let c_src = Source::new(c.to_string_lossy(), read(c)?);
+        Job::plan(c_src, Source::new(ic.to_string_lossy(), read(&ic)?))
+    }
+
+    fn write_to(&self, sink: &mut dyn std::io::Write) -> std::io::Result<()> {
+        rewrite::rewrite(&self.c, &self.ic_src, &self.ic, &self.plan, sink)
+    }
 }
 
 /// The `.ic` file that goes with a `.c` file: same path, extension `.ic`.
@@ -110,8 +145,8 @@ pub fn instrument_file(c: &Path, ic: Option<&Path>, out: &Path) -> Result<()> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| default_ic_path(c));
     emit::check_output(out, &[c, &ic])?;
-    let bytes = instrument_to_vec(c, Some(&ic))?;
-    emit::write_output(out, &bytes, &[c, &ic])
+    let job = Job::read(c, Some(&ic))?;
+    emit::write_output_with(out, &[c, &ic], &mut |w| job.write_to(w))
 }
 
 /// Like [`instrument_file`], returning the output instead of writing it.
@@ -121,12 +156,29 @@ pub fn instrument_file(c: &Path, ic: Option<&Path>, out: &Path) -> Result<()> {
 /// std::io::Write::write_all(&mut std::io::stdout(), &c).unwrap();
 /// ```
 pub fn instrument_to_vec(c: &Path, ic: Option<&Path>) -> Result<Vec<u8>> {
-    let ic = ic
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| default_ic_path(c));
-    let c_text = read(c)?;
-    let ic_text = read(&ic)?;
-    instrument(&c.to_string_lossy(), c_text, &ic.to_string_lossy(), ic_text)
+    let mut out = Vec::new();
+    instrument_to_writer(c, ic, &mut out, "<memory>")?;
+    Ok(out)
+}
+
+/// Like [`instrument_file`], writing the output to `sink` as it is produced (nothing is written
+/// when the input has an error); a failure to write names the sink `sink_name`.
+///
+/// ```no_run
+/// let stdout = std::io::stdout();
+/// invite_instrumenter::instrument_to_writer("src/bank.c".as_ref(), None, &mut stdout.lock(), "<stdout>")
+///     .unwrap();
+/// ```
+pub fn instrument_to_writer(
+    c: &Path,
+    ic: Option<&Path>,
+    sink: &mut dyn std::io::Write,
+    sink_name: &str,
+) -> Result<()> {
+    let job = Job::read(c, ic)?;
+    job.write_to(sink)
+        .and_then(|_| sink.flush())
+        .map_err(|e| Error::io(sink_name, "cannot write", e))
 }
 
 /// A starter `.ic` for the C file `c` (see [`skeleton`]).

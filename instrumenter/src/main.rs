@@ -3,8 +3,8 @@
 
 use clap::{CommandFactory, Parser};
 use invite_instrumenter::{
-    docgen, instrument_dir_report, instrument_file, instrument_to_vec, skeleton_file, skeleton_of,
-    Error, Runtime,
+    docgen, instrument_dir_report, instrument_file, instrument_to_writer, skeleton_file,
+    skeleton_of, Error, Runtime,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -117,6 +117,11 @@ fn run(args: Args) -> Result<(), Error> {
     }
     match &args.output {
         Some(out) => instrument_file(&file, args.ic.as_deref(), out),
-        None => stdout(&instrument_to_vec(&file, args.ic.as_deref())?),
+        None => instrument_to_writer(
+            &file,
+            args.ic.as_deref(),
+            &mut std::io::stdout().lock(),
+            "<stdout>",
+        ),
     }
 }

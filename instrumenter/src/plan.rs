@@ -64,17 +64,20 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
         return Err(c_src.error(at, crate::skeleton::ALREADY));
     }
     names::check(c_src, ic_src, &defined, &names, &found.scan)?;
-    let mut defs_by_name: HashMap<&str, Vec<&FunctionDef>> = HashMap::default();
-    for d in &found.defs {
-        defs_by_name.entry(d.name.as_str()).or_default().push(d);
+    // Definitions by index until every block is checked; then each moves into its target.
+    let mut defs_by_name: HashMap<&str, Vec<usize>> = HashMap::default();
+    for (i, d) in found.defs.iter().enumerate() {
+        defs_by_name.entry(d.name.as_str()).or_default().push(i);
     }
+    let def = |i: usize| &found.defs[i];
     let mut targets: Vec<Target> = Vec::new();
+    let mut picked: Vec<Vec<usize>> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::default();
     for (index, block) in ic.blocks() {
         if block.variadic {
             return Err(ic_src.error(block.name_at, format!("`{}` is variadic: the wrapper cannot forward `...`, so it cannot be tested in vivo", block.name)));
         }
-        let all: &[&FunctionDef] = defs_by_name
+        let all: &[usize] = defs_by_name
             .get(block.name.as_str())
             .map_or(&[], Vec::as_slice);
         if all.is_empty() {
@@ -95,16 +98,16 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
                 format!("`{}` is not defined in {}", block.name, c_src.name),
             ));
         }
-        if let Some(d) = all.iter().find(|d| d.head.variadic) {
+        if let Some(d) = all.iter().map(|&i| def(i)).find(|d| d.head.variadic) {
             return Err(c_src.error(d.head.name.start, format!("`{}` is variadic: the wrapper cannot forward `...`, so it cannot be tested in vivo", block.name)));
         }
-        let matching: Vec<FunctionDef> = all
+        let matching: Vec<usize> = all
             .iter()
-            .filter(|d| d.head.params.len() == block.params)
-            .map(|d| (*d).clone())
+            .copied()
+            .filter(|&i| def(i).head.params.len() == block.params)
             .collect();
         if matching.is_empty() {
-            let d = all[0];
+            let d = def(all[0]);
             return Err(ic_src
                 .error(
                     block.name_at,
@@ -118,16 +121,17 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
                 )
                 .note(c_src.location(d.head.name.start), "the definition is here"));
         }
-        for d in &matching {
-            check_definition(c_src, d)?;
+        for &i in &matching {
+            check_definition(c_src, def(i))?;
         }
         let slot = *by_name.entry(block.name.clone()).or_insert_with(|| {
             targets.push(Target {
                 name: block.name.clone(),
-                defs: matching,
+                defs: Vec::new(),
                 blocks: Vec::new(),
                 tests: Vec::new(),
             });
+            picked.push(matching);
             targets.len() - 1
         });
         targets[slot].blocks.push(index);
@@ -190,6 +194,11 @@ pub fn plan(c_src: &Source, ic_src: &Source, ic: &IcFile) -> Result<Plan, Diagno
             timeout_ms: test.timeout_ms,
             outermost: block.outermost,
         });
+    }
+    // Each definition has one name, so it is picked by one target at most.
+    let mut defs: Vec<Option<FunctionDef>> = found.defs.into_iter().map(Some).collect();
+    for (target, picks) in targets.iter_mut().zip(picked) {
+        target.defs = picks.into_iter().filter_map(|i| defs[i].take()).collect();
     }
     Ok(Plan { targets })
 }

@@ -18,14 +18,17 @@ use crate::parse::scan::MARKER;
 use crate::parse::Source;
 use crate::plan::{Plan, Target};
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::Write;
 
-pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8> {
-    // Each wrapped definition adds its head three times and a wrapper of a few hundred bytes.
-    let per_def = 1024 + ic_src.text.len() / plan.targets.len().max(1);
-    let defs_count: usize = plan.targets.iter().map(|t| t.defs.len()).sum();
-    let mut out: Vec<u8> =
-        Vec::with_capacity(c.text.len() + ic_src.text.len() + defs_count * per_def);
+/// Writes the instrumented translation unit to `sink`, a chunk at a time.
+pub fn rewrite(
+    c: &Source,
+    ic_src: &Source,
+    ic: &IcFile,
+    plan: &Plan,
+    sink: &mut dyn Write,
+) -> std::io::Result<()> {
+    let mut out: Vec<u8> = Vec::with_capacity(CHUNK + 64 * 1024);
     let c_name = c_string(&c.name);
     let ic_name = c_string(&ic_src.name);
     out.extend_from_slice(format!("#line 1 {c_name}\n").as_bytes());
@@ -41,7 +44,8 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         if def.start < cursor {
             continue; // overlapping regions cannot happen for distinct definitions; be safe.
         }
-        out.extend_from_slice(&c.text[cursor..def.start]);
+        spill(&mut out, sink)?;
+        copy(&mut out, sink, &c.text[cursor..def.start])?;
         if c.column(def.start) != 1 {
             out.push(b'\n');
         }
@@ -92,7 +96,7 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         out.extend_from_slice(&c.text[def.start..def.head.name.start]);
         out.extend_from_slice(ORIGINAL);
         out.extend_from_slice(target.name.as_bytes());
-        out.extend_from_slice(&c.text[def.head.name.end..def.end]);
+        copy(&mut out, sink, &c.text[def.head.name.end..def.end])?;
         cursor = def.end;
         if def.in_conditional {
             out.extend_from_slice(b"\n#define ");
@@ -102,7 +106,7 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
             pad(&mut out, c.column(def.end));
         }
     }
-    out.extend_from_slice(&c.text[cursor..]);
+    copy(&mut out, sink, &c.text[cursor..])?;
     if !out.ends_with(b"\n") {
         out.push(b'\n');
     }
@@ -118,12 +122,13 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
         .collect();
     let test_target = |item: usize| targets_of_tests.get(&item).copied();
     for (i, item) in ic.items.iter().enumerate() {
+        spill(&mut out, sink)?;
         match item {
             Item::Block(_) => {}
             Item::Code(range) => {
                 push_line(&mut out, ic_src.line(range.start), &ic_name);
                 pad(&mut out, ic_src.column(range.start));
-                out.extend_from_slice(&ic_src.text[range.clone()]);
+                copy(&mut out, sink, &ic_src.text[range.clone()])?;
                 out.push(b'\n');
             }
             Item::Test(test) => {
@@ -152,6 +157,7 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
 
     for target in &plan.targets {
         for (k, def) in target.defs.iter().enumerate() {
+            spill(&mut out, sink)?;
             let set_aside = [
                 &b"#pragma push_macro(\""[..],
                 target.name.as_bytes(),
@@ -181,7 +187,37 @@ pub fn rewrite(c: &Source, ic_src: &Source, ic: &IcFile, plan: &Plan) -> Vec<u8>
             }
         }
     }
-    out
+    sink.write_all(&out)
+}
+
+/// The output goes to its sink in pieces of about this size: a translation unit of tens of
+/// megabytes never sits in memory whole (filling such a buffer costs a page fault per 4 KiB).
+const CHUNK: usize = 256 * 1024;
+
+/// Hands what `out` holds to `sink` once that is a chunk, but for its last byte (whether the
+/// output so far ends a line decides where `#line` goes).
+fn spill(out: &mut Vec<u8>, sink: &mut dyn Write) -> std::io::Result<()> {
+    if out.len() >= CHUNK {
+        let keep = out.len() - 1;
+        sink.write_all(&out[..keep])?;
+        out.drain(..keep);
+    }
+    Ok(())
+}
+
+/// Appends `text`, a stretch of an input (a whole file at most), writing a long one straight to
+/// `sink` rather than through `out`; `out` keeps its last byte.
+fn copy(out: &mut Vec<u8>, sink: &mut dyn Write, text: &[u8]) -> std::io::Result<()> {
+    match text.split_last() {
+        Some((&last, most)) if out.len() + text.len() > CHUNK => {
+            sink.write_all(out)?;
+            sink.write_all(most)?;
+            out.clear();
+            out.push(last);
+        }
+        _ => out.extend_from_slice(text),
+    }
+    Ok(())
 }
 
 /// The macro a definition inside `#if` defines after itself.
@@ -233,14 +269,14 @@ fn wrapper(
     out.extend_from_slice(&c.text[def.start..def.body_start]);
     blank_inline(&mut out[head_at..], def);
     out.extend_from_slice(b"{\n");
-    let mut args = String::new();
+    let mut args = String::with_capacity(16 * def.head.params.len());
     for (i, p) in def.head.params.iter().enumerate() {
         if i > 0 {
             args.push_str(", ");
         }
         args.push_str(p.name.as_deref().unwrap_or(""));
     }
-    let mut original = Vec::new();
+    let mut original = Vec::with_capacity(2 * target.name.len() + args.len() + 32);
     def.push_name_expr(&c.text, &mut original, true);
     original.push(b'(');
     original.extend_from_slice(args.as_bytes());

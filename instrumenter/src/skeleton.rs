@@ -136,10 +136,16 @@ pub(crate) fn skeleton(c: &Source) -> Result<Skeleton, Diagnostic> {
     for d in &defs {
         let d = match d {
             Ok(d) => d,
-            Err((at, why)) => {
-                let line = c.line(*at);
-                out.push_str(&format!("\n/* skipped ? (line {line}): {why} */\n"));
-                sk.skipped.push(("?".into(), line, why.clone()));
+            Err(u) => {
+                let (name, line) = match &u.name {
+                    Some((at, name)) => (name.clone(), c.line(*at)),
+                    None => ("?".to_string(), c.line(u.at)),
+                };
+                out.push_str(&format!(
+                    "\n/* skipped {name} (line {line}): {} */\n",
+                    u.why
+                ));
+                sk.skipped.push((name, line, u.why.clone()));
                 continue;
             }
         };

@@ -37,14 +37,14 @@ fn run_fixture(dir: &str, name: &str) -> Option<(String, Vec<String>, String)> {
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let journal = tmp.path().join("invite.jsonl");
-    let o = Command::new(&exe)
-        .env("INVITE_PROBABILITY", "1")
-        .env("INVITE_MAX_OVERHEAD", "off")
-        .env("INVITE_MAX_CONCURRENT", "16")
-        .env("INVITE_JOURNAL", &journal)
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
+    let o = output_within(
+        Command::new(&exe)
+            .env("INVITE_PROBABILITY", "1")
+            .env("INVITE_MAX_OVERHEAD", "off")
+            .env("INVITE_MAX_CONCURRENT", "16")
+            .env("INVITE_JOURNAL", &journal)
+            .current_dir(tmp.path()),
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(&journal).unwrap();
     let tests = text
@@ -57,6 +57,26 @@ fn run_fixture(dir: &str, name: &str) -> Option<(String, Vec<String>, String)> {
         "{text}"
     );
     Some((String::from_utf8(o.stdout).unwrap(), tests, text))
+}
+
+/// The command's output; a run that has not ended after ten minutes (a deadlock: these programs
+/// take well under a second) is killed and fails the test instead of hanging it.
+fn output_within(cmd: &mut Command) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(600) {
+            let _ = child.kill();
+            panic!("the program never ended (killed after ten minutes)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn has(tests: &[String], test: &str, outcome: &str) -> bool {
@@ -115,5 +135,24 @@ fn outermost_tests_sample_only_the_outermost_call_of_a_recursion() {
     assert!(
         tests.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
         "a nested call was tested: {text}"
+    );
+}
+
+/// The program's own `realloc` is instrumented: a sampled call goes to admission, whose own
+/// allocations (reading the host's limits) call `realloc` again on the same thread. That nested
+/// call must not be tested (it would wait for the admission it is part of, for ever); the
+/// program's own calls are. Hangs today (jemalloc's suite does the same, see tests/suites.rs);
+/// a per-thread "admitting" flag in `sample_slow` alone did not end the hang.
+#[test]
+#[ignore = "hangs until the runtime does not test calls made from inside its own work (ten minutes, then fails)"]
+fn an_instrumented_allocator_is_not_tested_from_inside_the_runtime() {
+    let Some((stdout, tests, text)) = run_fixture("allocator", "realloc") else {
+        return;
+    };
+    assert_eq!(stdout, "grew to 256\n");
+    assert!(has(&tests, "realloc_sane", "pass"), "{text}");
+    assert!(
+        tests.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
+        "{text}"
     );
 }

@@ -71,18 +71,22 @@ fn skeleton_of_the_torture_file() {
     );
 }
 
+/// `--skeleton` of a file holding `code`, to stdout: (the .ic text, the summary on stderr).
+fn skeleton_of(code: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("s.c");
+    std::fs::write(&c, code).unwrap();
+    let o = precompile(&["--skeleton".as_ref(), &c]);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{stderr}");
+    (String::from_utf8(o.stdout).unwrap(), stderr)
+}
+
 #[test]
 fn skeleton_lists_what_it_skips() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = dir.path().join("v.c");
-    std::fs::write(
-        &c,
+    let (text, summary) = skeleton_of(
         "#include <stdarg.h>\nint sum(int n, ...)\n{\n    va_list ap;\n    int s = 0;\n    va_start(ap, n);\n    while (n--) s += va_arg(ap, int);\n    va_end(ap);\n    return s;\n}\n\nint twice(int a) { return 2 * a; }\n",
-    )
-    .unwrap();
-    let o = precompile(&["--skeleton".as_ref(), &c]);
-    assert!(o.status.success());
-    let text = String::from_utf8(o.stdout).unwrap();
+    );
     assert!(
         text.contains("/* skipped sum (line 2): variadic: "),
         "{text}"
@@ -91,6 +95,24 @@ fn skeleton_lists_what_it_skips() {
         text.contains("int twice(int a) pre\nvoid twice_skeleton(int a) 1 { }"),
         "{text}"
     );
-    assert!(String::from_utf8_lossy(&o.stderr)
-        .contains("2 definitions, 1 instrumented, 1 skipped (variadic: 1)"));
+    assert!(summary.contains("2 definitions, 1 instrumented, 1 skipped (variadic: 1)"));
+}
+
+/// A head that cannot be read (a macro `#undef`'d before the wrapper, `#if` inside the head) is
+/// still named in its comment, at the line of its name, not `?`.
+#[test]
+fn skeleton_names_the_heads_it_cannot_read() {
+    let (text, _) = skeleton_of(
+        "#define T int\nstatic T\nlater(T a)\n{\n    return a;\n}\n#undef T\n\n\
+         int pick(\n#ifdef WIDE\n    long a\n#else\n    int a\n#endif\n)\n{\n    return (int)a;\n}\n",
+    );
+    assert!(
+        text.contains("/* skipped later (line 3): a macro #undef'd later in its head: `T`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/* skipped pick (line 9): #if inside its head"),
+        "{text}"
+    );
+    assert!(!text.contains("skipped ?"), "{text}");
 }

@@ -32,7 +32,7 @@ pub struct Args {
     follow: bool,
 
     /// Exit with status 1 when any of these outcomes is in the journal.
-    #[arg(long, value_name = "OUTCOME,...", value_delimiter = ',')]
+    #[arg(long, value_name = "OUTCOME,...", value_delimiter = ',', value_parser = crate::outcome::fail_on_parser())]
     fail_on: Vec<Outcome>,
 
     /// How many of the most recent failures to show, with message and output tail.

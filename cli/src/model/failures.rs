@@ -21,6 +21,7 @@ pub struct Failure {
     pub site: Option<String>,
     pub function: String,
     pub test: String,
+    #[serde(serialize_with = "crate::outcome::serialize")]
     pub outcome: Outcome,
     pub duration_us: u64,
     pub exit_code: Option<i64>,

@@ -125,6 +125,7 @@ impl Row {
 pub struct Report {
     pub tests: Vec<Row>,
     /// Runs per outcome over all records.
+    #[serde(serialize_with = "crate::outcome::counts")]
     pub totals: BTreeMap<Outcome, u64>,
     /// All failing runs (fail, crash, timeout, error), of which `recent_failures` are the latest.
     pub failures: u64,

@@ -120,6 +120,18 @@ pub fn outcome_text(outcome: Outcome, signal: Option<&str>, exit_code: Option<i6
     }
 }
 
+/// The entity of a character that is markup in HTML and XML alike, in text and in quoted
+/// attributes (`&`, `<`, `>`, `"`). The apostrophe's is each format's own (`&#39;`, `&apos;`).
+pub fn markup_entity(c: char) -> Option<&'static str> {
+    match c {
+        '&' => Some("&amp;"),
+        '<' => Some("&lt;"),
+        '>' => Some("&gt;"),
+        '"' => Some("&quot;"),
+        _ => None,
+    }
+}
+
 pub fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }

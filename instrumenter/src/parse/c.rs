@@ -93,8 +93,12 @@ pub fn find_definitions(src: &Source, wanted: &[&str], watched: &[&str]) -> Defi
     }
 }
 
-/// A head that could not be read: its offset and why.
-pub type Unread = (usize, String);
+/// A head that could not be read: where, why, and its name (with its offset) when it was found.
+pub struct Unread {
+    pub at: usize,
+    pub why: String,
+    pub name: Option<(usize, String)>,
+}
 
 /// Every function definition in the file (for `--skeleton`): each one read, or why not (the
 /// offset and the reason), in file order.
@@ -103,7 +107,7 @@ pub fn all_definitions(src: &Source) -> (Vec<Result<FunctionDef, Unread>>, Scan)
     let mut out = Vec::new();
     for body in &scan.bodies {
         let region = body.item_start..body.body_start;
-        let mut found = None;
+        let mut name_at = None;
         let pick = |toks: &[Tok]| -> Option<usize> {
             let b = Brackets::new(&src.text, toks).ok()?;
             let (name, _) = head::find_name(&src.text, toks, &b).ok()??;
@@ -118,12 +122,17 @@ pub fn all_definitions(src: &Source) -> (Vec<Result<FunctionDef, Unread>>, Scan)
             end: body.item_end,
         };
         match read_head(src, &place, &scan.item_macros, |t| {
-            found = pick(t);
+            let found = pick(t);
+            name_at = found.map(|n| t[n].start);
             found
         }) {
             Ok(Some(d)) => out.push(Ok(d)),
             Ok(None) => {}
-            Err(e) => out.push(Err((e.at, e.message))),
+            Err(e) => out.push(Err(Unread {
+                at: e.at,
+                why: e.message,
+                name: name_at.map(|at| (at, src.str(at..ident_end(&src.text, at)))),
+            })),
         }
     }
     (out, scan)
@@ -213,6 +222,9 @@ fn read_head(
     let cut = item_macro_calls(text, &toks, item_macros)?;
     let first = toks.get(cut).map_or(region.end, |t| t.start);
     toks.drain(..cut);
+    // The name first, so that a head refused below is refused by name (a conditional's
+    // branches may leave the name unfound: then the refusal has none).
+    let named = name(&toks);
     // A conditional inside the head (the scan ends items at top-level directives) would make
     // the parameters depend on it.
     if let Some(d) = directives.iter().find(|t| {
@@ -235,7 +247,7 @@ fn read_head(
             message: "#if inside its head: which parameters exist depends on it".into(),
         });
     }
-    let Some(n) = name(&toks) else {
+    let Some(n) = named else {
         return Ok(None);
     };
     if place.split_head {

@@ -43,16 +43,7 @@ impl Source {
     }
 
     fn line_starts(&self) -> &[usize] {
-        self.line_starts.get_or_init(|| {
-            let mut starts = Vec::with_capacity(self.text.len() / 32 + 1);
-            starts.push(0);
-            let mut at = 0;
-            while let Some(nl) = lexical::find_byte(&self.text, at, b'\n') {
-                at = nl + 1;
-                starts.push(at);
-            }
-            starts
-        })
+        self.line_starts.get_or_init(|| line_starts(&self.text))
     }
 
     /// 1-based line of a byte offset.
@@ -103,6 +94,20 @@ impl Source {
     }
 }
 
+/// The offset of every line's first byte. (A scan a word at a time per line: measured on
+/// sqlite3.c, as fast as gathering 64 bytes' newlines into a mask, and four times as fast as a
+/// mask built with a fold, which the compiler does not vectorize.)
+fn line_starts(text: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::with_capacity(text.len() / 32 + 1);
+    starts.push(0);
+    let mut at = 0;
+    while let Some(nl) = lexical::find_byte(text, at, b'\n') {
+        at = nl + 1;
+        starts.push(at);
+    }
+    starts
+}
+
 /// Is `b` a byte that can continue a C identifier? (`$` is a common extension.)
 pub(crate) fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
@@ -110,4 +115,23 @@ pub(crate) fn is_ident_byte(b: u8) -> bool {
 
 pub(crate) fn is_ident_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+#[cfg(test)]
+mod tests {
+    /// The word-at-a-time scan finds the same lines as a byte-by-byte count, at every position
+    /// of a word and in the tail.
+    #[test]
+    fn line_starts_match_a_plain_count() {
+        for len in 0..200 {
+            for every in [1, 2, 3, 7, 63, 64, 65] {
+                let text: Vec<u8> = (0..len)
+                    .map(|i| if i % every == every - 1 { b'\n' } else { b'x' })
+                    .collect();
+                let mut want = vec![0];
+                want.extend((0..len).filter(|&i| text[i] == b'\n').map(|i| i + 1));
+                assert_eq!(super::line_starts(&text), want, "len {len}, every {every}");
+            }
+        }
+    }
 }

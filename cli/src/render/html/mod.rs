@@ -23,13 +23,10 @@ pub fn h(text: &str) -> String {
     let text = term::lines(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+        match super::markup_entity(c) {
+            Some(entity) => out.push_str(entity),
+            None if c == '\'' => out.push_str("&#39;"),
+            None => out.push(c),
         }
     }
     out

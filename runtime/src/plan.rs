@@ -62,6 +62,10 @@ pub struct Plan {
     pub bound: Vec<String>,
     /// The sockets and FIFOs found in those trees at start-up, hidden under an empty file.
     pub bound_nodes: Vec<String>,
+    /// Trees of `bound` the start-up scan could not walk fully (too many entries, a directory
+    /// it may search but not list): hidden under an empty read-only tmpfs instead, since a
+    /// socket or FIFO the scan missed would reach the host's (fail closed).
+    pub hidden: Vec<String>,
 }
 
 /// Bytes of scratch for the overlays' upper layers: a test that fills the disk fills only this.
@@ -112,7 +116,16 @@ impl Plan {
         } else {
             bound_whole(&info, &mounts, &root_entries)
         };
-        let bound_nodes = bound.iter().flat_map(|t| sockets_and_fifos(t)).collect();
+        let (mut bound_nodes, mut hidden) = (Vec::new(), Vec::new());
+        for tree in &bound {
+            match sockets_and_fifos(tree) {
+                Ok(nodes) => bound_nodes.extend(nodes),
+                Err(why) => {
+                    warn_hidden(tree, &why);
+                    hidden.push(tree.clone());
+                }
+            }
+        }
         Ok(Plan {
             mounts,
             root_entries,
@@ -125,6 +138,7 @@ impl Plan {
             sys_masks: present("/sys", SYS_MASKS),
             bound,
             bound_nodes,
+            hidden,
         })
     }
 
@@ -320,29 +334,37 @@ fn bound_whole(info: &str, mounts: &[PodMount], entries: &[RootEntry]) -> Vec<St
     tops.chain(overlays).filter(|p| has_below(p)).collect()
 }
 
-/// Entries a tree walk visits at most (a tree bound whole is usually /run or /mnt).
+/// Entries a tree walk visits at most (a tree bound whole is usually /run or /mnt); a tree
+/// with more is hidden from pods.
 const MAX_WALK: usize = 50_000;
 
 /// The sockets and FIFOs in `tree`, not crossing into other file systems (their mounts are
-/// steps of their own).
-fn sockets_and_fifos(tree: &str) -> Vec<String> {
+/// steps of their own); an error saying why when the walk cannot see every entry a pod could
+/// reach: more than `MAX_WALK` entries, or a directory it may search but not list. A
+/// directory it may not search is skipped: the pod, with the same credentials, cannot reach
+/// below it either.
+fn sockets_and_fifos(tree: &str) -> Result<Vec<String>, String> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut out = Vec::new();
-    let Ok(dev) = std::fs::symlink_metadata(tree).map(|m| m.dev()) else {
-        return out;
-    };
+    let dev = std::fs::symlink_metadata(tree)
+        .map_err(|e| format!("cannot read {tree}: {e}"))?
+        .dev();
     let mut todo = vec![std::path::PathBuf::from(tree)];
     let mut seen = 0;
     while let Some(dir) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // removed since
+            Err(_) if !searchable(&dir) => continue,
+            Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
         };
-        for e in rd.flatten() {
+        for e in rd {
+            let e = e.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
             seen += 1;
             if seen > MAX_WALK {
-                return out;
+                return Err(format!("more than {MAX_WALK} entries"));
             }
-            let Ok(md) = e.metadata() else { continue };
+            let Ok(md) = e.metadata() else { continue }; // gone, or `dir` not searchable
             let ft = md.file_type();
             if ft.is_dir() && md.dev() == dev {
                 todo.push(e.path());
@@ -351,7 +373,28 @@ fn sockets_and_fifos(tree: &str) -> Vec<String> {
             }
         }
     }
-    out
+    Ok(out)
+}
+
+/// May this process look up names in `dir`? (A lookup of `dir/.` needs search permission.)
+fn searchable(dir: &std::path::Path) -> bool {
+    !matches!(
+        std::fs::symlink_metadata(dir.join(".")),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied
+    )
+}
+
+/// Once per tree and process, on stderr: `tree` is hidden from pods, and why.
+fn warn_hidden(tree: &str, why: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if !warned.iter().any(|t| t == tree) {
+        warned.push(tree.to_string());
+        eprintln!(
+            "invite: {tree} is hidden from pods (an empty directory there): a mount below it \
+             makes pods see it whole, and its sockets and FIFOs could not all be found ({why})"
+        );
+    }
 }
 
 /// In a user namespace, overlay copy-up cannot recreate directories owned by unmapped users

@@ -8,6 +8,9 @@
 //!   ~350 µs), and when not root the user namespace that owns it.
 
 use crate::sys;
+use scan::{sockets_and_fifos, warn_hidden};
+
+mod scan;
 use std::os::fd::RawFd;
 
 /// What the pod does with one mount of the host.
@@ -332,69 +335,6 @@ fn bound_whole(info: &str, mounts: &[PodMount], entries: &[RootEntry]) -> Vec<St
         .filter(|m| m.path != "/")
         .map(|m| m.path.clone());
     tops.chain(overlays).filter(|p| has_below(p)).collect()
-}
-
-/// Entries a tree walk visits at most (a tree bound whole is usually /run or /mnt); a tree
-/// with more is hidden from pods.
-const MAX_WALK: usize = 50_000;
-
-/// The sockets and FIFOs in `tree`, not crossing into other file systems (their mounts are
-/// steps of their own); an error saying why when the walk cannot see every entry a pod could
-/// reach: more than `MAX_WALK` entries, or a directory it may search but not list. A
-/// directory it may not search is skipped: the pod, with the same credentials, cannot reach
-/// below it either.
-fn sockets_and_fifos(tree: &str) -> Result<Vec<String>, String> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let mut out = Vec::new();
-    let dev = std::fs::symlink_metadata(tree)
-        .map_err(|e| format!("cannot read {tree}: {e}"))?
-        .dev();
-    let mut todo = vec![std::path::PathBuf::from(tree)];
-    let mut seen = 0;
-    while let Some(dir) = todo.pop() {
-        let rd = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // removed since
-            Err(_) if !searchable(&dir) => continue,
-            Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
-        };
-        for e in rd {
-            let e = e.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-            seen += 1;
-            if seen > MAX_WALK {
-                return Err(format!("more than {MAX_WALK} entries"));
-            }
-            let Ok(md) = e.metadata() else { continue }; // gone, or `dir` not searchable
-            let ft = md.file_type();
-            if ft.is_dir() && md.dev() == dev {
-                todo.push(e.path());
-            } else if ft.is_socket() || ft.is_fifo() {
-                out.push(e.path().to_string_lossy().into_owned());
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// May this process look up names in `dir`? (A lookup of `dir/.` needs search permission.)
-fn searchable(dir: &std::path::Path) -> bool {
-    !matches!(
-        std::fs::symlink_metadata(dir.join(".")),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied
-    )
-}
-
-/// Once per tree and process, on stderr: `tree` is hidden from pods, and why.
-fn warn_hidden(tree: &str, why: &str) {
-    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
-    if !warned.iter().any(|t| t == tree) {
-        warned.push(tree.to_string());
-        eprintln!(
-            "invite: {tree} is hidden from pods (an empty directory there): a mount below it \
-             makes pods see it whole, and its sockets and FIFOs could not all be found ({why})"
-        );
-    }
 }
 
 /// In a user namespace, overlay copy-up cannot recreate directories owned by unmapped users

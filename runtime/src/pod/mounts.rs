@@ -11,7 +11,8 @@
 //! binds (through an overlay a socket or FIFO is the overlay's own inode, which no host process
 //! listens on or holds open; a bind, read-only or not, reaches the host's). The binds left are
 //! sysfs, regular files, and, in a user namespace, trees with locked mounts below (overlayfs
-//! refuses them as lower layers), whose sockets and FIFOs found by the plan are masked.
+//! refuses them as lower layers), whose sockets and FIFOs found by the plan are masked (a tree
+//! the plan could not scan fully is an empty read-only tmpfs instead).
 
 use super::dev;
 use super::scratch::Scratch;

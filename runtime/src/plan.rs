@@ -8,6 +8,9 @@
 //!   ~350 µs), and when not root the user namespace that owns it.
 
 use crate::sys;
+use scan::{sockets_and_fifos, warn_hidden};
+
+mod scan;
 use std::os::fd::RawFd;
 
 /// What the pod does with one mount of the host.
@@ -62,6 +65,10 @@ pub struct Plan {
     pub bound: Vec<String>,
     /// The sockets and FIFOs found in those trees at start-up, hidden under an empty file.
     pub bound_nodes: Vec<String>,
+    /// Trees of `bound` the start-up scan could not walk fully (too many entries, a directory
+    /// it may search but not list): hidden under an empty read-only tmpfs instead, since a
+    /// socket or FIFO the scan missed would reach the host's (fail closed).
+    pub hidden: Vec<String>,
 }
 
 /// Bytes of scratch for the overlays' upper layers: a test that fills the disk fills only this.
@@ -112,7 +119,16 @@ impl Plan {
         } else {
             bound_whole(&info, &mounts, &root_entries)
         };
-        let bound_nodes = bound.iter().flat_map(|t| sockets_and_fifos(t)).collect();
+        let (mut bound_nodes, mut hidden) = (Vec::new(), Vec::new());
+        for tree in &bound {
+            match sockets_and_fifos(tree) {
+                Ok(nodes) => bound_nodes.extend(nodes),
+                Err(why) => {
+                    warn_hidden(tree, &why);
+                    hidden.push(tree.clone());
+                }
+            }
+        }
         Ok(Plan {
             mounts,
             root_entries,
@@ -125,6 +141,7 @@ impl Plan {
             sys_masks: present("/sys", SYS_MASKS),
             bound,
             bound_nodes,
+            hidden,
         })
     }
 
@@ -318,40 +335,6 @@ fn bound_whole(info: &str, mounts: &[PodMount], entries: &[RootEntry]) -> Vec<St
         .filter(|m| m.path != "/")
         .map(|m| m.path.clone());
     tops.chain(overlays).filter(|p| has_below(p)).collect()
-}
-
-/// Entries a tree walk visits at most (a tree bound whole is usually /run or /mnt).
-const MAX_WALK: usize = 50_000;
-
-/// The sockets and FIFOs in `tree`, not crossing into other file systems (their mounts are
-/// steps of their own).
-fn sockets_and_fifos(tree: &str) -> Vec<String> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let mut out = Vec::new();
-    let Ok(dev) = std::fs::symlink_metadata(tree).map(|m| m.dev()) else {
-        return out;
-    };
-    let mut todo = vec![std::path::PathBuf::from(tree)];
-    let mut seen = 0;
-    while let Some(dir) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            seen += 1;
-            if seen > MAX_WALK {
-                return out;
-            }
-            let Ok(md) = e.metadata() else { continue };
-            let ft = md.file_type();
-            if ft.is_dir() && md.dev() == dev {
-                todo.push(e.path());
-            } else if ft.is_socket() || ft.is_fifo() {
-                out.push(e.path().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out
 }
 
 /// In a user namespace, overlay copy-up cannot recreate directories owned by unmapped users

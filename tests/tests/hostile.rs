@@ -199,6 +199,27 @@ fn class3_host_sockets_fifos_and_device_nodes_are_unusable() {
     });
 }
 
+/// Not as root, trees with a mount below are bound whole and the sockets and FIFOs a start-up
+/// scan finds in them are hidden: a tree the scan cannot walk fully (more entries than it
+/// visits, a directory it may search but not list) must not let the host's through.
+#[test]
+fn class3_trees_the_scan_cannot_walk_fully_keep_host_sockets_and_fifos_out() {
+    let title = "3 (trees too large or unreadable to scan)";
+    battery("scan", title, |r, _, failures| {
+        if !r.variant.contains("unprivileged") {
+            return;
+        }
+        // Hidden, and said so on stderr, once for each tree.
+        let top = r.work.parent().unwrap();
+        for tree in ["big", "blind"] {
+            let warning = format!("invite: {}/{tree} is hidden from pods", top.display());
+            if r.out.matches(&warning).count() != 1 {
+                failures.push(format!("[{}] no single warning {warning:?}", r.variant));
+            }
+        }
+    });
+}
+
 #[test]
 fn class4_refused_system_calls_fail_with_eperm_and_are_noted() {
     battery("syscalls", "4 (system calls)", |r, _, failures| {

@@ -11,7 +11,8 @@
 //! binds (through an overlay a socket or FIFO is the overlay's own inode, which no host process
 //! listens on or holds open; a bind, read-only or not, reaches the host's). The binds left are
 //! sysfs, regular files, and, in a user namespace, trees with locked mounts below (overlayfs
-//! refuses them as lower layers), whose sockets and FIFOs found by the plan are masked.
+//! refuses them as lower layers), whose sockets and FIFOs found by the plan are masked (a tree
+//! the plan could not scan fully is an empty read-only tmpfs instead).
 
 use super::dev;
 use super::scratch::Scratch;
@@ -86,6 +87,7 @@ fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
         let source = match s.action {
             // A copy of the tree taken now, before the scratch is mounted (which may sit on a
             // directory of the tree, and would show up in a recursive bind taken later).
+            MountAction::BindReadOnly if plan.hidden.contains(&s.path) => None,
             MountAction::BindReadOnly => sys::open_tree_clone(&path).ok(),
             MountAction::Overlay | MountAction::OverlayReadOnly => {
                 sys::open(&path, libc::O_PATH | libc::O_CLOEXEC, 0).ok()
@@ -171,6 +173,10 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
             MountAction::Proc => has_proc = true,
             MountAction::Dev if dev_in_upper => {}
             MountAction::Dev => dev::tmpfs_dev(&ct, &target)?,
+            MountAction::BindReadOnly if plan.hidden.contains(&m.path) => {
+                let below = steps.iter().map(|s| s.path.as_str());
+                hide_tree(&m.path, &target, below)?;
+            }
             MountAction::BindReadOnly => {
                 if let Some(src) = m.source {
                     bind_readonly(src, &ct)?;
@@ -305,6 +311,25 @@ fn bind_readonly(tree_fd: i32, target: &CStr) -> Result<(), SetupError> {
         .step("make a bind mount read-only")?;
     }
     Ok(())
+}
+
+/// A tree bound whole that the plan could not scan (`Plan::hidden`): an empty read-only tmpfs
+/// at `target`, holding only the mount points of the steps `below` it.
+fn hide_tree<'a>(
+    path: &str,
+    target: &str,
+    below: impl Iterator<Item = &'a str>,
+) -> Result<(), SetupError> {
+    let t = c(target)?;
+    let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let opts = Some(c"size=4k,mode=0755");
+    sys::mount(Some(c"invite-hidden"), &t, Some(c"tmpfs"), flags, opts).step("hide a tree")?;
+    for rest in below.filter_map(|p| p.strip_prefix(path).filter(|r| r.starts_with('/'))) {
+        std::fs::create_dir_all(format!("{target}{rest}"))
+            .step("create a mount point in a hidden tree")?;
+    }
+    let ro = libc::MS_REMOUNT | libc::MS_RDONLY | flags;
+    sys::mount(None, &t, None, ro, opts).step("make a hidden tree read-only")
 }
 
 /// In the test: a fresh /proc, a bound on its process count, then chroot into the pod root at

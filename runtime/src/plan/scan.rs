@@ -1,0 +1,98 @@
+//! The start-up scan of the trees an unprivileged pod sees bound whole (see `bound_whole`): their
+//! sockets and FIFOs, to hide, or why the walk could not see them all, to hide the whole tree.
+
+/// Entries a tree walk visits at most (a tree bound whole is usually /run or /mnt); a tree
+/// with more is hidden from pods.
+const MAX_WALK: usize = 50_000;
+
+/// The sockets and FIFOs in `tree`, not crossing into other file systems (their mounts are
+/// steps of their own); an error saying why when the walk cannot see every entry a pod could
+/// reach: more than `MAX_WALK` entries, or a directory it may search but not list. A
+/// directory it may not search is skipped: the pod, with the same credentials, cannot reach
+/// below it either.
+pub(super) fn sockets_and_fifos(tree: &str) -> Result<Vec<String>, String> {
+    walk_nodes(tree, MAX_WALK)
+}
+
+/// `sockets_and_fifos`, visiting at most `max` entries.
+fn walk_nodes(tree: &str, max: usize) -> Result<Vec<String>, String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let dev = std::fs::symlink_metadata(tree)
+        .map_err(|e| format!("cannot read {tree}: {e}"))?
+        .dev();
+    let mut todo = vec![std::path::PathBuf::from(tree)];
+    let mut seen = 0;
+    while let Some(dir) = todo.pop() {
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // removed since
+            Err(_) if !searchable(&dir) => continue,
+            Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
+        };
+        for e in rd {
+            let e = e.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+            seen += 1;
+            if seen > max {
+                return Err(format!("more than {max} entries"));
+            }
+            let Ok(md) = e.metadata() else { continue }; // gone, or `dir` not searchable
+            let ft = md.file_type();
+            if ft.is_dir() && md.dev() == dev {
+                todo.push(e.path());
+            } else if ft.is_socket() || ft.is_fifo() {
+                out.push(e.path().to_string_lossy().into_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// May this process look up names in `dir`? (A lookup of `dir/.` needs search permission.)
+fn searchable(dir: &std::path::Path) -> bool {
+    !matches!(
+        std::fs::symlink_metadata(dir.join(".")),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied
+    )
+}
+
+/// Once per tree and process, on stderr: `tree` is hidden from pods, and why.
+pub(super) fn warn_hidden(tree: &str, why: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if !warned.iter().any(|t| t == tree) {
+        warned.push(tree.to_string());
+        eprintln!(
+            "invite: {tree} is hidden from pods (an empty directory there): a mount below it \
+             makes pods see it whole, and its sockets and FIFOs could not all be found ({why})"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scan_finds_sockets_and_fifos_below_and_says_when_it_cannot_see_all() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("a/b");
+        std::fs::create_dir_all(&sub).unwrap();
+        let sock = sub.join("s.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let fifo = d.path().join("a/f.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        std::fs::write(d.path().join("a/plain"), "x").unwrap();
+        let tree = d.path().to_str().unwrap();
+        let mut found = walk_nodes(tree, 100).unwrap();
+        found.sort();
+        let want = [sock, fifo].map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(found, want);
+        // Five entries (a, a/b, a/f.fifo, a/plain, a/b/s.sock): a walk of four is incomplete.
+        assert_eq!(walk_nodes(tree, 5).unwrap().len(), 2);
+        let err = walk_nodes(tree, 4).unwrap_err();
+        assert!(err.contains("more than 4 entries"), "{err}");
+        assert!(walk_nodes(&format!("{tree}/absent"), 100).is_err());
+    }
+}

@@ -272,26 +272,13 @@ pub fn wait_for_slot(rt: &Runtime, ticket: Ticket, host_pid: i32) {
     let signals = sys::save_signal_state();
     sys::reset_signal_handlers(&signals);
     let max = rt.config.as_ref().map_or(1, |c| c.max_concurrent);
-    let ledger = rt.ledger();
     let me = sys::getpid() as u32;
-    loop {
-        let claim = ledger.queue().claim(
-            ticket,
-            me,
-            || ledger.reserve(max).is_some(),
-            || ledger.release(),
-            |pid| sys::alive(pid as i32),
-        );
-        match claim {
-            Claim::Run => return sys::restore_signal_state(&signals),
-            Claim::Displaced => sys::exit_now(0),
-            Claim::Wait => {}
-        }
-        if sys::getppid() != host_pid {
-            ledger.queue().leave(ticket);
-            sys::exit_now(0);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
+    match rt
+        .ledger()
+        .wait_turn(ticket, me, max, || sys::getppid() != host_pid)
+    {
+        Claim::Run => sys::restore_signal_state(&signals),
+        Claim::Displaced | Claim::Wait => sys::exit_now(0),
     }
 }
 

@@ -74,7 +74,8 @@ impl Ledger {
         Some(running)
     }
 
-    /// Reserve a slot whatever the cap (an explicit `ckpt()`, which admission does not gate).
+    /// Reserve a slot whatever the cap (a branch of a live checkpoint, which counts on the
+    /// checkpoint's own page).
     pub fn reserve_any(&self) {
         self.running.fetch_add(1, Ordering::AcqRel);
     }
@@ -256,7 +257,7 @@ mod tests {
         l.release();
         assert_eq!(l.reserve(2), Some(2));
         l.reserve_any();
-        assert_eq!(l.running(), 3, "an explicit ckpt() is not capped");
+        assert_eq!(l.running(), 3, "a live checkpoint's branch is not capped");
     }
 
     #[test]

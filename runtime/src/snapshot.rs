@@ -55,15 +55,20 @@ pub fn enter_site(site: &'static Site, owner: Option<&'static str>) -> bool {
 
 pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     let rt = runtime::get();
-    let reserved = matches!(kind, PodKind::Site { .. });
+    let site = matches!(kind, PodKind::Site { .. });
     // Admitted to wait for a slot (`admit`): the snapshot is taken now, the pod built later.
-    let ticket = crate::admit::take_pass(reserved).ticket;
-    let release = |rt: &Runtime| match ticket {
+    let mut ticket = crate::admit::take_pass(site).ticket;
+    // Give back what admission gave (a site's, until a direct ckpt() is admitted below).
+    let give_back = |rt: &Runtime, ticket: Option<crate::queue::Ticket>| match ticket {
         Some(t) => {
             rt.ledger().queue().leave(t);
         }
-        None if reserved => rt.ledger().release(),
-        None => {}
+        None => rt.ledger().release(),
+    };
+    let release = |rt: &Runtime| {
+        if site {
+            give_back(rt, ticket);
+        }
     };
     let Some(cfg) = rt.config.as_ref() else {
         release(rt);
@@ -86,12 +91,24 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
             "no pod is started: INVITE_MAX_OVERHEAD=0 leaves testing no budget".into(),
         ));
     }
-    if !reserved {
-        let running = rt.ledger().running() as u64;
-        if let Some(why) = crate::headroom::no_room(running + 1) {
-            return Err(fail(libc::EAGAIN, format!("no pod is started: {why}")));
+    match kind {
+        PodKind::Site { .. } => {}
+        // A direct ckpt() is held to the cap too: it runs, waits in the queue, or is refused.
+        PodKind::Manual { .. } => {
+            ticket = crate::admit::admit_direct(rt).map_err(|m| fail(libc::EAGAIN, m))?;
+        }
+        // A live checkpoint's branches count on the checkpoint's own page, bounded by the
+        // number of live checkpoints; only the cgroup's room is checked.
+        PodKind::Branch { .. } => {
+            let running = rt.ledger().running() as u64;
+            if let Some(why) = crate::headroom::no_room(running + 1) {
+                return Err(fail(libc::EAGAIN, format!("no pod is started: {why}")));
+            }
+            rt.ledger().reserve_any();
         }
     }
+    // From here on every kind holds a running slot or a place in the queue.
+    let release = |rt: &Runtime| give_back(rt, ticket);
     // Inside a pod, a nested pod is a fork within the pod's own isolation (its namespaces and
     // overlay), which already separates it from the host.
     let plan = match cfg.isolation {
@@ -115,9 +132,6 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
         host_pid: sys::getpid(),
         caller_tid: sys::gettid(),
     };
-    if !reserved {
-        rt.ledger().reserve_any();
-    }
     let warm = plan.filter(|_| ticket.is_none());
     if let Some(warm) = warm.and_then(|p| crate::warm::try_start(rt, p, kind, id, origin)) {
         return warm.map_err(|e| {
@@ -135,10 +149,7 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     // limitations: only the calling thread); the pod's steps close the runtime's descriptors.
     match unsafe { sys::fork() } {
         Err(e) => {
-            match ticket {
-                Some(_) => release(rt),
-                None => rt.ledger().release(),
-            }
+            release(rt);
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             Err(fail(errno, format!("fork: {e}")))
         }

@@ -38,6 +38,7 @@ mod capi;
 mod config;
 mod cpus;
 mod deadlock;
+mod elf;
 mod executor;
 mod headroom;
 mod journal;

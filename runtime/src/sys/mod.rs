@@ -48,7 +48,7 @@ pub use mem::*;
 pub use process::*;
 pub use seccomp::*;
 pub use signal::*;
-pub use sites::compiled_sites;
+pub use sites::{compiled_sites, has_own_sites};
 pub use socket::{peer_cred, recv_fds, send_fds, seqpacket_pair};
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {

@@ -18,6 +18,10 @@ use crate::sys;
 /// supervised like an in vivo test (deadline `INVITE_TIMEOUT_MS`, journal record with phase
 /// `manual`); it ends when its code exits: status 0 is `pass`, another status `fail`.
 ///
+/// Held to `INVITE_MAX_CONCURRENT`: past it the pod waits in the queue (the call returns at
+/// once, its snapshot taken); with the queue full, or `INVITE_MAX_QUEUE=0`, an error with
+/// `EAGAIN` that names the setting.
+///
 /// ```no_run
 /// let mut cache = vec![1, 2, 3];
 /// if let Ok(invite::Ckpt::Pod(_)) = invite::ckpt() {

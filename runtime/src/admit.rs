@@ -337,6 +337,7 @@ pub fn wait_in_own_pidns(rt: &Runtime, ticket: Ticket, host_pidfd: i32) -> bool 
 }
 
 fn wait(rt: &Runtime, ticket: Ticket, me: u32, gone: impl Fn() -> bool, seen_alive: bool) -> bool {
+    let nice = sys::nice();
     sys::background_and_yield();
     // A signal to the host's process group must not run the host's handlers in this copy while
     // it waits; the pod gets them back once it has its slot.
@@ -346,6 +347,10 @@ fn wait(rt: &Runtime, ticket: Ticket, me: u32, gone: impl Fn() -> bool, seen_ali
     match rt.ledger().wait_turn(ticket, me, max, gone, seen_alive) {
         Claim::Run => {
             sys::restore_signal_state(&signals);
+            // Its pod's set-up runs as a fresh fork's would (a warm test's at the host's
+            // priority until it isolates itself): at nice 19 on a busy machine it could starve
+            // past its deadline, a slot held meanwhile.
+            sys::set_nice(nice);
             true
         }
         Claim::Displaced | Claim::Wait => false,

@@ -13,8 +13,14 @@
 //!   (`displace`): the host swaps the key, and the repeat's supervisor, seeing a key that is no
 //!   longer its own, ends without a pod.
 //! - A waiter whose supervisor died (the OOM killer) is skipped, so it holds nobody up.
-//! - A waiting copy is forked where it can start warm (`warm::lend`: a PID namespace of its
-//!   own, a blank borrowed from the host's stock at its turn), else it builds its pod cold.
+//! - A waiting copy builds its pod cold (its fork came before its slot; warm pods are forked
+//!   from a prepared blank at the call). A warm start was built and taken out again: the copy
+//!   forked as a warm test (PID 1 of a PID namespace of its own), borrowing a blank from the
+//!   host's stock through the watcher (a seqpacket socket, the blank's descriptors by
+//!   SCM_RIGHTS) at its turn, reached the no-queue throughput, but under a machine load above
+//!   ~60 some of those pods never started their test within their deadline (8 to 40 timeouts
+//!   in a 4 s run; none with cold waiters or without the queue at the same load), cause not
+//!   found.
 //! - No polling: each slot has a bell, a futex word on the same shared page. A waiting
 //!   supervisor reads its bell, tries to claim, and sleeps on the bell while it still reads the
 //!   same (`Ledger::wait_turn`). Whoever frees a running slot (`Ledger::release`) rings the bell
@@ -40,15 +46,6 @@ impl Key {
     #[cfg(test)]
     pub fn repeat(self) -> bool {
         self.0 & REPEAT != 0
-    }
-
-    /// The key as stored, to be passed to another process (`from_raw`).
-    pub fn raw(self) -> u64 {
-        self.0
-    }
-
-    pub fn from_raw(raw: u64) -> Key {
-        Key(raw)
     }
 
     /// The site's index in the registry (1-based; 0 when it did not fit).
@@ -163,7 +160,7 @@ impl Queue {
         }
     }
 
-    /// In the waiting supervisor (`pid`; 0: the host said it, `set_pid`): take a running slot through `reserve` when none is
+    /// In the waiting supervisor (`pid`): take a running slot through `reserve` when none is
     /// ahead, freeing the queue slot; `release` gives the running slot back if the queue slot
     /// was taken meanwhile. `alive(pid)`: whether another waiter's supervisor still lives.
     pub fn claim(
@@ -177,9 +174,7 @@ impl Queue {
         if self.keys[t.slot].load(Ordering::Acquire) != t.key.0 {
             return Claim::Displaced;
         }
-        if pid != 0 {
-            self.pids[t.slot].store(pid, Ordering::Relaxed);
-        }
+        self.pids[t.slot].store(pid, Ordering::Relaxed);
         if self.ahead_of(Some(t.key), alive) || !reserve() {
             return Claim::Wait;
         }

@@ -309,39 +309,3 @@ fn a_direct_ckpt_is_refused_past_the_cap_without_a_queue() {
     assert_eq!(line, "direct started=2 eagain=3", "{j:?}");
     assert_eq!(tests_of(&j).len(), 2);
 }
-
-#[test]
-fn a_call_that_waits_for_its_slot_waits_as_a_warm_pod_in_its_own_pid_namespace() {
-    if !require_root("pods as root") {
-        return;
-    }
-    // One slot, held 200 ms by the hot site's first test: its second call waits. Its waiting
-    // copy is forked as a warm test is (PID 1 of a PID namespace of its own, later entering a
-    // blank), not as a cold pod's supervisor in the host's namespace.
-    let (_d, bin) = build("admission");
-    let d = scratch();
-    // (INVITE_WARM=wait: the first pod waits for a blank rather than going cold, so no child
-    // of the host is a cold supervisor.)
-    let env = [
-        ("INVITE_MAX_CONCURRENT", "1"),
-        ("INVITE_MAX_OVERHEAD", "off"),
-        ("INVITE_WARM", "wait"),
-    ];
-    let o = run(&bin, &["waitns"], d.path(), &env);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success() && out.contains("host ok"),
-        "{}",
-        text(&o)
-    );
-    assert!(
-        out.contains("children in the host's PID namespace: 0"),
-        "{}",
-        text(&o)
-    );
-    let j = journal(&d.path().join("invite.jsonl"));
-    let hot = records(&j).remove("hot_test").unwrap_or_default();
-    assert_eq!(hot.len(), 2, "{j:?}");
-    assert!(hot.iter().all(|r| r["outcome"] == "pass"), "{hot:?}");
-    assert_eq!(summary_rows(&j)["hot_test"]["queued"], 1, "{j:?}");
-}

@@ -201,14 +201,14 @@ pub fn admit_direct(rt: &Runtime) -> Result<Option<Ticket>, String> {
                 .unwrap_or_else(|| "no room in the host's cgroup".into())
         )),
         Err(Skip::Concurrency) => Err(format!(
-            "no pod is started: {running} pods run (INVITE_MAX_CONCURRENT={}) and no call may \
-             wait (INVITE_MAX_QUEUE=0); try again when one ends",
+            "no pod is started: every slot is taken (INVITE_MAX_CONCURRENT={}) and no call may \
+             wait (INVITE_MAX_QUEUE=0); try again when a pod ends",
             cfg.max_concurrent
         )),
         Err(_) => Err(format!(
-            "no pod is started: {running} pods run (INVITE_MAX_CONCURRENT={}) and the wait \
+            "no pod is started: every slot is taken (INVITE_MAX_CONCURRENT={}) and the wait \
              queue is full (INVITE_MAX_QUEUE={}) or memory is short for another waiting copy \
-             of the process; try again when one ends",
+             of the process; try again when a pod ends",
             cfg.max_concurrent, cfg.max_queue
         )),
     }

@@ -263,8 +263,9 @@ fn a_never_run_test_takes_the_place_of_a_waiting_repeat_in_a_full_queue() {
     assert_eq!(ran["cold_test"][0]["outcome"], "pass");
 }
 
-/// `direct N` with `env`: the host's line "direct started=S eagain=E", and the journal.
-fn direct(n: &str, env: &[(&str, &str)]) -> (String, Vec<Value>) {
+/// `direct N` with `env`: the host's line "direct started=S eagain=E", its whole output, and
+/// the journal.
+fn direct(n: &str, env: &[(&str, &str)]) -> (String, String, Vec<Value>) {
     let (_d, bin) = build("admission");
     let d = scratch();
     let o = run(&bin, &["direct", n], d.path(), env);
@@ -279,7 +280,7 @@ fn direct(n: &str, env: &[(&str, &str)]) -> (String, Vec<Value>) {
         .find(|l| l.starts_with("direct "))
         .unwrap_or_else(|| panic!("no count: {out}"))
         .to_string();
-    (line, journal(&d.path().join("invite.jsonl")))
+    (line, out, journal(&d.path().join("invite.jsonl")))
 }
 
 #[test]
@@ -290,8 +291,12 @@ fn a_direct_ckpt_past_the_cap_waits_in_the_queue_and_past_it_fails_with_eagain()
     // One slot (each pod holds it 200 ms), one place in the queue: of three ckpt() in a row,
     // the first runs, the second waits, the third is refused with a message that says why.
     let env = [("INVITE_MAX_CONCURRENT", "1"), ("INVITE_MAX_QUEUE", "1")];
-    let (line, j) = direct("3", &env);
+    let (line, out, j) = direct("3", &env);
     assert_eq!(line, "direct started=2 eagain=1", "{j:?}");
+    assert!(
+        out.contains("refused: no pod is started: every slot is taken (INVITE_MAX_CONCURRENT=1) and the wait queue is full (INVITE_MAX_QUEUE=1)"),
+        "{out}"
+    );
     let pods = tests_of(&j);
     assert_eq!(pods.len(), 2, "{pods:?}");
     assert!(pods.iter().all(|r| r["outcome"] == "pass"), "{pods:?}");
@@ -305,7 +310,8 @@ fn a_direct_ckpt_is_refused_past_the_cap_without_a_queue() {
         return;
     }
     let env = [("INVITE_MAX_CONCURRENT", "2"), ("INVITE_MAX_QUEUE", "0")];
-    let (line, j) = direct("5", &env);
+    let (line, out, j) = direct("5", &env);
     assert_eq!(line, "direct started=2 eagain=3", "{j:?}");
+    assert!(out.contains("(INVITE_MAX_QUEUE=0)"), "{out}");
     assert_eq!(tests_of(&j).len(), 2);
 }

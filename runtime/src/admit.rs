@@ -158,24 +158,24 @@ pub fn admit(rt: &Runtime, site: &Site, stats: &SiteStats) -> bool {
     verdict.is_ok()
 }
 
-/// A direct `ckpt()` (not a site's sample): held to `INVITE_MAX_CONCURRENT` as a never-run
-/// test is, and to no budget (it is what the program asked for). Past the cap it waits in the
-/// queue (`Some(ticket)`), ahead of every repeat and never displaced; with the queue full (or
-/// no queue, or no memory for one more waiting copy, or no room in the cgroup) it is refused:
-/// the message says why and with which setting.
-pub fn admit_direct(rt: &Runtime) -> Result<Option<Ticket>, String> {
+/// A direct `ckpt()` (not a site's sample): held to `INVITE_MAX_CONCURRENT`, behind the waiting
+/// calls as a never-run test is, and to no budget (it is what the program asked for). It never
+/// waits in the queue: a pod built after its snapshot would copy the files it reads later than
+/// its memory, and the program asked for a pod now. With every slot taken (or no room in the
+/// cgroup) it is refused: the message says why and with which setting.
+pub fn admit_direct(rt: &Runtime) -> Result<(), String> {
     let Some(cfg) = rt.config.as_ref() else {
-        return Ok(None);
+        return Ok(());
     };
     let limits = Limits {
         max_concurrent: cfg.max_concurrent,
         max_overhead: None,
         max_pod_cpu: None,
-        max_queue: cfg.max_queue,
+        max_queue: 0,
     };
     let world = World {
         room: |running| crate::headroom::no_room(running).is_none(),
-        queue_room: crate::headroom::queue_room,
+        queue_room: |_| false,
         clock: || Clock {
             elapsed_ns: 0,
             cpus: 1.0,
@@ -188,28 +188,16 @@ pub fn admit_direct(rt: &Runtime) -> Result<Option<Ticket>, String> {
     };
     let running = rt.ledger().running();
     match decide(rt.ledger(), limits, call, world) {
-        Ok(Admitted::Run) => Ok(None),
-        Ok(Admitted::Wait(ticket, displaced)) => {
-            if let Some(key) = displaced {
-                count_displaced(rt, key);
-            }
-            Ok(Some(ticket))
-        }
+        Ok(_) => Ok(()),
         Err(Skip::Cgroup) => Err(format!(
             "no pod is started: {}",
             crate::headroom::no_room(u64::from(running) + 1)
                 .unwrap_or_else(|| "no room in the host's cgroup".into())
         )),
-        Err(Skip::Concurrency) => Err(format!(
-            "no pod is started: every slot is taken (INVITE_MAX_CONCURRENT={}) and no call may \
-             wait (INVITE_MAX_QUEUE=0); try again when a pod ends",
-            cfg.max_concurrent
-        )),
         Err(_) => Err(format!(
-            "no pod is started: every slot is taken (INVITE_MAX_CONCURRENT={}) and the wait \
-             queue is full (INVITE_MAX_QUEUE={}) or memory is short for another waiting copy \
-             of the process; try again when a pod ends",
-            cfg.max_concurrent, cfg.max_queue
+            "no pod is started: every slot is taken (INVITE_MAX_CONCURRENT={}); try again \
+             when a pod ends",
+            cfg.max_concurrent
         )),
     }
 }

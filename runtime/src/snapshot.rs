@@ -18,9 +18,8 @@ use crate::sys;
 /// supervised like an in vivo test (deadline `INVITE_TIMEOUT_MS`, journal record with phase
 /// `manual`); it ends when its code exits: status 0 is `pass`, another status `fail`.
 ///
-/// Held to `INVITE_MAX_CONCURRENT`: past it the pod waits in the queue (the call returns at
-/// once, its snapshot taken); with the queue full, or `INVITE_MAX_QUEUE=0`, an error with
-/// `EAGAIN` that names the setting.
+/// Held to `INVITE_MAX_CONCURRENT`: with every slot taken, an error with `EAGAIN` that names
+/// the setting (call it again when a pod has ended).
 ///
 /// ```no_run
 /// let mut cache = vec![1, 2, 3];
@@ -61,7 +60,7 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     let rt = runtime::get();
     let site = matches!(kind, PodKind::Site { .. });
     // Admitted to wait for a slot (`admit`): the snapshot is taken now, the pod built later.
-    let mut ticket = crate::admit::take_pass(site).ticket;
+    let ticket = crate::admit::take_pass(site).ticket;
     // Give back what admission gave (a site's, until a direct ckpt() is admitted below).
     let give_back = |rt: &Runtime, ticket: Option<crate::queue::Ticket>| match ticket {
         Some(t) => {
@@ -97,9 +96,9 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
     }
     match kind {
         PodKind::Site { .. } => {}
-        // A direct ckpt() is held to the cap too: it runs, waits in the queue, or is refused.
+        // A direct ckpt() is held to the cap too: it runs now or is refused.
         PodKind::Manual { .. } => {
-            ticket = crate::admit::admit_direct(rt).map_err(|m| fail(libc::EAGAIN, m))?;
+            crate::admit::admit_direct(rt).map_err(|m| fail(libc::EAGAIN, m))?;
         }
         // A live checkpoint's branches count on the checkpoint's own page, bounded by the
         // number of live checkpoints; only the cgroup's room is checked.

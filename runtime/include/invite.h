@@ -23,6 +23,7 @@ extern "C" {
  *         > 0: in the pod; the value is its child id: 1, 2, 3 for the first, second, third pod
  *              this process started. The pod ends when its code exits; exit status 0 is `pass`,
  *              any other status `fail`, death by a signal `crash` (SIGABRT: `fail`).
+ * Held to INVITE_MAX_CONCURRENT: with every slot taken, -EAGAIN (call it again later).
  * The macro records the caller's file:line as the pod's site; (ckpt)() calls the function itself.
  */
 int ckpt(void);

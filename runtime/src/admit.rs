@@ -158,6 +158,50 @@ pub fn admit(rt: &Runtime, site: &Site, stats: &SiteStats) -> bool {
     verdict.is_ok()
 }
 
+/// A direct `ckpt()` (not a site's sample): held to `INVITE_MAX_CONCURRENT`, behind the waiting
+/// calls as a never-run test is, and to no budget (it is what the program asked for). It never
+/// waits in the queue: a pod built after its snapshot would copy the files it reads later than
+/// its memory, and the program asked for a pod now. With every slot taken (or no room in the
+/// cgroup) it is refused: the message says why and with which setting.
+pub fn admit_direct(rt: &Runtime) -> Result<(), String> {
+    let Some(cfg) = rt.config.as_ref() else {
+        return Ok(());
+    };
+    let limits = Limits {
+        max_concurrent: cfg.max_concurrent,
+        max_overhead: None,
+        max_pod_cpu: None,
+        max_queue: 0,
+    };
+    let world = World {
+        room: |running| crate::headroom::no_room(running).is_none(),
+        queue_room: |_| false,
+        clock: || Clock {
+            elapsed_ns: 0,
+            cpus: 1.0,
+        },
+        alive: |pid: u32| sys::alive(pid as i32),
+    };
+    let call = Call {
+        first_run: true,
+        site: 0,
+    };
+    let running = rt.ledger().running();
+    match decide(rt.ledger(), limits, call, world) {
+        Ok(_) => Ok(()),
+        Err(Skip::Cgroup) => Err(format!(
+            "no pod is started: {}",
+            crate::headroom::no_room(u64::from(running) + 1)
+                .unwrap_or_else(|| "no room in the host's cgroup".into())
+        )),
+        Err(_) => Err(format!(
+            "no pod is started: every slot is taken (INVITE_MAX_CONCURRENT={}); try again \
+             when a pod ends",
+            cfg.max_concurrent
+        )),
+    }
+}
+
 /// What `admit` said of the call it let in on this thread, taken once by the snapshot of a site
 /// (`site`); an explicit `ckpt()` takes nothing.
 pub fn take_pass(site: bool) -> Pass {
@@ -272,26 +316,13 @@ pub fn wait_for_slot(rt: &Runtime, ticket: Ticket, host_pid: i32) {
     let signals = sys::save_signal_state();
     sys::reset_signal_handlers(&signals);
     let max = rt.config.as_ref().map_or(1, |c| c.max_concurrent);
-    let ledger = rt.ledger();
     let me = sys::getpid() as u32;
-    loop {
-        let claim = ledger.queue().claim(
-            ticket,
-            me,
-            || ledger.reserve(max).is_some(),
-            || ledger.release(),
-            |pid| sys::alive(pid as i32),
-        );
-        match claim {
-            Claim::Run => return sys::restore_signal_state(&signals),
-            Claim::Displaced => sys::exit_now(0),
-            Claim::Wait => {}
-        }
-        if sys::getppid() != host_pid {
-            ledger.queue().leave(ticket);
-            sys::exit_now(0);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
+    match rt
+        .ledger()
+        .wait_turn(ticket, me, max, || sys::getppid() != host_pid)
+    {
+        Claim::Run => sys::restore_signal_state(&signals),
+        Claim::Displaced | Claim::Wait => sys::exit_now(0),
     }
 }
 

@@ -15,7 +15,7 @@
 //!
 //! A ledger in ordinary memory (`Ledger::new`) behaves the same: unit tests use one.
 
-use crate::queue::Queue;
+use crate::queue::{Claim, Queue, Ticket};
 use crate::sys;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -63,20 +63,68 @@ impl Ledger {
     pub fn reserve(&self, max: u32) -> Option<u32> {
         let running = self.running.fetch_add(1, Ordering::AcqRel) + 1;
         if running > max {
-            self.release();
+            // Not a freed slot: nobody is rung, unless a racing reservation's try made this
+            // one fail while a slot was free (a waiter may have missed it).
+            let now = self.running.fetch_sub(1, Ordering::AcqRel) - 1;
+            if now < max && self.queue.waiting() > 0 {
+                self.queue.ring_first(alive);
+            }
             return None;
         }
         Some(running)
     }
 
-    /// Reserve a slot whatever the cap (an explicit `ckpt()`, which admission does not gate).
+    /// Reserve a slot whatever the cap (a branch of a live checkpoint, which counts on the
+    /// checkpoint's own page).
     pub fn reserve_any(&self) {
         self.running.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Give back a slot: the pod did not start, or its end is recorded.
+    /// Give back a slot: the pod did not start, or its end is recorded. The first waiter, if
+    /// any, is woken to claim it.
     pub fn release(&self) {
         self.running.fetch_sub(1, Ordering::AcqRel);
+        if self.queue.waiting() > 0 {
+            self.queue.ring_first(alive);
+        }
+    }
+
+    /// In a waiting call's supervisor (`me`): sleep until a running slot among `max` is this
+    /// waiter's (`Claim::Run`) or a never-run test took its place (`Claim::Displaced`), or
+    /// `gone()` says the host is gone (`Claim::Displaced`, its place given up). Woken by the
+    /// bell of its slot (`Queue`), never polling faster than `queue::BACKSTOP_NS`.
+    pub fn wait_turn(&self, t: Ticket, me: u32, max: u32, gone: impl Fn() -> bool) -> Claim {
+        let queue = &self.queue;
+        loop {
+            // Read before the claim: a slot freed after the claim failed changes it, and the
+            // sleep below then returns at once.
+            let seen = queue.bell(t);
+            let claim = queue.claim(
+                t,
+                me,
+                || self.reserve(max).is_some(),
+                || self.release(),
+                alive,
+            );
+            if claim == Claim::Wait && gone() && queue.leave(t) {
+                queue.ring_first(alive);
+                return Claim::Displaced;
+            }
+            match claim {
+                Claim::Wait => queue.sleep(t, seen),
+                // The bell this waiter heard may have been for a slot it did not take (it
+                // took another, or left): the next waiter hears it.
+                Claim::Run if self.running() < max => {
+                    queue.ring_first(alive);
+                    return claim;
+                }
+                Claim::Displaced => {
+                    queue.ring_first(alive);
+                    return claim;
+                }
+                Claim::Run => return claim,
+            }
+        }
     }
 
     /// Charge `ns` of what testing cost the host to the budget.
@@ -186,6 +234,11 @@ impl Ledger {
     }
 }
 
+/// Whether a waiter's supervisor still lives.
+fn alive(pid: u32) -> bool {
+    sys::alive(pid as i32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,7 +257,7 @@ mod tests {
         l.release();
         assert_eq!(l.reserve(2), Some(2));
         l.reserve_any();
-        assert_eq!(l.running(), 3, "an explicit ckpt() is not capped");
+        assert_eq!(l.running(), 3, "a live checkpoint's branch is not capped");
     }
 
     #[test]
@@ -219,6 +272,74 @@ mod tests {
         assert_eq!(l.pod_cpu_ns(), 4_000);
         assert_eq!(l.mean_pod_cpu_ns(), 2_000);
         assert_eq!(l.mean_pod_wall_ns(), 20_000);
+    }
+
+    /// The system call thread `tid` of this process is blocked in, once it blocks.
+    fn blocked_in(tid: i32) -> i64 {
+        loop {
+            let path = format!("/proc/self/task/{tid}/syscall");
+            let text = std::fs::read_to_string(path).unwrap();
+            // "running", or the syscall number then its arguments.
+            if let Some(nr) = text.split(' ').next().and_then(|n| n.parse::<i64>().ok()) {
+                return nr;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// A waiter on another thread (as a supervisor in another process would): `(tid, verdict)`.
+    fn waiter(l: &'static Ledger, t: Ticket, max: u32) -> (i32, std::thread::JoinHandle<Claim>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            tx.send(sys::gettid()).unwrap();
+            l.wait_turn(t, sys::gettid() as u32, max, || false)
+        });
+        (rx.recv().unwrap(), h)
+    }
+
+    #[test]
+    fn a_waiter_sleeps_on_its_bell_and_a_freed_slot_wakes_it() {
+        let l: &'static Ledger = Box::leak(Box::new(Ledger::new()));
+        assert_eq!(l.reserve(1), Some(1));
+        let t = l.queue().enqueue(l.queue().key(true, 1), 4).unwrap();
+        let (tid, h) = waiter(l, t, 1);
+        assert_eq!(
+            blocked_in(tid),
+            libc::SYS_futex,
+            "the waiter sleeps on a futex, it does not poll"
+        );
+        l.release();
+        assert_eq!(h.join().unwrap(), Claim::Run);
+        assert_eq!((l.running(), l.queue().waiting()), (1, 0));
+    }
+
+    #[test]
+    fn two_slots_freed_at_once_wake_two_waiters_in_turn() {
+        let l: &'static Ledger = Box::leak(Box::new(Ledger::new()));
+        assert_eq!(l.reserve(2), Some(1));
+        assert_eq!(l.reserve(2), Some(2));
+        let q = l.queue();
+        let first = q.enqueue(q.key(true, 1), 4).unwrap();
+        let second = q.enqueue(q.key(true, 2), 4).unwrap();
+        let (tid2, h2) = waiter(l, second, 2);
+        let (tid1, h1) = waiter(l, first, 2);
+        assert_eq!(blocked_in(tid1), libc::SYS_futex);
+        assert_eq!(blocked_in(tid2), libc::SYS_futex);
+        // Both rings go to the first waiter; it takes one slot and passes the other on.
+        l.release();
+        l.release();
+        assert_eq!(h1.join().unwrap(), Claim::Run);
+        assert_eq!(h2.join().unwrap(), Claim::Run);
+        assert_eq!((l.running(), q.waiting()), (2, 0));
+    }
+
+    #[test]
+    fn a_waiter_whose_host_is_gone_gives_up_its_place() {
+        let l = Ledger::new();
+        assert_eq!(l.reserve(1), Some(1));
+        let t = l.queue().enqueue(l.queue().key(true, 1), 4).unwrap();
+        assert_eq!(l.wait_turn(t, 1, 1, || true), Claim::Displaced);
+        assert_eq!(l.queue().waiting(), 0);
     }
 
     #[test]

@@ -39,6 +39,7 @@ mod config;
 mod counts;
 mod cpus;
 mod deadlock;
+mod elf;
 mod executor;
 mod headroom;
 mod journal;

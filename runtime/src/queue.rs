@@ -13,6 +13,21 @@
 //!   (`displace`): the host swaps the key, and the repeat's supervisor, seeing a key that is no
 //!   longer its own, ends without a pod.
 //! - A waiter whose supervisor died (the OOM killer) is skipped, so it holds nobody up.
+//! - A waiting copy builds its pod cold (its fork came before its slot; warm pods are forked
+//!   from a prepared blank at the call). A warm start was built and taken out again: the copy
+//!   forked as a warm test (PID 1 of a PID namespace of its own), borrowing a blank from the
+//!   host's stock through the watcher (a seqpacket socket, the blank's descriptors by
+//!   SCM_RIGHTS) at its turn, reached the no-queue throughput, but under a machine load above
+//!   ~60 some of those pods never started their test within their deadline (8 to 40 timeouts
+//!   in a 4 s run; none with cold waiters or without the queue at the same load), cause not
+//!   found.
+//! - No polling: each slot has a bell, a futex word on the same shared page. A waiting
+//!   supervisor reads its bell, tries to claim, and sleeps on the bell while it still reads the
+//!   same (`Ledger::wait_turn`). Whoever frees a running slot (`Ledger::release`) rings the bell
+//!   of the first live waiter, the one a claim would let through; a waiter that got a slot, was
+//!   displaced or gave up rings the next one, so a slot freed while the first waiter was busy
+//!   is not lost. A sleep lasts at most `BACKSTOP_NS`, after which the waiter looks again: for a
+//!   waiter ahead that died without a word, and for its host's death.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -57,10 +72,15 @@ pub enum Claim {
     Displaced,
 }
 
+/// Longest sleep of a waiter between two looks at the queue when nobody rings.
+pub const BACKSTOP_NS: u64 = 50_000_000;
+
 #[repr(C)]
 pub struct Queue {
     keys: [AtomicU64; SLOTS],
     pids: [AtomicU32; SLOTS],
+    /// Each slot's bell: a futex word its waiter sleeps on, bumped to wake it.
+    bells: [AtomicU32; SLOTS],
     arrivals: AtomicU64,
 }
 
@@ -75,6 +95,7 @@ impl Queue {
         Queue {
             keys: [const { AtomicU64::new(0) }; SLOTS],
             pids: [const { AtomicU32::new(0) }; SLOTS],
+            bells: [const { AtomicU32::new(0) }; SLOTS],
             arrivals: AtomicU64::new(0),
         }
     }
@@ -177,6 +198,29 @@ impl Queue {
         self.keys[t.slot]
             .compare_exchange(t.key.0, 0, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
+    }
+
+    /// The bell of `t`'s slot as it reads now: read before a claim, slept on after it.
+    pub fn bell(&self, t: Ticket) -> u32 {
+        self.bells[t.slot].load(Ordering::Acquire)
+    }
+
+    /// Sleep on `t`'s bell while it still reads `seen`, at most `BACKSTOP_NS`.
+    pub fn sleep(&self, t: Ticket, seen: u32) {
+        crate::sys::futex_wait(&self.bells[t.slot], seen, BACKSTOP_NS);
+    }
+
+    /// Ring the bell of the first live waiter (none: nothing to do). Its slot may also hold a
+    /// displaced waiter still asleep: both wake, and the displaced one ends.
+    pub fn ring_first(&self, alive: impl Fn(u32) -> bool) {
+        let first = (0..SLOTS)
+            .map(|i| (i, self.keys[i].load(Ordering::Acquire)))
+            .filter(|(i, k)| *k != 0 && self.live(*i, &alive))
+            .min_by_key(|(_, k)| *k);
+        if let Some((i, _)) = first {
+            self.bells[i].fetch_add(1, Ordering::AcqRel);
+            crate::sys::futex_wake(&self.bells[i], i32::MAX);
+        }
     }
 
     /// Whether slot `i`'s waiter lives: unknown (its supervisor has not said its pid yet) counts

@@ -148,14 +148,14 @@ pub fn entries() -> impl Iterator<Item = &'static Entry> {
 /// Every compiled-in site, with its counters once it is registered: those called so far in the
 /// order of first calls, then the others (`None`), which this reads and never registers (their
 /// fast path stays as it is). A site registered meanwhile is one of the others: each site is
-/// here once. Sites only in objects that do not link the runtime statically are here once
-/// called.
+/// here once, whichever loaded object (the program, a shared library) it was compiled into.
 pub fn every_site() -> Vec<(&'static Site, Option<&'static SiteStats>)> {
     let mut all: Vec<_> = entries().map(|e| (e.site, Some(&e.stats))).collect();
     let seen: std::collections::HashSet<*const Site> =
         all.iter().map(|(s, _)| ptr::from_ref(*s)).collect();
     all.extend(
         crate::sys::compiled_sites()
+            .into_iter()
             .filter(|s| !seen.contains(&ptr::from_ref(*s)))
             .map(|s| (s, None)),
     );

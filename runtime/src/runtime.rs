@@ -500,9 +500,10 @@ fn open_pod_dir(config: Option<&mut Config>) -> RawFd {
 /// The runtime, if it was built or the program has sites (the summary counts their calls, and
 /// lists those never called).
 fn for_summary() -> Option<&'static Runtime> {
-    RUNTIME
-        .get()
-        .or_else(|| (crate::registry::any() || sys::compiled_sites().next().is_some()).then(get))
+    RUNTIME.get().or_else(|| {
+        (crate::registry::any() || sys::has_own_sites() || !sys::compiled_sites().is_empty())
+            .then(get)
+    })
 }
 
 /// Register the exit handler once: at load time when testing is on, else when the runtime is

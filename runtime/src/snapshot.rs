@@ -18,6 +18,9 @@ use crate::sys;
 /// supervised like an in vivo test (deadline `INVITE_TIMEOUT_MS`, journal record with phase
 /// `manual`); it ends when its code exits: status 0 is `pass`, another status `fail`.
 ///
+/// Held to `INVITE_MAX_CONCURRENT`: with every slot taken, an error with `EAGAIN` that names
+/// the setting (call it again when a pod has ended).
+///
 /// ```no_run
 /// let mut cache = vec![1, 2, 3];
 /// if let Ok(invite::Ckpt::Pod(_)) = invite::ckpt() {
@@ -65,15 +68,20 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
 
 fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
     let rt = runtime::get();
-    let reserved = matches!(kind, PodKind::Site { .. });
+    let site = matches!(kind, PodKind::Site { .. });
     // Admitted to wait for a slot (`admit`): the snapshot is taken now, the pod built later.
-    let ticket = crate::admit::take_pass(reserved).ticket;
-    let release = |rt: &Runtime| match ticket {
+    let ticket = crate::admit::take_pass(site).ticket;
+    // Give back what admission gave (a site's, until a direct ckpt() is admitted below).
+    let give_back = |rt: &Runtime, ticket: Option<crate::queue::Ticket>| match ticket {
         Some(t) => {
             rt.ledger().queue().leave(t);
         }
-        None if reserved => rt.ledger().release(),
-        None => {}
+        None => rt.ledger().release(),
+    };
+    let release = |rt: &Runtime| {
+        if site {
+            give_back(rt, ticket);
+        }
     };
     let Some(cfg) = rt.config.as_ref() else {
         release(rt);
@@ -103,12 +111,24 @@ fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
             "no pod is started: INVITE_MAX_OVERHEAD=0 leaves testing no budget".into(),
         ));
     }
-    if !reserved {
-        let running = rt.ledger().running() as u64;
-        if let Some(why) = crate::headroom::no_room(running + 1) {
-            return Err(fail(libc::EAGAIN, format!("no pod is started: {why}")));
+    match kind {
+        PodKind::Site { .. } => {}
+        // A direct ckpt() is held to the cap too: it runs now or is refused.
+        PodKind::Manual { .. } => {
+            crate::admit::admit_direct(rt).map_err(|m| fail(libc::EAGAIN, m))?;
+        }
+        // A live checkpoint's branches count on the checkpoint's own page, bounded by the
+        // number of live checkpoints; only the cgroup's room is checked.
+        PodKind::Branch { .. } => {
+            let running = rt.ledger().running() as u64;
+            if let Some(why) = crate::headroom::no_room(running + 1) {
+                return Err(fail(libc::EAGAIN, format!("no pod is started: {why}")));
+            }
+            rt.ledger().reserve_any();
         }
     }
+    // From here on every kind holds a running slot or a place in the queue.
+    let release = |rt: &Runtime| give_back(rt, ticket);
     // Inside a pod, a nested pod is a fork within the pod's own isolation (its namespaces and
     // overlay), which already separates it from the host.
     let plan = match cfg.isolation {
@@ -132,9 +152,6 @@ fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
         host_pid: sys::getpid(),
         caller_tid: sys::gettid(),
     };
-    if !reserved {
-        rt.ledger().reserve_any();
-    }
     let warm = plan.filter(|_| ticket.is_none());
     if let Some(warm) = warm.and_then(|p| crate::warm::try_start(rt, p, kind, id, origin)) {
         return warm.map_err(|e| {
@@ -149,10 +166,7 @@ fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
     // limitations: only the calling thread); the pod's steps close the runtime's descriptors.
     match unsafe { sys::fork() } {
         Err(e) => {
-            match ticket {
-                Some(_) => release(rt),
-                None => rt.ledger().release(),
-            }
+            release(rt);
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             Err(fail(errno, format!("fork: {e}")))
         }

@@ -262,3 +262,56 @@ fn a_never_run_test_takes_the_place_of_a_waiting_repeat_in_a_full_queue() {
     );
     assert_eq!(ran["cold_test"][0]["outcome"], "pass");
 }
+
+/// `direct N` with `env`: the host's line "direct started=S eagain=E", its whole output, and
+/// the journal.
+fn direct(n: &str, env: &[(&str, &str)]) -> (String, String, Vec<Value>) {
+    let (_d, bin) = build("admission");
+    let d = scratch();
+    let o = run(&bin, &["direct", n], d.path(), env);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success() && out.contains("host ok"),
+        "the host was harmed: {}",
+        text(&o)
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("direct "))
+        .unwrap_or_else(|| panic!("no count: {out}"))
+        .to_string();
+    (line, out, journal(&d.path().join("invite.jsonl")))
+}
+
+#[test]
+fn a_direct_ckpt_past_the_cap_fails_with_eagain_and_does_not_wait_in_the_queue() {
+    if !require_root("pods as root") {
+        return;
+    }
+    // One slot (each pod holds it 200 ms), a queue sampled calls could wait in: of three ckpt()
+    // in a row, the first runs, the others are refused at once with a message that says why.
+    let env = [("INVITE_MAX_CONCURRENT", "1"), ("INVITE_MAX_QUEUE", "1")];
+    let (line, out, j) = direct("3", &env);
+    assert_eq!(line, "direct started=1 eagain=2", "{j:?}");
+    assert!(
+        out.contains("refused: no pod is started: every slot is taken (INVITE_MAX_CONCURRENT=1)"),
+        "{out}"
+    );
+    let pods = tests_of(&j);
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!(pods[0]["outcome"], "pass", "{pods:?}");
+    let s = j.iter().rfind(|v| v["kind"] == "summary").unwrap();
+    assert_eq!(s["queue"]["waiting"], 0, "{s}");
+}
+
+#[test]
+fn a_direct_ckpt_is_refused_past_the_cap_without_a_queue() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let env = [("INVITE_MAX_CONCURRENT", "2"), ("INVITE_MAX_QUEUE", "0")];
+    let (line, out, j) = direct("5", &env);
+    assert_eq!(line, "direct started=2 eagain=3", "{j:?}");
+    assert!(out.contains("(INVITE_MAX_CONCURRENT=2)"), "{out}");
+    assert_eq!(tests_of(&j).len(), 2);
+}

@@ -30,6 +30,7 @@ use std::io;
 mod at;
 mod fd;
 mod fs;
+mod futex;
 mod inert;
 mod mem;
 mod process;
@@ -41,12 +42,13 @@ mod socket;
 pub use at::*;
 pub use fd::*;
 pub use fs::*;
+pub use futex::{futex_wait, futex_wake};
 pub use inert::*;
 pub use mem::*;
 pub use process::*;
 pub use seccomp::*;
 pub use signal::*;
-pub use sites::compiled_sites;
+pub use sites::{compiled_sites, has_own_sites};
 pub use socket::{peer_cred, recv_fds, send_fds, seqpacket_pair};
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {

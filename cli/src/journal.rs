@@ -21,8 +21,9 @@ pub use crate::reader::{Event, Reader};
 /// The only journal schema this version reads: the one the runtime writes.
 pub const SCHEMA: u64 = invite_vocab::SCHEMA;
 
-/// What happened to one test in its pod (the contract's outcome table): the runtime's own word
-/// list; [`crate::outcome`] reads and writes it.
+// What happened to one test in its pod (the contract's outcome table): the runtime's own word
+// list; `crate::outcome` reads and writes it. (A doc comment with a link here, on a re-export of
+// another crate's item, makes rustdoc 1.95 panic: "no resolutions for a doc link".)
 pub use invite_vocab::Outcome;
 
 /// A `kind: "test"` record: one finished test. Fields the report does not need are optional, so

@@ -40,7 +40,9 @@ impl Drop for Held {
 extern "C" fn prepare() {
     // A fork from a signal handler that interrupted this very thread's creation would wait for
     // itself: that one fork goes on without it.
-    if HOLDER.load(Ordering::Relaxed) == sys::gettid() {
+    // (Most forks find it free: no system call then.)
+    let holder = HOLDER.load(Ordering::Relaxed);
+    if holder != 0 && holder == sys::gettid() {
         return;
     }
     acquire(FORK);

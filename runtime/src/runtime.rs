@@ -231,6 +231,8 @@ impl Runtime {
         arm_exit();
         // SAFETY: `forked` only stores to an atomic.
         unsafe { sys::at_fork_child(forked) };
+        // A fork waits for the journal's creation in progress (`journal_file`).
+        journal_file::register_fork_handlers();
         // Built by the exit handler (nothing was sampled before): its summary is the last, and
         // no thread is started to write more.
         let exiting = EXITING.load(Ordering::Relaxed);

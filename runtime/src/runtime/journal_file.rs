@@ -1,11 +1,23 @@
 //! The host's journal descriptor, created by its first writer (`Runtime::journal`): the first
 //! `ckpt()` only checks the path (`journal::check`), and the file system's creation of the file
 //! is done off its pause, by the runtime's thread or a supervisor.
+//!
+//! The creation is one step as far as a fork can tell (`creation`): the kernel copies the
+//! descriptor table before the memory, so a fork between another thread's `open` and its
+//! publication of the number could give the child the number without the descriptor (its next
+//! descriptor, a pidfd, then takes the number and the record written there is lost) or the
+//! descriptor, unmarked, without the number (the pod would inherit the journal).
 
 use super::Runtime;
 use crate::journal;
-use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
-use std::sync::atomic::Ordering;
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+mod creation;
+#[cfg(test)]
+mod tests;
+
+pub use creation::register_fork_handlers;
 
 /// `journal_fd` where there is no journal: testing is off, or this is a pod (records go to its
 /// supervisor).
@@ -27,41 +39,16 @@ impl Runtime {
 
     fn create_journal(&self) -> Option<RawFd> {
         let path = &self.config.as_ref()?.journal;
-        let set = |to| {
-            self.journal_fd.compare_exchange(
-                JOURNAL_TO_CREATE,
-                to,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-        };
-        match journal::open(path) {
-            Ok(fd) => {
-                // Marked before it is published: a pod forked meanwhile closes it.
-                let raw = fd.as_raw_fd();
-                crate::ownfd::mark(raw);
-                match set(raw) {
-                    // A number in an atomic from here, held for the life of the process: read
-                    // lock-free, in forked children too.
-                    Ok(_) => Some(fd.into_raw_fd()),
-                    // Another thread of this process opened it first.
-                    Err(theirs) => {
-                        crate::ownfd::unmark(raw);
-                        drop(fd);
-                        (theirs >= 0).then_some(theirs)
-                    }
-                }
-            }
+        match create_in(&self.journal_fd, || journal::open(path)) {
+            Ok(fd) => fd,
             // Usable when checked, not now (replaced or made unwritable since): as if it had
-            // failed the check, later.
+            // failed the check, later. Said once: whoever comes next finds `NO_JOURNAL`.
             Err(e) => {
                 self.journal_failed.store(true, Ordering::Relaxed);
-                if set(NO_JOURNAL).is_ok() {
-                    eprintln!(
-                        "invite: INVITE_JOURNAL: cannot use {}: {e}; in vivo testing is off",
-                        path.display()
-                    );
-                }
+                eprintln!(
+                    "invite: INVITE_JOURNAL: cannot use {}: {e}; in vivo testing is off",
+                    path.display()
+                );
                 None
             }
         }
@@ -70,5 +57,34 @@ impl Runtime {
     /// Whether the journal could not be created when first written (testing is off).
     pub fn journal_failed(&self) -> bool {
         self.journal_failed.load(Ordering::Relaxed)
+    }
+}
+
+/// If `slot` still says `JOURNAL_TO_CREATE`: open the descriptor, mark it as the runtime's and
+/// publish its number there, all while no fork of this process can happen (`creation`), so a
+/// child has both the open descriptor and its number, or neither. `Ok(None)`: another thread
+/// found it could not be opened.
+fn create_in<E>(
+    slot: &AtomicI32,
+    open: impl FnOnce() -> Result<OwnedFd, E>,
+) -> Result<Option<RawFd>, E> {
+    let _held = creation::Held::take();
+    match slot.load(Ordering::Acquire) {
+        JOURNAL_TO_CREATE => {}
+        fd => return Ok((fd >= 0).then_some(fd)),
+    }
+    match open() {
+        Ok(fd) => {
+            // A number in an atomic from here, held for the life of the process: read
+            // lock-free, in forked children too, which close it before a pod's code runs.
+            let raw = fd.into_raw_fd();
+            crate::ownfd::mark(raw);
+            slot.store(raw, Ordering::Release);
+            Ok(Some(raw))
+        }
+        Err(e) => {
+            slot.store(NO_JOURNAL, Ordering::Release);
+            Err(e)
+        }
     }
 }

@@ -243,6 +243,18 @@ pub fn thread_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
+/// Run `prepare` before every fork of this process, and `parent` and `child` after it in each
+/// (`pthread_atfork`).
+///
+/// # Safety
+///
+/// As for [`at_fork_child`]: each must be async-signal-safe (atomics, system calls; no
+/// allocation, no lock), `prepare` included (a fork may come from a signal handler).
+pub unsafe fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
+    // SAFETY: registering handlers is always sound; what they do is the caller's obligation.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
+
 /// Run `child` in the child of every fork of this process (`pthread_atfork`).
 ///
 /// # Safety

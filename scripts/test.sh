@@ -30,6 +30,11 @@ RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --quiet --no-deps -p invite
 # Cargo verifies a package against its sibling packages as if they came from crates.io, and takes a
 # registry crate's build as fresh by name and version alone: a build left in target/debug by an
 # earlier run would stand in for a changed sibling of the same version. Drop those first.
+# Cargo also unpacks those packages under $CARGO_HOME/registry/src/-<hash of the local registry>/
+# and never unpacks a name and version again: sources left there by an earlier run of this
+# worktree would be built instead of today's. Drop our own crates' copies (the crates.io
+# registry's directory does not start with '-').
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/invite-*
 cargo clean --quiet --profile dev -p invite-vocab -p invite-macros -p invite-rt -p invite-instrumenter \
     -p invite-cc -p invite-cli
 cargo package --quiet --workspace --allow-dirty --exclude invite-tests --exclude invite-macros-tests --exclude bank --exclude service

@@ -1,6 +1,7 @@
 //! The C library: `invite.h` implemented over the Rust runtime. Every function here is a thin,
 //! panic-free adapter; the decisions live in the modules it calls.
 
+use crate::inside::Inside;
 use crate::site::Site;
 use crate::snapshot::{self, Ckpt, PodKind};
 use std::ffi::{c_char, c_int, CStr};
@@ -104,6 +105,7 @@ static LAST_ERROR_C: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// The message of the last `ckpt()` failure. The pointer stays valid until the next call.
 #[no_mangle]
 pub extern "C" fn invite_last_error() -> *const c_char {
+    let _inside = Inside::enter();
     let mut buf = LAST_ERROR_C.lock().unwrap_or_else(|e| e.into_inner());
     *buf = snapshot::last_error().replace('\0', " ").into_bytes();
     buf.push(0);

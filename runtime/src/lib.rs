@@ -42,6 +42,7 @@ mod deadlock;
 mod elf;
 mod executor;
 mod headroom;
+mod inside;
 mod journal;
 mod keep;
 mod kind;

@@ -145,6 +145,8 @@ pub fn ensure() -> bool {
 const STACK: usize = 2 << 20;
 
 extern "C" fn thread_main(_: *mut libc::c_void) -> *mut libc::c_void {
+    // The runtime's own thread: its calls of instrumented functions are never tested.
+    crate::inside::for_good();
     // Started at the end of a pod's way in (`snapshot`): let the host's pause end before this
     // thread's first steps (its allocations map an arena, its first round opens the journal,
     // makes the warm state and asks for blanks) compete with it for the CPUs and the address

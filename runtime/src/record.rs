@@ -204,6 +204,7 @@ pub fn record_end(
 /// supervisor when this process is itself a pod (which relays it, see `relay`). A record the
 /// journal cannot take whole is counted in the summary's `lost`.
 pub fn write(rt: &Runtime, rec: &TestRecord) {
+    let _inside = crate::inside::Inside::enter();
     if rt.journal().is_some() {
         rt.write_line(&rec.to_line());
     } else if crate::runtime::in_pod() {

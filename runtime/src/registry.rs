@@ -83,7 +83,29 @@ pub fn register(site: &'static Site) -> Option<&'static Entry> {
     if let Some(e) = entry(site) {
         return Some(e);
     }
-    let mut pages = PAGES.lock().unwrap_or_else(|e| e.into_inner());
+    let pages = PAGES.lock().unwrap_or_else(|e| e.into_inner());
+    append(site, pages)
+}
+
+/// `register` without waiting: `None` when another thread holds the lock (or held it at a fork).
+/// For calls made from inside the runtime, which must not wait on any of its locks.
+pub fn register_nowait(site: &'static Site) -> Option<&'static Entry> {
+    if let Some(e) = entry(site) {
+        return Some(e);
+    }
+    let pages = match PAGES.try_lock() {
+        Ok(p) => p,
+        Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return None,
+    };
+    append(site, pages)
+}
+
+/// Add the site's entry under the lock (`pages`), unless another thread did meanwhile.
+fn append(
+    site: &'static Site,
+    mut pages: std::sync::MutexGuard<'_, OwnPages>,
+) -> Option<&'static Entry> {
     if let Some(e) = entry(site) {
         return Some(e); // registered by another thread meanwhile
     }

@@ -11,6 +11,7 @@
 use crate::admit;
 use crate::config::Config;
 use crate::counts;
+use crate::inside::{self, Inside};
 use crate::registry;
 use crate::runtime;
 use crate::site::Site;
@@ -110,6 +111,17 @@ pub fn sample_slow(
         counts::never(site, c_var);
         return false;
     }
+    // A call made by the runtime's own work (its allocations through an instrumented allocator,
+    // on any thread, or in a supervisor or a pod's setup): counted, never tested, and no lock
+    // touched: it would wait for the work it is part of. The countdown is left as it is, so the
+    // thread's next call from outside takes the sample.
+    if inside::now() {
+        if let Some(entry) = registry::register_nowait(site) {
+            entry.stats.calls.fetch_add(1, Ordering::Relaxed);
+        }
+        return false;
+    }
+    let _inside = Inside::enter();
     let Some(entry) = registry::register(site) else {
         counts::never(site, c_var);
         return false;

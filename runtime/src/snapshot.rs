@@ -46,6 +46,7 @@ pub fn ckpt() -> Result<Ckpt, CkptError> {
 
 /// The call-site entry: start a pod for a site already admitted by `Site::sample`.
 pub fn enter_site(site: &'static Site, owner: Option<&'static str>) -> bool {
+    let _inside = crate::inside::Inside::enter();
     match start(PodKind::Site { site, owner }) {
         Ok(Ckpt::Pod(_)) => true,
         Ok(Ckpt::Original) => false,
@@ -57,6 +58,8 @@ pub fn enter_site(site: &'static Site, owner: Option<&'static str>) -> bool {
 }
 
 pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
+    // The runtime's own work (forked children, the supervisor and the pod's setup, inherit it).
+    let _inside = crate::inside::Inside::enter();
     let r = snapshot(kind);
     if !matches!(r, Ok(Ckpt::Pod(_))) {
         // The runtime's thread, if it is wanted before any pod: started once the host's pause

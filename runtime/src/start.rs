@@ -11,6 +11,9 @@ extern "C" fn at_load() {
     if !runtime::switched_on() {
         return;
     }
+    // What the constructor does (the working directory, the configuration, the helper's fork)
+    // allocates: instrumented calls it makes are not tested, nor are the helper's.
+    let _inside = crate::inside::Inside::enter();
     runtime::arm_exit();
     runtime::capture_start_cwd();
     let _ = runtime::settings();

@@ -82,6 +82,7 @@ pub fn checkpoint_at(
     line: u32,
     function: &'static str,
 ) -> Result<Ckpt, CkptError> {
+    let _inside = crate::inside::Inside::enter();
     check_name(name)?;
     let rt = runtime::get();
     if runtime::in_pod() {

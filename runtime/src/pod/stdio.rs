@@ -89,6 +89,7 @@ fn completes(f: impl FnOnce() + Send + 'static) -> bool {
         .name("invite-stdout".into())
         .stack_size(64 << 10)
         .spawn(move || {
+            crate::inside::for_good();
             theirs.1.store(sys::gettid(), Ordering::Release);
             f();
             theirs.0.store(true, Ordering::Release);

@@ -95,19 +95,7 @@ fn scenario() {
     assert_eq!(bump(41), 42);
 }
 
-#[test]
-fn the_scenario_runs_unchanged() {
-    if std::env::var_os(CHILD).is_none() {
-        scenario();
-    }
-}
-
-#[test]
-fn child_scenario() {
-    if std::env::var_os(CHILD).is_some() {
-        scenario();
-    }
-}
+journal::scenario_tests!(CHILD, scenario);
 
 const EXPECTED: &[Expected] = &[
     ("bump", "sent_by_a_thread", "pre", "pass", None, 1),

@@ -126,3 +126,26 @@ pub fn assert_records(journal: &Path, want: &BTreeMap<Key, usize>, site_file: &s
         records(journal, "summary")
     );
 }
+
+/// The two tests of a binary whose scenario also runs in a child (`run_child_scenario`): the
+/// scenario unchanged in the parent, and `child_scenario`, which runs it only in the child.
+#[allow(unused_macros)]
+macro_rules! scenario_tests {
+    ($child:expr, $scenario:path) => {
+        #[test]
+        fn the_scenario_runs_unchanged() {
+            if std::env::var_os($child).is_none() {
+                $scenario();
+            }
+        }
+
+        #[test]
+        fn child_scenario() {
+            if std::env::var_os($child).is_some() {
+                $scenario();
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use scenario_tests;

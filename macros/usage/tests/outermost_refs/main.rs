@@ -118,19 +118,7 @@ fn scenario() {
     assert_eq!(Scale(3).scaled(&[1, 2], 1, &"x".to_string()), vec![3, 6]);
 }
 
-#[test]
-fn the_scenario_runs_unchanged() {
-    if std::env::var_os(CHILD).is_none() {
-        scenario();
-    }
-}
-
-#[test]
-fn child_scenario() {
-    if std::env::var_os(CHILD).is_some() {
-        scenario();
-    }
-}
+journal::scenario_tests!(CHILD, scenario);
 
 const EXPECTED: &[Expected] = &[
     ("fact", "fact_outer_pre", "pre", "pass", None, 1),

@@ -13,6 +13,7 @@ need cmake cmake
 need nm binutils
 need setpriv util-linux
 need strace strace   # the order of a host's start-up steps (warm_helper.rs)
+need valgrind valgrind   # testing is off under valgrind (inert.rs)
 need /bin/kill procps   # not the shell builtin: a test runs the program
 need chromium chromium
 need dpkg-deb dpkg

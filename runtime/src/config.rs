@@ -346,6 +346,21 @@ fn path_var(
     }
 }
 
+/// Whether the process runs under valgrind, seen in its preload list (`vgpreload_*.so`, which
+/// every valgrind tool preloads). Valgrind does not emulate what a pod needs (`pidfd_open`,
+/// namespaces, mounts), so testing is off there.
+pub fn under_valgrind(ld_preload: Option<&std::ffi::OsStr>) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    ld_preload.is_some_and(|p| {
+        p.as_bytes().split(|b| *b == b':' || *b == b' ').any(|lib| {
+            lib.rsplit(|b| *b == b'/')
+                .next()
+                .unwrap_or(lib)
+                .starts_with(b"vgpreload_")
+        })
+    })
+}
+
 pub fn parse_probability(s: &str) -> Option<f64> {
     s.trim()
         .parse::<f64>()

@@ -188,6 +188,13 @@ fn read_settings() -> Option<Config> {
         );
         return None;
     }
+    if crate::config::under_valgrind(std::env::var_os("LD_PRELOAD").as_deref()) {
+        eprintln!(
+            "invite: running under valgrind, which does not emulate what a pod needs \
+             (pidfd_open, namespaces, mounts): in vivo testing is off"
+        );
+        return None;
+    }
     let cwd = START_CWD
         .get()
         .cloned()

@@ -96,3 +96,43 @@ fn the_first_call_makes_no_system_call_when_off() {
         text(&o)
     );
 }
+
+/// Valgrind does not emulate what a pod needs (`pidfd_open`, namespaces, seccomp): every pod
+/// would end in a setup error. Under it, testing is off and one line on stderr says why; the same
+/// program without valgrind runs its pod.
+#[test]
+fn testing_is_off_under_valgrind_and_says_so() {
+    let d = scratch();
+    let bin = invite_tests::surround::surround(d.path());
+    let journal_at = d.path().join("j.jsonl");
+    let env = [
+        ("INVITE_PROBABILITY", "1"),
+        ("INVITE_MAX_OVERHEAD", "off"),
+        ("INVITE_JOURNAL", journal_at.to_str().expect("utf-8 path")),
+    ];
+    let o = run_guarded(&bin, &["plain"], d.path(), &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let j = journal(&journal_at);
+    assert_eq!(
+        tests_of(&j).len(),
+        1,
+        "without valgrind the pod runs: {j:#?}"
+    );
+    assert_eq!(tests_of(&j)[0]["outcome"], "pass", "{j:#?}");
+    std::fs::remove_file(&journal_at).unwrap();
+
+    let b = bin.to_str().expect("utf-8 path");
+    let o = run_guarded(Path::new("valgrind"), &["-q", b, "plain"], d.path(), &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("invite: running under valgrind") && err.contains("testing is off"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !journal_at.exists(),
+        "under valgrind no journal is written: {:#?}",
+        journal(&journal_at)
+    );
+}

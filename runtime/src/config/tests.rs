@@ -143,3 +143,19 @@ fn off_switch() {
     let c = cfg(&[("INVITE", "off"), ("INVITE_PROBABILITY", "1")]).unwrap();
     assert_eq!(c.probability_for("a.c", "f", "t", 1.0), 0.0);
 }
+
+#[test]
+fn valgrind_is_seen_in_the_preload_list() {
+    use std::ffi::OsStr;
+    let vg = "/usr/libexec/valgrind/vgpreload_core-amd64-linux.so:\
+              /usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so";
+    assert!(under_valgrind(Some(OsStr::new(vg))));
+    assert!(under_valgrind(Some(OsStr::new(
+        "libfoo.so vgpreload_drd-amd64-linux.so"
+    ))));
+    assert!(!under_valgrind(None));
+    assert!(!under_valgrind(Some(OsStr::new(
+        "/opt/vgpreload_dir/libjemalloc.so"
+    ))));
+    assert!(!under_valgrind(Some(OsStr::new("libjemalloc.so"))));
+}

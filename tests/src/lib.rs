@@ -168,3 +168,18 @@ pub fn record_for<'a>(j: &'a [Value], pod: &str) -> &'a Value {
         .find(|v| v["kind"] == "test" && v["pod"] == pod)
         .unwrap_or_else(|| panic!("no record for pod {pod} in {j:#?}"))
 }
+
+/// The lines of this process's mount table made by a pod: every mount a pod makes has a source
+/// named `invite-*` (other tests' loop mounts under /tmp/invite-test-* are not pods').
+pub fn pod_mounts_in_this_namespace() -> Vec<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("/proc/self/mountinfo");
+    mounts
+        .lines()
+        .filter(|l| {
+            l.split_once(" - ")
+                .and_then(|(_, tail)| tail.split(' ').nth(1))
+                .is_some_and(|source| source.starts_with("invite-"))
+        })
+        .map(String::from)
+        .collect()
+}

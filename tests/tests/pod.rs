@@ -160,6 +160,12 @@ fn escape_battery(as_nobody: bool, warm: &str) {
         "{log}"
     );
     assert!(log.contains("ptrace host: No such process"), "{log}");
+    // Inherited device descriptors are told by their numbers: a memory device stays, any other
+    // (the kernel log, open for writing by a root host) is /dev/null in the pod.
+    assert!(log.contains("inherited /dev/zero: kept"), "{log}");
+    if !as_nobody {
+        assert!(log.contains("inherited /dev/kmsg: replaced"), "{log}");
+    }
     // The host's controlling terminal is not the pod's (the pod has none).
     assert!(
         log.contains("open /dev/tty: No such device or address"),

@@ -29,6 +29,7 @@
 //! | test | limits (CPU, address space, processes, core 0), OOM first |
 //! | test | a fresh session keyring; no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
 //! | test | the system call filter (`seccomp`), last, with the lazy copy-up traps ahead of it if any file is lazy (`lazy`) |
+//! | test | a warm test rings the watcher's doorbell, set up at last (or failed), then closes it |
 //! | test | lowest priority (nice 19, `SCHED_IDLE`), the very last step: the setup is not kept waiting behind the machine's other work, the test's first line is not run above it |
 
 mod clones;
@@ -59,6 +60,7 @@ use crate::sys;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::sync::atomic::Ordering;
 
 /// A setup step that failed, with the OS error.
 #[derive(Debug)]
@@ -319,7 +321,7 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
             done.is_none(),
             spec.cwd.as_deref(),
         )?;
-        sys::ring(w.doorbell);
+        DOORBELL.store(w.doorbell, Ordering::Relaxed);
         test_steps(spec, ch, true, done, &watch)
     });
 }
@@ -330,6 +332,7 @@ fn in_test<T>(steps: impl FnOnce() -> Result<T, SetupError>) -> T {
         Ok(t) => t,
         Err(e) => {
             report_frame(b'E', e.to_string().as_bytes());
+            ring_doorbell();
             sys::exit_now(127)
         }
     }
@@ -381,6 +384,7 @@ fn test_steps(
     }
     drop(null);
     keep.push(ch.status_w);
+    keep.push(DOORBELL.load(Ordering::Relaxed));
     // SAFETY: see above.
     unsafe { sys::close_all_except(3, &keep) };
     if isolated {
@@ -398,12 +402,27 @@ fn test_steps(
             seccomp::install(&filter).step("install the system call filter")?;
         }
     }
+    ring_doorbell();
     // Last, right before the test's first line (the filters allow it).
     limits::lower_priority();
     Ok(())
 }
 
 static REPORT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// A warm test's doorbell (the watcher's eventfd), held through its setup and rung at its end,
+/// or at a failed step: the watcher, which wakes to pick the pod up, takes no CPU from the setup
+/// (it did, rung before; a pod that dies without ringing is picked up at the watcher's next
+/// wake-up). Closed once rung.
+static DOORBELL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+fn ring_doorbell() {
+    let fd = DOORBELL.swap(-1, Ordering::Relaxed);
+    if fd >= 0 {
+        sys::ring(fd);
+        sys::close(fd);
+    }
+}
 
 fn set_report_fd(fd: RawFd) {
     REPORT_FD.store(fd, std::sync::atomic::Ordering::Relaxed);

@@ -36,6 +36,7 @@ extern "C" fn at_load() {
 /// the rest is done. The journal is still created by the first call that needs it.
 fn prepare() {
     warm::ask_netns_early();
+    warm::guard_loading_thread();
     let _ = crate::headroom::own();
     runtime::probe_host();
     runtime::premake_ledger();

@@ -39,6 +39,7 @@ pub use helper::{
     ask_netns_early, available as helper_available, netns as helper_netns, start as start_helper,
     started as helper_started,
 };
+pub use outlive::ahead as guard_loading_thread;
 pub use watch::Watcher;
 
 use crate::config::{Isolation, Warm as WarmMode};

@@ -56,3 +56,25 @@ fn a_signal_the_host_blocks_after_its_first_pod_waits_for_the_host() {
         text(&o)
     );
 }
+
+#[test]
+fn a_warm_pod_registered_after_its_test_rang_is_still_watched() {
+    if !require_root("warm pods need root") {
+        return;
+    }
+    let d = scratch();
+    let bin = rogue(d.path());
+    let env = [
+        ("INVITE_MAX_OVERHEAD", "off"),
+        ("INVITE_WARM", "wait"),
+        // The host sleeps 300 ms between its fork and the pod's registration: the test is
+        // isolated and rings long before, and the thread must not sleep through it.
+        ("INVITE_FAULT_STEP", "register the warm pod"),
+    ];
+    let o = run(&bin, &["pass", "2"], d.path(), &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let j = journal(&d.path().join("invite.jsonl"));
+    let t = tests_of(&j);
+    assert_eq!(t.len(), 2, "{j:#?}");
+    assert!(t.iter().all(|r| r["outcome"] == "pass"), "{j:#?}");
+}

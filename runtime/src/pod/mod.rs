@@ -102,7 +102,7 @@ pub fn read_fault_injection() {
     FAULT_STEP.get_or_init(|| sys::secure_getenv_str("INVITE_FAULT_STEP"));
 }
 
-fn fault_injected(step: &str) -> bool {
+pub(crate) fn fault_injected(step: &str) -> bool {
     matches!(FAULT_STEP.get(), Some(Some(s)) if s == step)
 }
 

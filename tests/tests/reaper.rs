@@ -78,3 +78,28 @@ fn a_warm_pod_registered_after_its_test_rang_is_still_watched() {
     assert_eq!(t.len(), 2, "{j:#?}");
     assert!(t.iter().all(|r| r["outcome"] == "pass"), "{j:#?}");
 }
+
+#[test]
+fn a_warm_test_that_fails_before_it_is_isolated_is_still_journaled() {
+    if !require_root("warm pods need root") {
+        return;
+    }
+    let d = scratch();
+    let bin = rogue(d.path());
+    let step = "join the pod's mount namespace";
+    let env = [
+        ("INVITE_MAX_OVERHEAD", "off"),
+        ("INVITE_WARM", "wait"),
+        ("INVITE_FAULT_STEP", step),
+    ];
+    // Each call after 500 ms of quiet: the stock is full, nothing else wakes the thread.
+    let o = run(&bin, &["pass,pass", "500"], d.path(), &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let j = journal(&d.path().join("invite.jsonl"));
+    let t = tests_of(&j);
+    assert_eq!(t.len(), 2, "{j:#?}");
+    for r in t {
+        assert_eq!(r["outcome"], "error", "{r}");
+        assert!(r["message"].as_str().unwrap().contains(step), "{r}");
+    }
+}

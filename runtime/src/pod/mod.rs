@@ -262,6 +262,7 @@ pub struct WarmEntry<'a> {
 /// steps of every test. A failing step is reported and the process exits before user code runs.
 pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
     set_report_fd(ch.status_w);
+    FAILURE_BELL.store(w.doorbell, std::sync::atomic::Ordering::Relaxed);
     in_test(|| {
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
             .step("set the parent-death signal")?;
@@ -324,12 +325,21 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
     });
 }
 
+/// In a warm test: the watcher's doorbell. The test rings it once isolated; one whose setup
+/// fails before that rings it on its way out, or the watcher, asleep until there is work, would
+/// not look for it.
+static FAILURE_BELL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
 /// Run setup steps in a child: on failure, tell the supervisor which step failed and exit.
 fn in_test<T>(steps: impl FnOnce() -> Result<T, SetupError>) -> T {
     match steps() {
         Ok(t) => t,
         Err(e) => {
             report_frame(b'E', e.to_string().as_bytes());
+            let bell = FAILURE_BELL.load(std::sync::atomic::Ordering::Relaxed);
+            if bell >= 0 {
+                sys::ring(bell);
+            }
             sys::exit_now(127)
         }
     }

@@ -1,9 +1,10 @@
 //! What runs when the library is loaded, before `main`, while the process is small and has one
 //! thread. With `INVITE=off` only the switch is read, and nothing else happens. Otherwise: the
 //! exit handler is registered (the summary), the working directory is remembered, the
-//! configuration is read (so that a site's first call need not allocate to read it), and the
+//! configuration is read (so that a site's first call need not allocate to read it), the
 //! warm pods' helper is started (blanks and the pods' network namespace then come from it,
-//! never from a fork of the host).
+//! never from a fork of the host), and the runtime's one thread (`reap`), which waits on its
+//! doorbell until the first pod: no `ckpt()` pays a thread's start.
 
 use crate::{runtime, warm};
 
@@ -16,11 +17,15 @@ extern "C" fn at_load() {
     let _inside = crate::inside::Inside::enter();
     runtime::arm_exit();
     runtime::capture_start_cwd();
-    let _ = runtime::settings();
+    let on = matches!(runtime::settings(), Some(Some(c)) if c.enabled);
     runtime::set_premade_netns(warm::helper_netns);
     warm::start_helper();
     if warm::helper_started() {
         prepare();
+    }
+    // Last: the helper and the namespaces' makers were forked while the process had one thread.
+    if on {
+        crate::reap::start_early();
     }
 }
 
@@ -31,6 +36,7 @@ extern "C" fn at_load() {
 /// the rest is done. The journal is still created by the first call that needs it.
 fn prepare() {
     warm::ask_netns_early();
+    warm::guard_loading_thread();
     let _ = crate::headroom::own();
     runtime::probe_host();
     runtime::premake_ledger();

@@ -104,7 +104,7 @@ pub fn read_fault_injection() {
     FAULT_STEP.get_or_init(|| sys::secure_getenv_str("INVITE_FAULT_STEP"));
 }
 
-fn fault_injected(step: &str) -> bool {
+pub(crate) fn fault_injected(step: &str) -> bool {
     matches!(FAULT_STEP.get(), Some(Some(s)) if s == step)
 }
 
@@ -264,6 +264,7 @@ pub struct WarmEntry<'a> {
 /// steps of every test. A failing step is reported and the process exits before user code runs.
 pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
     set_report_fd(ch.status_w);
+    DOORBELL.store(w.doorbell, Ordering::Relaxed);
     in_test(|| {
         sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong)
             .step("set the parent-death signal")?;
@@ -321,10 +322,10 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
             done.is_none(),
             spec.cwd.as_deref(),
         )?;
-        DOORBELL.store(w.doorbell, Ordering::Relaxed);
         test_steps(spec, ch, true, done, &watch)
     });
 }
+
 
 /// Run setup steps in a child: on failure, tell the supervisor which step failed and exit.
 fn in_test<T>(steps: impl FnOnce() -> Result<T, SetupError>) -> T {

@@ -175,6 +175,18 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
 }
 
+/// Wait until `fd` is readable (or `timeout_ms` passed; -1: no limit), without allocating; true
+/// if it is readable.
+pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, timeout_ms) > 0 && p.revents & libc::POLLIN != 0 }
+}
+
 /// Poll `fds` (events POLLIN) for up to `timeout_ms`; returns the revents per fd.
 pub fn poll_in(fds: &[RawFd], timeout_ms: i32, revents: &mut [i16]) -> io::Result<usize> {
     let mut pfds: Vec<libc::pollfd> = fds

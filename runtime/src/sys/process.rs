@@ -112,8 +112,9 @@ pub fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
     .map(drop)
 }
 
-/// Start a detached thread that runs `run` with the calling thread's signal mask, on a stack of
-/// `stack` bytes: one `pthread_create`, no allocation (what `std::thread::spawn` adds to it, its
+/// Start a detached thread that runs `run` with every signal blocked (so the host's signals go to
+/// the host's own threads, whatever mask they set later; glibc keeps its own `setxid` and
+/// cancellation signals deliverable), on a stack of `stack` bytes: one `pthread_create`, no allocation (what `std::thread::spawn` adds to it, its
 /// handles, name and signal stack, costs the starting thread another ~10 µs, and the new thread's
 /// signal stack a mapping while the host may be forking). Rust code runs there as on any thread
 /// (thread-locals included); `run` must not unwind (wrap it in `catch_unwind`), and has no
@@ -124,14 +125,22 @@ pub fn spawn_thread(
 ) -> io::Result<()> {
     // SAFETY: zeroed storage for `pthread_attr_init`, which initializes it; destroyed below.
     let mut attr: libc::pthread_attr_t = unsafe { std::mem::zeroed() };
+    // The new thread inherits the mask in force at `pthread_create`: all blocked for that moment
+    // (no signal can reach it before its first step), the caller's restored right after.
+    // SAFETY: zeroed storage for sigset_t, filled by sigfillset/pthread_sigmask.
+    let (mut all, mut old): (libc::sigset_t, libc::sigset_t) =
+        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
     // SAFETY: `attr` is valid storage, initialized first; `tid` is written by pthread_create;
-    // `run` is a plain function taking a null argument.
+    // `run` is a plain function taking a null argument; the sets are valid storage.
     let err = unsafe {
         libc::pthread_attr_init(&mut attr);
         libc::pthread_attr_setstacksize(&mut attr, stack.max(libc::PTHREAD_STACK_MIN));
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut tid: libc::pthread_t = 0;
         let err = libc::pthread_create(&mut tid, &attr, run, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         libc::pthread_attr_destroy(&mut attr);
         err
     };

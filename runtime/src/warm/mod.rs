@@ -39,6 +39,7 @@ pub use helper::{
     ask_netns_early, available as helper_available, netns as helper_netns, start as start_helper,
     started as helper_started,
 };
+pub use outlive::ahead as guard_loading_thread;
 pub use watch::Watcher;
 
 use crate::config::{Isolation, Warm as WarmMode};
@@ -200,6 +201,10 @@ pub fn try_start(
         Ok(sys::Forked::Parent(pid)) => {
             let pause = sys::monotonic_ns() - t0;
             crate::admit::charge_pause(rt.ledger(), pause);
+            // Tests: a host slower to register its pod than the test is to ring for it.
+            if pod::fault_injected("register the warm pod") {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
             watch::register(pid, taken.index, id, t0);
             outlive::started(taken.index);
             Some(Ok(Ckpt::Original))

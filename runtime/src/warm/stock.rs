@@ -329,6 +329,15 @@ impl Stock {
         s.state.store(READY, Ordering::Release);
     }
 
+    /// Whether the host took a blank for a pod that `watched` does not know of (yet).
+    pub fn taken_unwatched(&self, watched: impl Fn(usize) -> bool) -> bool {
+        (0..self.blanks.len()).any(|i| {
+            self.blanks[i].is_some()
+                && SLOTS[i].state.load(Ordering::Acquire) == TAKEN
+                && !watched(i)
+        })
+    }
+
     pub fn blank(&self, i: usize) -> Option<&Blank> {
         self.blanks.get(i)?.as_ref()
     }

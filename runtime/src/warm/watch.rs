@@ -45,6 +45,9 @@ pub fn register(pid: libc::pid_t, slot: usize, id: u32, t0: u64) {
     }
 }
 
+/// How long the watcher looks for a pod the host took a blank for (`registration_due`).
+const REGISTRATION_NS: u64 = 2_000_000_000;
+
 /// How long a new pod's pipes stay out of the poll set.
 const QUIET_NS: u64 = 5_000_000;
 
@@ -80,6 +83,8 @@ pub struct Watcher {
     pods: Vec<Pod>,
     keep: Option<(i32, Keep)>,
     keep_opened: bool,
+    /// Since when a blank was taken for a pod not registered yet (`registration_due`).
+    unregistered_since: Option<u64>,
 }
 
 impl Default for Watcher {
@@ -96,6 +101,7 @@ impl Watcher {
             pods: Vec::new(),
             keep: None,
             keep_opened: false,
+            unregistered_since: None,
         }
     }
 
@@ -156,7 +162,25 @@ impl Watcher {
             };
             timeout = Some(timeout.map_or(ms, |t: i32| t.min(ms)));
         }
+        if self.registration_due(now) {
+            timeout = Some(1);
+        }
         timeout
+    }
+
+    /// A test rings the doorbell once isolated, and the host registers it right after its fork;
+    /// on a busy machine the ring can come first, and nothing else would wake the watcher (it
+    /// sleeps until there is work): while a blank is taken for a pod not registered yet, look
+    /// again every millisecond, for up to `REGISTRATION_NS`.
+    fn registration_due(&mut self, now: u64) -> bool {
+        let pods = &self.pods;
+        let waiting = self
+            .stock
+            .as_ref()
+            .is_some_and(|s| s.taken_unwatched(|i| pods.iter().any(|p| p.slot == i)));
+        self.unregistered_since = waiting.then(|| self.unregistered_since.unwrap_or(now));
+        self.unregistered_since
+            .is_some_and(|t0| now.saturating_sub(t0) < REGISTRATION_NS)
     }
 
     fn pick_up(&mut self) {

@@ -103,3 +103,32 @@ fn a_warm_test_that_fails_before_it_is_isolated_is_still_journaled() {
         assert!(r["message"].as_str().unwrap().contains(step), "{r}");
     }
 }
+
+#[test]
+fn a_warm_test_that_dies_silently_in_its_setup_is_journaled_while_the_host_runs() {
+    if !require_root("warm pods need root") {
+        return;
+    }
+    let d = scratch();
+    let bin = rogue(d.path());
+    let env = [
+        ("INVITE_MAX_OVERHEAD", "off"),
+        ("INVITE_WARM", "wait"),
+        // The test ends at this step without a word and without ringing the watcher (as one the
+        // OOM killer takes): nothing wakes the thread for it, yet its pod must be seen to end.
+        ("INVITE_FAULT_STEP", "die at join the pod's mount namespace"),
+        ("ROGUE_AWAIT_RECORDS", "1"),
+    ];
+    // Each call after 500 ms of quiet: the stock is full, nothing else wakes the thread.
+    let o = run(&bin, &["pass,pass", "500"], d.path(), &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("journaled while running: 2\n"),
+        "{}",
+        text(&o)
+    );
+    let j = journal(&d.path().join("invite.jsonl"));
+    let t = tests_of(&j);
+    assert_eq!(t.len(), 2, "{j:#?}");
+    assert!(t.iter().all(|r| r["outcome"] == "error"), "{j:#?}");
+}

@@ -85,6 +85,9 @@ pub(crate) trait Step<T> {
 
 impl<T> Step<T> for io::Result<T> {
     fn step(self, step: &'static str) -> Result<T, SetupError> {
+        if death_injected(step) {
+            sys::exit_now(137);
+        }
         if fault_injected(step) {
             return Err(SetupError {
                 step,
@@ -106,6 +109,12 @@ pub fn read_fault_injection() {
 
 pub(crate) fn fault_injected(step: &str) -> bool {
     matches!(FAULT_STEP.get(), Some(Some(s)) if s == step)
+}
+
+/// `INVITE_FAULT_STEP="die at <step>"`: the test ends at that step without a word, as one the
+/// OOM killer took would.
+fn death_injected(step: &str) -> bool {
+    matches!(FAULT_STEP.get(), Some(Some(s)) if s.strip_prefix("die at ") == Some(step))
 }
 
 /// The supervisor's ends of the pod's channels, and the pod's.

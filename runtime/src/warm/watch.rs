@@ -48,6 +48,10 @@ pub fn register(pid: libc::pid_t, slot: usize, id: u32, t0: u64) {
 /// How long the watcher looks for a pod the host took a blank for (`registration_due`).
 const REGISTRATION_NS: u64 = 2_000_000_000;
 
+/// The watcher's first and longest look for a pod that never rang (`Watcher::backstop`).
+const BACKSTOP_MIN_MS: i32 = 200;
+const BACKSTOP_MAX_MS: i32 = 3_200;
+
 /// How long a new pod's pipes stay out of the poll set.
 const QUIET_NS: u64 = 5_000_000;
 
@@ -85,6 +89,8 @@ pub struct Watcher {
     keep_opened: bool,
     /// Since when a blank was taken for a pod not registered yet (`registration_due`).
     unregistered_since: Option<u64>,
+    /// The next look while nothing happens (`backstop`).
+    backstop_ms: i32,
 }
 
 impl Default for Watcher {
@@ -102,6 +108,7 @@ impl Watcher {
             keep: None,
             keep_opened: false,
             unregistered_since: None,
+            backstop_ms: BACKSTOP_MIN_MS,
         }
     }
 
@@ -165,7 +172,23 @@ impl Watcher {
         if self.registration_due(now) {
             timeout = Some(1);
         }
-        timeout
+        self.backstop(timeout)
+    }
+
+    /// A test rings once its setup is done; one that dies before (the OOM killer) never rings,
+    /// and one stuck in its setup would never meet its deadline. So while blanks can be taken,
+    /// the watcher also looks now and then when nothing else wakes it: after `BACKSTOP_MIN_MS`,
+    /// then twice as long each quiet time up to `BACKSTOP_MAX_MS` (an idle host: a wake-up every
+    /// few seconds), and soon again after any pod.
+    fn backstop(&mut self, timeout: Option<i32>) -> Option<i32> {
+        if timeout.is_some() || !self.pods.is_empty() {
+            self.backstop_ms = BACKSTOP_MIN_MS;
+            return timeout;
+        }
+        self.stock.as_ref()?;
+        let ms = self.backstop_ms;
+        self.backstop_ms = (ms * 2).min(BACKSTOP_MAX_MS);
+        Some(ms)
     }
 
     /// A test rings the doorbell once isolated, and the host registers it right after its fork;

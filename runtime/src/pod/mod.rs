@@ -335,7 +335,6 @@ pub fn enter_warm(spec: &PodSpec, ch: &Channels, w: &WarmEntry) {
     });
 }
 
-
 /// Run setup steps in a child: on failure, tell the supervisor which step failed and exit.
 fn in_test<T>(steps: impl FnOnce() -> Result<T, SetupError>) -> T {
     match steps() {

@@ -156,6 +156,12 @@ pub fn record_end(
         let note = format!("ended after its verdict, stuck while its output was flushed: {stuck}");
         ending.notes.push(note);
     }
+    if ending.timed_out && outcome != Outcome::Timeout {
+        ending.notes.push(format!(
+            "ended on its own, its deadline ({} ms) past before its supervisor read it (a busy machine): the kill came after",
+            info.timeout_ms
+        ));
+    }
     let unreliable = torn_files(&mut ending, outcome, info.host_pid, changed);
     let wall_ns = sys::monotonic_ns().saturating_sub(info.started_ns);
     rt.ledger().pod_ended(ending.cpu_ns, wall_ns);
@@ -345,6 +351,15 @@ pub fn durations(info: &PodInfo, e: &Ending, now: u64) -> (u64, u64) {
     (own / 1000, (total - own) / 1000)
 }
 
+/// Whether a pod its supervisor killed at the deadline had ended first: its supervisor judged
+/// late (starved of CPU on a busy machine, it had not yet read the pod's word). Its verdict was
+/// in (what the kill cut was its exit), or it was not the kill that ended it.
+fn ended_before_the_kill(e: &Ending) -> bool {
+    e.verdict.is_some()
+        || e.status
+            .is_some_and(|s| !libc::WIFSIGNALED(s) || libc::WTERMSIG(s) != libc::SIGKILL)
+}
+
 /// Decide the outcome from how the pod ended.
 pub fn decide(
     info: &PodInfo,
@@ -365,7 +380,18 @@ pub fn decide(
             }
         }
     }
-    if e.timed_out {
+    if let (true, Some((pass, m))) = (e.timed_out, &e.verdict) {
+        return match pass {
+            true => (Outcome::Pass, None, None, m.clone()),
+            false => (
+                Outcome::Fail,
+                None,
+                None,
+                m.clone().or(Some("test failed".into())),
+            ),
+        };
+    }
+    if e.timed_out && !ended_before_the_kill(e) {
         return (
             Outcome::Timeout,
             None,

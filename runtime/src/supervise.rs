@@ -122,8 +122,7 @@ fn drop_host_fds(own: &[i32]) {
     }
 }
 
-/// Poll the pod's channels, its direct child and the host until the pod is over. Once the test
-/// has started, it is looked at for a deadlock every `deadlock::PERIOD_NS`.
+/// Watch the pod until it is over (`watch_pod`), then read what it said.
 fn await_end(
     rt: &Runtime,
     info: &PodInfo,
@@ -131,6 +130,19 @@ fn await_end(
     child: libc::pid_t,
     host: Option<i32>,
 ) -> Ending {
+    let (mut e, frames) = watch_pod(info, ch, child, host);
+    e.apply_frames(rt, info, &frames);
+    e
+}
+
+/// Poll the pod's channels, its direct child and the host until the pod is over; its frames.
+/// Once the test has started, it is looked at for a deadlock every `deadlock::PERIOD_NS`.
+fn watch_pod(
+    info: &PodInfo,
+    ch: &Channels,
+    child: libc::pid_t,
+    host: Option<i32>,
+) -> (Ending, Vec<u8>) {
     let _ = sys::set_nonblock(ch.status_r);
     let _ = sys::set_nonblock(ch.out_r);
     let child_fd = sys::pidfd_open(child).ok().map(IntoRawFd::into_raw_fd);
@@ -140,28 +152,14 @@ fn await_end(
     let mut deadline = info.started_ns + timeout_ns;
     let mut e = Ending::default();
     let mut frames = Vec::new();
-    let mut child_done = false;
     let mut watch: Option<deadlock::Watch> = None;
     // A pipe at end of file polls readable for ever: it leaves the poll set (no spinning while
     // the test's exit completes).
     let (mut out_open, mut status_open) = (true, true);
     let mut fds = Vec::with_capacity(4);
     let mut rev = [0i16; 4];
-    while !child_done {
+    loop {
         let now = sys::monotonic_ns();
-        let ending = e.timed_out || e.deadlock.is_some() || e.host_died;
-        if now >= deadline && !ending {
-            e.timed_out = true;
-            e.ended_ns = Some(now);
-            sys::kill(child, libc::SIGKILL);
-        }
-        if let Some(w) = watch.as_mut().filter(|_| !ending) {
-            if let Some(m) = w.look(child, now, info.origin()) {
-                e.deadlock = Some(m);
-                e.ended_ns = Some(now);
-                sys::kill(child, libc::SIGKILL);
-            }
-        }
         let wait_ms = if e.timed_out || e.deadlock.is_some() {
             50
         } else {
@@ -191,22 +189,38 @@ fn await_end(
             e.host_died = true;
             sys::kill(child, libc::SIGKILL);
         }
-        if let Ok((pid, status, ru)) = sys::wait4(child, libc::WNOHANG) {
-            if pid == child {
-                child_done = true;
+        match sys::wait4(child, libc::WNOHANG) {
+            Ok((pid, status, ru)) if pid == child => {
                 e.status = Some(status);
                 e.cpu_ns = pod::tv_ns(ru.ru_utime) + pod::tv_ns(ru.ru_stime);
+                break;
             }
-        } else {
-            child_done = true;
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        // Judged after reading the pod's latest word and reaping it if it is over: a supervisor
+        // starved of CPU on a busy machine may wake long after the pod started, or ended, its
+        // test.
+        let now = sys::monotonic_ns();
+        let ending = e.timed_out || e.deadlock.is_some() || e.host_died;
+        if now >= deadline && !ending {
+            e.timed_out = true;
+            e.ended_ns = Some(now);
+            sys::kill(child, libc::SIGKILL);
+        }
+        if let Some(w) = watch.as_mut().filter(|_| !ending) {
+            if let Some(m) = w.look(child, now, info.origin()) {
+                e.deadlock = Some(m);
+                e.ended_ns = Some(now);
+                sys::kill(child, libc::SIGKILL);
+            }
         }
     }
     e.ended_ns.get_or_insert_with(sys::monotonic_ns);
     // The pod is gone; whatever it wrote is in the pipes.
     read_output(ch.out_r, &mut e.output, &mut e.output_cut);
     read_frames(ch.status_r, &mut frames, &mut e.frames_discarded);
-    e.apply_frames(rt, info, &frames);
-    e
+    (e, frames)
 }
 
 fn finish_record(
@@ -224,3 +238,6 @@ fn finish_record(
 fn end(rt: &Runtime, info: &PodInfo, scratch: Option<&pod::Scratch>, e: Ending) -> ! {
     finish_record(rt, info, e, Vec::new(), scratch, None)
 }
+
+#[cfg(test)]
+mod tests;

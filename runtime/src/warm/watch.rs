@@ -136,15 +136,8 @@ impl Watcher {
             }
             p.polled = (first, fds.len() - first);
             p.look_for_deadlock(now);
+            p.enforce_deadline(rt, now);
             let deadline = p.deadline(rt);
-            let ending = p.ending.timed_out || p.ending.deadlock.is_some();
-            if now >= deadline && !ending {
-                p.ending.timed_out = true;
-                p.ending.ended_ns = Some(now);
-                // Through the pidfd: if the host's own wait() reaped the test, its pid may be
-                // someone else's by now.
-                sys::pidfd_kill(p.pidfd(), libc::SIGKILL);
-            }
             let ms = if p.ending.timed_out || p.ending.deadlock.is_some() {
                 50
             } else {
@@ -313,6 +306,26 @@ impl Pod {
             self.ending.ended_ns = Some(now);
             sys::pidfd_kill(self.pidfd(), libc::SIGKILL);
         }
+    }
+
+    /// Kill the pod if it is past its deadline, judged on its latest word: a watcher starved of
+    /// CPU on a busy machine may not have read its start, or its end, since.
+    fn enforce_deadline(&mut self, rt: &Runtime, now: u64) {
+        let ending = self.ending.timed_out || self.ending.deadlock.is_some();
+        if ending || now < self.deadline(rt) {
+            return;
+        }
+        self.pump(rt);
+        self.look_for_deadlock(now);
+        let over = sys::poll_in(&[self.pidfd()], 0, &mut [0]).unwrap_or(0) > 0;
+        if over || now < self.deadline(rt) || self.ending.deadlock.is_some() {
+            return; // over: reaped after the poll, its pidfd being ready
+        }
+        self.ending.timed_out = true;
+        self.ending.ended_ns = Some(now);
+        // Through the pidfd: if the host's own wait() reaped the test, its pid may be someone
+        // else's by now.
+        sys::pidfd_kill(self.pidfd(), libc::SIGKILL);
     }
 
     fn deadline(&self, rt: &Runtime) -> u64 {

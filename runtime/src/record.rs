@@ -50,6 +50,11 @@ pub struct Ending {
 }
 
 impl Ending {
+    /// Whether its supervisor has ended it (deadline, deadlock, a set-up past its deadline).
+    pub fn cut(&self) -> bool {
+        self.timed_out || self.deadlock.is_some() || self.setup_error.is_some()
+    }
+
     /// The clones a warm test changed, by its word (its watcher cannot look: the test's mount
     /// namespace is gone); a note instead where it could not say (killed).
     pub fn clones_changed(&mut self) -> Vec<String> {

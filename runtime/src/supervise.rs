@@ -4,6 +4,7 @@
 //! watches the host: if the host dies, the pod dies with it.
 
 use crate::config::{Isolation, Keep};
+use crate::deadline::{Deadline, Due};
 use crate::deadlock;
 use crate::plan::Plan;
 use crate::pod::{self, Channels, PodSpec, Side};
@@ -148,8 +149,8 @@ fn watch_pod(
     let child_fd = sys::pidfd_open(child).ok().map(IntoRawFd::into_raw_fd);
     // The deadline bounds the test's own time once it has started (its `S` stamp, which the pod
     // cannot move past the moment it is read), and the pod's set-up until then.
-    let timeout_ns = info.timeout_ms * 1_000_000;
-    let mut deadline = info.started_ns + timeout_ns;
+    let mut deadline = Deadline::new(info.started_ns, info.timeout_ms);
+    let mut due = deadline.plain();
     let mut e = Ending::default();
     let mut frames = Vec::new();
     let mut watch: Option<deadlock::Watch> = None;
@@ -160,12 +161,10 @@ fn watch_pod(
     let mut rev = [0i16; 4];
     loop {
         let now = sys::monotonic_ns();
-        let wait_ms = if e.timed_out || e.deadlock.is_some() {
+        let wait_ms = if e.cut() {
             50
         } else {
-            let next = watch
-                .as_ref()
-                .map_or(deadline, |w| w.due_ns().min(deadline));
+            let next = watch.as_ref().map_or(due, |w| w.due_ns().min(due));
             (next.saturating_sub(now) / 1_000_000).clamp(1, 1000) as i32
         };
         fds.clear();
@@ -182,7 +181,8 @@ fn watch_pod(
         status_open &= !read_frames(ch.status_r, &mut frames, &mut e.frames_discarded);
         if let (None, Some(t)) = (&watch, record::test_started_ns(&frames)) {
             let start = t.clamp(info.started_ns, sys::monotonic_ns());
-            deadline = start + timeout_ns;
+            deadline.test_started(start);
+            due = deadline.plain();
             watch = Some(deadlock::Watch::new(start));
         }
         if host.is_some() && rev[0] != 0 && !e.host_died {
@@ -202,11 +202,20 @@ fn watch_pod(
         // starved of CPU on a busy machine may wake long after the pod started, or ended, its
         // test.
         let now = sys::monotonic_ns();
-        let ending = e.timed_out || e.deadlock.is_some() || e.host_died;
-        if now >= deadline && !ending {
-            e.timed_out = true;
-            e.ended_ns = Some(now);
-            sys::kill(child, libc::SIGKILL);
+        let ending = e.cut() || e.host_died;
+        match deadline.look(now, child) {
+            _ if ending => {}
+            Due::At(t) => due = t,
+            Due::Over { waited_ns } => {
+                sys::kill(child, libc::SIGKILL);
+                e.ended_ns = Some(now);
+                if deadline.test {
+                    e.timed_out = true;
+                    e.notes.extend(crate::deadline::note(waited_ns));
+                } else {
+                    e.setup_error = Some(crate::deadline::setup_error(info.timeout_ms));
+                }
+            }
         }
         if let Some(w) = watch.as_mut().filter(|_| !ending) {
             if let Some(m) = w.look(child, now, info.origin()) {

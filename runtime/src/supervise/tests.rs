@@ -67,8 +67,16 @@ fn a_pod_that_ended_before_its_supervisor_looked_is_not_a_timeout() {
 
 #[test]
 fn a_pod_past_its_deadline_that_has_not_ended_is_killed() {
-    let (ch, pid) = fork_pod(|_| loop {
-        std::thread::sleep(std::time::Duration::from_secs(1));
+    // Its test started 5 s ago (a stamp the supervisor takes as no earlier than the pod's
+    // start), and sleeps on.
+    let (ch, pid) = fork_pod(|ch| {
+        let start = sys::monotonic_ns() - 5_000_000_000;
+        let mut frame = [b'S', 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        frame[5..].copy_from_slice(&start.to_le_bytes());
+        let _ = sys::write(ch.status_w, &frame);
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
     });
     let info = late_info();
     let (e, _) = watch_pod(&info, &ch, pid, None);

@@ -234,6 +234,16 @@ pub fn lowest_priority() {
     }
 }
 
+/// How long process `pid` has been ready to run and waited for a CPU, in all (its kernel run
+/// queue delay, `/proc/PID/schedstat`'s second field); `None` where it cannot be read.
+pub fn run_delay_ns(pid: libc::pid_t) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
 pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }

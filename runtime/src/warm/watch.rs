@@ -4,6 +4,7 @@
 
 use super::stock::{self, Stock};
 use crate::config::Keep;
+use crate::deadline::{Deadline, Due};
 use crate::deadlock;
 use crate::ownfd::Own;
 use crate::record::{self, read_frames, read_output, Ending, PodInfo};
@@ -136,9 +137,8 @@ impl Watcher {
             }
             p.polled = (first, fds.len() - first);
             p.look_for_deadlock(now);
-            p.enforce_deadline(rt, now);
-            let deadline = p.deadline(rt);
-            let ms = if p.ending.timed_out || p.ending.deadlock.is_some() {
+            let deadline = p.enforce_deadline(rt, now);
+            let ms = if p.ending.cut() {
                 50
             } else {
                 let next = p
@@ -287,7 +287,7 @@ impl Pod {
 
     /// Once the test has started (its `S` frame read), look at it for a deadlock when due.
     fn look_for_deadlock(&mut self, now: u64) {
-        if self.exited || self.ending.timed_out || self.ending.deadlock.is_some() {
+        if self.exited || self.ending.cut() {
             return;
         }
         if let (None, Some(t)) = (&self.watch, record::test_started_ns(&self.frames)) {
@@ -309,26 +309,41 @@ impl Pod {
     }
 
     /// Kill the pod if it is past its deadline, judged on its latest word: a watcher starved of
-    /// CPU on a busy machine may not have read its start, or its end, since.
-    fn enforce_deadline(&mut self, rt: &Runtime, now: u64) {
-        let ending = self.ending.timed_out || self.ending.deadlock.is_some();
-        if ending || now < self.deadline(rt) {
-            return;
+    /// CPU on a busy machine may not have read its start, or its end, since. Returns when to
+    /// look again.
+    fn enforce_deadline(&mut self, rt: &Runtime, now: u64) -> u64 {
+        let plain = self.deadline(rt).plain();
+        let ending = self.ending.cut();
+        if ending || now < plain {
+            return plain;
         }
         self.pump(rt);
         self.look_for_deadlock(now);
         let over = sys::poll_in(&[self.pidfd()], 0, &mut [0]).unwrap_or(0) > 0;
-        if over || now < self.deadline(rt) || self.ending.deadlock.is_some() {
-            return; // over: reaped after the poll, its pidfd being ready
+        if over || self.ending.deadlock.is_some() {
+            return now; // over: reaped after the poll, its pidfd being ready
         }
-        self.ending.timed_out = true;
-        self.ending.ended_ns = Some(now);
-        // Through the pidfd: if the host's own wait() reaped the test, its pid may be someone
-        // else's by now.
-        sys::pidfd_kill(self.pidfd(), libc::SIGKILL);
+        match self.deadline(rt).look(now, self.pid) {
+            Due::At(t) => t,
+            Due::Over { waited_ns } => {
+                self.ending.ended_ns = Some(now);
+                let d = self.deadline(rt);
+                if d.test {
+                    self.ending.timed_out = true;
+                    self.ending.notes.extend(crate::deadline::note(waited_ns));
+                } else {
+                    let ms = d.timeout_ns / 1_000_000;
+                    self.ending.setup_error = Some(crate::deadline::setup_error(ms));
+                }
+                // Through the pidfd: if the host's own wait() reaped the test, its pid may be
+                // someone else's by now.
+                sys::pidfd_kill(self.pidfd(), libc::SIGKILL);
+                now
+            }
+        }
     }
 
-    fn deadline(&self, rt: &Runtime) -> u64 {
+    fn deadline(&self, rt: &Runtime) -> Deadline {
         let ms = self.info.as_ref().map_or_else(
             || {
                 rt.config
@@ -337,7 +352,11 @@ impl Pod {
             },
             |i| i.timeout_ms,
         );
-        self.test_t0.unwrap_or(self.t0) + ms * 1_000_000
+        let mut d = Deadline::new(self.t0, ms);
+        if let Some(t) = self.test_t0 {
+            d.test_started(t);
+        }
+        d
     }
 
     /// Read what the pod wrote; learn who it is from its first frame.

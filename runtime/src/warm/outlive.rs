@@ -38,6 +38,17 @@ pub fn started(slot: usize) {
     let _ = GUARD.try_with(|_| ());
 }
 
+/// In the host, having forked a waiting copy (`lend`) on this thread: the thread's end waits
+/// for the pods it started, that one's included once it runs.
+pub fn guard_this_thread() {
+    let _ = GUARD.try_with(|_| ());
+}
+
+/// In the watcher: a waiting copy forked by thread `tid` runs its pod in blank `slot` now.
+pub fn started_by(slot: usize, tid: i32) {
+    OWNER[slot].store(tid, Ordering::Release);
+}
+
 /// In the watcher: the pod of blank `slot` is over.
 pub fn ended(slot: usize) {
     OWNER[slot].store(0, Ordering::Release);

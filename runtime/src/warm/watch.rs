@@ -10,7 +10,7 @@ use crate::ownfd::Own;
 use crate::record::{self, read_frames, read_output, Ending, PodInfo};
 use crate::runtime::{self, Runtime};
 use crate::sys;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Pods started by the host and not yet picked up by the watcher (more than blanks can exist).
@@ -81,6 +81,8 @@ pub struct Watcher {
     pods: Vec<Pod>,
     keep: Option<(i32, Keep)>,
     keep_opened: bool,
+    /// The waiting copies that will borrow blanks (`lend`).
+    lender: super::lend::Lender,
 }
 
 impl Default for Watcher {
@@ -97,6 +99,7 @@ impl Watcher {
             pods: Vec::new(),
             keep: None,
             keep_opened: false,
+            lender: Default::default(),
         }
     }
 
@@ -116,6 +119,7 @@ impl Watcher {
             fds.push(fd);
             fds.len() - 1
         });
+        self.lender.prepare(w.lend.as_fd(), fds);
         let now = sys::monotonic_ns();
         let mut timeout: Option<i32> = None;
         for p in &mut self.pods {
@@ -209,6 +213,7 @@ impl Watcher {
                 s.on_builder(rt, plan);
             }
         }
+        self.lender.handle(w.lend.as_fd(), rev);
         if !self.keep_opened {
             self.keep = record::keep_dir(rt);
             self.keep_opened = true;

@@ -310,19 +310,38 @@ fn within_budgets(ledger: &Ledger, limits: Limits, clock: Clock) -> Result<(), S
 /// until a running slot is this call's; end without a pod if a never-run test displaced it or
 /// the host is gone.
 pub fn wait_for_slot(rt: &Runtime, ticket: Ticket, host_pid: i32) {
+    let me = sys::getpid() as u32;
+    if !wait(rt, ticket, me, || sys::getppid() != host_pid, true) {
+        sys::exit_now(0);
+    }
+}
+
+/// In a waiting copy forked into a PID namespace of its own (`warm::start_waiting`), where the
+/// host and the other waiters have no pid: wait as `wait_for_slot` does, the host's death read
+/// from its pidfd. False: no pod (displaced, or the host is gone).
+pub fn wait_in_own_pidns(rt: &Runtime, ticket: Ticket, host_pidfd: i32) -> bool {
+    let gone = || sys::poll_in(&[host_pidfd], 0, &mut [0]).unwrap_or(0) > 0;
+    wait(rt, ticket, 0, gone, false)
+}
+
+fn wait(rt: &Runtime, ticket: Ticket, me: u32, gone: impl Fn() -> bool, seen_alive: bool) -> bool {
+    let nice = sys::nice();
     sys::background_and_yield();
     // A signal to the host's process group must not run the host's handlers in this copy while
-    // it waits; the supervisor saves them for the pod once it has its slot.
+    // it waits; the pod gets them back once it has its slot.
     let signals = sys::save_signal_state();
     sys::reset_signal_handlers(&signals);
     let max = rt.config.as_ref().map_or(1, |c| c.max_concurrent);
-    let me = sys::getpid() as u32;
-    match rt
-        .ledger()
-        .wait_turn(ticket, me, max, || sys::getppid() != host_pid)
-    {
-        Claim::Run => sys::restore_signal_state(&signals),
-        Claim::Displaced | Claim::Wait => sys::exit_now(0),
+    match rt.ledger().wait_turn(ticket, me, max, gone, seen_alive) {
+        Claim::Run => {
+            sys::restore_signal_state(&signals);
+            // Its pod's set-up runs as a fresh fork's would (a warm test's at the host's
+            // priority until it isolates itself): at nice 19 on a busy machine it could starve
+            // past its deadline, a slot held meanwhile.
+            sys::set_nice(nice);
+            true
+        }
+        Claim::Displaced | Claim::Wait => false,
     }
 }
 

@@ -89,12 +89,23 @@ impl Ledger {
         }
     }
 
-    /// In a waiting call's supervisor (`me`): sleep until a running slot among `max` is this
-    /// waiter's (`Claim::Run`) or a never-run test took its place (`Claim::Displaced`), or
-    /// `gone()` says the host is gone (`Claim::Displaced`, its place given up). Woken by the
-    /// bell of its slot (`Queue`), never polling faster than `queue::BACKSTOP_NS`.
-    pub fn wait_turn(&self, t: Ticket, me: u32, max: u32, gone: impl Fn() -> bool) -> Claim {
+    /// In a waiting call's supervisor (`me`; 0: the host said it): sleep until a running slot
+    /// among `max` is this waiter's (`Claim::Run`) or a never-run test took its place
+    /// (`Claim::Displaced`), or `gone()` says the host is gone (`Claim::Displaced`, its place
+    /// given up). Woken by the bell of its slot (`Queue`), never polling faster than
+    /// `queue::BACKSTOP_NS`. `seen_alive`: whether this process can tell other waiters' liveness
+    /// by their pids (not from a PID namespace of its own: there they all count as alive, and
+    /// the host frees a dead waiter's place when it reaps it).
+    pub fn wait_turn(
+        &self,
+        t: Ticket,
+        me: u32,
+        max: u32,
+        gone: impl Fn() -> bool,
+        seen_alive: bool,
+    ) -> Claim {
         let queue = &self.queue;
+        let live = |pid: u32| !seen_alive || alive(pid);
         loop {
             // Read before the claim: a slot freed after the claim failed changes it, and the
             // sleep below then returns at once.
@@ -104,10 +115,10 @@ impl Ledger {
                 me,
                 || self.reserve(max).is_some(),
                 || self.release(),
-                alive,
+                live,
             );
             if claim == Claim::Wait && gone() && queue.leave(t) {
-                queue.ring_first(alive);
+                queue.ring_first(live);
                 return Claim::Displaced;
             }
             match claim {
@@ -115,11 +126,11 @@ impl Ledger {
                 // The bell this waiter heard may have been for a slot it did not take (it
                 // took another, or left): the next waiter hears it.
                 Claim::Run if self.running() < max => {
-                    queue.ring_first(alive);
+                    queue.ring_first(live);
                     return claim;
                 }
                 Claim::Displaced => {
-                    queue.ring_first(alive);
+                    queue.ring_first(live);
                     return claim;
                 }
                 Claim::Run => return claim,
@@ -292,7 +303,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let h = std::thread::spawn(move || {
             tx.send(sys::gettid()).unwrap();
-            l.wait_turn(t, sys::gettid() as u32, max, || false)
+            l.wait_turn(t, sys::gettid() as u32, max, || false, true)
         });
         (rx.recv().unwrap(), h)
     }
@@ -338,7 +349,7 @@ mod tests {
         let l = Ledger::new();
         assert_eq!(l.reserve(1), Some(1));
         let t = l.queue().enqueue(l.queue().key(true, 1), 4).unwrap();
-        assert_eq!(l.wait_turn(t, 1, 1, || true), Claim::Displaced);
+        assert_eq!(l.wait_turn(t, 1, 1, || true, true), Claim::Displaced);
         assert_eq!(l.queue().waiting(), 0);
     }
 

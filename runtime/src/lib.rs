@@ -38,6 +38,7 @@ mod capi;
 mod config;
 mod counts;
 mod cpus;
+mod deadline;
 mod deadlock;
 mod elf;
 mod executor;

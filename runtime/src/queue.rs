@@ -13,14 +13,13 @@
 //!   (`displace`): the host swaps the key, and the repeat's supervisor, seeing a key that is no
 //!   longer its own, ends without a pod.
 //! - A waiter whose supervisor died (the OOM killer) is skipped, so it holds nobody up.
-//! - A waiting copy builds its pod cold (its fork came before its slot; warm pods are forked
-//!   from a prepared blank at the call). A warm start was built and taken out again: the copy
-//!   forked as a warm test (PID 1 of a PID namespace of its own), borrowing a blank from the
-//!   host's stock through the watcher (a seqpacket socket, the blank's descriptors by
-//!   SCM_RIGHTS) at its turn, reached the no-queue throughput, but under a machine load above
-//!   ~60 some of those pods never started their test within their deadline (8 to 40 timeouts
-//!   in a 4 s run; none with cold waiters or without the queue at the same load), cause not
-//!   found.
+//! - As root with warm pods, a waiting copy is forked as a warm test is (`warm::lend`: PID 1 of
+//!   a PID namespace of its own) and borrows a blank from the host's stock at its turn; else
+//!   (rootless, or before the stock is made) it builds its pod cold. Its pod's deadline runs from
+//!   its slot. Under a machine load above ~60 some pods used to be journaled as timeouts: not the
+//!   queue's doing (pods without the queue had them too), but their supervisors', which, starved
+//!   of CPU, judged the deadline before reading the pod's word, and counted time the machine kept
+//!   the pod waiting for a CPU (`deadline`).
 //! - No polling: each slot has a bell, a futex word on the same shared page. A waiting
 //!   supervisor reads its bell, tries to claim, and sleeps on the bell while it still reads the
 //!   same (`Ledger::wait_turn`). Whoever frees a running slot (`Ledger::release`) rings the bell
@@ -46,6 +45,15 @@ impl Key {
     #[cfg(test)]
     pub fn repeat(self) -> bool {
         self.0 & REPEAT != 0
+    }
+
+    /// The key as stored, to be passed to another process (`from_raw`).
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+
+    pub fn from_raw(raw: u64) -> Key {
+        Key(raw)
     }
 
     /// The site's index in the registry (1-based; 0 when it did not fit).
@@ -174,7 +182,9 @@ impl Queue {
         if self.keys[t.slot].load(Ordering::Acquire) != t.key.0 {
             return Claim::Displaced;
         }
-        self.pids[t.slot].store(pid, Ordering::Relaxed);
+        if pid != 0 {
+            self.pids[t.slot].store(pid, Ordering::Relaxed);
+        }
         if self.ahead_of(Some(t.key), alive) || !reserve() {
             return Claim::Wait;
         }

@@ -50,6 +50,11 @@ pub struct Ending {
 }
 
 impl Ending {
+    /// Whether its supervisor has ended it (deadline, deadlock, a set-up past its deadline).
+    pub fn cut(&self) -> bool {
+        self.timed_out || self.deadlock.is_some() || self.setup_error.is_some()
+    }
+
     /// The clones a warm test changed, by its word (its watcher cannot look: the test's mount
     /// namespace is gone); a note instead where it could not say (killed).
     pub fn clones_changed(&mut self) -> Vec<String> {
@@ -155,6 +160,12 @@ pub fn record_end(
     if let (Some(stuck), Some(_)) = (&ending.deadlock, &ending.verdict) {
         let note = format!("ended after its verdict, stuck while its output was flushed: {stuck}");
         ending.notes.push(note);
+    }
+    if ending.timed_out && outcome != Outcome::Timeout {
+        ending.notes.push(format!(
+            "ended on its own, its deadline ({} ms) past before its supervisor read it (a busy machine): the kill came after",
+            info.timeout_ms
+        ));
     }
     let unreliable = torn_files(&mut ending, outcome, info.host_pid, changed);
     let wall_ns = sys::monotonic_ns().saturating_sub(info.started_ns);
@@ -345,6 +356,15 @@ pub fn durations(info: &PodInfo, e: &Ending, now: u64) -> (u64, u64) {
     (own / 1000, (total - own) / 1000)
 }
 
+/// Whether a pod its supervisor killed at the deadline had ended first: its supervisor judged
+/// late (starved of CPU on a busy machine, it had not yet read the pod's word). Its verdict was
+/// in (what the kill cut was its exit), or it was not the kill that ended it.
+fn ended_before_the_kill(e: &Ending) -> bool {
+    e.verdict.is_some()
+        || e.status
+            .is_some_and(|s| !libc::WIFSIGNALED(s) || libc::WTERMSIG(s) != libc::SIGKILL)
+}
+
 /// Decide the outcome from how the pod ended.
 pub fn decide(
     info: &PodInfo,
@@ -365,7 +385,18 @@ pub fn decide(
             }
         }
     }
-    if e.timed_out {
+    if let (true, Some((pass, m))) = (e.timed_out, &e.verdict) {
+        return match pass {
+            true => (Outcome::Pass, None, None, m.clone()),
+            false => (
+                Outcome::Fail,
+                None,
+                None,
+                m.clone().or(Some("test failed".into())),
+            ),
+        };
+    }
+    if e.timed_out && !ended_before_the_kill(e) {
         return (
             Outcome::Timeout,
             None,

@@ -155,10 +155,14 @@ fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
         host_pid: sys::getpid(),
         caller_tid: sys::gettid(),
     };
-    let warm = plan.filter(|_| ticket.is_none());
-    if let Some(warm) = warm.and_then(|p| crate::warm::try_start(rt, p, kind, id, origin)) {
+    let started = match (plan, ticket) {
+        (Some(p), None) => crate::warm::try_start(rt, p, kind, id, origin),
+        (Some(p), Some(t)) => crate::warm::start_waiting(rt, p, kind, id, origin, t),
+        (None, _) => None,
+    };
+    if let Some(warm) = started {
         return warm.map_err(|e| {
-            rt.ledger().release();
+            release(rt);
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             fail(errno, format!("fork: {e}"))
         });

@@ -4,6 +4,7 @@
 //! watches the host: if the host dies, the pod dies with it.
 
 use crate::config::{Isolation, Keep};
+use crate::deadline::{Deadline, Due};
 use crate::deadlock;
 use crate::plan::Plan;
 use crate::pod::{self, Channels, PodSpec, Side};
@@ -122,8 +123,7 @@ fn drop_host_fds(own: &[i32]) {
     }
 }
 
-/// Poll the pod's channels, its direct child and the host until the pod is over. Once the test
-/// has started, it is looked at for a deadlock every `deadlock::PERIOD_NS`.
+/// Watch the pod until it is over (`watch_pod`), then read what it said.
 fn await_end(
     rt: &Runtime,
     info: &PodInfo,
@@ -131,43 +131,40 @@ fn await_end(
     child: libc::pid_t,
     host: Option<i32>,
 ) -> Ending {
+    let (mut e, frames) = watch_pod(info, ch, child, host);
+    e.apply_frames(rt, info, &frames);
+    e
+}
+
+/// Poll the pod's channels, its direct child and the host until the pod is over; its frames.
+/// Once the test has started, it is looked at for a deadlock every `deadlock::PERIOD_NS`.
+fn watch_pod(
+    info: &PodInfo,
+    ch: &Channels,
+    child: libc::pid_t,
+    host: Option<i32>,
+) -> (Ending, Vec<u8>) {
     let _ = sys::set_nonblock(ch.status_r);
     let _ = sys::set_nonblock(ch.out_r);
     let child_fd = sys::pidfd_open(child).ok().map(IntoRawFd::into_raw_fd);
     // The deadline bounds the test's own time once it has started (its `S` stamp, which the pod
     // cannot move past the moment it is read), and the pod's set-up until then.
-    let timeout_ns = info.timeout_ms * 1_000_000;
-    let mut deadline = info.started_ns + timeout_ns;
+    let mut deadline = Deadline::new(info.started_ns, info.timeout_ms);
+    let mut due = deadline.plain();
     let mut e = Ending::default();
     let mut frames = Vec::new();
-    let mut child_done = false;
     let mut watch: Option<deadlock::Watch> = None;
     // A pipe at end of file polls readable for ever: it leaves the poll set (no spinning while
     // the test's exit completes).
     let (mut out_open, mut status_open) = (true, true);
     let mut fds = Vec::with_capacity(4);
     let mut rev = [0i16; 4];
-    while !child_done {
+    loop {
         let now = sys::monotonic_ns();
-        let ending = e.timed_out || e.deadlock.is_some() || e.host_died;
-        if now >= deadline && !ending {
-            e.timed_out = true;
-            e.ended_ns = Some(now);
-            sys::kill(child, libc::SIGKILL);
-        }
-        if let Some(w) = watch.as_mut().filter(|_| !ending) {
-            if let Some(m) = w.look(child, now, info.origin()) {
-                e.deadlock = Some(m);
-                e.ended_ns = Some(now);
-                sys::kill(child, libc::SIGKILL);
-            }
-        }
-        let wait_ms = if e.timed_out || e.deadlock.is_some() {
+        let wait_ms = if e.cut() {
             50
         } else {
-            let next = watch
-                .as_ref()
-                .map_or(deadline, |w| w.due_ns().min(deadline));
+            let next = watch.as_ref().map_or(due, |w| w.due_ns().min(due));
             (next.saturating_sub(now) / 1_000_000).clamp(1, 1000) as i32
         };
         fds.clear();
@@ -184,29 +181,55 @@ fn await_end(
         status_open &= !read_frames(ch.status_r, &mut frames, &mut e.frames_discarded);
         if let (None, Some(t)) = (&watch, record::test_started_ns(&frames)) {
             let start = t.clamp(info.started_ns, sys::monotonic_ns());
-            deadline = start + timeout_ns;
+            deadline.test_started(start);
+            due = deadline.plain();
             watch = Some(deadlock::Watch::new(start));
         }
         if host.is_some() && rev[0] != 0 && !e.host_died {
             e.host_died = true;
             sys::kill(child, libc::SIGKILL);
         }
-        if let Ok((pid, status, ru)) = sys::wait4(child, libc::WNOHANG) {
-            if pid == child {
-                child_done = true;
+        match sys::wait4(child, libc::WNOHANG) {
+            Ok((pid, status, ru)) if pid == child => {
                 e.status = Some(status);
                 e.cpu_ns = pod::tv_ns(ru.ru_utime) + pod::tv_ns(ru.ru_stime);
+                break;
             }
-        } else {
-            child_done = true;
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        // Judged after reading the pod's latest word and reaping it if it is over: a supervisor
+        // starved of CPU on a busy machine may wake long after the pod started, or ended, its
+        // test.
+        let now = sys::monotonic_ns();
+        let ending = e.cut() || e.host_died;
+        match deadline.look(now, child) {
+            _ if ending => {}
+            Due::At(t) => due = t,
+            Due::Over { waited_ns } => {
+                sys::kill(child, libc::SIGKILL);
+                e.ended_ns = Some(now);
+                if deadline.test {
+                    e.timed_out = true;
+                    e.notes.extend(crate::deadline::note(waited_ns));
+                } else {
+                    e.setup_error = Some(crate::deadline::setup_error(info.timeout_ms));
+                }
+            }
+        }
+        if let Some(w) = watch.as_mut().filter(|_| !ending) {
+            if let Some(m) = w.look(child, now, info.origin()) {
+                e.deadlock = Some(m);
+                e.ended_ns = Some(now);
+                sys::kill(child, libc::SIGKILL);
+            }
         }
     }
     e.ended_ns.get_or_insert_with(sys::monotonic_ns);
     // The pod is gone; whatever it wrote is in the pipes.
     read_output(ch.out_r, &mut e.output, &mut e.output_cut);
     read_frames(ch.status_r, &mut frames, &mut e.frames_discarded);
-    e.apply_frames(rt, info, &frames);
-    e
+    (e, frames)
 }
 
 fn finish_record(
@@ -224,3 +247,6 @@ fn finish_record(
 fn end(rt: &Runtime, info: &PodInfo, scratch: Option<&pod::Scratch>, e: Ending) -> ! {
     finish_record(rt, info, e, Vec::new(), scratch, None)
 }
+
+#[cfg(test)]
+mod tests;

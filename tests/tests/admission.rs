@@ -26,6 +26,14 @@ fn run_host(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Vec<Value> {
     journal(&d.path().join("invite.jsonl"))
 }
 
+/// Build the admission fixture and run it in a fresh directory (kept, with its journal).
+fn run_admission(args: &[&str], env: &[(&str, &str)]) -> (tempfile::TempDir, std::process::Output) {
+    let (_b, bin) = build("admission");
+    let d = scratch();
+    let o = run(&bin, args, d.path(), env);
+    (d, o)
+}
+
 /// The summary's row of each test, by test name.
 fn summary_rows(j: &[Value]) -> BTreeMap<String, Value> {
     let s = j
@@ -164,16 +172,14 @@ fn the_report_says_which_tests_were_starved_and_the_setting_to_change() {
     if !require_root("pods as root") {
         return;
     }
-    let (_d, bin) = build("admission");
     // One slot, no queue: the hot site's first test holds the slot (it sleeps 200 ms) while the
     // cold site is called, so the cold test is turned away.
-    let d = scratch();
     let env = [
         ("INVITE_MAX_CONCURRENT", "1"),
         ("INVITE_MAX_QUEUE", "0"),
         ("INVITE_MAX_OVERHEAD", "off"),
     ];
-    let o = run(&bin, &["hotcold", "1000"], d.path(), &env);
+    let (d, o) = run_admission(&["hotcold", "1000"], &env);
     assert!(o.status.success(), "{}", text(&o));
     let o = std::process::Command::new(tool("invite"))
         .arg("report")
@@ -222,6 +228,42 @@ fn a_pod_that_waited_for_its_slot_runs_as_the_host_was_at_the_call() {
     assert_eq!(s["queue"]["queued"], 1, "{s}");
     assert_eq!(s["queue"]["waiting"], 0, "{s}");
     assert!(s["budget"]["drain_us"].as_u64().unwrap() > 0, "{s}");
+}
+
+#[test]
+fn a_pod_that_waited_longer_than_its_deadline_still_runs_its_test() {
+    if !require_root("pods as root") {
+        return;
+    }
+    let (_d, bin) = build("admission");
+    // One slot, held 1.5 s by a sleeping test; the next call's test (a 300 ms deadline) waits
+    // for it in the queue. Its deadline bounds its pod, from its slot on, not its wait: it
+    // passes, with warm waiters (a borrowed blank) and cold ones.
+    for warm in ["on", "off"] {
+        let j = run_host(
+            &bin,
+            &["outwait"],
+            &[
+                ("INVITE_MAX_CONCURRENT", "1"),
+                ("INVITE_MAX_OVERHEAD", "off"),
+                ("INVITE_WARM", warm),
+            ],
+        );
+        let ran = records(&j);
+        assert_eq!(
+            summary_rows(&j)["brief_test"]["queued"],
+            1,
+            "warm {warm}: {j:?}"
+        );
+        assert_eq!(
+            ran["slow_test"][0]["outcome"], "pass",
+            "warm {warm}: {ran:?}"
+        );
+        assert_eq!(
+            ran["brief_test"][0]["outcome"], "pass",
+            "warm {warm}: {ran:?}"
+        );
+    }
 }
 
 #[test]
@@ -314,4 +356,38 @@ fn a_direct_ckpt_is_refused_past_the_cap_without_a_queue() {
     assert_eq!(line, "direct started=2 eagain=3", "{j:?}");
     assert!(out.contains("(INVITE_MAX_CONCURRENT=2)"), "{out}");
     assert_eq!(tests_of(&j).len(), 2);
+}
+
+#[test]
+fn a_call_that_waits_for_its_slot_waits_as_a_warm_pod_in_its_own_pid_namespace() {
+    if !require_root("pods as root") {
+        return;
+    }
+    // One slot, held 200 ms by the hot site's first test: its second call waits. Its waiting
+    // copy is forked as a warm test is (PID 1 of a PID namespace of its own, later entering a
+    // blank), not as a cold pod's supervisor in the host's namespace.
+    // (INVITE_WARM=wait: the first pod waits for a blank rather than going cold, so no child
+    // of the host is a cold supervisor.)
+    let env = [
+        ("INVITE_MAX_CONCURRENT", "1"),
+        ("INVITE_MAX_OVERHEAD", "off"),
+        ("INVITE_WARM", "wait"),
+    ];
+    let (d, o) = run_admission(&["waitns"], &env);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("host ok"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        out.contains("children in the host's PID namespace: 0"),
+        "{}",
+        text(&o)
+    );
+    let j = journal(&d.path().join("invite.jsonl"));
+    let hot = records(&j).remove("hot_test").unwrap_or_default();
+    assert_eq!(hot.len(), 2, "{j:?}");
+    assert!(hot.iter().all(|r| r["outcome"] == "pass"), "{hot:?}");
+    assert_eq!(summary_rows(&j)["hot_test"]["queued"], 1, "{j:?}");
 }

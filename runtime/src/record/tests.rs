@@ -93,7 +93,7 @@ fn a_signal_is_a_crash_but_abort_is_a_failed_assertion() {
 
 #[test]
 fn setup_timeout_and_host_death_come_before_the_status() {
-    let mut e = ending(exited(0), Some((true, None)));
+    let mut e = ending(killed(libc::SIGKILL), None);
     e.host_died = true;
     assert_eq!(decide(&info(false), &e).0, Outcome::Error);
     e.timed_out = true;
@@ -104,6 +104,26 @@ fn setup_timeout_and_host_death_come_before_the_status() {
     let (outcome, _, _, msg) = decide(&info(false), &e);
     assert_eq!(outcome, Outcome::Error);
     assert!(msg.unwrap().contains("mount /proc"));
+}
+
+#[test]
+fn a_pod_that_ended_before_its_deadline_kill_landed_keeps_its_own_outcome() {
+    // Its supervisor, starved of CPU, judged it overdue before reading its verdict: what the kill
+    // cut was its exit.
+    let mut e = ending(killed(libc::SIGKILL), Some((true, None)));
+    e.timed_out = true;
+    assert_eq!(decide(&info(false), &e).0, Outcome::Pass);
+    let mut e = ending(None, Some((false, Some("2 != 3"))));
+    e.timed_out = true;
+    let (outcome, _, _, msg) = decide(&info(false), &e);
+    assert_eq!((outcome, msg.as_deref()), (Outcome::Fail, Some("2 != 3")));
+    // It had exited on its own (a kill of a zombie changes nothing).
+    let mut e = ending(exited(0), None);
+    e.timed_out = true;
+    assert_eq!(decide(&info(true), &e).0, Outcome::Pass);
+    let mut e = ending(killed(libc::SIGSEGV), None);
+    e.timed_out = true;
+    assert_eq!(decide(&info(false), &e).0, Outcome::Crash);
 }
 
 #[test]

@@ -49,7 +49,7 @@ pub use process::*;
 pub use seccomp::*;
 pub use signal::*;
 pub use sites::{compiled_sites, has_own_sites};
-pub use socket::{peer_cred, recv_fds, send_fds, seqpacket_pair};
+pub use socket::{peer_cred, recv_fds, send_fds, send_raw_fds, seqpacket_pair};
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {

@@ -243,6 +243,16 @@ pub fn lowest_priority() {
     }
 }
 
+/// How long process `pid` has been ready to run and waited for a CPU, in all (its kernel run
+/// queue delay, `/proc/PID/schedstat`'s second field); `None` where it cannot be read.
+pub fn run_delay_ns(pid: libc::pid_t) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
 pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
@@ -301,6 +311,19 @@ pub fn hostname() -> String {
     unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The calling thread's nice value.
+pub fn nice() -> libc::c_int {
+    // SAFETY: integer-only call (-1 is also a valid value: a failure reads as nice -1).
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+}
+
+/// Set the calling thread's nice value (raising it back needs CAP_SYS_NICE: a failure leaves
+/// it as it was).
+pub fn set_nice(nice: libc::c_int) {
+    // SAFETY: integer-only call.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
 }
 
 /// Lower the calling thread's priority by `nice` steps (Linux nice values are per thread).

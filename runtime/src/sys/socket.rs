@@ -44,17 +44,19 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Most descriptors one message carries.
-pub const MAX_FDS: usize = 4;
+pub const MAX_FDS: usize = 5;
 
 /// Send `payload` with `fds` (at most `MAX_FDS`) as one message.
 pub fn send_fds(sock: BorrowedFd, payload: &[u8], fds: &[BorrowedFd]) -> io::Result<()> {
-    let fds: Vec<RawFd> = fds[..fds.len().min(MAX_FDS)]
-        .iter()
-        .map(AsRawFd::as_raw_fd)
-        .collect();
-    let fds = &fds[..];
+    let fds: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    send_raw_fds(sock, payload, &fds)
+}
+
+/// `send_fds` for descriptors held as numbers (a closed one fails with EBADF, nothing sent).
+pub fn send_raw_fds(sock: BorrowedFd, payload: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let fds = &fds[..fds.len().min(MAX_FDS)];
     let sock = sock.as_raw_fd();
-    let mut cbuf = [0u64; 8]; // CMSG_SPACE(4 * 4) fits; u64 for alignment
+    let mut cbuf = [0u64; 8]; // CMSG_SPACE(5 * 4) = 40 bytes fits; u64 for alignment
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
         iov_len: payload.len(),

@@ -26,11 +26,16 @@
 //! - If the host dies, its tests die (parent-death signal; as PID 1 they take their pod with
 //!   them), and the blanks, held only by the host's descriptors, vanish with it.
 //!
+//! A call that must wait for a slot (`queue`) is forked the same way, waits in its own PID
+//! namespace, and borrows a blank from the stock through the watcher when its turn comes
+//! (`lend`).
+//!
 //! Not root: a thread cannot switch PID namespaces without CAP_SYS_ADMIN in the host's user
 //! namespace, so rootless pods stay cold. `INVITE_WARM=off` turns warm pods off, `wait` makes
 //! `ckpt()` wait for a blank instead of building a cold pod when the stock is empty.
 
 mod helper;
+mod lend;
 mod outlive;
 mod stock;
 mod watch;
@@ -39,7 +44,7 @@ pub use helper::{
     ask_netns_early, available as helper_available, netns as helper_netns, start as start_helper,
     started as helper_started,
 };
-pub use outlive::ahead as guard_loading_thread;
+pub use outlive::guard_this_thread as guard_loading_thread;
 pub use watch::Watcher;
 
 use crate::config::{Isolation, Warm as WarmMode};
@@ -52,7 +57,7 @@ use crate::runtime::Runtime;
 use crate::sys;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -82,6 +87,10 @@ struct Warm {
     wait: bool,
     /// Blanks kept ready.
     target: usize,
+    /// The watcher's end of the socket waiting copies borrow blanks through (`lend`), and
+    /// theirs (inherited at their fork).
+    lend: OwnedFd,
+    lend_peer: OwnedFd,
 }
 
 static WARM: OnceLock<Option<Warm>> = OnceLock::new();
@@ -149,8 +158,13 @@ fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
     let doorbell = sys::eventfd().ok()?;
     let host_pidfd = sys::pidfd_open(sys::getpid()).ok()?;
     let root = CString::new(pod::root_of(plan)).ok()?;
+    let (lend, lend_peer) = sys::seqpacket_pair().ok()?;
+    crate::ownfd::mark(lend.as_raw_fd());
+    crate::ownfd::mark(lend_peer.as_raw_fd());
     // The process's warm state holds them for its life.
     Some(Warm {
+        lend,
+        lend_peer,
         orig_pidns: Own::new(orig_pidns),
         doorbell: Own::new(doorbell),
         host_pidfd: Own::new(host_pidfd),
@@ -174,25 +188,10 @@ pub fn try_start(
     let w = for_pod(rt, plan)?;
     let taken = stock::take().or_else(|| w.wait.then(stock::wait_take).flatten())?;
     let t0 = sys::monotonic_ns();
-    // No signal handler of the host may run (and fork) while this thread's children are born in
-    // the pod's PID namespace.
-    let mask = sys::block_all();
-    if sys::unshare(libc::CLONE_NEWPID).is_err() {
-        sys::set_mask(&mask);
+    let Some(forked) = fork_in_new_pidns(w) else {
         stock::put_back(taken);
         return None;
-    }
-    // SAFETY: the child is the pod's test: it enters the blank with system calls and the
-    // runtime's lock-free state (`pod::enter_warm`), then runs the host's code as a pod, the
-    // design's trade-off (README, limitations: only the calling thread); signals are blocked meanwhile.
-    let forked = unsafe { sys::fork() };
-    if !matches!(forked, Ok(sys::Forked::Child)) {
-        // Later forks of this thread (the host's own) must be born in the host's namespace.
-        if let Err(e) = sys::setns(w.orig_pidns.raw(), libc::CLONE_NEWPID) {
-            eprintln!("invite: cannot switch back to the host's PID namespace: {e}");
-        }
-    }
-    sys::set_mask(&mask);
+    };
     match forked {
         Err(e) => {
             stock::put_back(taken);
@@ -209,41 +208,129 @@ pub fn try_start(
             outlive::started(taken.index);
             Some(Ok(Ckpt::Original))
         }
+        Ok(sys::Forked::Child) => Some(Ok(enter(rt, plan, w, kind, id, origin, t0, &taken))),
+    }
+}
+
+/// Fork with this thread's children born in a new PID namespace (the child is its PID 1); the
+/// thread's later forks (the host's own) are born in the host's namespace again. `None`: no
+/// new PID namespace here.
+fn fork_in_new_pidns(w: &Warm) -> Option<io::Result<sys::Forked>> {
+    // No signal handler of the host may run (and fork) while this thread's children are born in
+    // the pod's PID namespace.
+    let mask = sys::block_all();
+    if sys::unshare(libc::CLONE_NEWPID).is_err() {
+        sys::set_mask(&mask);
+        return None;
+    }
+    // SAFETY: the child is a warm pod's test, or a waiting copy that becomes one (`lend`): it
+    // enters the blank with system calls and the runtime's lock-free state
+    // (`pod::enter_warm`), then runs the host's code as a pod, the design's trade-off (README,
+    // limitations: only the calling thread); signals are blocked meanwhile.
+    let forked = unsafe { sys::fork() };
+    if !matches!(forked, Ok(sys::Forked::Child)) {
+        if let Err(e) = sys::setns(w.orig_pidns.raw(), libc::CLONE_NEWPID) {
+            eprintln!("invite: cannot switch back to the host's PID namespace: {e}");
+        }
+    }
+    sys::set_mask(&mask);
+    Some(forked)
+}
+
+/// In a warm test, just forked (or a waiting copy that borrowed its blank): report who it is,
+/// enter the blank, and become the pod. Returns `Ckpt::Pod(id)` in the pod, fully isolated.
+#[allow(clippy::too_many_arguments)]
+fn enter(
+    rt: &Runtime,
+    plan: &Plan,
+    w: &Warm,
+    kind: PodKind,
+    id: u32,
+    origin: crate::record::Origin,
+    t0: u64,
+    taken: &stock::Taken,
+) -> Ckpt {
+    let info = PodInfo::new(rt, kind, rt.pod_path(id), origin, t0);
+    pod::report_frame_on(taken.st_w, b'I', &info.encode());
+    let fds = pod::scan_fds(&[], t0);
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok());
+    let spec = PodSpec {
+        isolation: Isolation::Pod,
+        plan: Some(plan),
+        fds: &fds,
+        cwd,
+        timeout_ms: info.timeout_ms,
+        signals: None,
+        own_page: rt.ledger() as *const _ as usize,
+    };
+    let ch = Channels {
+        status_r: -1,
+        status_w: taken.st_w,
+        out_r: -1,
+        out_w: taken.out_w,
+    };
+    let entry = WarmEntry {
+        mnt: taken.mnt,
+        ipc: taken.ipc,
+        uts: taken.uts,
+        root: &w.root,
+        has_proc: w.has_proc,
+        netns: plan.netns_fd,
+        host_pidfd: w.host_pidfd.raw(),
+        doorbell: w.doorbell.raw(),
+    };
+    pod::enter_warm(&spec, &ch, &entry);
+    crate::afterfork::pod_test(rt, &info.path);
+    Ckpt::Pod(id)
+}
+
+/// Fork a call's waiting copy the warm way (`lend`), if warm pods are on here: PID 1 of a PID
+/// namespace of its own, it waits for its slot, borrows a blank and enters it. `None`: wait
+/// the cold way. In the host returns `Ckpt::Original`; in the pod `Ckpt::Pod(id)`.
+pub fn start_waiting(
+    rt: &Runtime,
+    plan: &Plan,
+    kind: PodKind,
+    id: u32,
+    origin: crate::record::Origin,
+    ticket: crate::queue::Ticket,
+) -> Option<io::Result<Ckpt>> {
+    let w = for_pod(rt, plan)?;
+    crate::reap::ensure();
+    let t0 = sys::monotonic_ns();
+    let forked = fork_in_new_pidns(w)?;
+    match forked {
+        Err(e) => Some(Err(e)),
+        Ok(sys::Forked::Parent(pid)) => {
+            let pause = sys::monotonic_ns() - t0;
+            crate::admit::charge_pause(rt.ledger(), pause);
+            rt.ledger().queue().set_pid(ticket, pid as u32);
+            if !lend::register(pid, ticket, id) {
+                crate::reap::reap_when_over(pid);
+            }
+            Some(Ok(Ckpt::Original))
+        }
         Ok(sys::Forked::Child) => {
-            let info = PodInfo::new(rt, kind, rt.pod_path(id), origin, t0);
-            pod::report_frame_on(taken.st_w, b'I', &info.encode());
-            let fds = pod::scan_fds(&[], t0);
-            let cwd = std::env::current_dir()
-                .ok()
-                .and_then(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok());
-            let spec = PodSpec {
-                isolation: Isolation::Pod,
-                plan: Some(plan),
-                fds: &fds,
-                cwd,
-                timeout_ms: info.timeout_ms,
-                signals: None,
-                own_page: rt.ledger() as *const _ as usize,
+            // The fork's handlers marked this copy as not the stock's owner; it borrows.
+            let w = WARM.get().and_then(Option::as_ref)?;
+            if !crate::admit::wait_in_own_pidns(rt, ticket, w.host_pidfd.raw()) {
+                sys::exit_now(0);
+            }
+            let Some(taken) = lend::borrow(rt, w.lend_peer.as_fd(), w.host_pidfd.raw(), ticket)
+            else {
+                if let PodKind::Site { site, owner } = kind {
+                    crate::record::journal_start_failure(
+                        site,
+                        owner,
+                        "the call waited for a slot, then no prepared blank came within 60 s, or building them failed (warm pods)",
+                    );
+                }
+                sys::exit_now(0);
             };
-            let ch = Channels {
-                status_r: -1,
-                status_w: taken.st_w,
-                out_r: -1,
-                out_w: taken.out_w,
-            };
-            let entry = WarmEntry {
-                mnt: taken.mnt,
-                ipc: taken.ipc,
-                uts: taken.uts,
-                root: &w.root,
-                has_proc: w.has_proc,
-                netns: plan.netns_fd,
-                host_pidfd: w.host_pidfd.raw(),
-                doorbell: w.doorbell.raw(),
-            };
-            pod::enter_warm(&spec, &ch, &entry);
-            crate::afterfork::pod_test(rt, &info.path);
-            Some(Ok(Ckpt::Pod(id)))
+            let t0 = sys::monotonic_ns();
+            Some(Ok(enter(rt, plan, w, kind, id, origin, t0, &taken)))
         }
     }
 }

@@ -43,11 +43,18 @@ pub fn started(slot: usize) {
     let _ = GUARD.try_with(|_| ());
 }
 
-/// At load, on the thread that loads the library (most often the one that calls `ckpt()`):
-/// register its destructor now (a first use allocates and takes glibc's locks: ~15 µs of the
-/// first warm pod's pause otherwise).
-pub fn ahead() {
+/// On this thread, register the guard's destructor now: at load, on the thread that loads the
+/// library (most often the one that calls `ckpt()`; a first use allocates and takes glibc's
+/// locks: ~15 µs of the first warm pod's pause otherwise), and in the host having forked a
+/// waiting copy (`lend`) on this thread: the thread's end waits for the pods it started, that
+/// one's included once it runs.
+pub fn guard_this_thread() {
     let _ = GUARD.try_with(|_| ());
+}
+
+/// In the watcher: a waiting copy forked by thread `tid` runs its pod in blank `slot` now.
+pub fn started_by(slot: usize, tid: i32) {
+    OWNER[slot].store(tid, Ordering::Release);
 }
 
 /// In the watcher: the pod of blank `slot` is over.

@@ -77,6 +77,11 @@ pub fn take() -> Option<Taken> {
 /// Building blanks failed: no use waiting for one.
 static FAILED: AtomicBool = AtomicBool::new(false);
 
+/// Whether building blanks failed (none will come).
+pub fn failed() -> bool {
+    FAILED.load(Ordering::Acquire)
+}
+
 /// `INVITE_WARM=wait`: wait up to a second for a blank.
 pub fn wait_take() -> Option<Taken> {
     let deadline = sys::monotonic_ns() + 1_000_000_000;

@@ -4,12 +4,13 @@
 
 use super::stock::{self, Stock};
 use crate::config::Keep;
+use crate::deadline::{Deadline, Due};
 use crate::deadlock;
 use crate::ownfd::Own;
 use crate::record::{self, read_frames, read_output, Ending, PodInfo};
 use crate::runtime::{self, Runtime};
 use crate::sys;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Pods started by the host and not yet picked up by the watcher (more than blanks can exist).
@@ -91,6 +92,8 @@ pub struct Watcher {
     unregistered_since: Option<u64>,
     /// The next look while nothing happens (`backstop`).
     backstop_ms: i32,
+    /// The waiting copies that will borrow blanks (`lend`).
+    lender: super::lend::Lender,
 }
 
 impl Default for Watcher {
@@ -109,6 +112,7 @@ impl Watcher {
             keep_opened: false,
             unregistered_since: None,
             backstop_ms: BACKSTOP_MIN_MS,
+            lender: Default::default(),
         }
     }
 
@@ -128,6 +132,7 @@ impl Watcher {
             fds.push(fd);
             fds.len() - 1
         });
+        self.lender.prepare(w.lend.as_fd(), fds);
         let now = sys::monotonic_ns();
         let mut timeout: Option<i32> = None;
         for p in &mut self.pods {
@@ -149,16 +154,8 @@ impl Watcher {
             }
             p.polled = (first, fds.len() - first);
             p.look_for_deadlock(now);
-            let deadline = p.deadline(rt);
-            let ending = p.ending.timed_out || p.ending.deadlock.is_some();
-            if now >= deadline && !ending {
-                p.ending.timed_out = true;
-                p.ending.ended_ns = Some(now);
-                // Through the pidfd: if the host's own wait() reaped the test, its pid may be
-                // someone else's by now.
-                sys::pidfd_kill(p.pidfd(), libc::SIGKILL);
-            }
-            let ms = if p.ending.timed_out || p.ending.deadlock.is_some() {
+            let deadline = p.enforce_deadline(rt, now);
+            let ms = if p.ending.cut() {
                 50
             } else {
                 let next = p
@@ -263,6 +260,7 @@ impl Watcher {
                 s.on_builder(rt, plan);
             }
         }
+        self.lender.handle(w.lend.as_fd(), rev);
         if !self.keep_opened {
             self.keep = record::keep_dir(rt);
             self.keep_opened = true;
@@ -341,7 +339,7 @@ impl Pod {
 
     /// Once the test has started (its `S` frame read), look at it for a deadlock when due.
     fn look_for_deadlock(&mut self, now: u64) {
-        if self.exited || self.ending.timed_out || self.ending.deadlock.is_some() {
+        if self.exited || self.ending.cut() {
             return;
         }
         if let (None, Some(t)) = (&self.watch, record::test_started_ns(&self.frames)) {
@@ -362,7 +360,42 @@ impl Pod {
         }
     }
 
-    fn deadline(&self, rt: &Runtime) -> u64 {
+    /// Kill the pod if it is past its deadline, judged on its latest word: a watcher starved of
+    /// CPU on a busy machine may not have read its start, or its end, since. Returns when to
+    /// look again.
+    fn enforce_deadline(&mut self, rt: &Runtime, now: u64) -> u64 {
+        let plain = self.deadline(rt).plain();
+        let ending = self.ending.cut();
+        if ending || now < plain {
+            return plain;
+        }
+        self.pump(rt);
+        self.look_for_deadlock(now);
+        let over = sys::poll_in(&[self.pidfd()], 0, &mut [0]).unwrap_or(0) > 0;
+        if over || self.ending.deadlock.is_some() {
+            return now; // over: reaped after the poll, its pidfd being ready
+        }
+        match self.deadline(rt).look(now, self.pid) {
+            Due::At(t) => t,
+            Due::Over { waited_ns } => {
+                self.ending.ended_ns = Some(now);
+                let d = self.deadline(rt);
+                if d.test {
+                    self.ending.timed_out = true;
+                    self.ending.notes.extend(crate::deadline::note(waited_ns));
+                } else {
+                    let ms = d.timeout_ns / 1_000_000;
+                    self.ending.setup_error = Some(crate::deadline::setup_error(ms));
+                }
+                // Through the pidfd: if the host's own wait() reaped the test, its pid may be
+                // someone else's by now.
+                sys::pidfd_kill(self.pidfd(), libc::SIGKILL);
+                now
+            }
+        }
+    }
+
+    fn deadline(&self, rt: &Runtime) -> Deadline {
         let ms = self.info.as_ref().map_or_else(
             || {
                 rt.config
@@ -371,7 +404,11 @@ impl Pod {
             },
             |i| i.timeout_ms,
         );
-        self.test_t0.unwrap_or(self.t0) + ms * 1_000_000
+        let mut d = Deadline::new(self.t0, ms);
+        if let Some(t) = self.test_t0 {
+            d.test_started(t);
+        }
+        d
     }
 
     /// Read what the pod wrote; learn who it is from its first frame.

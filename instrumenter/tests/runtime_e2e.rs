@@ -9,6 +9,17 @@ use support::*;
 /// Instrument fixtures/c/DIR/NAME.c, build it against the runtime, run it with every test
 /// sampled; returns (stdout, the journal's `kind:"test"` lines, the whole journal).
 fn run_fixture(dir: &str, name: &str) -> Option<(String, Vec<String>, String)> {
+    run_fixture_with(dir, name, "gcc", &[], &[])
+}
+
+/// As `run_fixture`, compiled by `cc`, run with `args` and the extra environment `env`.
+fn run_fixture_with(
+    dir: &str,
+    name: &str,
+    cc: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Option<(String, Vec<String>, String)> {
     let Some(rt) = invite_instrumenter::Runtime::locate()
         .ok()
         .filter(|r| r.library.is_some())
@@ -27,7 +38,7 @@ fn run_fixture(dir: &str, name: &str) -> Option<(String, Vec<String>, String)> {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let exe = tmp.path().join(name);
-    let mut cmd = Command::new("gcc");
+    let mut cmd = Command::new(cc);
     cmd.args(["-std=gnu99", "-Wall", "-Wextra", "-Werror"])
         .arg(rt.cflags())
         .arg(&out)
@@ -39,6 +50,8 @@ fn run_fixture(dir: &str, name: &str) -> Option<(String, Vec<String>, String)> {
     let journal = tmp.path().join("invite.jsonl");
     let o = output_within(
         Command::new(&exe)
+            .args(args)
+            .envs(env.iter().copied())
             .env("INVITE_PROBABILITY", "1")
             .env("INVITE_MAX_OVERHEAD", "off")
             .env("INVITE_MAX_CONCURRENT", "16")
@@ -155,4 +168,46 @@ fn an_instrumented_allocator_is_not_tested_from_inside_the_runtime() {
     );
     // main grows its buffer four times: four tests, none of a call the runtime made.
     assert_eq!(tests.len(), 4, "{text}");
+}
+
+/// A library with its own `pthread_atfork` prepare handler that takes the lock its instrumented
+/// function runs under (jemalloc's shape): glibc's `fork` would run that handler in the sampled
+/// call and the host would wait for itself for ever (issue #16). The runtime's fork runs only its
+/// own handlers: the host finishes with its own result, the test that only reads passes, and the
+/// test that takes the lock its pod inherited held is named a deadlock (`error`). With a thread
+/// of the program's own and glibc's malloc, `INVITE_FORK=direct` is what does it (the default
+/// there is glibc's fork, for its malloc and stdio resets: README, "What the pod inherits").
+#[test]
+fn a_programs_atfork_handler_does_not_run_in_the_runtimes_fork() {
+    let direct = [("INVITE_FORK", "direct")];
+    for cc in compilers() {
+        for (args, env) in [(&[][..], &[][..]), (&["threads"][..], &direct[..])] {
+            let Some((stdout, tests, text)) = run_fixture_with("atfork", "table", cc, args, env)
+            else {
+                return;
+            };
+            assert_eq!(stdout, "sum 60\n", "{cc} {args:?}");
+            let of = |test: &str| {
+                tests
+                    .iter()
+                    .filter(|l| l.contains(&format!("\"test\":\"{test}\"")))
+                    .collect::<Vec<_>>()
+            };
+            // Three calls, every one sampled.
+            let (reads, relocks) = (of("slot_in_range"), of("sum_under_held_lock"));
+            assert_eq!(
+                (reads.len(), relocks.len()),
+                (3, 3),
+                "{cc} {args:?}: {text}"
+            );
+            assert!(
+                reads.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
+                "{text}"
+            );
+            for l in relocks {
+                assert!(l.contains("\"outcome\":\"error\""), "{cc} {args:?}: {l}");
+                assert!(l.contains("deadlock") && l.contains("table_lock"), "{l}");
+            }
+        }
+    }
 }

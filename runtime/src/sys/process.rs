@@ -5,35 +5,6 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::RawFd;
 
-/// Which side of a fork we are on.
-pub enum Forked {
-    Parent(libc::pid_t),
-    Child,
-}
-
-/// glibc's fork: runs the atfork handlers, so malloc and stdio locks are reset in the child.
-///
-/// # Safety
-///
-/// The child has only the calling thread. Whatever another thread of the parent held at the
-/// fork (a lock, a half-updated structure) stays held or half-updated in the child for ever,
-/// so the caller must make sure the child touches none of it: either the process is
-/// single-threaded, or the child uses only async-signal-safe calls, state that glibc's atfork
-/// handlers reset (malloc, stdio) and the runtime's lock-free state, then ends with
-/// [`exit_now`] or `exec`. A child that goes on to run the host's own code (a pod's test) is
-/// that caller's documented trade-off and must say so where it forks. The child also inherits
-/// every descriptor: the caller closes what the child must not hold.
-pub unsafe fn fork() -> io::Result<Forked> {
-    // SAFETY: fork itself has no memory-safety precondition; what the child may do afterwards
-    // is this function's caller's obligation (see `# Safety`).
-    let pid = unsafe { libc::fork() };
-    match pid {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
-        p => Ok(Forked::Parent(p)),
-    }
-}
-
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and skips atexit handlers and stdio flushing on purpose: a
     // forked copy must not flush the host's buffers or run the host's exit handlers.
@@ -124,21 +95,40 @@ pub fn spawn_thread(
 ) -> io::Result<()> {
     // SAFETY: zeroed storage for `pthread_attr_init`, which initializes it; destroyed below.
     let mut attr: libc::pthread_attr_t = unsafe { std::mem::zeroed() };
+    // Counted while it may run: the runtime's forks tell its threads from the program's.
+    super::fork::runtime_thread_started();
     // SAFETY: `attr` is valid storage, initialized first; `tid` is written by pthread_create;
-    // `run` is a plain function taking a null argument.
+    // `counted` is a plain function, given `run` (a function pointer) as its argument.
     let err = unsafe {
         libc::pthread_attr_init(&mut attr);
         libc::pthread_attr_setstacksize(&mut attr, stack.max(libc::PTHREAD_STACK_MIN));
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
         let mut tid: libc::pthread_t = 0;
-        let err = libc::pthread_create(&mut tid, &attr, run, std::ptr::null_mut());
+        let err = libc::pthread_create(&mut tid, &attr, counted, run as *mut libc::c_void);
         libc::pthread_attr_destroy(&mut attr);
         err
     };
     match err {
         0 => Ok(()),
-        e => Err(io::Error::from_raw_os_error(e)),
+        e => {
+            super::fork::runtime_thread_ended();
+            Err(io::Error::from_raw_os_error(e))
+        }
     }
+}
+
+/// A runtime thread's start: `run` (the argument), then no longer counted.
+extern "C" fn counted(run: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: `spawn_thread` passes exactly such a function pointer as the argument.
+    let run = unsafe {
+        std::mem::transmute::<
+            *mut libc::c_void,
+            extern "C" fn(*mut libc::c_void) -> *mut libc::c_void,
+        >(run)
+    };
+    let r = run(std::ptr::null_mut());
+    super::fork::runtime_thread_ended();
+    r
 }
 
 pub fn set_name(name: &CStr) {
@@ -241,29 +231,6 @@ pub fn monotonic_ns() -> u64 {
 /// CPU time of the calling thread.
 pub fn thread_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
-}
-
-/// Run `prepare` before every fork of this process, and `parent` and `child` after it in each
-/// (`pthread_atfork`).
-///
-/// # Safety
-///
-/// As for [`at_fork_child`]: each must be async-signal-safe (atomics, system calls; no
-/// allocation, no lock), `prepare` included (a fork may come from a signal handler).
-pub unsafe fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
-    // SAFETY: registering handlers is always sound; what they do is the caller's obligation.
-    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-}
-
-/// Run `child` in the child of every fork of this process (`pthread_atfork`).
-///
-/// # Safety
-///
-/// `child` runs in the child of any fork, whatever the other threads of the parent held: it
-/// must be async-signal-safe (atomic stores, system calls; no allocation, no lock).
-pub unsafe fn at_fork_child(child: extern "C" fn()) {
-    // SAFETY: registering a handler is always sound; what it does is the caller's obligation.
-    unsafe { libc::pthread_atfork(None, None, Some(child)) };
 }
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {

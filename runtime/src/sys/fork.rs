@@ -1,0 +1,316 @@
+//! The runtime's fork: its own atfork steps, never the program's.
+//!
+//! glibc's `fork` runs every `pthread_atfork` handler of the process. A program's prepare handler
+//! may take a lock the forking thread already holds: jemalloc's takes every jemalloc mutex, and a
+//! sampled jemalloc function can be running under one of them, so the host would wait for itself
+//! for ever. The runtime therefore forks with `_Fork` (glibc 2.34 and later: the system call and
+//! the thread's own fix-ups — its TID, its robust-mutex list —, no handler) and runs the handlers
+//! the runtime registered ([`at_fork`], [`at_fork_child`]) itself, in glibc's order: prepare
+//! handlers last-registered first, parent and child handlers first-registered first. They stay
+//! registered with `pthread_atfork` too, for the program's own forks.
+//!
+//! What else glibc's `fork` does, only when the process has more than one thread: it takes
+//! malloc's arena locks, the stdio list lock and the NSS lock before the fork, and resets them
+//! and every `FILE`'s lock in the child, so that the child's `malloc` and `printf` never wait for
+//! a thread that is not there. `_Fork` does none of it. Where that matters is the rule of
+//! [`fork`] (`INVITE_FORK`, [`ForkVia`]): by default glibc's `fork` is used only when the
+//! program allocates with glibc's malloc and has a thread of its own besides the forking one
+//! (the runtime's own thread uses neither C stdio nor the forking thread's arena).
+
+use std::io;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+/// Which side of a fork we are on.
+pub enum Forked {
+    Parent(libc::pid_t),
+    Child,
+}
+
+/// Which fork the runtime's forks use (`INVITE_FORK`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForkVia {
+    /// `_Fork` and the runtime's own handlers, unless the process allocates with glibc's malloc
+    /// and has a thread besides the forking one and the runtime's: then glibc's `fork`.
+    Auto,
+    /// Always glibc's `fork`: every atfork handler of the program runs.
+    Libc,
+    /// Always `_Fork` and the runtime's own handlers.
+    Direct,
+}
+
+const AUTO: u8 = 0;
+const LIBC: u8 = 1;
+const DIRECT: u8 = 2;
+static VIA: AtomicU8 = AtomicU8::new(AUTO);
+
+/// Set the rule every later fork of the runtime follows (once, when the runtime is built), and
+/// look up now what the rule needs: `_Fork`, and whose `malloc` the program calls.
+pub fn set_fork_via(via: ForkVia) {
+    let v = match via {
+        ForkVia::Auto => AUTO,
+        ForkVia::Libc => LIBC,
+        ForkVia::Direct => DIRECT,
+    };
+    VIA.store(v, Ordering::Relaxed);
+    let _ = underscore_fork();
+    let _ = malloc_is_glibcs();
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: `forget_runtime_threads` only stores to an atomic (async-signal-safe).
+    ONCE.call_once(|| unsafe { at_fork_child(forget_runtime_threads) });
+}
+
+/// Fork the calling process: glibc's `fork` or `_Fork` with the runtime's own handlers, by the
+/// rule of [`ForkVia`] (see the module's top).
+///
+/// # Safety
+///
+/// The child has only the calling thread. Whatever another thread of the parent held at the
+/// fork (a lock, a half-updated structure) stays held or half-updated in the child for ever,
+/// and so does what the calling thread itself held (the program's atfork handlers, which might
+/// have made it consistent, do not run unless glibc's `fork` was chosen). The caller must make
+/// sure the child touches none of it: either the process is single-threaded and held nothing,
+/// or the child uses only async-signal-safe calls, allocation (reset or unshared by the rule)
+/// and the runtime's lock-free state, then ends with [`super::exit_now`] or `exec`. A child
+/// that goes on to run the host's own code (a pod's test) is that caller's documented
+/// trade-off and must say so where it forks. The child also inherits every descriptor: the
+/// caller closes what the child must not hold.
+pub unsafe fn fork() -> io::Result<Forked> {
+    let via = VIA.load(Ordering::Relaxed);
+    let direct = match underscore_fork() {
+        None => false,
+        Some(_) if via == LIBC => false,
+        Some(_) if via == DIRECT => true,
+        Some(_) => !malloc_is_glibcs() || !other_threads_possible(),
+    };
+    if direct {
+        // SAFETY: the caller's obligation (above).
+        unsafe { fork_direct() }
+    } else {
+        // SAFETY: the caller's obligation (above).
+        unsafe { fork_libc() }
+    }
+}
+
+/// glibc's fork: runs every atfork handler, so malloc and stdio locks are reset in the child.
+///
+/// # Safety
+///
+/// As for [`fork`].
+unsafe fn fork_libc() -> io::Result<Forked> {
+    // SAFETY: fork itself has no memory-safety precondition; what the child may do afterwards
+    // is this function's caller's obligation.
+    let pid = unsafe { libc::fork() };
+    forked(pid)
+}
+
+fn forked(pid: libc::pid_t) -> io::Result<Forked> {
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        p => Ok(Forked::Parent(p)),
+    }
+}
+
+/// `_Fork` between the runtime's own handlers.
+///
+/// # Safety
+///
+/// As for [`fork`].
+unsafe fn fork_direct() -> io::Result<Forked> {
+    let Some(f) = underscore_fork() else {
+        // SAFETY: the caller's obligation.
+        return unsafe { fork_libc() };
+    };
+    let n = registered();
+    for i in (0..n).rev() {
+        run(&HANDLERS[i].prepare);
+    }
+    // SAFETY: `_Fork` has no memory-safety precondition; the child's obligations are the
+    // caller's.
+    let pid = unsafe { f() };
+    // Before the handlers, which may make system calls of their own.
+    let result = forked(pid);
+    for h in &HANDLERS[..n] {
+        run(if pid == 0 { &h.child } else { &h.parent });
+    }
+    if pid == 0 {
+        forget_runtime_threads();
+    }
+    result
+}
+
+/// The runtime's atfork handlers, in the order they were registered.
+struct Handlers {
+    prepare: AtomicUsize,
+    parent: AtomicUsize,
+    child: AtomicUsize,
+    /// Written in full: a fork may run it.
+    ready: AtomicUsize,
+}
+
+const MAX_HANDLERS: usize = 16;
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY: Handlers = Handlers {
+    prepare: AtomicUsize::new(0),
+    parent: AtomicUsize::new(0),
+    child: AtomicUsize::new(0),
+    ready: AtomicUsize::new(0),
+};
+static HANDLERS: [Handlers; MAX_HANDLERS] = [EMPTY; MAX_HANDLERS];
+static RESERVED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many leading entries of `HANDLERS` are complete.
+fn registered() -> usize {
+    let n = RESERVED.load(Ordering::Acquire).min(MAX_HANDLERS);
+    HANDLERS[..n]
+        .iter()
+        .take_while(|h| h.ready.load(Ordering::Acquire) != 0)
+        .count()
+}
+
+fn run(slot: &AtomicUsize) {
+    let f = slot.load(Ordering::Relaxed);
+    if f != 0 {
+        // SAFETY: only `register` stores here, and only `extern "C" fn()` pointers.
+        let f: extern "C" fn() = unsafe { std::mem::transmute::<usize, extern "C" fn()>(f) };
+        f();
+    }
+}
+
+fn register(
+    prepare: Option<extern "C" fn()>,
+    parent: Option<extern "C" fn()>,
+    child: extern "C" fn(),
+) {
+    let i = RESERVED.fetch_add(1, Ordering::AcqRel);
+    // A fixed handful of runtime modules register one each.
+    assert!(
+        i < MAX_HANDLERS,
+        "more than {MAX_HANDLERS} runtime atfork handlers"
+    );
+    let h = &HANDLERS[i];
+    h.prepare
+        .store(prepare.map_or(0, |f| f as usize), Ordering::Relaxed);
+    h.parent
+        .store(parent.map_or(0, |f| f as usize), Ordering::Relaxed);
+    h.child.store(child as usize, Ordering::Relaxed);
+    h.ready.store(1, Ordering::Release);
+}
+
+/// Run `prepare` before every fork of this process, and `parent` and `child` after it in each
+/// (`pthread_atfork`, and the runtime's own forks, which run no other handler).
+///
+/// # Safety
+///
+/// As for [`at_fork_child`]: each must be async-signal-safe (atomics, system calls; no
+/// allocation, no lock), `prepare` included (a fork may come from a signal handler).
+pub unsafe fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
+    // SAFETY: registering handlers is always sound; what they do is the caller's obligation.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    register(Some(prepare), Some(parent), child);
+}
+
+/// Run `child` in the child of every fork of this process (`pthread_atfork`, and the runtime's
+/// own forks).
+///
+/// # Safety
+///
+/// `child` runs in the child of any fork, whatever the other threads of the parent held: it
+/// must be async-signal-safe (atomic stores, system calls; no allocation, no lock).
+pub unsafe fn at_fork_child(child: extern "C" fn()) {
+    // SAFETY: registering a handler is always sound; what it does is the caller's obligation.
+    unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    register(None, None, child);
+}
+
+type UnderscoreFork = unsafe extern "C" fn() -> libc::pid_t;
+
+/// glibc's `_Fork`, looked up once (absent before glibc 2.34: then every fork is glibc's).
+fn underscore_fork() -> Option<UnderscoreFork> {
+    const UNKNOWN: usize = 1;
+    static FORK: AtomicUsize = AtomicUsize::new(UNKNOWN);
+    let mut f = FORK.load(Ordering::Relaxed);
+    if f == UNKNOWN {
+        f = symbol(c"_Fork");
+        FORK.store(f, Ordering::Relaxed);
+    }
+    // SAFETY: a non-null address dlsym gave for `_Fork`, whose type this is.
+    (f != 0).then(|| unsafe { std::mem::transmute::<usize, UnderscoreFork>(f) })
+}
+
+/// The address the dynamic linker gives `name` for the whole process (0: none).
+fn symbol(name: &std::ffi::CStr) -> usize {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads.
+    unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) as usize }
+}
+
+/// Whether the program's `malloc` is glibc's own (not jemalloc, tcmalloc or another allocator
+/// that replaces it, and registers atfork handlers of its own for its own locks).
+fn malloc_is_glibcs() -> bool {
+    const UNKNOWN: u8 = 0;
+    const GLIBC: u8 = 1;
+    const OTHER: u8 = 2;
+    static WHOSE: AtomicU8 = AtomicU8::new(UNKNOWN);
+    let mut w = WHOSE.load(Ordering::Relaxed);
+    if w == UNKNOWN {
+        let (malloc, glibc) = (symbol(c"malloc"), symbol(c"__libc_malloc"));
+        // Without the answer (a static glibc), glibc's fork keeps its locks safe.
+        w = if malloc != 0 && glibc != 0 && malloc != glibc {
+            OTHER
+        } else {
+            GLIBC
+        };
+        WHOSE.store(w, Ordering::Relaxed);
+    }
+    w == GLIBC
+}
+
+/// Threads the runtime started in this process (`spawn_thread`): they allocate from their own
+/// arenas and use no C stdio, so they do not need glibc's fork.
+static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+pub(super) fn runtime_thread_started() {
+    RUNTIME_THREADS.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(super) fn runtime_thread_ended() {
+    RUNTIME_THREADS.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// In a child: the runtime's threads stayed in the parent.
+extern "C" fn forget_runtime_threads() {
+    RUNTIME_THREADS.store(0, Ordering::Relaxed);
+}
+
+/// Whether a thread of the program's own besides the calling one may exist (the count of
+/// `/proc/self/stat`, less the runtime's; unreadable: yes).
+fn other_threads_possible() -> bool {
+    match num_threads() {
+        Some(n) => n > 1 + RUNTIME_THREADS.load(Ordering::Relaxed),
+        None => true,
+    }
+}
+
+/// The process's thread count, field 20 of `/proc/self/stat` (read without allocating).
+fn num_threads() -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    let fd = super::open(c"/proc/self/stat", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = super::read(fd.as_raw_fd(), &mut buf).ok()?;
+    parse_num_threads(&buf[..n])
+}
+
+/// Field 20 of a `stat` line; the command name (field 2) may hold spaces and parentheses, so
+/// fields are counted from its last `)`.
+fn parse_num_threads(stat: &[u8]) -> Option<usize> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let field = stat[close + 1..]
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .nth(17)?;
+    std::str::from_utf8(field).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+#[path = "fork_tests.rs"]
+mod tests;

@@ -12,10 +12,11 @@
 //! What else glibc's `fork` does, only when the process has more than one thread: it takes
 //! malloc's arena locks, the stdio list lock and the NSS lock before the fork, and resets them
 //! and every `FILE`'s lock in the child, so that the child's `malloc` and `printf` never wait for
-//! a thread that is not there. `_Fork` does none of it. Where that matters is the rule of
-//! [`fork`] (`INVITE_FORK`, [`ForkVia`]): by default glibc's `fork` is used only when the
-//! program allocates with glibc's malloc and has a thread of its own besides the forking one
-//! (the runtime's own thread uses neither C stdio nor the forking thread's arena).
+//! a thread that is not there. `_Fork` does none of it. The stdio steps use functions glibc
+//! exports, so the direct fork takes them too; malloc's and NSS's do not. Where malloc's matter
+//! is the rule of [`fork`] (`INVITE_FORK`, [`ForkVia`]): by default glibc's `fork` is used only
+//! when the program allocates with glibc's malloc and has a thread of its own besides the
+//! forking one (the runtime's own thread does not allocate from the forking thread's arena).
 
 use std::io;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -125,11 +126,20 @@ unsafe fn fork_direct() -> io::Result<Forked> {
     for i in (0..n).rev() {
         run(&HANDLERS[i].prepare);
     }
+    // SAFETY: glibc's own step of its fork, with the same pairing: unlocked in the parent,
+    // reset in the child, below.
+    unsafe { _IO_list_lock() };
     // SAFETY: `_Fork` has no memory-safety precondition; the child's obligations are the
     // caller's.
     let pid = unsafe { f() };
     // Before the handlers, which may make system calls of their own.
     let result = forked(pid);
+    if pid == 0 {
+        reset_stdio_locks();
+    } else {
+        // SAFETY: taken above by this thread.
+        unsafe { _IO_list_unlock() };
+    }
     for h in &HANDLERS[..n] {
         run(if pid == 0 { &h.child } else { &h.parent });
     }
@@ -137,6 +147,76 @@ unsafe fn fork_direct() -> io::Result<Forked> {
         forget_runtime_threads();
     }
     result
+}
+
+// glibc's stdio list, exported since glibc 2.2.5 for programs that walk it; its `fork` uses the
+// same steps.
+extern "C" {
+    fn _IO_list_lock();
+    fn _IO_list_unlock();
+    fn _IO_list_resetlock();
+    fn _IO_iter_begin() -> *mut libc::c_void;
+    fn _IO_iter_end() -> *mut libc::c_void;
+    fn _IO_iter_next(i: *mut libc::c_void) -> *mut libc::c_void;
+    fn _IO_iter_file(i: *mut libc::c_void) -> *mut FilePrefix;
+}
+
+/// The start of glibc's `struct _IO_FILE` (bits/types/struct_FILE.h), up to its lock.
+#[repr(C)]
+struct FilePrefix {
+    flags: libc::c_int,
+    /// `_IO_read_ptr` to `_IO_save_end`.
+    pointers: [*mut libc::c_char; 11],
+    markers: *mut libc::c_void,
+    chain: *mut libc::c_void,
+    fileno: libc::c_int,
+    flags2: libc::c_int,
+    old_offset: libc::off_t,
+    cur_column: libc::c_ushort,
+    vtable_offset: libc::c_schar,
+    shortbuf: [libc::c_char; 1],
+    lock: *mut StdioLock,
+}
+
+// Where glibc's header puts it on 64-bit targets (`offsetof(FILE, _lock)`).
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::offset_of!(FilePrefix, lock) == 136);
+
+/// glibc's `_IO_lock_t`: a recursive lock, all zeros when free.
+#[repr(C)]
+struct StdioLock {
+    lock: libc::c_int,
+    cnt: libc::c_int,
+    owner: *mut libc::c_void,
+}
+
+/// A stream that does its own locking (`__fsetlocking(FSETLOCKING_BYCALLER)`) is not reset.
+const IO_USER_LOCK: libc::c_int = 0x8000;
+
+/// In the child of a direct fork, as glibc's fork does: the stdio list's lock, taken before the
+/// fork, and every stream's lock, which a thread that is not in the child may have held, are
+/// free again (the calling thread is the child's only one).
+fn reset_stdio_locks() {
+    // SAFETY: the child's only thread walks glibc's list of streams with glibc's own iterator
+    // while holding the list's lock (taken before the fork); each `FILE` starts with the public
+    // prefix above, and a stream without IO_USER_LOCK has a valid `_lock`, which glibc's fork
+    // sets to its initial value the same way.
+    unsafe {
+        let end = _IO_iter_end();
+        let mut i = _IO_iter_begin();
+        while i != end {
+            let f = _IO_iter_file(i);
+            if (*f).flags & IO_USER_LOCK == 0 && !(*f).lock.is_null() {
+                (*f).lock.write(StdioLock {
+                    lock: 0,
+                    cnt: 0,
+                    owner: std::ptr::null_mut(),
+                });
+            }
+            i = _IO_iter_next(i);
+        }
+        _IO_list_resetlock();
+    }
 }
 
 /// The runtime's atfork handlers, in the order they were registered.

@@ -9,16 +9,15 @@ use support::*;
 /// Instrument fixtures/c/DIR/NAME.c, build it against the runtime, run it with every test
 /// sampled; returns (stdout, the journal's `kind:"test"` lines, the whole journal).
 fn run_fixture(dir: &str, name: &str) -> Option<(String, Vec<String>, String)> {
-    run_fixture_with(dir, name, "gcc", &[], &[])
+    run_fixture_with(dir, name, "gcc", &[])
 }
 
-/// As `run_fixture`, compiled by `cc`, run with `args` and the extra environment `env`.
+/// As `run_fixture`, compiled by `cc`, run with `args`.
 fn run_fixture_with(
     dir: &str,
     name: &str,
     cc: &str,
     args: &[&str],
-    env: &[(&str, &str)],
 ) -> Option<(String, Vec<String>, String)> {
     let Some(rt) = invite_instrumenter::Runtime::locate()
         .ok()
@@ -51,7 +50,6 @@ fn run_fixture_with(
     let o = output_within(
         Command::new(&exe)
             .args(args)
-            .envs(env.iter().copied())
             .env("INVITE_PROBABILITY", "1")
             .env("INVITE_MAX_OVERHEAD", "off")
             .env("INVITE_MAX_CONCURRENT", "16")
@@ -174,16 +172,13 @@ fn an_instrumented_allocator_is_not_tested_from_inside_the_runtime() {
 /// function runs under (jemalloc's shape): glibc's `fork` would run that handler in the sampled
 /// call and the host would wait for itself for ever (issue #16). The runtime's fork runs only its
 /// own handlers: the host finishes with its own result, the test that only reads passes, and the
-/// test that takes the lock its pod inherited held is named a deadlock (`error`). With a thread
-/// of the program's own and glibc's malloc, `INVITE_FORK=direct` is what does it (the default
-/// there is glibc's fork, for its malloc and stdio resets: README, "What the pod inherits").
+/// test that takes the lock its pod inherited held is named a deadlock (`error`). Alone, and with
+/// a thread of the program's own running.
 #[test]
 fn a_programs_atfork_handler_does_not_run_in_the_runtimes_fork() {
-    let direct = [("INVITE_FORK", "direct")];
     for cc in compilers() {
-        for (args, env) in [(&[][..], &[][..]), (&["threads"][..], &direct[..])] {
-            let Some((stdout, tests, text)) = run_fixture_with("atfork", "table", cc, args, env)
-            else {
+        for args in [&[][..], &["threads"][..]] {
+            let Some((stdout, tests, text)) = run_fixture_with("atfork", "table", cc, args) else {
                 return;
             };
             assert_eq!(stdout, "sum 60\n", "{cc} {args:?}");

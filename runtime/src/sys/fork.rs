@@ -12,14 +12,14 @@
 //! What else glibc's `fork` does, only when the process has more than one thread: it takes
 //! malloc's arena locks, the stdio list lock and the NSS lock before the fork, and resets them
 //! and every `FILE`'s lock in the child, so that the child's `malloc` and `printf` never wait for
-//! a thread that is not there. `_Fork` does none of it. The stdio steps use functions glibc
-//! exports, so the direct fork takes them too; malloc's and NSS's do not. Where malloc's matter
-//! is the rule of [`fork`] (`INVITE_FORK`, [`ForkVia`]): by default glibc's `fork` is used only
-//! when the program allocates with glibc's malloc and has a thread of its own besides the
-//! forking one (the runtime's own thread does not allocate from the forking thread's arena).
+//! a thread that is not there. `_Fork` does none of it. The stdio steps go through functions
+//! glibc exports, so the direct fork takes them too; malloc's and NSS's have no such entry
+//! point. Whether the program's handlers may run is `INVITE_FORK` ([`ForkVia`]): not by default,
+//! since no rule can tell from outside whether a handler takes a lock the sampled call holds
+//! (jemalloc's own tests link it under a prefix, next to glibc's malloc).
 
 use std::io;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Which side of a fork we are on.
 pub enum Forked {
@@ -30,38 +30,23 @@ pub enum Forked {
 /// Which fork the runtime's forks use (`INVITE_FORK`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ForkVia {
-    /// `_Fork` and the runtime's own handlers, unless the process allocates with glibc's malloc
-    /// and has a thread besides the forking one and the runtime's: then glibc's `fork`.
-    Auto,
-    /// Always glibc's `fork`: every atfork handler of the program runs.
-    Libc,
-    /// Always `_Fork` and the runtime's own handlers.
+    /// `_Fork`, the runtime's own handlers and glibc's stdio steps: no handler of the program's.
     Direct,
+    /// glibc's `fork`: every atfork handler of the program runs, and malloc's locks are reset.
+    Libc,
 }
 
-const AUTO: u8 = 0;
-const LIBC: u8 = 1;
-const DIRECT: u8 = 2;
-static VIA: AtomicU8 = AtomicU8::new(AUTO);
+static VIA_LIBC: AtomicBool = AtomicBool::new(false);
 
-/// Set the rule every later fork of the runtime follows (once, when the runtime is built), and
-/// look up now what the rule needs: `_Fork`, and whose `malloc` the program calls.
+/// Set which fork every later fork of the runtime makes (once, when the runtime is built), and
+/// look up `_Fork` now, outside any child.
 pub fn set_fork_via(via: ForkVia) {
-    let v = match via {
-        ForkVia::Auto => AUTO,
-        ForkVia::Libc => LIBC,
-        ForkVia::Direct => DIRECT,
-    };
-    VIA.store(v, Ordering::Relaxed);
+    VIA_LIBC.store(via == ForkVia::Libc, Ordering::Relaxed);
     let _ = underscore_fork();
-    let _ = malloc_is_glibcs();
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    // SAFETY: `forget_runtime_threads` only stores to an atomic (async-signal-safe).
-    ONCE.call_once(|| unsafe { at_fork_child(forget_runtime_threads) });
 }
 
-/// Fork the calling process: glibc's `fork` or `_Fork` with the runtime's own handlers, by the
-/// rule of [`ForkVia`] (see the module's top).
+/// Fork the calling process: `_Fork` with the runtime's own handlers, or glibc's `fork` where
+/// `INVITE_FORK=libc` says so ([`ForkVia`], and the module's top).
 ///
 /// # Safety
 ///
@@ -70,25 +55,20 @@ pub fn set_fork_via(via: ForkVia) {
 /// and so does what the calling thread itself held (the program's atfork handlers, which might
 /// have made it consistent, do not run unless glibc's `fork` was chosen). The caller must make
 /// sure the child touches none of it: either the process is single-threaded and held nothing,
-/// or the child uses only async-signal-safe calls, allocation (reset or unshared by the rule)
-/// and the runtime's lock-free state, then ends with [`super::exit_now`] or `exec`. A child
-/// that goes on to run the host's own code (a pod's test) is that caller's documented
+/// or the child uses only async-signal-safe calls, C stdio, the runtime's lock-free state and
+/// allocation, then ends with [`super::exit_now`] or `exec`. (Allocation in the child of the
+/// direct fork may wait for ever on an allocator lock another thread held, or the calling thread
+/// when the allocator is the instrumented code: a hang of that child, never of the parent.) A
+/// child that goes on to run the host's own code (a pod's test) is that caller's documented
 /// trade-off and must say so where it forks. The child also inherits every descriptor: the
 /// caller closes what the child must not hold.
 pub unsafe fn fork() -> io::Result<Forked> {
-    let via = VIA.load(Ordering::Relaxed);
-    let direct = match underscore_fork() {
-        None => false,
-        Some(_) if via == LIBC => false,
-        Some(_) if via == DIRECT => true,
-        Some(_) => !malloc_is_glibcs() || !other_threads_possible(),
-    };
-    if direct {
-        // SAFETY: the caller's obligation (above).
-        unsafe { fork_direct() }
-    } else {
+    if VIA_LIBC.load(Ordering::Relaxed) {
         // SAFETY: the caller's obligation (above).
         unsafe { fork_libc() }
+    } else {
+        // SAFETY: the caller's obligation (above).
+        unsafe { fork_direct() }
     }
 }
 
@@ -142,9 +122,6 @@ unsafe fn fork_direct() -> io::Result<Forked> {
     }
     for h in &HANDLERS[..n] {
         run(if pid == 0 { &h.child } else { &h.parent });
-    }
-    if pid == 0 {
-        forget_runtime_threads();
     }
     result
 }
@@ -322,73 +299,6 @@ fn underscore_fork() -> Option<UnderscoreFork> {
 fn symbol(name: &std::ffi::CStr) -> usize {
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads.
     unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) as usize }
-}
-
-/// Whether the program's `malloc` is glibc's own (not jemalloc, tcmalloc or another allocator
-/// that replaces it, and registers atfork handlers of its own for its own locks).
-fn malloc_is_glibcs() -> bool {
-    const UNKNOWN: u8 = 0;
-    const GLIBC: u8 = 1;
-    const OTHER: u8 = 2;
-    static WHOSE: AtomicU8 = AtomicU8::new(UNKNOWN);
-    let mut w = WHOSE.load(Ordering::Relaxed);
-    if w == UNKNOWN {
-        let (malloc, glibc) = (symbol(c"malloc"), symbol(c"__libc_malloc"));
-        // Without the answer (a static glibc), glibc's fork keeps its locks safe.
-        w = if malloc != 0 && glibc != 0 && malloc != glibc {
-            OTHER
-        } else {
-            GLIBC
-        };
-        WHOSE.store(w, Ordering::Relaxed);
-    }
-    w == GLIBC
-}
-
-/// Threads the runtime started in this process (`spawn_thread`): they allocate from their own
-/// arenas and use no C stdio, so they do not need glibc's fork.
-static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
-
-pub(super) fn runtime_thread_started() {
-    RUNTIME_THREADS.fetch_add(1, Ordering::Relaxed);
-}
-
-pub(super) fn runtime_thread_ended() {
-    RUNTIME_THREADS.fetch_sub(1, Ordering::Relaxed);
-}
-
-/// In a child: the runtime's threads stayed in the parent.
-extern "C" fn forget_runtime_threads() {
-    RUNTIME_THREADS.store(0, Ordering::Relaxed);
-}
-
-/// Whether a thread of the program's own besides the calling one may exist (the count of
-/// `/proc/self/stat`, less the runtime's; unreadable: yes).
-fn other_threads_possible() -> bool {
-    match num_threads() {
-        Some(n) => n > 1 + RUNTIME_THREADS.load(Ordering::Relaxed),
-        None => true,
-    }
-}
-
-/// The process's thread count, field 20 of `/proc/self/stat` (read without allocating).
-fn num_threads() -> Option<usize> {
-    use std::os::fd::AsRawFd;
-    let fd = super::open(c"/proc/self/stat", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
-    let mut buf = [0u8; 1024];
-    let n = super::read(fd.as_raw_fd(), &mut buf).ok()?;
-    parse_num_threads(&buf[..n])
-}
-
-/// Field 20 of a `stat` line; the command name (field 2) may hold spaces and parentheses, so
-/// fields are counted from its last `)`.
-fn parse_num_threads(stat: &[u8]) -> Option<usize> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let field = stat[close + 1..]
-        .split(|&b| b == b' ')
-        .filter(|f| !f.is_empty())
-        .nth(17)?;
-    std::str::from_utf8(field).ok()?.parse().ok()
 }
 
 #[cfg(test)]

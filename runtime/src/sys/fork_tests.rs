@@ -52,15 +52,6 @@ fn a_direct_fork_runs_the_runtimes_handlers_and_not_the_programs() {
     assert!(!PROGRAMS_PREPARE_RAN.with(Cell::get));
 }
 
-#[test]
-fn the_thread_count_is_read_past_a_command_name_with_spaces_and_parentheses() {
-    let line =
-        b"4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 7 0 123 4096 100";
-    assert_eq!(parse_num_threads(line), Some(7));
-    assert_eq!(parse_num_threads(b"4242 (x) S 1"), None);
-    assert!(num_threads().unwrap() >= 1);
-}
-
 extern "C" {
     static mut stderr: *mut libc::FILE;
     fn flockfile(f: *mut libc::FILE);

@@ -95,40 +95,21 @@ pub fn spawn_thread(
 ) -> io::Result<()> {
     // SAFETY: zeroed storage for `pthread_attr_init`, which initializes it; destroyed below.
     let mut attr: libc::pthread_attr_t = unsafe { std::mem::zeroed() };
-    // Counted while it may run: the runtime's forks tell its threads from the program's.
-    super::fork::runtime_thread_started();
     // SAFETY: `attr` is valid storage, initialized first; `tid` is written by pthread_create;
-    // `counted` is a plain function, given `run` (a function pointer) as its argument.
+    // `run` is a plain function taking a null argument.
     let err = unsafe {
         libc::pthread_attr_init(&mut attr);
         libc::pthread_attr_setstacksize(&mut attr, stack.max(libc::PTHREAD_STACK_MIN));
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
         let mut tid: libc::pthread_t = 0;
-        let err = libc::pthread_create(&mut tid, &attr, counted, run as *mut libc::c_void);
+        let err = libc::pthread_create(&mut tid, &attr, run, std::ptr::null_mut());
         libc::pthread_attr_destroy(&mut attr);
         err
     };
     match err {
         0 => Ok(()),
-        e => {
-            super::fork::runtime_thread_ended();
-            Err(io::Error::from_raw_os_error(e))
-        }
+        e => Err(io::Error::from_raw_os_error(e)),
     }
-}
-
-/// A runtime thread's start: `run` (the argument), then no longer counted.
-extern "C" fn counted(run: *mut libc::c_void) -> *mut libc::c_void {
-    // SAFETY: `spawn_thread` passes exactly such a function pointer as the argument.
-    let run = unsafe {
-        std::mem::transmute::<
-            *mut libc::c_void,
-            extern "C" fn(*mut libc::c_void) -> *mut libc::c_void,
-        >(run)
-    };
-    let r = run(std::ptr::null_mut());
-    super::fork::runtime_thread_ended();
-    r
 }
 
 pub fn set_name(name: &CStr) {

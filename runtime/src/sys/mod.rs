@@ -9,9 +9,9 @@
 //!
 //! Why these wrappers and not `rustix`: most of them run in a freshly forked child of a
 //! multithreaded host, where only async-signal-safe, allocation-free code may run before the
-//! pod is isolated; `fork` is glibc's `_Fork` with the runtime's own atfork handlers, or glibc's
-//! `fork` where its malloc and stdio resets are needed (`fork`'s module: a raw `clone` would
-//! skip glibc's fix-ups of the thread's own state); and several calls have no `rustix` API or need
+//! pod is isolated; `fork` is glibc's `_Fork` with the runtime's own atfork handlers (or glibc's
+//! `fork` under `INVITE_FORK=libc`; a raw `clone` would skip glibc's fix-ups of the thread's own
+//! state); and several calls have no `rustix` API or need
 //! the exact flags here (`clone3`-free `fork` into a PID namespace switched per thread, the
 //! seccomp trap handler that rewrites the saved registers, `PROCMAP_QUERY`, `/proc/self/mem`
 //! copies). `rustix` (already in the dependency tree, through `tempfile`) would serve for the

@@ -320,7 +320,7 @@ fn curl_tests_with_every_function_instrumented() {
 /// `malloc_mutex_prefork`). Fixed: the runtime forks with `_Fork` and its own handlers only
 /// (`runtime/src/sys/fork.rs`; fixtures/c/atfork, tests/runtime_e2e.rs). With that, the unit
 /// tests pass with testing on, their output identical to the uninstrumented build's (96
-/// programs: 75 pass, 21 skip; 1286 in vivo tests, all passed). (3) The integration tests link
+/// programs: 75 pass, 21 skip; 1270 in vivo tests, all passed). (3) The integration tests link
 /// jemalloc as the process's `malloc`, and the runtime allocates through it between a sampled
 /// call and the fork, so the host waits for the mutex its own thread holds (gdb, `aligned_alloc`:
 /// `mallctl("arena.0.purge")` -> `ecache_evict` under the extent cache's mutex -> sampled

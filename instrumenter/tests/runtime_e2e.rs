@@ -9,15 +9,16 @@ use support::*;
 /// Instrument fixtures/c/DIR/NAME.c, build it against the runtime, run it with every test
 /// sampled; returns (stdout, the journal's `kind:"test"` lines, the whole journal).
 fn run_fixture(dir: &str, name: &str) -> Option<(String, Vec<String>, String)> {
-    run_fixture_with(dir, name, "gcc", &[])
+    run_fixture_with(dir, name, "gcc", &[], &[])
 }
 
-/// As `run_fixture`, compiled by `cc`, run with `args`.
+/// As `run_fixture`, compiled by `cc`, run with `args` and the extra environment `env`.
 fn run_fixture_with(
     dir: &str,
     name: &str,
     cc: &str,
     args: &[&str],
+    env: &[(&str, &str)],
 ) -> Option<(String, Vec<String>, String)> {
     let Some(rt) = invite_instrumenter::Runtime::locate()
         .ok()
@@ -50,7 +51,12 @@ fn run_fixture_with(
     let o = output_within(
         Command::new(&exe)
             .args(args)
+            .envs(env.iter().copied())
             .env("INVITE_PROBABILITY", "1")
+            // Pods run at idle priority: on a loaded machine one can wait seconds for a CPU.
+            // The deadline and the exit drain are generous (they are not what these tests check).
+            .env("INVITE_TIMEOUT_MS", "60000")
+            .env("INVITE_DRAIN_MS", "60000")
             .env("INVITE_MAX_OVERHEAD", "off")
             .env("INVITE_MAX_CONCURRENT", "16")
             .env("INVITE_JOURNAL", &journal)
@@ -173,12 +179,16 @@ fn an_instrumented_allocator_is_not_tested_from_inside_the_runtime() {
 /// call and the host would wait for itself for ever (issue #16). The runtime's fork runs only its
 /// own handlers: the host finishes with its own result, the test that only reads passes, and the
 /// test that takes the lock its pod inherited held is named a deadlock (`error`). Alone, and with
-/// a thread of the program's own running.
+/// a thread of the program's own running. The program is on glibc's malloc, where the default
+/// (`auto`) is glibc's fork, for its malloc resets: `INVITE_FORK=direct` is what such a program
+/// sets (README, "The fork").
 #[test]
 fn a_programs_atfork_handler_does_not_run_in_the_runtimes_fork() {
     for cc in compilers() {
         for args in [&[][..], &["threads"][..]] {
-            let Some((stdout, tests, text)) = run_fixture_with("atfork", "table", cc, args) else {
+            let Some((stdout, tests, text)) =
+                run_fixture_with("atfork", "table", cc, args, &[("INVITE_FORK", "direct")])
+            else {
                 return;
             };
             assert_eq!(stdout, "sum 60\n", "{cc} {args:?}");

@@ -40,6 +40,8 @@ struct Suite {
     /// How many times the check may run before it passes (1 but for a suite with a test that
     /// is flaky on the uninstrumented build too).
     attempts: u32,
+    /// More of the environment both checks run in.
+    env: &'static [(&'static str, &'static str)],
 }
 
 const ZSTD_SUITE: Suite = Suite {
@@ -52,6 +54,7 @@ const ZSTD_SUITE: Suite = Suite {
     build: &[],
     check: &["check"],
     attempts: 1,
+    env: &[],
 };
 
 const PCRE2_SUITE: Suite = Suite {
@@ -80,6 +83,7 @@ const PCRE2_SUITE: Suite = Suite {
     // order in about 2 % of runs on the uninstrumented build as well (3 to 9 of 300 here, on
     // either build).
     attempts: 3,
+    env: &[],
 };
 
 const XZ_SUITE: Suite = Suite {
@@ -96,6 +100,7 @@ const XZ_SUITE: Suite = Suite {
     build: &["-j2"],
     check: &["check"],
     attempts: 1,
+    env: &[],
 };
 
 const CURL_SUITE: Suite = Suite {
@@ -137,6 +142,7 @@ const CURL_SUITE: Suite = Suite {
     // supervisor, at that process's `_exit`: curl's output is written again (test 1 fails).
     check: &["-C", "tests", "test", "TFLAGS=-n 1 to 200"],
     attempts: 1,
+    env: &[],
 };
 
 /// jemalloc's tree comes from its crate ([`JEMALLOC`]); only its check is described here.
@@ -149,6 +155,9 @@ const JEMALLOC_SUITE: Suite = Suite {
     build: &["-j2"],
     check: &["check"],
     attempts: 1,
+    // The unit tests link jemalloc as `jet_malloc` beside glibc's `malloc`, where the default
+    // fork is glibc's, which runs jemalloc's atfork handler (README, "The fork").
+    env: &[("INVITE_FORK", "direct")],
 };
 
 /// Where Debian's sources are kept between runs.
@@ -197,10 +206,10 @@ fn check_twice(tree: &Path, work: &Path, cc_arg: &str, s: &Suite) -> (usize, Str
         ("INVITE_JOURNAL", off.display().to_string()),
     ];
     let mut output = String::new();
-    for (mode, env) in [
-        ("INVITE=off", &off_env[..]),
-        ("testing on", &testing_env(&on)),
-    ] {
+    let extra = s.env.iter().map(|(k, v)| (*k, v.to_string()));
+    let on_env: Vec<_> = testing_env(&on).into_iter().chain(extra.clone()).collect();
+    let off_env: Vec<_> = off_env.into_iter().chain(extra).collect();
+    for (mode, env) in [("INVITE=off", &off_env[..]), ("testing on", &on_env[..])] {
         let mut attempt = 1;
         output = loop {
             match make_result(tree, &args, env) {
@@ -320,7 +329,8 @@ fn curl_tests_with_every_function_instrumented() {
 /// `malloc_mutex_prefork`). Fixed: the runtime forks with `_Fork` and its own handlers only
 /// (`runtime/src/sys/fork.rs`; fixtures/c/atfork, tests/runtime_e2e.rs). With that, the unit
 /// tests pass with testing on, their output identical to the uninstrumented build's (96
-/// programs: 75 pass, 21 skip; 1270 in vivo tests, all passed). (3) The integration tests link
+/// programs: 75 pass, 21 skip; 1270 in vivo tests, all passed; `INVITE_FORK=direct`, as the
+/// suite sets). (3) The integration tests link
 /// jemalloc as the process's `malloc`, and the runtime allocates through it between a sampled
 /// call and the fork, so the host waits for the mutex its own thread holds (gdb, `aligned_alloc`:
 /// `mallctl("arena.0.purge")` -> `ecache_evict` under the extent cache's mutex -> sampled

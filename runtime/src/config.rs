@@ -196,10 +196,11 @@ impl Config {
             Some((n, v)) => return Err(bad(n, v, "on, off or wait")),
         };
         let fork = match var("INVITE_FORK") {
-            None => crate::sys::ForkVia::Direct,
+            None => crate::sys::ForkVia::Auto,
+            Some((_, v)) if v == "auto" => crate::sys::ForkVia::Auto,
             Some((_, v)) if v == "direct" => crate::sys::ForkVia::Direct,
             Some((_, v)) if v == "libc" => crate::sys::ForkVia::Libc,
-            Some((n, v)) => return Err(bad(n, v, "direct or libc")),
+            Some((n, v)) => return Err(bad(n, v, "auto, direct or libc")),
         };
         let path = |name: &'static str| get(name).map(|v| (name, v));
         let pod_dir = path_var(path("INVITE_POD_DIR"), cwd, "invite-pods")?;

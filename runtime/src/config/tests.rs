@@ -23,7 +23,9 @@ fn defaults_are_documented_values() {
     assert_eq!(c.pod_dir, PathBuf::from("/srv/app/invite-pods"));
     assert_eq!(c.isolation, Isolation::Pod);
     assert_eq!(c.warm, Warm::On);
-    assert_eq!(c.fork, crate::sys::ForkVia::Direct);
+    assert_eq!(c.fork, crate::sys::ForkVia::Auto);
+    let direct = cfg(&[("INVITE_FORK", "direct")]).unwrap();
+    assert_eq!(direct.fork, crate::sys::ForkVia::Direct);
     assert_eq!(
         cfg(&[("INVITE_FORK", "libc")]).unwrap().fork,
         crate::sys::ForkVia::Libc

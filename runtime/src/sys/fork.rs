@@ -14,12 +14,15 @@
 //! and every `FILE`'s lock in the child, so that the child's `malloc` and `printf` never wait for
 //! a thread that is not there. `_Fork` does none of it. The stdio steps go through functions
 //! glibc exports, so the direct fork takes them too; malloc's and NSS's have no such entry
-//! point. Whether the program's handlers may run is `INVITE_FORK` ([`ForkVia`]): not by default,
-//! since no rule can tell from outside whether a handler takes a lock the sampled call holds
-//! (jemalloc's own tests link it under a prefix, next to glibc's malloc).
+//! point. Without them, a child in a multithreaded process on glibc's malloc may find an arena
+//! locked for ever (the runtime's own threads allocate too, and a warm pod frees what they
+//! allocated). So by default (`INVITE_FORK=auto`, [`ForkVia`]) the direct fork is used where the
+//! program's `malloc` is not glibc's, and glibc's `fork` elsewhere; a program on glibc's malloc
+//! with a library whose handler takes a lock its instrumented code holds (jemalloc linked under a
+//! prefix, as jemalloc's own tests link it) needs `INVITE_FORK=direct`.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// Which side of a fork we are on.
 pub enum Forked {
@@ -30,23 +33,35 @@ pub enum Forked {
 /// Which fork the runtime's forks use (`INVITE_FORK`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ForkVia {
+    /// `Direct` where the program's `malloc` is not glibc's (an allocator of its own, with its
+    /// own locks and atfork handlers: glibc's malloc resets protect nothing there), else `Libc`.
+    Auto,
     /// `_Fork`, the runtime's own handlers and glibc's stdio steps: no handler of the program's.
     Direct,
     /// glibc's `fork`: every atfork handler of the program runs, and malloc's locks are reset.
     Libc,
 }
 
-static VIA_LIBC: AtomicBool = AtomicBool::new(false);
+const AUTO: u8 = 0;
+const DIRECT: u8 = 1;
+const LIBC: u8 = 2;
+static VIA: AtomicU8 = AtomicU8::new(AUTO);
 
 /// Set which fork every later fork of the runtime makes (once, when the runtime is built), and
-/// look up `_Fork` now, outside any child.
+/// look up now, outside any child, what that needs: `_Fork`, and whose `malloc` the program calls.
 pub fn set_fork_via(via: ForkVia) {
-    VIA_LIBC.store(via == ForkVia::Libc, Ordering::Relaxed);
+    let v = match via {
+        ForkVia::Auto => AUTO,
+        ForkVia::Direct => DIRECT,
+        ForkVia::Libc => LIBC,
+    };
+    VIA.store(v, Ordering::Relaxed);
     let _ = underscore_fork();
+    let _ = malloc_is_glibcs();
 }
 
-/// Fork the calling process: `_Fork` with the runtime's own handlers, or glibc's `fork` where
-/// `INVITE_FORK=libc` says so ([`ForkVia`], and the module's top).
+/// Fork the calling process: `_Fork` with the runtime's own handlers, or glibc's `fork`, as
+/// `INVITE_FORK` says ([`ForkVia`], and the module's top).
 ///
 /// # Safety
 ///
@@ -63,13 +78,39 @@ pub fn set_fork_via(via: ForkVia) {
 /// trade-off and must say so where it forks. The child also inherits every descriptor: the
 /// caller closes what the child must not hold.
 pub unsafe fn fork() -> io::Result<Forked> {
-    if VIA_LIBC.load(Ordering::Relaxed) {
-        // SAFETY: the caller's obligation (above).
-        unsafe { fork_libc() }
-    } else {
+    let direct = match VIA.load(Ordering::Relaxed) {
+        DIRECT => true,
+        LIBC => false,
+        _ => !malloc_is_glibcs(),
+    };
+    if direct {
         // SAFETY: the caller's obligation (above).
         unsafe { fork_direct() }
+    } else {
+        // SAFETY: the caller's obligation (above).
+        unsafe { fork_libc() }
     }
+}
+
+/// Whether the program's `malloc` is glibc's own (not jemalloc, tcmalloc or another allocator
+/// that replaces it), looked up once.
+fn malloc_is_glibcs() -> bool {
+    const UNKNOWN: u8 = 0;
+    const GLIBC: u8 = 1;
+    const OTHER: u8 = 2;
+    static WHOSE: AtomicU8 = AtomicU8::new(UNKNOWN);
+    let mut w = WHOSE.load(Ordering::Relaxed);
+    if w == UNKNOWN {
+        let (malloc, glibc) = (symbol(c"malloc"), symbol(c"__libc_malloc"));
+        // Without the answer (a static glibc), glibc's fork keeps its locks safe.
+        w = if malloc != 0 && glibc != 0 && malloc != glibc {
+            OTHER
+        } else {
+            GLIBC
+        };
+        WHOSE.store(w, Ordering::Relaxed);
+    }
+    w == GLIBC
 }
 
 /// glibc's fork: runs every atfork handler, so malloc and stdio locks are reset in the child.

@@ -64,6 +64,8 @@ pub struct Config {
     pub isolation: Isolation,
     pub keep_pods: Keep,
     pub warm: Warm,
+    /// Which fork the runtime uses (`INVITE_FORK`): whether the program's atfork handlers run.
+    pub fork: crate::sys::ForkVia,
     pub pod_dir: PathBuf,
     pub shard: Option<(u64, u64)>,
     pub fleet: Option<u64>,
@@ -193,6 +195,13 @@ impl Config {
             Some((_, v)) if v == "wait" => Warm::Wait,
             Some((n, v)) => return Err(bad(n, v, "on, off or wait")),
         };
+        let fork = match var("INVITE_FORK") {
+            None => crate::sys::ForkVia::Auto,
+            Some((_, v)) if v == "auto" => crate::sys::ForkVia::Auto,
+            Some((_, v)) if v == "direct" => crate::sys::ForkVia::Direct,
+            Some((_, v)) if v == "libc" => crate::sys::ForkVia::Libc,
+            Some((n, v)) => return Err(bad(n, v, "auto, direct or libc")),
+        };
         let path = |name: &'static str| get(name).map(|v| (name, v));
         let pod_dir = path_var(path("INVITE_POD_DIR"), cwd, "invite-pods")?;
         let journal = path_var(path("INVITE_JOURNAL"), cwd, "invite.jsonl")?;
@@ -233,6 +242,7 @@ impl Config {
             isolation,
             keep_pods,
             warm,
+            fork,
             pod_dir,
             shard,
             fleet,

@@ -228,6 +228,8 @@ impl Runtime {
                 }
             }
         }
+        // Before any fork of the runtime's (`sys::fork`).
+        sys::set_fork_via(config.as_ref().map_or(sys::ForkVia::Auto, |c| c.fork));
         let keep_fd = open_pod_dir(config.as_mut());
         let premade = PREMADE_LEDGER.swap(std::ptr::null_mut(), Ordering::AcqRel);
         let ledger = if premade.is_null() {

@@ -1,7 +1,7 @@
 //! The snapshot: the fork of the host, the only pause the host sees.
 //!
-//! The host forks once through glibc (so malloc and stdio locks are reset in the child) and goes
-//! on. The child becomes the pod's supervisor, builds the pod below itself and never returns,
+//! The host forks once (`sys::fork`: the runtime's own atfork handlers, not the program's) and
+//! goes on. The child becomes the pod's supervisor, builds the pod below itself and never returns,
 //! except in the pod's test process, which returns from `ckpt()` with its id.
 
 pub(crate) use crate::kind::fail;

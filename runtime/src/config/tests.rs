@@ -23,6 +23,13 @@ fn defaults_are_documented_values() {
     assert_eq!(c.pod_dir, PathBuf::from("/srv/app/invite-pods"));
     assert_eq!(c.isolation, Isolation::Pod);
     assert_eq!(c.warm, Warm::On);
+    assert_eq!(c.fork, crate::sys::ForkVia::Auto);
+    let direct = cfg(&[("INVITE_FORK", "direct")]).unwrap();
+    assert_eq!(direct.fork, crate::sys::ForkVia::Direct);
+    assert_eq!(
+        cfg(&[("INVITE_FORK", "libc")]).unwrap().fork,
+        crate::sys::ForkVia::Libc
+    );
     assert_eq!(c.summary_s, DEFAULT_SUMMARY_S);
     assert_eq!(cfg(&[("INVITE_SUMMARY_S", "0")]).unwrap().summary_s, 0);
 }
@@ -53,6 +60,7 @@ fn bad_values_name_the_variable_and_the_form() {
         ("INVITE_ISOLATION", "vm"),
         ("INVITE_KEEP_PODS", "some"),
         ("INVITE_WARM", "hot"),
+        ("INVITE_FORK", "vfork"),
         ("INVITE_SHARD", "3/2"),
         ("INVITE_SHARD", "0/2"),
         ("INVITE_FLEET", "0"),

@@ -4,9 +4,10 @@
 //! - **C stdio.** A pod is a fork of the host, so `stdout`'s buffer holds what the host had not
 //!   written yet; the pod's `exit()` or the runtime's flush would write it a second time, into the
 //!   test's `output`. Before the test runs (its only thread is the runtime's), both streams are
-//!   purged (`__fpurge`, which takes no lock). The locks of C `FILE`s are reset by glibc's `fork`
-//!   in the child, so the locked `fflush(NULL)` at the test's end cannot wait for a host thread,
-//!   only for the test's own threads (which is right: they are alive).
+//!   purged (`__fpurge`, which takes no lock). The locks of C `FILE`s are reset by the fork in
+//!   the child (`sys::fork` takes glibc's stdio steps), so the locked `fflush(NULL)` at the
+//!   test's end cannot wait for a host thread, only for the test's own threads (which is right:
+//!   they are alive).
 //! - **Rust's `stdout`** is a line buffer behind a re-entrant lock that std offers no way to try.
 //!   If another host thread held it at the fork, taking it in the pod waits for ever. So, in a
 //!   Rust pod, once the pod is isolated and before the test runs, a short-lived thread takes the

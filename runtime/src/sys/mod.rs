@@ -9,8 +9,9 @@
 //!
 //! Why these wrappers and not `rustix`: most of them run in a freshly forked child of a
 //! multithreaded host, where only async-signal-safe, allocation-free code may run before the
-//! pod is isolated; `fork` itself must be glibc's (its atfork handlers reset malloc and stdio
-//! locks, which a raw `clone` would leave held); and several calls have no `rustix` API or need
+//! pod is isolated; `fork` is glibc's `_Fork` with the runtime's own atfork handlers (or glibc's
+//! `fork` under `INVITE_FORK=libc`; a raw `clone` would skip glibc's fix-ups of the thread's own
+//! state); and several calls have no `rustix` API or need
 //! the exact flags here (`clone3`-free `fork` into a PID namespace switched per thread, the
 //! seccomp trap handler that rewrites the saved registers, `PROCMAP_QUERY`, `/proc/self/mem`
 //! copies). `rustix` (already in the dependency tree, through `tempfile`) would serve for the
@@ -29,6 +30,7 @@ use std::io;
 
 mod at;
 mod fd;
+mod fork;
 mod fs;
 mod futex;
 mod inert;
@@ -41,6 +43,7 @@ mod socket;
 
 pub use at::*;
 pub use fd::*;
+pub use fork::{at_fork, at_fork_child, fork, set_fork_via, ForkVia, Forked};
 pub use fs::*;
 pub use futex::{futex_wait, futex_wake};
 pub use inert::*;

@@ -5,35 +5,6 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::RawFd;
 
-/// Which side of a fork we are on.
-pub enum Forked {
-    Parent(libc::pid_t),
-    Child,
-}
-
-/// glibc's fork: runs the atfork handlers, so malloc and stdio locks are reset in the child.
-///
-/// # Safety
-///
-/// The child has only the calling thread. Whatever another thread of the parent held at the
-/// fork (a lock, a half-updated structure) stays held or half-updated in the child for ever,
-/// so the caller must make sure the child touches none of it: either the process is
-/// single-threaded, or the child uses only async-signal-safe calls, state that glibc's atfork
-/// handlers reset (malloc, stdio) and the runtime's lock-free state, then ends with
-/// [`exit_now`] or `exec`. A child that goes on to run the host's own code (a pod's test) is
-/// that caller's documented trade-off and must say so where it forks. The child also inherits
-/// every descriptor: the caller closes what the child must not hold.
-pub unsafe fn fork() -> io::Result<Forked> {
-    // SAFETY: fork itself has no memory-safety precondition; what the child may do afterwards
-    // is this function's caller's obligation (see `# Safety`).
-    let pid = unsafe { libc::fork() };
-    match pid {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
-        p => Ok(Forked::Parent(p)),
-    }
-}
-
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and skips atexit handlers and stdio flushing on purpose: a
     // forked copy must not flush the host's buffers or run the host's exit handlers.
@@ -260,29 +231,6 @@ pub fn monotonic_ns() -> u64 {
 /// CPU time of the calling thread.
 pub fn thread_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
-}
-
-/// Run `prepare` before every fork of this process, and `parent` and `child` after it in each
-/// (`pthread_atfork`).
-///
-/// # Safety
-///
-/// As for [`at_fork_child`]: each must be async-signal-safe (atomics, system calls; no
-/// allocation, no lock), `prepare` included (a fork may come from a signal handler).
-pub unsafe fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
-    // SAFETY: registering handlers is always sound; what they do is the caller's obligation.
-    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-}
-
-/// Run `child` in the child of every fork of this process (`pthread_atfork`).
-///
-/// # Safety
-///
-/// `child` runs in the child of any fork, whatever the other threads of the parent held: it
-/// must be async-signal-safe (atomic stores, system calls; no allocation, no lock).
-pub unsafe fn at_fork_child(child: extern "C" fn()) {
-    // SAFETY: registering a handler is always sound; what it does is the caller's obligation.
-    unsafe { libc::pthread_atfork(None, None, Some(child)) };
 }
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {

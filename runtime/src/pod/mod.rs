@@ -35,6 +35,7 @@ mod clones;
 mod dev;
 mod fds;
 mod files;
+mod freeze;
 mod inert;
 mod lazy;
 mod limits;
@@ -154,6 +155,7 @@ pub enum Side {
     Test,
 }
 
+pub use clones::host_is_writing_clonable_files;
 pub use mounts::{has_proc, pid_max_per_ns, probe_kernel, root_of};
 pub use scratch::Scratch;
 

@@ -183,13 +183,17 @@ pub fn take(w: &Watch) -> Option<Clones> {
             });
         }
         let after: Vec<Option<FileState>> = existing.iter().map(|(p, _)| state(p)).collect();
-        if frozen.take().is_some() {
+        let held = frozen.take().is_some();
+        if held {
             // What testing cost the host, held to its budget (`INVITE_MAX_OVERHEAD`).
-            let held = sys::monotonic_ns().saturating_sub(held_from);
-            crate::runtime::get().ledger().charge(held);
+            let ns = sys::monotonic_ns().saturating_sub(held_from);
+            crate::runtime::get().ledger().charge(ns);
         }
         let consistent = before == after && writes_show(&before, wall);
-        let patience = sys::monotonic_ns().saturating_sub(t0) < PATIENCE_NS;
+        // A try the host was not held for (it could not be, yet) is followed by one it is,
+        // however long the first took.
+        let patience =
+            sys::monotonic_ns().saturating_sub(t0) < PATIENCE_NS || (w.host.is_some() && !held);
         if consistent || attempt == ATTEMPTS || !patience {
             return Some(Clones {
                 files,

@@ -20,11 +20,13 @@ use crate::sys::{self, TraceStop};
 /// How long the host's threads may take to stop before the freeze is given up (a thread in an
 /// uninterruptible sleep: a write waiting for a slow disk, or for a clone another process
 /// takes of its file).
-const STOP_WITHIN_NS: u64 = 500_000_000;
+const STOP_WITHIN_NS: u64 = 2_000_000_000;
 
 /// How long to wait while other pods' supervisors hold the host still (their clones, each up
-/// to a second on a loaded disk): a thread has one tracer at a time.
-const TURN_WITHIN_NS: u64 = 30_000_000_000;
+/// to a second on a loaded disk, one after the other): a thread has one tracer at a time. Past
+/// it, the files are cloned without holding the host (a set that may come out mixed, and says
+/// so).
+const TURN_WITHIN_NS: u64 = 300_000_000_000;
 
 /// The host's threads, held still until this is dropped.
 pub struct Frozen {

@@ -82,6 +82,9 @@ pub struct Clones {
     pub late: Vec<usize>,
     /// Taken at one instant (no write reached any of them while they were taken).
     pub consistent: bool,
+    /// How long the host was held still while they were taken (`freeze`): what testing cost
+    /// it, which the supervisor charges to its budget.
+    pub held_ns: u64,
     /// The pod root they are bound in (in the supervisor's mount namespace).
     root: String,
 }
@@ -157,6 +160,7 @@ pub fn take(w: &Watch) -> Option<Clones> {
     if busy {
         note_writing();
     }
+    let mut held_ns = 0;
     for attempt in 1..=ATTEMPTS {
         // What the host wrote that has not reached the disk is written out while it still
         // runs, not by the clones while it is held.
@@ -185,9 +189,7 @@ pub fn take(w: &Watch) -> Option<Clones> {
         let after: Vec<Option<FileState>> = existing.iter().map(|(p, _)| state(p)).collect();
         let held = frozen.take().is_some();
         if held {
-            // What testing cost the host, held to its budget (`INVITE_MAX_OVERHEAD`).
-            let ns = sys::monotonic_ns().saturating_sub(held_from);
-            crate::runtime::get().ledger().charge(ns);
+            held_ns += sys::monotonic_ns().saturating_sub(held_from);
         }
         let consistent = before == after && writes_show(&before, wall);
         // A try the host was not held for (it could not be, yet) is followed by one it is,
@@ -199,6 +201,7 @@ pub fn take(w: &Watch) -> Option<Clones> {
                 files,
                 late: w.changed_since_checkpoint(&after),
                 consistent,
+                held_ns,
                 root: String::new(),
             });
         }

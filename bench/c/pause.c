@@ -1,6 +1,10 @@
 /* Parent pause per ckpt() against a raw fork() at one resident size (issue 2).
  *
- * usage: INVITE_JOURNAL=FILE pause MB RUNS
+ * usage: INVITE_JOURNAL=FILE pause MB RUNS [OPEN]
+ *
+ * With OPEN (a path, best on XFS or btrfs: issue 20), the host holds that file (8 MiB, written
+ * once) open for writing across every round, so ckpt()'s pause includes cloning it (and its
+ * companions) where the file system has reflinks; its rows are named pause_MBmb_open_*.
  *
  * Each round, interleaved, with the process MB MiB bigger (every page written):
  *  - ckpt():  the time the host spends in ckpt() (the whole call, not only its fork). The pod
@@ -18,6 +22,7 @@
  * plan, its threads, the first pods while no blank is ready yet), against the median fork whose
  * child lives on (pause_MBmb_first3). */
 #include "bench.h"
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "invite.h"
@@ -36,8 +41,22 @@ static void wait_records(const char *journal, long want) {
 int main(int argc, char **argv) {
     const char *journal = getenv("INVITE_JOURNAL");
     if (argc < 3 || !journal) {
-        fprintf(stderr, "usage: INVITE_JOURNAL=FILE pause MB RUNS\n");
+        fprintf(stderr, "usage: INVITE_JOURNAL=FILE pause MB RUNS [OPEN]\n");
         return 2;
+    }
+    const char *open_file = argc > 3 ? argv[3] : NULL;
+    const char *suffix = open_file ? "_open" : "";
+    if (open_file) {
+        static char chunk[1 << 20];
+        memset(chunk, 'd', sizeof chunk);
+        int fd = open(open_file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        for (int i = 0; fd >= 0 && i < 8; i++)
+            if (write(fd, chunk, sizeof chunk) != (ssize_t)sizeof chunk) return 1;
+        if (fd < 0 || fsync(fd) != 0) {
+            fprintf(stderr, "pause: cannot write %s\n", open_file);
+            return 1;
+        }
+        /* Left open for writing: the host's file as pods see it. */
     }
     size_t mb = atol(argv[1]);
     int n = atoi(argv[2]);
@@ -90,25 +109,25 @@ int main(int argc, char **argv) {
         first3 = ck[i] > first3 ? ck[i] : first3;
     }
     double c = median(ck, n), l = median(fl, n), w = median(fw, n), wc = median(fwc, n);
-    printf("# %zu MiB: ckpt() pause %.1f us, fork pause (child lives on) %.1f us (x%.2f), "
+    printf("# %zu MiB%s: ckpt() pause %.1f us, fork pause (child lives on) %.1f us (x%.2f), "
            "fork pause (waited) %.1f us, fork..waitpid %.1f us; medians of %d\n",
-           mb, c, l, c / l, w, wc, n);
+           mb, open_file ? ", a file open for writing" : "", c, l, c / l, w, wc, n);
     char key[64];
-    snprintf(key, sizeof key, "pause_%zumb", mb);
+    snprintf(key, sizeof key, "pause_%zumb%s", mb, suffix);
     row(key, c, l, "us", n);
-    snprintf(key, sizeof key, "pause_%zumb_vs_reaped", mb);
+    snprintf(key, sizeof key, "pause_%zumb%s_vs_reaped", mb, suffix);
     row(key, c, w, "us", n);
-    snprintf(key, sizeof key, "pause_%zumb_first3", mb);
+    snprintf(key, sizeof key, "pause_%zumb%s_first3", mb, suffix);
     row(key, first3, l, "us", n < 3 ? n : 3);
-    snprintf(key, sizeof key, "pause_%zumb_first_ckpt", mb);
+    snprintf(key, sizeof key, "pause_%zumb%s_first_ckpt", mb, suffix);
     info(key, firsts[0], "us", 1);
     for (int i = 1; i < n && i < 3; i++) {
-        snprintf(key, sizeof key, "pause_%zumb_ckpt_%d", mb, i + 1);
+        snprintf(key, sizeof key, "pause_%zumb%s_ckpt_%d", mb, suffix, i + 1);
         info(key, firsts[i], "us", 1);
     }
-    snprintf(key, sizeof key, "pause_%zumb_fork_waited", mb);
+    snprintf(key, sizeof key, "pause_%zumb%s_fork_waited", mb, suffix);
     info(key, w, "us", n);
-    snprintf(key, sizeof key, "pause_%zumb_fork_wait_cycle", mb);
+    snprintf(key, sizeof key, "pause_%zumb%s_fork_wait_cycle", mb, suffix);
     info(key, wc, "us", n);
     return 0;
 }

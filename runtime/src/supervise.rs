@@ -79,6 +79,9 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
         Ok(Side::Test) => crate::afterfork::pod_test(rt, &info.path),
         Ok(Side::Supervisor { child, scratch }) => {
             sys::set_name(c"invite-supervisor");
+            // The host held still while its files were cloned: a cost of testing, as its pauses.
+            rt.ledger()
+                .charge(scratch.as_ref().map_or(0, |s| s.held_ns()));
             // (In a pod, its report descriptor carries the records of the pods nested in it.)
             let mut own = vec![rt.journal_fd(), ch.status_r, ch.out_r, pod::report_fd()];
             own.extend(rt.keep_fd());

@@ -6,21 +6,31 @@
 //! copy, and no host write reaches it.
 //!
 //! A set of files (a database, its `-wal`, its `-shm`) is consistent only if taken at one
-//! instant. The state of each file (`files::state`: size, modification and change times) is
-//! taken before and after cloning them all; the kernel gives a file a new, fine-grained change
-//! time on any write that follows a look at its state (multigrain time stamps, Linux 6.13+, on
-//! XFS, btrfs, ext4, tmpfs), so equal states mean no write reached any of them in between: the
-//! set is one instant's. (A write already under way at the first look has its time stamp
-//! already; the clone of its file waits for it to end: the set is then the instant after it.)
-//! On older kernels two writes within a tick may share a time stamp: a set counts as
-//! consistent there only if each file was last changed over a tick before the first look. While they differ the set is cloned again, up to `ATTEMPTS` times
-//! within `PATIENCE_NS`; a set still mixed after that is named as such in the record
-//! (`consistent` false). If no file changed since the checkpoint at all, the clones are the
-//! checkpoint's state exactly (`late` empty), and the record says nothing of them; a consistent set
-//! taken after the host wrote is the files' state a little after the checkpoint, and the record
-//! says so. Not seen: a write through a shared mapping to a page already dirty (it changes no
-//! time stamp); the set stays consistent if only one of its files is written so (SQLite's
-//! `-shm`, which a new connection rebuilds anyway).
+//! instant. A clone holds off writes to its own file only, and where the host writes a file all
+//! the time it takes long (each write after a clone makes the file more extents to share: tens
+//! to hundreds of milliseconds): a host thread would write one file of the set between the
+//! clones of the others. So a cold pod's supervisor holds the host still while it clones
+//! (`freeze`), from the first try where the host wrote a file lately, else from the second. The
+//! state of each file (`files::state`: size, modification and change times) is taken before and
+//! after cloning them all; the kernel gives a file a new, fine-grained change time on any write
+//! that follows a look at its state (multigrain time stamps, Linux 6.13+, on XFS, btrfs, ext4,
+//! tmpfs), so equal states mean no write reached any of them in between (the host's, or another
+//! process's): the set is one instant's. (A write already under way at the first look has its
+//! time stamp already; the clone of its file waits for it to end: the set is then the instant
+//! after it.) On older kernels two writes within a tick may share a time stamp: a set counts as
+//! consistent there only if each file was last changed over a tick before the first look. While
+//! they differ the set is cloned again, up to `ATTEMPTS` times within `PATIENCE_NS`; a set still
+//! mixed after that is named as such in the record (`consistent` false). If no file changed
+//! since the checkpoint at all, the clones are the checkpoint's state exactly (`late` empty),
+//! and the record says nothing of them; a consistent set taken after the host wrote is the
+//! files' state a little after the checkpoint, and the record says so. Not seen: a write
+//! through a shared mapping to a page already dirty by another process than the host (it
+//! changes no time stamp; the host's own threads are held); the set stays consistent if only
+//! one of its files is written so (SQLite's `-shm`, which a new connection rebuilds anyway).
+//!
+//! A warm test, PID 1 of a PID namespace of its own, cannot hold the host (ptrace names threads
+//! by their id in the caller's PID namespace): once a pod has found the host writing such files,
+//! its next pods are cold (`host_is_writing_clonable_files`, checked before a warm pod's fork).
 //!
 //! A file with no name cannot be bound (`ENOENT`), nor can a mount of another mount namespace:
 //! so a clone is named beside its file (`.invite-clone-<inode>`) just long enough to be copied
@@ -39,13 +49,15 @@ use super::{SetupError, Step};
 use crate::sys;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Tries at a consistent set before settling for the last one (each try holds off the host's
 /// writes to the file being cloned while it is cloned)...
 const ATTEMPTS: usize = 5;
 /// ... and for how long (a try takes tens of microseconds when the host is quiet; on a busy
-/// disk, tens of milliseconds).
-const PATIENCE_NS: u64 = 20_000_000;
+/// disk, tens of milliseconds; a file the host writes all the time has many extents, and its
+/// clone takes hundreds of milliseconds on a loaded loop device).
+const PATIENCE_NS: u64 = 1_000_000_000;
 
 /// File systems with reflinks (`statfs` magic numbers): XFS, btrfs, bcachefs. Elsewhere no
 /// clone is tried (each try would make and drop an inode).
@@ -70,6 +82,9 @@ pub struct Clones {
     pub late: Vec<usize>,
     /// Taken at one instant (no write reached any of them while they were taken).
     pub consistent: bool,
+    /// How long the host was held still while they were taken (`freeze`): what testing cost
+    /// it, which the supervisor charges to its budget.
+    pub held_ns: u64,
     /// The pod root they are bound in (in the supervisor's mount namespace).
     root: String,
 }
@@ -79,6 +94,59 @@ pub fn may_clone(fd: std::os::fd::RawFd) -> bool {
     sys::fs_type(fd).is_ok_and(|t| REFLINK_FS.contains(&t))
 }
 
+/// When a pod last found the host writing a file it clones (wall-clock ns; 0: never), on a page
+/// the host shares with its children (mapped by the host's first warm pod, before its fork).
+static WRITING_SEEN: std::sync::OnceLock<Option<&'static AtomicI64>> = std::sync::OnceLock::new();
+
+/// For this long after a pod found the host writing a file it clones, its pods are built cold.
+const COLD_FOR_NS: i64 = 60_000_000_000;
+
+/// In the host, before a warm pod's fork: whether it is writing a file on a file system with
+/// reflinks, as its first warm pod found from its descriptors (`writing_clonable_files`) and
+/// every pod since from the files it watched (`take`). A warm test, PID 1 of a PID namespace
+/// of its own, cannot hold the host still while it clones such files (`freeze`): the pod is
+/// built cold, by a supervisor that can. One atomic load, after the first.
+pub fn host_is_writing_clonable_files() -> bool {
+    let seen = WRITING_SEEN.get_or_init(|| {
+        let page = sys::map_zeroed_shared::<AtomicI64>().ok()?;
+        if writing_clonable_files() {
+            page.store(wall_ns() as i64, Ordering::Relaxed);
+        }
+        Some(page)
+    });
+    seen.is_some_and(|s| {
+        let at = s.load(Ordering::Relaxed);
+        at != 0 && (wall_ns() as i64).saturating_sub(at) < COLD_FOR_NS
+    })
+}
+
+/// In a pod: the host is writing a watched file (`Watch::written_lately`): its next pods are cold.
+fn note_writing() {
+    if let Some(Some(s)) = WRITING_SEEN.get() {
+        s.store(wall_ns() as i64, Ordering::Relaxed);
+    }
+}
+
+/// Whether this process has a file open for writing on a file system with reflinks, changed
+/// within `LATELY_NS`: a listing of the descriptors and an `fcntl` for each, `fstat` and
+/// `fstatfs` for those open for writing; nothing allocated.
+fn writing_clonable_files() -> bool {
+    let mut listed = [0 as std::os::fd::RawFd; 512];
+    let Some(n) = sys::list_fds(&mut listed) else {
+        return false;
+    };
+    let lately = (wall_ns() - super::files::LATELY_NS) / 1_000_000_000;
+    listed[..n].iter().any(|&fd| {
+        fd > 2
+            && !crate::ownfd::is_own(fd)
+            && sys::get_fl(fd).is_ok_and(|fl| fl & libc::O_ACCMODE != libc::O_RDONLY)
+            && sys::fstat(fd).is_ok_and(|st| {
+                st.st_mode & libc::S_IFMT == libc::S_IFREG && i128::from(st.st_ctime) >= lately
+            })
+            && may_clone(fd)
+    })
+}
+
 /// Clone every watched file that existed at the checkpoint; `None` where any cannot be.
 pub fn take(w: &Watch) -> Option<Clones> {
     let existing: Vec<(&str, FileState)> = w.existing().collect();
@@ -86,7 +154,22 @@ pub fn take(w: &Watch) -> Option<Clones> {
         return None;
     }
     let t0 = sys::monotonic_ns();
+    // A host that wrote a file lately is held still from the first try (`freeze`), another
+    // from the second.
+    let busy = w.written_lately();
+    if busy {
+        note_writing();
+    }
+    let mut held_ns = 0;
     for attempt in 1..=ATTEMPTS {
+        // What the host wrote that has not reached the disk is written out while it still
+        // runs, not by the clones while it is held.
+        existing.iter().for_each(|(p, _)| write_out(p));
+        let mut frozen = w
+            .host
+            .filter(|_| busy || attempt > 1)
+            .and_then(super::freeze::freeze);
+        let held_from = sys::monotonic_ns();
         let wall = wall_ns();
         let before: Vec<Option<FileState>> = existing.iter().map(|(p, _)| state(p)).collect();
         let mut files = Vec::with_capacity(existing.len());
@@ -104,18 +187,35 @@ pub fn take(w: &Watch) -> Option<Clones> {
             });
         }
         let after: Vec<Option<FileState>> = existing.iter().map(|(p, _)| state(p)).collect();
+        let held = frozen.take().is_some();
+        if held {
+            held_ns += sys::monotonic_ns().saturating_sub(held_from);
+        }
         let consistent = before == after && writes_show(&before, wall);
-        let patience = sys::monotonic_ns().saturating_sub(t0) < PATIENCE_NS;
+        // A try the host was not held for (it could not be, yet) is followed by one it is,
+        // however long the first took.
+        let patience =
+            sys::monotonic_ns().saturating_sub(t0) < PATIENCE_NS || (w.host.is_some() && !held);
         if consistent || attempt == ATTEMPTS || !patience {
             return Some(Clones {
                 files,
                 late: w.changed_since_checkpoint(&after),
                 consistent,
+                held_ns,
                 root: String::new(),
             });
         }
     }
     None
+}
+
+/// Write out what the host wrote of `path` that has not reached the disk (a clone does it
+/// first).
+fn write_out(path: &str) {
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    if let Some(fd) = c(path).ok().and_then(|p| sys::open(&p, flags, 0).ok()) {
+        let _ = sys::write_out(fd.as_raw_fd());
+    }
 }
 
 /// An unnamed file beside `path` (still inode `ino`), on its file system, sharing its blocks;

@@ -32,6 +32,10 @@ const COMPANIONS: &[&str] = &["-wal", "-shm", "-journal"];
 /// the coarsest Linux uses).
 const TICK_NS: i128 = 10_000_000;
 
+/// A file changed this recently is one the host is writing now (its clones hold the host still,
+/// `freeze`).
+pub(super) const LATELY_NS: i128 = 1_000_000_000;
+
 /// At most this many files are watched per pod (the frame stays small); the record says how many
 /// more were not.
 pub(super) const MAX_WATCHED: usize = 256;
@@ -126,6 +130,9 @@ pub struct Watch {
     late: Vec<usize>,
     /// Some file is on a file system with reflinks (`clones::may_clone`): worth trying to clone.
     pub(super) may_clone: bool,
+    /// The host process, where the watch was taken by its child in its PID namespace (a cold
+    /// pod's supervisor): what `freeze` holds still while the files are cloned.
+    pub(super) host: Option<libc::pid_t>,
 }
 
 impl Watch {
@@ -141,6 +148,7 @@ impl Watch {
             seen: Seen::Live,
             late: Vec::new(),
             may_clone: false,
+            host: Some(crate::sys::getppid()).filter(|&p| p > 1),
         };
         for path in writable {
             let with = std::iter::once(path.clone())
@@ -204,6 +212,13 @@ impl Watch {
             })
             .map(|p| copied_note(p))
             .collect()
+    }
+
+    /// Some file that existed was changed within `LATELY_NS` before the checkpoint: the host
+    /// is writing it now.
+    pub(super) fn written_lately(&self) -> bool {
+        self.existing()
+            .any(|(_, st)| st.ctime_ns >= self.ckpt_ns - LATELY_NS)
     }
 
     /// Changed within a tick before the checkpoint: its time stamp cannot tell before from after.
@@ -354,6 +369,7 @@ impl Watch {
             seen,
             late,
             may_clone: false,
+            host: None,
         })
     }
 }
@@ -410,7 +426,12 @@ mod tests {
         std::fs::write(&f, b"x").unwrap();
         let w = Watch::take(&[f.clone(), format!("{d}/with space")], 0);
         assert_eq!(w.files.len(), 8);
-        assert_eq!(Watch::decode(&w.encode()), Some(w));
+        // The host's process id stays on the side that took the watch.
+        let here = Watch {
+            host: None,
+            ..w.clone()
+        };
+        assert_eq!(Watch::decode(&w.encode()), Some(here));
     }
 
     #[test]

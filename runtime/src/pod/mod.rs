@@ -36,6 +36,7 @@ mod clones;
 mod dev;
 mod fds;
 mod files;
+mod freeze;
 mod inert;
 mod lazy;
 mod limits;
@@ -165,6 +166,7 @@ pub enum Side {
     Test,
 }
 
+pub use clones::host_is_writing_clonable_files;
 pub use mounts::{has_proc, pid_max_per_ns, probe_kernel, root_of};
 pub use scratch::Scratch;
 

@@ -18,6 +18,11 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// How long the host was held still while the pod's clones were taken (`clones`).
+    pub fn held_ns(&self) -> u64 {
+        self.clones.as_ref().map_or(0, |c| c.held_ns)
+    }
+
     /// The scratch in a message: flags, root, then a line per upper layer.
     pub fn encode(&self) -> String {
         let mut s = format!(

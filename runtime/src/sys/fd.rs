@@ -365,6 +365,16 @@ pub fn clone_file(dst: RawFd, src: RawFd) -> io::Result<()> {
     check(unsafe { libc::ioctl(dst, FICLONE, src) }).map(drop)
 }
 
+/// Write the file's dirty pages out and wait for them (`sync_file_range`: data only, no
+/// metadata, no cache flush of the device).
+pub fn write_out(fd: RawFd) -> io::Result<()> {
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: no memory is passed; offset 0 and length 0 mean the whole file.
+    check(unsafe { libc::sync_file_range(fd, 0, 0, flags) }).map(drop)
+}
+
 /// The type of the file system `fd` is on (`statfs`'s `f_type`: a magic number).
 pub fn fs_type(fd: RawFd) -> io::Result<i64> {
     // SAFETY: zeroed statfs is a valid out-parameter.

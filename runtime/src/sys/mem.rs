@@ -354,6 +354,17 @@ pub fn map_zeroed<T: Zeroed>(n: usize) -> io::Result<&'static [T]> {
     Ok(unsafe { std::slice::from_raw_parts(p.cast::<T>(), n) })
 }
 
+/// A zeroed value of the runtime's own on a page shared with the children forked after this
+/// (`MAP_SHARED`), for the rest of the process.
+pub fn map_zeroed_shared<T: Zeroed>() -> io::Result<&'static T> {
+    let len = std::mem::size_of::<T>().next_multiple_of(page_size());
+    let p = map_anonymous(len, libc::MAP_SHARED)?;
+    // SAFETY: a fresh, page-aligned (so aligned for T) zero-filled mapping of at least one `T`,
+    // a valid value (`Zeroed`); never unmapped, so it lives for 'static; shared only with
+    // processes forked later, through atomics (`Zeroed` types are `Sync`).
+    Ok(unsafe { &*p.cast::<T>() })
+}
+
 /// Store `value` into the C thread-local pointer at `var` (a countdown table for the inline fast
 /// path of `invite.h`).
 ///

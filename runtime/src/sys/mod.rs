@@ -40,6 +40,7 @@ mod seccomp;
 mod signal;
 mod sites;
 mod socket;
+mod trace;
 
 pub use at::*;
 pub use fd::*;
@@ -53,6 +54,7 @@ pub use seccomp::*;
 pub use signal::*;
 pub use sites::{compiled_sites, has_own_sites};
 pub use socket::{peer_cred, recv_fds, send_fds, send_raw_fds, seqpacket_pair};
+pub use trace::*;
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {

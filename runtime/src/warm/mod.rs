@@ -186,6 +186,9 @@ pub fn try_start(
     origin: crate::record::Origin,
 ) -> Option<io::Result<Ckpt>> {
     let w = for_pod(rt, plan)?;
+    if pod::host_is_writing_clonable_files() {
+        return None; // built cold, where the host can be held still for its clones
+    }
     let taken = stock::take().or_else(|| w.wait.then(stock::wait_take).flatten())?;
     let t0 = sys::monotonic_ns();
     let Some(forked) = fork_in_new_pidns(w) else {

@@ -66,6 +66,9 @@ pub struct Config {
     pub warm: Warm,
     /// Which fork the runtime uses (`INVITE_FORK`): whether the program's atfork handlers run.
     pub fork: crate::sys::ForkVia,
+    /// Whether a cold pod's supervisor may hold the host's threads still while it clones the
+    /// files the host is writing (`INVITE_HOLD_HOST`): a set of one instant, for a stall.
+    pub hold_host: bool,
     pub pod_dir: PathBuf,
     pub shard: Option<(u64, u64)>,
     pub fleet: Option<u64>,
@@ -202,6 +205,12 @@ impl Config {
             Some((_, v)) if v == "libc" => crate::sys::ForkVia::Libc,
             Some((n, v)) => return Err(bad(n, v, "auto, direct or libc")),
         };
+        let hold_host = match var("INVITE_HOLD_HOST") {
+            None => true,
+            Some((_, v)) if v == "on" => true,
+            Some((_, v)) if v == "off" => false,
+            Some((n, v)) => return Err(bad(n, v, "on or off")),
+        };
         let path = |name: &'static str| get(name).map(|v| (name, v));
         let pod_dir = path_var(path("INVITE_POD_DIR"), cwd, "invite-pods")?;
         let journal = path_var(path("INVITE_JOURNAL"), cwd, "invite.jsonl")?;
@@ -243,6 +252,7 @@ impl Config {
             keep_pods,
             warm,
             fork,
+            hold_host,
             pod_dir,
             shard,
             fleet,

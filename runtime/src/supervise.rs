@@ -39,7 +39,10 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
     own.extend(host_pidfd);
     own.push(pod::report_fd());
     own.extend(crate::reap::own_fds());
-    let fds = pod::scan_fds(&own, info.started_ns);
+    let mut fds = pod::scan_fds(&own, info.started_ns);
+    if rt.config.as_ref().is_some_and(|c| !c.hold_host) {
+        fds.watch.unheld();
+    }
     let keep_dir = keep_dir(rt);
     let ch = match Channels::new() {
         Ok(ch) => ch,

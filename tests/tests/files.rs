@@ -126,6 +126,7 @@ fn sqlite_host_never_fails_silently(
     dir: &Path,
     modes: &[&str],
     pod_args: &[&str],
+    env: &[(&str, &str)],
 ) -> Vec<Vec<Value>> {
     let mut runs = Vec::new();
     for &warm in modes {
@@ -143,7 +144,10 @@ fn sqlite_host_never_fails_silently(
                 ("INVITE_WARM", warm),
                 ("INVITE_MAX_CONCURRENT", "4"),
                 ("INVITE_TIMEOUT_MS", deadline),
-            ],
+            ]
+            .into_iter()
+            .chain(env.iter().copied())
+            .collect::<Vec<_>>(),
         );
         assert!(o.status.success(), "{}", text(&o));
         assert!(text(&o).contains("host ok"), "{}", text(&o));
@@ -166,8 +170,8 @@ fn sqlite_wal_checks_in_pods_of_a_c_host_never_fail_silently() {
     }
     let d = scratch();
     let bin = build("sqlite_host", d.path(), &["-lsqlite3"]);
-    sqlite_host_never_fails_silently(&bin, d.path(), &["off", "on"], &[]);
-    sqlite_host_never_fails_silently(&bin, d.path(), &["off"], &["write"]);
+    sqlite_host_never_fails_silently(&bin, d.path(), &["off", "on"], &[], &[]);
+    sqlite_host_never_fails_silently(&bin, d.path(), &["off"], &["write"], &[]);
 }
 
 #[test]
@@ -177,8 +181,8 @@ fn sqlite_wal_checks_in_pods_of_a_rust_host_never_fail_silently() {
     }
     let d = scratch();
     // fixtures/rust/bank/src/bin/kv.rs, built by the workspace build.
-    sqlite_host_never_fails_silently(&tool("kv"), d.path(), &["off", "on"], &[]);
-    sqlite_host_never_fails_silently(&tool("kv"), d.path(), &["on"], &["write"]);
+    sqlite_host_never_fails_silently(&tool("kv"), d.path(), &["off", "on"], &[], &[]);
+    sqlite_host_never_fails_silently(&tool("kv"), d.path(), &["on"], &["write"], &[]);
 }
 
 /// On XFS and btrfs pods' database, -wal and -shm are reflink clones of one instant (the host
@@ -210,7 +214,7 @@ fn on_a_file_system_with_reflinks_every_sqlite_check_passes_on_a_consistent_set(
         let (mut pods, mut passes, mut mixed_sets, mut live_sets) = (0, 0, 0, 0);
         let mut failures = Vec::new();
         for (bin, pod_args) in hosts {
-            for r in sqlite_host_never_fails_silently(bin, &fs.mnt, &["off", "on"], pod_args)
+            for r in sqlite_host_never_fails_silently(bin, &fs.mnt, &["off", "on"], pod_args, &[])
                 .iter()
                 .flatten()
             {
@@ -234,6 +238,44 @@ fn on_a_file_system_with_reflinks_every_sqlite_check_passes_on_a_consistent_set(
             failures.join("\n")
         );
     }
+}
+
+/// `INVITE_HOLD_HOST=off`: nothing holds the host still while its files are cloned (a server
+/// that must not stall), so under a host that writes all the time some sets come out mixed or
+/// on live files — and every such failing check is marked unreliable (`check_sqlite_journal`).
+#[test]
+fn with_the_hold_off_the_host_is_never_held_and_torn_sets_say_so() {
+    if !require_root("mounts file system images") {
+        return;
+    }
+    let d = scratch();
+    let c_host = build("sqlite_host", d.path(), &["-lsqlite3"]);
+    let Some(fs) = LoopFs::new(d.path(), "xfs") else {
+        return;
+    };
+    let env = [("INVITE_HOLD_HOST", "off")];
+    let records: Vec<Value> =
+        sqlite_host_never_fails_silently(&c_host, &fs.mnt, &["off", "on"], &[], &env)
+            .into_iter()
+            .flatten()
+            .collect();
+    let torn = records
+        .iter()
+        .filter(|r| {
+            let notes = r["notes"].to_string();
+            notes.contains("while the pod's clones were taken")
+                || notes.contains("kv.db: the host wrote it after the checkpoint")
+        })
+        .count();
+    eprintln!(
+        "hold off: {} pods, {torn} on a set the host wrote",
+        records.len()
+    );
+    assert!(
+        torn > 0,
+        "{} pods, none of them on a set the host wrote while it was taken: was the host held?",
+        records.len()
+    );
 }
 
 fn changed(r: &Value) -> Vec<String> {

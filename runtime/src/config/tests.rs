@@ -167,3 +167,12 @@ fn valgrind_is_seen_in_the_preload_list() {
     ))));
     assert!(!under_valgrind(Some(OsStr::new("libjemalloc.so"))));
 }
+
+#[test]
+fn holding_the_host_for_its_clones_can_be_turned_off() {
+    assert!(cfg(&[]).unwrap().hold_host);
+    assert!(cfg(&[("INVITE_HOLD_HOST", "on")]).unwrap().hold_host);
+    assert!(!cfg(&[("INVITE_HOLD_HOST", "off")]).unwrap().hold_host);
+    let e = cfg(&[("INVITE_HOLD_HOST", "sometimes")]).unwrap_err();
+    assert!(e.to_string().contains("INVITE_HOLD_HOST"), "{e}");
+}

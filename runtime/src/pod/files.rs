@@ -136,6 +136,12 @@ pub struct Watch {
 }
 
 impl Watch {
+    /// The files are cloned without holding the host still (`INVITE_HOLD_HOST=off`): a set may
+    /// come out mixed, and then says so.
+    pub fn unheld(&mut self) {
+        self.host = None;
+    }
+
     /// The state, now, of `writable` (the host's files open for writing) and their companions;
     /// `ckpt_mono_ns` is the monotonic time taken just before the fork.
     pub fn take(writable: &[String], ckpt_mono_ns: u64) -> Watch {

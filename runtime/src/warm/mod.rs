@@ -186,7 +186,8 @@ pub fn try_start(
     origin: crate::record::Origin,
 ) -> Option<io::Result<Ckpt>> {
     let w = for_pod(rt, plan)?;
-    if pod::host_is_writing_clonable_files() {
+    let hold = rt.config.as_ref().is_none_or(|c| c.hold_host);
+    if hold && pod::host_is_writing_clonable_files() {
         return None; // built cold, where the host can be held still for its clones
     }
     let taken = stock::take().or_else(|| w.wait.then(stock::wait_take).flatten())?;

@@ -2,7 +2,9 @@
 //! until there is work, and never takes a signal meant for the host's own threads.
 
 use invite_tests::*;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 fn rogue(dir: &Path) -> PathBuf {
     let out = dir.join("rogue");
@@ -57,47 +59,43 @@ fn a_signal_the_host_blocks_after_its_first_pod_waits_for_the_host() {
     );
 }
 
-#[test]
-fn a_warm_pod_registered_after_its_test_rang_is_still_watched() {
+/// Runs rogue ARGS with warm pods (waiting for the stock) and `extra` settings, as root; its
+/// output and its test records (`None` when not root).
+fn warm_run(args: &[&str], extra: &[(&str, &str)]) -> Option<(Output, Vec<Value>)> {
     if !require_root("warm pods need root") {
-        return;
+        return None;
     }
     let d = scratch();
     let bin = rogue(d.path());
-    let env = [
-        ("INVITE_MAX_OVERHEAD", "off"),
-        ("INVITE_WARM", "wait"),
-        // The host sleeps 300 ms between its fork and the pod's registration: the test is
-        // isolated and rings long before, and the thread must not sleep through it.
-        ("INVITE_FAULT_STEP", "register the warm pod"),
-    ];
-    let o = run(&bin, &["pass", "2"], d.path(), &env);
+    let mut env = vec![("INVITE_MAX_OVERHEAD", "off"), ("INVITE_WARM", "wait")];
+    env.extend_from_slice(extra);
+    let o = run(&bin, args, d.path(), &env);
     assert!(o.status.success(), "{}", text(&o));
     let j = journal(&d.path().join("invite.jsonl"));
-    let t = tests_of(&j);
-    assert_eq!(t.len(), 2, "{j:#?}");
-    assert!(t.iter().all(|r| r["outcome"] == "pass"), "{j:#?}");
+    let t = tests_of(&j).into_iter().cloned().collect();
+    Some((o, t))
+}
+
+#[test]
+fn a_warm_pod_registered_after_its_test_rang_is_still_watched() {
+    // The host sleeps 300 ms between its fork and the pod's registration: the test is isolated
+    // and rings long before, and the thread must not sleep through it.
+    let extra = [("INVITE_FAULT_STEP", "register the warm pod")];
+    let Some((_, t)) = warm_run(&["pass", "2"], &extra) else {
+        return;
+    };
+    assert_eq!(t.len(), 2, "{t:#?}");
+    assert!(t.iter().all(|r| r["outcome"] == "pass"), "{t:#?}");
 }
 
 #[test]
 fn a_warm_test_that_fails_before_it_is_isolated_is_still_journaled() {
-    if !require_root("warm pods need root") {
-        return;
-    }
-    let d = scratch();
-    let bin = rogue(d.path());
     let step = "join the pod's mount namespace";
-    let env = [
-        ("INVITE_MAX_OVERHEAD", "off"),
-        ("INVITE_WARM", "wait"),
-        ("INVITE_FAULT_STEP", step),
-    ];
     // Each call after 500 ms of quiet: the stock is full, nothing else wakes the thread.
-    let o = run(&bin, &["pass,pass", "500"], d.path(), &env);
-    assert!(o.status.success(), "{}", text(&o));
-    let j = journal(&d.path().join("invite.jsonl"));
-    let t = tests_of(&j);
-    assert_eq!(t.len(), 2, "{j:#?}");
+    let Some((_, t)) = warm_run(&["pass,pass", "500"], &[("INVITE_FAULT_STEP", step)]) else {
+        return;
+    };
+    assert_eq!(t.len(), 2, "{t:#?}");
     for r in t {
         assert_eq!(r["outcome"], "error", "{r}");
         assert!(r["message"].as_str().unwrap().contains(step), "{r}");
@@ -106,29 +104,21 @@ fn a_warm_test_that_fails_before_it_is_isolated_is_still_journaled() {
 
 #[test]
 fn a_warm_test_that_dies_silently_in_its_setup_is_journaled_while_the_host_runs() {
-    if !require_root("warm pods need root") {
-        return;
-    }
-    let d = scratch();
-    let bin = rogue(d.path());
-    let env = [
-        ("INVITE_MAX_OVERHEAD", "off"),
-        ("INVITE_WARM", "wait"),
+    let extra = [
         // The test ends at this step without a word and without ringing the watcher (as one the
         // OOM killer takes): nothing wakes the thread for it, yet its pod must be seen to end.
         ("INVITE_FAULT_STEP", "die at join the pod's mount namespace"),
         ("ROGUE_AWAIT_RECORDS", "1"),
     ];
     // Each call after 500 ms of quiet: the stock is full, nothing else wakes the thread.
-    let o = run(&bin, &["pass,pass", "500"], d.path(), &env);
-    assert!(o.status.success(), "{}", text(&o));
+    let Some((o, t)) = warm_run(&["pass,pass", "500"], &extra) else {
+        return;
+    };
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("journaled while running: 2\n"),
         "{}",
         text(&o)
     );
-    let j = journal(&d.path().join("invite.jsonl"));
-    let t = tests_of(&j);
-    assert_eq!(t.len(), 2, "{j:#?}");
-    assert!(t.iter().all(|r| r["outcome"] == "error"), "{j:#?}");
+    assert_eq!(t.len(), 2, "{t:#?}");
+    assert!(t.iter().all(|r| r["outcome"] == "error"), "{t:#?}");
 }

@@ -36,24 +36,56 @@ pub fn include_dir() -> PathBuf {
 }
 
 pub fn static_lib() -> PathBuf {
-    let p = profile_dir().join("libinvite.a");
-    assert!(
-        p.exists(),
-        "{} is missing: build the workspace first (cargo build --release --workspace)",
-        p.display()
-    );
-    p
+    built(profile_dir().join("libinvite.a"), &["runtime", "vocab"])
 }
 
 /// A built binary of the workspace (invite, invite-precompile).
 pub fn tool(name: &str) -> PathBuf {
-    let p = profile_dir().join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build the workspace first (cargo build --release --workspace)",
-        p.display()
-    );
-    p
+    let crates: &[&str] = match name {
+        "invite" => &["cli", "vocab"],
+        "invite-precompile" => &["instrumenter", "vocab"],
+        "invite-cc" => &["cc"],
+        _ => &[],
+    };
+    built(profile_dir().join(name), crates)
+}
+
+/// `artifact`, which `cargo test` does not rebuild (a test binary depends on the runtime's rlib,
+/// not on `libinvite.a` or the workspace's binaries): it must exist and be newer than every
+/// source of `crates`, or the tests would run the code of an earlier build and say nothing.
+fn built(artifact: PathBuf, crates: &[&str]) -> PathBuf {
+    let again = "build the workspace first (cargo build --release --workspace)";
+    let made = std::fs::metadata(&artifact)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{} is missing ({e}): {again}", artifact.display()));
+    for c in crates {
+        if let Some((src, t)) = newest(&workspace().join(c).join("src")) {
+            assert!(
+                t <= made,
+                "{} is older than {}: {again}",
+                artifact.display(),
+                src.display()
+            );
+        }
+    }
+    artifact
+}
+
+/// The most recently modified file below `dir`, and when.
+fn newest(dir: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
+    let mut best: Option<(PathBuf, std::time::SystemTime)> = None;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        let found = if e.file_type().is_ok_and(|t| t.is_dir()) {
+            newest(&p)
+        } else {
+            e.metadata().and_then(|m| m.modified()).ok().map(|t| (p, t))
+        };
+        if let Some((p, t)) = found.filter(|(_, t)| best.as_ref().is_none_or(|(_, b)| t > b)) {
+            best = Some((p, t));
+        }
+    }
+    best
 }
 
 pub const NATIVE_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];

@@ -63,11 +63,12 @@ pub struct Plan {
     /// In a user namespace: trees bound read-only whole, since mounts below them are locked
     /// and an overlay cannot take them as a lower layer (see `bound_whole`).
     pub bound: Vec<String>,
-    /// The sockets and FIFOs found in those trees at start-up, hidden under an empty file.
-    pub bound_nodes: Vec<String>,
-    /// Trees of `bound` the start-up scan could not walk fully (too many entries, a directory
-    /// it may search but not list): hidden under an empty read-only tmpfs instead, since a
-    /// socket or FIFO the scan missed would reach the host's (fail closed).
+    /// What the start-up scan found in those trees, hidden under an empty file or directory
+    /// (path, is a directory): sockets and FIFOs, and directories it may search but not list.
+    pub bound_nodes: Vec<(String, bool)>,
+    /// Trees of `bound` the start-up scan could not walk fully (too many entries): hidden
+    /// under an empty read-only tmpfs instead, since a socket or FIFO the scan missed would
+    /// reach the host's (fail closed).
     pub hidden: Vec<String>,
 }
 

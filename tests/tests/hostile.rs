@@ -201,7 +201,8 @@ fn class3_host_sockets_fifos_and_device_nodes_are_unusable() {
 
 /// Not as root, trees with a mount below are bound whole and the sockets and FIFOs a start-up
 /// scan finds in them are hidden: a tree the scan cannot walk fully (more entries than it
-/// visits, a directory it may search but not list) must not let the host's through.
+/// visits) is hidden whole, a directory it may search but not list is hidden alone (a user's
+/// /tmp often holds one: the rest of the tree stays visible); neither lets the host's through.
 #[test]
 fn class3_trees_the_scan_cannot_walk_fully_keep_host_sockets_and_fifos_out() {
     let title = "3 (trees too large or unreadable to scan)";
@@ -209,13 +210,21 @@ fn class3_trees_the_scan_cannot_walk_fully_keep_host_sockets_and_fifos_out() {
         if !r.variant.contains("unprivileged") {
             return;
         }
-        // Hidden, and said so on stderr, once for each tree.
+        // Hidden, and said so on stderr, once for each.
         let top = r.work.parent().unwrap();
-        for tree in ["big", "blind"] {
-            let warning = format!("invite: {}/{tree} is hidden from pods", top.display());
+        for hidden in ["big", "blind/hid"] {
+            let warning = format!("invite: {}/{hidden} is hidden from pods", top.display());
             if r.out.matches(&warning).count() != 1 {
                 failures.push(format!("[{}] no single warning {warning:?}", r.variant));
             }
+        }
+        let seen = "../blind/seen beside the unlistable directory: visible";
+        if !r.pod_output().contains(seen) {
+            failures.push(format!(
+                "[{}] the tree around an unlistable directory was hidden too:\n{}",
+                r.variant,
+                r.pod_output()
+            ));
         }
     });
 }

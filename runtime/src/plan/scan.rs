@@ -1,21 +1,25 @@
 //! The start-up scan of the trees an unprivileged pod sees bound whole (see `bound_whole`): their
-//! sockets and FIFOs, to hide, or why the walk could not see them all, to hide the whole tree.
+//! sockets and FIFOs, and the directories it may search but not list, to hide; or why the walk
+//! could not see them all, to hide the whole tree.
 
 /// Entries a tree walk visits at most (a tree bound whole is usually /run or /mnt); a tree
 /// with more is hidden from pods.
 const MAX_WALK: usize = 50_000;
 
-/// The sockets and FIFOs in `tree`, not crossing into other file systems (their mounts are
-/// steps of their own); an error saying why when the walk cannot see every entry a pod could
-/// reach: more than `MAX_WALK` entries, or a directory it may search but not list. A
-/// directory it may not search is skipped: the pod, with the same credentials, cannot reach
-/// below it either.
-pub(super) fn sockets_and_fifos(tree: &str) -> Result<Vec<String>, String> {
+/// What a pod must not reach in a tree bound whole: paths and whether each is a directory.
+/// Sockets and FIFOs (a bound socket reaches its listener, a bound FIFO its reader), and the
+/// directories this process may search but not list: what they hold is unknown, so they are
+/// hidden whole (a pod with the same credentials could reach a socket in one by its name).
+/// Not crossing into other file systems (their mounts are steps of their own). An error
+/// saying why when the walk cannot see the tree: more than `MAX_WALK` entries, or the tree
+/// itself unreadable. A directory it may not search is skipped: the pod, with the same
+/// credentials, cannot reach below it either.
+pub(super) fn sockets_and_fifos(tree: &str) -> Result<Vec<(String, bool)>, String> {
     walk_nodes(tree, MAX_WALK)
 }
 
 /// `sockets_and_fifos`, visiting at most `max` entries.
-fn walk_nodes(tree: &str, max: usize) -> Result<Vec<String>, String> {
+fn walk_nodes(tree: &str, max: usize) -> Result<Vec<(String, bool)>, String> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut out = Vec::new();
     let dev = std::fs::symlink_metadata(tree)
@@ -28,7 +32,12 @@ fn walk_nodes(tree: &str, max: usize) -> Result<Vec<String>, String> {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // removed since
             Err(_) if !searchable(&dir) => continue,
-            Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
+            Err(e) if dir.as_os_str() == tree => return Err(format!("cannot list {tree}: {e}")),
+            Err(e) => {
+                warn_unlistable(&dir, &e);
+                out.push((dir.to_string_lossy().into_owned(), true));
+                continue;
+            }
         };
         for e in rd {
             let e = e.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
@@ -41,7 +50,7 @@ fn walk_nodes(tree: &str, max: usize) -> Result<Vec<String>, String> {
             if ft.is_dir() && md.dev() == dev {
                 todo.push(e.path());
             } else if ft.is_socket() || ft.is_fifo() {
-                out.push(e.path().to_string_lossy().into_owned());
+                out.push((e.path().to_string_lossy().into_owned(), false));
             }
         }
     }
@@ -58,14 +67,31 @@ fn searchable(dir: &std::path::Path) -> bool {
 
 /// Once per tree and process, on stderr: `tree` is hidden from pods, and why.
 pub(super) fn warn_hidden(tree: &str, why: &str) {
+    warn_once(
+        tree,
+        &format!(
+            "a mount below it makes pods see it whole, and its sockets and FIFOs could not all \
+             be found ({why})"
+        ),
+    );
+}
+
+/// Once per directory and process, on stderr: `dir`, which this process may search but not
+/// list, is hidden from pods.
+fn warn_unlistable(dir: &std::path::Path, e: &std::io::Error) {
+    let why = format!(
+        "pods see the tree around it whole, and what it holds cannot be listed to hide its \
+         sockets and FIFOs ({e})"
+    );
+    warn_once(&dir.to_string_lossy(), &why);
+}
+
+fn warn_once(path: &str, why: &str) {
     static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
-    if !warned.iter().any(|t| t == tree) {
-        warned.push(tree.to_string());
-        eprintln!(
-            "invite: {tree} is hidden from pods (an empty directory there): a mount below it \
-             makes pods see it whole, and its sockets and FIFOs could not all be found ({why})"
-        );
+    if !warned.iter().any(|t| t == path) {
+        warned.push(path.to_string());
+        eprintln!("invite: {path} is hidden from pods (an empty directory there): {why}");
     }
 }
 
@@ -87,7 +113,7 @@ mod tests {
         let tree = d.path().to_str().unwrap();
         let mut found = walk_nodes(tree, 100).unwrap();
         found.sort();
-        let want = [sock, fifo].map(|p| p.to_string_lossy().into_owned());
+        let want = [sock, fifo].map(|p| (p.to_string_lossy().into_owned(), false));
         assert_eq!(found, want);
         // Five entries (a, a/b, a/f.fifo, a/plain, a/b/s.sock): a walk of four is incomplete.
         assert_eq!(walk_nodes(tree, 5).unwrap().len(), 2);

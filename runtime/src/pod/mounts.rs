@@ -191,13 +191,14 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
         sys::close(fd);
     }
     // Sockets and FIFOs of the host in trees bound whole: hidden (a bound socket would reach
-    // its listener, a bound FIFO its reader).
-    for node in &plan.bound_nodes {
-        let _ = mask(
-            plan,
-            &root,
-            &[(node.trim_start_matches('/').to_string(), false)],
-        );
+    // its listener, a bound FIFO its reader), and the directories the scan could not list.
+    // One removed since the scan is fine; one that cannot be hidden fails the pod (closed).
+    for (node, is_dir) in &plan.bound_nodes {
+        let path = node.trim_start_matches('/').to_string();
+        match mask(plan, &root, &[(path, *is_dir)]) {
+            Err(e) if e.err.kind() == std::io::ErrorKind::NotFound => {}
+            r => r?,
+        }
     }
     Ok(Scratch {
         dev_in_upper,

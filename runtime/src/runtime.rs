@@ -275,15 +275,21 @@ impl Runtime {
         self.pid.load(Ordering::Relaxed)
     }
 
-    /// On a sampled call: in a process forked by the host's own code (a worker), the runtime
-    /// becomes the child's: its records and summaries carry the child's pid, and it writes
-    /// periodic summaries of its own (the thread that wrote them did not survive the fork). Its
-    /// counts started from zero at the fork (`counts`). Not in a pod.
+    /// On a sampled call, a `ckpt()` or at exit: in a process forked by the host's own code (a
+    /// worker), the runtime becomes the child's: its records and summaries carry the child's
+    /// pid, its pods count on a ledger of its own (its slots, budget, queue and exit drain; the
+    /// host's page stays mapped, shared with the host's supervisors, and unused here), and it
+    /// writes periodic summaries of its own (the thread that wrote them did not survive the
+    /// fork). Its counts started from zero at the fork (`counts`). Not in a pod.
     pub fn adopt_fork(&self) {
         if !FORKED.swap(false, Ordering::Relaxed) || in_pod() {
             return;
         }
         self.pid.store(sys::getpid(), Ordering::Relaxed);
+        self.ledger.store(new_ledger(), Ordering::Relaxed);
+        if EXITING.load(Ordering::Relaxed) {
+            return;
+        }
         if let Some(c) = self.config.as_ref().filter(|c| c.enabled) {
             if self.journal_fd() != NO_JOURNAL {
                 // The runtime's thread did not survive the fork: asked for again (its duty is
@@ -446,6 +452,7 @@ extern "C" fn on_exit() {
     // For good: nothing after the exit handler starts is tested (a later handler's calls too).
     crate::inside::for_good();
     let Some(rt) = for_summary() else { return };
+    rt.adopt_fork();
     rt.drain();
     if BUILT_BY.load(Ordering::Relaxed) == sys::getpid() {
         crate::podgroup::remove();

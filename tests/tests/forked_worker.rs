@@ -63,3 +63,38 @@ fn a_forked_worker_writes_its_own_summaries_with_its_own_counts() {
     );
     assert!(tests.iter().all(|t| t["outcome"] == "pass"), "{tests:?}");
 }
+
+/// The worker's pods count on a ledger of its own: the host's running pod does not take the
+/// worker's slot (`INVITE_MAX_CONCURRENT=1`), and the worker's exit drains only its own pods,
+/// not the host's (both shared the host's page before; found by the pre-fork server shape).
+#[test]
+fn a_forked_worker_has_its_own_slots_and_drain() {
+    if !require_root("pods here are cold pods of root") {
+        return;
+    }
+    let d = scratch();
+    let bin = d.path().join("fork_ledger");
+    compile_c(&[fixture("c/fork_ledger.c")], &bin);
+    let journal_path = d.path().join("invite.jsonl");
+    let o = run(
+        &bin,
+        &[journal_path.to_str().unwrap()],
+        d.path(),
+        &[
+            ("INVITE_MAX_OVERHEAD", "off"),
+            ("INVITE_MAX_CONCURRENT", "1"),
+            ("INVITE_DRAIN_MS", "20000"),
+            ("INVITE_TIMEOUT_MS", "20000"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.matches("worker ok").count(), 2, "{}", text(&o));
+    assert!(out.contains("host ok"), "{}", text(&o));
+    let j = journal(&journal_path);
+    let passed = j
+        .iter()
+        .filter(|v| v["kind"] == "test" && v["outcome"] == "pass")
+        .count();
+    assert_eq!(passed, 2, "the host's pod and the worker's: {j:?}");
+}

@@ -508,3 +508,33 @@ fn a_pod_outlives_the_thread_that_started_it() {
         );
     }
 }
+
+/// A signal the host handles, sent to the host's process group while a cold pod runs, reaches
+/// its supervisor too (the host's child, in its group): it must not kill the supervisor, whose
+/// record would be lost.
+#[test]
+fn a_signal_the_host_handles_sent_to_its_group_loses_no_record() {
+    if !require_root("cold pods of root") {
+        return;
+    }
+    let d = scratch();
+    let bin = d.path().join("group_signal");
+    compile_c(&[fixture("c/group_signal.c")], &bin);
+    let journal_path = d.path().join("invite.jsonl");
+    let o = run(
+        &bin,
+        &[],
+        d.path(),
+        &[
+            ("INVITE_WARM", "off"),
+            ("INVITE_MAX_OVERHEAD", "off"),
+            ("INVITE_DRAIN_MS", "20000"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("host ok 2"), "{}", text(&o));
+    let j = journal(&journal_path);
+    let tests: Vec<&Value> = j.iter().filter(|v| v["kind"] == "test").collect();
+    assert_eq!(tests.len(), 1, "{j:?}");
+    assert_eq!(tests[0]["outcome"], "pass", "{:?}", tests[0]);
+}

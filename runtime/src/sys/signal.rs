@@ -39,13 +39,14 @@ pub fn save_signal_state() -> SignalState {
     SignalState { changed, mask }
 }
 
-/// In a supervisor: the host's handlers back to the default (its SIGCHLD handler would reap the
-/// supervisor's children), SIGPIPE ignored (a write to a closed pipe is an error, not death),
-/// nothing blocked.
+/// In a supervisor: none of the host's handlers (its SIGCHLD handler would reap the
+/// supervisor's children); what the host handled or ignored is ignored, but for `SIGCHLD` and
+/// faults (`supervisor_disposition`); SIGPIPE ignored (a write to a closed pipe is an error,
+/// not death); nothing blocked.
 pub fn reset_signal_handlers(s: &SignalState) {
     for (sig, _) in &s.changed {
-        // SAFETY: setting a disposition to SIG_DFL.
-        unsafe { libc::signal(*sig, libc::SIG_DFL) };
+        // SAFETY: setting a disposition to SIG_DFL or SIG_IGN.
+        unsafe { libc::signal(*sig, supervisor_disposition(*sig)) };
     }
     // SAFETY: setting a disposition to SIG_IGN; then an empty mask.
     unsafe {
@@ -53,6 +54,29 @@ pub fn reset_signal_handlers(s: &SignalState) {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// What the supervisor does with a signal the host handles or ignores: the host's handler is
+/// not the supervisor's to run. A signal sent from outside (to the host's process group, as
+/// `kill -USR1 -PGID` does) is ignored: at its default action it would kill the supervisor, and
+/// the pod's record with it, for a signal the host survives. `SIGCHLD` stays at its default
+/// (ignored, children would reap themselves before their supervisor's `wait4`), and so do the
+/// signals of a fault, which must end a supervisor that takes one.
+fn supervisor_disposition(sig: libc::c_int) -> libc::sighandler_t {
+    const FAULTS: [libc::c_int; 7] = [
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGFPE,
+        libc::SIGILL,
+        libc::SIGTRAP,
+        libc::SIGSYS,
+        libc::SIGABRT,
+    ];
+    if sig == libc::SIGCHLD || FAULTS.contains(&sig) {
+        libc::SIG_DFL
+    } else {
+        libc::SIG_IGN
     }
 }
 

@@ -405,3 +405,7 @@ pub unsafe fn store_c_thread_ptr(var: usize, value: *const i64) {
     // reads it only from this thread, so a plain store does not race.
     unsafe { (var as *mut *const i64).write(value) };
 }
+
+#[cfg(test)]
+#[path = "mem_tests.rs"]
+mod tests;

@@ -120,6 +120,16 @@ pub fn host_is_writing_clonable_files() -> bool {
     })
 }
 
+/// Where the page of `WRITING_SEEN` is, if mapped: a pod needs it only until its clones are
+/// taken, and replaces it with a private zero page rather than copy it (`shm::privatize`).
+pub fn writing_seen_page() -> Option<usize> {
+    WRITING_SEEN
+        .get()
+        .copied()
+        .flatten()
+        .map(|p| p as *const AtomicI64 as usize)
+}
+
 /// In a pod: the host is writing a watched file (`Watch::written_lately`): its next pods are cold.
 fn note_writing() {
     if let Some(Some(s)) = WRITING_SEEN.get() {

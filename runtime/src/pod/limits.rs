@@ -67,7 +67,7 @@ pub fn apply(timeout_ms: u64, address_space: u64) -> Result<(), SetupError> {
 
 /// First in line for the OOM killer, so the kernel kills the pod, not the host.
 pub fn oom_first() {
-    let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
+    let _ = sys::write_existing(c"/proc/self/oom_score_adj", b"1000");
 }
 
 /// Nice 19 and `SCHED_IDLE`: the pod's very last setup step, so that the setup itself (a few

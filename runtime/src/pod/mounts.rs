@@ -388,7 +388,9 @@ pub fn limit_pids(proc_dir: &CStr) {
         return;
     }
     let path = format!("{}/sys/kernel/pid_max", proc_dir.to_string_lossy());
-    let _ = std::fs::write(path, "512");
+    if let Ok(path) = CString::new(path) {
+        let _ = sys::write_existing(&path, b"512");
+    }
 }
 
 static PID_MAX_PER_NS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -123,8 +123,9 @@ fn insn(code: u16, k: u32, jt: u8, jf: u8) -> sys::Insn {
     sys::Insn { code, jt, jf, k }
 }
 
-/// Where a jump goes: the next instruction, an instruction by index, or one of the returns.
-#[derive(Clone, Copy)]
+/// Where a jump goes: the next instruction, an instruction by index, one of the returns, or
+/// the check at this index of `REFUSED_IF` (its first argument looked at).
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum To {
     Next,
     At(usize),
@@ -132,14 +133,7 @@ enum To {
     Trap,
     Eperm,
     Enosys,
-}
-
-/// What the filter does with a listed call.
-#[derive(Clone, Copy)]
-enum Leaf {
-    Return(To),
-    /// Look at its first argument: the check at this index of `REFUSED_IF`.
-    Arg(usize),
+    Check(usize),
 }
 
 /// The program being written: (code, k, jump if true, jump if false).
@@ -152,37 +146,27 @@ impl Asm {
         self.0.len() - 1
     }
 
-    /// A binary search over the sorted `calls`: a call takes a handful of comparisons, and
-    /// so does the kernel when, installing the filter, it runs it once per system call number
-    /// to find those it always allows (the cost of installing grows with that walk).
-    fn search(&mut self, calls: &[(u32, Leaf)], args: &mut Vec<(usize, usize)>) {
-        if calls.len() <= 3 {
-            for (i, &(nr, leaf)) in calls.iter().enumerate() {
-                let miss = if i + 1 == calls.len() {
-                    To::Allow
-                } else {
-                    To::Next
-                };
-                let hit = match leaf {
-                    Leaf::Return(to) => to,
-                    Leaf::Arg(_) => To::Next, // set below
-                };
-                let at = self.op(JEQ, nr, hit, miss);
-                if let Leaf::Arg(check) = leaf {
-                    args.push((at, check));
-                }
-            }
-            return;
+    /// A balanced binary search over `ranges` (sorted, adjacent: each starts where the one
+    /// before ends, the first at 0), one `JGE` per boundary, every leaf a jump straight to
+    /// what its range gets: about log2(ranges) comparisons for any call, and as many
+    /// instructions as boundaries. The kernel runs the filter once per system call number when
+    /// installing it (to find those it always allows), and compiles every instruction: both
+    /// costs of a pod's way in. Returns where the search starts.
+    fn tree(&mut self, ranges: &[(u32, To)]) -> To {
+        if let [(_, to)] = ranges {
+            return *to;
         }
-        let mid = calls.len() / 2;
-        let split = self.op(JGE, calls[mid].0, To::Next, To::Next);
-        self.search(&calls[..mid], args);
-        self.0[split].2 = To::At(self.0.len());
-        self.search(&calls[mid..], args);
+        let mid = ranges.len() / 2;
+        let at = self.op(JGE, ranges[mid].0, To::Next, To::Next);
+        let below = self.tree(&ranges[..mid]);
+        let above = self.tree(&ranges[mid..]);
+        self.0[at].2 = above;
+        self.0[at].3 = below;
+        To::At(at)
     }
 
     /// Resolve every jump to a forward offset, then the four returns.
-    fn finish(self) -> Vec<sys::Insn> {
+    fn finish(self, checks: &[usize]) -> Vec<sys::Insn> {
         let n = self.0.len();
         let (allow, trap, eperm, enosys) = (n, n + 1, n + 2, n + 3);
         let mut prog = Vec::with_capacity(n + 4);
@@ -195,6 +179,7 @@ impl Asm {
                     To::Trap => trap,
                     To::Eperm => eperm,
                     To::Enosys => enosys,
+                    To::Check(c) => checks[c],
                 };
                 u8::try_from(target - i - 1).expect("a filter short enough for 8-bit jumps")
             };
@@ -219,42 +204,57 @@ impl Asm {
     }
 }
 
-/// The filter program: the architecture, x32, then a binary search over the listed calls.
+/// The filter program: the architecture, then a binary search over ranges of call numbers
+/// (x32 calls, numbered from `X32_BIT` up, are one of them), then the argument checks.
 #[cfg(target_arch = "x86_64")]
 pub fn program() -> Vec<sys::Insn> {
     let mut a = Asm::default();
     a.op(LD_ABS, OFF_ARCH, To::Next, To::Next);
     a.op(JEQ, AUDIT_ARCH, To::Next, To::Eperm);
     a.op(LD_ABS, OFF_NR, To::Next, To::Next);
-    a.op(JGE, X32_BIT, To::Eperm, To::Next);
-    let mut calls: Vec<(u32, Leaf)> = REFUSED
-        .iter()
-        .map(|&(nr, _)| (nr as u32, Leaf::Return(To::Trap)))
-        .chain([(libc::SYS_clone3 as u32, Leaf::Return(To::Enosys))])
-        .chain(
-            REFUSED_IF
-                .iter()
-                .enumerate()
-                .map(|(i, &(nr, ..))| (nr as u32, Leaf::Arg(i))),
-        )
-        .collect();
-    calls.sort_by_key(|c| c.0);
-    let mut args = Vec::new();
-    a.search(&calls, &mut args);
+    let root = a.tree(&ranges());
+    debug_assert_eq!(root, To::At(3));
     // The argument checks: load the first argument, decide.
-    let mut starts = Vec::new();
+    let mut checks = Vec::new();
     for &(_, _, k, test) in REFUSED_IF {
-        starts.push(a.op(LD_ABS, OFF_ARG0, To::Next, To::Next));
+        checks.push(a.op(LD_ABS, OFF_ARG0, To::Next, To::Next));
         let code = match test {
             ArgTest::Equals => JEQ,
             ArgTest::AnyBit => JSET,
         };
         a.op(code, k, To::Trap, To::Allow);
     }
-    for (at, check) in args {
-        a.0[at].2 = To::At(starts[check]);
+    a.finish(&checks)
+}
+
+/// What each call number gets, as ranges: (first number, what), sorted, each up to the next;
+/// neighbours that get the same are one range.
+#[cfg(target_arch = "x86_64")]
+fn ranges() -> Vec<(u32, To)> {
+    let mut listed: Vec<(u32, To)> = REFUSED
+        .iter()
+        .map(|&(nr, _)| (nr as u32, To::Trap))
+        .chain([(libc::SYS_clone3 as u32, To::Enosys)])
+        .chain(
+            REFUSED_IF
+                .iter()
+                .enumerate()
+                .map(|(i, &(nr, ..))| (nr as u32, To::Check(i))),
+        )
+        .collect();
+    listed.sort_by_key(|l| l.0);
+    let mut ranges: Vec<(u32, To)> = vec![(0, To::Allow)];
+    let mut push = |from: u32, to: To| match ranges.last_mut() {
+        Some(last) if last.0 == from => last.1 = to,
+        _ => ranges.push((from, to)),
+    };
+    for (nr, to) in listed {
+        push(nr, to);
+        push(nr + 1, To::Allow);
     }
-    a.finish()
+    push(X32_BIT, To::Eperm);
+    ranges.dedup_by(|next, prev| next.1 == prev.1);
+    ranges
 }
 
 /// No filter on other architectures (README: "not isolated").
@@ -429,6 +429,29 @@ mod tests {
             // The kernel runs the filter for every number when installing it: a binary
             // search keeps that, and every call's cost, to a few comparisons.
             assert!(steps <= 14, "system call {nr}: {steps} instructions");
+        }
+    }
+
+    #[test]
+    fn the_program_is_one_comparison_per_range_boundary() {
+        // The kernel compiles every instruction when a pod installs the filter: three to
+        // load and check the architecture, one per boundary between ranges of numbers that
+        // get the same, two per argument check, four returns. (A search over single numbers
+        // took one comparison per listed call and more: 83 instructions.)
+        let r = ranges();
+        assert_eq!(r[0], (0, To::Allow));
+        assert!(r.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 != w[1].1));
+        let p = program();
+        assert_eq!(p.len(), 3 + (r.len() - 1) + 2 * REFUSED_IF.len() + 4);
+        assert!(p.len() < 70, "{} instructions", p.len());
+        // Every path through the search: at most one comparison more than log2(ranges).
+        let depth = usize::BITS - (r.len() - 1).leading_zeros();
+        for nr in (0..500u32).chain([X32_BIT, X32_BIT | 1, u32::MAX]) {
+            let (_, steps) = walk(&p, AUDIT_ARCH, nr, 0);
+            assert!(
+                steps <= 3 + depth as usize + 3,
+                "system call {nr}: {steps} steps"
+            );
         }
     }
 

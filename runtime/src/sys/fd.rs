@@ -145,6 +145,14 @@ pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// Write `data` to the existing file at `path` (a /proc or /sys tunable): opened write-only,
+/// neither created nor truncated (`std::fs::write` asks for both, each a step of its own in the
+/// kernel), no allocation.
+pub fn write_existing(path: &CStr, data: &[u8]) -> io::Result<()> {
+    let fd = open(path, libc::O_WRONLY | libc::O_CLOEXEC, 0)?;
+    write_all(fd.as_raw_fd(), data)
+}
+
 pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         let n = write(fd, buf)?;

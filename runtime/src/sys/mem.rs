@@ -64,20 +64,9 @@ pub unsafe fn privatize_mapping(
             off = (off / page + 1) * page;
         }
     }
-    // SAFETY: MAP_FIXED over a whole mapping of this process that nothing references (the
-    // caller's obligation, see `# Safety`).
-    let p = unsafe {
-        libc::mmap(
-            addr as *mut libc::c_void,
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        let e = io::Error::last_os_error();
+    // SAFETY: a whole mapping of this process that nothing references (the caller's
+    // obligation, see `# Safety`).
+    if let Err(e) = unsafe { map_private_over(addr, len) } {
         // SAFETY: releasing the temporary mapping made above.
         unsafe { libc::munmap(tmp, len) };
         return Err(e);
@@ -90,6 +79,45 @@ pub unsafe fn privatize_mapping(
     }
     // SAFETY: the range is ours, mapped just above.
     check(unsafe { libc::mprotect(addr as *mut libc::c_void, len, prot) }).map(drop)
+}
+
+/// Replace `addr..addr+len`, a whole shared mapping of the runtime's own, by private zero-filled
+/// memory in place: one `mmap`, no copy. What either side stores there afterwards no longer
+/// reaches the other.
+///
+/// # Safety
+///
+/// The range must be a whole mapping of this process holding only atomics for which zero is a
+/// valid value (`Zeroed`), which no other thread uses meanwhile: they read as zero afterwards.
+pub unsafe fn zero_private(addr: usize, len: usize) -> io::Result<()> {
+    // SAFETY: a whole mapping of the runtime's own (the caller's obligation): any reference
+    // into it still points at mapped, zero-filled memory, a valid value of its atomics.
+    unsafe { map_private_over(addr, len) }
+}
+
+/// Map fresh private zero-filled memory, readable and writable, over `addr..addr+len`.
+///
+/// # Safety
+///
+/// The range must be a whole mapping of this process that no other thread uses meanwhile; what
+/// it held is gone.
+unsafe fn map_private_over(addr: usize, len: usize) -> io::Result<()> {
+    // SAFETY: MAP_FIXED over a whole mapping of this process (the caller's obligation).
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// `fflush(NULL)`: write out every C stdio buffer of this process.
@@ -377,3 +405,7 @@ pub unsafe fn store_c_thread_ptr(var: usize, value: *const i64) {
     // reads it only from this thread, so a plain store does not race.
     unsafe { (var as *mut *const i64).write(value) };
 }
+
+#[cfg(test)]
+#[path = "mem_tests.rs"]
+mod tests;

@@ -356,7 +356,7 @@ fn test_steps(
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
         sys::drop_capabilities().step("drop capabilities")?;
         if let Some(plan) = spec.plan {
-            let filter = lazy::ahead_of(lazy, &plan.seccomp);
+            let filter = lazy::ahead_of(lazy, &spec.fds.lazy_code, &plan.seccomp);
             seccomp::install(&filter).step("install the system call filter")?;
         }
     }

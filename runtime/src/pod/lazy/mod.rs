@@ -65,8 +65,8 @@ static LAZY: OnceLock<Vec<Lazy>> = OnceLock::new();
 /// descriptors (one filter, not two: each filter the kernel takes costs tens of microseconds,
 /// most of it fixed). A call the lazy checks let through goes on to `main`'s checks, as it
 /// would with two filters; one they trap goes to `main`'s when the handler makes it again
-/// through the gate. `main` alone where nothing is lazy.
-pub fn ahead_of(lazy: Vec<Lazy>, main: &[sys::Insn]) -> Vec<sys::Insn> {
+/// through the gate. `main` alone where nothing is lazy. `code`: the pod's own code (`own_code`).
+pub fn ahead_of(lazy: Vec<Lazy>, code: &[(u64, u64)], main: &[sys::Insn]) -> Vec<sys::Insn> {
     if lazy.is_empty() || cfg!(not(target_arch = "x86_64")) {
         return main.to_vec();
     }
@@ -77,7 +77,7 @@ pub fn ahead_of(lazy: Vec<Lazy>, main: &[sys::Insn]) -> Vec<sys::Insn> {
     // SAFETY: `on_trap` is async-signal-safe: system calls, atomics and reads of a table set
     // before the filter is installed.
     unsafe { sys::on_trapped(on_trap) };
-    let mut prog = program(&fds, gate(), &own_code());
+    let mut prog = program(&fds, gate(), code);
     if !main.is_empty() {
         // The program's last instruction is its `allow`, where `main` begins instead.
         prog.pop();
@@ -92,8 +92,10 @@ const MAX_RANGES: usize = 12;
 /// The pod's executable mappings now (the host's program, its libraries, the vDSO), merged into
 /// at most `MAX_RANGES` ranges, each within one 4 GiB-aligned region: (start, last byte). Asked
 /// of the kernel mapping by mapping where it can (`PROCMAP_QUERY`), else read from the text of
-/// `/proc/self/maps` (slower: the kernel writes a line per mapping, a path in each).
-fn own_code() -> Vec<(u64, u64)> {
+/// `/proc/self/maps` (slower: the kernel writes a line per mapping, a path in each). The same in
+/// the host's child that plans the pod's descriptors (`fds::scan`) as in the test: no code is
+/// mapped in between.
+pub fn own_code() -> Vec<(u64, u64)> {
     let mut r: Vec<(u64, u64)> = sys::executable_mappings()
         .unwrap_or_else(executable_mappings_as_text)
         .into_iter()

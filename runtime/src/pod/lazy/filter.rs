@@ -73,7 +73,6 @@ enum Place {
 }
 
 /// A program being laid out: instructions with symbolic jumps, and where the places begin.
-#[derive(Default)]
 struct Asm {
     ops: Vec<(u16, u32, To, To)>,
     places: Vec<(Place, usize)>,
@@ -171,7 +170,12 @@ impl Asm {
 /// kernel as it takes the filter): ranges that share the high word of their addresses are told
 /// apart by their low words alone.
 pub(super) fn program(fds: &[u32], gate: u64, code: &[(u64, u64)]) -> Vec<sys::Insn> {
-    let mut a = Asm::default();
+    // Room for all of it at once (the pod allocates as it starts: each new page it touches
+    // is copied from the host's).
+    let mut a = Asm {
+        ops: Vec::with_capacity(64 + fds.len() + 3 * code.len()),
+        places: Vec::with_capacity(8 + code.len()),
+    };
     a.op(LD, OFF_ARCH, To::Next, To::Next);
     a.op(JEQ, AUDIT_ARCH, To::Next, To::Allow);
     a.op(LD, OFF_NR, To::Next, To::Next);

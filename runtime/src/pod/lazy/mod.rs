@@ -77,12 +77,14 @@ pub fn ahead_of(lazy: Vec<Lazy>, code: &[(u64, u64)], main: &[sys::Insn]) -> Vec
     // SAFETY: `on_trap` is async-signal-safe: system calls, atomics and reads of a table set
     // before the filter is installed.
     unsafe { sys::on_trapped(on_trap) };
-    let mut prog = program(&fds, gate(), code);
-    if !main.is_empty() {
-        // The program's last instruction is its `allow`, where `main` begins instead.
-        prog.pop();
-        prog.extend_from_slice(main);
+    let lazy = program(&fds, gate(), code);
+    if main.is_empty() {
+        return lazy;
     }
+    // The program's last instruction is its `allow`, where `main` begins instead.
+    let mut prog = Vec::with_capacity(lazy.len() - 1 + main.len());
+    prog.extend_from_slice(&lazy[..lazy.len() - 1]);
+    prog.extend_from_slice(main);
     prog
 }
 

@@ -16,9 +16,9 @@ const fn off_arg(i: u32) -> u32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-const AUDIT_ARCH: u32 = 0xC000_003E;
+pub(super) const AUDIT_ARCH: u32 = 0xC000_003E;
 #[cfg(not(target_arch = "x86_64"))]
-const AUDIT_ARCH: u32 = 0;
+pub(super) const AUDIT_ARCH: u32 = 0;
 
 /// The calls that write through their descriptor argument: (number, which argument).
 const WRITES: &[(libc::c_long, u32)] = &[
@@ -246,7 +246,7 @@ pub(super) fn program(fds: &[u32], gate: u64, code: &[(u64, u64)]) -> Vec<sys::I
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
-mod tests {
+pub(super) mod tests {
     use super::super::MAX_LAZY;
     use super::*;
 
@@ -257,6 +257,17 @@ mod tests {
 
     /// The return, and whether the walk looked past the call's number and architecture.
     fn walk(p: &[sys::Insn], ip: u64, nr: libc::c_long, args: [u32; 6]) -> (u32, bool) {
+        walk_arch(p, AUDIT_ARCH, ip, nr, args)
+    }
+
+    /// `walk`, for a call of architecture `arch`.
+    pub(in super::super) fn walk_arch(
+        p: &[sys::Insn],
+        arch: u32,
+        ip: u64,
+        nr: libc::c_long,
+        args: [u32; 6],
+    ) -> (u32, bool) {
         let mut pc = 0usize;
         let mut acc = 0u32;
         let mut looked = false;
@@ -267,7 +278,7 @@ mod tests {
                     looked |= i.k >= OFF_IP_LO;
                     acc = match i.k {
                         OFF_NR => nr as u32,
-                        OFF_ARCH => AUDIT_ARCH,
+                        OFF_ARCH => arch,
                         OFF_IP_LO => ip as u32,
                         OFF_IP_HI => (ip >> 32) as u32,
                         k => args[((k - 16) / 8) as usize],

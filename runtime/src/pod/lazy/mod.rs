@@ -3,8 +3,8 @@
 //!
 //! Reopening it for writing would make the overlay copy it whole into the pod's scratch at pod
 //! start, whether the test ever touches it or not (a 1 GiB file: a 1 GiB copy per pod). So
-//! `fds` reopens it read-only, and checks put ahead of the pod's own system call filter (one
-//! filter: each the kernel takes costs tens of microseconds) trap what would write through one of those descriptor numbers: `write`, `pwrite64`,
+//! `fds` reopens it read-only, and checks put in the pod's own system call filter (`within`,
+//! else ahead of it; one filter: each the kernel takes costs tens of microseconds) trap what would write through one of those descriptor numbers: `write`, `pwrite64`,
 //! `writev`, `pwritev`, `pwritev2`, `ftruncate`, `fallocate`, `sendfile` and `copy_file_range`
 //! and `splice` to it, a shared writable `mmap` of it, and the ways to duplicate it (`dup`,
 //! `dup2`, `dup3`, `fcntl(F_DUPFD*)`), and record locks (below). The SIGSYS handler then reopens the file by path with
@@ -61,10 +61,10 @@ impl Lazy {
 /// The pod's lazy descriptors, set once during its setup, read by the SIGSYS handler.
 static LAZY: OnceLock<Vec<Lazy>> = OnceLock::new();
 
-/// The pod's system call filter `main` with, ahead of it, the traps of writes through the lazy
-/// descriptors (one filter, not two: each filter the kernel takes costs tens of microseconds,
-/// most of it fixed). A call the lazy checks let through goes on to `main`'s checks, as it
-/// would with two filters; one they trap goes to `main`'s when the handler makes it again
+/// The pod's system call filter `main` with the traps of writes through the lazy descriptors
+/// inside it (`within`; where `main` does not begin as expected, ahead of it): one filter, not
+/// two (each filter the kernel takes costs tens of microseconds, most of it fixed). A call the
+/// lazy checks let through goes on to `main`'s checks, as it would with two filters; one they trap goes to `main`'s when the handler makes it again
 /// through the gate. `main` alone where nothing is lazy. `code`: the pod's own code (`own_code`).
 pub fn ahead_of(lazy: Vec<Lazy>, code: &[(u64, u64)], main: &[sys::Insn]) -> Vec<sys::Insn> {
     if lazy.is_empty() || cfg!(not(target_arch = "x86_64")) {

@@ -47,6 +47,10 @@ pub struct FdPlan {
     pub notes: Vec<String>,
     /// The files open for writing (and their companions) as they were at the checkpoint.
     pub watch: Watch,
+    /// Where some file is to be reopened lazily: the pod's own code (`lazy::own_code`), asked
+    /// here, where `/proc/self` is already looked up (`fd_target`), rather than in the pod's
+    /// fresh `/proc`, where each entry is made anew (~20 us).
+    pub lazy_code: Vec<(u64, u64)>,
 }
 
 /// The memory devices a pod may keep: null, zero, full, random, urandom (major 1), known by
@@ -111,6 +115,9 @@ pub fn scan(own: &[RawFd], ckpt_ns: u64) -> FdPlan {
     plan.watch = Watch::take(&paths, ckpt_ns);
     // Where no such file is on a file system with reflinks, no clone is tried at all.
     plan.watch.may_clone = writable.iter().any(|&(fd, _)| super::clones::may_clone(fd));
+    if !writable.is_empty() {
+        plan.lazy_code = super::lazy::own_code();
+    }
     plan
 }
 

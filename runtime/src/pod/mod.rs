@@ -28,7 +28,7 @@
 //! | test | remap every MAP_SHARED mapping private with its contents |
 //! | test | limits (CPU, address space, processes, core 0), OOM first |
 //! | test | a fresh session keyring; no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
-//! | test | the system call filter (`seccomp`), last, with the lazy copy-up traps ahead of it if any file is lazy (`lazy`) |
+//! | test | the system call filter (`seccomp`), last, with the lazy copy-up traps in it if any file is lazy (`lazy`) |
 //! | test | a warm test rings the watcher's doorbell, set up at last (or failed), then closes it |
 //! | test | lowest priority (nice 19, `SCHED_IDLE`), the very last step: the setup is not kept waiting behind the machine's other work, the test's first line is not run above it |
 
@@ -356,7 +356,7 @@ fn test_steps(
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
         sys::drop_capabilities().step("drop capabilities")?;
         if let Some(plan) = spec.plan {
-            let filter = lazy::ahead_of(lazy, &plan.seccomp);
+            let filter = lazy::ahead_of(lazy, &spec.fds.lazy_code, &plan.seccomp);
             seccomp::install(&filter).step("install the system call filter")?;
         }
     }

@@ -3,8 +3,8 @@
 //!
 //! Reopening it for writing would make the overlay copy it whole into the pod's scratch at pod
 //! start, whether the test ever touches it or not (a 1 GiB file: a 1 GiB copy per pod). So
-//! `fds` reopens it read-only, and checks put ahead of the pod's own system call filter (one
-//! filter: each the kernel takes costs tens of microseconds) trap what would write through one of those descriptor numbers: `write`, `pwrite64`,
+//! `fds` reopens it read-only, and checks put in the pod's own system call filter (`within`,
+//! else ahead of it; one filter: each the kernel takes costs tens of microseconds) trap what would write through one of those descriptor numbers: `write`, `pwrite64`,
 //! `writev`, `pwritev`, `pwritev2`, `ftruncate`, `fallocate`, `sendfile` and `copy_file_range`
 //! and `splice` to it, a shared writable `mmap` of it, and the ways to duplicate it (`dup`,
 //! `dup2`, `dup3`, `fcntl(F_DUPFD*)`), and record locks (below). The SIGSYS handler then reopens the file by path with
@@ -61,12 +61,12 @@ impl Lazy {
 /// The pod's lazy descriptors, set once during its setup, read by the SIGSYS handler.
 static LAZY: OnceLock<Vec<Lazy>> = OnceLock::new();
 
-/// The pod's system call filter `main` with, ahead of it, the traps of writes through the lazy
-/// descriptors (one filter, not two: each filter the kernel takes costs tens of microseconds,
-/// most of it fixed). A call the lazy checks let through goes on to `main`'s checks, as it
-/// would with two filters; one they trap goes to `main`'s when the handler makes it again
-/// through the gate. `main` alone where nothing is lazy.
-pub fn ahead_of(lazy: Vec<Lazy>, main: &[sys::Insn]) -> Vec<sys::Insn> {
+/// The pod's system call filter `main` with the traps of writes through the lazy descriptors
+/// inside it (`within`; where `main` does not begin as expected, ahead of it): one filter, not
+/// two (each filter the kernel takes costs tens of microseconds, most of it fixed). A call the
+/// lazy checks let through goes on to `main`'s checks, as it would with two filters; one they trap goes to `main`'s when the handler makes it again
+/// through the gate. `main` alone where nothing is lazy. `code`: the pod's own code (`own_code`).
+pub fn ahead_of(lazy: Vec<Lazy>, code: &[(u64, u64)], main: &[sys::Insn]) -> Vec<sys::Insn> {
     if lazy.is_empty() || cfg!(not(target_arch = "x86_64")) {
         return main.to_vec();
     }
@@ -77,13 +77,54 @@ pub fn ahead_of(lazy: Vec<Lazy>, main: &[sys::Insn]) -> Vec<sys::Insn> {
     // SAFETY: `on_trap` is async-signal-safe: system calls, atomics and reads of a table set
     // before the filter is installed.
     unsafe { sys::on_trapped(on_trap) };
-    let mut prog = program(&fds, gate(), &own_code());
-    if !main.is_empty() {
-        // The program's last instruction is its `allow`, where `main` begins instead.
-        prog.pop();
-        prog.extend_from_slice(main);
+    let lazy = program(&fds, gate(), code);
+    if main.is_empty() {
+        return lazy;
     }
+    if let Some(prog) = within(&lazy, main) {
+        return prog;
+    }
+    // The program's last instruction is its `allow`, where `main` begins instead.
+    let mut prog = Vec::with_capacity(lazy.len() - 1 + main.len());
+    prog.extend_from_slice(&lazy[..lazy.len() - 1]);
+    prog.extend_from_slice(main);
     prog
+}
+
+/// The lazy checks inside `main`, after its own check of the architecture and load of the call
+/// number, where `main` begins so (`None`: it does not): the kernel runs the filter for every
+/// call number of both architectures as it takes it, and so runs neither the lazy checks' own
+/// look at the architecture (~4 us) nor, for the other architecture's numbers, their search.
+/// Their `allow` becomes a load of the number again, on which `main` goes on.
+fn within(lazy: &[sys::Insn], main: &[sys::Insn]) -> Option<Vec<sys::Insn>> {
+    let head = |p: &[sys::Insn]| {
+        let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+        let jeq = (libc::BPF_JMP | libc::BPF_JEQ) as u16;
+        p.len() > 3
+            && (p[0].code, p[0].k) == (ld, 4)
+            && (p[1].code, p[1].k, p[1].jt) == (jeq, filter::AUDIT_ARCH, 0)
+            && (p[2].code, p[2].k) == (ld, 0)
+    };
+    // (`main` sends another architecture past its head, or the insertion would not move it.)
+    if !head(lazy) || !head(main) || main[1].jf == 0 {
+        return None;
+    }
+    // Lazy body: past its head, up to its `allow` (the last instruction), which the load of
+    // the number takes the place of: its jumps stay as they are.
+    let body = &lazy[3..lazy.len() - 1];
+    let mut prog = Vec::with_capacity(main.len() + body.len() + 1);
+    prog.extend_from_slice(&main[..3]);
+    // Past the inserted instructions to where `main` sends another architecture.
+    prog[1].jf = u8::try_from(main[1].jf as usize + body.len() + 1).ok()?;
+    prog.extend_from_slice(body);
+    prog.push(sys::Insn {
+        code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    });
+    prog.extend_from_slice(&main[3..]);
+    Some(prog)
 }
 
 /// At most this many address ranges of the pod's own code are told apart in the filter.
@@ -92,8 +133,10 @@ const MAX_RANGES: usize = 12;
 /// The pod's executable mappings now (the host's program, its libraries, the vDSO), merged into
 /// at most `MAX_RANGES` ranges, each within one 4 GiB-aligned region: (start, last byte). Asked
 /// of the kernel mapping by mapping where it can (`PROCMAP_QUERY`), else read from the text of
-/// `/proc/self/maps` (slower: the kernel writes a line per mapping, a path in each).
-fn own_code() -> Vec<(u64, u64)> {
+/// `/proc/self/maps` (slower: the kernel writes a line per mapping, a path in each). The same in
+/// the host's child that plans the pod's descriptors (`fds::scan`) as in the test: no code is
+/// mapped in between.
+pub fn own_code() -> Vec<(u64, u64)> {
     let mut r: Vec<(u64, u64)> = sys::executable_mappings()
         .unwrap_or_else(executable_mappings_as_text)
         .into_iter()
@@ -191,6 +234,50 @@ fn upgrade(l: &Lazy) -> Result<(), i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_lazy_checks_inside_the_pods_filter_decide_as_ahead_of_it() {
+        use filter::tests::walk_arch;
+        let main = crate::pod::seccomp_program();
+        let (gate, own, elsewhere) = (0x7f12_3456_789a, 0x5555_0000_2000, 0x5555_0001_2000);
+        let lazy = program(&[3, 7], gate, &[(0x5555_0000_1000, 0x5555_0000_8fff)]);
+        let inside = within(&lazy, &main).expect("the pod's filter begins as expected");
+        let mut ahead = lazy[..lazy.len() - 1].to_vec();
+        ahead.extend_from_slice(&main);
+        const I386: u32 = 0x4000_0003;
+        let mut compared = 0;
+        for arch in [filter::AUDIT_ARCH, I386] {
+            for nr in (0..460).chain([0x4000_0001]) {
+                for ip in [own, elsewhere, gate] {
+                    for fd in [3, 4, 7] {
+                        // fcntl's command, mmap's protection and flags, clone's and socket's
+                        // first argument: from the same values.
+                        let args = [fd, 1030, 3, 1, fd, 0];
+                        let a = walk_arch(&ahead, arch, ip, nr, args).0;
+                        let b = walk_arch(&inside, arch, ip, nr, args).0;
+                        assert_eq!(a, b, "arch {arch:#x} call {nr} ip {ip:#x} fd {fd}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 8000);
+        // Where the trap is: the lazy checks did run inside.
+        let trap = libc::SECCOMP_RET_TRAP | filter::DATA_WRITE;
+        assert_eq!(
+            walk_arch(
+                &inside,
+                filter::AUDIT_ARCH,
+                own,
+                libc::SYS_write,
+                [3, 0, 0, 0, 0, 0]
+            )
+            .0,
+            trap
+        );
+        assert!(inside.len() < ahead.len());
+    }
 
     #[test]
     fn the_kernel_and_the_text_of_the_maps_agree_on_the_code() {

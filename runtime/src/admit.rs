@@ -260,8 +260,9 @@ pub fn decide(
     }
     let queue = ledger.queue();
     let key = queue.key(!call.first_run, call.site);
-    // A free slot goes to the waiters ahead of this call first.
-    if !queue.ahead_of(Some(key), &world.alive) {
+    // A free slot goes to the waiters ahead of this call first. With every slot taken there is
+    // none to give: the waiters' liveness (a system call each) is not asked.
+    if ledger.running() < limits.max_concurrent && !queue.ahead_of(Some(key), &world.alive) {
         if let Some(running) = ledger.reserve(limits.max_concurrent) {
             if !(world.room)(running as u64) {
                 ledger.release();

@@ -261,6 +261,19 @@ pub fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// The calling thread's nice value.
+pub fn nice() -> libc::c_int {
+    // SAFETY: integer-only call (-1 is also a valid value: a failure reads as nice -1).
+    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
+}
+
+/// Set the calling thread's nice value (raising it back needs CAP_SYS_NICE: a failure leaves
+/// it as it was).
+pub fn set_nice(nice: libc::c_int) {
+    // SAFETY: integer-only call.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+}
+
 /// Lower the calling thread's priority by `nice` steps (Linux nice values are per thread).
 pub fn lower_thread_priority(nice: libc::c_int) {
     // SAFETY: integer-only calls; a failure only leaves the priority as it was.

@@ -223,13 +223,21 @@ impl Queue {
     /// Ring the bell of the first live waiter (none: nothing to do). Its slot may also hold a
     /// displaced waiter still asleep: both wake, and the displaced one ends.
     pub fn ring_first(&self, alive: impl Fn(u32) -> bool) {
-        let first = (0..SLOTS)
+        // Waiters in key order, each one's liveness asked only until a live one is found (one
+        // `kill(pid, 0)` each: asking all of a full queue's on every freed slot was ~40 system
+        // calls per pod).
+        let mut after = 0;
+        while let Some((i, k)) = (0..SLOTS)
             .map(|i| (i, self.keys[i].load(Ordering::Acquire)))
-            .filter(|(i, k)| *k != 0 && self.live(*i, &alive))
-            .min_by_key(|(_, k)| *k);
-        if let Some((i, _)) = first {
-            self.bells[i].fetch_add(1, Ordering::AcqRel);
-            crate::sys::futex_wake(&self.bells[i], i32::MAX);
+            .filter(|(_, k)| *k > after)
+            .min_by_key(|(_, k)| *k)
+        {
+            if self.live(i, &alive) {
+                self.bells[i].fetch_add(1, Ordering::AcqRel);
+                crate::sys::futex_wake(&self.bells[i], i32::MAX);
+                return;
+            }
+            after = k;
         }
     }
 
@@ -293,6 +301,31 @@ mod tests {
         assert_eq!(q.claim(second, 200, || true, || (), dead_100), Claim::Run);
         assert!(q.leave(first));
         assert!(!q.leave(first), "left once");
+    }
+
+    #[test]
+    fn a_freed_slot_asks_the_liveness_of_the_first_waiters_only() {
+        let q = Queue::new();
+        let tickets: Vec<Ticket> = (0..32)
+            .map(|i| {
+                let t = q.enqueue(q.key(true, 1), 32).unwrap();
+                q.set_pid(t, 100 + i);
+                t
+            })
+            .collect();
+        let asked = std::cell::Cell::new(0);
+        // The first two waiters are dead: the third is rung, after three questions.
+        let alive = |pid: u32| {
+            asked.set(asked.get() + 1);
+            pid >= 102
+        };
+        let bells: Vec<u32> = tickets.iter().map(|t| q.bell(*t)).collect();
+        q.ring_first(alive);
+        assert_eq!(asked.get(), 3, "not the liveness of all 32 waiters");
+        let rung: Vec<usize> = (0..32)
+            .filter(|i| q.bell(tickets[*i]) != bells[*i])
+            .collect();
+        assert_eq!(rung, vec![2], "the first live waiter, and only it, is rung");
     }
 
     #[test]

@@ -240,3 +240,27 @@ fn pods_cpu_is_the_hosts_loss_only_beyond_the_machines_idle_time() {
     assert_eq!(crowded(30_000_000, 10_000_000), 20_000_000);
     assert_eq!(crowded(30_000_000, 200_000_000), 0); // idle cores ran the pods
 }
+
+#[test]
+fn with_every_slot_taken_a_call_asks_no_waiters_liveness() {
+    let ledger = Ledger::new();
+    let l = limits(1, 1);
+    assert_eq!(decide(&ledger, l, REPEAT, world(SECOND)), Ok(Admitted::Run));
+    let t = ledger
+        .queue()
+        .enqueue(ledger.queue().key(true, 1), 1)
+        .unwrap();
+    ledger.queue().set_pid(t, 100);
+    // A host whose calls find the queue full and every slot taken (what a host calling faster
+    // than pods end does all the time): each look cost a `kill(pid, 0)` for nothing.
+    let w = World {
+        room: |_| true,
+        queue_room: |_| true,
+        clock: || Clock {
+            elapsed_ns: SECOND,
+            cpus: 1.0,
+        },
+        alive: |_| panic!("a waiter's liveness asked with every slot taken"),
+    };
+    assert_eq!(decide(&ledger, l, REPEAT, w), Err(Skip::Queue));
+}

@@ -147,6 +147,24 @@ pub fn block_all() -> libc::sigset_t {
     }
 }
 
+/// Take the signals pending for this thread or its process without running their handlers
+/// (they are blocked: `block_all`): a signal that came while they were blocked is dropped.
+pub fn drop_pending() {
+    // SAFETY: zeroed sigset_t and timespec values are valid; sigtimedwait only takes signals
+    // that are blocked (no handler runs), and returns at once when none is pending.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        let now: libc::timespec = std::mem::zeroed();
+        // Real-time signals queue: at most a bounded number is taken.
+        for _ in 0..1024 {
+            if libc::sigtimedwait(&all, std::ptr::null_mut(), &now) < 0 {
+                return;
+            }
+        }
+    }
+}
+
 /// Put back a mask `block_all` returned.
 pub fn set_mask(mask: &libc::sigset_t) {
     // SAFETY: a valid mask; only this thread's mask changes.

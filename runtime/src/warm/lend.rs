@@ -12,8 +12,9 @@
 //!          and supervises the waiter as its warm pod (`watch::register`)
 //! ```
 //!
-//! - The watcher also watches each waiter's pidfd until it borrows: a waiter that ends without
-//!   a pod (displaced, or killed) is reaped there, and its place in the queue freed. A waiter
+//! - The watcher also looks at each waiter's pidfd until it borrows (every `LOOK_NS`, not in
+//!   each of its polls): a waiter that ends without a pod (displaced, or killed) is reaped
+//!   there, and its place in the queue freed. A waiter
 //!   sees other waiters' pids only from its own PID namespace, where they do not exist: it
 //!   counts them all alive, and relies on the host to free the place of a dead one.
 //! - No blank within `ASK_NS` (a pod's set-up allowance: on a busy machine the builder is slow
@@ -87,24 +88,46 @@ struct Ask {
     since: u64,
 }
 
+/// How often the watcher looks at the waiters' pidfds for one that ended without a pod.
+const LOOK_NS: u64 = 100_000_000;
+
 /// The watcher's side: waiters being watched, and their asks for a blank.
 #[derive(Default)]
 pub struct Lender {
     waiters: Vec<Waiter>,
     asks: Vec<Ask>,
-    /// Where the lend socket and the first waiter's pidfd are in the poll set.
+    /// Where the lend socket and the first waiter's pidfd are in the poll set (the waiters'
+    /// only at a look: `usize::MAX` between looks).
     polled: (usize, usize),
+    /// When the waiters' pidfds are next polled.
+    next_look: u64,
 }
 
 impl Lender {
-    /// Pick up new waiters, answer what can be answered, and add the lend socket and the
-    /// waiters' pidfds to `fds`.
-    pub fn prepare(&mut self, lend: BorrowedFd, fds: &mut Vec<RawFd>) {
+    /// Pick up new waiters, answer what can be answered, and add the lend socket to `fds`, and
+    /// the waiters' pidfds every `LOOK_NS`. Returns the poll timeout this side needs (the next
+    /// look, while waiters wait), in milliseconds.
+    ///
+    /// The waiters' pidfds are not in every poll: a full queue's 32 made each of the watcher's
+    /// rounds (several per pod) that much longer, the largest part of what the queue cost a
+    /// pod. A waiter that ends without a pod (displaced: its place is another's already; or
+    /// killed) is reaped, and its place freed, within `LOOK_NS`; one that borrows is the
+    /// watcher's pod from its ask on.
+    pub fn prepare(&mut self, lend: BorrowedFd, fds: &mut Vec<RawFd>) -> Option<i32> {
         self.pick_up();
         self.serve();
-        self.polled = (fds.len(), fds.len() + 1);
+        self.polled = (fds.len(), usize::MAX);
         fds.push(lend.as_raw_fd());
-        fds.extend(self.waiters.iter().map(|w| w.pidfd));
+        if self.waiters.is_empty() {
+            return None;
+        }
+        let now = sys::monotonic_ns();
+        if now >= self.next_look {
+            self.next_look = now + LOOK_NS;
+            self.polled.1 = fds.len();
+            fds.extend(self.waiters.iter().map(|w| w.pidfd));
+        }
+        Some((self.next_look.saturating_sub(now) / 1_000_000).max(1) as i32)
     }
 
     fn pick_up(&mut self) {
@@ -141,7 +164,7 @@ impl Lender {
         }
         let first = self.polled.1;
         let ended: Vec<usize> = (0..self.waiters.len())
-            .filter(|i| ready(first + i))
+            .filter(|i| ready(first.saturating_add(*i)))
             .collect();
         // From the last, so that the indexes stay right.
         for i in ended.into_iter().rev() {

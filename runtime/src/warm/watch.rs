@@ -132,9 +132,8 @@ impl Watcher {
             fds.push(fd);
             fds.len() - 1
         });
-        self.lender.prepare(w.lend.as_fd(), fds);
+        let mut timeout: Option<i32> = self.lender.prepare(w.lend.as_fd(), fds);
         let now = sys::monotonic_ns();
-        let mut timeout: Option<i32> = None;
         for p in &mut self.pods {
             let first = fds.len();
             fds.push(p.pidfd());

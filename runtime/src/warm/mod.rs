@@ -161,6 +161,9 @@ fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
     let (lend, lend_peer) = sys::seqpacket_pair().ok()?;
     crate::ownfd::mark(lend.as_raw_fd());
     crate::ownfd::mark(lend_peer.as_raw_fd());
+    // Before the stock holds a blank: whether the host writes files only a cold pod can hold
+    // it still for (`pod::host_is_writing_clonable_files`), looked at here, off its pause.
+    pod::look_for_clonable_writes();
     // The process's warm state holds them for its life.
     Some(Warm {
         lend,

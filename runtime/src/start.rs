@@ -18,6 +18,9 @@ extern "C" fn at_load() {
     runtime::arm_exit();
     runtime::capture_start_cwd();
     let on = matches!(runtime::settings(), Some(Some(c)) if c.enabled);
+    if on {
+        runtime::check_early();
+    }
     runtime::set_premade_netns(warm::helper_netns);
     warm::start_helper();
     if warm::helper_started() {

@@ -7,7 +7,9 @@
 //! cgroup v1 (the `memory` and `pids` hierarchies: `memory.limit_in_bytes` and
 //! `memory.usage_in_bytes`, `pids.max` and `pids.current`) and v2 (`memory.max` and
 //! `memory.current`, `pids.max` and `pids.current`), found from /proc/self/cgroup and
-//! /proc/self/mountinfo once, read again at most every `REFRESH_NS`.
+//! /proc/self/mountinfo once. Usages are read again at most every `REFRESH_NS`, limits (which
+//! change only when someone sets them) every `LIMITS_REFRESH_NS`: where no level has a limit, a
+//! sampled call reads nothing in between (each reading is a system call on the host's pause).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,14 +27,50 @@ pub const POD_PIDS: u64 = 512;
 pub const HOST_PIDS: u64 = 32;
 
 const REFRESH_NS: u64 = 10_000_000;
+const LIMITS_REFRESH_NS: u64 = 1_000_000_000;
 
-/// `(limit file, usage file)` of each cgroup level from the host's own up to the mount's root,
-/// and the host's own cgroup directory per controller.
+/// Each cgroup level with a limit file, from the host's own up to the mount's root, and the
+/// host's own cgroup directory per controller.
 #[derive(Default)]
 struct Levels {
-    memory: Vec<(Counter, Counter)>,
-    pids: Vec<(Counter, Counter)>,
+    memory: Vec<Level>,
+    pids: Vec<Level>,
     own: Vec<Own>,
+}
+
+/// One cgroup level with a limit file: its limit as last read, and its usage.
+struct Level {
+    limit: Counter,
+    usage: Counter,
+    /// The limit as last read: `UNREAD`, `NO_LIMIT` or the number.
+    known: AtomicU64,
+}
+
+const UNREAD: u64 = u64::MAX;
+const NO_LIMIT: u64 = u64::MAX - 1;
+
+impl Level {
+    fn new(limit: PathBuf, usage: PathBuf) -> Level {
+        Level {
+            limit: Counter::new(limit),
+            usage: Counter::new(usage),
+            known: AtomicU64::new(UNREAD),
+        }
+    }
+
+    /// The limit, read now if `reread` or never read, else as last read.
+    fn limit(&self, reread: bool) -> Option<u64> {
+        match self.known.load(Ordering::Relaxed) {
+            UNREAD => {}
+            _ if reread => {}
+            NO_LIMIT => return None,
+            n => return Some(n),
+        }
+        let limit = self.limit.read();
+        self.known
+            .store(limit.unwrap_or(NO_LIMIT), Ordering::Relaxed);
+        limit
+    }
 }
 
 /// A limit or usage file, kept open: a reading on admission's path is one `pread`, not an
@@ -85,9 +123,22 @@ pub fn own() -> &'static [Own] {
     &LEVELS.get_or_init(find).own
 }
 
+/// At start-up: find the host's levels and read them once, so that a first `ckpt()` within
+/// `LIMITS_REFRESH_NS` reads no limit.
+pub fn read_early() {
+    let _ = no_room(0);
+}
+
 /// The memory the host's cgroups still allow now (`u64::MAX`: no limit).
 pub fn memory_room() -> u64 {
-    room(&LEVELS.get_or_init(find).memory)
+    let limits_due = limits_due(crate::sys::monotonic_ns());
+    room(&LEVELS.get_or_init(find).memory, limits_due)
+}
+
+/// Whether the limits were last read over `LIMITS_REFRESH_NS` ago (or never).
+fn limits_due(now: u64) -> bool {
+    let last = LIMITS_AT.load(Ordering::Relaxed);
+    last == 0 || now.saturating_sub(last) > LIMITS_REFRESH_NS
 }
 
 /// The memory room of the last reading (`no_room`) if it is at most `REFRESH_NS` old, else read
@@ -102,6 +153,7 @@ pub fn memory_room_recent() -> u64 {
 
 static LEVELS: OnceLock<Levels> = OnceLock::new();
 static READ_AT: AtomicU64 = AtomicU64::new(0);
+static LIMITS_AT: AtomicU64 = AtomicU64::new(0);
 /// `u64::MAX`: no limit.
 static MEMORY: AtomicU64 = AtomicU64::new(u64::MAX);
 static PIDS: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -112,8 +164,12 @@ pub fn no_room(pods: u64) -> Option<String> {
     let last = READ_AT.load(Ordering::Relaxed);
     if last == 0 || now.saturating_sub(last) > REFRESH_NS {
         let levels = LEVELS.get_or_init(find);
-        MEMORY.store(room(&levels.memory), Ordering::Relaxed);
-        PIDS.store(room(&levels.pids), Ordering::Relaxed);
+        let limits_due = limits_due(now);
+        MEMORY.store(room(&levels.memory, limits_due), Ordering::Relaxed);
+        PIDS.store(room(&levels.pids, limits_due), Ordering::Relaxed);
+        if limits_due {
+            LIMITS_AT.store(now.max(1), Ordering::Relaxed);
+        }
         READ_AT.store(now.max(1), Ordering::Relaxed);
     }
     let memory = MEMORY.load(Ordering::Relaxed);
@@ -179,13 +235,14 @@ fn resident_bytes() -> u64 {
     pages * crate::sys::page_size() as u64
 }
 
-/// The least room left over the levels (`u64::MAX` when none has a limit).
-fn room(levels: &[(Counter, Counter)]) -> u64 {
+/// The least room left over the levels (`u64::MAX` when none has a limit); their limits read
+/// again if `reread_limits`, else as last read.
+fn room(levels: &[Level], reread_limits: bool) -> u64 {
     levels
         .iter()
-        .filter_map(|(limit, usage)| {
-            let limit = limit.read()?;
-            Some(limit.saturating_sub(usage.read().unwrap_or(0)))
+        .filter_map(|level| {
+            let limit = level.limit(reread_limits)?;
+            Some(limit.saturating_sub(level.usage.read().unwrap_or(0)))
         })
         .min()
         .unwrap_or(u64::MAX)
@@ -253,10 +310,7 @@ fn levels_of(cgroups: &str, mountinfo: &str) -> Levels {
             };
             loop {
                 if dir.join(&limit).exists() {
-                    out.push((
-                        Counter::new(dir.join(&limit)),
-                        Counter::new(dir.join(&usage)),
-                    ));
+                    out.push(Level::new(dir.join(&limit), dir.join(&usage)));
                 }
                 if dir == mount || !dir.pop() {
                     break;
@@ -338,11 +392,11 @@ mod tests {
         let mi = format!("40 1 0:30 /ctr {} rw - cgroup2 cgroup2 rw\n", v2.display());
         write(&v2.join("app/web/cgroup.controllers"), "cpu memory pids\n");
         let l = levels_of("0::/ctr/app/web\n", &mi);
-        assert_eq!(room(&l.memory), 1_000_000_000);
+        assert_eq!(room(&l.memory, true), 1_000_000_000);
         assert_eq!(l.own.len(), 2);
         assert_eq!(l.own[1].dir, v2.join("app/web"));
         assert!(l.own[1].v2);
-        assert_eq!(room(&l.pids), 60);
+        assert_eq!(room(&l.pids, true), 60);
 
         let v1 = t.path().join("v1");
         write(
@@ -364,9 +418,39 @@ mod tests {
             p = v1.join("pids").display()
         );
         let l = levels_of("4:memory:/a\n8:pids:/b\n0::/\n", &mi);
-        assert_eq!(room(&l.memory), u64::MAX, "v1's no-limit value is no limit");
-        assert_eq!(room(&l.pids), u64::MAX);
+        assert_eq!(
+            room(&l.memory, true),
+            u64::MAX,
+            "v1's no-limit value is no limit"
+        );
+        assert_eq!(room(&l.pids, true), u64::MAX);
         assert_eq!(l.own[0].dir, v1.join("memory/a"));
         assert_eq!((l.own[1].controller, l.own[1].v2), ("pids", false));
+    }
+
+    /// Limits are read again only when asked (every `LIMITS_REFRESH_NS`), usages on every
+    /// reading; a level with no limit has no usage read at all.
+    #[test]
+    fn limits_are_kept_between_readings_and_usages_are_read_each_time() {
+        let t = tempfile::tempdir().unwrap();
+        let v2 = t.path().join("v2");
+        write(&v2.join("app/memory.max"), "1000\n");
+        write(&v2.join("app/memory.current"), "100\n");
+        write(&v2.join("app/cgroup.controllers"), "memory\n");
+        let mi = format!("40 1 0:30 / {} rw - cgroup2 cgroup2 rw\n", v2.display());
+        let l = levels_of("0::/app\n", &mi);
+        assert_eq!(room(&l.memory, false), 900, "a limit never read is read");
+        write(&v2.join("app/memory.current"), "300\n");
+        write(&v2.join("app/memory.max"), "5000\n");
+        assert_eq!(
+            room(&l.memory, false),
+            700,
+            "the usage anew, the limit as last read"
+        );
+        assert_eq!(room(&l.memory, true), 4700, "the limit read again");
+        write(&v2.join("app/memory.max"), "max\n");
+        assert_eq!(room(&l.memory, true), u64::MAX);
+        write(&v2.join("app/memory.max"), "2000\n");
+        assert_eq!(room(&l.memory, false), u64::MAX, "no limit, as last read");
     }
 }

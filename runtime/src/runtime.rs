@@ -141,6 +141,23 @@ pub fn in_pod() -> bool {
     IN_POD.load(Ordering::Relaxed)
 }
 
+/// The journal's path passed its check at load (`check_early`).
+static JOURNAL_OK_AT_LOAD: AtomicBool = AtomicBool::new(false);
+
+/// At load, testing on: what the runtime's building would check or look up on the first
+/// `ckpt()`'s pause. The journal's path is checked (a failure says nothing now: the building
+/// checks again and says why, as it did), and which fork the runtime's forks use is looked up.
+/// A journal usable at load that is not by the first write turns testing off then
+/// (`journal_file`), with the same message.
+pub fn check_early() {
+    if let Some(Some(c)) = SETTINGS.get() {
+        if c.enabled && journal::check(&c.journal).is_ok() {
+            JOURNAL_OK_AT_LOAD.store(true, Ordering::Relaxed);
+        }
+    }
+    sys::look_up_forks();
+}
+
 /// `INVITE` read once, in place: false for `off` (or `0`). With testing off an instrumented call
 /// does nothing else, ever: no allocation, lock or system call (a bad value is reported by the
 /// full configuration, read only when testing is on).
@@ -216,8 +233,14 @@ impl Runtime {
         let mut config = SETTINGS.get_or_init(read_settings).clone();
         let mut journal_fd = NO_JOURNAL;
         if let Some(c) = config.as_ref().filter(|c| c.enabled) {
-            // Checked now, created by the first write (`journal`): off the first pause.
-            match journal::check(&c.journal) {
+            // Checked now (unless it passed at load), created by the first write (`journal`):
+            // off the first pause.
+            let at_load = JOURNAL_OK_AT_LOAD.load(Ordering::Relaxed);
+            match if at_load {
+                Ok(())
+            } else {
+                journal::check(&c.journal)
+            } {
                 Ok(()) => journal_fd = JOURNAL_TO_CREATE,
                 Err(e) => {
                     eprintln!(

@@ -169,6 +169,7 @@ fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
         });
     }
     let t0 = sys::monotonic_ns();
+    let cpu = sys::current_cpu();
     // SAFETY: the child is the pod's supervisor: it uses the runtime's lock-free state and
     // system calls, and its test runs the host's code as the design's trade-off (README,
     // limitations: only the calling thread); the pod's steps close the runtime's descriptors.
@@ -192,6 +193,7 @@ fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
             Ok(Ckpt::Original)
         }
         Ok(sys::Forked::Child) => {
+            sys::host_first(cpu);
             // Supervisor: returns only in the pod's test process.
             let t0 = match ticket {
                 Some(t) => {

@@ -18,6 +18,9 @@ extern "C" fn at_load() {
     runtime::arm_exit();
     runtime::capture_start_cwd();
     let on = matches!(runtime::settings(), Some(Some(c)) if c.enabled);
+    if on {
+        runtime::check_early();
+    }
     runtime::set_premade_netns(warm::helper_netns);
     warm::start_helper();
     if warm::helper_started() {
@@ -30,14 +33,14 @@ extern "C" fn at_load() {
 }
 
 /// Where pods will be warm (the helper runs): what the first `ckpt()` would otherwise do while
-/// the host waits, and which no one can see done early: the host's cgroup levels, the kernel
-/// probes, the isolation plan (the mount table, the system call filter, the pods' network
-/// namespace, the ledger's page). The namespace is asked of the helper first, which makes it while
-/// the rest is done. The journal is still created by the first call that needs it.
+/// the host waits, and which no one can see done early: the host's cgroup levels and their
+/// limits, the kernel probes, the isolation plan (the mount table, the system call filter, the
+/// pods' network namespace, the ledger's page). The namespace is asked of the helper first, which
+/// makes it while the rest is done. The journal is still created by the first call that needs it.
 fn prepare() {
     warm::ask_netns_early();
     warm::guard_loading_thread();
-    let _ = crate::headroom::own();
+    crate::headroom::read_early();
     runtime::probe_host();
     runtime::premake_ledger();
     let plan = runtime::probe_plan().and_then(runtime::with_namespaces);

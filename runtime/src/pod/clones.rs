@@ -95,26 +95,38 @@ pub fn may_clone(fd: std::os::fd::RawFd) -> bool {
 }
 
 /// When a pod last found the host writing a file it clones (wall-clock ns; 0: never), on a page
-/// the host shares with its children (mapped by the host's first warm pod, before its fork).
+/// the host shares with its children (mapped before the host's first warm pod's fork).
 static WRITING_SEEN: std::sync::OnceLock<Option<&'static AtomicI64>> = std::sync::OnceLock::new();
 
 /// For this long after a pod found the host writing a file it clones, its pods are built cold.
 const COLD_FOR_NS: i64 = 60_000_000_000;
 
-/// In the host, before a warm pod's fork: whether it is writing a file on a file system with
-/// reflinks, as its first warm pod found from its descriptors (`writing_clonable_files`) and
-/// every pod since from the files it watched (`take`). A warm test, PID 1 of a PID namespace
-/// of its own, cannot hold the host still while it clones such files (`freeze`): the pod is
-/// built cold, by a supervisor that can. One atomic load, after the first.
-pub fn host_is_writing_clonable_files() -> bool {
-    let seen = WRITING_SEEN.get_or_init(|| {
+/// In the host, when its warm pods' state is made (by the runtime's thread, right after the
+/// first pod's fork, before the stock holds a blank): map the page above and look at the host's
+/// descriptors once (`writing_clonable_files`), off the host's pause (a listing, a `fcntl` each
+/// and a page: tens of microseconds on a first `ckpt()`).
+pub fn look_for_clonable_writes() {
+    let _ = writing_seen();
+}
+
+fn writing_seen() -> Option<&'static AtomicI64> {
+    *WRITING_SEEN.get_or_init(|| {
         let page = sys::map_zeroed_shared::<AtomicI64>().ok()?;
         if writing_clonable_files() {
             page.store(wall_ns() as i64, Ordering::Relaxed);
         }
         Some(page)
-    });
-    seen.is_some_and(|s| {
+    })
+}
+
+/// In the host, before a warm pod's fork: whether it is writing a file on a file system with
+/// reflinks, as the descriptors showed when its warm pods' state was made
+/// (`look_for_clonable_writes`; looked at now if that has not happened) and every pod since
+/// from the files it watched (`take`). A warm test, PID 1 of a PID namespace of its own, cannot
+/// hold the host still while it clones such files (`freeze`): the pod is built cold, by a
+/// supervisor that can. One atomic load.
+pub fn host_is_writing_clonable_files() -> bool {
+    writing_seen().is_some_and(|s| {
         let at = s.load(Ordering::Relaxed);
         at != 0 && (wall_ns() as i64).saturating_sub(at) < COLD_FOR_NS
     })

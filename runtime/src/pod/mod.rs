@@ -113,7 +113,7 @@ pub enum Side {
     Test,
 }
 
-pub use clones::host_is_writing_clonable_files;
+pub use clones::{host_is_writing_clonable_files, look_for_clonable_writes};
 pub use mounts::{has_proc, pid_max_per_ns, probe_kernel, root_of};
 pub use scratch::Scratch;
 

@@ -56,6 +56,12 @@ pub fn set_fork_via(via: ForkVia) {
         ForkVia::Libc => LIBC,
     };
     VIA.store(v, Ordering::Relaxed);
+    look_up_forks();
+}
+
+/// Look up what the runtime's forks need (`_Fork`, and whose `malloc` the program calls), once:
+/// at load where testing is on, so that the first `ckpt()` does not.
+pub fn look_up_forks() {
     let _ = underscore_fork();
     let _ = malloc_is_glibcs();
 }

@@ -44,7 +44,7 @@ mod trace;
 
 pub use at::*;
 pub use fd::*;
-pub use fork::{at_fork, at_fork_child, fork, set_fork_via, ForkVia, Forked};
+pub use fork::{at_fork, at_fork_child, fork, look_up_forks, set_fork_via, ForkVia, Forked};
 pub use fs::*;
 pub use futex::{futex_wait, futex_wake};
 pub use inert::*;

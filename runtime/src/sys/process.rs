@@ -243,6 +243,25 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// The CPU the calling thread runs on now (-1: unknown).
+pub fn current_cpu() -> i32 {
+    // SAFETY: no argument; reads the CPU number (vDSO or system call).
+    unsafe { libc::sched_getcpu() }
+}
+
+/// In the child of a host's fork, first: if it runs on the CPU the host forked it from (`cpu`,
+/// read just before the fork), the kernel placed it there and let it take the CPU from the host
+/// before the host's fork returned, so the host's pause would last as long as the child's first
+/// work (a pod's setup: up to a time slice on a loaded machine). The child gives the CPU back at
+/// once, and the host's pause ends first. On another CPU it goes on: no one waits for it there.
+/// Async-signal-safe.
+pub fn host_first(cpu: i32) {
+    if cpu >= 0 && current_cpu() == cpu {
+        // SAFETY: no argument; only yields the CPU.
+        unsafe { libc::sched_yield() };
+    }
+}
+
 /// Register a function to run when the process exits normally.
 pub fn at_exit(f: extern "C" fn()) {
     // SAFETY: f is a plain extern "C" function with no arguments, valid for the process lifetime.

@@ -161,6 +161,9 @@ fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
     let (lend, lend_peer) = sys::seqpacket_pair().ok()?;
     crate::ownfd::mark(lend.as_raw_fd());
     crate::ownfd::mark(lend_peer.as_raw_fd());
+    // Before the stock holds a blank: whether the host writes files only a cold pod can hold
+    // it still for (`pod::host_is_writing_clonable_files`), looked at here, off its pause.
+    pod::look_for_clonable_writes();
     // The process's warm state holds them for its life.
     Some(Warm {
         lend,
@@ -227,15 +230,16 @@ fn fork_in_new_pidns(w: &Warm) -> Option<io::Result<sys::Forked>> {
         sys::set_mask(&mask);
         return None;
     }
+    let cpu = sys::current_cpu();
     // SAFETY: the child is a warm pod's test, or a waiting copy that becomes one (`lend`): it
     // enters the blank with system calls and the runtime's lock-free state
     // (`pod::enter_warm`), then runs the host's code as a pod, the design's trade-off (README,
     // limitations: only the calling thread); signals are blocked meanwhile.
     let forked = unsafe { sys::fork() };
-    if !matches!(forked, Ok(sys::Forked::Child)) {
-        if let Err(e) = sys::setns(w.orig_pidns.raw(), libc::CLONE_NEWPID) {
-            eprintln!("invite: cannot switch back to the host's PID namespace: {e}");
-        }
+    if matches!(forked, Ok(sys::Forked::Child)) {
+        sys::host_first(cpu);
+    } else if let Err(e) = sys::setns(w.orig_pidns.raw(), libc::CLONE_NEWPID) {
+        eprintln!("invite: cannot switch back to the host's PID namespace: {e}");
     }
     sys::set_mask(&mask);
     Some(forked)

@@ -10,7 +10,7 @@
 //!
 //! Many minutes of compiling each, so `#[ignore]`d; run them with
 //! `cargo test --release -p invite-instrumenter --test suites -- --ignored --test-threads 1`
-//! (needs `cargo build --release -p invite` for libinvite.a, apt-get for the sources, perl for
+//! (needs `cargo build --release -p invite-clib` for libinvite.a, apt-get for the sources, perl for
 //! pcre2's and curl's scripts, and root or user namespaces for the pods).
 
 mod support;

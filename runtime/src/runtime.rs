@@ -131,6 +131,13 @@ pub fn get() -> &'static Runtime {
     RUNTIME.get_or_init(Runtime::init)
 }
 
+/// The runtime if it is built (by the library's constructor when testing is on, or by a
+/// `ckpt()`), without building it: a sampled call may come from inside the program's allocator
+/// with its lock held, where building would allocate through it.
+pub fn built() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
 /// When the process started (the library's load, or the runtime's first use), for the budget's
 /// elapsed time.
 pub fn started_ns() -> u64 {

@@ -191,6 +191,8 @@ fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
             Ok(Ckpt::Original)
         }
         Ok(sys::Forked::Child) => {
+            // The call may hold the program's allocator's lock, held for ever here.
+            sys::use_own_pages();
             // Supervisor: returns only in the pod's test process.
             let t0 = match ticket {
                 Some(t) => {

@@ -23,9 +23,34 @@ extern "C" fn at_load() {
     if warm::helper_started() {
         prepare();
     }
-    // Last: the helper and the namespaces' makers were forked while the process had one thread.
     if on {
+        build_ahead();
+        // Last: the helper and the namespaces' makers were forked while the process had one
+        // thread.
         crate::reap::start_early();
+    }
+}
+
+/// What a sampled call would otherwise build on its way to the fork: the runtime itself, the
+/// host's cgroup levels and CPUs (admission), the isolation plan, the pods' cgroup, the warm
+/// pods' state. A sampled call may run inside
+/// the program's allocator with its lock held (jemalloc calls instrumented functions under its
+/// mutexes): from the call to the fork, and in the host until the call returns, the runtime
+/// allocates nothing and takes no lock the program could hold, so all of it is made here, and
+/// a call sampled before (from an earlier constructor, or the allocator's own start-up) is not
+/// tested.
+fn build_ahead() {
+    if cfg!(test) {
+        return; // the unit tests never build the process-wide runtime (`runtime::get`)
+    }
+    let rt = runtime::get();
+    let _ = crate::headroom::own();
+    let _ = crate::cpus::machine();
+    if rt.isolation() == crate::config::Isolation::Pod {
+        if let (Ok(plan), Some(c)) = (rt.plan(), rt.config.as_ref()) {
+            crate::podgroup::ensure(c.max_concurrent, !crate::pod::pid_max_per_ns());
+            warm::make_state(rt, plan);
+        }
     }
 }
 

@@ -130,19 +130,24 @@ fn get(rt: &Runtime, plan: &Plan) -> Option<&'static Warm> {
     .as_ref()
 }
 
-/// The warm state for a pod starting now. The first pods of a process find the stock empty and
-/// start cold anyway: they only hand the watcher its duty, and the runtime's thread (started
-/// right after the first pod's fork, `reap::reap_when_over`) makes the state and fills the stock,
-/// off the host's pause. Only `wait`, which waits for a blank, needs it all now.
-fn for_pod(rt: &Runtime, plan: &Plan) -> Option<&'static Warm> {
-    if WARM.get().is_none() {
-        crate::reap::set_duty(crate::reap::DutyKind::Warm, || Box::new(Watcher::new()));
-        if rt.config.as_ref()?.warm != WarmMode::Wait {
-            return None;
-        }
+/// The warm state, made ahead (`start::build_ahead`), while nothing can hold a lock it needs.
+pub fn make_state(rt: &Runtime, plan: &Plan) {
+    let _ = get(rt, plan);
+}
+
+/// The warm state for a pod starting now, if it was made (never here: a sampled call may hold
+/// the program's allocator's lock, and making it allocates, or waits for the runtime's thread
+/// making it, which may wait for that lock). The first pods of a process find the stock empty
+/// and start cold anyway: they only hand the watcher its duty, and the runtime's thread (started
+/// at load, `reap::start_early`) fills the stock, off the host's pause. Only `wait`, which waits
+/// for a blank, wakes it now.
+fn for_pod(rt: &Runtime) -> Option<&'static Warm> {
+    crate::reap::set_duty(crate::reap::DutyKind::Warm, || Box::new(Watcher::new()));
+    let w = state()?;
+    if rt.config.as_ref()?.warm == WarmMode::Wait {
         let _ = crate::reap::ensure();
     }
-    get(rt, plan)
+    Some(w)
 }
 
 fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
@@ -185,7 +190,7 @@ pub fn try_start(
     id: u32,
     origin: crate::record::Origin,
 ) -> Option<io::Result<Ckpt>> {
-    let w = for_pod(rt, plan)?;
+    let w = for_pod(rt)?;
     let hold = rt.config.as_ref().is_none_or(|c| c.hold_host);
     if hold && pod::host_is_writing_clonable_files() {
         return None; // built cold, where the host can be held still for its clones
@@ -232,7 +237,10 @@ fn fork_in_new_pidns(w: &Warm) -> Option<io::Result<sys::Forked>> {
     // (`pod::enter_warm`), then runs the host's code as a pod, the design's trade-off (README,
     // limitations: only the calling thread); signals are blocked meanwhile.
     let forked = unsafe { sys::fork() };
-    if !matches!(forked, Ok(sys::Forked::Child)) {
+    if matches!(forked, Ok(sys::Forked::Child)) {
+        // The call may hold the program's allocator's lock, held for ever here.
+        sys::use_own_pages();
+    } else {
         if let Err(e) = sys::setns(w.orig_pidns.raw(), libc::CLONE_NEWPID) {
             eprintln!("invite: cannot switch back to the host's PID namespace: {e}");
         }
@@ -301,7 +309,7 @@ pub fn start_waiting(
     origin: crate::record::Origin,
     ticket: crate::queue::Ticket,
 ) -> Option<io::Result<Ckpt>> {
-    let w = for_pod(rt, plan)?;
+    let w = for_pod(rt)?;
     crate::reap::ensure();
     let t0 = sys::monotonic_ns();
     let forked = fork_in_new_pidns(w)?;

@@ -226,7 +226,9 @@ fn a_programs_atfork_handler_does_not_run_in_the_runtimes_fork() {
 /// pod's setup or the runtime after the test (they use pages of their own, `sys::heap`, and no
 /// `opendir`). The fixture's allocator aborts with its caller's stack where it would have waited.
 /// Cold pods, then 60 calls with warm pods and the wait queue (`INVITE_WARM=wait`: every pod
-/// warm where the host is root): every started test has its record, and passed.
+/// warm where the host is root), then on a thread of the program's own (its first warm pod
+/// registered a thread-local destructor through `calloc`): every started test has its record,
+/// and passed.
 #[test]
 fn an_allocator_that_holds_its_lock_in_an_instrumented_call_does_not_hang_the_host() {
     let Some((stdout, tests, text)) = run_fixture("allocator", "locked") else {
@@ -251,6 +253,21 @@ fn an_allocator_that_holds_its_lock_in_an_instrumented_call_does_not_hang_the_ho
     let started = summary_count(&text, "started");
     assert!(started >= 16, "{text}");
     assert_eq!(tests.len() as u64, started, "{text}");
+    assert!(
+        tests.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
+        "{text}"
+    );
+    let Some((stdout, tests, text)) = run_fixture_with(
+        "allocator",
+        "locked",
+        "gcc",
+        &["8", "thread"],
+        &[("INVITE_WARM", "wait")],
+    ) else {
+        return;
+    };
+    assert_eq!(stdout, "sum 36\n");
+    assert_eq!(tests.len(), 8, "{text}");
     assert!(
         tests.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
         "{text}"

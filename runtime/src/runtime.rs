@@ -40,6 +40,8 @@ pub struct Runtime {
     /// it once it samples a call (`adopt_fork`).
     pid: AtomicI32,
     plan: OnceLock<Result<Plan, String>>,
+    /// The plan probed again once the process left the mounts `plan` was made for.
+    replan: OnceLock<Result<Plan, String>>,
     /// The journal's descriptor, `NO_JOURNAL`, or `JOURNAL_TO_CREATE` (`journal`).
     journal_fd: AtomicI32,
     /// The journal could not be created when first written: testing is off from then on.
@@ -98,6 +100,15 @@ static PREPARED_PLAN: Mutex<Option<PreparedPlan>> = Mutex::new(None);
 /// process sees the same mounts.
 pub fn set_prepared_plan(plan: Result<Plan, String>, still_valid: fn() -> bool) {
     *PREPARED_PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some((plan, still_valid));
+}
+
+/// The check of the prepared plan that the first `Runtime::plan` took (`set_prepared_plan`).
+static PLAN_STILL_VALID: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// A plan probed again for a process that no longer sees the mounts `stale` was made for, with
+/// its namespaces.
+fn reprobe(stale: &Plan) -> Result<Plan, String> {
+    probe_plan().and_then(|p| p.with_namespaces(|| Ok((stale.netns_fd, stale.userns_fd))))
 }
 
 /// Probe the host for the pods' isolation (`Plan::probe`, with the pods' system call filter);
@@ -265,6 +276,7 @@ impl Runtime {
             host: sys::hostname(),
             pid: AtomicI32::new(sys::getpid()),
             plan: OnceLock::new(),
+            replan: OnceLock::new(),
             journal_fd: AtomicI32::new(journal_fd),
             journal_failed: AtomicBool::new(false),
             keep_fd: AtomicI32::new(keep_fd),
@@ -318,24 +330,34 @@ impl Runtime {
     }
 
     /// The isolation plan, built once (the start-up probe). `Err` names the missing piece.
+    ///
+    /// The plan made at start-up is taken at load (`start::build_ahead`); a host that has since
+    /// moved to another mount namespace or root gets one probed again then (allocating, on that
+    /// first pod only: a sampled call inside the program's allocator is not safe there).
     pub fn plan(&self) -> Result<&Plan, String> {
-        self.plan
-            .get_or_init(|| {
-                let prepared = PREPARED_PLAN
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take();
-                match prepared {
-                    Some((plan, still_valid)) if still_valid() => plan,
-                    // Made before the process entered another mount namespace or root: probed
-                    // again, with the same namespaces.
-                    Some((Ok(stale), _)) => probe_plan()
-                        .and_then(|p| p.with_namespaces(|| Ok((stale.netns_fd, stale.userns_fd)))),
-                    _ => probe_plan().and_then(with_namespaces),
+        let first = self.plan.get_or_init(|| {
+            let prepared = PREPARED_PLAN
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            match prepared {
+                Some((plan, still_valid)) if still_valid() => {
+                    let _ = PLAN_STILL_VALID.set(still_valid);
+                    plan
                 }
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+                // Made before the process entered another mount namespace or root: probed
+                // again, with the same namespaces.
+                Some((Ok(stale), _)) => reprobe(&stale),
+                _ => probe_plan().and_then(with_namespaces),
+            }
+        });
+        let plan = match (first, PLAN_STILL_VALID.get()) {
+            (Ok(stale), Some(still_valid)) if !still_valid() => {
+                self.replan.get_or_init(|| reprobe(stale))
+            }
+            _ => first,
+        };
+        plan.as_ref().map_err(Clone::clone)
     }
 
     pub fn isolation(&self) -> Isolation {

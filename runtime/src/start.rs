@@ -66,7 +66,7 @@ fn prepare() {
     runtime::probe_host();
     runtime::premake_ledger();
     let plan = runtime::probe_plan().and_then(runtime::with_namespaces);
-    runtime::set_prepared_plan(plan, warm::helper_available);
+    runtime::set_prepared_plan(plan, warm::helper_same_view);
 }
 
 #[used]

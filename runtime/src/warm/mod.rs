@@ -41,7 +41,7 @@ mod stock;
 mod watch;
 
 pub use helper::{
-    ask_netns_early, available as helper_available, netns as helper_netns, start as start_helper,
+    ask_netns_early, netns as helper_netns, same_view as helper_same_view, start as start_helper,
     started as helper_started,
 };
 pub use outlive::guard_this_thread as guard_loading_thread;
@@ -143,6 +143,11 @@ pub fn make_state(rt: &Runtime, plan: &Plan) {
 /// for a blank, wakes it now.
 fn for_pod(rt: &Runtime) -> Option<&'static Warm> {
     crate::reap::set_duty(crate::reap::DutyKind::Warm, || Box::new(Watcher::new()));
+    // Blanks are made in the mounts the host saw at start: a host that has since moved to
+    // another mount namespace or root gets cold pods.
+    if !helper::same_view() {
+        return None;
+    }
     let w = state()?;
     if rt.config.as_ref()?.warm == WarmMode::Wait {
         let _ = crate::reap::ensure();

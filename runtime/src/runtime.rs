@@ -261,15 +261,6 @@ impl Runtime {
         unsafe { sys::at_fork_child(forked) };
         // A fork waits for the journal's creation in progress (`journal_file`).
         journal_file::register_fork_handlers();
-        // Built by the exit handler (nothing was sampled before): its summary is the last, and
-        // no thread is started to write more.
-        let exiting = EXITING.load(Ordering::Relaxed);
-        if let Some(c) = config
-            .as_ref()
-            .filter(|c| c.enabled && journal_fd != NO_JOURNAL && !exiting)
-        {
-            ticker::start(c.summary_s);
-        }
         INITIALIZING.store(false, Ordering::Relaxed);
         Runtime {
             config,
@@ -299,6 +290,7 @@ impl Runtime {
     /// periodic summaries of its own (the thread that wrote them did not survive the fork). Its
     /// counts started from zero at the fork (`counts`). Not in a pod.
     pub fn adopt_fork(&self) {
+        self.start_ticker();
         if !FORKED.swap(false, Ordering::Relaxed) || in_pod() {
             return;
         }
@@ -309,6 +301,25 @@ impl Runtime {
                 // registered already), it makes the ticker anew, owned by this process.
                 ticker::start(c.summary_s);
             }
+        }
+    }
+
+    /// On the first sampled call or `ckpt()`, not when the runtime is built (at load): the
+    /// runtime's thread then creates the journal, and a program that drops root in `main` must
+    /// find it its own. Stores only (a duty's maker, a flag): no allocation on a sampled call's
+    /// path. Built by the exit handler (nothing was sampled before), its summary is the last, and
+    /// no thread is asked for to write more.
+    pub fn start_ticker(&self) {
+        static STARTED: AtomicBool = AtomicBool::new(false);
+        if EXITING.load(Ordering::Relaxed) || STARTED.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Some(c) = self
+            .config
+            .as_ref()
+            .filter(|c| c.enabled && self.journal_fd() != NO_JOURNAL)
+        {
+            ticker::start(c.summary_s);
         }
     }
 

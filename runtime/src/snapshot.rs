@@ -71,6 +71,7 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
 
 fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
     let rt = runtime::get();
+    rt.start_ticker();
     let site = matches!(kind, PodKind::Site { .. });
     // Admitted to wait for a slot (`admit`): the snapshot is taken now, the pod built later.
     let ticket = crate::admit::take_pass(site).ticket;

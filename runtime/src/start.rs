@@ -32,13 +32,15 @@ extern "C" fn at_load() {
 }
 
 /// What a sampled call would otherwise build on its way to the fork: the runtime itself, the
-/// host's cgroup levels and CPUs (admission), the isolation plan, the pods' cgroup, the warm
-/// pods' state. A sampled call may run inside
-/// the program's allocator with its lock held (jemalloc calls instrumented functions under its
-/// mutexes): from the call to the fork, and in the host until the call returns, the runtime
-/// allocates nothing and takes no lock the program could hold, so all of it is made here, and
-/// a call sampled before (from an earlier constructor, or the allocator's own start-up) is not
-/// tested.
+/// host's cgroup levels and CPUs (admission), and where pods are warm the isolation plan made
+/// at start-up (`prepare`), the pods' cgroup and the warm pods' state. A sampled call may run
+/// inside the program's allocator with its lock held (jemalloc calls instrumented functions
+/// under its mutexes): from the call to the fork, and in the host until the call returns, the
+/// runtime allocates nothing and takes no lock the program could hold, so all of it is made
+/// here, and a call sampled before (from an earlier constructor, or the allocator's own
+/// start-up) is not tested. Without the helper (not root, or warm pods off) the plan is still
+/// probed by the first pod, as before: probed here, a program that drops root in `main` would
+/// get root's plan (tests/tests/hostile.rs).
 fn build_ahead() {
     if cfg!(test) {
         return; // the unit tests never build the process-wide runtime (`runtime::get`)
@@ -46,7 +48,7 @@ fn build_ahead() {
     let rt = runtime::get();
     let _ = crate::headroom::own();
     let _ = crate::cpus::machine();
-    if rt.isolation() == crate::config::Isolation::Pod {
+    if rt.isolation() == crate::config::Isolation::Pod && warm::helper_started() {
         if let (Ok(plan), Some(c)) = (rt.plan(), rt.config.as_ref()) {
             crate::podgroup::ensure(c.max_concurrent, !crate::pod::pid_max_per_ns());
             warm::make_state(rt, plan);

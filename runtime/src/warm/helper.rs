@@ -115,7 +115,12 @@ pub fn available() -> bool {
 /// each time: the plan and the warm state are made at load, and a host may `unshare` or
 /// `chroot` later). System calls only: no allocation on a sampled call's path.
 pub fn same_view() -> bool {
-    started() && VIEW.get().is_some_and(|v| view().as_ref() == Some(v))
+    // A view this process can no longer read (it dropped root: /proc/self is root's then) is
+    // not another view: a change of credentials moves no mount.
+    started()
+        && VIEW
+            .get()
+            .is_some_and(|v| view().is_none_or(|now| now == *v))
 }
 
 /// The host's end of one request's reply socket: one of the runtime's own descriptors (no pod

@@ -143,9 +143,9 @@ pub fn make_state(rt: &Runtime, plan: &Plan) {
 /// for a blank, wakes it now.
 fn for_pod(rt: &Runtime) -> Option<&'static Warm> {
     crate::reap::set_duty(crate::reap::DutyKind::Warm, || Box::new(Watcher::new()));
-    // Blanks are made in the mounts the host saw at start: a host that has since moved to
-    // another mount namespace or root gets cold pods.
-    if !helper::same_view() {
+    // Blanks are made in the mounts the host saw at start, as root: a host that has since moved
+    // to another mount namespace or root, or dropped root, gets cold pods.
+    if !helper::same_view() || !crate::plan::is_root() {
         return None;
     }
     let w = state()?;

@@ -27,7 +27,7 @@ done
 
 PROFILE=${INVITE_BENCH_PROFILE_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
 if [ "$BUILD" = 1 ]; then
-    cargo build --release -q -p invite-rt
+    cargo build --release -q -p invite-clib
     cargo build --release -q -p invite-instrumenter --bin invite-precompile --example precompile_bench
 fi
 for f in libinvite.a invite-precompile examples/precompile_bench; do

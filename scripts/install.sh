@@ -35,7 +35,7 @@ done
 
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 if [ "$BUILD" = 1 ]; then
-    cargo build --release -p invite-rt -p invite-instrumenter -p invite-cli -p invite-cc
+    cargo build --release -p invite-clib -p invite-instrumenter -p invite-cli -p invite-cc
 fi
 for f in invite-precompile invite invite-cc libinvite.a libinvite.so; do
     [ -e "$BIN/$f" ] || { echo "install.sh: $BIN/$f is missing (build first, or drop --no-build)" >&2; exit 1; }

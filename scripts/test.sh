@@ -38,4 +38,5 @@ RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --quiet --no-deps -p invite
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/invite-*
 cargo clean --quiet --profile dev -p invite-vocab -p invite-macros -p invite-rt -p invite-instrumenter \
     -p invite-cc -p invite-cli
-cargo package --quiet --workspace --allow-dirty --exclude invite-tests --exclude invite-macros-tests --exclude bank --exclude service
+cargo package --quiet --workspace --allow-dirty --exclude invite-tests --exclude invite-macros-tests --exclude bank --exclude service \
+    --exclude invite-clib

@@ -117,10 +117,21 @@ impl Runtime {
                 env!("CARGO_PKG_VERSION"),
                 target.display()
             );
+            // The library is a crate of its own (its global allocator is the C library's), whose
+            // root travels in the runtime's package.
+            let clib = cache.join("clib");
+            std::fs::create_dir_all(&clib)
+                .and_then(|()| std::fs::write(clib.join("Cargo.toml"), clib_manifest(&source)))
+                .map_err(|e| {
+                    Error::Runtime(format!(
+                        "libinvite.a not found, and {} cannot be written to build it: {e}",
+                        clib.display()
+                    ))
+                })?;
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = std::process::Command::new(&cargo)
                 .args(["build", "--release", "--lib", "--manifest-path"])
-                .arg(&manifest)
+                .arg(clib.join("Cargo.toml"))
                 .arg("--target-dir")
                 .arg(&target)
                 .stdout(std::process::Stdio::null())
@@ -152,7 +163,7 @@ impl Runtime {
     pub fn libs(&self) -> Result<String> {
         let lib = self.library.as_ref().ok_or_else(|| {
             Error::Runtime(format!(
-                "libinvite.a not found (looked in {}); build it with `cargo build -p invite-rt --release` or set INVITE_LIB_DIR",
+                "libinvite.a not found (looked in {}); build it with `cargo build -p invite-clib --release` or set INVITE_LIB_DIR",
                 list(&self.searched)
             ))
         })?;
@@ -168,6 +179,42 @@ impl Runtime {
             env!("CARGO_PKG_VERSION"),
         ))
     }
+}
+
+/// The manifest of the C library's crate (as `runtime/clib/Cargo.toml` in the workspace), built
+/// from the runtime package at `source`.
+fn clib_manifest(source: &Path) -> String {
+    let source = clean(source);
+    let root = toml_string(&source.join("c_library.rs").display().to_string());
+    let source = toml_string(&source.display().to_string());
+    let version = env!("CARGO_PKG_VERSION");
+    format!(
+        r#"# Written by invite-precompile: the C library, built from the runtime's package.
+[package]
+name = "invite-clib"
+version = "{version}"
+edition = "2021"
+publish = false
+
+[lib]
+name = "invite"
+path = {root}
+crate-type = ["staticlib"]
+
+[dependencies]
+invite = {{ package = "invite-rt", path = {source} }}
+
+[profile.release.package.invite-rt]
+codegen-units = 1
+
+[workspace]
+"#
+    )
+}
+
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// `$XDG_CACHE_HOME/invite/<version>`, else `~/.cache/invite/<version>`.

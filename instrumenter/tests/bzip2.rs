@@ -2,7 +2,7 @@
 //! test time, never committed), bzlib.c instrumented with fixtures/c/bzip2/bzlib.ic and built
 //! with bzip2's own Makefile. Its own `make test` passes with INVITE_PROBABILITY=1, the
 //! compressed output is byte-identical to an uninstrumented build's, and every test passes —
-//! journaled by the real runtime when `libinvite.a` has been built (`cargo build -p invite
+//! journaled by the real runtime when `libinvite.a` has been built (`cargo build -p invite-clib
 //! --release`), else reported by the stub runtime of tests/support.
 
 mod support;
@@ -149,8 +149,8 @@ fn bzip2_make_test_runs_in_vivo_tests_and_output_is_identical() {
             r.libs().unwrap()
         }
         None => {
-            cannot_run("libinvite.a is not built (cargo build --release -p invite), so bzip2 would run on the stub runtime");
-            eprintln!("note: libinvite.a not built; linking the stub runtime (cargo build -p invite --release for the real one)");
+            cannot_run("libinvite.a is not built (cargo build --release -p invite-clib), so bzip2 would run on the stub runtime");
+            eprintln!("note: libinvite.a not built; linking the stub runtime (cargo build -p invite-clib --release for the real one)");
             let obj = tmp.path().join("stub.o");
             let st = Command::new("gcc")
                 .args(["-c", "-O2", "-I"])

@@ -6,7 +6,7 @@
 //!
 //! Minutes of compiling and pods, so `#[ignore]`d in the default run; run them with
 //! `cargo test --release -p invite-instrumenter --test corpus_run -- --ignored`
-//! (needs `cargo build --release -p invite` for libinvite.a, and root or user namespaces).
+//! (needs `cargo build --release -p invite-clib` for libinvite.a, and root or user namespaces).
 
 mod support;
 use std::path::{Path, PathBuf};

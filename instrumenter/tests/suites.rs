@@ -10,7 +10,7 @@
 //!
 //! Many minutes of compiling each, so `#[ignore]`d; run them with
 //! `cargo test --release -p invite-instrumenter --test suites -- --ignored --test-threads 1`
-//! (needs `cargo build --release -p invite` for libinvite.a, apt-get for the sources, perl for
+//! (needs `cargo build --release -p invite-clib` for libinvite.a, apt-get for the sources, perl for
 //! pcre2's and curl's scripts, and root or user namespaces for the pods).
 
 mod support;
@@ -320,28 +320,34 @@ fn curl_tests_with_every_function_instrumented() {
 /// built with every jemalloc function instrumented: it passes with `INVITE=off` and with testing
 /// on, and its output with testing on is byte-identical to the uninstrumented build's.
 ///
-/// With testing on it hung, and still hangs, in three ways. (1) The runtime's own allocations went
-/// through the instrumented allocator and were sampled from inside the runtime's work (fixed:
-/// `runtime/src/inside.rs`). (2) A sampled function that jemalloc calls with one of its mutexes
+/// With testing on it hung in three ways, now fixed. (1) The runtime's own allocations went
+/// through the instrumented allocator and were sampled from inside the runtime's work
+/// (`runtime/src/inside.rs`). (2) A sampled function that jemalloc calls with one of its mutexes
 /// held forked, glibc's `fork` ran jemalloc's `pthread_atfork` prepare handler, which takes every
-/// jemalloc mutex, and the host waited for itself (gdb: `extent_recycle_extract` ->
-/// `invite_pod_enter` -> `snapshot::start` -> `fork` -> `je_jemalloc_prefork` ->
-/// `malloc_mutex_prefork`). Fixed: the runtime forks with `_Fork` and its own handlers only
-/// (`runtime/src/sys/fork.rs`; fixtures/c/atfork, tests/runtime_e2e.rs). With that, the unit
-/// tests pass with testing on, their output identical to the uninstrumented build's (96
-/// programs: 75 pass, 21 skip; 1270 in vivo tests, all passed; `INVITE_FORK=direct`, as the
-/// suite sets). (3) The integration tests link
-/// jemalloc as the process's `malloc`, and the runtime allocates through it between a sampled
-/// call and the fork, so the host waits for the mutex its own thread holds (gdb, `aligned_alloc`:
-/// `mallctl("arena.0.purge")` -> `ecache_evict` under the extent cache's mutex -> sampled
-/// `sz_psz_quantize_floor` -> `admit` -> `read_to_string` -> `je_rallocx` -> that mutex); a
-/// cold pod's supervisor allocating in the fork's copy waits the same way (its record is lost,
-/// the host waits `INVITE_DRAIN_MS` at exit: 7 of the unit run's 1277 pods, all in
-/// `test/unit/fork`, sampled inside jemalloc's prefork handler). tests/runtime_e2e.rs has (3) in
-/// a 60-line program (`#[ignore]`d until fixed). The build makes the test programs too, two at a
-/// time: `make check` would build them one by one.
+/// jemalloc mutex, and the host waited for itself (`extent_recycle_extract` -> `invite_pod_enter`
+/// -> `fork` -> `je_jemalloc_prefork`): the runtime forks with `_Fork` and its own handlers only
+/// (`runtime/src/sys/fork.rs`; fixtures/c/atfork). (3) The integration tests link jemalloc as the
+/// process's `malloc`, and the runtime allocated through it between a sampled call and the fork
+/// (`aligned_alloc`: `ecache_evict` under the extent cache's mutex -> sampled
+/// `sz_psz_quantize_floor` -> admission's `read_to_string` -> `je_rallocx` -> that mutex), in the
+/// fork's copy (a cold supervisor's thousands of allocations), and on a thread's first warm pod
+/// (`allocated`: a thread exiting, jemalloc's decay under its mutex, a sampled
+/// `ecache_npages_get`, a Rust thread-local's destructor registered through `calloc`): the host's
+/// path now allocates nothing (`start::build_ahead`), the fork's copy allocates from pages of its
+/// own (`sys::heap`), and fixtures/c/allocator/locked.c is that shape in 100 lines.
+///
+/// Measured on the tree this test builds, with testing on (`INVITE_FORK=direct`, p = 0.0005):
+/// `check_unit` 75 of 96 pass, 21 skip, none fail (2157 in vivo tests passed, 1 `error`);
+/// `check_integration` and both `check_integration_decay` configurations 14 of 14 each (1087 in
+/// vivo tests, all passed). The one error, and 86 pods of the same program counted started but
+/// never recorded, are in `test/unit/fork`, sampled inside jemalloc's own prefork handler (every
+/// jemalloc mutex held while the program forks): the error says a waiting copy's blank never came
+/// (not yet explained: the runtime's thread, which lends blanks, allocates through jemalloc). So this test, which asserts that
+/// every in vivo test passed, is still expected to fail there, besides taking tens of minutes
+/// (two builds of jemalloc and three `make check` runs: over an hour on a loaded 2-core machine).
+/// The build makes the test programs too, two at a time: `make check` would build them one by one.
 #[test]
-#[ignore = "hangs with testing on (the runtime allocates through jemalloc under jemalloc's own mutex: see the comment); then tens of minutes: builds jemalloc twice and runs make check"]
+#[ignore = "tens of minutes (builds jemalloc twice, runs make check three times); and test/unit/fork's pods sampled inside jemalloc's prefork handler still lose records (see the comment)"]
 fn jemalloc_make_check_with_every_function_instrumented() {
     let work = tempfile::tempdir().unwrap();
     let Some((cc, _)) = compiler_wrapper(work.path()) else {

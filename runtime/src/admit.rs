@@ -191,8 +191,10 @@ pub fn admit_direct(rt: &Runtime) -> Result<(), String> {
         Ok(_) => Ok(()),
         Err(Skip::Cgroup) => Err(format!(
             "no pod is started: {}",
-            crate::headroom::no_room(u64::from(running) + 1)
-                .unwrap_or_else(|| "no room in the host's cgroup".into())
+            crate::headroom::no_room(u64::from(running) + 1).map_or_else(
+                || "no room in the host's cgroup".to_string(),
+                |why| why.to_string()
+            )
         )),
         Err(_) => Err(format!(
             "no pod is started: every slot is taken (INVITE_MAX_CONCURRENT={}); try again \

@@ -13,8 +13,11 @@ use std::sync::OnceLock;
 /// The machine's idle CPU time so far, every CPU summed (`idle` and `iowait` of /proc/stat's
 /// `cpu` line), in ns; `None` where /proc/stat cannot be read.
 pub fn idle_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    idle_ticks(&stat).map(|t| t.saturating_mul(1_000_000_000 / sys::clock_ticks_per_s()))
+    // Only the first line, into a buffer on the stack: admission's path allocates nothing.
+    let mut buf = [0u8; 256];
+    let n = sys::read_start(c"/proc/stat", &mut buf)?;
+    idle_ticks(std::str::from_utf8(&buf[..n]).ok()?)
+        .map(|t| t.saturating_mul(1_000_000_000 / sys::clock_ticks_per_s()))
 }
 
 /// `idle + iowait` from the first line of /proc/stat (`cpu  user nice system idle iowait ...`).

@@ -11,7 +11,9 @@
 //! change only when someone sets them) every `LIMITS_REFRESH_NS`: where no level has a limit, a
 //! sampled call reads nothing in between (each reading is a system call on the host's pause).
 
-use std::path::{Path, PathBuf};
+use std::ffi::CString;
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -74,9 +76,11 @@ impl Level {
 }
 
 /// A limit or usage file, kept open: a reading on admission's path is one `pread`, not an
-/// open, a stat, two reads and a close (tens of microseconds of the host's pause).
+/// open, a stat, two reads and a close (tens of microseconds of the host's pause). Read into a
+/// buffer on the stack: admission runs inside sampled calls, which may hold the program's
+/// allocator's lock.
 struct Counter {
-    path: PathBuf,
+    path: CString,
     file: Option<std::fs::File>,
     /// The process that opened `file`: in any other (a pod, a parked checkpoint) the runtime's
     /// descriptors are closed, and the number may be another file's.
@@ -90,7 +94,7 @@ impl Counter {
             crate::ownfd::mark(std::os::fd::AsRawFd::as_raw_fd(f)); // no pod inherits it
         }
         Counter {
-            path,
+            path: CString::new(path.into_os_string().into_encoded_bytes()).unwrap_or_default(),
             file,
             opener: crate::sys::getpid(),
         }
@@ -103,7 +107,7 @@ impl Counter {
             Some(f) if crate::sys::getpid() == self.opener => {
                 std::os::unix::fs::FileExt::read_at(f, &mut buf, 0).ok()?
             }
-            _ => return read_number(&self.path),
+            _ => crate::sys::read_start(&self.path, &mut buf)?,
         };
         parse_number(std::str::from_utf8(&buf[..n]).ok()?)
     }
@@ -158,8 +162,9 @@ static LIMITS_AT: AtomicU64 = AtomicU64::new(0);
 static MEMORY: AtomicU64 = AtomicU64::new(u64::MAX);
 static PIDS: AtomicU64 = AtomicU64::new(u64::MAX);
 
-/// Why the host's cgroup has no room for `pods` pods (this one included), or `None`.
-pub fn no_room(pods: u64) -> Option<String> {
+/// Why the host's cgroup has no room for `pods` pods (this one included), or `None`. Nothing
+/// is allocated (admission's path): the reason is put in words only when it is displayed.
+pub fn no_room(pods: u64) -> Option<NoRoom> {
     let now = crate::sys::monotonic_ns();
     let last = READ_AT.load(Ordering::Relaxed);
     if last == 0 || now.saturating_sub(last) > REFRESH_NS {
@@ -175,20 +180,38 @@ pub fn no_room(pods: u64) -> Option<String> {
     let memory = MEMORY.load(Ordering::Relaxed);
     let pids = PIDS.load(Ordering::Relaxed);
     if memory < pods.saturating_mul(POD_MEMORY) {
-        return Some(format!(
-            "the host's cgroup has {} MiB of memory left, {pods} pod(s) need {} MiB",
-            memory >> 20,
-            (pods * POD_MEMORY) >> 20
-        ));
+        return Some(NoRoom::Memory { left: memory, pods });
     }
     if pids < pods.saturating_mul(POD_PIDS).saturating_add(HOST_PIDS) {
-        return Some(format!(
-            "the host's cgroup has room for {pids} more processes, {pods} pod(s) need {} and \
-             the host keeps {HOST_PIDS}",
-            pods * POD_PIDS
-        ));
+        return Some(NoRoom::Pids { left: pids, pods });
     }
     None
+}
+
+/// What the host's cgroup lacks for `pods` pods (`no_room`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoRoom {
+    Memory { left: u64, pods: u64 },
+    Pids { left: u64, pods: u64 },
+}
+
+impl fmt::Display for NoRoom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            NoRoom::Memory { left, pods } => write!(
+                f,
+                "the host's cgroup has {} MiB of memory left, {pods} pod(s) need {} MiB",
+                left >> 20,
+                (pods * POD_MEMORY) >> 20
+            ),
+            NoRoom::Pids { left, pods } => write!(
+                f,
+                "the host's cgroup has room for {left} more processes, {pods} pod(s) need {} and \
+                 the host keeps {HOST_PIDS}",
+                pods * POD_PIDS
+            ),
+        }
+    }
 }
 
 /// Whether memory allows `waiting` frozen copies of the host (the wait queue's snapshots) beside
@@ -202,9 +225,10 @@ pub fn queue_room(waiting: u64) -> bool {
     let now = crate::sys::monotonic_ns();
     let last = READ.load(Ordering::Relaxed);
     if last == 0 || now.saturating_sub(last) > REFRESH_NS {
-        let available = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| kib_of(&m, "MemAvailable:"))
+        // `MemAvailable` is the third line.
+        let mut buf = [0u8; 512];
+        let available = crate::sys::read_start(c"/proc/meminfo", &mut buf)
+            .and_then(|n| kib_of(std::str::from_utf8(&buf[..n]).ok()?, "MemAvailable:"))
             .unwrap_or(u64::MAX);
         FREE.store(memory_room().min(available), Ordering::Relaxed);
         RESIDENT.store(resident_bytes(), Ordering::Relaxed);
@@ -223,13 +247,14 @@ fn kib_of(meminfo: &str, name: &str) -> Option<u64> {
 
 /// The host's resident memory that is not shared with files (what a copy could duplicate).
 fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let f: Vec<u64> = statm
+    let mut buf = [0u8; 128];
+    let n = crate::sys::read_start(c"/proc/self/statm", &mut buf).unwrap_or(0);
+    let mut f = std::str::from_utf8(&buf[..n])
+        .unwrap_or("")
         .split_whitespace()
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    let pages = match f.as_slice() {
-        [_, resident, shared, ..] => resident.saturating_sub(*shared),
+        .map(|n| n.parse::<u64>().ok());
+    let pages = match (f.next(), f.next(), f.next()) {
+        (Some(_), Some(Some(resident)), Some(Some(shared))) => resident.saturating_sub(shared),
         _ => 0,
     };
     pages * crate::sys::page_size() as u64
@@ -246,11 +271,6 @@ fn room(levels: &[Level], reread_limits: bool) -> u64 {
         })
         .min()
         .unwrap_or(u64::MAX)
-}
-
-/// A limit or usage file; `None` for `max` and v1's "no limit" (near `i64::MAX`).
-fn read_number(p: &Path) -> Option<u64> {
-    parse_number(&std::fs::read_to_string(p).ok()?)
 }
 
 fn parse_number(s: &str) -> Option<u64> {
@@ -342,6 +362,7 @@ pub(crate) fn mount_of(mountinfo: &str, ctrl: &str) -> Option<(PathBuf, String)>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn available_memory_is_read_from_meminfo() {

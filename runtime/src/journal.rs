@@ -16,22 +16,25 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// only if it is a regular file owned by the effective user (a FIFO or socket planted at the path
 /// would block or divert the host; another user's file would receive this user's records). The
 /// error says what the path is instead, in words.
-pub fn open(path: &Path) -> Result<OwnedFd, String> {
-    let c = c_path(path)?;
+///
+/// The path is a C string already (`c_path`): nothing is allocated unless it fails (the
+/// runtime's thread opens it while every fork of the process waits, and a fork may come from a
+/// sampled call that holds the program's allocator's lock).
+pub fn open_c(c: &std::ffi::CStr) -> Result<OwnedFd, String> {
     let flags = libc::O_WRONLY
         | libc::O_APPEND
         | libc::O_CREAT
         | libc::O_CLOEXEC
         | libc::O_NOFOLLOW
         | libc::O_NONBLOCK;
-    match sys::open(&c, flags, 0o600) {
+    match sys::open(c, flags, 0o600) {
         Ok(fd) => sys::fstat(fd.as_raw_fd())
             .map_err(|e| e.to_string())
             .and_then(|st| usable(&st))
             .map(|()| fd),
         // Say what is there rather than what open() met (ENXIO for a FIFO without a reader,
         // ELOOP for a link, EACCES for a protected file in a sticky directory).
-        Err(e) => match sys::fstatat_nofollow(libc::AT_FDCWD, &c) {
+        Err(e) => match sys::fstatat_nofollow(libc::AT_FDCWD, c) {
             Ok(st) => Err(usable(&st).err().unwrap_or_else(|| e.to_string())),
             Err(_) => Err(e.to_string()),
         },
@@ -58,7 +61,7 @@ pub fn check(path: &Path) -> Result<(), String> {
     }
 }
 
-fn c_path(path: &Path) -> Result<std::ffi::CString, String> {
+pub fn c_path(path: &Path) -> Result<std::ffi::CString, String> {
     std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| "the path holds a NUL byte".to_string())
 }

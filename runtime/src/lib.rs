@@ -87,6 +87,8 @@ pub mod __private {
     pub use crate::post::PostTest;
     pub use crate::sample::Outermost;
     pub use crate::site::{Phase, Site};
+    /// The C library's global allocator (`runtime/clib`).
+    pub use crate::sys::CHeap;
     pub use crate::test_api::{enter, run_test, TestResult};
     pub use crate::test_kind::{probe, Verdict, ViaDisplay, ViaFuture, ViaTestResult, ViaValue};
 }

@@ -40,6 +40,8 @@ pub struct Runtime {
     /// it once it samples a call (`adopt_fork`).
     pid: AtomicI32,
     plan: OnceLock<Result<Plan, String>>,
+    /// The plan probed again once the process left the mounts `plan` was made for.
+    replan: OnceLock<Result<Plan, String>>,
     /// The journal's descriptor, `NO_JOURNAL`, or `JOURNAL_TO_CREATE` (`journal`).
     journal_fd: AtomicI32,
     /// The journal could not be created when first written: testing is off from then on.
@@ -100,6 +102,15 @@ pub fn set_prepared_plan(plan: Result<Plan, String>, still_valid: fn() -> bool) 
     *PREPARED_PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some((plan, still_valid));
 }
 
+/// The check of the prepared plan that the first `Runtime::plan` took (`set_prepared_plan`).
+static PLAN_STILL_VALID: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// A plan probed again for a process that no longer sees the mounts `stale` was made for, with
+/// its namespaces.
+fn reprobe(stale: &Plan) -> Result<Plan, String> {
+    probe_plan().and_then(|p| p.with_namespaces(|| Ok((stale.netns_fd, stale.userns_fd))))
+}
+
 /// Probe the host for the pods' isolation (`Plan::probe`, with the pods' system call filter);
 /// no namespace yet.
 pub fn probe_plan() -> Result<Plan, String> {
@@ -129,6 +140,13 @@ pub fn get() -> &'static Runtime {
         panic!("a unit test started the global runtime");
     }
     RUNTIME.get_or_init(Runtime::init)
+}
+
+/// The runtime if it is built (by the library's constructor when testing is on, or by a
+/// `ckpt()`), without building it: a sampled call may come from inside the program's allocator
+/// with its lock held, where building would allocate through it.
+pub fn built() -> Option<&'static Runtime> {
+    RUNTIME.get()
 }
 
 /// When the process started (the library's load, or the runtime's first use), for the budget's
@@ -266,21 +284,13 @@ impl Runtime {
         unsafe { sys::at_fork_child(forked) };
         // A fork waits for the journal's creation in progress (`journal_file`).
         journal_file::register_fork_handlers();
-        // Built by the exit handler (nothing was sampled before): its summary is the last, and
-        // no thread is started to write more.
-        let exiting = EXITING.load(Ordering::Relaxed);
-        if let Some(c) = config
-            .as_ref()
-            .filter(|c| c.enabled && journal_fd != NO_JOURNAL && !exiting)
-        {
-            ticker::start(c.summary_s);
-        }
         INITIALIZING.store(false, Ordering::Relaxed);
         Runtime {
             config,
             host: sys::hostname(),
             pid: AtomicI32::new(sys::getpid()),
             plan: OnceLock::new(),
+            replan: OnceLock::new(),
             journal_fd: AtomicI32::new(journal_fd),
             journal_failed: AtomicBool::new(false),
             keep_fd: AtomicI32::new(keep_fd),
@@ -305,6 +315,7 @@ impl Runtime {
     /// writes periodic summaries of its own (the thread that wrote them did not survive the
     /// fork). Its counts started from zero at the fork (`counts`). Not in a pod.
     pub fn adopt_fork(&self) {
+        self.start_ticker();
         if !FORKED.swap(false, Ordering::Relaxed) || in_pod() {
             return;
         }
@@ -319,6 +330,25 @@ impl Runtime {
                 // registered already), it makes the ticker anew, owned by this process.
                 ticker::start(c.summary_s);
             }
+        }
+    }
+
+    /// On the first sampled call or `ckpt()`, not when the runtime is built (at load): the
+    /// runtime's thread then creates the journal, and a program that drops root in `main` must
+    /// find it its own. Stores only (a duty's maker, a flag): no allocation on a sampled call's
+    /// path. Built by the exit handler (nothing was sampled before), its summary is the last, and
+    /// no thread is asked for to write more.
+    pub fn start_ticker(&self) {
+        static STARTED: AtomicBool = AtomicBool::new(false);
+        if EXITING.load(Ordering::Relaxed) || STARTED.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Some(c) = self
+            .config
+            .as_ref()
+            .filter(|c| c.enabled && self.journal_fd() != NO_JOURNAL)
+        {
+            ticker::start(c.summary_s);
         }
     }
 
@@ -340,24 +370,34 @@ impl Runtime {
     }
 
     /// The isolation plan, built once (the start-up probe). `Err` names the missing piece.
+    ///
+    /// The plan made at start-up is taken at load (`start::build_ahead`); a host that has since
+    /// moved to another mount namespace or root gets one probed again then (allocating, on that
+    /// first pod only: a sampled call inside the program's allocator is not safe there).
     pub fn plan(&self) -> Result<&Plan, String> {
-        self.plan
-            .get_or_init(|| {
-                let prepared = PREPARED_PLAN
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take();
-                match prepared {
-                    Some((plan, still_valid)) if still_valid() => plan,
-                    // Made before the process entered another mount namespace or root: probed
-                    // again, with the same namespaces.
-                    Some((Ok(stale), _)) => probe_plan()
-                        .and_then(|p| p.with_namespaces(|| Ok((stale.netns_fd, stale.userns_fd)))),
-                    _ => probe_plan().and_then(with_namespaces),
+        let first = self.plan.get_or_init(|| {
+            let prepared = PREPARED_PLAN
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            match prepared {
+                Some((plan, still_valid)) if still_valid() => {
+                    let _ = PLAN_STILL_VALID.set(still_valid);
+                    plan
                 }
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+                // Made before the process entered another mount namespace or root: probed
+                // again, with the same namespaces.
+                Some((Ok(stale), _)) => reprobe(&stale),
+                _ => probe_plan().and_then(with_namespaces),
+            }
+        });
+        let plan = match (first, PLAN_STILL_VALID.get()) {
+            (Ok(stale), Some(still_valid)) if !still_valid() => {
+                self.replan.get_or_init(|| reprobe(stale))
+            }
+            _ => first,
+        };
+        plan.as_ref().map_err(Clone::clone)
     }
 
     pub fn isolation(&self) -> Isolation {

@@ -146,13 +146,14 @@ pub fn sample_slow(
             draw(p) == 1
         }
     };
-    // While the runtime is being built a sampled call is not tested: building allocates, and
-    // the allocator may be the caller.
-    if !sampled || p <= 0.0 || runtime::initializing() {
-        return false;
-    }
+    // Until the runtime is built (by the library's constructor) a sampled call is not tested:
+    // building allocates, and the allocator may be the caller, with its lock held (a call from
+    // an earlier constructor, or from the allocator's own start-up).
+    let rt = match runtime::built() {
+        Some(rt) if sampled && p > 0.0 && !runtime::initializing() => rt,
+        _ => return false,
+    };
     stats.sampled.fetch_add(1, Ordering::Relaxed);
-    let rt = runtime::get();
     rt.adopt_fork();
     if rt.config.is_none() || rt.journal_failed() {
         // A bad configuration or journal: testing is off (said once, when the runtime was built

@@ -71,7 +71,8 @@ pub fn start(kind: PodKind) -> Result<Ckpt, CkptError> {
 
 fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
     let rt = runtime::get();
-    rt.adopt_fork(); // a direct ckpt() in the host's own worker (a site's did it when sampled)
+    // The runtime's thread's duties; in the host's own worker, the runtime becomes its own.
+    rt.adopt_fork();
     let site = matches!(kind, PodKind::Site { .. });
     // Admitted to wait for a slot (`admit`): the snapshot is taken now, the pod built later.
     let ticket = crate::admit::take_pass(site).ticket;
@@ -194,6 +195,8 @@ fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
         }
         Ok(sys::Forked::Child) => {
             sys::host_first(cpu);
+            // The call may hold the program's allocator's lock, held for ever here.
+            sys::use_own_pages();
             // Supervisor: returns only in the pod's test process.
             let t0 = match ticket {
                 Some(t) => {

@@ -26,9 +26,36 @@ extern "C" fn at_load() {
     if warm::helper_started() {
         prepare();
     }
-    // Last: the helper and the namespaces' makers were forked while the process had one thread.
     if on {
+        build_ahead();
+        // Last: the helper and the namespaces' makers were forked while the process had one
+        // thread.
         crate::reap::start_early();
+    }
+}
+
+/// What a sampled call would otherwise build on its way to the fork: the runtime itself, the
+/// host's cgroup levels and CPUs (admission), and where pods are warm the isolation plan made
+/// at start-up (`prepare`), the pods' cgroup and the warm pods' state. A sampled call may run
+/// inside the program's allocator with its lock held (jemalloc calls instrumented functions
+/// under its mutexes): from the call to the fork, and in the host until the call returns, the
+/// runtime allocates nothing and takes no lock the program could hold, so all of it is made
+/// here, and a call sampled before (from an earlier constructor, or the allocator's own
+/// start-up) is not tested. Without the helper (not root, or warm pods off) the plan is still
+/// probed by the first pod, as before: probed here, a program that drops root in `main` would
+/// get root's plan (tests/tests/hostile.rs).
+fn build_ahead() {
+    if cfg!(test) {
+        return; // the unit tests never build the process-wide runtime (`runtime::get`)
+    }
+    let rt = runtime::get();
+    let _ = crate::headroom::own();
+    let _ = crate::cpus::machine();
+    if rt.isolation() == crate::config::Isolation::Pod && warm::helper_started() {
+        if let (Ok(plan), Some(c)) = (rt.plan(), rt.config.as_ref()) {
+            crate::podgroup::ensure(c.max_concurrent, !crate::pod::pid_max_per_ns());
+            warm::make_state(rt, plan);
+        }
     }
 }
 
@@ -44,7 +71,7 @@ fn prepare() {
     runtime::probe_host();
     runtime::premake_ledger();
     let plan = runtime::probe_plan().and_then(runtime::with_namespaces);
-    runtime::set_prepared_plan(plan, warm::helper_available);
+    runtime::set_prepared_plan(plan, warm::helper_same_view);
 }
 
 #[used]

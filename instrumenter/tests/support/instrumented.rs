@@ -29,7 +29,7 @@ pub fn compiler_wrapper(dir: &Path) -> Option<(PathBuf, String)> {
         .ok()
         .filter(|r| r.library.is_some());
     let Some(rt) = runtime else {
-        cannot_run("libinvite.a is not built (cargo build --release -p invite)");
+        cannot_run("libinvite.a is not built (cargo build --release -p invite-clib)");
         return None;
     };
     let cc = dir.join("cc-invite");

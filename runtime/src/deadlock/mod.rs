@@ -101,10 +101,13 @@ fn stuck_waits(pid: i32) -> Option<Vec<Wait>> {
     if !fs::read(format!("/proc/{pid}/timers")).map_or(true, |t| t.is_empty()) {
         return None;
     }
-    let mut tids: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
+    // Not `read_dir`: its `opendir` calls the program's `malloc` (`sys::dir_entries`).
+    let mut tids: Vec<i32> =
+        crate::sys::dir_entries(&crate::sys::cstring(&format!("/proc/{pid}/task")).ok()?)
+            .ok()?
+            .iter()
+            .filter_map(|(name, _)| name.to_str()?.parse().ok())
+            .collect();
     tids.sort_unstable();
     let mut maps: Option<String> = None;
     let mut waits = Vec::with_capacity(tids.len());

@@ -185,12 +185,12 @@ fn the_journal_is_checked_without_being_created_and_refused_as_open_would() {
     // Missing, in a directory that does not exist: what open() would meet.
     let nowhere = dir.path().join("no/such/dir/invite.jsonl");
     assert!(check(&nowhere).unwrap_err().contains("No such file"));
-    assert!(open(&nowhere).is_err());
+    assert!(open_c(&c_path(&nowhere).unwrap()).is_err());
     // Not a regular file: the same words as `open`.
     let fifo = dir.path().join("fifo.jsonl");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
     assert!(made.is_ok_and(|s| s.success()));
-    assert_eq!(check(&fifo), open(&fifo).map(drop));
+    assert_eq!(check(&fifo), open_c(&c_path(&fifo).unwrap()).map(drop));
     assert!(check(&fifo).unwrap_err().contains("a FIFO"));
     let link = dir.path().join("link.jsonl");
     std::os::unix::fs::symlink(&path, &link).unwrap();

@@ -84,12 +84,13 @@ pub(super) fn dev_dir(dir: &str, mknod: bool) -> Result<(), SetupError> {
         // Owned by nobody: a test (uid 0 without capabilities) can use the nodes and fill
         // /dev/shm but cannot change, add or remove anything else, so a warm pod's blank can
         // tell it was left as it was from its free space alone (`warm::stock`).
-        for e in std::fs::read_dir(dir)
-            .step("list the pod's /dev")?
-            .flatten()
-        {
-            std::os::unix::fs::lchown(e.path(), Some(NOBODY), Some(NOBODY))
-                .step("give the pod's /dev to nobody")?;
+        for (name, _) in sys::dir_entries(&c(dir)?).step("list the pod's /dev")? {
+            std::os::unix::fs::lchown(
+                std::path::Path::new(dir).join(name),
+                Some(NOBODY),
+                Some(NOBODY),
+            )
+            .step("give the pod's /dev to nobody")?;
         }
         std::os::unix::fs::lchown(dir, Some(NOBODY), Some(NOBODY))
             .step("give the pod's /dev to nobody")?;

@@ -123,12 +123,12 @@ pub fn scan(own: &[RawFd], ckpt_ns: u64) -> FdPlan {
 
 /// More descriptors than `scan` lists on the stack.
 fn scan_slow() -> Vec<RawFd> {
-    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else {
+    let Ok(entries) = sys::dir_entries(c"/proc/self/fd") else {
         return Vec::new();
     };
-    let mut fds: Vec<RawFd> = rd
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+    let mut fds: Vec<RawFd> = entries
+        .iter()
+        .filter_map(|(name, _)| name.to_str()?.parse().ok())
         .collect();
     fds.sort_unstable();
     fds

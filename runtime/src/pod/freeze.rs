@@ -102,10 +102,11 @@ fn turn(pid: libc::pid_t) -> Option<std::os::fd::OwnedFd> {
 
 /// The threads of process `pid`, as `/proc` lists them.
 fn threads(pid: libc::pid_t) -> Option<Vec<libc::pid_t>> {
-    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let dir =
+        crate::sys::dir_entries(&crate::sys::cstring(&format!("/proc/{pid}/task")).ok()?).ok()?;
     Some(
-        dir.flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        dir.iter()
+            .filter_map(|(name, _)| name.to_str()?.parse().ok())
             .collect(),
     )
 }

@@ -101,7 +101,9 @@ fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
 }
 
 fn dir_is_empty(path: &str) -> bool {
-    std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
+    sys::cstring(path)
+        .and_then(|p| sys::dir_entries(&p))
+        .is_ok_and(|d| d.is_empty())
 }
 
 pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {

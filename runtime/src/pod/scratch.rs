@@ -99,21 +99,26 @@ impl Scratch {
 }
 
 fn walk(dir: &std::path::Path, prefix: &str, out: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
+    let Ok(entries) =
+        crate::sys::cstring(&dir.to_string_lossy()).and_then(|d| crate::sys::dir_entries(&d))
+    else {
         return;
     };
-    for e in rd.flatten() {
-        let name = e.file_name();
+    for (name, kind) in entries {
+        let entry = dir.join(&name);
         let name = name.to_string_lossy();
         let path = if prefix == "/" {
             format!("/{name}")
         } else {
             format!("{prefix}/{name}")
         };
-        let Ok(ft) = e.file_type() else { continue };
-        if ft.is_dir() {
+        let is_dir = match kind {
+            libc::DT_UNKNOWN => std::fs::symlink_metadata(&entry).is_ok_and(|m| m.is_dir()),
+            k => k == libc::DT_DIR,
+        };
+        if is_dir {
             let before = out.len();
-            walk(&e.path(), &path, out);
+            walk(&entry, &path, out);
             // An upper directory is copied up only for a change below it, so an empty one was
             // made, chmod-ed or emptied by the pod itself.
             if out.len() == before {

@@ -39,7 +39,10 @@ impl Runtime {
 
     fn create_journal(&self) -> Option<RawFd> {
         let path = &self.config.as_ref()?.journal;
-        match create_in(&self.journal_fd, || journal::open(path)) {
+        // Made before every fork waits for the creation (`creation`): a fork may come from a
+        // sampled call that holds the program's allocator's lock.
+        let c = journal::c_path(path);
+        match create_in(&self.journal_fd, || journal::open_c(c.as_ref()?)) {
             Ok(fd) => fd,
             // Usable when checked, not now (replaced or made unwritable since): as if it had
             // failed the check, later. Said once: whoever comes next finds `NO_JOURNAL`.

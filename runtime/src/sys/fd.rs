@@ -178,6 +178,22 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Read the start of a small file (a /proc or cgroup file) into `buf`: what was read, at most
+/// `buf.len()` bytes, or `None`. No allocation (`read_to_string` would go through the program's
+/// allocator, which a sampled call may be running inside of with its lock held).
+pub fn read_start(path: &CStr, buf: &mut [u8]) -> Option<usize> {
+    let fd = open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
+    let mut n = 0;
+    while n < buf.len() {
+        match read(fd.as_raw_fd(), &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    Some(n)
+}
+
 pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: plain syscall.
     owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
@@ -313,6 +329,30 @@ fn read_fd_dir(dir: RawFd, out: &mut [RawFd]) -> Option<usize> {
 /// Call `f` with the name of every entry of the open directory `dir` (`.` and `..` included),
 /// reading it with `getdents64` into a buffer on the stack: no allocation.
 pub fn for_each_dirent(dir: RawFd, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+    for_each_typed_dirent(dir, |name, _| f(name))
+}
+
+/// The entries of the directory at `path` (without `.` and `..`): each name and its `d_type`
+/// (`libc::DT_DIR`, ..., `DT_UNKNOWN` where the file system does not say). `std::fs::read_dir`
+/// calls `opendir`, whose buffer comes from the program's `malloc`: in a fork's copy that may
+/// wait for ever (`heap`). Here only the names are allocated, by the runtime's allocator.
+pub fn dir_entries(path: &CStr) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = open(
+        path,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )?;
+    let mut out = Vec::new();
+    for_each_typed_dirent(dir.as_raw_fd(), |name, kind| {
+        if name != b"." && name != b".." {
+            out.push((std::ffi::OsStr::from_bytes(name).to_os_string(), kind));
+        }
+    })?;
+    Ok(out)
+}
+
+fn for_each_typed_dirent(dir: RawFd, mut f: impl FnMut(&[u8], u8)) -> io::Result<()> {
     let mut buf = [0u64; 256]; // 2 KiB, aligned for dirent64
     loop {
         // SAFETY: buf is writable for its whole length.
@@ -336,7 +376,8 @@ pub fn for_each_dirent(dir: RawFd, mut f: impl FnMut(&[u8])) -> io::Result<()> {
         while off + 19 < bytes.len() {
             let reclen = u16::from_ne_bytes([bytes[off + 16], bytes[off + 17]]) as usize;
             let name = &bytes[off + 19..(off + reclen).min(bytes.len())];
-            f(&name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())]);
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            f(name, bytes[off + 18]);
             off += reclen.max(1);
         }
     }

@@ -108,7 +108,19 @@ pub fn started() -> bool {
 /// first needed (by the plan and the warm state, both made once), and answered once.
 pub fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| started() && VIEW.get().is_some_and(|v| view().as_ref() == Some(v)))
+    *AVAILABLE.get_or_init(same_view)
+}
+
+/// Whether the helper runs and the host still sees the mounts it saw at start (asked again
+/// each time: the plan and the warm state are made at load, and a host may `unshare` or
+/// `chroot` later). System calls only: no allocation on a sampled call's path.
+pub fn same_view() -> bool {
+    // A view this process can no longer read (it dropped root: /proc/self is root's then) is
+    // not another view: a change of credentials moves no mount.
+    started()
+        && VIEW
+            .get()
+            .is_some_and(|v| view().is_none_or(|now| now == *v))
 }
 
 /// The host's end of one request's reply socket: one of the runtime's own descriptors (no pod

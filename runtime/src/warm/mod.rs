@@ -41,7 +41,7 @@ mod stock;
 mod watch;
 
 pub use helper::{
-    ask_netns_early, available as helper_available, netns as helper_netns, start as start_helper,
+    ask_netns_early, netns as helper_netns, same_view as helper_same_view, start as start_helper,
     started as helper_started,
 };
 pub use outlive::guard_this_thread as guard_loading_thread;
@@ -130,19 +130,29 @@ fn get(rt: &Runtime, plan: &Plan) -> Option<&'static Warm> {
     .as_ref()
 }
 
-/// The warm state for a pod starting now. The first pods of a process find the stock empty and
-/// start cold anyway: they only hand the watcher its duty, and the runtime's thread (started
-/// right after the first pod's fork, `reap::reap_when_over`) makes the state and fills the stock,
-/// off the host's pause. Only `wait`, which waits for a blank, needs it all now.
-fn for_pod(rt: &Runtime, plan: &Plan) -> Option<&'static Warm> {
-    if WARM.get().is_none() {
-        crate::reap::set_duty(crate::reap::DutyKind::Warm, || Box::new(Watcher::new()));
-        if rt.config.as_ref()?.warm != WarmMode::Wait {
-            return None;
-        }
+/// The warm state, made ahead (`start::build_ahead`), while nothing can hold a lock it needs.
+pub fn make_state(rt: &Runtime, plan: &Plan) {
+    let _ = get(rt, plan);
+}
+
+/// The warm state for a pod starting now, if it was made (never here: a sampled call may hold
+/// the program's allocator's lock, and making it allocates, or waits for the runtime's thread
+/// making it, which may wait for that lock). The first pods of a process find the stock empty
+/// and start cold anyway: they only hand the watcher its duty, and the runtime's thread (started
+/// at load, `reap::start_early`) fills the stock, off the host's pause. Only `wait`, which waits
+/// for a blank, wakes it now.
+fn for_pod(rt: &Runtime) -> Option<&'static Warm> {
+    crate::reap::set_duty(crate::reap::DutyKind::Warm, || Box::new(Watcher::new()));
+    // Blanks are made in the mounts the host saw at start, as root: a host that has since moved
+    // to another mount namespace or root, or dropped root, gets cold pods.
+    if !helper::same_view() || !crate::plan::is_root() {
+        return None;
+    }
+    let w = state()?;
+    if rt.config.as_ref()?.warm == WarmMode::Wait {
         let _ = crate::reap::ensure();
     }
-    get(rt, plan)
+    Some(w)
 }
 
 fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
@@ -188,7 +198,7 @@ pub fn try_start(
     id: u32,
     origin: crate::record::Origin,
 ) -> Option<io::Result<Ckpt>> {
-    let w = for_pod(rt, plan)?;
+    let w = for_pod(rt)?;
     let hold = rt.config.as_ref().is_none_or(|c| c.hold_host);
     if hold && pod::host_is_writing_clonable_files() {
         return None; // built cold, where the host can be held still for its clones
@@ -238,6 +248,8 @@ fn fork_in_new_pidns(w: &Warm) -> Option<io::Result<sys::Forked>> {
     let forked = unsafe { sys::fork() };
     if matches!(forked, Ok(sys::Forked::Child)) {
         sys::host_first(cpu);
+        // The call may hold the program's allocator's lock, held for ever here.
+        sys::use_own_pages();
     } else if let Err(e) = sys::setns(w.orig_pidns.raw(), libc::CLONE_NEWPID) {
         eprintln!("invite: cannot switch back to the host's PID namespace: {e}");
     }
@@ -305,7 +317,7 @@ pub fn start_waiting(
     origin: crate::record::Origin,
     ticket: crate::queue::Ticket,
 ) -> Option<io::Result<Ckpt>> {
-    let w = for_pod(rt, plan)?;
+    let w = for_pod(rt)?;
     crate::reap::ensure();
     let t0 = sys::monotonic_ns();
     let forked = fork_in_new_pidns(w)?;

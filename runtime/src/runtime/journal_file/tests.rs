@@ -49,7 +49,10 @@ fn a_fork_during_creation_sees_the_journal_whole_or_not_at_all() {
         let (slot, stop, path) = (slot.clone(), stop.clone(), path.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                create_in(&slot, || crate::journal::open(&path)).unwrap();
+                create_in(&slot, || {
+                    crate::journal::open_c(&crate::journal::c_path(&path).unwrap())
+                })
+                .unwrap();
                 let _held = creation::Held::take();
                 let fd = slot.swap(JOURNAL_TO_CREATE, Ordering::AcqRel);
                 crate::ownfd::close(fd);

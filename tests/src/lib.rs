@@ -36,30 +36,34 @@ pub fn include_dir() -> PathBuf {
 }
 
 pub fn static_lib() -> PathBuf {
-    built(profile_dir().join("libinvite.a"), &["runtime", "vocab"])
+    built(
+        profile_dir().join("libinvite.a"),
+        &["runtime/src", "runtime/c_library.rs", "vocab/src"],
+    )
 }
 
 /// A built binary of the workspace (invite, invite-precompile).
 pub fn tool(name: &str) -> PathBuf {
-    let crates: &[&str] = match name {
-        "invite" => &["cli", "vocab"],
-        "invite-precompile" => &["instrumenter", "vocab"],
-        "invite-cc" => &["cc"],
+    let sources: &[&str] = match name {
+        "invite" => &["cli/src", "vocab/src"],
+        "invite-precompile" => &["instrumenter/src", "vocab/src"],
+        "invite-cc" => &["cc/src"],
         _ => &[],
     };
-    built(profile_dir().join(name), crates)
+    built(profile_dir().join(name), sources)
 }
 
 /// `artifact`, which `cargo test` does not rebuild (a test binary depends on the runtime's rlib,
 /// not on `libinvite.a` or the workspace's binaries): it must exist and be newer than every
-/// source of `crates`, or the tests would run the code of an earlier build and say nothing.
-fn built(artifact: PathBuf, crates: &[&str]) -> PathBuf {
+/// file of `sources` (files or trees, below the workspace), or the tests would run the code of
+/// an earlier build and say nothing.
+fn built(artifact: PathBuf, sources: &[&str]) -> PathBuf {
     let again = "build the workspace first (cargo build --release --workspace)";
     let made = std::fs::metadata(&artifact)
         .and_then(|m| m.modified())
         .unwrap_or_else(|e| panic!("{} is missing ({e}): {again}", artifact.display()));
-    for c in crates {
-        if let Some((src, t)) = newest(&workspace().join(c).join("src")) {
+    for source in sources {
+        if let Some((src, t)) = newest(&workspace().join(source)) {
             assert!(
                 t <= made,
                 "{} is older than {}: {again}",
@@ -71,10 +75,14 @@ fn built(artifact: PathBuf, crates: &[&str]) -> PathBuf {
     artifact
 }
 
-/// The most recently modified file below `dir`, and when.
-fn newest(dir: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
+/// The most recently modified file at or below `path`, and when.
+fn newest(path: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
+    let md = std::fs::metadata(path).ok()?;
+    if !md.is_dir() {
+        return Some((path.to_path_buf(), md.modified().ok()?));
+    }
     let mut best: Option<(PathBuf, std::time::SystemTime)> = None;
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
+    for e in std::fs::read_dir(path).ok()?.flatten() {
         let p = e.path();
         let found = if e.file_type().is_ok_and(|t| t.is_dir()) {
             newest(&p)

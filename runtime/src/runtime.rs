@@ -441,6 +441,8 @@ impl Runtime {
     /// (not against the host's concurrency and budget), are numbered 1, 2, 3 under `NAME/`, and
     /// are reaped by the checkpoint, whose copy of the host's reaper pipe is dropped.
     pub fn become_checkpoint(&self, name: &str) {
+        // The runtime's own fork, not the program's: not a worker to adopt (`adopt_fork`).
+        FORKED.store(false, Ordering::Relaxed);
         self.ledger.store(new_ledger(), Ordering::Relaxed);
         self.next_id.store(0, Ordering::Relaxed);
         self.prefix.store(

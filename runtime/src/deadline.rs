@@ -65,7 +65,10 @@ impl Deadline {
             return Due::At(self.plain());
         }
         let waited = match self.test {
-            true => sys::run_delay_ns(pid).unwrap_or(0),
+            true => own_wait(
+                sys::run_delay_ns(pid).unwrap_or(0),
+                sys::descendants_cpu_ns(pid),
+            ),
             false => MAX_STRETCH_NS,
         };
         self.judge(now, waited)
@@ -82,6 +85,13 @@ impl Deadline {
             Due::Over { waited_ns: stretch }
         }
     }
+}
+
+/// The test's wait for a CPU that the machine, not the pod, made it wait: less the CPU time its
+/// own processes used (a test that forks keeps its CPU busy itself; a fork bomb, its children
+/// taking every CPU, would otherwise move its deadline back by the whole stretch).
+pub fn own_wait(run_delay_ns: u64, descendants_cpu_ns: u64) -> u64 {
+    run_delay_ns.saturating_sub(descendants_cpu_ns)
 }
 
 /// The set-up error of a pod killed before its test started.
@@ -106,6 +116,32 @@ pub fn note(waited_ns: u64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_its_own_processes_took_is_not_a_wait_the_machine_made() {
+        assert_eq!(own_wait(3_000_000, 0), 3_000_000);
+        assert_eq!(own_wait(3_000_000, 1_000_000), 2_000_000);
+        assert_eq!(own_wait(3_000_000, 9_000_000), 0);
+    }
+
+    #[test]
+    fn a_process_s_descendants_cpu_is_counted() {
+        // A child that spins: its CPU time shows while it runs.
+        let me = sys::getpid();
+        let before = sys::descendants_cpu_ns(me);
+        let mut kid = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let t = std::time::Instant::now();
+        while sys::descendants_cpu_ns(me) <= before && t.elapsed().as_secs() < 20 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let after = sys::descendants_cpu_ns(me);
+        kid.kill().unwrap();
+        kid.wait().unwrap();
+        assert!(after > before, "a running child's CPU is not seen");
+    }
 
     #[test]
     fn time_spent_waiting_for_a_cpu_moves_the_deadline_back_up_to_a_bound() {

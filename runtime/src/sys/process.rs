@@ -224,6 +224,55 @@ pub fn run_delay_ns(pid: libc::pid_t) -> Option<u64> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The CPU time `pid`'s descendants have used: the running ones' (their main threads' run time,
+/// `schedstat`, found through each thread's `children`), and the reaped ones' (`pid`'s
+/// `cutime` + `cstime`). At most `MAX_VISITED` processes are looked at. No `opendir` (which
+/// allocates through the program's `malloc`): a fork's copy calls this.
+pub fn descendants_cpu_ns(pid: libc::pid_t) -> u64 {
+    const MAX_VISITED: usize = 4096;
+    let mut total = reaped_children_ns(pid).unwrap_or(0);
+    let (mut todo, mut visited) = (vec![pid], 0);
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = super::cstring(&format!("/proc/{p}/task")).map(|d| super::dir_entries(&d))
+        else {
+            continue;
+        };
+        let mut kids = String::new();
+        for (tid, _) in tasks.unwrap_or_default() {
+            let path = format!("/proc/{p}/task/{}/children", tid.to_string_lossy());
+            kids.push_str(&std::fs::read_to_string(path).unwrap_or_default());
+            kids.push(' ');
+        }
+        for kid in kids.split_whitespace().filter_map(|k| k.parse().ok()) {
+            visited += 1;
+            if visited > MAX_VISITED {
+                return total;
+            }
+            total += run_ns(kid).unwrap_or(0);
+            todo.push(kid);
+        }
+    }
+    total
+}
+
+/// A process's main thread's time on a CPU (`schedstat`'s first field).
+fn run_ns(pid: libc::pid_t) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// The CPU time of `pid`'s children it has reaped (`stat`'s `cutime` and `cstime`).
+fn reaped_children_ns(pid: libc::pid_t) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command's closing parenthesis: state is field 3, cutime 16, cstime 17.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(13);
+    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(ticks * 1_000_000_000 / hz)
+}
+
 pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }

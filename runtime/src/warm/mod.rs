@@ -142,7 +142,14 @@ pub fn make_state(rt: &Runtime, plan: &Plan) {
 /// at load, `reap::start_early`) fills the stock, off the host's pause. Only `wait`, which waits
 /// for a blank, wakes it now.
 fn for_pod(rt: &Runtime) -> Option<&'static Warm> {
-    crate::reap::set_duty(crate::reap::DutyKind::Warm, || Box::new(Watcher::new()));
+    crate::reap::set_duty(crate::reap::DutyKind::Warm, || {
+        // Made by the runtime's thread once a pod has started, before the stock holds a blank:
+        // whether the host writes files only a cold pod can hold it still for
+        // (`pod::host_is_writing_clonable_files`), looked at here, off the host's pause, and
+        // not at load (the warm state is made then), before the program opened its files.
+        pod::look_for_clonable_writes();
+        Box::new(Watcher::new())
+    });
     // Blanks are made in the mounts the host saw at start, as root: a host that has since moved
     // to another mount namespace or root, or dropped root, gets cold pods.
     if !helper::same_view() || !crate::plan::is_root() {
@@ -171,9 +178,6 @@ fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
     let (lend, lend_peer) = sys::seqpacket_pair().ok()?;
     crate::ownfd::mark(lend.as_raw_fd());
     crate::ownfd::mark(lend_peer.as_raw_fd());
-    // Before the stock holds a blank: whether the host writes files only a cold pod can hold
-    // it still for (`pod::host_is_writing_clonable_files`), looked at here, off its pause.
-    pod::look_for_clonable_writes();
     // The process's warm state holds them for its life.
     Some(Warm {
         lend,

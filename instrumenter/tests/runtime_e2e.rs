@@ -8,6 +8,14 @@ use support::*;
 
 /// Instrument fixtures/c/DIR/NAME.c, build it against the runtime, run it with every test
 /// sampled; returns (stdout, the journal's `kind:"test"` lines, the whole journal).
+/// Every test record of a run passed (`text`: what the run printed, for the message).
+fn assert_all_passed(tests: &[String], text: &str) {
+    assert!(
+        tests.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
+        "{text}"
+    );
+}
+
 fn run_fixture(dir: &str, name: &str) -> Option<(String, Vec<String>, String)> {
     run_fixture_with(dir, name, "gcc", &[], &[])
 }
@@ -127,10 +135,7 @@ fn seed_demo_tests_pass_in_pods() {
     for t in ["sum_pre", "sum_post", "max_is_bound", "sorted"] {
         assert!(has(&tests, t, "pass"), "{t}: {text}");
     }
-    assert!(
-        tests.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
-        "{text}"
-    );
+    assert_all_passed(&tests, &text);
 }
 
 #[test]
@@ -166,10 +171,7 @@ fn an_instrumented_allocator_is_not_tested_from_inside_the_runtime() {
     };
     assert_eq!(stdout, "grew to 256\n");
     assert!(has(&tests, "realloc_sane", "pass"), "{text}");
-    assert!(
-        tests.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
-        "{text}"
-    );
+    assert_all_passed(&tests, &text);
     // main grows its buffer four times: four tests, none of a call the runtime made.
     assert_eq!(tests.len(), 4, "{text}");
 }
@@ -236,10 +238,7 @@ fn an_allocator_that_holds_its_lock_in_an_instrumented_call_does_not_hang_the_ho
     };
     assert_eq!(stdout, "sum 36\n");
     assert_eq!(tests.len(), 8, "{text}");
-    assert!(
-        tests.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
-        "{text}"
-    );
+    assert_all_passed(&tests, &text);
     let Some((stdout, tests, text)) = run_fixture_with(
         "allocator",
         "locked",
@@ -253,10 +252,7 @@ fn an_allocator_that_holds_its_lock_in_an_instrumented_call_does_not_hang_the_ho
     let started = summary_count(&text, "started");
     assert!(started >= 16, "{text}");
     assert_eq!(tests.len() as u64, started, "{text}");
-    assert!(
-        tests.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
-        "{text}"
-    );
+    assert_all_passed(&tests, &text);
     let Some((stdout, tests, text)) = run_fixture_with(
         "allocator",
         "locked",
@@ -268,10 +264,7 @@ fn an_allocator_that_holds_its_lock_in_an_instrumented_call_does_not_hang_the_ho
     };
     assert_eq!(stdout, "sum 36\n");
     assert_eq!(tests.len(), 8, "{text}");
-    assert!(
-        tests.iter().all(|l| l.contains("\"outcome\":\"pass\"")),
-        "{text}"
-    );
+    assert_all_passed(&tests, &text);
 }
 
 /// The summary's `"NAME":N` for the journal's one site.

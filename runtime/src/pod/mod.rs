@@ -32,6 +32,7 @@
 //! | test | a warm test rings the watcher's doorbell, set up at last (or failed), then closes it |
 //! | test | lowest priority (nice 19, `SCHED_IDLE`), the very last step: the setup is not kept waiting behind the machine's other work, the test's first line is not run above it |
 
+mod bpf;
 mod clones;
 mod dev;
 mod fds;
@@ -54,7 +55,7 @@ pub use files::Watch;
 pub use inert::{make as make_inert, plan as plan_inert, Inert};
 pub use limits::oom_first;
 pub use ns::make_namespaces;
-pub use seccomp::program as seccomp_program;
+pub use seccomp::{plan as seccomp_filter, Filter};
 pub(crate) use step::{fault_injected, Step};
 pub use step::{read_fault_injection, SetupError};
 
@@ -356,7 +357,7 @@ fn test_steps(
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).step("set no_new_privs")?;
         sys::drop_capabilities().step("drop capabilities")?;
         if let Some(plan) = spec.plan {
-            let filter = lazy::ahead_of(lazy, &spec.fds.lazy_code, &plan.seccomp);
+            let filter = lazy::filter(lazy, &spec.fds.lazy_code, &plan.seccomp);
             seccomp::install(&filter).step("install the system call filter")?;
         }
     }

@@ -20,10 +20,12 @@
 //! and sends a note frame to the supervisor. A test that installs its own SIGSYS handler gets
 //! the signal instead; a program the test execs has no handler, and SIGSYS ends it.
 
+use super::bpf::{self, Asm, To, ALLOW, ENOSYS, EPERM, JEQ, JSET, LD, OFF_ARCH, OFF_NR, TRAP};
 use crate::sys;
 
 #[cfg(target_arch = "x86_64")]
-const AUDIT_ARCH: u32 = 0xC000_003E;
+use bpf::{off_arg, AUDIT_ARCH};
+
 /// x32 system calls have this bit set in their number (x86_64 kernels).
 #[cfg(target_arch = "x86_64")]
 const X32_BIT: u32 = 0x4000_0000;
@@ -108,151 +110,87 @@ enum ArgTest {
     AnyBit,
 }
 
-// struct seccomp_data: nr, arch, instruction_pointer, args[6] (little-endian low halves).
-const OFF_NR: u32 = 0;
-const OFF_ARCH: u32 = 4;
-const OFF_ARG0: u32 = 16;
-
-const LD_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ) as u16; // BPF_K is 0
-const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE) as u16;
-const JSET: u16 = (libc::BPF_JMP | libc::BPF_JSET) as u16;
-const RET: u16 = libc::BPF_RET as u16;
-
-fn insn(code: u16, k: u32, jt: u8, jf: u8) -> sys::Insn {
-    sys::Insn { code, jt, jf, k }
+/// The filter as planned, before any fork: alone, and with the lazy copy-up checks folded into
+/// its search (`lazy::head`), which the test completes with its own lazy descriptors
+/// (`lazy::filter`).
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub plain: Vec<sys::Insn>,
+    pub lazy_head: Vec<sys::Insn>,
 }
 
-/// Where a jump goes: the next instruction, an instruction by index, one of the returns, or
-/// the check at this index of `REFUSED_IF` (its first argument looked at).
-#[derive(Clone, Copy, PartialEq, Debug)]
-enum To {
-    Next,
-    At(usize),
-    Allow,
-    Trap,
-    Eperm,
-    Enosys,
-    Check(usize),
-}
-
-/// The program being written: (code, k, jump if true, jump if false).
-#[derive(Default)]
-struct Asm(Vec<(u16, u32, To, To)>);
-
-impl Asm {
-    fn op(&mut self, code: u16, k: u32, jt: To, jf: To) -> usize {
-        self.0.push((code, k, jt, jf));
-        self.0.len() - 1
-    }
-
-    /// A balanced binary search over `ranges` (sorted, adjacent: each starts where the one
-    /// before ends, the first at 0), one `JGE` per boundary, every leaf a jump straight to
-    /// what its range gets: about log2(ranges) comparisons for any call, and as many
-    /// instructions as boundaries. The kernel runs the filter once per system call number when
-    /// installing it (to find those it always allows), and compiles every instruction: both
-    /// costs of a pod's way in. Returns where the search starts.
-    fn tree(&mut self, ranges: &[(u32, To)]) -> To {
-        if let [(_, to)] = ranges {
-            return *to;
-        }
-        let mid = ranges.len() / 2;
-        let at = self.op(JGE, ranges[mid].0, To::Next, To::Next);
-        let below = self.tree(&ranges[..mid]);
-        let above = self.tree(&ranges[mid..]);
-        self.0[at].2 = above;
-        self.0[at].3 = below;
-        To::At(at)
-    }
-
-    /// Resolve every jump to a forward offset, then the four returns.
-    fn finish(self, checks: &[usize]) -> Vec<sys::Insn> {
-        let n = self.0.len();
-        let (allow, trap, eperm, enosys) = (n, n + 1, n + 2, n + 3);
-        let mut prog = Vec::with_capacity(n + 4);
-        for (i, (code, k, jt, jf)) in self.0.into_iter().enumerate() {
-            let offset = |to: To| -> u8 {
-                let target = match to {
-                    To::Next => i + 1,
-                    To::At(t) => t,
-                    To::Allow => allow,
-                    To::Trap => trap,
-                    To::Eperm => eperm,
-                    To::Enosys => enosys,
-                    To::Check(c) => checks[c],
-                };
-                u8::try_from(target - i - 1).expect("a filter short enough for 8-bit jumps")
-            };
-            let is_jump = code & 0x07 == libc::BPF_JMP as u16;
-            let (jt, jf) = if is_jump {
-                (offset(jt), offset(jf))
-            } else {
-                (0, 0)
-            };
-            prog.push(insn(code, k, jt, jf));
-        }
-        let errno = |e: libc::c_int| libc::SECCOMP_RET_ERRNO | e as u32;
-        for ret in [
-            libc::SECCOMP_RET_ALLOW,
-            libc::SECCOMP_RET_TRAP,
-            errno(libc::EPERM),
-            errno(libc::ENOSYS),
-        ] {
-            prog.push(insn(RET, ret, 0, 0));
-        }
-        prog
+/// The filter, both ways (`Filter`).
+pub fn plan() -> Filter {
+    Filter {
+        plain: program(),
+        lazy_head: super::lazy::head(),
     }
 }
 
-/// The filter program: the architecture, then a binary search over ranges of call numbers
-/// (x32 calls, numbered from `X32_BIT` up, are one of them), then the argument checks.
+/// The filter program alone.
 #[cfg(target_arch = "x86_64")]
 pub fn program() -> Vec<sys::Insn> {
-    let mut a = Asm::default();
-    a.op(LD_ABS, OFF_ARCH, To::Next, To::Next);
-    a.op(JEQ, AUDIT_ARCH, To::Next, To::Eperm);
-    a.op(LD_ABS, OFF_NR, To::Next, To::Next);
-    let root = a.tree(&ranges());
-    debug_assert_eq!(root, To::At(3));
+    let mut a = Asm::with_capacity(64);
+    write(&mut a, &[]);
+    a.finish()
+}
+
+/// Write the filter into `a`: the architecture, then a binary search over ranges of call
+/// numbers (x32 calls, numbered from `X32_BIT` up, are one of them), then the argument checks.
+/// `more`: other calls to look at in the same search, each (number, where it goes: checks
+/// written after these, none of this filter's calls), so that the calls no one looks at take
+/// no more comparisons than in one search.
+#[cfg(target_arch = "x86_64")]
+pub fn write(a: &mut Asm, more: &[(u32, To)]) {
+    a.op(LD, OFF_ARCH, To::Next, To::Next);
+    a.op(JEQ, AUDIT_ARCH, To::Next, EPERM);
+    a.op(LD, OFF_NR, To::Next, To::Next);
+    let checks: Vec<To> = REFUSED_IF.iter().map(|_| a.label()).collect();
+    a.search(&ranges(&checks, more));
     // The argument checks: load the first argument, decide.
-    let mut checks = Vec::new();
-    for &(_, _, k, test) in REFUSED_IF {
-        checks.push(a.op(LD_ABS, OFF_ARG0, To::Next, To::Next));
+    for (&check, &(_, _, k, test)) in checks.iter().zip(REFUSED_IF) {
+        a.place(check);
+        a.op(LD, off_arg(0), To::Next, To::Next);
         let code = match test {
             ArgTest::Equals => JEQ,
             ArgTest::AnyBit => JSET,
         };
-        a.op(code, k, To::Trap, To::Allow);
+        a.op(code, k, TRAP, ALLOW);
     }
-    a.finish(&checks)
 }
 
 /// What each call number gets, as ranges: (first number, what), sorted, each up to the next;
-/// neighbours that get the same are one range.
+/// neighbours that get the same are one range. `checks`: where each call of `REFUSED_IF` goes;
+/// `more`: see `write`.
 #[cfg(target_arch = "x86_64")]
-fn ranges() -> Vec<(u32, To)> {
+fn ranges(checks: &[To], more: &[(u32, To)]) -> Vec<(u32, To)> {
     let mut listed: Vec<(u32, To)> = REFUSED
         .iter()
-        .map(|&(nr, _)| (nr as u32, To::Trap))
-        .chain([(libc::SYS_clone3 as u32, To::Enosys)])
+        .map(|&(nr, _)| (nr as u32, TRAP))
+        .chain([(libc::SYS_clone3 as u32, ENOSYS)])
         .chain(
             REFUSED_IF
                 .iter()
-                .enumerate()
-                .map(|(i, &(nr, ..))| (nr as u32, To::Check(i))),
+                .zip(checks)
+                .map(|(&(nr, ..), &c)| (nr as u32, c)),
         )
+        .chain(more.iter().copied())
         .collect();
     listed.sort_by_key(|l| l.0);
-    let mut ranges: Vec<(u32, To)> = vec![(0, To::Allow)];
+    debug_assert!(
+        listed.windows(2).all(|w| w[0].0 != w[1].0),
+        "a call looked at twice"
+    );
+    let mut ranges: Vec<(u32, To)> = vec![(0, ALLOW)];
     let mut push = |from: u32, to: To| match ranges.last_mut() {
         Some(last) if last.0 == from => last.1 = to,
         _ => ranges.push((from, to)),
     };
     for (nr, to) in listed {
         push(nr, to);
-        push(nr + 1, To::Allow);
+        push(nr + 1, ALLOW);
     }
-    push(X32_BIT, To::Eperm);
+    push(X32_BIT, EPERM);
     ranges.dedup_by(|next, prev| next.1 == prev.1);
     ranges
 }
@@ -341,32 +279,14 @@ mod tests {
 
     /// The return, and how many instructions ran.
     fn walk(prog: &[sys::Insn], arch: u32, nr: u32, arg0: u32) -> (u32, usize) {
-        let (mut pc, mut acc, mut steps) = (0usize, 0u32, 0);
-        loop {
-            steps += 1;
-            let i = prog[pc];
-            match i.code {
-                LD_ABS => {
-                    acc = match i.k {
-                        OFF_NR => nr,
-                        OFF_ARCH => arch,
-                        OFF_ARG0 => arg0,
-                        k => panic!("load at {k}"),
-                    };
-                    pc += 1;
-                }
-                JEQ | JGE | JSET => {
-                    let yes = match i.code {
-                        JEQ => acc == i.k,
-                        JGE => acc >= i.k,
-                        _ => acc & i.k != 0,
-                    };
-                    pc += 1 + if yes { i.jt } else { i.jf } as usize;
-                }
-                RET => return (i.k, steps),
-                c => panic!("opcode {c:#x}"),
-            }
-        }
+        let (ret, steps, _) = bpf::walk(prog, arch, nr, 0, [arg0, 0, 0, 0, 0, 0]);
+        (ret, steps)
+    }
+
+    /// The ranges of the filter alone, its argument checks at any labels.
+    fn own_ranges() -> Vec<(u32, To)> {
+        let checks: Vec<To> = (0..REFUSED_IF.len()).map(To::Label).collect();
+        ranges(&checks, &[])
     }
 
     #[test]
@@ -433,23 +353,25 @@ mod tests {
     }
 
     #[test]
-    fn the_program_is_one_comparison_per_range_boundary() {
+    fn the_program_is_short_and_every_walk_through_it_too() {
         // The kernel compiles every instruction when a pod installs the filter: three to
-        // load and check the architecture, one per boundary between ranges of numbers that
-        // get the same, two per argument check, four returns. (A search over single numbers
-        // took one comparison per listed call and more: 83 instructions.)
-        let r = ranges();
-        assert_eq!(r[0], (0, To::Allow));
+        // load and check the architecture, fewer than one per boundary between ranges of
+        // numbers that get the same (a number refused among allowed ones is one comparison at
+        // a leaf, not two boundaries), two per argument check, four returns. (A search over
+        // single numbers took one comparison per listed call and more: 83 instructions; one
+        // over ranges alone, 62.)
+        let r = own_ranges();
+        assert_eq!(r[0], (0, ALLOW));
         assert!(r.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 != w[1].1));
         let p = program();
-        assert_eq!(p.len(), 3 + (r.len() - 1) + 2 * REFUSED_IF.len() + 4);
-        assert!(p.len() < 70, "{} instructions", p.len());
-        // Every path through the search: at most one comparison more than log2(ranges).
+        assert!(p.len() < 3 + (r.len() - 1) + 2 * REFUSED_IF.len() + 4);
+        assert!(p.len() <= 52, "{} instructions", p.len());
+        // Every path through the search: log2(ranges) comparisons, and a leaf's few.
         let depth = usize::BITS - (r.len() - 1).leading_zeros();
         for nr in (0..500u32).chain([X32_BIT, X32_BIT | 1, u32::MAX]) {
             let (_, steps) = walk(&p, AUDIT_ARCH, nr, 0);
             assert!(
-                steps <= 3 + depth as usize + 3,
+                steps <= 3 + depth as usize + bpf::EXCEPTIONS + 3,
                 "system call {nr}: {steps} steps"
             );
         }

@@ -234,7 +234,7 @@ fn serve(ctl: OwnedFd, host_pidfd: OwnedFd) -> ! {
         let plan = plan.get_or_insert_with(|| {
             Plan::build(
                 || crate::pod::make_namespaces(netns()),
-                crate::pod::seccomp_program,
+                crate::pod::seccomp_filter,
             )
         });
         match (buf[0], &*plan) {

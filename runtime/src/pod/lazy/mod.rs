@@ -3,8 +3,9 @@
 //!
 //! Reopening it for writing would make the overlay copy it whole into the pod's scratch at pod
 //! start, whether the test ever touches it or not (a 1 GiB file: a 1 GiB copy per pod). So
-//! `fds` reopens it read-only, and checks put in the pod's own system call filter (`within`,
-//! else ahead of it; one filter: each the kernel takes costs tens of microseconds) trap what would write through one of those descriptor numbers: `write`, `pwrite64`,
+//! `fds` reopens it read-only, and checks folded into the pod's own system call filter (`filter`:
+//! one filter, one search of call numbers) trap what would write through one of those descriptor
+//! numbers: `write`, `pwrite64`,
 //! `writev`, `pwritev`, `pwritev2`, `ftruncate`, `fallocate`, `sendfile` and `copy_file_range`
 //! and `splice` to it, a shared writable `mmap` of it, and the ways to duplicate it (`dup`,
 //! `dup2`, `dup3`, `fcntl(F_DUPFD*)`), and record locks (below). The SIGSYS handler then reopens the file by path with
@@ -25,8 +26,10 @@
 
 mod filter;
 
+use super::seccomp;
 use crate::sys;
-use filter::{program, DATA_WRITE};
+use filter::DATA_WRITE;
+use std::borrow::Cow;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::OnceLock;
@@ -61,70 +64,42 @@ impl Lazy {
 /// The pod's lazy descriptors, set once during its setup, read by the SIGSYS handler.
 static LAZY: OnceLock<Vec<Lazy>> = OnceLock::new();
 
-/// The pod's system call filter `main` with the traps of writes through the lazy descriptors
-/// inside it (`within`; where `main` does not begin as expected, ahead of it): one filter, not
-/// two (each filter the kernel takes costs tens of microseconds, most of it fixed). A call the
-/// lazy checks let through goes on to `main`'s checks, as it would with two filters; one they trap goes to `main`'s when the handler makes it again
-/// through the gate. `main` alone where nothing is lazy. `code`: the pod's own code (`own_code`).
-pub fn ahead_of(lazy: Vec<Lazy>, code: &[(u64, u64)], main: &[sys::Insn]) -> Vec<sys::Insn> {
-    if lazy.is_empty() || cfg!(not(target_arch = "x86_64")) {
-        return main.to_vec();
+/// The pod's filter with the calls that write through a descriptor folded into its search, as
+/// planned once (`seccomp::Filter`); `filter` completes it in the test.
+pub fn head() -> Vec<sys::Insn> {
+    filter::head()
+}
+
+/// The system call filter the test installs: `planned.plain` where nothing is lazy; else
+/// `planned.lazy_head` (one filter, one search: each filter the kernel takes costs tens of
+/// microseconds, and each comparison on the way to a call number's decision costs it as it takes
+/// the filter) with the check of the lazy descriptors and of where the call comes from appended.
+/// A call the lazy checks let through is decided as by the pod's filter alone; one they trap is
+/// decided by it when the handler makes it again through the gate. `code`: the pod's own code
+/// (`own_code`).
+pub fn filter<'a>(
+    lazy: Vec<Lazy>,
+    code: &[(u64, u64)],
+    planned: &'a seccomp::Filter,
+) -> Cow<'a, [sys::Insn]> {
+    if lazy.is_empty() || planned.lazy_head.is_empty() {
+        return Cow::Borrowed(&planned.plain);
     }
-    let fds: Vec<u32> = lazy.iter().map(|l| l.fd as u32).collect();
+    let mut fds = [0u32; MAX_LAZY];
+    let n = lazy.len().min(MAX_LAZY);
+    for (slot, l) in fds.iter_mut().zip(&lazy) {
+        *slot = l.fd as u32;
+    }
     if LAZY.set(lazy).is_err() {
-        return main.to_vec(); // a nested pod: its parent's table and filter hold
+        return Cow::Borrowed(&planned.plain); // a nested pod: its parent's table and filter hold
     }
     // SAFETY: `on_trap` is async-signal-safe: system calls, atomics and reads of a table set
     // before the filter is installed.
     unsafe { sys::on_trapped(on_trap) };
-    let lazy = program(&fds, gate(), code);
-    if main.is_empty() {
-        return lazy;
-    }
-    if let Some(prog) = within(&lazy, main) {
-        return prog;
-    }
-    // The program's last instruction is its `allow`, where `main` begins instead.
-    let mut prog = Vec::with_capacity(lazy.len() - 1 + main.len());
-    prog.extend_from_slice(&lazy[..lazy.len() - 1]);
-    prog.extend_from_slice(main);
-    prog
-}
-
-/// The lazy checks inside `main`, after its own check of the architecture and load of the call
-/// number, where `main` begins so (`None`: it does not): the kernel runs the filter for every
-/// call number of both architectures as it takes it, and so runs neither the lazy checks' own
-/// look at the architecture (~4 us) nor, for the other architecture's numbers, their search.
-/// Their `allow` becomes a load of the number again, on which `main` goes on.
-fn within(lazy: &[sys::Insn], main: &[sys::Insn]) -> Option<Vec<sys::Insn>> {
-    let head = |p: &[sys::Insn]| {
-        let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-        let jeq = (libc::BPF_JMP | libc::BPF_JEQ) as u16;
-        p.len() > 3
-            && (p[0].code, p[0].k) == (ld, 4)
-            && (p[1].code, p[1].k, p[1].jt) == (jeq, filter::AUDIT_ARCH, 0)
-            && (p[2].code, p[2].k) == (ld, 0)
-    };
-    // (`main` sends another architecture past its head, or the insertion would not move it.)
-    if !head(lazy) || !head(main) || main[1].jf == 0 {
-        return None;
-    }
-    // Lazy body: past its head, up to its `allow` (the last instruction), which the load of
-    // the number takes the place of: its jumps stay as they are.
-    let body = &lazy[3..lazy.len() - 1];
-    let mut prog = Vec::with_capacity(main.len() + body.len() + 1);
-    prog.extend_from_slice(&main[..3]);
-    // Past the inserted instructions to where `main` sends another architecture.
-    prog[1].jf = u8::try_from(main[1].jf as usize + body.len() + 1).ok()?;
-    prog.extend_from_slice(body);
-    prog.push(sys::Insn {
-        code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
-        jt: 0,
-        jf: 0,
-        k: 0,
-    });
-    prog.extend_from_slice(&main[3..]);
-    Some(prog)
+    let mut prog = Vec::with_capacity(planned.lazy_head.len() + 16 + n + 4 * code.len());
+    prog.extend_from_slice(&planned.lazy_head);
+    filter::tail(&fds[..n], gate(), code, &mut prog);
+    Cow::Owned(prog)
 }
 
 /// At most this many address ranges of the pod's own code are told apart in the filter.
@@ -234,50 +209,6 @@ fn upgrade(l: &Lazy) -> Result<(), i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn the_lazy_checks_inside_the_pods_filter_decide_as_ahead_of_it() {
-        use filter::tests::walk_arch;
-        let main = crate::pod::seccomp_program();
-        let (gate, own, elsewhere) = (0x7f12_3456_789a, 0x5555_0000_2000, 0x5555_0001_2000);
-        let lazy = program(&[3, 7], gate, &[(0x5555_0000_1000, 0x5555_0000_8fff)]);
-        let inside = within(&lazy, &main).expect("the pod's filter begins as expected");
-        let mut ahead = lazy[..lazy.len() - 1].to_vec();
-        ahead.extend_from_slice(&main);
-        const I386: u32 = 0x4000_0003;
-        let mut compared = 0;
-        for arch in [filter::AUDIT_ARCH, I386] {
-            for nr in (0..460).chain([0x4000_0001]) {
-                for ip in [own, elsewhere, gate] {
-                    for fd in [3, 4, 7] {
-                        // fcntl's command, mmap's protection and flags, clone's and socket's
-                        // first argument: from the same values.
-                        let args = [fd, 1030, 3, 1, fd, 0];
-                        let a = walk_arch(&ahead, arch, ip, nr, args).0;
-                        let b = walk_arch(&inside, arch, ip, nr, args).0;
-                        assert_eq!(a, b, "arch {arch:#x} call {nr} ip {ip:#x} fd {fd}");
-                        compared += 1;
-                    }
-                }
-            }
-        }
-        assert!(compared > 8000);
-        // Where the trap is: the lazy checks did run inside.
-        let trap = libc::SECCOMP_RET_TRAP | filter::DATA_WRITE;
-        assert_eq!(
-            walk_arch(
-                &inside,
-                filter::AUDIT_ARCH,
-                own,
-                libc::SYS_write,
-                [3, 0, 0, 0, 0, 0]
-            )
-            .0,
-            trap
-        );
-        assert!(inside.len() < ahead.len());
-    }
 
     #[test]
     fn the_kernel_and_the_text_of_the_maps_agree_on_the_code() {

@@ -250,8 +250,9 @@ pub fn try_start(
 }
 
 /// In a warm test (a fork of the host: its root, mount namespace and credentials), before it
-/// enters its blank: whether the host still sees the files it saw at start-up, as root, which
-/// the blank was made for. If not, the ledger says so: the host's next calls are cold.
+/// enters its blank (or in the host, for a waiting copy): whether the host still sees the files
+/// it saw at start-up, as root, which the blanks were made for. If not, the ledger says so: the
+/// host's next calls are cold.
 fn host_unmoved(rt: &Runtime) -> bool {
     let unmoved = helper::same_view() && crate::plan::is_root();
     if !unmoved {
@@ -371,13 +372,12 @@ pub fn start_waiting(
     origin: crate::record::Origin,
     ticket: crate::queue::Ticket,
 ) -> Option<io::Result<Ckpt>> {
-    // A waiting copy borrows a blank later, through the watcher: the host looks now, as it did
+    let w = for_pod(rt)?;
+    // A waiting copy borrows its blank later, through the watcher: the host looks now, as it did
     // for every warm pod before (calls past the cap only).
-    if !helper::same_view() || !crate::plan::is_root() {
-        rt.ledger().note_moved();
+    if !host_unmoved(rt) {
         return None;
     }
-    let w = for_pod(rt)?;
     crate::reap::ensure();
     let t0 = sys::monotonic_ns();
     let forked = fork_in_new_pidns(w)?;

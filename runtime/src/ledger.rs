@@ -17,7 +17,7 @@
 
 use crate::queue::{Claim, Queue, Ticket};
 use crate::sys;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 #[repr(C)]
 #[derive(Default)]
@@ -38,6 +38,9 @@ pub struct Ledger {
     lost: AtomicU64,
     /// Waiting repeats whose place a never-run test took.
     displaced: AtomicU64,
+    /// Set by a pod's first process (a fork of the host) that found the host no longer sees the
+    /// files it saw at start, or no longer root (`moved`).
+    moved: AtomicBool,
     /// Pods waiting for a slot.
     queue: Queue,
 }
@@ -54,6 +57,7 @@ impl Ledger {
             cow_fault_ns: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             displaced: AtomicU64::new(0),
+            moved: AtomicBool::new(false),
             queue: Queue::new(),
         }
     }
@@ -78,6 +82,20 @@ impl Ledger {
     /// checkpoint's own page).
     pub fn reserve_any(&self) {
         self.running.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// From a fork of the host: the host has moved to another mount namespace or root, or
+    /// dropped root, since start-up (what it had then is what warm pods and the plan made at
+    /// load were made for). Its later calls look for themselves (`moved`).
+    pub fn note_moved(&self) {
+        self.moved.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a fork of the host found it moved (`note_moved`): until then the host takes its
+    /// start-up view as its own without a system call on its pause; every pod's first process
+    /// checks it (`warm::view_unchanged`) before it relies on it.
+    pub fn moved(&self) -> bool {
+        self.moved.load(Ordering::Relaxed)
     }
 
     /// Give back a slot: the pod did not start, or its end is recorded. The first waiter, if

@@ -372,8 +372,9 @@ impl Runtime {
     /// The isolation plan, built once (the start-up probe). `Err` names the missing piece.
     ///
     /// The plan made at start-up is taken at load (`start::build_ahead`); a host that has since
-    /// moved to another mount namespace or root gets one probed again then (allocating, on that
-    /// first pod only: a sampled call inside the program's allocator is not safe there).
+    /// moved to another mount namespace or root gets one probed again once a fork of it found
+    /// that (`plan_in_fork`; allocating, on that first pod only: a sampled call inside the
+    /// program's allocator is not safe there).
     pub fn plan(&self) -> Result<&Plan, String> {
         let first = self.plan.get_or_init(|| {
             let prepared = PREPARED_PLAN
@@ -391,13 +392,30 @@ impl Runtime {
                 _ => probe_plan().and_then(with_namespaces),
             }
         });
+        // Looked at only once a fork of the host found it moved (`plan_in_fork`): a statx of
+        // "/" is ~3.5 us, twice on every pause before.
         let plan = match (first, PLAN_STILL_VALID.get()) {
-            (Ok(stale), Some(still_valid)) if !still_valid() => {
+            (Ok(stale), Some(still_valid)) if self.ledger().moved() && !still_valid() => {
                 self.replan.get_or_init(|| reprobe(stale))
             }
             _ => first,
         };
         plan.as_ref().map_err(Clone::clone)
+    }
+
+    /// In a pod's first process (a fork of the host: its root, mounts and credentials), the
+    /// plan for its pod. The host's calls take the plan made at load for theirs without a system
+    /// call (`Ledger::moved`); this process looks, and if the host has since moved to another
+    /// mount namespace or root, it says so on the ledger (the host's next calls then look for
+    /// themselves) and probes the plan again for its own pod (allocating: on its own pages).
+    pub fn plan_in_fork(&self) -> Result<&Plan, String> {
+        let moved = PLAN_STILL_VALID
+            .get()
+            .is_some_and(|still_valid| !still_valid());
+        if moved {
+            self.ledger().note_moved();
+        }
+        self.plan()
     }
 
     pub fn isolation(&self) -> Isolation {

@@ -206,7 +206,7 @@ fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
                 None => t0,
             };
             let info = PodInfo::new(rt, kind, rt.pod_path(id), origin, t0);
-            supervise::supervisor(rt, plan, info);
+            supervise::supervisor(rt, plan, info, supervise::Host::Parent);
             Ok(Ckpt::Pod(id))
         }
     }

@@ -13,8 +13,17 @@ use crate::runtime::Runtime;
 use crate::sys;
 use std::os::fd::{AsRawFd, IntoRawFd};
 
+/// The host a supervisor works for: its parent (a cold pod's supervisor, forked by the host),
+/// or, for a warm test that builds its pod cold instead (`warm`: PID 1 of a PID namespace of its
+/// own, where the host's pid means nothing), the host's pidfd it inherited.
+#[derive(Clone, Copy)]
+pub enum Host {
+    Parent,
+    Pidfd(std::os::fd::RawFd),
+}
+
 /// In the supervisor (the host's child). Returns only in the pod's test process.
-pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
+pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo, host: Host) {
     sys::background_and_yield();
     // The host's signal handlers are not the supervisor's (its SIGCHLD handler would reap our
     // test), but they are the pod's: saved here, restored in the test.
@@ -25,12 +34,33 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo) {
     rt.ledger().measure_cow_fault_once();
     // The supervisor's own descriptors (this one, `host_ipc`, the test's pidfd) live until it
     // exits; the test closes them with the rest of what it inherited.
-    let host_pidfd = sys::pidfd_open(info.host_pid)
-        .ok()
-        .map(IntoRawFd::into_raw_fd);
-    if sys::getppid() != info.host_pid {
+    let (host_pidfd, host_gone) = match host {
+        Host::Parent => {
+            let fd = sys::pidfd_open(info.host_pid)
+                .ok()
+                .map(IntoRawFd::into_raw_fd);
+            (fd, sys::getppid() != info.host_pid)
+        }
+        Host::Pidfd(fd) => (Some(fd), sys::poll_in(&[fd], 0, &mut [0]).unwrap_or(0) > 0),
+    };
+    if host_gone {
         sys::exit_now(0); // the host is already gone
     }
+    // The host's calls take the plan made at load for theirs without looking: this process,
+    // which sees what the host sees, looks (`Runtime::plan_in_fork`).
+    let plan = match plan.map(|_| rt.plan_in_fork()) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => end(
+            rt,
+            &info,
+            None,
+            Ending {
+                setup_error: Some(format!("pod setup failed at step \"probe the host\": {e}")),
+                ..Ending::default()
+            },
+        ),
+    };
     // The journal, if the host has not created it yet (`Runtime::journal`): by its path, while
     // the supervisor still sees the host's files; the test closes it with the rest.
     let _ = rt.journal();

@@ -223,18 +223,30 @@ fn warm_pods_come_from_the_helper_and_are_cold_without_it() {
 }
 
 #[test]
-fn a_host_that_left_its_start_up_mount_namespace_gets_cold_pods() {
+fn a_host_that_moved_after_start_up_gets_pods_of_what_it_sees_now() {
     if !require_root("warm pods need root") {
         return;
     }
-    // The helper's blanks are made in the mounts the host saw at start; a host that moved to
-    // another mount namespace (or root) since would get a pod of the old view: cold instead.
-    let d = scratch();
-    let bin = host(d.path());
-    let env = [("INVITE_WARM", "wait"), ("INVITE_DRAIN_MS", "0")];
-    let (child, _) = start(&bin, "newns", d.path(), &env, false);
-    let (ok, out) = finish(child);
-    assert!(ok && out.lines().any(|l| l == "cold"), "{out}");
+    // The host no longer looks at its root and mount namespace on each ckpt()'s pause: the
+    // pod's first process (a fork of it) does. The host moves to a mount namespace of its own
+    // with a tmpfs at ./moved holding a file the helper's blanks cannot show; each of its three
+    // pods passes only if it sees the file. With `wait` the first pod is a warm test that finds
+    // the host moved and builds its pod cold; with `on` the first pod is cold (the stock is
+    // still empty) and its supervisor finds it; the later ones are cold from the host.
+    for warm in ["wait", "on"] {
+        let d = scratch();
+        let bin = host(d.path());
+        let env = [("INVITE_WARM", warm)];
+        let (child, _) = start(&bin, "moved", d.path(), &env, false);
+        let (ok, out) = finish(child);
+        assert!(ok && out.lines().any(|l| l == "records 3"), "{warm}: {out}");
+        let j = journal(&d.path().join("invite.jsonl"));
+        let t = tests_of(&j);
+        assert_eq!(t.len(), 3, "{warm}: {t:?}");
+        for r in &t {
+            assert_eq!(r["outcome"], "pass", "{warm}: a pod of the old view: {r}");
+        }
+    }
 }
 
 #[test]

@@ -151,8 +151,11 @@ fn for_pod(rt: &Runtime) -> Option<&'static Warm> {
         Box::new(Watcher::new())
     });
     // Blanks are made in the mounts the host saw at start, as root: a host that has since moved
-    // to another mount namespace or root, or dropped root, gets cold pods.
-    if !helper::same_view() || !crate::plan::is_root() {
+    // to another mount namespace or root, or dropped root, gets cold pods. Not looked at here
+    // (two statx of "/" on every pause, ~7 us): the warm test looks before it enters its blank
+    // (`host_unmoved`), and builds its pod cold if the host moved; the host's later calls see
+    // that on the ledger.
+    if rt.ledger().moved() {
         return None;
     }
     let w = state()?;
@@ -204,10 +207,17 @@ pub fn try_start(
 ) -> Option<io::Result<Ckpt>> {
     let w = for_pod(rt)?;
     let hold = rt.config.as_ref().is_none_or(|c| c.hold_host);
-    if hold && pod::host_is_writing_clonable_files() {
+    // Asked only where the pod could be warm: the first look maps a page and lists the host's
+    // descriptors (the runtime's thread makes it before the stock holds a blank), and the first
+    // pods of a process, which find the stock empty, went through it on their pause.
+    let ready = stock::take();
+    if hold && (ready.is_some() || w.wait) && pod::host_is_writing_clonable_files() {
+        if let Some(t) = ready {
+            stock::put_back(t);
+        }
         return None; // built cold, where the host can be held still for its clones
     }
-    let taken = stock::take().or_else(|| w.wait.then(stock::wait_take).flatten())?;
+    let taken = ready.or_else(|| w.wait.then(stock::wait_take).flatten())?;
     let t0 = sys::monotonic_ns();
     let Some(forked) = fork_in_new_pidns(w) else {
         stock::put_back(taken);
@@ -229,8 +239,49 @@ pub fn try_start(
             outlive::started(taken.index);
             Some(Ok(Ckpt::Original))
         }
-        Ok(sys::Forked::Child) => Some(Ok(enter(rt, plan, w, kind, id, origin, t0, &taken))),
+        Ok(sys::Forked::Child) => {
+            if !host_unmoved(rt) {
+                let cold = build_cold_instead(rt, plan, w, kind, id, origin, t0, &taken);
+                return Some(Ok(cold));
+            }
+            Some(Ok(enter(rt, plan, w, kind, id, origin, t0, &taken)))
+        }
     }
+}
+
+/// In a warm test (a fork of the host: its root, mount namespace and credentials), before it
+/// enters its blank (or in the host, for a waiting copy): whether the host still sees the files
+/// it saw at start-up, as root, which the blanks were made for. If not, the ledger says so: the
+/// host's next calls are cold.
+fn host_unmoved(rt: &Runtime) -> bool {
+    let unmoved = helper::same_view() && crate::plan::is_root();
+    if !unmoved {
+        rt.ledger().note_moved();
+    }
+    unmoved
+}
+
+/// A warm test whose host moved since start-up (`host_unmoved`): its blank shows the host's old
+/// view, so it builds the pod cold instead, as a cold pod's supervisor (with the plan probed
+/// again). The watcher is told (`X`) to leave it be: it writes the record itself, and the
+/// blank, untouched, goes back to the stock. Returns in the pod's test only.
+#[allow(clippy::too_many_arguments)]
+fn build_cold_instead(
+    rt: &Runtime,
+    plan: &Plan,
+    w: &Warm,
+    kind: PodKind,
+    id: u32,
+    origin: crate::record::Origin,
+    t0: u64,
+    taken: &stock::Taken,
+) -> Ckpt {
+    pod::report_frame_on(taken.st_w, watch::WENT_COLD, &[]);
+    let info = PodInfo::new(rt, kind, rt.pod_path(id), origin, t0);
+    let host = crate::supervise::Host::Pidfd(w.host_pidfd.raw());
+    // Probed again there (`Runtime::plan_in_fork`), the host having moved.
+    crate::supervise::supervisor(rt, Some(plan), info, host);
+    Ckpt::Pod(id)
 }
 
 /// Fork with this thread's children born in a new PID namespace (the child is its PID 1); the
@@ -322,6 +373,11 @@ pub fn start_waiting(
     ticket: crate::queue::Ticket,
 ) -> Option<io::Result<Ckpt>> {
     let w = for_pod(rt)?;
+    // A waiting copy borrows its blank later, through the watcher: the host looks now, as it did
+    // for every warm pod before (calls past the cap only).
+    if !host_unmoved(rt) {
+        return None;
+    }
     crate::reap::ensure();
     let t0 = sys::monotonic_ns();
     let forked = fork_in_new_pidns(w)?;

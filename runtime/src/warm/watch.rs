@@ -46,6 +46,11 @@ pub fn register(pid: libc::pid_t, slot: usize, id: u32, t0: u64) {
     }
 }
 
+/// The first frame of a warm test that builds its pod cold instead (its host moved since
+/// start-up, `super::build_cold_instead`): it supervises that pod and writes its record itself;
+/// the watcher only reaps it, and puts its blank, untouched, back.
+pub const WENT_COLD: u8 = b'X';
+
 /// How long the watcher looks for a pod the host took a blank for (`registration_due`).
 const REGISTRATION_NS: u64 = 2_000_000_000;
 
@@ -299,6 +304,13 @@ impl Watcher {
     fn close_pod(&mut self, rt: &Runtime, mut p: Pod) {
         p.pump(rt);
         p.pidfd = None; // closed
+        if p.went_cold() {
+            if let Some(stock) = self.stock.as_mut() {
+                stock.release(p.slot, true);
+            }
+            super::outlive::ended(p.slot);
+            return;
+        }
         let info = p.info.take().unwrap_or_else(|| p.fallback_info(rt));
         let mut ending = std::mem::take(&mut p.ending);
         let dirty = record::parse_frames(&p.frames).iter().any(|f| f.0 == b'D');
@@ -331,6 +343,13 @@ impl Watcher {
 }
 
 impl Pod {
+    /// Whether the test builds its pod cold instead (`WENT_COLD`, its first frame).
+    fn went_cold(&self) -> bool {
+        record::parse_frames(&self.frames)
+            .first()
+            .is_some_and(|f| f.0 == WENT_COLD)
+    }
+
     /// The pod's pidfd, -1 once it is gone (poll skips it, a kill through it does nothing).
     fn pidfd(&self) -> RawFd {
         self.pidfd.as_ref().map_or(-1, Own::raw)
@@ -369,6 +388,9 @@ impl Pod {
             return plain;
         }
         self.pump(rt);
+        if self.went_cold() {
+            return u64::MAX; // its own supervisor's deadline holds
+        }
         self.look_for_deadlock(now);
         let over = sys::poll_in(&[self.pidfd()], 0, &mut [0]).unwrap_or(0) > 0;
         if over || self.ending.deadlock.is_some() {

@@ -230,7 +230,10 @@ fn a_programs_atfork_handler_does_not_run_in_the_runtimes_fork() {
 /// Cold pods, then 60 calls with warm pods and the wait queue (`INVITE_WARM=wait`: every pod
 /// warm where the host is root), then on a thread of the program's own (its first warm pod
 /// registered a thread-local destructor through `calloc`): every started test has its record,
-/// and passed.
+/// and passed. In the host, the runtime's thread, which lends blanks to waiting copies and makes
+/// new ones while the call waits for one, must not call that `malloc` either (it would wait
+/// until the call returns, and the call for it: a stall of a second, the wait's limit, per
+/// call); the fixture aborts when another thread wants its lock while the call holds it.
 #[test]
 fn an_allocator_that_holds_its_lock_in_an_instrumented_call_does_not_hang_the_host() {
     let Some((stdout, tests, text)) = run_fixture("allocator", "locked") else {

@@ -84,18 +84,18 @@ pub fn ensure(max_concurrent: u32, want_pids: bool) {
 /// Groups left by hosts that were killed (no exit handler ran): `invite-<pid>` of a process that
 /// is gone. Removing one that still holds a pod fails, and it stays.
 fn remove_stale(parent: &Path) {
-    let Ok(rd) = std::fs::read_dir(parent) else {
+    // Not `std::fs::read_dir`: its `opendir` calls the program's `malloc` (`sys::heap`).
+    let Ok(rd) = sys::dir_entries_of(parent) else {
         return;
     };
-    for e in rd.flatten() {
-        let name = e.file_name();
+    for (name, _) in rd {
         let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("invite-")) else {
             continue;
         };
         let gone =
             pid.bytes().all(|b| b.is_ascii_digit()) && !Path::new("/proc").join(pid).exists();
         if gone {
-            let _ = std::fs::remove_dir(e.path());
+            let _ = std::fs::remove_dir(parent.join(&name));
         }
     }
 }

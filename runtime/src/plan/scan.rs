@@ -28,7 +28,9 @@ fn walk_nodes(tree: &str, max: usize) -> Result<Vec<(String, bool)>, String> {
     let mut todo = vec![std::path::PathBuf::from(tree)];
     let mut seen = 0;
     while let Some(dir) = todo.pop() {
-        let rd = match std::fs::read_dir(&dir) {
+        // Not `std::fs::read_dir`: its `opendir` calls the program's `malloc`, which a sampled
+        // call may hold (the first pod probes the plan where pods are cold, `sys::heap`).
+        let rd = match crate::sys::dir_entries_of(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // removed since
             Err(_) if !searchable(&dir) => continue,
@@ -39,18 +41,20 @@ fn walk_nodes(tree: &str, max: usize) -> Result<Vec<(String, bool)>, String> {
                 continue;
             }
         };
-        for e in rd {
-            let e = e.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        for (name, _) in rd {
             seen += 1;
             if seen > max {
                 return Err(format!("more than {max} entries"));
             }
-            let Ok(md) = e.metadata() else { continue }; // gone, or `dir` not searchable
+            let path = dir.join(name);
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue; // gone, or `dir` not searchable
+            };
             let ft = md.file_type();
             if ft.is_dir() && md.dev() == dev {
-                todo.push(e.path());
+                todo.push(path);
             } else if ft.is_socket() || ft.is_fifo() {
-                out.push((e.path().to_string_lossy().into_owned(), false));
+                out.push((path.to_string_lossy().into_owned(), false));
             }
         }
     }

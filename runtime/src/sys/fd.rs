@@ -334,8 +334,8 @@ pub fn for_each_dirent(dir: RawFd, mut f: impl FnMut(&[u8])) -> io::Result<()> {
 
 /// The entries of the directory at `path` (without `.` and `..`): each name and its `d_type`
 /// (`libc::DT_DIR`, ..., `DT_UNKNOWN` where the file system does not say). `std::fs::read_dir`
-/// calls `opendir`, whose buffer comes from the program's `malloc`: in a fork's copy that may
-/// wait for ever (`heap`). Here only the names are allocated, by the runtime's allocator.
+/// calls `opendir`, whose buffer comes from the program's `malloc`, which a sampled call may hold
+/// (`heap`). Here only the names are allocated, by the runtime's allocator.
 pub fn dir_entries(path: &CStr) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
     use std::os::unix::ffi::OsStrExt;
     let dir = open(
@@ -350,6 +350,12 @@ pub fn dir_entries(path: &CStr) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
         }
     })?;
     Ok(out)
+}
+
+/// [`dir_entries`] of a path as Rust holds it (an error for one with a NUL byte).
+pub fn dir_entries_of(path: &std::path::Path) -> io::Result<Vec<(std::ffi::OsString, u8)>> {
+    use std::os::unix::ffi::OsStrExt;
+    dir_entries(&std::ffi::CString::new(path.as_os_str().as_bytes())?)
 }
 
 fn for_each_typed_dirent(dir: RawFd, mut f: impl FnMut(&[u8], u8)) -> io::Result<()> {

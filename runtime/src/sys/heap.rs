@@ -1,22 +1,31 @@
-//! The C library's allocator: the program's `malloc` everywhere, except in the copy of the host
-//! that a sampled call forks, which allocates from pages of its own.
+//! The C library's allocator: never the program's `malloc`. Pages of the runtime's own: in the
+//! host a heap with reuse (`pool`), in the copy of the host that a sampled call forks a bump of
+//! its own.
 //!
 //! A sampled function may run inside the program's allocator with its lock held (jemalloc calls
-//! instrumented functions under its mutexes). The host's path from the call to the fork
-//! allocates nothing (`start::build_ahead`), but the fork's copy — a cold pod's supervisor, a
-//! pod's setup, a warm test entering its blank, the runtime's work after the test — inherits
-//! that lock held by a thread it no longer has: any `malloc` there would wait for ever. So, once
-//! such a copy has called [`use_own_pages`], every allocation of the runtime's Rust code in it
-//! takes memory from an anonymous mapping of its own (a bump pointer: these processes live as
-//! long as one test), and frees nothing the program's allocator handed out before the fork
-//! (freeing it would take the same lock; the copy ends soon and its memory with it).
+//! instrumented functions under its mutexes). Any of the runtime's code that called that
+//! allocator meanwhile would wait for the call: in the host, the call's own way to the fork and
+//! the runtime's thread (which lends blanks to waiting copies, makes new ones and writes records
+//! while the call may be waiting for a blank); in the fork's copy — a cold pod's supervisor, a
+//! pod's setup, a warm test entering its blank, the runtime's work after the test —, which
+//! inherits the lock held by a thread it no longer has, for ever. So the runtime's Rust code
+//! allocates from pages of its own everywhere. The host's heap (`pool`) takes no lock, so a fork
+//! at any instant leaves its child a heap it can use. Once a copy has called [`use_own_pages`],
+//! it allocates from a mapping of its own instead (a bump pointer: these processes live as long
+//! as one test; the mapping is made by its first allocation, before the pod's limits, which its
+//! children inherit), and frees nothing (the host's blocks included: the copy ends soon and its
+//! memory with it).
 //!
-//! The program's own code in the copy (the test) still calls the program's `malloc`: a test that
-//! allocates under a lock its call held at the fork is a deadlock, named as one (`deadlock`).
-//! Rust programs link the `invite` crate, not the C library, and keep their own global
-//! allocator: this one is the C library's only (`runtime/clib`).
+//! Not everything of the runtime is Rust: a `libc` function that allocates (`opendir`,
+//! `pthread_create`'s thread-local storage, `__cxa_thread_atexit_impl`) still calls the
+//! program's `malloc`, and the runtime keeps them off those paths. The program's own code in the
+//! copy (the test) calls the program's `malloc` too: a test that allocates under a lock its call
+//! held at the fork is a deadlock, named as one (`deadlock`). Rust programs link the `invite`
+//! crate, not the C library, and keep their own global allocator: this one is the C library's
+//! only (`runtime/clib`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use super::pool;
+use std::alloc::{GlobalAlloc, Layout};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -91,21 +100,20 @@ fn is_own(p: *mut u8) -> bool {
     base != 0 && (p as usize).wrapping_sub(base) < RESERVE
 }
 
-/// The C library's global allocator (`runtime/clib`): `System` (the program's `malloc`), or the
-/// copy's own pages after `use_own_pages`.
+/// The C library's global allocator (`runtime/clib`): the runtime's heap (`pool`), or the copy's
+/// own pages after `use_own_pages`.
 pub struct CHeap;
 
-// SAFETY: every block handed out is either System's (freed and grown by System) or from the own
-// pages (a fresh, suitably aligned range of a live mapping, never handed out twice); blocks are
-// told apart by address, and blocks of the program's allocator are never given to System after
-// `use_own_pages` (only leaked).
+// SAFETY: every block handed out is either the pool's (freed and grown by the pool) or from the
+// own pages (a fresh, suitably aligned range of a live mapping, never handed out twice); blocks
+// are told apart by address, and after `use_own_pages` no block is given back to the pool (only
+// leaked).
 unsafe impl GlobalAlloc for CHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if on_own_pages() {
             return own_alloc(layout);
         }
-        // SAFETY: the caller's layout, as GlobalAlloc requires.
-        unsafe { System.alloc(layout) }
+        pool::alloc(layout)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
@@ -113,22 +121,22 @@ unsafe impl GlobalAlloc for CHeap {
             // Anonymous pages are zero, and a bump never hands a byte out twice.
             return own_alloc(layout);
         }
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
+        pool::alloc_zeroed(layout)
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         if on_own_pages() || is_own(p) {
             return;
         }
-        // SAFETY: `p` came from System with `layout` (the caller's contract).
-        unsafe { System.dealloc(p, layout) }
+        // SAFETY: `p` came from the pool with `layout` (the caller's contract).
+        unsafe { pool::dealloc(p, layout) }
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if !on_own_pages() && !is_own(p) {
-            // SAFETY: `p` came from System with `layout` (the caller's contract).
-            return unsafe { System.realloc(p, layout, new_size) };
+            // SAFETY: `p` came from the pool with `layout`, and `new_size` is valid for it (the
+            // caller's contract).
+            return unsafe { pool::realloc(p, layout, new_size) };
         }
         let Ok(new) = Layout::from_size_align(new_size, layout.align()) else {
             return ptr::null_mut();

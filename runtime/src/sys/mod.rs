@@ -36,6 +36,7 @@ mod futex;
 mod heap;
 mod inert;
 mod mem;
+mod pool;
 mod process;
 mod seccomp;
 mod signal;

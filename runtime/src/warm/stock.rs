@@ -145,16 +145,25 @@ impl Baseline {
     }
 }
 
-/// Every directory below the upper layers `uppers` (relative to the scratch at `base`).
+/// Every directory below the upper layers `uppers` (relative to the scratch at `base`). On the
+/// runtime's thread, while a sampled call may hold the program's allocator's lock: no
+/// `std::fs::read_dir` (its `opendir` would call that allocator, `sys::heap`).
 fn upper_dirs(base: &str, uppers: Vec<String>) -> Vec<std::ffi::CString> {
     let mut out = Vec::new();
     let mut todo = uppers;
     while let Some(rel) = todo.pop() {
-        if let Ok(rd) = std::fs::read_dir(format!("{base}/{rel}")) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    todo.push(format!("{rel}/{}", e.file_name().to_string_lossy()));
+        let path = format!("{base}/{rel}");
+        for (name, kind) in sys::dir_entries_of(path.as_ref()).unwrap_or_default() {
+            let child = format!("{rel}/{}", name.to_string_lossy());
+            let is_dir = match kind {
+                libc::DT_DIR => true,
+                libc::DT_UNKNOWN => {
+                    std::fs::symlink_metadata(format!("{base}/{child}")).is_ok_and(|m| m.is_dir())
                 }
+                _ => false,
+            };
+            if is_dir {
+                todo.push(child);
             }
         }
         out.extend(std::ffi::CString::new(rel).ok());

@@ -15,22 +15,27 @@ use crate::ledger::Ledger;
 use crate::plan::Plan;
 use crate::sys;
 use std::os::fd::RawFd;
-use std::path::PathBuf;
-use std::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering,
-};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 pub use crate::registry::SiteStats;
 
 mod journal_file;
 mod page;
+mod prepared;
+mod settings;
 mod summary;
 mod ticker;
 
 use journal_file::{JOURNAL_TO_CREATE, NO_JOURNAL};
 pub use page::premake_ledger;
 use page::{new_ledger, PREMADE_LEDGER, SHARED_MAPPED};
+pub use prepared::{probe_host, probe_plan, set_premade_netns, set_prepared_plan, with_namespaces};
+use prepared::{reprobe, PLAN_STILL_VALID, PREPARED_PLAN};
+pub use settings::{
+    capture_start_cwd, check_early, initializing, settings, started_ns, switched_on,
+};
+use settings::{read_settings, INITIALIZING, JOURNAL_OK_AT_LOAD, SETTINGS};
 
 pub struct Runtime {
     /// `None` when in vivo testing is off because of a bad configuration or an unusable journal.
@@ -62,76 +67,8 @@ pub struct Runtime {
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static IN_POD: AtomicBool = AtomicBool::new(false);
-static START_CWD: OnceLock<PathBuf> = OnceLock::new();
-static SETTINGS: OnceLock<Option<Config>> = OnceLock::new();
-static READING: AtomicBool = AtomicBool::new(false);
-static INITIALIZING: AtomicBool = AtomicBool::new(false);
-static SWITCH: AtomicU8 = AtomicU8::new(0);
-const SWITCH_OFF: u8 = 1;
-const SWITCH_ON: u8 = 2;
-static START_NS: OnceLock<u64> = OnceLock::new();
 /// How long the exit drain waited.
 static DRAIN_NS: AtomicU64 = AtomicU64::new(0);
-
-/// Where the pods' empty network namespace comes from when something made it ahead of time (the
-/// warm pods' helper, which registers itself at start-up), so no module below it reaches up.
-static PREMADE_NETNS: OnceLock<fn() -> Option<RawFd>> = OnceLock::new();
-
-/// At start-up: remember the working directory (default journal and pod paths are relative to
-/// it).
-pub fn capture_start_cwd() {
-    START_NS.get_or_init(sys::monotonic_ns);
-    if let Ok(cwd) = std::env::current_dir() {
-        let _ = START_CWD.set(cwd);
-    }
-}
-
-/// At start-up: where the plan gets a network namespace made ahead of time (see `PREMADE_NETNS`).
-pub fn set_premade_netns(source: fn() -> Option<RawFd>) {
-    let _ = PREMADE_NETNS.set(source);
-}
-
-/// The plan made at start-up (`start::prepare`), with the check that it still describes what the
-/// process sees; the first `Runtime::plan` takes it.
-type PreparedPlan = (Result<Plan, String>, fn() -> bool);
-static PREPARED_PLAN: Mutex<Option<PreparedPlan>> = Mutex::new(None);
-
-/// At start-up: the plan made ahead of its first use, used if `still_valid()` says then that the
-/// process sees the same mounts.
-pub fn set_prepared_plan(plan: Result<Plan, String>, still_valid: fn() -> bool) {
-    *PREPARED_PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some((plan, still_valid));
-}
-
-/// The check of the prepared plan that the first `Runtime::plan` took (`set_prepared_plan`).
-static PLAN_STILL_VALID: OnceLock<fn() -> bool> = OnceLock::new();
-
-/// A plan probed again for a process that no longer sees the mounts `stale` was made for, with
-/// its namespaces.
-fn reprobe(stale: &Plan) -> Result<Plan, String> {
-    probe_plan().and_then(|p| p.with_namespaces(|| Ok((stale.netns_fd, stale.userns_fd))))
-}
-
-/// Probe the host for the pods' isolation (`Plan::probe`, with the pods' system call filter);
-/// no namespace yet.
-pub fn probe_plan() -> Result<Plan, String> {
-    Plan::probe(crate::pod::seccomp_filter)
-}
-
-/// Add the namespaces pods join: the helper's network namespace where it made one.
-pub fn with_namespaces(plan: Plan) -> Result<Plan, String> {
-    let premade = PREMADE_NETNS.get().and_then(|source| source());
-    plan.with_namespaces(|| crate::pod::make_namespaces(premade))
-}
-
-/// What the runtime reads of the host once (the kernel's features, the fault injection of the
-/// tests): at start-up where pods are warm (`start::prepare`), else with the runtime.
-pub fn probe_host() {
-    static PROBED: std::sync::Once = std::sync::Once::new();
-    PROBED.call_once(|| {
-        crate::pod::read_fault_injection();
-        crate::pod::probe_kernel();
-    });
-}
 
 pub fn get() -> &'static Runtime {
     // The pure core is unit-tested without the process-wide runtime (which reads the
@@ -149,99 +86,8 @@ pub fn built() -> Option<&'static Runtime> {
     RUNTIME.get()
 }
 
-/// When the process started (the library's load, or the runtime's first use), for the budget's
-/// elapsed time.
-pub fn started_ns() -> u64 {
-    *START_NS.get_or_init(sys::monotonic_ns)
-}
-
 pub fn in_pod() -> bool {
     IN_POD.load(Ordering::Relaxed)
-}
-
-/// The journal's path passed its check at load (`check_early`).
-static JOURNAL_OK_AT_LOAD: AtomicBool = AtomicBool::new(false);
-
-/// At load, testing on: what the runtime's building would check or look up on the first
-/// `ckpt()`'s pause. The journal's path is checked (a failure says nothing now: the building
-/// checks again and says why, as it did), and which fork the runtime's forks use is looked up.
-/// A journal usable at load that is not by the first write turns testing off then
-/// (`journal_file`), with the same message.
-pub fn check_early() {
-    if let Some(Some(c)) = SETTINGS.get() {
-        if c.enabled && journal::check(&c.journal).is_ok() {
-            JOURNAL_OK_AT_LOAD.store(true, Ordering::Relaxed);
-        }
-    }
-    sys::look_up_forks();
-}
-
-/// `INVITE` read once, in place: false for `off` (or `0`). With testing off an instrumented call
-/// does nothing else, ever: no allocation, lock or system call (a bad value is reported by the
-/// full configuration, read only when testing is on).
-pub fn switched_on() -> bool {
-    match SWITCH.load(Ordering::Relaxed) {
-        SWITCH_ON => true,
-        SWITCH_OFF => false,
-        _ => {
-            let off = sys::with_secure_env(c"INVITE", |v| matches!(v, Some(b"off" | b"0")));
-            SWITCH.store(if off { SWITCH_OFF } else { SWITCH_ON }, Ordering::Relaxed);
-            !off
-        }
-    }
-}
-
-/// The configuration, read once from the environment (`None` in it: testing is off, the reason
-/// printed). The outer `None`: not read yet and being read right now (by the library's
-/// constructor, whose allocations may call instrumented functions), so the caller must decide
-/// without it. Read here, allocating, only when no constructor did it at load time.
-pub fn settings() -> Option<&'static Option<Config>> {
-    if let Some(s) = SETTINGS.get() {
-        return Some(s);
-    }
-    if READING.swap(true, Ordering::Acquire) {
-        return None;
-    }
-    Some(SETTINGS.get_or_init(read_settings))
-}
-
-/// Whether the runtime is being built (a call sampled meanwhile is not tested: building it
-/// allocates, and the allocator may be what called).
-pub fn initializing() -> bool {
-    INITIALIZING.load(Ordering::Relaxed)
-}
-
-fn read_settings() -> Option<Config> {
-    READING.store(true, Ordering::Relaxed);
-    if sys::set_id() {
-        // A setuid or setgid program: its working directory is its caller's, where it would
-        // create files the caller cannot remove, and secure_getenv hides every INVITE_*
-        // variable, so nothing it may trust says where a journal may go: testing is off.
-        eprintln!(
-            "invite: a setuid/setgid process reads no INVITE_* variable and writes no \
-             journal: in vivo testing is off"
-        );
-        return None;
-    }
-    if crate::config::under_valgrind(std::env::var_os("LD_PRELOAD").as_deref()) {
-        eprintln!(
-            "invite: running under valgrind, which does not emulate what a pod needs \
-             (pidfd_open, namespaces, mounts): in vivo testing is off"
-        );
-        return None;
-    }
-    let cwd = START_CWD
-        .get()
-        .cloned()
-        .or_else(|| std::env::current_dir().ok())
-        .unwrap_or_else(|| PathBuf::from("/"));
-    match Config::from_env(sys::secure_getenv_os, &cwd) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            eprintln!("{e}");
-            None
-        }
-    }
 }
 
 impl Runtime {

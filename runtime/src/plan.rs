@@ -55,7 +55,7 @@ pub struct Plan {
     pub scratch_mountpoint: String,
     pub scratch_bytes: u64,
     /// The system call filter the test installs last (see `pod::seccomp`).
-    pub seccomp: crate::pod::Filter,
+    pub seccomp: sys::Filter,
     /// Paths below /proc and /sys hidden under an empty read-only file or directory:
     /// (path below the mount, is a directory).
     pub proc_masks: Vec<(String, bool)>,
@@ -81,14 +81,14 @@ impl Plan {
     /// `pod`'s, which carries the plan out).
     pub fn build(
         make_namespaces: impl FnOnce() -> Result<(RawFd, Option<RawFd>), String>,
-        seccomp: impl FnOnce() -> crate::pod::Filter,
+        seccomp: impl FnOnce() -> sys::Filter,
     ) -> Result<Plan, String> {
         Plan::probe(seccomp)?.with_namespaces(make_namespaces)
     }
 
     /// The plan but the namespaces pods join (`with_namespaces`): what can be worked out at
     /// start-up, holding no descriptor.
-    pub fn probe(seccomp: impl FnOnce() -> crate::pod::Filter) -> Result<Plan, String> {
+    pub fn probe(seccomp: impl FnOnce() -> sys::Filter) -> Result<Plan, String> {
         let info = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("isolation unavailable: cannot read /proc/self/mountinfo: {e}"))?;
         let mut mounts = classify(&info);

@@ -55,7 +55,7 @@ pub use files::Watch;
 pub use inert::{make as make_inert, plan as plan_inert, Inert};
 pub use limits::oom_first;
 pub use ns::make_namespaces;
-pub use seccomp::{plan as seccomp_filter, Filter};
+pub use seccomp::plan as seccomp_filter;
 pub(crate) use step::{fault_injected, Step};
 pub use step::{read_fault_injection, SetupError};
 

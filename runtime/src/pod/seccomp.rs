@@ -21,7 +21,7 @@
 //! the signal instead; a program the test execs has no handler, and SIGSYS ends it.
 
 use super::bpf::{self, Asm, To, ALLOW, ENOSYS, EPERM, JEQ, JSET, LD, OFF_ARCH, OFF_NR, TRAP};
-use crate::sys;
+use crate::sys::{self, Filter};
 
 #[cfg(target_arch = "x86_64")]
 use bpf::{off_arg, AUDIT_ARCH};
@@ -110,16 +110,7 @@ enum ArgTest {
     AnyBit,
 }
 
-/// The filter as planned, before any fork: alone, and with the lazy copy-up checks folded into
-/// its search (`lazy::head`), which the test completes with its own lazy descriptors
-/// (`lazy::filter`).
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    pub plain: Vec<sys::Insn>,
-    pub lazy_head: Vec<sys::Insn>,
-}
-
-/// The filter, both ways (`Filter`).
+/// The filter, both ways (`sys::Filter`).
 pub fn plan() -> Filter {
     Filter {
         plain: program(),

@@ -10,6 +10,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// One BPF instruction, as `struct sock_filter`.
 pub type Insn = libc::sock_filter;
 
+/// A pod's system call filter as the plan holds it, made before any fork (by `pod::seccomp`):
+/// alone (`plain`), and with the lazy copy-up checks folded into its search (`lazy_head`), which
+/// the test completes with its own lazy descriptors. Here, below both, so that the plan holds it
+/// without importing the pod.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub plain: Vec<Insn>,
+    pub lazy_head: Vec<Insn>,
+}
+
 /// Install `prog` as this thread's seccomp filter (no_new_privs must be set, or
 /// CAP_SYS_ADMIN held). The kernel copies the program; `prog` may be dropped afterwards.
 pub fn install_filter(prog: &[Insn]) -> io::Result<()> {

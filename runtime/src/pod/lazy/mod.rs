@@ -26,7 +26,6 @@
 
 mod filter;
 
-use super::seccomp;
 use crate::sys;
 use filter::DATA_WRITE;
 use std::borrow::Cow;
@@ -65,7 +64,7 @@ impl Lazy {
 static LAZY: OnceLock<Vec<Lazy>> = OnceLock::new();
 
 /// The pod's filter with the calls that write through a descriptor folded into its search, as
-/// planned once (`seccomp::Filter`); `filter` completes it in the test.
+/// planned once (`sys::Filter`); `filter` completes it in the test.
 pub fn head() -> Vec<sys::Insn> {
     filter::head()
 }
@@ -80,7 +79,7 @@ pub fn head() -> Vec<sys::Insn> {
 pub fn filter<'a>(
     lazy: Vec<Lazy>,
     code: &[(u64, u64)],
-    planned: &'a seccomp::Filter,
+    planned: &'a crate::sys::Filter,
 ) -> Cow<'a, [sys::Insn]> {
     if lazy.is_empty() || planned.lazy_head.is_empty() {
         return Cow::Borrowed(&planned.plain);

@@ -27,8 +27,8 @@
 //!   them), and the blanks, held only by the host's descriptors, vanish with it.
 //!
 //! A call that must wait for a slot (`queue`) is forked the same way, waits in its own PID
-//! namespace, and borrows a blank from the stock through the watcher when its turn comes
-//! (`lend`).
+//! namespace, and takes a blank from the stock itself when its turn comes, or through the
+//! watcher when none is ready (`lend`).
 //!
 //! Not root: a thread cannot switch PID namespaces without CAP_SYS_ADMIN in the host's user
 //! namespace, so rootless pods stay cold. `INVITE_WARM=off` turns warm pods off, `wait` makes
@@ -176,6 +176,7 @@ fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
     let host_pidfd = sys::pidfd_open(sys::getpid()).ok()?;
     let root = CString::new(pod::root_of(plan)).ok()?;
     let (lend, lend_peer) = sys::seqpacket_pair().ok()?;
+    stock::share();
     crate::ownfd::mark(lend.as_raw_fd());
     crate::ownfd::mark(lend_peer.as_raw_fd());
     // The process's warm state holds them for its life.

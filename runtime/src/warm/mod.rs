@@ -189,8 +189,11 @@ fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
         root,
         has_proc: pod::has_proc(plan),
         wait: cfg.warm == WarmMode::Wait,
-        // Two spare blanks, so a blank being rebuilt does not send a pod the cold way.
-        target: (cfg.max_concurrent as usize + 2).clamp(1, stock::MAX_BLANKS),
+        // Two spare blanks, so a blank being rebuilt does not send a pod the cold way; two more
+        // with a wait queue, whose copies are rung as a slot frees, before its pod's blank is
+        // back in the stock, and wait for one when none is ready (a slot idle meanwhile).
+        target: (cfg.max_concurrent as usize + if cfg.max_queue > 0 { 4 } else { 2 })
+            .clamp(1, stock::MAX_BLANKS),
     })
 }
 

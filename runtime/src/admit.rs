@@ -330,9 +330,10 @@ pub fn wait_in_own_pidns(rt: &Runtime, ticket: Ticket, host_pidfd: i32) -> bool 
 fn wait(rt: &Runtime, ticket: Ticket, me: u32, gone: impl Fn() -> bool, seen_alive: bool) -> bool {
     // At the lowest priority until its turn, the host's pause and the running pods first (on a
     // busy machine, load ~15, the queue's throughput fell by about a quarter without it, in
-    // alternated runs of bench/c/throughput.c).
+    // alternated runs of bench/c/throughput.c). Without yielding the CPU at once: the copy goes
+    // to sleep on its bell in a few calls anyway, and the yield was one more switch per pod.
     let nice = sys::nice();
-    sys::background_and_yield();
+    sys::set_nice(19);
     // A signal to the host's process group must not run the host's handlers in this copy while
     // it waits: they stay installed, every signal blocked, and those that came meanwhile are
     // dropped before the pod gets the host's mask back (one call where saving, resetting and

@@ -124,6 +124,9 @@ impl Ledger {
     ) -> Claim {
         let queue = &self.queue;
         let live = |pid: u32| !seen_alive || alive(pid);
+        // Whether the last sleep ended by a ring: then the host is not asked about (it rang, or
+        // a pod of its did), only at the first look and after a sleep that ran out.
+        let mut rung = false;
         loop {
             // Read before the claim: a slot freed after the claim failed changes it, and the
             // sleep below then returns at once.
@@ -135,12 +138,15 @@ impl Ledger {
                 || self.release(),
                 live,
             );
-            if claim == Claim::Wait && gone() && queue.leave(t) {
+            if claim == Claim::Wait && !rung && gone() && queue.leave(t) {
                 queue.ring_first(live);
                 return Claim::Displaced;
             }
             match claim {
-                Claim::Wait => queue.sleep(t, seen),
+                Claim::Wait => {
+                    queue.sleep(t, seen);
+                    rung = queue.bell(t) != seen;
+                }
                 // The bell this waiter heard may have been for a slot it did not take (it
                 // took another, or left): the next waiter hears it.
                 Claim::Run if self.running() < max => {

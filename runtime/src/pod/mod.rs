@@ -47,6 +47,7 @@ mod pid1;
 mod scratch;
 mod seccomp;
 mod shm;
+pub use shm::zero_in_pods;
 mod stdio;
 mod step;
 

@@ -8,6 +8,7 @@
 use super::{SetupError, Step};
 use crate::sys;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Returns the size of the address space (the sum of all mappings), which the limits use.
 /// `own_page`: the runtime's counters page, which the pod unmaps itself (see
@@ -56,21 +57,38 @@ pub fn privatize(own_page: usize) -> Result<u64, SetupError> {
     remap(&shared).map(|()| total)
 }
 
-/// The runtime's page on which pods tell the host it is writing the files they clone
-/// (`clones::writing_seen_page`): read by the host only, and written by the pod only before
-/// this step. Made private and zero in place (one `mmap`) instead of copied through
-/// /proc/self/mem (~35 us of a warm pod's way in: the descriptor, a temporary copy, the remap).
+/// A shared page of the runtime's own that pods zero rather than copy (`zero_own`): the warm
+/// stock's slots, said by `warm` when it maps them (0: none).
+static ZEROED_IN_PODS: AtomicUsize = AtomicUsize::new(0);
+
+/// The shared page at `addr` (the warm stock's slots) holds atomics only, all zero valid, and
+/// is the host's: a pod replaces it with a private zero page.
+pub fn zero_in_pods(addr: usize) {
+    ZEROED_IN_PODS.store(addr, Ordering::Release);
+}
+
+/// The runtime's pages a pod has no use for once isolated, made private and zero in place (one
+/// `mmap` each) instead of copied through /proc/self/mem (~35 us of a warm pod's way in: the
+/// descriptor, a temporary copy, the remap): the one on which pods tell the host it is writing
+/// the files they clone (`clones::writing_seen_page`: read by the host only, written by the pod
+/// only before this step), and the warm stock's slots (`zero_in_pods`: the host's, which a
+/// waiting copy takes its blank from before this step).
 fn zero_own(shared: &mut Vec<(usize, usize, libc::c_int)>) -> Result<(), SetupError> {
-    let Some(page) = super::clones::writing_seen_page() else {
-        return Ok(());
-    };
-    let Some(i) = shared.iter().position(|m| m.0 == page) else {
-        return Ok(());
-    };
-    let (addr, len, _) = shared.swap_remove(i);
-    // SAFETY: a whole mapping of the runtime's own that holds one atomic integer (zero is a
-    // valid value: "never seen"), in the single-threaded test before its code runs.
-    unsafe { sys::zero_private(addr, len) }.step("make the runtime's shared page private")
+    let stock = Some(ZEROED_IN_PODS.load(Ordering::Acquire)).filter(|a| *a != 0);
+    for page in [super::clones::writing_seen_page(), stock]
+        .into_iter()
+        .flatten()
+    {
+        let Some(i) = shared.iter().position(|m| m.0 == page) else {
+            continue;
+        };
+        let (addr, len, _) = shared.swap_remove(i);
+        // SAFETY: a whole mapping of the runtime's own that holds atomics only (all zero is a
+        // valid value: "never seen", empty slots), in the single-threaded test before its
+        // code runs, which never reads it (a pod's stock is not the host's, `disown_stock`).
+        unsafe { sys::zero_private(addr, len) }.step("make the runtime's shared page private")?;
+    }
+    Ok(())
 }
 
 fn remap(shared: &[(usize, usize, libc::c_int)]) -> Result<(), SetupError> {

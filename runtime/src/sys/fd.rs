@@ -199,6 +199,13 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
 }
 
+/// A duplicate of descriptor `fd` of the process `pidfd` refers to (close-on-exec; needs the
+/// right to ptrace it).
+pub fn pidfd_getfd(pidfd: RawFd, fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    owned(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) })
+}
+
 /// Wait until `fd` is readable (or `timeout_ms` passed; -1: no limit), without allocating; true
 /// if it is readable.
 pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> bool {

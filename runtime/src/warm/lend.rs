@@ -1,16 +1,21 @@
 //! Warm pods for calls that waited for a slot: the waiting copy is forked as a warm test is
 //! (PID 1 of a PID namespace of its own, a child of the host), waits there, and when its turn
-//! comes borrows a blank from the host's stock through the watcher, then enters it as any warm
-//! test does. Its pod then costs what a warm pod costs (a recycled blank, no mounts, one fork),
-//! not a cold pod's second fork and mounts.
+//! comes borrows a blank from the host's stock, then enters it as any warm test does. Its pod
+//! then costs what a warm pod costs (a recycled blank, no mounts, one fork), not a cold pod's
+//! second fork and mounts.
 //!
 //! ```text
 //! host thread ──unshare(PID) + fork──▶ waiter: sleeps on its queue bell (`Ledger::wait_turn`)
-//!   │ register(pid, ticket)              │ its turn: "L slot key" + a reply socket
-//!   ▼                                    ▼ (the lend socket, inherited from the host)
-//! watcher: takes a ready blank ──"B" + the blank's descriptors──▶ waiter: `enter` the blank
-//!          and supervises the waiter as its warm pod (`watch::register`)
+//!   │ register(pid, ticket)              │ its turn: takes a ready blank from the shared
+//!   ▼                                    ▼ slots, its descriptors with pidfd_getfd, leaves its key
+//! watcher: finds the key in the slot (`stock::borrowed`), adopts the waiter as the blank's
+//!          warm pod (`watch::register`); the waiter enters the blank meanwhile
 //! ```
+//!
+//! No blank ready (or the slots are not shared, or the descriptors cannot be copied): the
+//! waiter asks the watcher instead, "L slot key" and a reply socket over the lend socket
+//! (inherited from the host); the watcher answers "B" and the blank's descriptors when one is
+//! ready, and supervises the waiter from then on.
 //!
 //! - The watcher also looks at each waiter's pidfd until it borrows (every `LOOK_NS`, not in
 //!   each of its polls): a waiter that ends without a pod (displaced, or killed) is reaped
@@ -114,7 +119,7 @@ impl Lender {
     /// killed) is reaped, and its place freed, within `LOOK_NS`; one that borrows is the
     /// watcher's pod from its ask on.
     pub fn prepare(&mut self, lend: BorrowedFd, fds: &mut Vec<RawFd>) -> Option<i32> {
-        self.pick_up();
+        self.take_in();
         self.serve();
         self.polled = (fds.len(), usize::MAX);
         fds.push(lend.as_raw_fd());
@@ -163,11 +168,17 @@ impl Lender {
             self.read_asks(lend);
         }
         let first = self.polled.1;
-        let ended: Vec<usize> = (0..self.waiters.len())
+        let ended: Vec<libc::pid_t> = (0..self.waiters.len())
             .filter(|i| ready(first.saturating_add(*i)))
+            .map(|i| self.waiters[i].pid)
             .collect();
-        // From the last, so that the indexes stay right.
-        for i in ended.into_iter().rev() {
+        // A waiter that took its blank itself and then ended is the blank's pod: adopted first
+        // (which moves waiters in the list: the ended are known by their pids).
+        self.adopt();
+        for pid in ended {
+            let Some(i) = self.waiters.iter().position(|w| w.pid == pid) else {
+                continue;
+            };
             // A waiter that asked has just a running slot, not a place: it ended on its own.
             if self.asks.iter().any(|a| a.waiter == i) {
                 continue;
@@ -252,6 +263,31 @@ impl Lender {
         }
     }
 
+    /// Pick up the waiters the host forked, and adopt those that took a blank themselves.
+    pub fn take_in(&mut self) {
+        self.pick_up();
+        self.adopt();
+    }
+
+    /// The waiters that took a blank themselves (`stock::borrow`) are the blanks' pods now:
+    /// the watcher's pods supervise and reap them. Picked up before the watcher's own pods
+    /// (`Watcher::prepare`), so the blank is not long taken with nobody watching.
+    fn adopt(&mut self) {
+        for (index, key) in stock::borrowed() {
+            let Some(i) = self.waiters.iter().position(|w| w.ticket.key.raw() == key) else {
+                continue;
+            };
+            stock::adopted(index);
+            let last = self.waiters.len() - 1;
+            let w = self.waiters.swap_remove(i);
+            self.asks.retain(|a| a.waiter != i);
+            self.moved(last, i);
+            super::watch::register(w.pid, index, w.id, sys::monotonic_ns());
+            super::outlive::started_by(index, w.tid);
+            ownfd::close(w.pidfd);
+        }
+    }
+
     /// Waiter `from` is now at index `to` (a `swap_remove`): asks follow it.
     fn moved(&mut self, from: usize, to: usize) {
         for a in &mut self.asks {
@@ -278,7 +314,7 @@ fn forget(t: Ticket) {
 /// In the waiter, its turn come (a running slot is its own): borrow a blank. `None`: the host
 /// is gone or has none; the slot is given back.
 pub fn borrow(rt: &Runtime, lend: BorrowedFd, host_pidfd: RawFd, t: Ticket) -> Option<Taken> {
-    let got = ask(lend, host_pidfd, t);
+    let got = stock::borrow(host_pidfd, t.key.raw()).or_else(|| ask(lend, host_pidfd, t));
     if got.is_none() {
         rt.ledger().release();
     }

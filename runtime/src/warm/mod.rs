@@ -27,8 +27,8 @@
 //!   them), and the blanks, held only by the host's descriptors, vanish with it.
 //!
 //! A call that must wait for a slot (`queue`) is forked the same way, waits in its own PID
-//! namespace, and borrows a blank from the stock through the watcher when its turn comes
-//! (`lend`).
+//! namespace, and takes a blank from the stock itself when its turn comes, or through the
+//! watcher when none is ready (`lend`).
 //!
 //! Not root: a thread cannot switch PID namespaces without CAP_SYS_ADMIN in the host's user
 //! namespace, so rootless pods stay cold. `INVITE_WARM=off` turns warm pods off, `wait` makes
@@ -179,6 +179,7 @@ fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
     let host_pidfd = sys::pidfd_open(sys::getpid()).ok()?;
     let root = CString::new(pod::root_of(plan)).ok()?;
     let (lend, lend_peer) = sys::seqpacket_pair().ok()?;
+    stock::share();
     crate::ownfd::mark(lend.as_raw_fd());
     crate::ownfd::mark(lend_peer.as_raw_fd());
     // The process's warm state holds them for its life.
@@ -191,8 +192,11 @@ fn init(rt: &Runtime, plan: &Plan) -> Option<Warm> {
         root,
         has_proc: pod::has_proc(plan),
         wait: cfg.warm == WarmMode::Wait,
-        // Two spare blanks, so a blank being rebuilt does not send a pod the cold way.
-        target: (cfg.max_concurrent as usize + 2).clamp(1, stock::MAX_BLANKS),
+        // Two spare blanks, so a blank being rebuilt does not send a pod the cold way; two more
+        // with a wait queue, whose copies are rung as a slot frees, before its pod's blank is
+        // back in the stock, and wait for one when none is ready (a slot idle meanwhile).
+        target: (cfg.max_concurrent as usize + if cfg.max_queue > 0 { 4 } else { 2 })
+            .clamp(1, stock::MAX_BLANKS),
     })
 }
 

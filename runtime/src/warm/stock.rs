@@ -5,6 +5,13 @@
 //! with one compare-and-swap; everything else (building, recycling, dropping) is the watcher's.
 //! A slot publishes what the test needs (the mount namespace and the write ends of its two
 //! pipes); the watcher keeps the rest (`Blank`).
+//!
+//! The slots live on a page shared with the host's forks (made with the warm state, `share`):
+//! a waiting copy (`lend`) whose turn has come takes a READY blank there itself, with the same
+//! compare-and-swap, copies its descriptors out of the host with `pidfd_getfd`, and leaves its
+//! queue key in the slot (`borrowed`), by which the watcher adopts it as the blank's pod. Going
+//! through the watcher instead (an ask over a socket, a reply with the descriptors) cost each
+//! queued pod two wake-ups of the watcher's thread, a sleep of its own, and ~50 us.
 
 use crate::ownfd::{self, Own};
 use crate::plan::Plan;
@@ -12,7 +19,7 @@ use crate::pod::{self, Scratch};
 use crate::runtime::Runtime;
 use crate::sys;
 use std::os::fd::{AsFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 
 /// Most blanks kept at once (each holds a mount namespace and a scratch tmpfs).
 pub const MAX_BLANKS: usize = 16;
@@ -33,9 +40,14 @@ struct Slot {
     uts: AtomicI32,
     out_w: AtomicI32,
     st_w: AtomicI32,
+    /// The queue key of the waiting copy that took the blank itself (0: none, or adopted).
+    borrower: AtomicU64,
 }
 
-static SLOTS: [Slot; MAX_BLANKS] = [const {
+type Slots = [Slot; MAX_BLANKS];
+
+/// The slots until `share` moves them to a shared page (and for good where it cannot).
+static PRIVATE: Slots = [const {
     Slot {
         state: AtomicU8::new(EMPTY),
         mnt: AtomicI32::new(-1),
@@ -43,8 +55,37 @@ static SLOTS: [Slot; MAX_BLANKS] = [const {
         uts: AtomicI32::new(-1),
         out_w: AtomicI32::new(-1),
         st_w: AtomicI32::new(-1),
+        borrower: AtomicU64::new(0),
     }
 }; MAX_BLANKS];
+
+static SHARED: AtomicPtr<Slots> = AtomicPtr::new(std::ptr::null_mut());
+
+fn slots() -> &'static Slots {
+    let p = SHARED.load(Ordering::Acquire);
+    if p.is_null() {
+        &PRIVATE
+    } else {
+        // SAFETY: a shared page made by `share`, never unmapped, zeroed by the kernel (all-zero
+        // bytes are valid atomics, EMPTY slots) and large enough for `Slots`.
+        unsafe { &*p }
+    }
+}
+
+/// With the warm state, before the stock holds a blank and before any waiting copy is forked:
+/// the slots move to a page the host's forks share. Without it, waiting copies borrow through
+/// the watcher only.
+pub fn share() {
+    const { assert!(std::mem::size_of::<Slots>() <= 4096) };
+    if !SHARED.load(Ordering::Acquire).is_null() || sys::page_size() < 4096 {
+        return;
+    }
+    if let Ok(p) = sys::map_shared_page(sys::page_size()) {
+        // A pod replaces it with a private zero page rather than copy it.
+        pod::zero_in_pods(p as usize);
+        SHARED.store(p.cast(), Ordering::Release);
+    }
+}
 
 /// A blank taken by the host for one pod.
 #[derive(Clone, Copy)]
@@ -59,7 +100,7 @@ pub struct Taken {
 
 /// Take a ready blank: one compare-and-swap, no lock, no syscall.
 pub fn take() -> Option<Taken> {
-    SLOTS.iter().enumerate().find_map(|(index, s)| {
+    slots().iter().enumerate().find_map(|(index, s)| {
         s.state
             .compare_exchange(READY, TAKEN, Ordering::AcqRel, Ordering::Relaxed)
             .ok()
@@ -98,7 +139,59 @@ pub fn wait_take() -> Option<Taken> {
 
 /// The fork failed: the blank was not used.
 pub fn put_back(t: Taken) {
-    SLOTS[t.index].state.store(READY, Ordering::Release);
+    slots()[t.index].state.store(READY, Ordering::Release);
+}
+
+/// In a waiting copy whose turn has come: take a ready blank from the host's stock itself and
+/// copy its descriptors out of the host (`host_pidfd`), leaving `key` for the watcher to adopt
+/// the pod by. `None`: no ready blank, the slots are not shared, or the descriptors could not
+/// be copied (the blank goes back): ask the watcher.
+pub fn borrow(host_pidfd: RawFd, key: u64) -> Option<Taken> {
+    if SHARED.load(Ordering::Acquire).is_null() || key == 0 {
+        return None;
+    }
+    let t = take()?;
+    let copy = |fd: RawFd| {
+        sys::pidfd_getfd(host_pidfd, fd)
+            .ok()
+            .map(|fd| ownfd::own(std::os::fd::IntoRawFd::into_raw_fd(fd)))
+    };
+    let mut fds = [-1; 5];
+    for (out, fd) in fds.iter_mut().zip([t.mnt, t.ipc, t.uts, t.out_w, t.st_w]) {
+        match copy(fd) {
+            Some(c) => *out = c,
+            None => {
+                fds.into_iter().filter(|fd| *fd >= 0).for_each(ownfd::close);
+                put_back(t);
+                return None;
+            }
+        }
+    }
+    // From here the watcher adopts it (`borrowed`); a copy killed between the take and this
+    // store leaves the blank taken, as a host killed between its take and its fork would.
+    slots()[t.index].borrower.store(key, Ordering::Release);
+    let [mnt, ipc, uts, out_w, st_w] = fds;
+    Some(Taken {
+        index: t.index,
+        mnt,
+        ipc,
+        uts,
+        out_w,
+        st_w,
+    })
+}
+
+/// In the watcher: the blanks waiting copies took themselves, with their keys, not adopted yet.
+pub fn borrowed() -> impl Iterator<Item = (usize, u64)> {
+    slots().iter().enumerate().filter_map(|(i, s)| {
+        let key = s.borrower.load(Ordering::Acquire);
+        (key != 0 && s.state.load(Ordering::Acquire) == TAKEN).then_some((i, key))
+    })
+}
+
+/// The watcher supervises blank `i`'s borrower from now on.
+pub fn adopted(i: usize) {
+    slots()[i].borrower.store(0, Ordering::Release);
 }
 
 /// The watcher's side of one blank.
@@ -215,7 +308,7 @@ impl Stock {
             return;
         }
         let empty: Vec<usize> = (0..self.target)
-            .filter(|&i| SLOTS[i].state.load(Ordering::Acquire) == EMPTY)
+            .filter(|&i| slots()[i].state.load(Ordering::Acquire) == EMPTY)
             .collect();
         if empty.is_empty() {
             return;
@@ -224,7 +317,7 @@ impl Stock {
         match super::helper::request_blanks(empty.len()) {
             Some(sock) => {
                 for i in empty {
-                    SLOTS[i].state.store(BUILDING, Ordering::Release);
+                    slots()[i].state.store(BUILDING, Ordering::Release);
                 }
                 self.builder = Some(Builder { sock });
             }
@@ -274,7 +367,7 @@ impl Stock {
         // End of file, or an error: the builder is done (its socket closes with `b`).
         drop(b);
         let mut unfilled = 0;
-        for s in &SLOTS {
+        for s in slots() {
             unfilled += s
                 .state
                 .compare_exchange(BUILDING, EMPTY, Ordering::AcqRel, Ordering::Relaxed)
@@ -289,7 +382,7 @@ impl Stock {
     /// Take a new blank in (a descriptor not taken in is closed on the way out); from the stock
     /// on, a freshly forked test reads their numbers from its atomics.
     fn fill(&mut self, plan: &Plan, ns: [Own; 3], scratch_own: Own, text: &str) {
-        let slot = (0..MAX_BLANKS).find(|&i| SLOTS[i].state.load(Ordering::Acquire) == BUILDING);
+        let slot = (0..MAX_BLANKS).find(|&i| slots()[i].state.load(Ordering::Acquire) == BUILDING);
         let (Some(i), Some(mut scratch)) = (slot, Scratch::decode(text)) else {
             return;
         };
@@ -334,20 +427,24 @@ impl Stock {
         let Some(b) = self.blanks[i].as_ref() else {
             return;
         };
-        let s = &SLOTS[i];
+        let s = &slots()[i];
         s.mnt.store(b.ns[0], Ordering::Relaxed);
         s.ipc.store(b.ns[1], Ordering::Relaxed);
         s.uts.store(b.ns[2], Ordering::Relaxed);
         s.out_w.store(b.out_w, Ordering::Relaxed);
         s.st_w.store(b.st_w, Ordering::Relaxed);
+        s.borrower.store(0, Ordering::Relaxed);
         s.state.store(READY, Ordering::Release);
     }
 
-    /// Whether the host took a blank for a pod that `watched` does not know of (yet).
+    /// Whether the host took a blank for a pod that `watched` does not know of (yet). A blank
+    /// a waiting copy took itself is not counted: the watcher adopts it when its pod rings, or
+    /// when it looks at the waiters (`lend`).
     pub fn taken_unwatched(&self, watched: impl Fn(usize) -> bool) -> bool {
         (0..self.blanks.len()).any(|i| {
             self.blanks[i].is_some()
-                && SLOTS[i].state.load(Ordering::Acquire) == TAKEN
+                && slots()[i].state.load(Ordering::Acquire) == TAKEN
+                && slots()[i].borrower.load(Ordering::Acquire) == 0
                 && !watched(i)
         })
     }
@@ -377,7 +474,7 @@ impl Stock {
             b.ns.into_iter().for_each(ownfd::close);
             ownfd::close(b.scratch_fd);
         }
-        SLOTS[i].state.store(EMPTY, Ordering::Release);
+        slots()[i].state.store(EMPTY, Ordering::Release);
     }
 }
 

@@ -44,7 +44,7 @@ fn blank_over(dir: &std::path::Path) -> Blank {
 }
 
 fn state(i: usize) -> u8 {
-    SLOTS[i].state.load(Ordering::Acquire)
+    slots()[i].state.load(Ordering::Acquire)
 }
 
 #[test]
@@ -96,4 +96,48 @@ fn a_blank_is_armed_taken_put_back_recycled_and_dropped() {
     stock.release(1, true);
     assert_eq!(state(1), EMPTY);
     assert!(take().is_none());
+
+    // Shared with the host's forks: a waiting copy takes the blank itself, its descriptors
+    // copied out of the host, and leaves its key for the watcher to adopt it by.
+    share();
+    let host = sys::pidfd_open(sys::getpid()).expect("pidfd").into_raw_fd();
+    let tmp3 = tempfile::tempdir().unwrap();
+    stock.blanks[0] = Some(blank_over(tmp3.path()));
+    stock.arm(0);
+    // SAFETY: the child only takes the blank (atomics and system calls) and exits at once.
+    match unsafe { sys::fork() }.expect("fork") {
+        sys::Forked::Child => {
+            // Through the copied write end of the status pipe, the host reads it.
+            let ok = borrow(host, 42).is_some_and(|t| {
+                [t.mnt, t.ipc, t.uts, t.out_w]
+                    .iter()
+                    .all(|fd| sys::get_fd_flags(*fd).is_ok())
+                    && sys::write(t.st_w, b"x").is_ok_and(|n| n == 1)
+            });
+            sys::exit_now(if ok { 0 } else { 1 })
+        }
+        sys::Forked::Parent(pid) => {
+            let (_, status, _) = sys::wait4(pid, 0).expect("wait");
+            assert_eq!(status, 0, "the copy took the blank and its descriptors");
+        }
+    }
+    let mut got = [0u8; 1];
+    let st_r = stock.blank(0).unwrap().st_r;
+    assert_eq!(sys::read(st_r, &mut got).ok(), Some(1));
+    assert_eq!(&got, b"x", "the copy wrote to the blank's own pipe");
+    assert_eq!(state(0), TAKEN, "taken in the host's stock, by the copy");
+    assert_eq!(borrowed().collect::<Vec<_>>(), vec![(0, 42)]);
+    assert!(
+        !stock.taken_unwatched(|_| false),
+        "a borrowed blank is the lender's to adopt, not a pod the host forked"
+    );
+    adopted(0);
+    assert_eq!(borrowed().count(), 0, "adopted once");
+    stock.release(0, false);
+    assert_eq!(state(0), EMPTY);
+    assert!(
+        borrow(host, 43).is_none(),
+        "no ready blank: the copy asks the watcher"
+    );
+    sys::close(host);
 }

@@ -129,6 +129,8 @@ impl Watcher {
         if self.stock.is_none() {
             self.stock = Some(Stock::new(w.target));
         }
+        // Waiters that took a blank themselves first: registered as pods, picked up next.
+        self.lender.take_in();
         self.pick_up();
         self.stock.as_mut()?.maintain();
         self.polled.0 = fds.len();

@@ -25,6 +25,8 @@
 //! - No blank within `ASK_NS` (a pod's set-up allowance: on a busy machine the builder is slow
 //!   too), or the builder failed: the watcher answers "N" and the
 //!   waiter gives its slot back and ends; its sample is journaled as not started.
+//! - A waiter whose turn came at once may ask before the host, back from its fork, has
+//!   registered it: the ask is kept until the waiter is picked up (told "N" after `ASK_NS`).
 //! - The waiter's thread in the host is guarded as for any warm pod (`outlive`): a thread that
 //!   ends waits for its pods at most `INVITE_DRAIN_MS`.
 
@@ -93,6 +95,16 @@ struct Ask {
     since: u64,
 }
 
+/// An ask whose waiter the host has not registered yet: a waiter whose turn came at once asks
+/// before the host, back from its fork, registers it. Kept until the waiter is picked up (or
+/// `ASK_NS` passes: a waiter the host could not register is told there is no blank).
+struct Early {
+    slot: usize,
+    key: u64,
+    reply: OwnedFd,
+    since: u64,
+}
+
 /// How often the watcher looks at the waiters' pidfds for one that ended without a pod.
 const LOOK_NS: u64 = 100_000_000;
 
@@ -101,6 +113,7 @@ const LOOK_NS: u64 = 100_000_000;
 pub struct Lender {
     waiters: Vec<Waiter>,
     asks: Vec<Ask>,
+    early: Vec<Early>,
     /// Where the lend socket and the first waiter's pidfd are in the poll set (the waiters'
     /// only at a look: `usize::MAX` between looks).
     polled: (usize, usize),
@@ -123,6 +136,10 @@ impl Lender {
         self.serve();
         self.polled = (fds.len(), usize::MAX);
         fds.push(lend.as_raw_fd());
+        if !self.early.is_empty() {
+            // The host registers the waiter within microseconds of its fork.
+            return Some(1);
+        }
         if self.waiters.is_empty() {
             return None;
         }
@@ -166,6 +183,7 @@ impl Lender {
         let ready = |i: usize| rev.get(i).is_some_and(|r| *r != 0);
         if ready(self.polled.0) {
             self.read_asks(lend);
+            self.match_asks();
         }
         let first = self.polled.1;
         let ended: Vec<libc::pid_t> = (0..self.waiters.len())
@@ -207,16 +225,41 @@ impl Lender {
             };
             let slot = u32::from_le_bytes(buf[1..5].try_into().unwrap_or_default()) as usize;
             let key = u64::from_le_bytes(buf[5..13].try_into().unwrap_or_default());
-            if let Some(waiter) = self
+            let since = sys::monotonic_ns();
+            self.early.push(Early {
+                slot,
+                key,
+                reply,
+                since,
+            });
+        }
+    }
+
+    /// Match the asks to their waiters (picked up now, or since they asked); an ask whose
+    /// waiter never shows up within `ASK_NS` is told there is no blank.
+    fn match_asks(&mut self) {
+        let now = sys::monotonic_ns();
+        let mut i = 0;
+        while i < self.early.len() {
+            let e = &self.early[i];
+            let found = self
                 .waiters
                 .iter()
-                .position(|w| w.ticket.slot == slot && w.ticket.key.raw() == key)
-            {
-                self.asks.push(Ask {
-                    waiter,
-                    reply,
-                    since: sys::monotonic_ns(),
-                });
+                .position(|w| w.ticket.slot == e.slot && w.ticket.key.raw() == e.key);
+            match found {
+                Some(waiter) => {
+                    let e = self.early.swap_remove(i);
+                    self.asks.push(Ask {
+                        waiter,
+                        reply: e.reply,
+                        since: e.since,
+                    });
+                }
+                None if now >= e.since + ASK_NS => {
+                    let e = self.early.swap_remove(i);
+                    let _ = sys::send_fds(e.reply.as_fd(), b"N", &[]);
+                }
+                None => i += 1,
             }
         }
     }
@@ -267,6 +310,7 @@ impl Lender {
     pub fn take_in(&mut self) {
         self.pick_up();
         self.adopt();
+        self.match_asks();
     }
 
     /// The waiters that took a blank themselves (`stock::borrow`) are the blanks' pods now:
@@ -354,3 +398,7 @@ fn ask(lend: BorrowedFd, host_pidfd: RawFd, t: Ticket) -> Option<Taken> {
         }
     })
 }
+
+#[cfg(test)]
+#[path = "lend_tests.rs"]
+mod tests;

@@ -51,15 +51,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo, host: Host) 
     let plan = match plan.map(|_| rt.plan_in_fork()) {
         None => None,
         Some(Ok(p)) => Some(p),
-        Some(Err(e)) => end(
-            rt,
-            &info,
-            None,
-            Ending {
-                setup_error: Some(format!("pod setup failed at step \"probe the host\": {e}")),
-                ..Ending::default()
-            },
-        ),
+        Some(Err(e)) => end(rt, &info, None, setup_failed("probe the host", e)),
     };
     // The journal, if the host has not created it yet (`Runtime::journal`): by its path, while
     // the supervisor still sees the host's files; the test closes it with the rest.
@@ -76,15 +68,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo, host: Host) 
     let keep_dir = keep_dir(rt);
     let ch = match Channels::new() {
         Ok(ch) => ch,
-        Err(e) => end(
-            rt,
-            &info,
-            None,
-            Ending {
-                setup_error: Some(format!("pod setup failed at step \"create pipes\": {e}")),
-                ..Ending::default()
-            },
-        ),
+        Err(e) => end(rt, &info, None, setup_failed("create pipes", e)),
     };
     let cwd = std::env::current_dir()
         .ok()
@@ -286,3 +270,11 @@ fn end(rt: &Runtime, info: &PodInfo, scratch: Option<&pod::Scratch>, e: Ending) 
 
 #[cfg(test)]
 mod tests;
+
+/// The ending of a pod whose supervisor failed at `step` before the test started.
+fn setup_failed(step: &str, e: impl std::fmt::Display) -> Ending {
+    Ending {
+        setup_error: Some(format!("pod setup failed at step \"{step}\": {e}")),
+        ..Ending::default()
+    }
+}

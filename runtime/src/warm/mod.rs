@@ -244,11 +244,11 @@ pub fn try_start(
             Some(Ok(Ckpt::Original))
         }
         Ok(sys::Forked::Child) => {
+            let info = PodInfo::new(rt, kind, rt.pod_path(id), origin, t0);
             if !host_unmoved(rt) {
-                let cold = build_cold_instead(rt, plan, w, kind, id, origin, t0, &taken);
-                return Some(Ok(cold));
+                return Some(Ok(build_cold_instead(rt, plan, w, id, info, &taken)));
             }
-            Some(Ok(enter(rt, plan, w, kind, id, origin, t0, &taken)))
+            Some(Ok(enter(rt, plan, w, id, info, &taken)))
         }
     }
 }
@@ -269,19 +269,15 @@ fn host_unmoved(rt: &Runtime) -> bool {
 /// view, so it builds the pod cold instead, as a cold pod's supervisor (with the plan probed
 /// again). The watcher is told (`X`) to leave it be: it writes the record itself, and the
 /// blank, untouched, goes back to the stock. Returns in the pod's test only.
-#[allow(clippy::too_many_arguments)]
 fn build_cold_instead(
     rt: &Runtime,
     plan: &Plan,
     w: &Warm,
-    kind: PodKind,
     id: u32,
-    origin: crate::record::Origin,
-    t0: u64,
+    info: PodInfo,
     taken: &stock::Taken,
 ) -> Ckpt {
     pod::report_frame_on(taken.st_w, watch::WENT_COLD, &[]);
-    let info = PodInfo::new(rt, kind, rt.pod_path(id), origin, t0);
     let host = crate::supervise::Host::Pidfd(w.host_pidfd.raw());
     // Probed again there (`Runtime::plan_in_fork`), the host having moved.
     crate::supervise::supervisor(rt, Some(plan), info, host);
@@ -318,20 +314,16 @@ fn fork_in_new_pidns(w: &Warm) -> Option<io::Result<sys::Forked>> {
 
 /// In a warm test, just forked (or a waiting copy that borrowed its blank): report who it is,
 /// enter the blank, and become the pod. Returns `Ckpt::Pod(id)` in the pod, fully isolated.
-#[allow(clippy::too_many_arguments)]
 fn enter(
     rt: &Runtime,
     plan: &Plan,
     w: &Warm,
-    kind: PodKind,
     id: u32,
-    origin: crate::record::Origin,
-    t0: u64,
+    info: PodInfo,
     taken: &stock::Taken,
 ) -> Ckpt {
-    let info = PodInfo::new(rt, kind, rt.pod_path(id), origin, t0);
     pod::report_frame_on(taken.st_w, b'I', &info.encode());
-    let fds = pod::scan_fds(&[], t0);
+    let fds = pod::scan_fds(&[], info.started_ns);
     let cwd = std::env::current_dir()
         .ok()
         .and_then(|p| CString::new(p.into_os_string().into_encoded_bytes()).ok());
@@ -413,8 +405,8 @@ pub fn start_waiting(
                 }
                 sys::exit_now(0);
             };
-            let t0 = sys::monotonic_ns();
-            Some(Ok(enter(rt, plan, w, kind, id, origin, t0, &taken)))
+            let info = PodInfo::new(rt, kind, rt.pod_path(id), origin, sys::monotonic_ns());
+            Some(Ok(enter(rt, plan, w, id, info, &taken)))
         }
     }
 }

@@ -96,6 +96,13 @@ fn newest(path: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
     best
 }
 
+/// `fixtures/c/rogue.c` (a host whose in vivo tests misbehave on request) built into `dir`.
+pub fn rogue_host(dir: &Path) -> PathBuf {
+    let out = dir.join("rogue");
+    compile_c(&[fixture("c/rogue.c")], &out);
+    out
+}
+
 pub const NATIVE_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];
 
 /// Compile C sources against the runtime into `out`, with -Wall -Wextra -Werror.

@@ -3,14 +3,7 @@
 
 use invite_tests::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::Output;
-
-fn rogue(dir: &Path) -> PathBuf {
-    let out = dir.join("rogue");
-    compile_c(&[fixture("c/rogue.c")], &out);
-    out
-}
 
 #[test]
 fn the_runtimes_thread_sleeps_while_the_host_is_idle() {
@@ -20,7 +13,7 @@ fn the_runtimes_thread_sleeps_while_the_host_is_idle() {
     // Cold pods (a supervisor each, reaped by the thread) and warm ones (watched by it).
     for warm in ["off", "on"] {
         let d = scratch();
-        let bin = rogue(d.path());
+        let bin = rogue_host(d.path());
         let env = [
             ("INVITE_MAX_OVERHEAD", "off"),
             ("INVITE_WARM", warm),
@@ -49,7 +42,7 @@ fn a_signal_the_host_blocks_after_its_first_pod_waits_for_the_host() {
         return;
     }
     let d = scratch();
-    let bin = rogue(d.path());
+    let bin = rogue_host(d.path());
     let env = [("INVITE_MAX_OVERHEAD", "off"), ("ROGUE_BLOCK_LATE", "1")];
     let o = run(&bin, &["pass", "1"], d.path(), &env);
     assert!(
@@ -66,7 +59,7 @@ fn warm_run(args: &[&str], extra: &[(&str, &str)]) -> Option<(Output, Vec<Value>
         return None;
     }
     let d = scratch();
-    let bin = rogue(d.path());
+    let bin = rogue_host(d.path());
     let mut env = vec![("INVITE_MAX_OVERHEAD", "off"), ("INVITE_WARM", "wait")];
     env.extend_from_slice(extra);
     let o = run(&bin, args, d.path(), &env);

@@ -10,8 +10,7 @@ fn report_and_gate_on_a_real_journal() {
         return;
     }
     let d = scratch();
-    let bin = d.path().join("rogue");
-    compile_c(&[fixture("c/rogue.c")], &bin);
+    let bin = rogue_host(d.path());
     let env = [
         ("INVITE_MAX_OVERHEAD", "off"),
         ("INVITE_JOURNAL", "both.jsonl"),

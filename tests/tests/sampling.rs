@@ -26,8 +26,7 @@ fn summary_of(bin: &Path, calls: &str, env: &[(&str, &str)]) -> Value {
 
 fn rogue() -> (tempfile::TempDir, std::path::PathBuf) {
     let d = scratch();
-    let bin = d.path().join("rogue");
-    compile_c(&[fixture("c/rogue.c")], &bin);
+    let bin = rogue_host(d.path());
     (d, bin)
 }
 

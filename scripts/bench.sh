@@ -58,10 +58,10 @@ $CC $CFLAGS "$S/idle.c" "$S/e2e_work.c" -o "$W/idle_plain"
 
 # ---- run ----------------------------------------------------------------------------------------
 if [ "$QUICK" = 1 ]; then
-    FIRST3_PROCS=3 FP="3 1000000" PAUSE_RUNS="3 3 3" LAT_RUNS=5 TPUT_S=0.5 E2E_RUNS=1 E2E_S=0.3 PRE_RUNS=1 OPEN_RUNS=3
+    FIRST3_PROCS=3 FP="3 1000000" PAUSE_RUNS="3 3 3" LAT_RUNS=5 TPUT_S=0.5 TPUT_Q=0.5 QUEUE_PAIRS=1 E2E_RUNS=1 E2E_S=0.3 PRE_RUNS=1 OPEN_RUNS=3
     IDLE_RUNS=1 IDLE_REQUESTS=20
 else
-    FIRST3_PROCS=45 FP="41 20000000" PAUSE_RUNS="101 51 21" LAT_RUNS=201 TPUT_S=10 E2E_RUNS=7 E2E_S=3 PRE_RUNS=7 OPEN_RUNS=101
+    FIRST3_PROCS=45 FP="41 20000000" PAUSE_RUNS="101 51 21" LAT_RUNS=201 TPUT_S=10 TPUT_Q=5 QUEUE_PAIRS=3 E2E_RUNS=7 E2E_S=3 PRE_RUNS=7 OPEN_RUNS=101
     IDLE_RUNS=5 IDLE_REQUESTS=150
 fi
 
@@ -122,13 +122,22 @@ inv INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_QUEUE=0 \
     INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} INVITE_DRAIN_MS=60000 \
     "$W/throughput" $TPUT_S | tee -a "$R" >&2
 # The same with the default queue (#14): past the cap every sampled call takes its snapshot and
-# waits; its row's baseline is the rate without the queue, just measured.
-NO_QUEUE=$(awk '/^row throughput /{r = $3} END {print r}' "$R")
-rm -f "$W/journal.jsonl"
-inv INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} \
-    INVITE_DRAIN_MS=60000 "$W/throughput" $TPUT_S |
-    awk -v base="$NO_QUEUE" '/^row throughput /{print "row throughput_queue", $3, base, "tests/s", $6}' |
-    tee -a "$R" >&2
+# waits. Its baseline is the rate without the queue, interleaved with it (QUEUE_PAIRS runs of each,
+# alternating: a shared machine's load moves from one run to the next); medians of each.
+tput() { # QUEUE-SETTING...: one run's pod rate
+    rm -f "$W/journal.jsonl"
+    inv INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off "$@" \
+        INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} INVITE_DRAIN_MS=60000 \
+        "$W/throughput" $TPUT_Q | awk '/^row throughput /{print $3}'
+}
+with_q=() without_q=()
+for pair in $(seq "$QUEUE_PAIRS"); do
+    without_q+=("$(tput INVITE_MAX_QUEUE=0)")
+    with_q+=("$(tput)")
+    echo "info throughput_queue_pair_$pair ${with_q[-1]}/${without_q[-1]} tests/s" | tee -a "$R" >&2
+done
+echo "row throughput_queue $(printf '%s\n' "${with_q[@]}" | median)" \
+    "$(printf '%s\n' "${without_q[@]}" | median) tests/s $QUEUE_PAIRS" | tee -a "$R" >&2
 rm -f "$W/journal.jsonl"
 inv INVITE_WARM=off INVITE_MAX_OVERHEAD=off INVITE_MAX_POD_CPU=off INVITE_MAX_QUEUE=0 \
     INVITE_MAX_CONCURRENT=${INVITE_BENCH_CONCURRENT:-8} INVITE_DRAIN_MS=60000 "$W/throughput" $TPUT_S |
@@ -234,7 +243,7 @@ BEGIN {
     label["latency_ckpt_vs_unshare"] = "ckpt() to code in the pod, tiny | naive unshare of every ns + fresh netns, to the grandchild"
     label["latency_open_1g"]         = "ckpt() to code in the pod, a 1 GiB file open for writing | the same, no file open"
     label["throughput"]              = "pod tests per second, 2 cores, trivial test | raw fork() tests per second"
-    label["throughput_queue"]        = "pod tests per second, default wait queue (32), same harness | the same, INVITE_MAX_QUEUE=0 (row above)"
+    label["throughput_queue"]        = "pod tests per second, default wait queue (32), same harness | the same, INVITE_MAX_QUEUE=0, interleaved"
     label["e2e"]                     = "CPU-bound program, INVITE_MAX_OVERHEAD=5 (calls/s) | same program uninstrumented"
     label["e2e_heap64"]              = "same, writing a 64 MiB heap (calls/s) | same program uninstrumented"
     label["e2e_allcores"]            = "same, a thread per core, INVITE_MAX_OVERHEAD=5 (calls/s) | same program uninstrumented"

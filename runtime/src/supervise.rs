@@ -45,11 +45,13 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo, host: Host) 
         Host::Pidfd(fd) => Some(fd),
     };
     // A host already gone (`_exit` right after its call) still gets its pod, within the grace.
+    let grace = || rt.host_gone_until();
     let host_end = HostEnd {
         pidfd: host_pidfd,
         gone_until: host_pidfd
             .is_none_or(|fd| sys::poll_in(&[fd], 0, &mut [0]).unwrap_or(0) > 0)
-            .then(|| rt.host_gone_until()),
+            .then(grace),
+        grace: &grace,
     };
     // The host's calls take the plan made at load for theirs without looking: this process,
     // which sees what the host sees, looks (`Runtime::plan_in_fork`).
@@ -156,10 +158,11 @@ fn drop_host_fds(own: &[i32]) {
 /// test that ends within it keeps its outcome, and one still running then is killed and is
 /// `error` ("the host process exited while the pod ran"). The host is not held up by it: the
 /// supervisor is not its parent's child, and nothing of the host waits for it.
-#[derive(Clone, Copy)]
-struct HostEnd {
+struct HostEnd<'a> {
     pidfd: Option<i32>,
     gone_until: Option<u64>,
+    /// Once the host is seen gone: until when (`Runtime::host_gone_until`).
+    grace: &'a dyn Fn() -> u64,
 }
 
 /// Watch the pod until it is over (`watch_pod`), then read what it said.
@@ -170,7 +173,7 @@ fn await_end(
     child: libc::pid_t,
     host: HostEnd,
 ) -> Ending {
-    let (mut e, frames) = watch_pod(rt, info, ch, child, host);
+    let (mut e, frames) = watch_pod(info, ch, child, host);
     e.apply_frames(rt, info, &frames);
     e
 }
@@ -178,7 +181,6 @@ fn await_end(
 /// Poll the pod's channels, its direct child and the host until the pod is over; its frames.
 /// Once the test has started, it is looked at for a deadlock every `deadlock::PERIOD_NS`.
 fn watch_pod(
-    rt: &Runtime,
     info: &PodInfo,
     ch: &Channels,
     child: libc::pid_t,
@@ -229,7 +231,7 @@ fn watch_pod(
             watch = Some(deadlock::Watch::new(start));
         }
         if polled_host.is_some() && rev[0] != 0 {
-            host.gone_until = Some(rt.host_gone_until());
+            host.gone_until = Some((host.grace)());
         }
         let past_grace = host.gone_until.is_some_and(|t| sys::monotonic_ns() >= t);
         if past_grace && !e.host_died && !e.cut() {

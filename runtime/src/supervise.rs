@@ -35,22 +35,20 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo, host: Host) 
     rt.ledger().measure_cow_fault_once();
     // The supervisor's own descriptors (this one, `host_ipc`, the test's pidfd) live until it
     // exits; the test closes them with the rest of what it inherited.
-    let host_pidfd = match host {
+    let (host_pidfd, host_gone) = match host {
         Host::Parent => {
             let fd = sys::pidfd_open(info.host_pid).ok();
             // Its parent gone already, the host's pid may name another process by now.
-            fd.filter(|_| sys::getppid() == info.host_pid)
-                .map(IntoRawFd::into_raw_fd)
+            let gone = sys::getppid() != info.host_pid;
+            (fd.filter(|_| !gone).map(IntoRawFd::into_raw_fd), gone)
         }
-        Host::Pidfd(fd) => Some(fd),
+        Host::Pidfd(fd) => (Some(fd), sys::poll_in(&[fd], 0, &mut [0]).unwrap_or(0) > 0),
     };
     // A host already gone (`_exit` right after its call) still gets its pod, within the grace.
     let grace = || rt.host_gone_until();
     let host_end = HostEnd {
         pidfd: host_pidfd,
-        gone_until: host_pidfd
-            .is_none_or(|fd| sys::poll_in(&[fd], 0, &mut [0]).unwrap_or(0) > 0)
-            .then(grace),
+        gone_until: host_gone.then(grace),
         grace: &grace,
     };
     // The host's calls take the plan made at load for theirs without looking: this process,
@@ -150,8 +148,9 @@ fn drop_host_fds(own: &[i32]) {
     }
 }
 
-/// The host as its pod's supervisor watches it: its pidfd (none where it could not be opened
-/// for sure), and once it is gone, until when its pod may still run.
+/// The host as its pod's supervisor watches it: its pidfd (none where it could not be opened,
+/// or not for sure: then a host alive is never seen gone), and once it is gone, until when its
+/// pod may still run.
 ///
 /// A host that ends without its exit drain (`_exit`, a forked worker's usual end, or a signal)
 /// leaves its pods the grace the drain would have given them (`Runtime::host_gone_until`): a

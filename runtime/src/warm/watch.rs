@@ -319,11 +319,11 @@ impl Watcher {
 
     fn close_pod(&mut self, rt: &Runtime, mut p: Pod) {
         p.pump(rt);
-        p.pidfd = None; // closed
-                        // Before its record: told after, a host ending in between would journal it twice.
+        // Before its record: told after, a host ending in between would journal it twice.
         if !p.told_over {
             orphan::over(p.id);
         }
+        p.pidfd = None; // closed
         if p.went_cold() {
             if let Some(stock) = self.stock.as_mut() {
                 stock.release(p.slot, true);

@@ -311,10 +311,13 @@ fn within_budgets(ledger: &Ledger, limits: Limits, clock: Clock) -> Result<(), S
 
 /// In a waiting call's supervisor (a frozen fork of the host): wait, at the lowest priority,
 /// until a running slot is this call's; end without a pod if a never-run test displaced it or
-/// the host is gone.
+/// the host is gone past the grace its exit drain would have given its waiting pods
+/// (`Runtime::host_gone_until`: a host that `_exit`s leaves them as much time as one that
+/// drains).
 pub fn wait_for_slot(rt: &Runtime, ticket: Ticket, host_pid: i32) {
     let me = sys::getpid() as u32;
-    if !wait(rt, ticket, me, || sys::getppid() != host_pid, true) {
+    let gone = || sys::getppid() != host_pid && sys::monotonic_ns() >= rt.host_gone_until();
+    if !wait(rt, ticket, me, gone, true) {
         sys::exit_now(0);
     }
 }

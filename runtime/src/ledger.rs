@@ -11,7 +11,9 @@
 //! - `charge`: what testing costs the host (its pauses, its copy-on-write faults), in nanoseconds;
 //! - `pod_ended`: a finished pod's CPU and wall time (the pods' own CPU bound, and the estimates
 //!   of a running pod's CPU and of the exit drain);
-//! - `record_lost`: a record the journal could not take.
+//! - `record_lost`: a record the journal could not take;
+//! - `host_ended`: when the host's end began (its exit drain, or its death as one of its pods'
+//!   processes saw it), from which its pods' grace runs.
 //!
 //! A ledger in ordinary memory (`Ledger::new`) behaves the same: unit tests use one.
 
@@ -41,6 +43,8 @@ pub struct Ledger {
     /// Set by a pod's first process (a fork of the host) that found the host no longer sees the
     /// files it saw at start, or no longer root (`moved`).
     moved: AtomicBool,
+    /// When the host's end began (monotonic ns; 0: it has not): see `host_ended`.
+    host_end_ns: AtomicU64,
     /// Pods waiting for a slot.
     queue: Queue,
 }
@@ -58,6 +62,7 @@ impl Ledger {
             lost: AtomicU64::new(0),
             displaced: AtomicU64::new(0),
             moved: AtomicBool::new(false),
+            host_end_ns: AtomicU64::new(0),
             queue: Queue::new(),
         }
     }
@@ -188,6 +193,19 @@ impl Ledger {
         self.pod_cpu_ns.fetch_add(cpu_ns, Ordering::Relaxed);
         self.pod_wall_ns.fetch_add(wall_ns, Ordering::Relaxed);
         self.pods_finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The host's end began at `now` (its exit drain started, or one of its pods' processes
+    /// found it gone): the instant its pods' grace runs from, the first one noted (a pod that
+    /// sees a host end after its drain counts from the drain's start).
+    pub fn host_ended(&self, now: u64) -> u64 {
+        match self
+            .host_end_ns
+            .compare_exchange(0, now.max(1), Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => now.max(1),
+            Err(first) => first,
+        }
     }
 
     /// A never-run test took a waiting repeat's place.
@@ -375,6 +393,13 @@ mod tests {
         let t = l.queue().enqueue(l.queue().key(true, 1), 4).unwrap();
         assert_eq!(l.wait_turn(t, 1, 1, || true, true), Claim::Displaced);
         assert_eq!(l.queue().waiting(), 0);
+    }
+
+    #[test]
+    fn the_hosts_end_counts_from_the_first_to_note_it() {
+        let l = Ledger::new();
+        assert_eq!(l.host_ended(500), 500);
+        assert_eq!(l.host_ended(900), 500);
     }
 
     #[test]

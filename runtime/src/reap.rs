@@ -150,7 +150,10 @@ pub fn start_wanted() {
 /// At start-up, while the process is small and has one thread, when testing is on: start the
 /// thread, which waits on its doorbell (no wake-up, no allocation) until there is work, so that
 /// no `ckpt()` pays a thread's start (tens of microseconds here, as much as a fork). A process
-/// forked from this one starts its own with its first pod.
+/// forked from this one starts its own with its first pod, on this thread's stack: glibc gives a
+/// fork's new threads the stacks of the parent's threads it did not inherit (same `STACK`), with
+/// their thread-local storage, so that start calls no `calloc` of the program's
+/// (fixtures/c/worker_alloc.c).
 pub fn start_early() {
     start();
 }

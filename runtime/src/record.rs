@@ -173,14 +173,6 @@ pub fn record_end(
     let output = tail_utf8(&ending.output, ending.output_cut);
     let (duration_us, pod_us) = durations(info, &ending, sys::monotonic_ns());
     let rec = TestRecord {
-        time_ns: journal::now_ns(),
-        host: &rt.host,
-        pid: rt.pid(),
-        pod: &info.path,
-        site: &info.site,
-        function: &info.function,
-        test: &info.test,
-        phase: info.phase,
         outcome: outcome.as_str(),
         duration_us,
         pod_us,
@@ -189,10 +181,9 @@ pub fn record_end(
         message: message.as_deref(),
         output: &output,
         changed,
-        isolation: info.isolation.as_str(),
         notes: &ending.notes,
-        relayed: false,
         unreliable,
+        ..pod_record(rt, info)
     };
     // A kept pod's record also says what of it could not be kept.
     let kept_notes: Vec<String>;
@@ -209,6 +200,33 @@ pub fn record_end(
     };
     write(rt, &rec);
     rt.ledger().release();
+}
+
+/// A record of this pod, its outcome and what it did still to be said (an `error` with nothing
+/// else until then).
+pub fn pod_record<'a>(rt: &'a Runtime, info: &'a PodInfo) -> TestRecord<'a> {
+    TestRecord {
+        time_ns: journal::now_ns(),
+        host: &rt.host,
+        pid: rt.pid(),
+        pod: &info.path,
+        site: &info.site,
+        function: &info.function,
+        test: &info.test,
+        phase: info.phase,
+        outcome: Outcome::Error.as_str(),
+        duration_us: 0,
+        pod_us: 0,
+        exit_code: None,
+        signal: None,
+        message: None,
+        output: "",
+        changed: &[],
+        isolation: info.isolation.as_str(),
+        notes: &[],
+        relayed: false,
+        unreliable: false,
+    }
 }
 
 /// Write a finished test's record: to the journal file in the host, or to the pod's

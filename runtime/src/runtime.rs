@@ -204,6 +204,18 @@ impl Runtime {
         unsafe { &*self.ledger.load(Ordering::Relaxed) }
     }
 
+    /// In a process of one of the host's pods (a supervisor, a waiting copy) that found the host
+    /// gone: until when the host's pods may still run and be journaled. The exit drain's grace
+    /// (`INVITE_DRAIN_MS`), from the host's end: the start of its exit drain, or, for a host that
+    /// ended without it (`_exit`, a signal), the first time one of its pods' processes saw it gone.
+    pub fn host_gone_until(&self) -> u64 {
+        let drain_ns = self.config.as_ref().map_or(0, |c| c.drain_ms) * 1_000_000;
+        let ledger = self.ledger();
+        ledger
+            .host_ended(sys::monotonic_ns())
+            .saturating_add(drain_ns)
+    }
+
     /// The journal's descriptor as it is now, for the lists of descriptors a fork keeps or
     /// closes (negative: none open in this process).
     pub fn journal_fd(&self) -> RawFd {

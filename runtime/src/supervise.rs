@@ -1,7 +1,8 @@
 //! Supervision: the supervisor process of one pod. It stays outside the pod, builds it, enforces
 //! the deadline, captures the tail of the pod's output, lists the files the pod changed, keeps
 //! the pod's files when asked, decides the outcome and writes the journal record. It also
-//! watches the host: if the host dies, the pod dies with it.
+//! watches the host: if the host dies, the pod has the exit drain's grace to end, then dies
+//! (`HostEnd`).
 
 use crate::config::{Isolation, Keep};
 use crate::deadline::{Deadline, Due};
@@ -36,16 +37,20 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo, host: Host) 
     // exits; the test closes them with the rest of what it inherited.
     let (host_pidfd, host_gone) = match host {
         Host::Parent => {
-            let fd = sys::pidfd_open(info.host_pid)
-                .ok()
-                .map(IntoRawFd::into_raw_fd);
-            (fd, sys::getppid() != info.host_pid)
+            let fd = sys::pidfd_open(info.host_pid).ok();
+            // Its parent gone already, the host's pid may name another process by now.
+            let gone = sys::getppid() != info.host_pid;
+            (fd.filter(|_| !gone).map(IntoRawFd::into_raw_fd), gone)
         }
         Host::Pidfd(fd) => (Some(fd), sys::poll_in(&[fd], 0, &mut [0]).unwrap_or(0) > 0),
     };
-    if host_gone {
-        sys::exit_now(0); // the host is already gone
-    }
+    // A host already gone (`_exit` right after its call) still gets its pod, within the grace.
+    let grace = || rt.host_gone_until();
+    let host_end = HostEnd {
+        pidfd: host_pidfd,
+        gone_until: host_gone.then(grace),
+        grace: &grace,
+    };
     // The host's calls take the plan made at load for theirs without looking: this process,
     // which sees what the host sees, looks (`Runtime::plan_in_fork`).
     let plan = match plan.map(|_| rt.plan_in_fork()) {
@@ -105,7 +110,7 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo, host: Host) 
             own.extend(host_pidfd);
             own.extend(host_ipc);
             drop_host_fds(&own);
-            let mut ending = await_end(rt, &info, &ch, child, host_pidfd);
+            let mut ending = await_end(rt, &info, &ch, child, host_end);
             if let Some(fd) = host_ipc {
                 // Unprivileged, the host's namespace is out of reach: the objects go with the
                 // supervisor.
@@ -143,13 +148,29 @@ fn drop_host_fds(own: &[i32]) {
     }
 }
 
+/// The host as its pod's supervisor watches it: its pidfd (none where it could not be opened,
+/// or not for sure: then a host alive is never seen gone), and once it is gone, until when its
+/// pod may still run.
+///
+/// A host that ends without its exit drain (`_exit`, a forked worker's usual end, or a signal)
+/// leaves its pods the grace the drain would have given them (`Runtime::host_gone_until`): a
+/// test that ends within it keeps its outcome, and one still running then is killed and is
+/// `error` ("the host process exited while the pod ran"). The host is not held up by it: the
+/// supervisor is not its parent's child, and nothing of the host waits for it.
+struct HostEnd<'a> {
+    pidfd: Option<i32>,
+    gone_until: Option<u64>,
+    /// Once the host is seen gone: until when (`Runtime::host_gone_until`).
+    grace: &'a dyn Fn() -> u64,
+}
+
 /// Watch the pod until it is over (`watch_pod`), then read what it said.
 fn await_end(
     rt: &Runtime,
     info: &PodInfo,
     ch: &Channels,
     child: libc::pid_t,
-    host: Option<i32>,
+    host: HostEnd,
 ) -> Ending {
     let (mut e, frames) = watch_pod(info, ch, child, host);
     e.apply_frames(rt, info, &frames);
@@ -162,7 +183,7 @@ fn watch_pod(
     info: &PodInfo,
     ch: &Channels,
     child: libc::pid_t,
-    host: Option<i32>,
+    mut host: HostEnd,
 ) -> (Ending, Vec<u8>) {
     let _ = sys::set_nonblock(ch.status_r);
     let _ = sys::set_nonblock(ch.out_r);
@@ -185,10 +206,13 @@ fn watch_pod(
             50
         } else {
             let next = watch.as_ref().map_or(due, |w| w.due_ns().min(due));
+            let next = host.gone_until.map_or(next, |t| t.min(next));
             (next.saturating_sub(now) / 1_000_000).clamp(1, 1000) as i32
         };
+        // Once gone, the host's pidfd polls readable for ever: it leaves the poll set.
+        let polled_host = host.pidfd.filter(|_| host.gone_until.is_none());
         fds.clear();
-        fds.extend(host);
+        fds.extend(polled_host);
         fds.extend(child_fd);
         if out_open {
             fds.push(ch.out_r);
@@ -205,7 +229,11 @@ fn watch_pod(
             due = deadline.plain();
             watch = Some(deadlock::Watch::new(start));
         }
-        if host.is_some() && rev[0] != 0 && !e.host_died {
+        if polled_host.is_some() && rev[0] != 0 {
+            host.gone_until = Some((host.grace)());
+        }
+        let past_grace = host.gone_until.is_some_and(|t| sys::monotonic_ns() >= t);
+        if past_grace && !e.host_died && !e.cut() {
             e.host_died = true;
             sys::kill(child, libc::SIGKILL);
         }

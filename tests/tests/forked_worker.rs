@@ -98,3 +98,27 @@ fn a_forked_worker_has_its_own_slots_and_drain() {
         .count();
     assert_eq!(passed, 2, "the host's pod and the worker's: {j:?}");
 }
+
+#[test]
+fn a_forked_workers_first_pod_and_its_runtimes_thread_never_call_the_programs_allocator() {
+    // The worker's first pod starts the runtime's thread: `pthread_create` allocates a new
+    // thread's TLS with the program's `calloc`, but in a fork it reuses the stack (and TLS) of
+    // the parent's runtime thread, which glibc keeps for the child's next thread.
+    let d = scratch();
+    let bin = d.path().join("worker_alloc");
+    compile_c(&[fixture("c/worker_alloc.c")], &bin);
+    let journal_path = d.path().join("invite.jsonl");
+    let o = run(
+        &bin,
+        &[journal_path.to_str().unwrap()],
+        d.path(),
+        &[("INVITE_MAX_OVERHEAD", "off")],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "worker: 0 in its first ckpt, 0 by other threads\n",
+        "{}",
+        text(&o)
+    );
+}

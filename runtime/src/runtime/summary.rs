@@ -9,12 +9,13 @@ use std::sync::atomic::Ordering;
 
 impl Runtime {
     /// Wait up to `INVITE_DRAIN_MS` for running and waiting pods to finish; the wait is
-    /// charged to the budget.
+    /// charged to the budget. The host's end begins here: a pod still running past it is not
+    /// given the grace again once the host is gone (`Runtime::host_gone_until`).
     pub fn drain(&self) {
         let drain_ms = self.config.as_ref().map_or(0, |c| c.drain_ms);
-        let start = sys::monotonic_ns();
-        let deadline = start + drain_ms * 1_000_000;
         let ledger = self.ledger();
+        let start = ledger.host_ended(sys::monotonic_ns());
+        let deadline = start + drain_ms * 1_000_000;
         while (ledger.running() > 0 || ledger.queue().waiting() > 0)
             && sys::monotonic_ns() < deadline
         {

@@ -54,7 +54,7 @@ fn a_pod_that_ended_before_its_supervisor_looked_is_not_a_timeout() {
     let pidfd = sys::pidfd_open(pid).unwrap();
     let _ = sys::poll_in(&[std::os::fd::AsRawFd::as_raw_fd(&pidfd)], -1, &mut [0]);
     let info = late_info();
-    let (mut e, frames) = watch_pod(&info, &ch, pid, None);
+    let (mut e, frames) = watch_pod(&info, &ch, pid, host_alive());
     assert!(!e.timed_out, "killed as overdue after it had ended");
     assert_eq!(e.status.map(|s| libc::WEXITSTATUS(s)), Some(0));
     e.verdict = Some((true, None));
@@ -79,11 +79,69 @@ fn a_pod_past_its_deadline_that_has_not_ended_is_killed() {
         }
     });
     let info = late_info();
-    let (e, _) = watch_pod(&info, &ch, pid, None);
+    let (e, _) = watch_pod(&info, &ch, pid, host_alive());
     assert!(e.timed_out);
     assert_eq!(e.status.map(|s| libc::WTERMSIG(s)), Some(libc::SIGKILL));
     assert_eq!(
         crate::record::decide(&info, &e).0,
         crate::outcome::Outcome::Timeout
+    );
+}
+
+/// A pod that started now, with a minute to run.
+fn fresh_info() -> PodInfo {
+    PodInfo {
+        timeout_ms: 60_000,
+        started_ns: sys::monotonic_ns(),
+        ..late_info()
+    }
+}
+
+/// A host that lives on (no pidfd to watch, never seen gone).
+fn host_alive() -> HostEnd<'static> {
+    HostEnd {
+        pidfd: None,
+        gone_until: None,
+        grace: &|| u64::MAX,
+    }
+}
+
+/// A host already gone, whose pods may run for `ms` more.
+fn host_gone_for(ms: u64) -> HostEnd<'static> {
+    HostEnd {
+        pidfd: None,
+        gone_until: Some(sys::monotonic_ns() + ms * 1_000_000),
+        grace: &|| u64::MAX,
+    }
+}
+
+#[test]
+fn a_pod_whose_host_is_gone_ends_within_the_grace_with_its_own_outcome() {
+    let (ch, pid) = fork_pod(|ch| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        verdict_pass(ch);
+    });
+    let info = fresh_info();
+    let (mut e, _) = watch_pod(&info, &ch, pid, host_gone_for(60_000));
+    assert!(!e.host_died);
+    e.verdict = Some((true, None));
+    assert_eq!(
+        crate::record::decide(&info, &e).0,
+        crate::outcome::Outcome::Pass
+    );
+}
+
+#[test]
+fn a_pod_whose_host_is_gone_is_killed_past_the_grace() {
+    let (ch, pid) = fork_pod(|_| loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    });
+    let info = fresh_info();
+    let (e, _) = watch_pod(&info, &ch, pid, host_gone_for(50));
+    assert!(e.host_died);
+    assert_eq!(e.status.map(|s| libc::WTERMSIG(s)), Some(libc::SIGKILL));
+    assert_eq!(
+        crate::record::decide(&info, &e).3.as_deref(),
+        Some("the host process exited while the pod ran")
     );
 }

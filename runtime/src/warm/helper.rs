@@ -8,6 +8,8 @@
 //! watcher thread ── "R n" + reply socket ──────────▶│    blanks, sends them (SCM_RIGHTS)
 //!                ◀─ "B…" blanks, "D cpu cow" ───────┘    on the reply socket, exits
 //! first ckpt()  ─── "N" + reply socket ─────────────▶ helper: the pods' empty network namespace
+//! watcher thread ── "P" pod + its record, journal ──▶ helper: kept until "O" pod (`orphan`);
+//!                                                      journaled if the host ends first
 //! ```
 //!
 //! - Only where warm pods can be used: testing on (`INVITE`), pods (`INVITE_ISOLATION`), warm
@@ -20,6 +22,7 @@
 //! - Fail closed: no helper, a dead one, or a descriptor that is no longer ours means no blanks,
 //!   so pods are cold, as when the stock is empty.
 
+use super::orphan::Orphans;
 use crate::config::{Config, Isolation, Warm as WarmMode};
 use crate::ownfd;
 use crate::plan::Plan;
@@ -135,6 +138,11 @@ fn ask(req: &[u8]) -> Option<Reply> {
     Some(ownfd::Own::new(ours))
 }
 
+/// Tell the helper something that needs no answer (`orphan`); false if it could not be told.
+pub(super) fn tell(msg: &[u8], fds: &[RawFd]) -> bool {
+    ctl().is_some_and(|ctl| sys::send_raw_fds(ctl, msg, fds).is_ok())
+}
+
 /// Ask for `n` blanks: the socket they arrive on (`B…` messages, then `D<cpu_ns> <cow_ns>`,
 /// then end of file), non-blocking.
 pub fn request_blanks(n: usize) -> Option<Reply> {
@@ -205,24 +213,30 @@ fn serve(ctl: OwnedFd, host_pidfd: OwnedFd) -> ! {
     let mut plan: Option<Result<Plan, String>> = None;
     let mut cow_ns = 0;
     let mut workers: Vec<(libc::pid_t, OwnedFd)> = Vec::new();
-    let mut buf = [0u8; 64];
+    let mut orphans = Orphans::default();
+    // A word of the watcher's carries a journal line (at most 64 KiB).
+    let mut buf = vec![0u8; 66 << 10];
     loop {
         let mut rev = [0i16; 2];
         let timeout = if workers.is_empty() { -1 } else { 20 };
         let polled = [ctl.as_raw_fd(), host_pidfd.as_raw_fd()];
         if sys::poll_in(&polled, timeout, &mut rev).is_err() || rev[1] != 0 {
-            sys::exit_now(0); // the host is gone
+            orphans.host_gone(ctl.as_fd(), &mut buf);
         }
         reap(&mut workers, cow_ns);
         if rev[0] == 0 {
             continue;
         }
-        let (n, fds) = match sys::recv_fds(ctl.as_fd(), &mut buf) {
-            Ok((0, _)) => sys::exit_now(0), // every copy of the host's end closed
+        let (n, mut fds) = match sys::recv_fds(ctl.as_fd(), &mut buf) {
+            // Every copy of the host's end closed: the host is gone (or made a new image).
+            Ok((0, _)) => orphans.host_gone(ctl.as_fd(), &mut buf),
             Ok(got) => got,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => sys::exit_now(0),
+            Err(_) => orphans.host_gone(ctl.as_fd(), &mut buf),
         };
+        if orphans.take(&buf[..n], &mut fds) {
+            continue;
+        }
         let Ok::<[OwnedFd; 1], _>([reply]) = fds.try_into() else {
             continue;
         };

@@ -24,7 +24,8 @@
 //!   pod's mounts, /proc and namespaces were private copies and died with it); any other is
 //!   dropped and the builder makes a new one.
 //! - If the host dies, its tests die (parent-death signal; as PID 1 they take their pod with
-//!   them), and the blanks, held only by the host's descriptors, vanish with it.
+//!   them), and the blanks, held only by the host's descriptors, vanish with it. The builder,
+//!   told of each running pod by the watcher, journals those `error` (`orphan`).
 //!
 //! A call that must wait for a slot (`queue`) is forked the same way, waits in its own PID
 //! namespace, and takes a blank from the stock itself when its turn comes, or through the
@@ -36,6 +37,7 @@
 
 mod helper;
 mod lend;
+mod orphan;
 mod outlive;
 mod stock;
 mod watch;

@@ -2,6 +2,7 @@
 //! tests that are the host's own children. Each pod is watched through its pidfd and the read
 //! ends of its two pipes; the loop itself is `reap`'s.
 
+use super::orphan;
 use super::stock::{self, Stock};
 use crate::config::Keep;
 use crate::deadline::{Deadline, Due};
@@ -83,6 +84,8 @@ struct Pod {
     watch: Option<deadlock::Watch>,
     /// When the test started (its `S` stamp, clamped), from which its deadline runs.
     test_t0: Option<u64>,
+    /// Whether the builder was told this pod is over (`orphan`).
+    told_over: bool,
 }
 
 /// The watcher's state for warm pods.
@@ -210,6 +213,7 @@ impl Watcher {
     }
 
     fn pick_up(&mut self) {
+        let rt = runtime::get();
         for r in &REGS {
             let pid = r.pid.load(Ordering::Acquire);
             if pid <= 0 {
@@ -245,7 +249,17 @@ impl Watcher {
                 polled: (0, 0),
                 watch: None,
                 test_t0: None,
+                told_over: false,
             });
+            // The builder keeps its record in case the host ends while it runs (`orphan`): the
+            // journal must be there to be handed over.
+            let _ = rt.journal();
+            if let Some(p) = self.pods.last_mut() {
+                p.pump(rt);
+                if p.info.is_none() && !p.told_over {
+                    orphan::running(rt, p.id, &p.fallback_info(rt));
+                }
+            }
         }
     }
 
@@ -305,6 +319,10 @@ impl Watcher {
 
     fn close_pod(&mut self, rt: &Runtime, mut p: Pod) {
         p.pump(rt);
+        // Before its record: told after, a host ending in between would journal it twice.
+        if !p.told_over {
+            orphan::over(p.id);
+        }
         p.pidfd = None; // closed
         if p.went_cold() {
             if let Some(stock) = self.stock.as_mut() {
@@ -450,9 +468,20 @@ impl Pod {
                 &mut self.ending.frames_discarded,
             );
         }
-        if self.info.is_none() {
-            if let Some((b'I', payload)) = record::parse_frames(&self.frames).first() {
-                self.info = PodInfo::decode(payload, rt.isolation(), rt.pid(), self.t0);
+        if self.info.is_none() && !self.told_over {
+            match record::parse_frames(&self.frames).first() {
+                Some((b'I', payload)) => {
+                    self.info = PodInfo::decode(payload, rt.isolation(), rt.pid(), self.t0);
+                    if let Some(info) = &self.info {
+                        orphan::running(rt, self.id, info);
+                    }
+                }
+                // Its own supervisor journals it.
+                Some((WENT_COLD, _)) => {
+                    orphan::over(self.id);
+                    self.told_over = true;
+                }
+                _ => {}
             }
         }
     }

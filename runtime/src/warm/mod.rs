@@ -374,7 +374,6 @@ pub fn start_waiting(
     if !host_unmoved(rt) {
         return None;
     }
-    crate::reap::ensure();
     let t0 = sys::monotonic_ns();
     let forked = fork_in_new_pidns(w)?;
     match forked {
@@ -383,7 +382,13 @@ pub fn start_waiting(
             let pause = sys::monotonic_ns() - t0;
             crate::admit::charge_pause(rt.ledger(), pause);
             rt.ledger().queue().set_pid(ticket, pid as u32);
-            if !lend::register(pid, ticket, id) {
+            if lend::register(pid, ticket, id) {
+                // Picked up at the watcher's next round: it has one due (a call waits only
+                // while pods run, and their ends, rings and deadlines wake it), unless it
+                // sleeps with nothing due. Woken for each waiting copy, it made one more
+                // round per queued pod.
+                crate::reap::nudge();
+            } else {
                 crate::reap::reap_when_over(pid);
             }
             Some(Ok(Ckpt::Original))

@@ -348,19 +348,23 @@ fn wait(
 ) -> bool {
     // At the lowest priority until its turn, the host's pause and the running pods first (on a
     // busy machine, load ~15, the queue's throughput fell by about a quarter without it, in
-    // alternated runs of bench/c/throughput.c). Without yielding the CPU at once: the copy goes
-    // to sleep on its bell in a few calls anyway, and the yield was one more switch per pod.
+    // alternated runs of bench/c/throughput.c; again at load 10-25 in session 9, 0.70-0.80 x,
+    // likely because a copy rung at the host's priority takes the CPU from the watcher that
+    // rang it, which ends every pod). Without yielding the CPU at once: the copy goes to sleep
+    // on its bell in a few calls anyway, and the yield was one more switch per pod.
     let nice = sys::nice();
     sys::set_nice(19);
     let max = rt.config.as_ref().map_or(1, |c| c.max_concurrent);
     match rt.ledger().wait_turn(ticket, me, max, gone, seen_alive) {
         Claim::Run => {
-            sys::drop_pending();
-            sys::set_mask(mask);
             // Its pod's set-up runs as a fresh fork's would (a warm test's at the host's
             // priority until it isolates itself): at nice 19 on a busy machine it could starve
-            // past its deadline, a slot held meanwhile.
+            // past its deadline, a slot held meanwhile (in alternated runs of
+            // bench/c/throughput.c, a set-up left at nice 19 made 0.75-0.92 x the pods). First
+            // thing, before the signals' calls: from its claim on, the slot is its own.
             sys::set_nice(nice);
+            sys::drop_pending();
+            sys::set_mask(mask);
             true
         }
         Claim::Displaced | Claim::Wait => false,

@@ -317,40 +317,57 @@ fn within_budgets(ledger: &Ledger, limits: Limits, clock: Clock) -> Result<(), S
 pub fn wait_for_slot(rt: &Runtime, ticket: Ticket, host_pid: i32) {
     let me = sys::getpid() as u32;
     let gone = || sys::getppid() != host_pid && sys::monotonic_ns() >= rt.host_gone_until();
-    if !wait(rt, ticket, me, gone, true) {
+    let mask = sys::block_all();
+    if !wait(rt, ticket, me, gone, true, &mask) {
         sys::exit_now(0);
     }
 }
 
 /// In a waiting copy forked into a PID namespace of its own (`warm::start_waiting`), where the
 /// host and the other waiters have no pid: wait as `wait_for_slot` does, the host's death read
-/// from its pidfd. False: no pod (displaced, or the host is gone).
-pub fn wait_in_own_pidns(rt: &Runtime, ticket: Ticket, host_pidfd: i32) -> bool {
+/// from its pidfd. False: no pod (displaced, or the host is gone). Every signal is blocked
+/// already (since its fork); `mask` is the host's, put back for the pod.
+pub fn wait_in_own_pidns(
+    rt: &Runtime,
+    ticket: Ticket,
+    host_pidfd: i32,
+    mask: libc::sigset_t,
+) -> bool {
     let gone = || sys::poll_in(&[host_pidfd], 0, &mut [0]).unwrap_or(0) > 0;
-    wait(rt, ticket, 0, gone, false)
+    wait(rt, ticket, 0, gone, false, &mask)
 }
 
-fn wait(rt: &Runtime, ticket: Ticket, me: u32, gone: impl Fn() -> bool, seen_alive: bool) -> bool {
+/// Wait with every signal blocked: a signal to the host's process group must not run the host's
+/// handlers in this copy while it waits. They stay installed, and the signals that came
+/// meanwhile are dropped before the pod gets the host's `mask` back (one call where saving,
+/// resetting and restoring each handler took ~70 per queued pod).
+fn wait(
+    rt: &Runtime,
+    ticket: Ticket,
+    me: u32,
+    gone: impl Fn() -> bool,
+    seen_alive: bool,
+    mask: &libc::sigset_t,
+) -> bool {
     // At the lowest priority until its turn, the host's pause and the running pods first (on a
     // busy machine, load ~15, the queue's throughput fell by about a quarter without it, in
-    // alternated runs of bench/c/throughput.c). Without yielding the CPU at once: the copy goes
-    // to sleep on its bell in a few calls anyway, and the yield was one more switch per pod.
+    // alternated runs of bench/c/throughput.c; again at load 10-25 in session 9, 0.70-0.80 x,
+    // likely because a copy rung at the host's priority takes the CPU from the watcher that
+    // rang it, which ends every pod). Without yielding the CPU at once: the copy goes to sleep
+    // on its bell in a few calls anyway, and the yield was one more switch per pod.
     let nice = sys::nice();
     sys::set_nice(19);
-    // A signal to the host's process group must not run the host's handlers in this copy while
-    // it waits: they stay installed, every signal blocked, and those that came meanwhile are
-    // dropped before the pod gets the host's mask back (one call where saving, resetting and
-    // restoring each handler took ~70 per queued pod).
-    let mask = sys::block_all();
     let max = rt.config.as_ref().map_or(1, |c| c.max_concurrent);
     match rt.ledger().wait_turn(ticket, me, max, gone, seen_alive) {
         Claim::Run => {
-            sys::drop_pending();
-            sys::set_mask(&mask);
             // Its pod's set-up runs as a fresh fork's would (a warm test's at the host's
             // priority until it isolates itself): at nice 19 on a busy machine it could starve
-            // past its deadline, a slot held meanwhile.
+            // past its deadline, a slot held meanwhile (in alternated runs of
+            // bench/c/throughput.c, a set-up left at nice 19 made 0.75-0.92 x the pods). First
+            // thing, before the signals' calls: from its claim on, the slot is its own.
             sys::set_nice(nice);
+            sys::drop_pending();
+            sys::set_mask(mask);
             true
         }
         Claim::Displaced | Claim::Wait => false,

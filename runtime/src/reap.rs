@@ -68,6 +68,9 @@ static WANTED: AtomicBool = AtomicBool::new(false);
 /// its parent's number until it starts a thread of its own, which closes it: a pod closes it
 /// with the runtime's other descriptors (`own_fds`).
 static BELL: AtomicI32 = AtomicI32::new(-1);
+/// Whether the thread's next (or current) wait has no timeout: nothing but new work wakes it
+/// (`nudge`). Set before it looks for work, cleared once its duties gave the wait a timeout.
+static SLEEPS_FOREVER: AtomicBool = AtomicBool::new(true);
 /// Set by the thread before it last looked for work and blocked: whoever hands it work next
 /// rings the doorbell (once: it clears the flag). While it is busy nobody rings, and it looks
 /// for work again before it blocks.
@@ -96,6 +99,14 @@ fn wake() {
     }
 }
 
+/// Start the thread if this process has none, and wake it only if it would otherwise sleep until
+/// new work comes: for work it picks up at its next round anyway, when one is due.
+pub fn nudge() {
+    if start() && SLEEPS_FOREVER.load(Ordering::SeqCst) {
+        wake();
+    }
+}
+
 /// Descriptors of the reaper that pods must not inherit: its doorbell.
 pub fn own_fds() -> [RawFd; 1] {
     [BELL.load(Ordering::Relaxed)]
@@ -115,6 +126,7 @@ fn forget_thread() {
     }
     WANTED.store(false, Ordering::Relaxed);
     IDLE.store(false, Ordering::Relaxed);
+    SLEEPS_FOREVER.store(true, Ordering::Relaxed);
     STATE.store(STOPPED, Ordering::Release);
 }
 
@@ -247,6 +259,7 @@ fn run() {
     loop {
         // Flagged before looking for work, so a pid handed over after the look rings.
         IDLE.store(true, Ordering::SeqCst);
+        SLEEPS_FOREVER.store(true, Ordering::SeqCst);
         for slot in &PENDING {
             let pid = slot.swap(0, Ordering::SeqCst);
             if pid > 0 {
@@ -270,6 +283,7 @@ fn run() {
                 timeout = Some(timeout.map_or(t, |d| d.min(t)));
             }
         }
+        SLEEPS_FOREVER.store(timeout.is_none(), Ordering::SeqCst);
         rev.clear();
         rev.resize(fds.len(), 0);
         // No timeout of its own: the thread sleeps until there is work.

@@ -225,7 +225,7 @@ pub fn try_start(
     }
     let taken = ready.or_else(|| w.wait.then(stock::wait_take).flatten())?;
     let t0 = sys::monotonic_ns();
-    let Some(forked) = fork_in_new_pidns(w) else {
+    let Some((forked, _)) = fork_in_new_pidns(w, false) else {
         stock::put_back(taken);
         return None;
     };
@@ -288,8 +288,12 @@ fn build_cold_instead(
 
 /// Fork with this thread's children born in a new PID namespace (the child is its PID 1); the
 /// thread's later forks (the host's own) are born in the host's namespace again. `None`: no
-/// new PID namespace here.
-fn fork_in_new_pidns(w: &Warm) -> Option<io::Result<sys::Forked>> {
+/// new PID namespace here. Signals are blocked around the fork; with `blocked_in_child` the
+/// child keeps them blocked (a waiting copy, which waits so) and is given the mask to put back.
+fn fork_in_new_pidns(
+    w: &Warm,
+    blocked_in_child: bool,
+) -> Option<(io::Result<sys::Forked>, libc::sigset_t)> {
     // No signal handler of the host may run (and fork) while this thread's children are born in
     // the pod's PID namespace.
     let mask = sys::block_all();
@@ -310,8 +314,10 @@ fn fork_in_new_pidns(w: &Warm) -> Option<io::Result<sys::Forked>> {
     } else if let Err(e) = sys::setns(w.orig_pidns.raw(), libc::CLONE_NEWPID) {
         eprintln!("invite: cannot switch back to the host's PID namespace: {e}");
     }
-    sys::set_mask(&mask);
-    Some(forked)
+    if !(blocked_in_child && matches!(forked, Ok(sys::Forked::Child))) {
+        sys::set_mask(&mask);
+    }
+    Some((forked, mask))
 }
 
 /// In a warm test, just forked (or a waiting copy that borrowed its blank): report who it is,
@@ -376,24 +382,33 @@ pub fn start_waiting(
     if !host_unmoved(rt) {
         return None;
     }
-    crate::reap::ensure();
     let t0 = sys::monotonic_ns();
-    let forked = fork_in_new_pidns(w)?;
+    // The copy waits with every signal blocked (`admit::wait`): kept so from the fork on.
+    let (forked, mask) = fork_in_new_pidns(w, true)?;
     match forked {
         Err(e) => Some(Err(e)),
         Ok(sys::Forked::Parent(pid)) => {
             let pause = sys::monotonic_ns() - t0;
             crate::admit::charge_pause(rt.ledger(), pause);
             rt.ledger().queue().set_pid(ticket, pid as u32);
-            if !lend::register(pid, ticket, id) {
+            if lend::register(pid, ticket, id) {
+                // Picked up at the watcher's next round: it has one due (a call waits only
+                // while pods run, and their ends, rings and deadlines wake it), unless it
+                // sleeps with nothing due. Woken for each waiting copy, it made one more
+                // round per queued pod.
+                crate::reap::nudge();
+            } else {
                 crate::reap::reap_when_over(pid);
             }
             Some(Ok(Ckpt::Original))
         }
         Ok(sys::Forked::Child) => {
             // The fork's handlers marked this copy as not the stock's owner; it borrows.
-            let w = WARM.get().and_then(Option::as_ref)?;
-            if !crate::admit::wait_in_own_pidns(rt, ticket, w.host_pidfd.raw()) {
+            let Some(w) = WARM.get().and_then(Option::as_ref) else {
+                sys::set_mask(&mask);
+                return None;
+            };
+            if !crate::admit::wait_in_own_pidns(rt, ticket, w.host_pidfd.raw(), mask) {
                 sys::exit_now(0);
             }
             let Some(taken) = lend::borrow(rt, w.lend_peer.as_fd(), w.host_pidfd.raw(), ticket)

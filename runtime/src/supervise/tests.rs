@@ -54,7 +54,7 @@ fn a_pod_that_ended_before_its_supervisor_looked_is_not_a_timeout() {
     let pidfd = sys::pidfd_open(pid).unwrap();
     let _ = sys::poll_in(&[std::os::fd::AsRawFd::as_raw_fd(&pidfd)], -1, &mut [0]);
     let info = late_info();
-    let (mut e, frames) = watch_pod(&info, &ch, pid, None);
+    let (mut e, frames) = watch_pod(&info, &ch, pid, None, None);
     assert!(!e.timed_out, "killed as overdue after it had ended");
     assert_eq!(e.status.map(|s| libc::WEXITSTATUS(s)), Some(0));
     e.verdict = Some((true, None));
@@ -79,7 +79,7 @@ fn a_pod_past_its_deadline_that_has_not_ended_is_killed() {
         }
     });
     let info = late_info();
-    let (e, _) = watch_pod(&info, &ch, pid, None);
+    let (e, _) = watch_pod(&info, &ch, pid, None, None);
     assert!(e.timed_out);
     assert_eq!(e.status.map(|s| libc::WTERMSIG(s)), Some(libc::SIGKILL));
     assert_eq!(

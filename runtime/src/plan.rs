@@ -81,14 +81,15 @@ impl Plan {
     /// `pod`'s, which carries the plan out).
     pub fn build(
         make_namespaces: impl FnOnce() -> Result<(RawFd, Option<RawFd>), String>,
-        seccomp: impl FnOnce() -> sys::Filter,
+        seccomp: impl FnOnce(bool) -> sys::Filter,
     ) -> Result<Plan, String> {
         Plan::probe(seccomp)?.with_namespaces(make_namespaces)
     }
 
     /// The plan but the namespaces pods join (`with_namespaces`): what can be worked out at
-    /// start-up, holding no descriptor.
-    pub fn probe(seccomp: impl FnOnce() -> sys::Filter) -> Result<Plan, String> {
+    /// start-up, holding no descriptor. `seccomp` is told whether the pods see a host's tree
+    /// bound whole (their `connect` then goes to their supervisor: `pod::unotify`).
+    pub fn probe(seccomp: impl FnOnce(bool) -> sys::Filter) -> Result<Plan, String> {
         let info = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("isolation unavailable: cannot read /proc/self/mountinfo: {e}"))?;
         let mut mounts = classify(&info);
@@ -137,7 +138,7 @@ impl Plan {
             userns_fd: None,
             scratch_mountpoint,
             scratch_bytes: SCRATCH_BYTES,
-            seccomp: seccomp(),
+            seccomp: seccomp(bound.iter().any(|t| !hidden.contains(t))),
             proc_masks: present("/proc", PROC_MASKS),
             sys_masks: present("/sys", SYS_MASKS),
             bound,

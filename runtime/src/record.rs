@@ -107,7 +107,8 @@ impl Ending {
                     None => malformed += 1,
                 },
                 // A warm pod's description and its dirty-IPC mark, read by its watcher.
-                b'I' | b'D' => {}
+                // The pod's connect listener, taken by its supervisor (`supervise::connects`).
+                b'I' | b'D' | b'L' => {}
                 b'S' => self.test_started_ns = self.test_started_ns.or(stamp(payload)),
                 b'T' => self.test_ended_ns = self.test_ended_ns.or(stamp(payload)),
                 // A note from the pod's runtime (a refused system call), bounded in number.

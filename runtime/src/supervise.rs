@@ -110,7 +110,9 @@ pub fn supervisor(rt: &Runtime, plan: Option<&Plan>, info: PodInfo, host: Host) 
             own.extend(host_pidfd);
             own.extend(host_ipc);
             drop_host_fds(&own);
-            let mut ending = await_end(rt, &info, &ch, child, host_end);
+            let notify = plan.is_some_and(|p| p.seccomp.notify);
+            let mut connects = connects::Connects::new(notify, scratch.as_ref());
+            let mut ending = await_end(rt, &info, &ch, child, host_end, connects.as_mut());
             if let Some(fd) = host_ipc {
                 // Unprivileged, the host's namespace is out of reach: the objects go with the
                 // supervisor.
@@ -171,19 +173,22 @@ fn await_end(
     ch: &Channels,
     child: libc::pid_t,
     host: HostEnd,
+    connects: Option<&mut connects::Connects>,
 ) -> Ending {
-    let (mut e, frames) = watch_pod(info, ch, child, host);
+    let (mut e, frames) = watch_pod(info, ch, child, host, connects);
     e.apply_frames(rt, info, &frames);
     e
 }
 
 /// Poll the pod's channels, its direct child and the host until the pod is over; its frames.
 /// Once the test has started, it is looked at for a deadlock every `deadlock::PERIOD_NS`.
+/// `connects`: the pod's `connect` calls, answered here (`connects`).
 fn watch_pod(
     info: &PodInfo,
     ch: &Channels,
     child: libc::pid_t,
     mut host: HostEnd,
+    mut connects: Option<&mut connects::Connects>,
 ) -> (Ending, Vec<u8>) {
     let _ = sys::set_nonblock(ch.status_r);
     let _ = sys::set_nonblock(ch.out_r);
@@ -198,8 +203,8 @@ fn watch_pod(
     // A pipe at end of file polls readable for ever: it leaves the poll set (no spinning while
     // the test's exit completes).
     let (mut out_open, mut status_open) = (true, true);
-    let mut fds = Vec::with_capacity(4);
-    let mut rev = [0i16; 4];
+    let mut fds = Vec::with_capacity(5);
+    let mut rev = [0i16; 5];
     loop {
         let now = sys::monotonic_ns();
         let wait_ms = if e.cut() {
@@ -209,6 +214,7 @@ fn watch_pod(
             let next = host.gone_until.map_or(next, |t| t.min(next));
             (next.saturating_sub(now) / 1_000_000).clamp(1, 1000) as i32
         };
+        let wait_ms = connects.as_ref().map_or(wait_ms, |c| c.wait_ms(wait_ms));
         // Once gone, the host's pidfd polls readable for ever: it leaves the poll set.
         let polled_host = host.pidfd.filter(|_| host.gone_until.is_none());
         fds.clear();
@@ -220,9 +226,14 @@ fn watch_pod(
         if status_open {
             fds.push(ch.status_r);
         }
+        fds.extend(connects.as_ref().and_then(|c| c.fd()));
         let _ = sys::poll_in(&fds, wait_ms, &mut rev[..fds.len()]);
         out_open &= !read_output(ch.out_r, &mut e.output, &mut e.output_cut);
         status_open &= !read_frames(ch.status_r, &mut frames, &mut e.frames_discarded);
+        if let Some(c) = connects.as_deref_mut() {
+            c.take(&frames, child_fd);
+            c.serve();
+        }
         if let (None, Some(t)) = (&watch, record::test_started_ns(&frames)) {
             let start = t.clamp(info.started_ns, sys::monotonic_ns());
             deadline.test_started(start);
@@ -274,6 +285,9 @@ fn watch_pod(
         }
     }
     e.ended_ns.get_or_insert_with(sys::monotonic_ns);
+    if let Some(c) = connects {
+        e.notes.append(&mut c.notes);
+    }
     // The pod is gone; whatever it wrote is in the pipes.
     read_output(ch.out_r, &mut e.output, &mut e.output_cut);
     read_frames(ch.status_r, &mut frames, &mut e.frames_discarded);
@@ -296,6 +310,7 @@ fn end(rt: &Runtime, info: &PodInfo, scratch: Option<&pod::Scratch>, e: Ending) 
     finish_record(rt, info, e, Vec::new(), scratch, None)
 }
 
+mod connects;
 #[cfg(test)]
 mod tests;
 

@@ -229,6 +229,40 @@ fn class3_trees_the_scan_cannot_walk_fully_keep_host_sockets_and_fifos_out() {
     });
 }
 
+/// Not as root, a socket the host creates after start-up in a tree the pod sees bound whole is
+/// not hidden by the start-up scan: the pod's `connect` is made by its supervisor, which
+/// refuses a socket of the host's (by path, absolute path, the pod's own symbolic link, an
+/// O_PATH descriptor's /proc link), and Unix datagram sockets (whose `sendmsg` names its
+/// receiver where the filter cannot read it) are refused. The pod's own sockets keep working.
+#[test]
+fn class3_host_sockets_created_after_start_up_are_unreachable() {
+    let title = "3 (host sockets created after start-up)";
+    battery("late", title, |r, _, failures| {
+        let out = r.pod_output();
+        let mut bad = Vec::new();
+        if !out.contains("own sockets after start-up: work") {
+            bad.push("the test's own sockets broke".to_string());
+        }
+        if !out.contains("../late/host.sock appeared: yes") {
+            bad.push("the host's socket never appeared in the pod".to_string());
+        }
+        if r.variant.contains("unprivileged") {
+            if out.contains("with a listener: installed") {
+                bad.push("the pod installed a filter with a listener of its own".into());
+            }
+            let notes = r.notes().join("\n");
+            if !notes.contains("connect to ../late/host.sock refused") {
+                bad.push(format!(
+                    "the record's notes do not name the refusal: {notes:?}"
+                ));
+            }
+        }
+        if !bad.is_empty() {
+            failures.push(format!("[{}] {}:\n{out}", r.variant, bad.join("; ")));
+        }
+    });
+}
+
 #[test]
 fn class4_refused_system_calls_fail_with_eperm_and_are_noted() {
     battery("syscalls", "4 (system calls)", |r, _, failures| {

@@ -264,7 +264,7 @@ fn inert(fd: RawFd, held: &mut Vec<RawFd>) -> Option<RawFd> {
     if let crate::pod::Inert::Listener { ty, .. } = plan.kind {
         plan.kind = crate::pod::Inert::Socket { ty };
     }
-    let (new, other) = crate::pod::make_inert(&plan).ok()?;
+    let (new, other) = crate::pod::make_inert(&plan, false).ok()?;
     held.extend(other);
     Some(new)
 }

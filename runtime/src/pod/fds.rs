@@ -180,10 +180,12 @@ impl FdPlan {
 /// open besides (the other ends of its inert pipes and sockets), and the files reopened
 /// read-only until their first write (`lazy`).
 /// `watch`: which paths are clones bound over the host's files (whose inode differs).
+/// `no_dgram`: the pod may hold no Unix datagram socket (`unotify`).
 pub fn apply(
     plan: &FdPlan,
     null: RawFd,
     watch: &Watch,
+    no_dgram: bool,
 ) -> Result<(Vec<RawFd>, Vec<Lazy>), SetupError> {
     let mut held = Vec::new();
     let mut lazies = Vec::new();
@@ -194,7 +196,8 @@ pub fn apply(
         match action {
             Action::Keep => {}
             Action::Inert(p) => {
-                let (new, other) = inert::make(p).step("make an inert socket, pipe or event fd")?;
+                let (new, other) =
+                    inert::make(p, no_dgram).step("make an inert socket, pipe or event fd")?;
                 // SAFETY: see above.
                 unsafe { sys::dup2(new, *fd) }
                     .step("replace an inherited socket, pipe or event fd")?;

@@ -83,7 +83,9 @@ pub fn plan(fd: RawFd, fmt: libc::mode_t, target: &str) -> Option<InertPlan> {
 }
 
 /// The new object: (the descriptor to put in place, the other end the pod must hold open).
-pub fn make(p: &InertPlan) -> io::Result<(RawFd, Option<RawFd>)> {
+/// `no_dgram`: a datagram socket becomes a seqpacket pair (message boundaries kept), for a pod
+/// that may hold no Unix datagram socket (`unotify`).
+pub fn make(p: &InertPlan, no_dgram: bool) -> io::Result<(RawFd, Option<RawFd>)> {
     let nb = p.nonblock;
     match p.kind {
         Inert::Listener {
@@ -93,9 +95,9 @@ pub fn make(p: &InertPlan) -> io::Result<(RawFd, Option<RawFd>)> {
         } => match sys::unbound_listener(domain, ty, protocol, nb) {
             Ok(fd) => Ok((fd, None)),
             // A family the pod's namespace lacks: a socket that leads nowhere all the same.
-            Err(_) => pair(ty, nb),
+            Err(_) => pair(ty, nb, no_dgram),
         },
-        Inert::Socket { ty } => pair(ty, nb),
+        Inert::Socket { ty } => pair(ty, nb, no_dgram),
         Inert::PipeRead => {
             let (r, w) = sys::pipe_with(nb)?;
             if nb {
@@ -113,9 +115,10 @@ pub fn make(p: &InertPlan) -> io::Result<(RawFd, Option<RawFd>)> {
     }
 }
 
-fn pair(ty: i32, nonblock: bool) -> io::Result<(RawFd, Option<RawFd>)> {
+fn pair(ty: i32, nonblock: bool, no_dgram: bool) -> io::Result<(RawFd, Option<RawFd>)> {
     let ty = match ty {
         libc::SOCK_STREAM | libc::SOCK_SEQPACKET => ty,
+        _ if no_dgram => libc::SOCK_SEQPACKET,
         _ => libc::SOCK_DGRAM,
     };
     let (ours, held) = sys::unix_pair(ty, true)?;
@@ -166,7 +169,7 @@ mod tests {
         for (fd, kind, nonblock) in want {
             let p = plan_of(fd).unwrap_or_else(|| panic!("fd {fd} not planned"));
             assert_eq!((p.kind, p.nonblock, p.cloexec), (kind, nonblock, true));
-            let (new, held) = make(&p).unwrap();
+            let (new, held) = make(&p, false).unwrap();
             let again = plan_of(new).unwrap();
             // What is written to leads nowhere: never blocks.
             let writes = matches!(kind, Inert::Socket { .. } | Inert::PipeWrite);
@@ -193,9 +196,9 @@ mod tests {
             cloexec: true,
         };
         let mut buf = [0u8; 8];
-        let (blocking, held) = make(&p(false)).unwrap();
+        let (blocking, held) = make(&p(false), false).unwrap();
         assert_eq!(sys::read(blocking, &mut buf).unwrap(), 0);
-        let (nonblocking, held2) = make(&p(true)).unwrap();
+        let (nonblocking, held2) = make(&p(true), false).unwrap();
         let e = sys::read(nonblocking, &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         // Writes are absorbed until the buffer is full, then fail: they never block.
@@ -221,7 +224,7 @@ mod tests {
             nonblock: true,
             cloexec: true,
         };
-        let (fd, held) = make(&p).unwrap();
+        let (fd, held) = make(&p, false).unwrap();
         assert!(held.is_none());
         assert_eq!(sys::socket_opt(fd, libc::SO_ACCEPTCONN).unwrap(), 1);
         sys::close(fd);

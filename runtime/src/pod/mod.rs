@@ -28,7 +28,7 @@
 //! | test | remap every MAP_SHARED mapping private with its contents |
 //! | test | limits (CPU, address space, processes, core 0), OOM first |
 //! | test | a fresh session keyring; no_new_privs, drop every capability (effective, permitted, inheritable, ambient) |
-//! | test | the system call filter (`seccomp`), last, with the lazy copy-up traps in it if any file is lazy (`lazy`) |
+//! | test | the system call filter (`seccomp`), last, with the lazy copy-up traps in it if any file is lazy (`lazy`); where the pod sees a host's tree bound whole, with a listener for `connect`, named to the supervisor (`unotify`) |
 //! | test | a warm test rings the watcher's doorbell, set up at last (or failed), then closes it |
 //! | test | lowest priority (nice 19, `SCHED_IDLE`), the very last step: the setup is not kept waiting behind the machine's other work, the test's first line is not run above it |
 
@@ -50,6 +50,7 @@ mod shm;
 pub use shm::zero_in_pods;
 mod stdio;
 mod step;
+mod unotify;
 
 pub use fds::{scan as scan_fds, FdPlan};
 pub use files::Watch;
@@ -338,7 +339,8 @@ fn test_steps(
         // Before any code of the test's: what the host's files were at the checkpoint.
         report_frame(b'F', &watch.encode());
         crate::podgroup::join();
-        let (held, lazies) = fds::apply(spec.fds, null.as_raw_fd(), watch)?;
+        let no_dgram = spec.plan.is_some_and(|p| p.seccomp.notify);
+        let (held, lazies) = fds::apply(spec.fds, null.as_raw_fd(), watch, no_dgram)?;
         keep.extend(held);
         lazy = lazies;
     }
@@ -359,7 +361,11 @@ fn test_steps(
         sys::drop_capabilities().step("drop capabilities")?;
         if let Some(plan) = spec.plan {
             let filter = lazy::filter(lazy, &spec.fds.lazy_code, &plan.seccomp);
-            seccomp::install(&filter).step("install the system call filter")?;
+            let listener = seccomp::install(&filter, plan.seccomp.notify)
+                .step("install the system call filter")?;
+            if let Some(l) = listener {
+                unotify::announce(l);
+            }
         }
     }
     ring_doorbell();

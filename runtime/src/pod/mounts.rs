@@ -122,6 +122,8 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
     .step("mount the scratch tmpfs")?;
     let root = root_of(plan);
     sys::mkdir(&c(&root)?, 0o755).step("create the pod root")?;
+    let mut own = OwnMounts(plan.seccomp.notify.then(Vec::new));
+    own.add(&c(&root)?);
     sys::mkdir(&c(&format!("{base}/u"))?, 0o700).step("create the upper directories")?;
     sys::mkdir(&c(&format!("{base}/w"))?, 0o700).step("create the work directories")?;
     mask_sources(&base)?;
@@ -157,7 +159,10 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
                 }
                 let readonly = m.action == MountAction::OverlayReadOnly;
                 match overlay(lower, &upper, &work, userns, readonly, &ct) {
-                    Ok(()) => uppers.push((m.path.clone(), upper)),
+                    Ok(()) => {
+                        own.add(&ct);
+                        uppers.push((m.path.clone(), upper))
+                    }
                     Err(e) if m.path == "/" => {
                         return Err(SetupError {
                             step: "mount the overlay on /",
@@ -174,7 +179,10 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
             }
             MountAction::Proc => has_proc = true,
             MountAction::Dev if dev_in_upper => {}
-            MountAction::Dev => dev::tmpfs_dev(&ct, &target)?,
+            MountAction::Dev => {
+                dev::tmpfs_dev(&ct, &target)?;
+                own.add(&ct);
+            }
             MountAction::BindReadOnly if plan.hidden.contains(&m.path) => {
                 let below = steps.iter().map(|s| s.path.as_str());
                 hide_tree(&m.path, &target, below)?;
@@ -208,7 +216,21 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
         uppers,
         has_proc,
         clones: None,
+        own_mounts: own.0.unwrap_or_default(),
     })
+}
+
+/// The ids of the mounts made for the pod, where they are wanted (`Scratch::own_mounts`): each
+/// looked up right after it is made, before the pod exists, at its mount point. One that cannot
+/// be looked up is left out (its sockets are refused: closed).
+struct OwnMounts(Option<Vec<u64>>);
+
+impl OwnMounts {
+    fn add(&mut self, target: &CStr) {
+        if let Some(v) = &mut self.0 {
+            v.extend(sys::mount_id_at(libc::AT_FDCWD, target).ok());
+        }
+    }
 }
 
 /// Every overlay is `nodev`: a device node of the host's, seen through it, cannot be opened.

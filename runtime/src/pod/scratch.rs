@@ -15,6 +15,10 @@ pub struct Scratch {
     /// The watched files the pod sees as clones bound over their paths (a cold pod's, on a file
     /// system with reflinks: `clones`).
     pub(super) clones: Option<Clones>,
+    /// The mounts the supervisor made for the pod (its overlays, the scratch its root is on, its
+    /// /dev), by id, where its `connect` is decided by the supervisor (`unotify`): the sockets
+    /// on them are the pod's own or an overlay's (no host process listens on those).
+    pub own_mounts: Vec<u64>,
 }
 
 impl Scratch {
@@ -53,6 +57,7 @@ impl Scratch {
             uppers,
             has_proc: proc == "1",
             clones: None,
+            own_mounts: Vec::new(),
         })
     }
 

@@ -16,11 +16,15 @@
 //! calls fail with EPERM. `ptrace` and `process_vm_*` stay: the PID namespace bounds them to the
 //! pod, and debuggers and tracers in tests need them.
 //!
+//! Unprivileged pods that see a host's tree bound whole: `connect` goes to the supervisor, and
+//! what would get past it is refused too (`unotify`).
+//!
 //! A refused call raises SIGSYS (`SECCOMP_RET_TRAP`); the handler makes the call return EPERM
 //! and sends a note frame to the supervisor. A test that installs its own SIGSYS handler gets
 //! the signal instead; a program the test execs has no handler, and SIGSYS ends it.
 
 use super::bpf::{self, Asm, To, ALLOW, ENOSYS, EPERM, JEQ, JSET, LD, OFF_ARCH, OFF_NR, TRAP};
+use super::unotify;
 use crate::sys::{self, Filter};
 
 #[cfg(target_arch = "x86_64")]
@@ -110,19 +114,21 @@ enum ArgTest {
     AnyBit,
 }
 
-/// The filter, both ways (`sys::Filter`).
-pub fn plan() -> Filter {
+/// The filter, both ways (`sys::Filter`). `notify`: the pod's `connect` goes to its supervisor
+/// (`unotify`), for unprivileged pods that see a host's tree bound whole.
+pub fn plan(notify: bool) -> Filter {
     Filter {
-        plain: program(),
-        lazy_head: super::lazy::head(),
+        plain: program(notify),
+        lazy_head: super::lazy::head(notify),
+        notify,
     }
 }
 
 /// The filter program alone.
 #[cfg(target_arch = "x86_64")]
-pub fn program() -> Vec<sys::Insn> {
-    let mut a = Asm::with_capacity(64);
-    write(&mut a, &[]);
+pub fn program(notify: bool) -> Vec<sys::Insn> {
+    let mut a = Asm::with_capacity(80);
+    write(&mut a, &[], notify);
     a.finish()
 }
 
@@ -131,22 +137,33 @@ pub fn program() -> Vec<sys::Insn> {
 /// `more`: other calls to look at in the same search, each (number, where it goes: checks
 /// written after these, none of this filter's calls), so that the calls no one looks at take
 /// no more comparisons than in one search.
+/// `notify`: with the checks of `unotify` in the same search.
 #[cfg(target_arch = "x86_64")]
-pub fn write(a: &mut Asm, more: &[(u32, To)]) {
+pub fn write(a: &mut Asm, more: &[(u32, To)], notify: bool) {
     a.op(LD, OFF_ARCH, To::Next, To::Next);
     a.op(JEQ, AUDIT_ARCH, To::Next, EPERM);
     a.op(LD, OFF_NR, To::Next, To::Next);
     let checks: Vec<To> = REFUSED_IF.iter().map(|_| a.label()).collect();
-    a.search(&ranges(&checks, more));
+    let connects = notify.then(|| unotify::Checks::new(a));
+    let mut more = more.to_vec();
+    more.extend(connects.iter().flat_map(unotify::Checks::calls));
+    a.search(&ranges(&checks, &more));
     // The argument checks: load the first argument, decide.
-    for (&check, &(_, _, k, test)) in checks.iter().zip(REFUSED_IF) {
+    for (&check, &(nr, _, k, test)) in checks.iter().zip(REFUSED_IF) {
         a.place(check);
         a.op(LD, off_arg(0), To::Next, To::Next);
         let code = match test {
             ArgTest::Equals => JEQ,
             ArgTest::AnyBit => JSET,
         };
-        a.op(code, k, TRAP, ALLOW);
+        let miss = match &connects {
+            Some(c) if nr == libc::SYS_socket => c.socket_family(),
+            _ => ALLOW,
+        };
+        a.op(code, k, TRAP, miss);
+    }
+    if let Some(c) = connects {
+        c.write(a);
     }
 }
 
@@ -188,7 +205,7 @@ fn ranges(checks: &[To], more: &[(u32, To)]) -> Vec<(u32, To)> {
 
 /// No filter on other architectures (README: "not isolated").
 #[cfg(not(target_arch = "x86_64"))]
-pub fn program() -> Vec<sys::Insn> {
+pub fn program(_notify: bool) -> Vec<sys::Insn> {
     Vec::new()
 }
 
@@ -201,7 +218,7 @@ fn name(nr: i64) -> &'static str {
             .copied()
             .chain(REFUSED_IF.iter().map(|&(n, s, _, _)| (n, s)))
             .find(|&(n, _)| n == nr);
-        if let Some((_, s)) = hit {
+        if let Some((_, s)) = hit.or_else(|| unotify::name(nr)) {
             return s;
         }
     }
@@ -248,15 +265,19 @@ fn report(nr: i64) {
     super::report_note(&buf[..len]);
 }
 
-/// The last setup step: the filter, with refused calls returning EPERM and noted.
-pub fn install(prog: &[sys::Insn]) -> std::io::Result<()> {
+/// The last setup step: the filter, with refused calls returning EPERM and noted. `listen`: with
+/// a listener for the calls it notifies (`unotify`), returned.
+pub fn install(prog: &[sys::Insn], listen: bool) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
     if prog.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     // SAFETY: `report` is async-signal-safe: atomic bit operations, a frame built on the stack
     // and one `write` (`report_note`).
     unsafe { sys::refuse_trapped_calls(report) }?;
-    sys::install_filter(prog)
+    if listen {
+        return sys::install_filter_listening(prog).map(Some);
+    }
+    sys::install_filter(prog).map(|()| None)
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -282,7 +303,7 @@ mod tests {
 
     #[test]
     fn the_filter_refuses_what_it_lists_and_allows_the_rest() {
-        let p = program();
+        let p = program(false);
         let nr = |n: libc::c_long| n as u32;
         let allow = libc::SECCOMP_RET_ALLOW;
         let trap = libc::SECCOMP_RET_TRAP;
@@ -325,7 +346,7 @@ mod tests {
 
     #[test]
     fn every_call_number_takes_a_short_walk_to_the_right_return() {
-        let p = program();
+        let p = program(false);
         for nr in 0..500u32 {
             let listed = REFUSED.iter().any(|&(n, _)| n as u32 == nr);
             let want = if listed {
@@ -354,7 +375,7 @@ mod tests {
         let r = own_ranges();
         assert_eq!(r[0], (0, ALLOW));
         assert!(r.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 != w[1].1));
-        let p = program();
+        let p = program(false);
         assert!(p.len() < 3 + (r.len() - 1) + 2 * REFUSED_IF.len() + 4);
         assert!(p.len() <= 52, "{} instructions", p.len());
         // Every path through the search: log2(ranges) comparisons, and a leaf's few.

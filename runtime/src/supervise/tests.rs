@@ -54,7 +54,7 @@ fn a_pod_that_ended_before_its_supervisor_looked_is_not_a_timeout() {
     let pidfd = sys::pidfd_open(pid).unwrap();
     let _ = sys::poll_in(&[std::os::fd::AsRawFd::as_raw_fd(&pidfd)], -1, &mut [0]);
     let info = late_info();
-    let (mut e, frames) = watch_pod(&info, &ch, pid, host_alive());
+    let (mut e, frames) = watch_pod(&info, &ch, pid, host_alive(), None);
     assert!(!e.timed_out, "killed as overdue after it had ended");
     assert_eq!(e.status.map(|s| libc::WEXITSTATUS(s)), Some(0));
     e.verdict = Some((true, None));
@@ -79,7 +79,7 @@ fn a_pod_past_its_deadline_that_has_not_ended_is_killed() {
         }
     });
     let info = late_info();
-    let (e, _) = watch_pod(&info, &ch, pid, host_alive());
+    let (e, _) = watch_pod(&info, &ch, pid, host_alive(), None);
     assert!(e.timed_out);
     assert_eq!(e.status.map(|s| libc::WTERMSIG(s)), Some(libc::SIGKILL));
     assert_eq!(
@@ -122,7 +122,7 @@ fn a_pod_whose_host_is_gone_ends_within_the_grace_with_its_own_outcome() {
         verdict_pass(ch);
     });
     let info = fresh_info();
-    let (mut e, _) = watch_pod(&info, &ch, pid, host_gone_for(60_000));
+    let (mut e, _) = watch_pod(&info, &ch, pid, host_gone_for(60_000), None);
     assert!(!e.host_died);
     e.verdict = Some((true, None));
     assert_eq!(
@@ -137,7 +137,7 @@ fn a_pod_whose_host_is_gone_is_killed_past_the_grace() {
         std::thread::sleep(std::time::Duration::from_secs(1));
     });
     let info = fresh_info();
-    let (e, _) = watch_pod(&info, &ch, pid, host_gone_for(50));
+    let (e, _) = watch_pod(&info, &ch, pid, host_gone_for(50), None);
     assert!(e.host_died);
     assert_eq!(e.status.map(|s| libc::WTERMSIG(s)), Some(libc::SIGKILL));
     assert_eq!(

@@ -98,6 +98,11 @@ pub fn set_fd_flags(fd: RawFd, flags: libc::c_int) -> io::Result<()> {
     check(unsafe { libc::fcntl(fd, libc::F_SETFD, flags) }).map(drop)
 }
 
+pub fn set_fl(fd: RawFd, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain fcntl.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }).map(drop)
+}
+
 pub fn set_nonblock(fd: RawFd) -> io::Result<()> {
     let fl = get_fl(fd)?;
     // SAFETY: plain fcntl.

@@ -43,6 +43,7 @@ mod signal;
 mod sites;
 mod socket;
 mod trace;
+mod unotify;
 
 pub use at::*;
 pub use fd::*;
@@ -58,6 +59,7 @@ pub use signal::*;
 pub use sites::{compiled_sites, has_own_sites};
 pub use socket::{peer_cred, recv_fds, send_fds, send_raw_fds, seqpacket_pair};
 pub use trace::*;
+pub use unotify::*;
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {

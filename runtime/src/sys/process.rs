@@ -144,35 +144,56 @@ pub fn drop_capabilities() -> io::Result<()> {
             0,
         )
     };
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let hdr = Header {
-        version: 0x2008_0522,
-        pid: 0,
-    };
-    let data = [
-        Data {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        },
-        Data {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        },
-    ];
+    capset(&[CapData::default(); 2])
+}
+
+/// Turn this process's effective capabilities off (`on`: back to its permitted ones), so that
+/// what it does on a pod's behalf is checked as the pod's own calls are (the pod has none).
+pub fn effective_caps(on: bool) -> io::Result<()> {
+    let mut data = [CapData::default(); 2];
     // SAFETY: header and a two-element data array, as _LINUX_CAPABILITY_VERSION_3 requires.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) };
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &CAP_HEADER as *const CapHeader,
+            data.as_mut_ptr(),
+        )
+    })?;
+    for d in &mut data {
+        d.effective = if on { d.permitted } else { 0 };
+    }
+    capset(&data)
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// _LINUX_CAPABILITY_VERSION_3, this process.
+const CAP_HEADER: CapHeader = CapHeader {
+    version: 0x2008_0522,
+    pid: 0,
+};
+
+fn capset(data: &[CapData; 2]) -> io::Result<()> {
+    // SAFETY: header and a two-element data array, as _LINUX_CAPABILITY_VERSION_3 requires.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &CAP_HEADER as *const CapHeader,
+            data.as_ptr(),
+        )
+    };
     check_long(r).map(drop)
 }
 

@@ -18,11 +18,18 @@ pub type Insn = libc::sock_filter;
 pub struct Filter {
     pub plain: Vec<Insn>,
     pub lazy_head: Vec<Insn>,
+    /// Whether it notifies the pod's supervisor of `connect` (installed with a listener).
+    pub notify: bool,
 }
 
 /// Install `prog` as this thread's seccomp filter (no_new_privs must be set, or
 /// CAP_SYS_ADMIN held). The kernel copies the program; `prog` may be dropped afterwards.
 pub fn install_filter(prog: &[Insn]) -> io::Result<()> {
+    install_with(prog, 0).map(drop)
+}
+
+/// `install_filter` with more `flags` (`SECCOMP_FILTER_FLAG_*`); what the call returns.
+pub(super) fn install_with(prog: &[Insn], flags: libc::c_ulong) -> io::Result<libc::c_long> {
     let fprog = libc::sock_fprog {
         len: prog.len() as libc::c_ushort,
         filter: prog.as_ptr() as *mut Insn,
@@ -37,11 +44,11 @@ pub fn install_filter(prog: &[Insn]) -> io::Result<()> {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            SECCOMP_FILTER_FLAG_SPEC_ALLOW | flags,
             &fprog as *const libc::sock_fprog,
         )
     };
-    check_long(r).map(drop)
+    check_long(r)
 }
 
 /// What SIGSYS calls with the number of the refused system call (async-signal-safe code only).

@@ -35,7 +35,7 @@ const WRITES: &[(libc::c_long, u32)] = &[
 /// protection first), and `tail` decides. None of them is one the pod's filter refuses or looks
 /// at: what `tail` does not trap is allowed.
 #[cfg(target_arch = "x86_64")]
-pub(super) fn head() -> Vec<sys::Insn> {
+pub(super) fn head(notify: bool) -> Vec<sys::Insn> {
     let mut a = Asm::with_capacity(100);
     let (fcntl, mmap, arg2, arg0) = (a.label(), a.label(), a.label(), a.label());
     let calls: Vec<(u32, To)> = WRITES
@@ -46,7 +46,7 @@ pub(super) fn head() -> Vec<sys::Insn> {
             (libc::SYS_mmap as u32, mmap),
         ])
         .collect();
-    seccomp::write(&mut a, &calls);
+    seccomp::write(&mut a, &calls, notify);
     a.place(fcntl);
     a.op(LD, off_arg(1), To::Next, To::Next);
     let commands = [
@@ -76,7 +76,7 @@ pub(super) fn head() -> Vec<sys::Insn> {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub(super) fn head() -> Vec<sys::Insn> {
+pub(super) fn head(_notify: bool) -> Vec<sys::Insn> {
     Vec::new()
 }
 
@@ -129,7 +129,7 @@ pub(super) mod tests {
 
     /// The filter a pod with lazy descriptors `fds` installs.
     pub(in super::super) fn full(fds: &[u32], gate: u64, code: &[(u64, u64)]) -> Vec<sys::Insn> {
-        let mut p = head();
+        let mut p = head(false);
         tail(fds, gate, code, &mut p);
         p
     }
@@ -162,7 +162,7 @@ pub(super) mod tests {
     fn what_the_lazy_checks_let_through_the_pods_filter_decides() {
         let (gate, own, elsewhere) = (0x7f12_3456_789a, 0x5555_0000_2000, 0x5555_0001_2000);
         let p = full(&[3, 7], gate, &[(0x5555_0000_1000, 0x5555_0000_8fff)]);
-        let plain = seccomp::program();
+        let plain = seccomp::program(false);
         let trap = libc::SECCOMP_RET_TRAP | DATA_WRITE;
         const I386: u32 = 0x4000_0003;
         let (mut compared, mut walked, mut walked_plain, mut unlisted) = (0, 0, 0, 0);
@@ -299,7 +299,7 @@ pub(super) mod tests {
         // The kernel caches, per call number, a filter that allows it whatever its arguments:
         // every call not listed must be decided as by the pod's filter alone, by its number
         // alone where that filter does.
-        let plain = seccomp::program();
+        let plain = seccomp::program(false);
         for nr in 0..500 {
             if listed(nr) {
                 assert!(walk(&p, own, nr, a(3)).1, "call {nr} not looked at");

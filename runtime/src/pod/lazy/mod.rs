@@ -65,8 +65,8 @@ static LAZY: OnceLock<Vec<Lazy>> = OnceLock::new();
 
 /// The pod's filter with the calls that write through a descriptor folded into its search, as
 /// planned once (`sys::Filter`); `filter` completes it in the test.
-pub fn head() -> Vec<sys::Insn> {
-    filter::head()
+pub fn head(notify: bool) -> Vec<sys::Insn> {
+    filter::head(notify)
 }
 
 /// The system call filter the test installs: `planned.plain` where nothing is lazy; else

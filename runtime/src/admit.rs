@@ -106,6 +106,13 @@ pub fn admit(rt: &Runtime, site: &Site, stats: &SiteStats) -> bool {
     let Some(cfg) = rt.config.as_ref() else {
         return false;
     };
+    let first_run = stats.started.load(Ordering::Relaxed) == 0;
+    if !first_run && rt.ledger().budget_shut(sys::monotonic_ns()) {
+        // As `decide` would say, which looks at the budget first for a repeat; the faults
+        // meanwhile are charged at the next call that looks (the pods seen since included).
+        stats.skipped_budget.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
     charge_cow_faults(rt);
     charge_crowded_pods(rt.ledger());
     let limits = Limits {
@@ -115,7 +122,7 @@ pub fn admit(rt: &Runtime, site: &Site, stats: &SiteStats) -> bool {
         max_queue: cfg.max_queue,
     };
     let call = Call {
-        first_run: stats.started.load(Ordering::Relaxed) == 0,
+        first_run,
         site: site.index.load(Ordering::Relaxed),
     };
     let world = World {
@@ -128,7 +135,9 @@ pub fn admit(rt: &Runtime, site: &Site, stats: &SiteStats) -> bool {
         alive: |pid: u32| sys::alive(pid as i32),
     };
     let verdict = decide(rt.ledger(), limits, call, world);
-    let first_run = call.first_run;
+    if let (Err(Skip::Budget), Some(pct)) = (verdict, limits.max_overhead) {
+        rt.ledger().shut_budget(crate::runtime::started_ns(), pct);
+    }
     let counter = match verdict {
         Ok(Admitted::Run) => {
             PASS.set(Pass {

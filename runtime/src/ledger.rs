@@ -45,6 +45,8 @@ pub struct Ledger {
     moved: AtomicBool,
     /// When the host's end began (monotonic ns; 0: it has not): see `host_ended`.
     host_end_ns: AtomicU64,
+    /// Until when the host's budget stays spent (monotonic ns): see `shut_budget`.
+    budget_shut_until_ns: AtomicU64,
     /// Pods waiting for a slot.
     queue: Queue,
 }
@@ -63,6 +65,7 @@ impl Ledger {
             displaced: AtomicU64::new(0),
             moved: AtomicBool::new(false),
             host_end_ns: AtomicU64::new(0),
+            budget_shut_until_ns: AtomicU64::new(0),
             queue: Queue::new(),
         }
     }
@@ -170,6 +173,25 @@ impl Ledger {
     /// Charge `ns` of what testing cost the host to the budget.
     pub fn charge(&self, ns: u64) {
         self.overhead_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// The host's budget of `pct` percent of its elapsed time (from `started_ns`) refused a
+    /// repeat. What it has spent (`overhead_ns`) never shrinks, so the budget cannot reopen
+    /// before the elapsed time has caught up with it: until then `budget_shut` says so without
+    /// a look at the clock's share, the faults or the machine (a host on every core samples
+    /// thousands of calls a second that the budget turns away).
+    pub fn shut_budget(&self, started_ns: u64, pct: f64) {
+        if pct > 0.0 {
+            let earned_at = self.overhead_ns() as f64 * 100.0 / pct;
+            let until = started_ns.saturating_add(earned_at as u64);
+            self.budget_shut_until_ns
+                .fetch_max(until, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the host's budget is still spent at `now` (monotonic ns): see `shut_budget`.
+    pub fn budget_shut(&self, now: u64) -> bool {
+        now < self.budget_shut_until_ns.load(Ordering::Relaxed)
     }
 
     /// The host paused `ns` for a never-run test's snapshot: a cost, outside the budget.

@@ -200,6 +200,46 @@ fn the_host_budget_is_a_share_of_elapsed_time_and_counts_the_drain_of_the_backlo
 }
 
 #[test]
+fn a_spent_budget_stays_shut_only_while_decide_would_refuse_a_repeat() {
+    let ledger = Ledger::new();
+    let l = Limits {
+        max_overhead: Some(5.0),
+        ..limits(4, 8)
+    };
+    let started = 7 * SECOND;
+    ledger.charge(10_000_000); // 10 ms spent: 5 % of 200 ms
+    assert!(
+        !ledger.budget_shut(started),
+        "open until a refusal shuts it"
+    );
+    ledger.shut_budget(started, 5.0);
+    for ms in [0, 100, 199, 200, 201, 500] {
+        let elapsed = ms * 1_000_000;
+        let shut = ledger.budget_shut(started + elapsed);
+        assert_eq!(shut, ms < 200, "at {ms} ms");
+        if shut {
+            assert_eq!(
+                decide(&ledger, l, REPEAT, world(elapsed)),
+                Err(Skip::Budget),
+                "shut at {ms} ms, where decide refuses too"
+            );
+        }
+    }
+    // More spent later moves the instant on; an earlier refusal never moves it back.
+    ledger.charge(10_000_000);
+    ledger.shut_budget(started, 5.0);
+    assert!(ledger.budget_shut(started + 399_000_000));
+    assert!(!ledger.budget_shut(started + 400_000_000));
+    ledger.shut_budget(started, 50.0);
+    assert!(ledger.budget_shut(started + 399_000_000));
+    // `0` (no pod at all) and `off` never shut it: `decide` says so itself.
+    let other = Ledger::new();
+    other.charge(SECOND);
+    other.shut_budget(started, 0.0);
+    assert!(!other.budget_shut(started));
+}
+
+#[test]
 fn the_pods_cpu_is_a_share_of_the_machine_over_elapsed_time() {
     let ledger = Ledger::new();
     let l = Limits {

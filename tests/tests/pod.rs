@@ -287,7 +287,13 @@ fn a_failing_setup_step_stops_the_pod_before_user_code_and_names_the_step() {
     ] {
         let d = scratch();
         let bin = build("testckpt", "c/seed/testckpt.c", d.path());
-        let env = [("INVITE_FAULT_STEP", step), ("INVITE_WARM", warm)];
+        // A drain long enough for a loaded machine: this is about the set-up's error, not the
+        // drain (at load 64 the default 2 s ran out once: "the host process exited...").
+        let env = [
+            ("INVITE_FAULT_STEP", step),
+            ("INVITE_WARM", warm),
+            ("INVITE_DRAIN_MS", "60000"),
+        ];
         let o = run(&bin, &[], d.path(), &env);
         assert!(o.status.success(), "{}", text(&o));
         assert_eq!(

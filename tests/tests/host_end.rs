@@ -73,14 +73,13 @@ fn host_killed_mid_test(warm: &str) {
         "the finished outcome is kept: {j:#?}"
     );
     assert!(t.iter().skip(1).all(|r| r["outcome"] == "error"), "{j:#?}");
-    // A cold pod's supervisor outlives the host and journals the pod it had to kill; a warm
-    // pod's supervisor is a thread of the host and dies with it (its pod too).
-    if warm == "off" {
-        assert!(
-            t.len() >= 2,
-            "the killed pod is journaled as an error: {j:#?}"
-        );
-    }
+    // A cold pod's supervisor outlives the host and journals the pod it had to kill (after the
+    // grace); a warm pod's watcher is a thread of the host and dies with it, its pod too, and
+    // the warm pods' builder journals it.
+    assert!(
+        t.len() >= 2,
+        "the killed pod is journaled as an error: {j:#?}"
+    );
     // No mounts leak into the host: pods' mounts live in their own namespaces.
     let leaked = pod_mounts_in_this_namespace();
     assert!(leaked.is_empty(), "{leaked:#?}");

@@ -231,7 +231,10 @@ fn watch_pod(
         out_open &= !read_output(ch.out_r, &mut e.output, &mut e.output_cut);
         status_open &= !read_frames(ch.status_r, &mut frames, &mut e.frames_discarded);
         if let Some(c) = connects.as_deref_mut() {
-            c.take(&frames, child_fd);
+            if let Err(m) = c.take(&frames, child_fd) {
+                e.setup_error.get_or_insert(m);
+                sys::kill(child, libc::SIGKILL);
+            }
             c.serve();
         }
         if let (None, Some(t)) = (&watch, record::test_started_ns(&frames)) {

@@ -1,7 +1,8 @@
 //! The pod's `connect`, made by its supervisor (see `pod::unotify` for why and for what the
 //! pod's filter refuses around it). The test announces its listener on the status pipe; the
 //! supervisor takes its own copy (`pidfd_getfd`, checked to be a seccomp listener; without it no
-//! `connect` gets through) and, in its poll loop, answers each `connect`:
+//! `connect` gets through, and a pod whose calls would wait for ever is ended) and, in its poll
+//! loop, answers each `connect`:
 //!
 //! 1. the caller's socket (`pidfd_getfd` of its thread) and address (copied once out of its
 //!    memory: what the pod writes there afterwards changes nothing);
@@ -80,36 +81,46 @@ impl Connects {
     }
 
     /// Once the test has said which descriptor its listener is (its first `L` frame, sent during
-    /// its setup), take a copy of it from `test` (a pidfd). Where that fails while the test lives
-    /// (it closed or replaced the descriptor first), noted: without the supervisor's copy no
-    /// `connect` gets through (ENOSYS once no copy is left, else it waits).
-    pub fn take(&mut self, frames: &[u8], test: Option<RawFd>) {
+    /// its setup), take a copy of it from `test` (a pidfd). Without the supervisor's copy no
+    /// `connect` gets through: where the test closed its own first, they fail (ENOSYS: noted);
+    /// otherwise (no right to take it: a host that is not dumpable; another file at its number)
+    /// they would wait, and the pod is ended instead (the error).
+    pub fn take(&mut self, frames: &[u8], test: Option<RawFd>) -> Result<(), String> {
         if self.taken {
-            return;
+            return Ok(());
         }
         let Some(fd) = parse_frames(frames)
             .into_iter()
             .find_map(|(tag, p)| (tag == b'L').then(|| p.try_into().ok()).flatten())
             .map(i32::from_le_bytes)
         else {
-            return;
+            return Ok(());
         };
         self.taken = true;
-        let Some(test) = test else { return };
-        let why = match sys::pidfd_getfd(test, fd) {
+        let Some(test) = test else { return Ok(()) };
+        let (why, closed) = match sys::pidfd_getfd(test, fd) {
             Ok(l) if sys::is_seccomp_listener(l.as_raw_fd()) => {
                 self.listener = Some(l);
-                return;
+                return Ok(());
             }
-            Ok(_) => format!("descriptor {fd} is not a seccomp listener"),
-            Err(e) => e.to_string(),
+            Ok(_) => (format!("descriptor {fd} is not a seccomp listener"), false),
+            Err(e) => (e.to_string(), e.raw_os_error() == Some(libc::EBADF)),
         };
         // A test that has ended already (its pidfd readable) connects no more.
-        if sys::poll_in(&[test], 0, &mut [0]).unwrap_or(0) == 0 {
-            self.notes.push(format!(
-                "the pod's connect listener could not be taken ({why}): its connect calls fail"
-            ));
+        if sys::poll_in(&[test], 0, &mut [0]).unwrap_or(0) > 0 {
+            return Ok(());
         }
+        if closed {
+            self.notes.push(
+                "the pod closed its connect listener before its supervisor took it: its connect \
+                 calls fail (ENOSYS)"
+                    .to_string(),
+            );
+            return Ok(());
+        }
+        Err(format!(
+            "pod setup failed at step \"take the pod's connect listener\": {why}"
+        ))
     }
 
     /// The listener, to poll.

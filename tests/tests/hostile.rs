@@ -86,7 +86,10 @@ fn check_run(r: &Run, failures: &mut Vec<String>) {
     }
     match &r.record {
         None => bad.push("no record".into()),
-        Some(rec) if rec["outcome"] != "pass" => bad.push(format!("outcome {}", rec["outcome"])),
+        Some(rec) if rec["outcome"] != "pass" => bad.push(format!(
+            "outcome {} ({}; notes {})",
+            rec["outcome"], rec["message"], rec["notes"]
+        )),
         Some(_) => {}
     }
     // The attempts ran where the host's objects are: the pod kept the working directory.

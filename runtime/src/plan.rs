@@ -8,9 +8,11 @@
 //!   ~350 µs), and when not root the user namespace that owns it.
 
 use crate::sys;
-use scan::{sockets_and_fifos, warn_hidden};
+use scan::{sockets_and_fifos, warn_hidden, warn_whole};
+pub use split::{cut, Piece, MAX_PIECES};
 
 mod scan;
+mod split;
 use std::os::fd::RawFd;
 
 /// What the pod does with one mount of the host.
@@ -29,6 +31,15 @@ pub enum MountAction {
     /// Read-only bind of the whole tree below, `nodev`: sysfs (no sockets, FIFOs or device
     /// nodes in it) and single regular files bound onto a path.
     BindReadOnly,
+    /// A piece of a cut tree (`split`): an empty directory of the pod's own.
+    Dir,
+    /// A piece of a cut tree: a regular file, bound read-only once checked to be one.
+    File,
+    /// A piece of a cut tree: a symbolic link to this target, recreated.
+    Link(String),
+    /// A tree to cut that had grown past twice `MAX_PIECES` when the pod was made: an empty
+    /// read-only tmpfs holding only the mount points below it.
+    Hide,
 }
 
 #[derive(Clone, Debug)]
@@ -70,6 +81,10 @@ pub struct Plan {
     /// under an empty read-only tmpfs instead, since a socket or FIFO the scan missed would
     /// reach the host's (fail closed).
     pub hidden: Vec<String>,
+    /// Trees of `bound` cut into pieces instead (see `split`): neither bound whole nor scanned.
+    pub split: Vec<String>,
+    /// Every path a mount sits on, in the host or made for the pod: where the cuts go.
+    pub points: Vec<String>,
 }
 
 /// Bytes of scratch for the overlays' upper layers: a test that fills the disk fills only this.
@@ -121,8 +136,14 @@ impl Plan {
         } else {
             bound_whole(&info, &mounts, &root_entries)
         };
+        let points = mount_points(&info, &mounts);
+        let (split, whole): (Vec<String>, Vec<String>) = bound.iter().cloned().partition(|t| {
+            cut(t, &points, MAX_PIECES)
+                .map_err(|why| warn_whole(t, &why))
+                .is_ok()
+        });
         let (mut bound_nodes, mut hidden) = (Vec::new(), Vec::new());
-        for tree in &bound {
+        for tree in &whole {
             match sockets_and_fifos(tree) {
                 Ok(nodes) => bound_nodes.extend(nodes),
                 Err(why) => {
@@ -138,12 +159,14 @@ impl Plan {
             userns_fd: None,
             scratch_mountpoint,
             scratch_bytes: SCRATCH_BYTES,
-            seccomp: seccomp(bound.iter().any(|t| !hidden.contains(t))),
+            seccomp: seccomp(whole.iter().any(|t| !hidden.contains(t))),
             proc_masks: present("/proc", PROC_MASKS),
             sys_masks: present("/sys", SYS_MASKS),
             bound,
             bound_nodes,
             hidden,
+            split,
+            points,
         })
     }
 
@@ -316,10 +339,7 @@ fn present(dir: &str, names: &[&str]) -> Vec<(String, bool)> {
 /// top-level directory or a mount, with any mount below) are bound read-only whole, `nodev`;
 /// the mounts below them still get steps of their own on top.
 fn bound_whole(info: &str, mounts: &[PodMount], entries: &[RootEntry]) -> Vec<String> {
-    let points: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(unescape))
-        .collect();
+    let points = mount_points(info, &[]);
     let has_below = |p: &str| points.iter().any(|m| is_under(m, p));
     let tops = entries
         .iter()
@@ -337,6 +357,18 @@ fn bound_whole(info: &str, mounts: &[PodMount], entries: &[RootEntry]) -> Vec<St
         .filter(|m| m.path != "/")
         .map(|m| m.path.clone());
     tops.chain(overlays).filter(|p| has_below(p)).collect()
+}
+
+/// Every path a mount sits on: the host's (`info`), and the pod's (`mounts`, which adds the
+/// trees the user owns: `own_trees`).
+fn mount_points(info: &str, mounts: &[PodMount]) -> Vec<String> {
+    let host = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(unescape));
+    let mut points: Vec<String> = host.chain(mounts.iter().map(|m| m.path.clone())).collect();
+    points.sort();
+    points.dedup();
+    points
 }
 
 /// In a user namespace, overlay copy-up cannot recreate directories owned by unmapped users

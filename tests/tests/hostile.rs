@@ -1,6 +1,6 @@
 //! The hostile battery (issue 12, classes 1-4): what container runtimes guard against, tried from
 //! a pod as root and as an unprivileged user, from cold and warm pods, each run checked from the
-//! host. The fixture (fixtures/c/hostile.c) prepares the host's side in a private mount
+//! host. The fixture (fixtures/c/hostile*.c) prepares the host's side in a private mount
 //! namespace, so the mounts it adds are nobody else's; this runner checks what only root can
 //! see (the kernel log) and writes back any tunable the pod managed to change.
 
@@ -44,7 +44,8 @@ impl Run {
 fn run_class(class: &str, as_nobody: bool, warm: &str, marker: &str) -> Run {
     let d = scratch();
     let bin = d.path().join("hostile");
-    compile_c(&[fixture("c/hostile.c")], &bin);
+    let files = ["hostile.c", "hostile_late.c", "hostile_cut.c"];
+    compile_c(&files.map(|f| fixture(&format!("c/{f}"))), &bin);
     let work = d.path().join("work");
     std::fs::create_dir(&work).unwrap();
     let mut args = vec![class];
@@ -250,6 +251,12 @@ fn class3_host_sockets_created_after_start_up_are_unreachable() {
             bad.push("the host's socket never appeared in the pod".to_string());
         }
         if r.variant.contains("unprivileged") {
+            // Too many files to cut into pieces: bound whole, and said so once.
+            let top = r.work.parent().unwrap();
+            let warning = format!("invite: {}/late is bound whole in pods", top.display());
+            if r.out.matches(&warning).count() != 1 {
+                bad.push(format!("no single warning {warning:?}"));
+            }
             if out.contains("with a listener: installed") {
                 bad.push("the pod installed a filter with a listener of its own".into());
             }
@@ -259,6 +266,38 @@ fn class3_host_sockets_created_after_start_up_are_unreachable() {
                     "the record's notes do not name the refusal: {notes:?}"
                 ));
             }
+        }
+        if !bad.is_empty() {
+            failures.push(format!("[{}] {}:\n{out}", r.variant, bad.join("; ")));
+        }
+    });
+}
+
+/// Not as root, a tree with a mount below is cut into pieces where it can be (read-only
+/// overlays, regular files bound read-only, directories of the pod's own on the ways to the
+/// mounts): a FIFO or socket the host makes there after start-up, beside a way or deeper, is
+/// the overlay's own or absent, never the host's. The rest of the tree is there, and with no
+/// tree bound whole the pod's own datagram sockets work.
+#[test]
+fn class3_host_sockets_and_fifos_made_after_start_up_in_a_cut_tree_are_unreachable() {
+    let title = "3 (host sockets and FIFOs made after start-up in a tree cut into pieces)";
+    battery("cut", title, |r, _, failures| {
+        let out = r.pod_output();
+        let mut bad = Vec::new();
+        for want in [
+            "the host made its sockets and FIFOs: yes",
+            "../cut/dir/host.fifo: there",
+            "the rest of ../cut: there",
+        ] {
+            if !out.contains(want) {
+                bad.push(format!("no {want:?}"));
+            }
+        }
+        // Datagram sockets are refused only while some tree is bound whole (its connects go
+        // through the supervisor, and a `sendmsg` address cannot be checked).
+        let whole = r.out.contains("is bound whole in pods");
+        if !whole && !out.contains("own datagram sockets: work") {
+            bad.push("the test's own datagram sockets broke".into());
         }
         if !bad.is_empty() {
             failures.push(format!("[{}] {}:\n{out}", r.variant, bad.join("; ")));

@@ -62,7 +62,7 @@ fn walk_nodes(tree: &str, max: usize) -> Result<Vec<(String, bool)>, String> {
 }
 
 /// May this process look up names in `dir`? (A lookup of `dir/.` needs search permission.)
-fn searchable(dir: &std::path::Path) -> bool {
+pub(super) fn searchable(dir: &std::path::Path) -> bool {
     !matches!(
         std::fs::symlink_metadata(dir.join(".")),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied
@@ -71,31 +71,38 @@ fn searchable(dir: &std::path::Path) -> bool {
 
 /// Once per tree and process, on stderr: `tree` is hidden from pods, and why.
 pub(super) fn warn_hidden(tree: &str, why: &str) {
-    warn_once(
-        tree,
-        &format!(
-            "a mount below it makes pods see it whole, and its sockets and FIFOs could not all \
-             be found ({why})"
-        ),
-    );
+    warn_once(&format!(
+        "{tree} is hidden from pods (an empty directory there): a mount below it makes pods \
+         see it whole, and its sockets and FIFOs could not all be found ({why})"
+    ));
+}
+
+/// Once per tree and process, on stderr: `tree` could not be cut into pieces (`split`), and
+/// why; pods see it bound whole, its sockets and FIFOs found now hidden.
+pub(super) fn warn_whole(tree: &str, why: &str) {
+    warn_once(&format!(
+        "{tree} is bound whole in pods, read-only: a mount below it, and it cannot be cut \
+         into pieces ({why}); a FIFO the host makes there after start-up is reachable from pods"
+    ));
 }
 
 /// Once per directory and process, on stderr: `dir`, which this process may search but not
 /// list, is hidden from pods.
 fn warn_unlistable(dir: &std::path::Path, e: &std::io::Error) {
-    let why = format!(
-        "pods see the tree around it whole, and what it holds cannot be listed to hide its \
-         sockets and FIFOs ({e})"
-    );
-    warn_once(&dir.to_string_lossy(), &why);
+    warn_once(&format!(
+        "{} is hidden from pods (an empty directory there): pods see the tree around it whole, \
+         and what it holds cannot be listed to hide its sockets and FIFOs ({e})",
+        dir.display()
+    ));
 }
 
-fn warn_once(path: &str, why: &str) {
+/// `invite: {text}` on stderr, once per process.
+fn warn_once(text: &str) {
     static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
-    if !warned.iter().any(|t| t == path) {
-        warned.push(path.to_string());
-        eprintln!("invite: {path} is hidden from pods (an empty directory there): {why}");
+    if !warned.iter().any(|t| t == text) {
+        warned.push(text.to_string());
+        eprintln!("invite: {text}");
     }
 }
 

@@ -11,8 +11,10 @@
 //! binds (through an overlay a socket or FIFO is the overlay's own inode, which no host process
 //! listens on or holds open; a bind, read-only or not, reaches the host's). The binds left are
 //! sysfs, regular files, and, in a user namespace, trees with locked mounts below (overlayfs
-//! refuses them as lower layers), whose sockets and FIFOs found by the plan are masked (a tree
-//! the plan could not scan fully is an empty read-only tmpfs instead).
+//! refuses them as lower layers). Those are cut into pieces (`plan::split`: read-only overlays,
+//! regular files, empty directories of the pod's own on the ways to the mounts) or, where the
+//! plan could not cut one, bound whole with the sockets and FIFOs it found masked (a tree the
+//! plan could not scan fully is an empty read-only tmpfs instead).
 
 use super::dev;
 use super::scratch::Scratch;
@@ -20,90 +22,12 @@ use super::{SetupError, Step};
 use crate::plan::{MountAction, Plan};
 use crate::sys;
 use std::ffi::{CStr, CString};
-use std::os::fd::IntoRawFd;
+use steps::steps;
+
+mod steps;
 
 pub(super) fn c(s: &str) -> Result<CString, SetupError> {
     sys::cstring(s).step("path with a NUL byte")
-}
-
-/// One mount of the pod, in order, parents first.
-struct PodStep {
-    path: String,
-    action: MountAction,
-    /// Descriptor of an overlay's lower layer or a bind's source, opened before the scratch is
-    /// mounted (which may cover its path).
-    source: Option<i32>,
-}
-
-/// The mounts to make. As root, `/` is one overlay. In a user namespace the host's `/` has
-/// locked submounts and cannot be an overlay's lower layer, so the pod root is the scratch
-/// itself, with each top-level directory of the host overlaid, and top-level links recreated.
-fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
-    let mut out = Vec::new();
-    let per_entry = plan.userns_fd.is_some();
-    for m in &plan.mounts {
-        if per_entry && m.path == "/" {
-            for e in &plan.root_entries {
-                let path = format!("/{}", e.name);
-                if plan.mounts.iter().any(|p| p.path == path) {
-                    continue;
-                }
-                if !e.is_dir {
-                    continue; // links and files: see `root_links`
-                }
-                let action = MountAction::Overlay;
-                out.push(PodStep {
-                    path,
-                    action,
-                    source: None,
-                });
-            }
-            continue;
-        }
-        // As root, an empty /dev/shm needs no overlay: the pod gets an empty directory in its
-        // /dev (made in the root overlay's upper layer), whose files are the pod's own anyway.
-        if !per_entry && m.path == "/dev/shm" && dir_is_empty(&m.path) {
-            continue;
-        }
-        out.push(PodStep {
-            path: m.path.clone(),
-            action: m.action.clone(),
-            source: None,
-        });
-    }
-    for s in out.iter_mut().filter(|s| plan.bound.contains(&s.path)) {
-        s.action = MountAction::BindReadOnly;
-    }
-    out.sort_by_key(|s| {
-        if s.path == "/" {
-            0
-        } else {
-            s.path.matches('/').count()
-        }
-    });
-    for s in out.iter_mut() {
-        let path = c(&s.path)?;
-        // A path that cannot be opened is left out of the pod below.
-        let source = match s.action {
-            // A copy of the tree taken now, before the scratch is mounted (which may sit on a
-            // directory of the tree, and would show up in a recursive bind taken later).
-            MountAction::BindReadOnly if plan.hidden.contains(&s.path) => None,
-            MountAction::BindReadOnly => sys::open_tree_clone(&path).ok(),
-            MountAction::Overlay | MountAction::OverlayReadOnly => {
-                sys::open(&path, libc::O_PATH | libc::O_CLOEXEC, 0).ok()
-            }
-            MountAction::Proc | MountAction::Dev => None,
-        };
-        // Closed once every step is done (below).
-        s.source = source.map(IntoRawFd::into_raw_fd);
-    }
-    Ok(out)
-}
-
-fn dir_is_empty(path: &str) -> bool {
-    sys::cstring(path)
-        .and_then(|p| sys::dir_entries(&p))
-        .is_ok_and(|d| d.is_empty())
 }
 
 pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
@@ -144,11 +68,33 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
             format!("{root}{}", m.path)
         };
         let ct = c(&target)?;
-        if m.path != "/" && sys::mkdir(&ct, 0o755).is_err() {
-            continue; // no mount point in the pod's tree (e.g. below a read-only bind)
+        // The mount point: a link is all there is of its piece; none there, no mount (e.g.
+        // below a read-only bind).
+        let made = match &m.action {
+            _ if m.path == "/" => Ok(()),
+            MountAction::Link(to) => {
+                let _ = sys::symlink(&c(to)?, &ct);
+                continue;
+            }
+            MountAction::File => sys::mknod_file(&ct),
+            _ => sys::mkdir(&ct, 0o755),
+        };
+        if made.is_err() {
+            continue;
         }
         match m.action {
-            MountAction::Overlay | MountAction::OverlayReadOnly => {
+            MountAction::OverlayReadOnly => {
+                let Some(lower) = m.source else { continue };
+                // No upper layer: a second lower one, the empty mask directory (an overlay
+                // needs two), is ~50 us a mount in a user namespace against ~165 with one.
+                let layers = Layers::Lower(&format!("{base}/{MASK_DIR}/d"));
+                // Cannot be overlaid (an exotic file system): absent, since a bind would
+                // let host sockets and FIFOs through.
+                if overlay(lower, layers, userns, &ct).is_ok() {
+                    own.add(&ct);
+                }
+            }
+            MountAction::Overlay => {
                 let (upper, work) = (format!("{base}/u/{i}"), format!("{base}/w/{i}"));
                 sys::mkdir(&c(&upper)?, 0o755).step("create an upper directory")?;
                 sys::mkdir(&c(&work)?, 0o700).step("create a work directory")?;
@@ -157,8 +103,7 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
                 if root_dev {
                     dev::dev_dir(&format!("{upper}/dev"), true)?;
                 }
-                let readonly = m.action == MountAction::OverlayReadOnly;
-                match overlay(lower, &upper, &work, userns, readonly, &ct) {
+                match overlay(lower, Layers::Upper(&upper, &work), userns, &ct) {
                     Ok(()) => {
                         own.add(&ct);
                         uppers.push((m.path.clone(), upper))
@@ -183,10 +128,16 @@ pub fn prepare(plan: &Plan) -> Result<Scratch, SetupError> {
                 dev::tmpfs_dev(&ct, &target)?;
                 own.add(&ct);
             }
-            MountAction::BindReadOnly if plan.hidden.contains(&m.path) => {
+            MountAction::Hide => {
                 let below = steps.iter().map(|s| s.path.as_str());
                 hide_tree(&m.path, &target, below)?;
             }
+            MountAction::File => {
+                if let Some(src) = m.source {
+                    bind_file_readonly(src, &ct)?;
+                }
+            }
+            MountAction::Dir | MountAction::Link(_) => {}
             MountAction::BindReadOnly => {
                 if let Some(src) = m.source {
                     bind_readonly(src, &ct)?;
@@ -233,24 +184,29 @@ impl OwnMounts {
     }
 }
 
+/// What an overlay has above its lower layer: an upper and a work directory (writable), or
+/// only a second lower layer (read-only).
+enum Layers<'a> {
+    Upper(&'a str, &'a str),
+    Lower(&'a str),
+}
+
 /// Every overlay is `nodev`: a device node of the host's, seen through it, cannot be opened.
 /// Its sockets and FIFOs are the overlay's own inodes: no host process listens on or holds
 /// them (a `connect` is refused, an `open` of a FIFO meets no host reader or writer).
-fn overlay(
-    lower: i32,
-    upper: &str,
-    work: &str,
-    userns: bool,
-    readonly: bool,
-    target: &CStr,
-) -> std::io::Result<()> {
-    let mut o = format!("lowerdir=/proc/self/fd/{lower},upperdir={upper},workdir={work},volatile");
+fn overlay(lower: i32, layers: Layers, userns: bool, target: &CStr) -> std::io::Result<()> {
+    let mut flags = libc::MS_NODEV;
+    let mut o = match layers {
+        Layers::Upper(upper, work) => {
+            format!("lowerdir=/proc/self/fd/{lower},upperdir={upper},workdir={work},volatile")
+        }
+        Layers::Lower(second) => {
+            flags |= libc::MS_RDONLY;
+            format!("lowerdir=/proc/self/fd/{lower}:{second}")
+        }
+    };
     if userns {
         o.push_str(",userxattr");
-    }
-    let mut flags = libc::MS_NODEV;
-    if readonly {
-        flags |= libc::MS_RDONLY;
     }
     sys::mount(
         Some(c"invite-pod"),
@@ -338,8 +294,16 @@ fn bind_readonly(tree_fd: i32, target: &CStr) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// A tree bound whole that the plan could not scan (`Plan::hidden`): an empty read-only tmpfs
-/// at `target`, holding only the mount points of the steps `below` it.
+/// Bind the regular file opened as `file` (`steps::regular_file`) at `target`, read-only.
+fn bind_file_readonly(file: i32, target: &CStr) -> Result<(), SetupError> {
+    let src = c(&format!("/proc/self/fd/{file}"))?;
+    sys::mount(Some(&src), target, None, libc::MS_BIND, None).step("bind a file")?;
+    sys::make_tree_readonly(target).step("make a bound file read-only")
+}
+
+/// A tree bound whole that the plan could not scan (`Plan::hidden`), or one to cut that grew
+/// past twice the pieces since start-up (`MountAction::Hide`): an empty read-only tmpfs at
+/// `target`, holding only the mount points of the steps `below` it.
 fn hide_tree<'a>(
     path: &str,
     target: &str,

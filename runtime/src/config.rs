@@ -57,6 +57,9 @@ pub struct Config {
     pub max_pod_cpu: Option<f64>,
     /// Sampled calls that may wait for a slot (`queue`).
     pub max_queue: u32,
+    /// Pieces an unprivileged pod's tree with a mount below may be cut into (`plan::split`);
+    /// past that it is bound whole. `0`: never cut.
+    pub max_pieces: usize,
     pub timeout_ms: u64,
     pub drain_ms: u64,
     /// Seconds between summary records while the process runs (`0`: only at exit).
@@ -79,6 +82,7 @@ pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
 pub const DEFAULT_MAX_OVERHEAD: f64 = 10.0;
 pub const DEFAULT_MAX_POD_CPU: f64 = 50.0;
 pub const DEFAULT_MAX_QUEUE: u32 = 32;
+pub const DEFAULT_MAX_PIECES: usize = crate::plan::MAX_PIECES;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_DRAIN_MS: u64 = 2_000;
 pub const DEFAULT_SUMMARY_S: u64 = 60;
@@ -158,6 +162,10 @@ impl Config {
                 .filter(|n| *n as usize <= crate::queue::SLOTS)
         })?
         .unwrap_or(DEFAULT_MAX_QUEUE);
+        let max_pieces = parse_opt(var("INVITE_MAX_PIECES"), "an integer from 0 to 4096", |s| {
+            s.parse::<usize>().ok().filter(|n| *n <= 4096)
+        })?
+        .unwrap_or(DEFAULT_MAX_PIECES);
         let ms = "milliseconds, an integer from 1 to 86400000";
         let ms_range = |s: &str| {
             s.parse::<u64>()
@@ -245,6 +253,7 @@ impl Config {
             max_overhead,
             max_pod_cpu,
             max_queue,
+            max_pieces,
             timeout_ms,
             drain_ms,
             summary_s,

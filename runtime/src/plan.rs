@@ -85,6 +85,9 @@ pub struct Plan {
     pub split: Vec<String>,
     /// Every path a mount sits on, in the host or made for the pod: where the cuts go.
     pub points: Vec<String>,
+    /// Pieces a tree of `split` was allowed at start-up (`INVITE_MAX_PIECES`); a pod allows
+    /// twice as many.
+    pub max_pieces: usize,
 }
 
 /// Bytes of scratch for the overlays' upper layers: a test that fills the disk fills only this.
@@ -97,14 +100,19 @@ impl Plan {
     pub fn build(
         make_namespaces: impl FnOnce() -> Result<(RawFd, Option<RawFd>), String>,
         seccomp: impl FnOnce(bool) -> sys::Filter,
+        max_pieces: usize,
     ) -> Result<Plan, String> {
-        Plan::probe(seccomp)?.with_namespaces(make_namespaces)
+        Plan::probe(seccomp, max_pieces)?.with_namespaces(make_namespaces)
     }
 
     /// The plan but the namespaces pods join (`with_namespaces`): what can be worked out at
     /// start-up, holding no descriptor. `seccomp` is told whether the pods see a host's tree
-    /// bound whole (their `connect` then goes to their supervisor: `pod::unotify`).
-    pub fn probe(seccomp: impl FnOnce(bool) -> sys::Filter) -> Result<Plan, String> {
+    /// bound whole (their `connect` then goes to their supervisor: `pod::unotify`). Not as
+    /// root, a tree with a mount below is cut into at most `max_pieces` (`split`).
+    pub fn probe(
+        seccomp: impl FnOnce(bool) -> sys::Filter,
+        max_pieces: usize,
+    ) -> Result<Plan, String> {
         let info = std::fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| format!("isolation unavailable: cannot read /proc/self/mountinfo: {e}"))?;
         let mut mounts = classify(&info);
@@ -138,7 +146,7 @@ impl Plan {
         };
         let points = mount_points(&info, &mounts);
         let (split, whole): (Vec<String>, Vec<String>) = bound.iter().cloned().partition(|t| {
-            cut(t, &points, MAX_PIECES)
+            cut(t, &points, max_pieces)
                 .map_err(|why| warn_whole(t, &why))
                 .is_ok()
         });
@@ -167,6 +175,7 @@ impl Plan {
             hidden,
             split,
             points,
+            max_pieces,
         })
     }
 

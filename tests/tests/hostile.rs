@@ -41,7 +41,7 @@ impl Run {
     }
 }
 
-fn run_class(class: &str, as_nobody: bool, warm: &str, marker: &str) -> Run {
+fn run_class(class: &str, as_nobody: bool, warm: &str, marker: &str, more: &[(&str, &str)]) -> Run {
     let d = scratch();
     let bin = d.path().join("hostile");
     let files = ["hostile.c", "hostile_late.c", "hostile_cut.c"];
@@ -53,7 +53,8 @@ fn run_class(class: &str, as_nobody: bool, warm: &str, marker: &str) -> Run {
         std::os::unix::fs::chown(&work, Some(65534), Some(65534)).unwrap();
         args.push("nobody");
     }
-    let env = [("INVITE_WARM", warm), ("HOSTILE_MARKER", marker)];
+    let mut env = vec![("INVITE_WARM", warm), ("HOSTILE_MARKER", marker)];
+    env.extend_from_slice(more);
     let o = run(&bin, &args, &work, &env);
     let j = journal(&work.join("invite.jsonl"));
     let record = tests_of(&j).first().map(|r| (*r).clone());
@@ -124,7 +125,7 @@ fn battery(class: &str, title: &str, extra: impl Fn(&Run, &str, &mut Vec<String>
     let mut failures = Vec::new();
     for (i, &(nobody, warm)) in VARIANTS.iter().enumerate() {
         let m = format!("invite-hostile-{class}-{}-{i}", std::process::id());
-        let r = run_class(class, nobody, warm, &m);
+        let r = run_class(class, nobody, warm, &m, &[]);
         extra(&r, &m, &mut failures);
         check_run(&r, &mut failures);
     }
@@ -303,6 +304,39 @@ fn class3_host_sockets_and_fifos_made_after_start_up_in_a_cut_tree_are_unreachab
             failures.push(format!("[{}] {}:\n{out}", r.variant, bad.join("; ")));
         }
     });
+}
+
+/// `INVITE_MAX_PIECES` sets how many pieces a tree may be cut into: raised past the late
+/// class's 300 files, its tree is cut instead of bound whole (no warning), so the sockets the
+/// host makes beside the way to its mount after start-up are not in the pod at all, and its
+/// connects no longer go through the supervisor.
+#[test]
+fn invite_max_pieces_lets_a_larger_tree_be_cut() {
+    if !require_root("the hostile battery prepares the host's side as root") {
+        return;
+    }
+    // The pod waits 10 s for the host's sockets, which never show.
+    let more = [
+        ("INVITE_MAX_PIECES", "1000"),
+        ("INVITE_TIMEOUT_MS", "30000"),
+    ];
+    let r = run_class("late", true, "off", "invite-hostile-pieces", &more);
+    let mut failures = Vec::new();
+    check_run(&r, &mut failures);
+    let out = r.pod_output();
+    if r.out.contains("is bound whole in pods") {
+        failures.push(format!("a tree was bound whole:\n{}", r.out));
+    }
+    if !out.contains("../late/host.sock appeared: No such file or directory") {
+        failures.push(format!("the host's socket was in the pod:\n{out}"));
+    }
+    if r.notes().iter().any(|n| n.contains("connect to")) {
+        failures.push(format!(
+            "a connect went through the supervisor: {:?}",
+            r.notes()
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[test]

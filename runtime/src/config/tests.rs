@@ -19,6 +19,12 @@ fn defaults_are_documented_values() {
     assert_eq!(c.max_overhead, Some(DEFAULT_MAX_OVERHEAD));
     assert_eq!(c.max_pod_cpu, Some(DEFAULT_MAX_POD_CPU));
     assert_eq!(c.max_queue, DEFAULT_MAX_QUEUE);
+    assert_eq!(c.max_pieces, 128);
+    assert_eq!(cfg(&[("INVITE_MAX_PIECES", "0")]).unwrap().max_pieces, 0);
+    assert_eq!(
+        cfg(&[("INVITE_MAX_PIECES", "4096")]).unwrap().max_pieces,
+        4096
+    );
     assert_eq!(c.journal, PathBuf::from("/srv/app/invite.jsonl"));
     assert_eq!(c.pod_dir, PathBuf::from("/srv/app/invite-pods"));
     assert_eq!(c.isolation, Isolation::Pod);
@@ -55,6 +61,8 @@ fn bad_values_name_the_variable_and_the_form() {
         ("INVITE_MAX_POD_CPU", "101"),
         ("INVITE_MAX_POD_CPU", "half"),
         ("INVITE_MAX_QUEUE", "65"),
+        ("INVITE_MAX_PIECES", "4097"),
+        ("INVITE_MAX_PIECES", "-1"),
         ("INVITE_FLEET", "2000000"),
         ("INVITE_TIMEOUT_MS", "soon"),
         ("INVITE_ISOLATION", "vm"),

@@ -82,7 +82,8 @@ pub(super) fn warn_hidden(tree: &str, why: &str) {
 pub(super) fn warn_whole(tree: &str, why: &str) {
     warn_once(&format!(
         "{tree} is bound whole in pods, read-only: a mount below it, and it cannot be cut \
-         into pieces ({why}); a FIFO the host makes there after start-up is reachable from pods"
+         into pieces ({why}; INVITE_MAX_PIECES sets the limit); a FIFO the host makes there \
+         after start-up is reachable from pods"
     ));
 }
 

@@ -38,7 +38,15 @@ pub(super) fn reprobe(stale: &Plan) -> Result<Plan, String> {
 /// Probe the host for the pods' isolation (`Plan::probe`, with the pods' system call filter);
 /// no namespace yet.
 pub fn probe_plan() -> Result<Plan, String> {
-    Plan::probe(crate::pod::seccomp_filter)
+    Plan::probe(crate::pod::seccomp_filter, max_pieces())
+}
+
+/// `INVITE_MAX_PIECES`, or its default where the configuration is not read (yet, or bad).
+fn max_pieces() -> usize {
+    match super::settings() {
+        Some(Some(c)) => c.max_pieces,
+        _ => crate::config::DEFAULT_MAX_PIECES,
+    }
 }
 
 /// Add the namespaces pods join: the helper's network namespace where it made one.

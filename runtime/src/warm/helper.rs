@@ -249,6 +249,8 @@ fn serve(ctl: OwnedFd, host_pidfd: OwnedFd) -> ! {
             Plan::build(
                 || crate::pod::make_namespaces(netns()),
                 crate::pod::seccomp_filter,
+                // Only root has a helper, and root's pods overlay every tree: none is cut.
+                crate::config::DEFAULT_MAX_PIECES,
             )
         });
         match (buf[0], &*plan) {

@@ -2,7 +2,7 @@
 //! opened before the scratch is mounted (which may cover its path).
 
 use super::c;
-use crate::plan::{cut, MountAction, Piece, Plan, MAX_PIECES};
+use crate::plan::{cut, MountAction, Piece, Plan};
 use crate::pod::SetupError;
 use crate::sys;
 use std::os::fd::{AsRawFd, IntoRawFd};
@@ -51,7 +51,7 @@ pub(super) fn steps(plan: &Plan) -> Result<Vec<PodStep>, SetupError> {
             };
             continue;
         }
-        match cut(&s.path, &plan.points, 2 * MAX_PIECES) {
+        match cut(&s.path, &plan.points, 2 * plan.max_pieces) {
             Ok(p) => {
                 s.action = MountAction::Dir;
                 pieces.extend(p);

@@ -82,7 +82,9 @@ pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
 pub const DEFAULT_MAX_OVERHEAD: f64 = 10.0;
 pub const DEFAULT_MAX_POD_CPU: f64 = 50.0;
 pub const DEFAULT_MAX_QUEUE: u32 = 32;
-pub const DEFAULT_MAX_PIECES: usize = crate::plan::MAX_PIECES;
+/// Pieces an unprivileged pod's tree with a mount below may be cut into (`plan::split`): each
+/// is a mount per pod, ~50 us.
+pub const DEFAULT_MAX_PIECES: usize = 128;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_DRAIN_MS: u64 = 2_000;
 pub const DEFAULT_SUMMARY_S: u64 = 60;

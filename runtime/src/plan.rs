@@ -9,7 +9,7 @@
 
 use crate::sys;
 use scan::{sockets_and_fifos, warn_hidden, warn_whole};
-pub use split::{cut, Piece, MAX_PIECES};
+pub use split::{cut, Piece};
 
 mod scan;
 mod split;
@@ -37,7 +37,7 @@ pub enum MountAction {
     File,
     /// A piece of a cut tree: a symbolic link to this target, recreated.
     Link(String),
-    /// A tree to cut that had grown past twice `MAX_PIECES` when the pod was made: an empty
+    /// A tree to cut that had grown past twice `Plan::max_pieces` when the pod was made: an empty
     /// read-only tmpfs holding only the mount points below it.
     Hide,
 }

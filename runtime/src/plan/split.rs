@@ -11,17 +11,13 @@
 //!   a symbolic link recreated (`Piece::Link`);
 //! - sockets, FIFOs and device nodes beside the ways are left out.
 //!
-//! Each piece costs a mount per pod, so a tree with more than `INVITE_MAX_PIECES` (default
-//! `MAX_PIECES`) stays bound whole
-//! (see `scan`). The pieces are listed again for every pod: what the host added or removed
+//! Each piece costs a mount per pod, so a tree with more than `Plan::max_pieces`
+//! (`INVITE_MAX_PIECES`, 128 by default) stays bound whole; a pod allows twice as many (the
+//! tree grew since), and past that the tree is hidden from it (`MountAction::Hide`).
+//! A tree bound whole is scanned (see `scan`). The pieces are listed again for every pod: what the host added or removed
 //! since start-up shows, and a FIFO it made beside a way is left out like the others.
 
 use crate::sys;
-
-/// Pieces a tree may be cut into at start-up, by default (`INVITE_MAX_PIECES`). A pod lists
-/// them again and allows twice as many (the tree grew since); past that the tree is hidden from
-/// it (`MountAction::Hide`).
-pub const MAX_PIECES: usize = 128;
 
 /// What a pod makes of one entry of a cut tree.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -73,7 +73,7 @@ fn blocks_are_aligned_kept_and_reused() {
     check_and_free(filled(big, 3), big, 3);
     // Four threads at once.
     let threads: Vec<_> = (1..=4u64)
-        .map(|t| std::thread::spawn(move || churn(t * 0x9E37_79B9_7F4A_7C15, 20_000)))
+        .map(|t| std::thread::spawn(move || churn(t.wrapping_mul(0x9E37_79B9_7F4A_7C15), 20_000)))
         .collect();
     for t in threads {
         t.join().unwrap();

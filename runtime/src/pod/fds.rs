@@ -14,7 +14,7 @@
 //!   device (pidfd, io_uring, ...) are replaced by /dev/null;
 //! - the runtime's own descriptors (journal, namespaces) are closed.
 
-use super::files::Watch;
+use super::files::{FileState, Watch};
 use super::inert::{self, InertPlan};
 use super::lazy::{Lazy, MAX_LAZY};
 use super::{SetupError, Step};
@@ -74,6 +74,8 @@ pub fn scan(own: &[RawFd], ckpt_ns: u64) -> FdPlan {
         None => scan_slow(),
     };
     let mut link = [0u8; 4096];
+    // The files open for writing: (descriptor, path, state now).
+    let mut writable: Vec<(RawFd, (String, FileState))> = Vec::new();
     for fd in fds {
         if fd <= 2 || own.contains(&fd) || crate::ownfd::is_own(fd) {
             continue;
@@ -97,22 +99,19 @@ pub fn scan(own: &[RawFd], ckpt_ns: u64) -> FdPlan {
         } else {
             inert::plan(fd, fmt, &target).map_or(Action::Null, Action::Inert)
         };
+        if let Action::Reopen {
+            path,
+            lazy: Some(_),
+            ..
+        } = &action
+        {
+            let path = path.to_string_lossy().into_owned();
+            writable.push((fd, (path, FileState::of(&st))));
+        }
         plan.entries.push((fd, action));
     }
-    let writable: Vec<(RawFd, String)> = plan
-        .entries
-        .iter()
-        .filter_map(|(fd, a)| match a {
-            Action::Reopen {
-                path,
-                lazy: Some(_),
-                ..
-            } => Some((*fd, path.to_string_lossy().into_owned())),
-            _ => None,
-        })
-        .collect();
-    let paths: Vec<String> = writable.iter().map(|(_, p)| p.clone()).collect();
-    plan.watch = Watch::take(&paths, ckpt_ns);
+    let files: Vec<(String, FileState)> = writable.iter().map(|(_, f)| f.clone()).collect();
+    plan.watch = Watch::take(&files, ckpt_ns);
     // Where no such file is on a file system with reflinks, no clone is tried at all.
     plan.watch.may_clone = writable.iter().any(|&(fd, _)| super::clones::may_clone(fd));
     if !writable.is_empty() {

@@ -22,8 +22,6 @@
 //! writes while the test only reads them, and writes that change neither size nor times (through
 //! a shared mapping of a page already dirty).
 
-use std::os::unix::fs::MetadataExt;
-
 /// Companions of a file open for writing whose state goes with it (SQLite's write-ahead log,
 /// its index and its rollback journal).
 const COMPANIONS: &[&str] = &["-wal", "-shm", "-journal"];
@@ -51,6 +49,18 @@ pub(super) struct FileState {
 }
 
 impl FileState {
+    /// The state `stat` (or `fstat`) gave.
+    pub(super) fn of(st: &libc::stat) -> FileState {
+        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+        FileState {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+            ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
+        }
+    }
+
     pub(super) fn same_file(&self, other: &FileState) -> bool {
         (self.dev, self.ino) == (other.dev, other.ino)
     }
@@ -58,27 +68,14 @@ impl FileState {
 
 /// The state of the file at `path` (followed), if there is one.
 pub(super) fn state(path: &str) -> Option<FileState> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(FileState {
-        dev: m.dev(),
-        ino: m.ino(),
-        size: m.size(),
-        mtime_ns: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-        ctime_ns: m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128,
-    })
+    state_of(&std::ffi::CString::new(path).ok()?)
 }
 
 /// `state`, async-signal-safe (no allocation): `stat` of a C string.
 pub(super) fn state_of(path: &std::ffi::CStr) -> Option<FileState> {
-    let st = crate::sys::stat_path(path).ok()?;
-    let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
-    Some(FileState {
-        dev: st.st_dev,
-        ino: st.st_ino,
-        size: st.st_size as u64,
-        mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
-        ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
-    })
+    crate::sys::stat_path(path)
+        .ok()
+        .map(|st| FileState::of(&st))
 }
 
 /// What the pod sees of the watched files that existed at the checkpoint.
@@ -142,9 +139,11 @@ impl Watch {
         self.host = None;
     }
 
-    /// The state, now, of `writable` (the host's files open for writing) and their companions;
-    /// `ckpt_mono_ns` is the monotonic time taken just before the fork.
-    pub fn take(writable: &[String], ckpt_mono_ns: u64) -> Watch {
+    /// The state, now, of `writable` (the host's files open for writing, each with its state as
+    /// `fstat` of the host's descriptor gave it a moment ago: in a freshly forked test a look up
+    /// of its path costs ~10 us) and their companions, looked up by path; `ckpt_mono_ns` is the
+    /// monotonic time taken just before the fork.
+    pub(super) fn take(writable: &[(String, FileState)], ckpt_mono_ns: u64) -> Watch {
         let now_mono = crate::sys::monotonic_ns();
         let now = wall_ns();
         let mut w = Watch {
@@ -156,10 +155,13 @@ impl Watch {
             may_clone: false,
             host: Some(crate::sys::getppid()).filter(|&p| p > 1),
         };
-        for path in writable {
-            let with = std::iter::once(path.clone())
-                .chain(COMPANIONS.iter().map(|c| format!("{path}{c}")));
-            for p in with {
+        for (path, known) in writable {
+            let with = std::iter::once((path.clone(), Some(*known))).chain(
+                COMPANIONS
+                    .iter()
+                    .map(|c| (format!("{path}{c}"), None::<FileState>)),
+            );
+            for (p, known) in with {
                 if w.files.iter().any(|(q, _)| *q == p) {
                     continue;
                 }
@@ -168,7 +170,7 @@ impl Watch {
                     continue;
                 }
                 // A companion that does not exist is still watched: the host may make one.
-                let st = state(&p);
+                let st = known.or_else(|| state(&p));
                 w.files.push((p, st));
             }
         }
@@ -432,12 +434,22 @@ fn mixed_note(path: &str) -> String {
 mod tests {
     use super::*;
 
+    /// `Watch::take` of files looked up by path (a file that does not exist: left out).
+    fn take(paths: &[String], ckpt_mono_ns: u64) -> Watch {
+        let known: Vec<(String, FileState)> = paths
+            .iter()
+            .filter_map(|p| Some((p.clone(), state(p)?)))
+            .collect();
+        Watch::take(&known, ckpt_mono_ns)
+    }
+
     #[test]
     fn a_watch_crosses_the_status_pipe_whole() {
         let d = tempfile_dir();
         let f = format!("{d}/a.db");
         std::fs::write(&f, b"x").unwrap();
-        let w = Watch::take(&[f.clone(), format!("{d}/with space")], 0);
+        std::fs::write(format!("{d}/with space"), b"y").unwrap();
+        let w = take(&[f.clone(), format!("{d}/with space")], 0);
         assert_eq!(w.files.len(), 8);
         // The host's process id stays on the side that took the watch.
         let here = Watch {
@@ -460,14 +472,14 @@ mod tests {
         std::fs::write(&old, b"x").unwrap();
         // Well past a tick before the checkpoint.
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let w = Watch::take(std::slice::from_ref(&old), crate::sys::monotonic_ns());
+        let w = take(std::slice::from_ref(&old), crate::sys::monotonic_ns());
         assert!(w.notes("").is_empty(), "{w:?}");
         // Written just before the checkpoint: its time stamp cannot tell before from after.
         std::fs::write(&new, b"x").unwrap();
-        let w = Watch::take(std::slice::from_ref(&new), crate::sys::monotonic_ns());
+        let w = take(std::slice::from_ref(&new), crate::sys::monotonic_ns());
         assert_eq!(w.notes(""), [torn_note(&new)]);
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let w = Watch::take(std::slice::from_ref(&new), crate::sys::monotonic_ns());
+        let w = take(std::slice::from_ref(&new), crate::sys::monotonic_ns());
         assert!(w.notes("").is_empty(), "{w:?}");
         std::fs::write(&new, b"xy").unwrap();
         std::fs::write(format!("{new}-shm"), b"s").unwrap();

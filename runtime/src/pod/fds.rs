@@ -74,8 +74,8 @@ pub fn scan(own: &[RawFd], ckpt_ns: u64) -> FdPlan {
         None => scan_slow(),
     };
     let mut link = [0u8; 4096];
-    // The files open for writing: (descriptor, path, state now).
-    let mut writable: Vec<(RawFd, (String, FileState))> = Vec::new();
+    // The files open for writing: their descriptors, and (path, state now).
+    let (mut writable, mut files): (Vec<RawFd>, Vec<(String, FileState)>) = Default::default();
     for fd in fds {
         if fd <= 2 || own.contains(&fd) || crate::ownfd::is_own(fd) {
             continue;
@@ -105,15 +105,14 @@ pub fn scan(own: &[RawFd], ckpt_ns: u64) -> FdPlan {
             ..
         } = &action
         {
-            let path = path.to_string_lossy().into_owned();
-            writable.push((fd, (path, FileState::of(&st))));
+            writable.push(fd);
+            files.push((path.to_string_lossy().into_owned(), FileState::of(&st)));
         }
         plan.entries.push((fd, action));
     }
-    let files: Vec<(String, FileState)> = writable.iter().map(|(_, f)| f.clone()).collect();
     plan.watch = Watch::take(&files, ckpt_ns);
     // Where no such file is on a file system with reflinks, no clone is tried at all.
-    plan.watch.may_clone = writable.iter().any(|&(fd, _)| super::clones::may_clone(fd));
+    plan.watch.may_clone = writable.iter().any(|&fd| super::clones::may_clone(fd));
     if !writable.is_empty() {
         plan.lazy_code = super::lazy::own_code();
     }

@@ -11,6 +11,7 @@ SECONDS_OF_PODS=${1:-5}
 LIB=${CARGO_TARGET_DIR:-$ROOT/target}/release/libinvite.a
 [ -e "$LIB" ] || { echo "pod_cpu.sh: $LIB is missing (cargo build --release -p invite-clib)" >&2; exit 1; }
 command -v perf >/dev/null || { echo "pod_cpu.sh: perf is missing (apt-get install linux-perf)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "pod_cpu.sh: python3 is missing (apt-get install python3)" >&2; exit 1; }
 W=$(mktemp -d /tmp/invite-pod-cpu.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 chmod 755 "$W"
@@ -25,5 +26,6 @@ summary=$(env $(env | sed -n 's/^\(INVITE[A-Z_]*\)=.*/-u \1/p') INVITE_JOURNAL="
     ./throughput "$SECONDS_OF_PODS" | grep '^#' | head -1)
 echo "$summary"
 pods=$(echo "$summary" | sed -n 's/^# \([0-9]*\) pod tests.*/\1/p')
+[ -n "$pods" ] || { echo "pod_cpu.sh: the harness printed no '# N pod tests' line (see above)" >&2; exit 1; }
 perf script -i "$W/perf.data" -F comm,pid,tid,time,ip,sym 2>/dev/null |
     python3 "$ROOT/bench/pod_cpu.py" "$pods" "$SECONDS_OF_PODS" 4000

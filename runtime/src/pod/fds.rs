@@ -75,7 +75,8 @@ pub fn scan(own: &[RawFd], ckpt_ns: u64) -> FdPlan {
     };
     let mut link = [0u8; 4096];
     // The files open for writing: their descriptors, and (path, state now).
-    let (mut writable, mut files): (Vec<RawFd>, Vec<(String, FileState)>) = Default::default();
+    let (mut writable, mut files): (Vec<RawFd>, Vec<(String, FileState, bool)>) =
+        Default::default();
     for fd in fds {
         if fd <= 2 || own.contains(&fd) || crate::ownfd::is_own(fd) {
             continue;
@@ -101,12 +102,17 @@ pub fn scan(own: &[RawFd], ckpt_ns: u64) -> FdPlan {
         };
         if let Action::Reopen {
             path,
-            lazy: Some(_),
+            lazy: Some(flags),
             ..
         } = &action
         {
             writable.push(fd);
-            files.push((path.to_string_lossy().into_owned(), FileState::of(&st)));
+            let companions = super::files::may_have_companions(fd, *flags, &st);
+            files.push((
+                path.to_string_lossy().into_owned(),
+                FileState::of(&st),
+                companions,
+            ));
         }
         plan.entries.push((fd, action));
     }

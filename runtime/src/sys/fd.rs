@@ -169,6 +169,20 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// `pread`: up to `buf.len()` bytes at `offset`, the descriptor's own offset untouched.
+pub fn read_at(fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    // SAFETY: buf is valid for writes of its length.
+    let r = unsafe {
+        libc::pread(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            offset as libc::off_t,
+        )
+    };
+    super::check_long(r as libc::c_long).map(|n| n as usize)
+}
+
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: buf is valid for writes of its length.

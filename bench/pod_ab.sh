@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A pod harness (bench/c/latency.c, throughput.c or openfile.c, today's source) before and after
 # a change, in one session: built against OLD (a tree of the earlier commit with
-# `cargo build --release -p invite-rt` done in it, or `-p invite` in trees before the C library
-# had a crate of its own) and against this tree, and run alternately RUNS times, each with the
+# `cargo build --release -p invite-clib` done in it, which makes its target/release/libinvite.a;
+# `-p invite` in trees before the C library had a crate of its own) and against this tree, and run alternately RUNS times, each with the
 # settings scripts/bench.sh gives it. Prints each run's summary line.
 #
 #   bench/pod_ab.sh OLD_TREE latency|throughput|openfile [RUNS]
@@ -17,6 +17,12 @@ throughput) ARGS=(5) SET=(INVITE_MAX_QUEUE=0 INVITE_MAX_CONCURRENT=8 INVITE_DRAI
 openfile) ARGS=(101 open.dat 64) SET=(INVITE_MAX_CONCURRENT=64) ;;
 *) echo "pod_ab.sh: no harness $H (latency, throughput, openfile)" >&2; exit 2 ;;
 esac
+for T in "$OLD" "$NEW"; do
+    [ -e "$T/target/release/libinvite.a" ] || {
+        echo "pod_ab.sh: $T/target/release/libinvite.a is missing (cd $T && cargo build --release -p invite-clib)" >&2
+        exit 1
+    }
+done
 W=$(mktemp -d /tmp/invite-pod-ab.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 chmod 755 "$W"

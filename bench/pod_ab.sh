@@ -14,7 +14,7 @@ RUNS=${3:-4}
 case "$H" in
 latency) ARGS=(101) SET=(INVITE_MAX_CONCURRENT=64) ;;
 throughput) ARGS=(5) SET=(INVITE_MAX_QUEUE=0 INVITE_MAX_CONCURRENT=8 INVITE_DRAIN_MS=60000) ;;
-openfile) ARGS=(101 open.dat 64) SET=(INVITE_MAX_CONCURRENT=64) ;;
+openfile) ARGS=(501 open.dat 64) SET=(INVITE_MAX_CONCURRENT=64) ;;
 *) echo "pod_ab.sh: no harness $H (latency, throughput, openfile)" >&2; exit 2 ;;
 esac
 for T in "$OLD" "$NEW"; do

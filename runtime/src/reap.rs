@@ -257,9 +257,6 @@ fn run() {
     let mut fds: Vec<RawFd> = Vec::new();
     let mut rev: Vec<i16> = Vec::new();
     loop {
-        // Where the host's code is, for the pods forked from now on (see `pod::note_own_code`):
-        // noted here, by a thread that holds none of the program's locks.
-        crate::pod::note_own_code();
         // Flagged before looking for work, so a pid handed over after the look rings.
         IDLE.store(true, Ordering::SeqCst);
         SLEEPS_FOREVER.store(true, Ordering::SeqCst);

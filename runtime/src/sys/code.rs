@@ -2,10 +2,8 @@
 //! as the linker knows it (`dl_iterate_phdr`): read from its own list in user space, no system
 //! call, where asking the kernel costs a `PROCMAP_QUERY` per executable mapping (~30 µs in a
 //! freshly forked process). Code the linker did not load (a JIT's anonymous executable pages) is
-//! not in it. Nothing here allocates (the runtime's thread may start before the program's
-//! allocator is ready). `dl_iterate_phdr` takes the linker's lock, which a thread unloading an
-//! object holds while it frees memory: never call these where the program's allocator's lock may
-//! be held (the host's `ckpt()`).
+//! not in it. Nothing here allocates: it runs in the host's `ckpt()`, whose caller may hold the
+//! program's allocator's lock.
 
 use std::ffi::{c_int, c_void};
 

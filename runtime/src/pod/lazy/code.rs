@@ -1,18 +1,14 @@
 //! Where the pod's own code is (its executable mappings at the fork), for the lazy copy-up's
 //! traps (`filter::tail`): calls from elsewhere (a program the test runs) are not trapped.
 //!
-//! The runtime's thread notes it (`note`) each time it wakes (at least once per pod), from the
-//! dynamic linker's list of loaded objects, anew only when the linker has loaded or unloaded an
-//! object since (its counts): the pod reads the note from its copy of the host's memory, where
-//! asking the kernel (`PROCMAP_QUERY` per mapping) took a freshly forked pod ~30 µs. Not the
-//! host's `ckpt()`: the linker holds the lock `dl_iterate_phdr` takes while it frees memory as
-//! it unloads an object, and a `ckpt()` called from inside the program's allocator, holding its
-//! lock, would wait for ever. A pod without a whole note (forked before the first, or while one
-//! is written; more segments than the note holds; a C library without the counts) asks the
-//! kernel as before; that answer also counts a JIT's anonymous code, which the linker's list
-//! does not (such code makes its system calls through the C library's, which is in the list).
-//! An object loaded after the last note is not in it until the thread wakes again: its own
-//! system calls (not the C library's) on a lazy descriptor are not trapped, and fail (EBADF).
+//! The host notes it before each pod's fork (`note`), from the dynamic linker's list of loaded
+//! objects, and only when the linker has loaded or unloaded an object since (its counts): the
+//! pod reads the note from its copy of the host's memory, where asking the kernel
+//! (`PROCMAP_QUERY` per mapping) took a freshly forked pod ~30 µs. A pod without a whole note (a
+//! host whose threads noted at once, more segments than the note holds, a C library without the
+//! counts) asks the kernel as before; that answer also counts a JIT's anonymous code, which the
+//! linker's list does not (such code makes its system calls through the C library's, which is
+//! in the list).
 
 use crate::sys;
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
@@ -21,11 +17,11 @@ use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 const MAX_RANGES: usize = 12;
 /// At most this many after splitting at 4 GiB boundaries (a range rarely crosses one).
 const MAX_SPLIT: usize = 24;
-/// At most this many executable segments are read from the linker (2 KiB of the noting thread's stack).
+/// At most this many executable segments are read from the linker (2 KiB of the host's stack).
 const MAX_SEGMENTS: usize = 128;
 
-/// The note: a sequence lock (odd while the runtime's thread writes it; a fork in between leaves
-/// the pod an odd count, and the pod asks the kernel), the linker's counts it was taken at, and the
+/// The note: a sequence lock (odd while a host thread writes it; a fork in between leaves the
+/// pod an odd count, and the pod asks the kernel), the linker's counts it was taken at, and the
 /// ranges (none: not known).
 struct Note {
     seq: AtomicU64,
@@ -43,9 +39,9 @@ static NOTE: Note = Note {
     ranges: [const { [AtomicU64::new(0), AtomicU64::new(0)] }; MAX_SPLIT],
 };
 
-/// In the runtime's thread: note the loaded code anew if the linker loaded or unloaded an object
-/// since the last note. No allocation, no system call (the linker's lock, which a thread that
-/// loads or unloads an object holds for a moment).
+/// In the host, right before a pod's fork: note the loaded code anew if the linker loaded or
+/// unloaded an object since the last note. No allocation, no system call (a lock of the
+/// linker's, held by another thread only while it links an object in or out).
 pub fn note() {
     let Some(key) = sys::loaded_objects_generation() else {
         return;
@@ -80,7 +76,7 @@ pub fn note() {
     NOTE.seq.store(seq + 2, Ordering::Release);
 }
 
-/// The note, whole, as the fork left it.
+/// The note, whole, as the host left it at the fork.
 fn noted() -> Option<Vec<(u64, u64)>> {
     let seq = NOTE.seq.load(Ordering::Acquire);
     let n = NOTE.n.load(Ordering::Relaxed);
@@ -97,7 +93,7 @@ fn noted() -> Option<Vec<(u64, u64)>> {
 
 /// The pod's executable mappings now (the host's program, its libraries, the vDSO), merged into
 /// at most `MAX_RANGES` ranges, each within one 4 GiB-aligned region: (start, last byte). The
-/// runtime's note where whole; else asked of the kernel mapping by mapping (`PROCMAP_QUERY`), else
+/// host's note where whole; else asked of the kernel mapping by mapping (`PROCMAP_QUERY`), else
 /// read from the text of `/proc/self/maps` (slower: the kernel writes a line per mapping, a path
 /// in each). The same in the host's child that plans the pod's descriptors (`fds::scan`) as in
 /// the test: no code is mapped in between.

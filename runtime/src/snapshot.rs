@@ -149,8 +149,6 @@ fn snapshot(kind: PodKind) -> Result<Ckpt, CkptError> {
     };
     if plan.is_some() {
         crate::podgroup::ensure(cfg.max_concurrent, !crate::pod::pid_max_per_ns());
-        // Where the host's code is, for a pod that reopens a file lazily (read in the child).
-        crate::pod::note_own_code();
     }
     // Nothing is allocated here: whatever the host writes between the fork and its return is
     // copied on write while the supervisor lives, so the pod's description is built in the child.

@@ -47,9 +47,9 @@ pub struct FdPlan {
     pub notes: Vec<String>,
     /// The files open for writing (and their companions) as they were at the checkpoint.
     pub watch: Watch,
-    /// Where some file is to be reopened lazily: the pod's own code (`lazy::own_code`: the
-    /// host's note, else asked here, where `/proc/self` is already looked up (`fd_target`),
-    /// rather than in the pod's fresh `/proc`, where each entry is made anew, ~20 us).
+    /// Where some file is to be reopened lazily: the pod's own code (`lazy::own_code`), asked
+    /// here, where `/proc/self` is already looked up (`fd_target`), rather than in the pod's
+    /// fresh `/proc`, where each entry is made anew (~20 us).
     pub lazy_code: Vec<(u64, u64)>,
 }
 

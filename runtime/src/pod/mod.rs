@@ -55,7 +55,6 @@ mod unotify;
 pub use fds::{scan as scan_fds, FdPlan};
 pub use files::Watch;
 pub use inert::{make as make_inert, plan as plan_inert, Inert};
-pub use lazy::note_own_code;
 pub use limits::oom_first;
 pub use ns::make_namespaces;
 pub use seccomp::plan as seccomp_filter;

@@ -29,7 +29,6 @@ use std::ffi::CString;
 use std::io;
 
 mod at;
-mod code;
 mod fd;
 mod fork;
 mod fs;
@@ -47,7 +46,6 @@ mod trace;
 mod unotify;
 
 pub use at::*;
-pub use code::{loaded_code, loaded_objects_generation};
 pub use fd::*;
 pub use fork::{at_fork, at_fork_child, fork, look_up_forks, set_fork_via, ForkVia, Forked};
 pub use fs::*;

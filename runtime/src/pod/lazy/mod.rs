@@ -24,10 +24,7 @@
 //! trapped while SIGSYS is blocked (a test that blocked every signal) ends the test with
 //! SIGSYS, as the pod's own filter does.
 
-mod code;
 mod filter;
-
-pub use code::{note as note_own_code, own_code};
 
 use crate::sys;
 use filter::DATA_WRITE;
@@ -78,7 +75,7 @@ pub fn head(notify: bool) -> Vec<sys::Insn> {
 /// the filter) with the check of the lazy descriptors and of where the call comes from appended.
 /// A call the lazy checks let through is decided as by the pod's filter alone; one they trap is
 /// decided by it when the handler makes it again through the gate. `code`: the pod's own code
-/// (`code::own_code`).
+/// (`own_code`).
 pub fn filter<'a>(
     lazy: Vec<Lazy>,
     code: &[(u64, u64)],
@@ -102,6 +99,63 @@ pub fn filter<'a>(
     prog.extend_from_slice(&planned.lazy_head);
     filter::tail(&fds[..n], gate(), code, &mut prog);
     Cow::Owned(prog)
+}
+
+/// At most this many address ranges of the pod's own code are told apart in the filter.
+const MAX_RANGES: usize = 12;
+
+/// The pod's executable mappings now (the host's program, its libraries, the vDSO), merged into
+/// at most `MAX_RANGES` ranges, each within one 4 GiB-aligned region: (start, last byte). Asked
+/// of the kernel mapping by mapping where it can (`PROCMAP_QUERY`), else read from the text of
+/// `/proc/self/maps` (slower: the kernel writes a line per mapping, a path in each). The same in
+/// the host's child that plans the pod's descriptors (`fds::scan`) as in the test: no code is
+/// mapped in between.
+pub fn own_code() -> Vec<(u64, u64)> {
+    let mut r: Vec<(u64, u64)> = sys::executable_mappings()
+        .unwrap_or_else(executable_mappings_as_text)
+        .into_iter()
+        .filter(|&(a, b)| b > a)
+        .map(|(a, b)| (a, b - 1))
+        .collect();
+    r.sort_unstable();
+    // Merge the closest neighbours until few enough (the gaps between them join the ranges).
+    while r.len() > MAX_RANGES {
+        let i = (1..r.len())
+            .min_by_key(|&i| r[i].0 - r[i - 1].1)
+            .unwrap_or(1);
+        r[i - 1].1 = r[i].1;
+        r.remove(i);
+    }
+    // Split at 4 GiB boundaries, where the instruction pointer's high word changes.
+    let mut out = Vec::new();
+    for (mut a, b) in r {
+        while a >> 32 != b >> 32 {
+            let end = a | 0xffff_ffff;
+            out.push((a, end));
+            a = end + 1;
+        }
+        out.push((a, b));
+    }
+    out
+}
+
+/// The executable mappings from `/proc/self/maps`: (start, end).
+fn executable_mappings_as_text() -> Vec<(u64, u64)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    maps.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let (range, perms) = (it.next()?, it.next()?);
+            if perms.as_bytes().get(2) != Some(&b'x') {
+                return None;
+            }
+            let (a, b) = range.split_once('-')?;
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .collect()
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -149,4 +203,21 @@ fn upgrade(l: &Lazy) -> Result<(), i32> {
     r.map_err(errno)?;
     let _ = sys::set_fd_flags(l.fd, fd_flags);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernel_and_the_text_of_the_maps_agree_on_the_code() {
+        // The kernel does not count the legacy vsyscall page (above user space) as a mapping;
+        // it makes no system call that writes.
+        let mut text = executable_mappings_as_text();
+        text.retain(|&(a, _)| a < 1 << 47);
+        assert!(!text.is_empty());
+        if let Some(asked) = sys::executable_mappings() {
+            assert_eq!(asked, text);
+        }
+    }
 }

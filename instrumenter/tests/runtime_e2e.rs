@@ -272,6 +272,37 @@ fn an_allocator_that_holds_its_lock_in_an_instrumented_call_does_not_hang_the_ho
     assert_all_passed(&tests, &text);
 }
 
+/// The same allocator while another thread loads and unloads a library all along: the dynamic
+/// linker frees memory, under its own lock, as it unloads one. A runtime that takes the linker's
+/// lock between the sampled call and the fork (to find where the program's code is, say) waits
+/// for that thread, which waits for the allocator's lock the call holds: the host hangs, and
+/// `run_fixture_with` fails at its time limit (as it did with `be3344a`'s `dl_iterate_phdr` in
+/// `ckpt()`).
+#[test]
+fn a_thread_unloading_libraries_beside_a_locked_allocator_does_not_hang_the_host() {
+    let Some((stdout, tests, text)) = run_fixture_with(
+        "allocator",
+        "locked",
+        "gcc",
+        &["60", "loader"],
+        &[("INVITE_WARM", "wait"), ("INVITE_MAX_POD_CPU", "off")],
+    ) else {
+        return;
+    };
+    let (handoffs, sum) = stdout.split_once('\n').unwrap_or_default();
+    assert_eq!(sum, "sum 1830\n");
+    // The calls that took the allocator's lock while the other thread waited for it in
+    // `dlclose`: most, or the test tests little.
+    let handoffs: u32 = handoffs
+        .strip_prefix("handoffs ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(handoffs >= 30, "{stdout}");
+    let started = summary_count(&text, "started");
+    assert_eq!(tests.len() as u64, started, "{text}");
+    assert_all_passed(&tests, &text);
+}
+
 /// The summary's `"NAME":N` for the journal's one site.
 fn summary_count(journal: &str, name: &str) -> u64 {
     let summary = journal

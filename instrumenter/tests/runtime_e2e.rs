@@ -292,12 +292,13 @@ fn a_thread_unloading_libraries_beside_a_locked_allocator_does_not_hang_the_host
     let (handoffs, sum) = stdout.split_once('\n').unwrap_or_default();
     assert_eq!(sum, "sum 1830\n");
     // The calls that took the allocator's lock while the other thread waited for it in
-    // `dlclose`: most, or the test tests little.
+    // `dlclose` (all 60 here; one inside the linker's lock was enough to hang `be3344a`): a few
+    // at least, or the test tests nothing (a starved machine can let some waits run out).
     let handoffs: u32 = handoffs
         .strip_prefix("handoffs ")
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    assert!(handoffs >= 30, "{stdout}");
+    assert!(handoffs >= 10, "{stdout}");
     let started = summary_count(&text, "started");
     assert_eq!(tests.len() as u64, started, "{text}");
     assert_all_passed(&tests, &text);

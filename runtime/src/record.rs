@@ -47,6 +47,9 @@ pub struct Ending {
     pub watch: Option<pod::Watch>,
     /// A warm test's word on which of its clones it changed (its last `C` frame: a bitmap).
     pub clones_changed: Option<Vec<u8>>,
+    /// The status a `ckpt()` test called `exit()` with (its `X` frame, sent by its first exit
+    /// handler): its verdict should a later exit handler never return.
+    pub exited: Option<i32>,
 }
 
 impl Ending {
@@ -109,6 +112,10 @@ impl Ending {
                 // A warm pod's description and its dirty-IPC mark, read by its watcher.
                 // The pod's connect listener, taken by its supervisor (`supervise::connects`).
                 b'I' | b'D' | b'L' => {}
+                b'X' if payload.len() == 4 => {
+                    let code = i32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                    self.exited = self.exited.or(Some(code));
+                }
                 b'S' => self.test_started_ns = self.test_started_ns.or(stamp(payload)),
                 b'T' => self.test_ended_ns = self.test_ended_ns.or(stamp(payload)),
                 // A note from the pod's runtime (a refused system call), bounded in number.
@@ -161,6 +168,11 @@ pub fn record_end(
     if let (Some(stuck), Some(_)) = (&ending.deadlock, &ending.verdict) {
         let note = format!("ended after its verdict, stuck while its output was flushed: {stuck}");
         ending.notes.push(note);
+    } else if let (Some(stuck), Some(code), true) = (&ending.deadlock, ending.exited, info.manual) {
+        ending.notes.push(format!(
+            "ended after exit({code}), stuck in its exit handlers (the program's, or the \
+             libraries' finalizers): {stuck}"
+        ));
     }
     if ending.timed_out && outcome != Outcome::Timeout {
         ending.notes.push(format!(
@@ -395,6 +407,13 @@ pub fn decide(
     }
     if let Some(m) = &e.deadlock {
         match &e.verdict {
+            // A `ckpt()` test stuck in exit handlers after `exit(code)`: its status is its verdict.
+            None if manual && e.exited == Some(0) => return (Outcome::Pass, Some(0), None, None),
+            None if manual && e.exited.is_some() => {
+                let code = e.exited.unwrap_or_default();
+                let m = format!("pod exited with status {code}");
+                return (Outcome::Fail, Some(code), None, Some(m));
+            }
             None => return (Outcome::Error, None, None, Some(m.clone())),
             // Stuck after its verdict (the runtime's own flush): the verdict stands.
             Some((true, m)) => return (Outcome::Pass, None, None, m.clone()),

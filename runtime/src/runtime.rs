@@ -371,7 +371,7 @@ fn for_summary() -> Option<&'static Runtime> {
 /// built.
 pub fn arm_exit() {
     static ARMED: AtomicBool = AtomicBool::new(false);
-    if !ARMED.swap(true, Ordering::Relaxed) {
+    if !ARMED.swap(true, Ordering::Relaxed) && !sys::at_exit_with_status(on_exit_with_status) {
         sys::at_exit(on_exit);
     }
 }
@@ -388,7 +388,18 @@ extern "C" fn forked() {
     FORKED.store(true, Ordering::Relaxed);
 }
 
+extern "C" fn on_exit_with_status(status: libc::c_int, _: *mut libc::c_void) {
+    exiting(Some(status));
+}
+
 extern "C" fn on_exit() {
+    exiting(None);
+}
+
+/// The exit handler: in a pod, its test's end (`pod::test_exiting`); then, in the host and in a
+/// pod that made pods of its own, their drain and the summary.
+fn exiting(status: Option<i32>) {
+    crate::pod::test_exiting(status);
     EXITING.store(true, Ordering::Relaxed);
     // For good: nothing after the exit handler starts is tested (a later handler's calls too).
     crate::inside::for_good();

@@ -94,3 +94,61 @@ fn a_warm_pod_killed_with_a_host_that_exits_without_its_drain_is_journaled_as_an
     assert_host_exited(&r);
     assert_eq!(r["function"], "pod_then_exit_now", "{r}");
 }
+
+/// A `ckpt()` test that ends with `exit()` in a host where another thread loads and unloads a
+/// library all along (fixtures/c/exit_beside_dlopen.c), under the direct fork, which does not
+/// reset the dynamic linker's lock in the child: the pod's `exit()` waits for ever in the
+/// libraries' finalizers after its test said its verdict (its exit status). The verdict stands,
+/// and its output is there; the record says where it was stuck. (A pod forked while that thread
+/// held the C library's exit-handler lock, in `dlclose`'s finalization, waits in `exit()` before
+/// any handler runs: named deadlocked, `error`, as nothing said its status.)
+#[test]
+fn a_ckpt_test_stuck_in_exit_on_the_linkers_lock_keeps_its_exit_status() {
+    if !require_root("pods with namespaces") {
+        return;
+    }
+    let d = scratch();
+    let bin = d.path().join("exit_beside_dlopen");
+    compile_c(&[fixture("c/exit_beside_dlopen.c")], &bin);
+    let env = [
+        ("INVITE_FORK", "direct"),
+        ("INVITE_MAX_OVERHEAD", "off"),
+        ("INVITE_MAX_POD_CPU", "off"),
+        ("INVITE_DRAIN_MS", "60000"),
+    ];
+    let o = run(&bin, &["8"], d.path(), &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let j = journal(&d.path().join("invite.jsonl"));
+    let recs = tests_of(&j);
+    assert!(!recs.is_empty(), "{j:#?}");
+    let mut stuck = 0;
+    for r in &recs {
+        let message = r["message"].as_str().unwrap_or("");
+        if r["outcome"] == "error" && message.starts_with("deadlocked") {
+            continue; // in exit() before any handler
+        }
+        let pod: u32 = r["pod"].as_str().and_then(|p| p.parse().ok()).unwrap();
+        let (outcome, code) = if pod % 2 == 1 {
+            ("pass", 0)
+        } else {
+            ("fail", 3)
+        };
+        assert_eq!(r["outcome"], outcome, "{r}");
+        assert_eq!(r["exit_code"], code, "{r}");
+        assert!(
+            r["output"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("pod {pod}")),
+            "{r}"
+        );
+        let notes = r["notes"].as_array().cloned().unwrap_or_default();
+        stuck += notes
+            .iter()
+            .any(|n| n.as_str().unwrap_or("").contains("stuck in its exit"))
+            as usize;
+    }
+    // The thread holds the linker's lock most of the time: some pods inherit it held, and keep
+    // their verdict (before, every one of them was `error`).
+    assert!(stuck > 0, "no pod was stuck in exit: {recs:#?}");
+}

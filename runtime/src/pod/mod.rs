@@ -447,18 +447,37 @@ pub fn report_frame_on(fd: RawFd, tag: u8, payload: &[u8]) {
 /// In the pod, right before the test's first instruction: `rust` pods first make sure of Rust's
 /// `stdout` (see `stdio`); then the start is stamped (`S`), from which the test's own time runs
 /// and the supervisor looks for deadlocks. A pod that ends with `exit()` (a `ckpt()` pod's way)
-/// stamps its end (`T`) in its first exit handler.
+/// is seen out by the runtime's exit handler (`test_exiting`), registered when the runtime was
+/// built: registering one here would take the C library's exit-handler lock, which another host
+/// thread may have held at the fork (in `dlopen`, `dlclose`, `atexit`), for ever.
 pub fn begin_test(rust: bool) {
     if rust {
         stdio::take_rust_stdout();
     }
-    sys::at_exit(stamp_end);
+    BEGAN.store(true, Ordering::Relaxed);
     report_frame(b'S', &sys::monotonic_ns().to_le_bytes());
 }
 
-extern "C" fn stamp_end() {
+/// Set once this pod's test began (`begin_test`).
+static BEGAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// In the runtime's exit handler, in a pod whose test began and now calls `exit(status)`: stamp
+/// its end (`T`), say the status (`X`: its verdict, should a handler after this one never return)
+/// and flush what it printed (C stdio flushes only after the last handler). The handlers after
+/// this one (registered before the runtime was built: the libraries' finalizers) may wait for a
+/// lock another host thread held at the fork: the dynamic linker's, which the direct fork leaves
+/// held where a thread was loading or unloading a library (`_dl_fini` takes it). `status`: `None`
+/// where the C library does not give it.
+pub fn test_exiting(status: Option<i32>) {
+    if !BEGAN.swap(false, Ordering::Relaxed) {
+        return;
+    }
     clones::report_changes();
     report_frame(b'T', &sys::monotonic_ns().to_le_bytes());
+    if let Some(s) = status {
+        report_frame(b'X', &s.to_le_bytes());
+    }
+    stdio::flush_test_output();
 }
 
 /// End the test in this pod with a verdict. Never returns. The end is stamped (`T`) and the

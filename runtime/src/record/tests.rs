@@ -224,6 +224,33 @@ fn a_deadlock_is_an_error_unless_the_verdict_came_first() {
 }
 
 #[test]
+fn a_ckpt_test_stuck_after_exit_keeps_its_status_and_only_a_ckpt_test() {
+    let stuck_after = |code: Option<i32>| Ending {
+        deadlock: Some("deadlocked on a lock".into()),
+        exited: code,
+        ..ending(killed(libc::SIGKILL), None)
+    };
+    let d = |manual: bool, code: Option<i32>| {
+        let (o, c, _, m) = decide(&info(manual), &stuck_after(code));
+        (o, c, m)
+    };
+    assert_eq!(d(true, Some(0)), (Outcome::Pass, Some(0), None));
+    assert_eq!(
+        d(true, Some(3)),
+        (
+            Outcome::Fail,
+            Some(3),
+            Some("pod exited with status 3".into())
+        )
+    );
+    // Nothing said its status: stuck before the runtime's handler.
+    let error = Some("deadlocked on a lock".into());
+    assert_eq!(d(true, None), (Outcome::Error, None, error.clone()));
+    // A test of an instrumented function that calls exit() is an error however it ends.
+    assert_eq!(d(false, Some(0)), (Outcome::Error, None, error));
+}
+
+#[test]
 fn the_tests_own_time_is_between_its_stamps_and_the_rest_is_the_pods() {
     let i = info(false); // started_ns 99
     let mut e = Ending {

@@ -338,6 +338,28 @@ pub fn at_exit(f: extern "C" fn()) {
     unsafe { libc::atexit(f) };
 }
 
+/// Register a function to run when the process exits normally, given the status `exit()` was
+/// called with (glibc's `on_exit`). `false` where the C library has none (then `at_exit`).
+pub fn at_exit_with_status(f: extern "C" fn(libc::c_int, *mut libc::c_void)) -> bool {
+    #[cfg(target_env = "gnu")]
+    {
+        extern "C" {
+            fn on_exit(
+                f: extern "C" fn(libc::c_int, *mut libc::c_void),
+                arg: *mut libc::c_void,
+            ) -> libc::c_int;
+        }
+        // SAFETY: f is a plain extern "C" function valid for the process lifetime; its argument
+        // is unused (null).
+        unsafe { on_exit(f, std::ptr::null_mut()) == 0 }
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        let _ = f;
+        false
+    }
+}
+
 pub fn secure_getenv_str(name: &str) -> Option<String> {
     super::secure_getenv_os(name).map(|v| v.to_string_lossy().into_owned())
 }

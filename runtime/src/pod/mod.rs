@@ -454,12 +454,13 @@ pub fn begin_test(rust: bool) {
     if rust {
         stdio::take_rust_stdout();
     }
-    BEGAN.store(true, Ordering::Relaxed);
+    BEGAN.store(sys::getpid(), Ordering::Relaxed);
     report_frame(b'S', &sys::monotonic_ns().to_le_bytes());
 }
 
-/// Set once this pod's test began (`begin_test`).
-static BEGAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The process whose test began (`begin_test`), 0 before: a process the test forks inherits it,
+/// and its own `exit()` says nothing of the test's.
+static BEGAN: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 /// In the runtime's exit handler, in a pod whose test began and now calls `exit(status)`: stamp
 /// its end (`T`), say the status (`X`: its verdict, should a handler after this one never return)
@@ -469,7 +470,7 @@ static BEGAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 /// held where a thread was loading or unloading a library (`_dl_fini` takes it). `status`: `None`
 /// where the C library does not give it.
 pub fn test_exiting(status: Option<i32>) {
-    if !BEGAN.swap(false, Ordering::Relaxed) {
+    if BEGAN.swap(0, Ordering::Relaxed) != sys::getpid() {
         return;
     }
     clones::report_changes();

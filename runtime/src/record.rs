@@ -408,11 +408,8 @@ pub fn decide(
     if let Some(m) = &e.deadlock {
         match &e.verdict {
             // A `ckpt()` test stuck in exit handlers after `exit(code)`: its status is its verdict.
-            None if manual && e.exited == Some(0) => return (Outcome::Pass, Some(0), None, None),
             None if manual && e.exited.is_some() => {
-                let code = e.exited.unwrap_or_default();
-                let m = format!("pod exited with status {code}");
-                return (Outcome::Fail, Some(code), None, Some(m));
+                return manual_exit(e.exited.unwrap_or_default())
             }
             None => return (Outcome::Error, None, None, Some(m.clone())),
             // Stuck after its verdict (the runtime's own flush): the verdict stands.
@@ -482,18 +479,25 @@ pub fn decide(
             None,
             m.clone().or(Some("test failed".into())),
         ),
-        (None, true) if code == 0 => (Outcome::Pass, Some(0), None, None),
-        (None, true) => (
-            Outcome::Fail,
-            Some(code),
-            None,
-            Some(format!("pod exited with status {code}")),
-        ),
+        (None, true) => manual_exit(code),
         (None, false) => (
             Outcome::Error,
             Some(code),
             None,
             Some(format!("the test called exit({code}) before returning")),
+        ),
+    }
+}
+
+/// A `ckpt()` test's outcome by the status it exited with.
+fn manual_exit(code: i32) -> (Outcome, Option<i32>, Option<String>, Option<String>) {
+    match code {
+        0 => (Outcome::Pass, Some(0), None, None),
+        _ => (
+            Outcome::Fail,
+            Some(code),
+            None,
+            Some(format!("pod exited with status {code}")),
         ),
     }
 }

@@ -438,10 +438,15 @@ pub fn report_frame_on(fd: RawFd, tag: u8, payload: &[u8]) {
         return;
     }
     let mut buf = Vec::with_capacity(5 + payload.len());
+    push_frame(&mut buf, tag, payload);
+    let _ = sys::write_all(fd, &buf);
+}
+
+/// A frame appended to `buf`: tag, little-endian length, payload.
+fn push_frame(buf: &mut Vec<u8>, tag: u8, payload: &[u8]) {
     buf.push(tag);
     buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     buf.extend_from_slice(payload);
-    let _ = sys::write_all(fd, &buf);
 }
 
 /// In the pod, right before the test's first instruction: `rust` pods first make sure of Rust's
@@ -475,20 +480,12 @@ pub fn test_exiting(status: Option<i32>) {
     }
     clones::report_changes();
     // One write for both frames (each write wakes the supervisor).
-    let mut frames = [0u8; 2 * 5 + 8 + 4];
-    frames[0] = b'T';
-    frames[1..5].copy_from_slice(&8u32.to_le_bytes());
-    frames[5..13].copy_from_slice(&sys::monotonic_ns().to_le_bytes());
-    let len = match status {
-        Some(s) => {
-            frames[13] = b'X';
-            frames[14..18].copy_from_slice(&4u32.to_le_bytes());
-            frames[18..22].copy_from_slice(&s.to_le_bytes());
-            22
-        }
-        None => 13,
-    };
-    let _ = sys::write_all(report_fd(), &frames[..len]);
+    let mut frames = Vec::with_capacity(2 * 5 + 8 + 4);
+    push_frame(&mut frames, b'T', &sys::monotonic_ns().to_le_bytes());
+    if let Some(s) = status {
+        push_frame(&mut frames, b'X', &s.to_le_bytes());
+    }
+    let _ = sys::write_all(report_fd(), &frames);
     stdio::flush_test_output();
 }
 
